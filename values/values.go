@@ -53,7 +53,7 @@ const NGroups = 4
 
 type info struct {
 	code, name, goal, short string
-	groups               []Group
+	groups                  []Group
 }
 
 // The defining goals follow Schwartz (1992, 2012) as summarised in the
