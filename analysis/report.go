@@ -1,0 +1,370 @@
+package analysis
+
+import (
+	"bufio"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/society-sim/society/population"
+	"github.com/society-sim/society/values"
+)
+
+// GzipAnswersAbove is the number of answer rows above which answers.csv is
+// written gzip-compressed as answers.csv.gz (about 30 MB of text).
+const GzipAnswersAbove = 1_000_000
+
+// Output is what a results directory is made from.
+type Output struct {
+	Outcome   *Outcome
+	Collector *Collector
+	Study     *Study
+	// Scenario is the exact scenario used, defaults filled in, as TOML.
+	Scenario []byte
+}
+
+// WriteDir writes a complete results directory at dir. It writes into a
+// sibling temporary directory and renames it into place only when every file
+// is complete, so a crash or an error never leaves a half-written dir; an
+// existing dir is replaced.
+func WriteDir(dir string, o *Output) error {
+	parent := filepath.Dir(dir)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("results dir: %w", err)
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".partial-")
+	if err != nil {
+		return fmt.Errorf("results dir: %w", err)
+	}
+	if err := writeAll(tmp, o); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		os.RemoveAll(tmp)
+		return fmt.Errorf("results dir: %w", err)
+	}
+	var old string
+	if _, err := os.Stat(dir); err == nil {
+		old = tmp + ".old"
+		if err := os.Rename(dir, old); err != nil {
+			os.RemoveAll(tmp)
+			return fmt.Errorf("results dir: replace %s: %w", dir, err)
+		}
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		os.RemoveAll(tmp)
+		return fmt.Errorf("results dir: %w", err)
+	}
+	if old != "" {
+		os.RemoveAll(old)
+	}
+	return nil
+}
+
+func writeAll(dir string, o *Output) error {
+	steps := []struct {
+		name string
+		fn   func(io.Writer) error
+	}{
+		{"results.json", func(w io.Writer) error { return writeJSON(w, &o.Outcome.Results) }},
+		{"scenario.toml", func(w io.Writer) error { _, err := w.Write(o.Scenario); return err }},
+		{"population.csv", func(w io.Writer) error { return writePopulation(w, o.Study.Pool) }},
+		{"invalid.jsonl", func(w io.Writer) error { return writeInvalid(w, o.Collector) }},
+		{"value_structure.csv", func(w io.Writer) error { return writeValueStructure(w, o.Outcome.Results.ValueStructure) }},
+	}
+	rows := o.Outcome.Results.Answers.Expected
+	if rows > GzipAnswersAbove {
+		steps = append(steps, struct {
+			name string
+			fn   func(io.Writer) error
+		}{"answers.csv.gz", func(w io.Writer) error {
+			zw := gzip.NewWriter(w)
+			if err := writeAnswers(zw, o); err != nil {
+				return err
+			}
+			return zw.Close()
+		}})
+	} else {
+		steps = append(steps, struct {
+			name string
+			fn   func(io.Writer) error
+		}{"answers.csv", func(w io.Writer) error { return writeAnswers(w, o) }})
+	}
+	for _, s := range steps {
+		if err := writeFile(filepath.Join(dir, s.name), s.fn); err != nil {
+			return err
+		}
+	}
+	var figures []string
+	for _, m := range o.Outcome.Maps {
+		base := fmt.Sprintf("mds_%s_%s", fileToken(m.Model), fileToken(m.Strategy))
+		title := fmt.Sprintf("%s, %s vs %s (similarity %.2f)", m.Model, m.Strategy, m.Reference, m.Similarity)
+		if err := PlotMDS(m.Human, m.Fitted, values.Codes(), title, filepath.Join(dir, base)); err != nil {
+			return fmt.Errorf("figure %s: %w", base, err)
+		}
+		figures = append(figures, base)
+	}
+	return writeFile(filepath.Join(dir, "report.md"), func(w io.Writer) error {
+		return writeReport(w, o, figures)
+	})
+}
+
+func writeFile(path string, fn func(io.Writer) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	if err := fn(bw); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
+	}
+	if err := bw.Flush(); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
+	}
+	return nil
+}
+
+func fileToken(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func writePopulation(w io.Writer, p *population.Pool) error {
+	if _, err := io.WriteString(w, "agent,persona,strategy\n"); err != nil {
+		return err
+	}
+	var buf []byte
+	for a := range p.Size() {
+		for si, m := range p.Strategies {
+			if !p.In(si, a) {
+				continue
+			}
+			buf = strconv.AppendInt(buf[:0], int64(a), 10)
+			buf = append(buf, ',')
+			buf = append(buf, p.Persona[a].Code()...)
+			buf = append(buf, ',')
+			buf = append(buf, m.Name...)
+			buf = append(buf, '\n')
+			if _, err := w.Write(buf); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func sortedInvalid(c *Collector) []InvalidAnswer {
+	iv := c.Invalid()
+	slices.SortFunc(iv, func(a, b InvalidAnswer) int {
+		if c := strings.Compare(a.Model, b.Model); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Instrument, b.Instrument); c != 0 {
+			return c
+		}
+		if a.Round != b.Round {
+			return a.Round - b.Round
+		}
+		if a.Item != b.Item {
+			return a.Item - b.Item
+		}
+		return a.Agent - b.Agent
+	})
+	return iv
+}
+
+func writeInvalid(w io.Writer, c *Collector) error {
+	enc := json.NewEncoder(w)
+	for _, iv := range sortedInvalid(c) {
+		if err := enc.Encode(iv); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeAnswers(w io.Writer, o *Output) error {
+	if _, err := io.WriteString(w, "model,agent,persona,instrument,item,round,answer,valid\n"); err != nil {
+		return err
+	}
+	pool := o.Study.Pool
+	var buf []byte
+	for _, sh := range o.Collector.Sheets(o.Study.Plans) {
+		n := len(sh.Instrument.Items)
+		min := sh.Instrument.Scale.Min
+		for a := range o.Collector.Agents() {
+			for _, it := range sh.Items {
+				code := sh.Codes[a*n+it]
+				buf = append(buf[:0], sh.Model...)
+				buf = append(buf, ',')
+				buf = strconv.AppendInt(buf, int64(a), 10)
+				buf = append(buf, ',')
+				buf = append(buf, pool.Persona[a].Code()...)
+				buf = append(buf, ',')
+				buf = append(buf, sh.Instrument.Name...)
+				buf = append(buf, ',')
+				buf = strconv.AppendInt(buf, int64(sh.Instrument.Items[it].ID), 10)
+				buf = append(buf, ',')
+				buf = strconv.AppendInt(buf, int64(sh.Round), 10)
+				buf = append(buf, ',')
+				if code != 0 {
+					buf = strconv.AppendInt(buf, int64(int(code)-1+min), 10)
+					buf = append(buf, ",true\n"...)
+				} else {
+					buf = append(buf, ",false\n"...)
+				}
+				if _, err := w.Write(buf); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func writeValueStructure(w io.Writer, rows []ValueStructureRow) error {
+	if _, err := io.WriteString(w, "model,strategy,instrument,reference,agents,values_similarity,bootstrap_mean,ci95_low,ci95_high,p_value\n"); err != nil {
+		return err
+	}
+	for _, r := range rows {
+		if _, err := fmt.Fprintf(w, "%s,%s,%s,%s,%d,%s,%s,%s,%s,%s\n", r.Model, r.Strategy, r.Instrument, r.Reference, r.Agents,
+			fmtNum(r.ValuesSimilarity, 4), fmtNum(r.BootstrapMean, 4), fmtNum(r.CI95[0], 4), fmtNum(r.CI95[1], 4), fmtP(r.PValue)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func fmtNum(n Num, prec int) string {
+	b, _ := n.MarshalJSON()
+	if string(b) == "null" {
+		return "NA"
+	}
+	return strconv.FormatFloat(float64(n), 'f', prec, 64)
+}
+
+func fmtP(n Num) string {
+	b, _ := n.MarshalJSON()
+	if string(b) == "null" {
+		return "NA"
+	}
+	if float64(n) < 0.001 {
+		return "<.001"
+	}
+	return strconv.FormatFloat(float64(n), 'f', 3, 64)
+}
+
+func writeReport(w io.Writer, o *Output, figures []string) error {
+	r := &o.Outcome.Results
+	b := &strings.Builder{}
+	fmt.Fprintf(b, "# %s\n\n", r.Scenario)
+	if r.Note != "" {
+		fmt.Fprintf(b, "> **Synthetic respondents.** %s\n\n", r.Note)
+	}
+	fmt.Fprintf(b, "Seed %d. Models:\n\n", r.Seed)
+	for _, m := range r.Models {
+		label := m.Backend
+		if m.Model != "" {
+			label += " `" + m.Model + "`"
+		}
+		fmt.Fprintf(b, "- **%s**: %s, %s mode\n", m.Name, label, m.Mode)
+	}
+	b.WriteString("\n## Population\n\n| strategy | agents |")
+	for _, c := range values.Codes() {
+		b.WriteString(" " + c + " |")
+	}
+	b.WriteString(" none |\n|---|---:|")
+	b.WriteString(strings.Repeat("---:|", values.N+1))
+	b.WriteString("\n")
+	for _, p := range r.Population {
+		fmt.Fprintf(b, "| %s | %d |", p.Strategy, p.Size)
+		for _, c := range append(values.Codes(), "none") {
+			fmt.Fprintf(b, " %d |", p.Counts[c])
+		}
+		b.WriteString("\n")
+	}
+	fmt.Fprintf(b, "\nAnswers: %d expected, %d valid, %d invalid.\n", r.Answers.Expected, r.Answers.Valid, r.Answers.Invalid)
+	fmt.Fprintf(b, "Model calls: %d, cache hits: %d, retries: %d.\n", r.LLM.Calls, r.LLM.CacheHits, r.LLM.Retries)
+
+	b.WriteString("\n## Values similarity (Table 1)\n\n")
+	b.WriteString("Similarity of the population's value structure to each human reference: the 10×10 correlation matrix of value scores, " +
+		"classical MDS to two dimensions, Procrustes fit onto the human configuration, 1 − normalised disparity. " +
+		"Brackets: 95% bootstrap interval; p: one-sample t-test of the bootstrap similarities against 0.\n\n")
+	b.WriteString(ValueStructureTable(r.ValueStructure))
+	if len(figures) > 0 {
+		b.WriteString("\n## Value maps\n\nHuman configuration (hollow) and the population's, fitted onto it (filled).\n\n")
+		for _, f := range figures {
+			fmt.Fprintf(b, "![%s](%s.png)\n\n", f, f)
+		}
+	}
+	b.WriteString("\n## Files\n\n`results.json` (machine-readable), `answers.csv` (or `.csv.gz`), `population.csv`, `invalid.jsonl`, " +
+		"`value_structure.csv`, `scenario.toml` (the exact scenario, to run again), figures as PNG and SVG.\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// ValueStructureTable lays out value-structure rows as a Markdown table:
+// one row per model and strategy, one column per reference.
+func ValueStructureTable(rows []ValueStructureRow) string {
+	var refs []string
+	type rk struct{ model, strategy, instrument string }
+	var order []rk
+	cells := map[rk]map[string]ValueStructureRow{}
+	for _, r := range rows {
+		if !slices.Contains(refs, r.Reference) {
+			refs = append(refs, r.Reference)
+		}
+		k := rk{r.Model, r.Strategy, r.Instrument}
+		if cells[k] == nil {
+			cells[k] = map[string]ValueStructureRow{}
+			order = append(order, k)
+		}
+		cells[k][r.Reference] = r
+	}
+	b := &strings.Builder{}
+	b.WriteString("| model | strategy | agents |")
+	for _, ref := range refs {
+		b.WriteString(" " + ref + " |")
+	}
+	b.WriteString("\n|---|---|---:|" + strings.Repeat("---|", len(refs)) + "\n")
+	for _, k := range order {
+		n := 0
+		for _, r := range cells[k] {
+			n = r.Agents
+		}
+		fmt.Fprintf(b, "| %s | %s | %d |", k.model, k.strategy, n)
+		for _, ref := range refs {
+			r, ok := cells[k][ref]
+			if !ok {
+				b.WriteString(" |")
+				continue
+			}
+			fmt.Fprintf(b, " %s [%s, %s] p %s |", fmtNum(r.ValuesSimilarity, 3), fmtNum(r.CI95[0], 3), fmtNum(r.CI95[1], 3), fmtP(r.PValue))
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}

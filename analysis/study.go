@@ -1,0 +1,262 @@
+package analysis
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strconv"
+
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/society-sim/society/population"
+	"github.com/society-sim/society/values"
+)
+
+// ModelInfo describes a model of the run in results.
+type ModelInfo struct {
+	Name      string `json:"name"`
+	Backend   string `json:"backend"`
+	Model     string `json:"model,omitempty"`
+	Mode      string `json:"mode"`
+	Synthetic bool   `json:"synthetic"`
+}
+
+// Study is what the analysis needs to know about a run.
+type Study struct {
+	Name       string
+	Seed       uint64
+	Models     []ModelInfo
+	Pool       *population.Pool
+	Plans      []Plan
+	References []string
+	// BootstrapIterations resamples of BootstrapSize agents each give the
+	// 95% interval and the p-value of every similarity.
+	BootstrapIterations int
+	BootstrapSize       int
+}
+
+// Results is results.json. Keys are stable: scripts rely on them.
+type Results struct {
+	Scenario       string              `json:"scenario"`
+	Seed           uint64              `json:"seed"`
+	Note           string              `json:"note,omitempty"`
+	Models         []ModelInfo         `json:"models"`
+	Population     []PopulationRow     `json:"population"`
+	Answers        AnswerCounts        `json:"answers"`
+	LLM            LLMCounts           `json:"llm"`
+	ValueStructure []ValueStructureRow `json:"value_structure"`
+	ValueBehavior  []ValueBehaviorRow  `json:"value_behavior"`
+	Games          any                 `json:"games"`
+}
+
+// PopulationRow is one strategy's population.
+type PopulationRow struct {
+	Strategy string         `json:"strategy"`
+	Size     int            `json:"size"`
+	Counts   map[string]int `json:"counts"`
+}
+
+// AnswerCounts reconcile: valid + invalid = expected.
+type AnswerCounts struct {
+	Expected int64 `json:"expected"`
+	Valid    int64 `json:"valid"`
+	Invalid  int64 `json:"invalid"`
+}
+
+// LLMCounts counts model traffic.
+type LLMCounts struct {
+	Calls     int64 `json:"calls"`
+	CacheHits int64 `json:"cache_hits"`
+	Retries   int64 `json:"retries"`
+}
+
+// ValueStructureRow is one cell of Table 1: how human-like a model's value
+// structure is under a strategy, against one human reference.
+type ValueStructureRow struct {
+	Model            string `json:"model"`
+	Strategy         string `json:"strategy"`
+	Reference        string `json:"reference"`
+	Instrument       string `json:"instrument"`
+	Agents           int    `json:"agents"`
+	ValuesSimilarity Num    `json:"values_similarity"`
+	BootstrapMean    Num    `json:"bootstrap_mean"`
+	CI95             [2]Num `json:"ci95"`
+	PValue           Num    `json:"p_value"`
+}
+
+// ValueBehaviorRow is one cell of Table 2.
+type ValueBehaviorRow struct {
+	Model              string `json:"model"`
+	Strategy           string `json:"strategy"`
+	Instrument         string `json:"instrument"`
+	Reference          string `json:"reference"`
+	ReferenceKind      string `json:"reference_kind"`
+	BehaviorSimilarity Num    `json:"behavior_similarity"`
+	PValue             Num    `json:"p_value"`
+}
+
+// ValueMap is what the MDS figure of one model and strategy needs.
+type ValueMap struct {
+	Model, Strategy, Reference string
+	Human, Fitted              *mat.Dense
+	Similarity                 float64
+}
+
+// Scores holds each agent's value scores on a value instrument.
+type Scores struct {
+	Raw, MRAT [][values.N]float64
+	OK        []bool
+}
+
+// Outcome is everything the analysis computed.
+type Outcome struct {
+	Results Results
+	Maps    []ValueMap
+}
+
+// Compute analyses the collected answers.
+func (st *Study) Compute(c *Collector) (*Outcome, error) {
+	out := &Outcome{}
+	r := &out.Results
+	r.Scenario, r.Seed, r.Models = st.Name, st.Seed, st.Models
+	r.ValueStructure = []ValueStructureRow{}
+	r.ValueBehavior = []ValueBehaviorRow{}
+	for _, m := range st.Models {
+		if m.Synthetic {
+			r.Note = "Answers come from the built-in synthetic respondents (a generative psychometric model, not a language model): they show what the pipeline measures, never a result about models."
+		}
+	}
+	for _, m := range st.Pool.Strategies {
+		row := PopulationRow{Strategy: m.Name, Counts: map[string]int{}}
+		for p, n := range m.Counts {
+			row.Counts[population.Persona(p).Code()] = n
+			row.Size += n
+		}
+		r.Population = append(r.Population, row)
+	}
+	r.Answers.Expected, r.Answers.Valid, r.Answers.Invalid = c.Counts()
+
+	refs := make([]Reference, 0, len(st.References))
+	for _, name := range st.References {
+		ref, err := LookupReference(name)
+		if err != nil {
+			return nil, err
+		}
+		refs = append(refs, ref)
+	}
+	for _, sh := range c.Sheets(st.Plans) {
+		keyOf := make([]int, len(sh.Instrument.Items))
+		valueItems := 0
+		for i, it := range sh.Instrument.Items {
+			keyOf[i] = -1
+			if v, err := values.Parse(it.Key); err == nil && v.Valid() {
+				keyOf[i] = int(v)
+				valueItems++
+			}
+		}
+		if valueItems < len(keyOf) {
+			continue // not a value instrument
+		}
+		sc := scoreSheet(sh, keyOf, c.Agents())
+		for si, strat := range st.Pool.Strategies {
+			members := make([]int, 0, st.Pool.StrategySize(si))
+			for a := 0; a < c.Agents(); a++ {
+				if st.Pool.In(si, a) && sc.OK[a] {
+					members = append(members, a)
+				}
+			}
+			for ri, ref := range refs {
+				rows := sc.MRAT
+				if ref.Centering == "raw" {
+					rows = sc.Raw
+				}
+				model := corrOf(rows, members)
+				vr := ValueStructureRow{Model: sh.Model, Strategy: strat.Name, Reference: ref.Name,
+					Instrument: sh.Instrument.Name, Agents: len(members)}
+				human, fitted, sim, err := MDSMap(model, ref.R)
+				if err != nil {
+					vr.ValuesSimilarity = Num(math.NaN())
+				} else {
+					vr.ValuesSimilarity = Num(sim)
+					if ri == 0 {
+						out.Maps = append(out.Maps, ValueMap{Model: sh.Model, Strategy: strat.Name, Reference: ref.Name,
+							Human: human, Fitted: fitted, Similarity: sim})
+					}
+				}
+				rng := rand.New(rand.NewPCG(st.Seed, hash64(sh.Model, strat.Name, ref.Name)))
+				acc := NewCorrAccumulator(values.N)
+				bs := Bootstrap(len(members), st.BootstrapIterations, st.BootstrapSize, rng, func(idx []int) (float64, bool) {
+					acc.Reset()
+					for _, i := range idx {
+						acc.Add(rows[members[i]][:])
+					}
+					s, err := ValuesSimilarity(acc.Corr(), ref.R)
+					return s, err == nil
+				})
+				vr.BootstrapMean, vr.CI95, vr.PValue = Num(bs.Mean), [2]Num{Num(bs.CI95[0]), Num(bs.CI95[1])}, Num(bs.P)
+				r.ValueStructure = append(r.ValueStructure, vr)
+			}
+		}
+	}
+	return out, nil
+}
+
+func scoreSheet(sh *Sheet, keyOf []int, agents int) *Scores {
+	n := len(keyOf)
+	sc := &Scores{Raw: make([][values.N]float64, agents), MRAT: make([][values.N]float64, agents), OK: make([]bool, agents)}
+	for a := 0; a < agents; a++ {
+		sc.OK[a] = ValueScores(keyOf, sh.Codes[a*n:(a+1)*n], sc.Raw[a][:], sc.MRAT[a][:])
+	}
+	return sc
+}
+
+func corrOf(rows [][values.N]float64, members []int) *mat.SymDense {
+	acc := NewCorrAccumulator(values.N)
+	for _, a := range members {
+		acc.Add(rows[a][:])
+	}
+	return acc.Corr()
+}
+
+func hash64(parts ...string) uint64 {
+	h := uint64(14695981039346656037)
+	for _, p := range parts {
+		for i := 0; i < len(p); i++ {
+			h ^= uint64(p[i])
+			h *= 1099511628211
+		}
+		h ^= 0xff
+		h *= 1099511628211
+	}
+	return h
+}
+
+// String gives a short description for errors.
+func (r ValueStructureRow) String() string {
+	return fmt.Sprintf("%s/%s vs %s: %.3f", r.Model, r.Strategy, r.Reference, float64(r.ValuesSimilarity))
+}
+
+// Num is a figure in results.json: NaN and infinities (a degenerate
+// resample, a constant column) are written as null, which JSON can hold.
+type Num float64
+
+// MarshalJSON writes null for NaN and infinities and rounds to 6 decimals,
+// enough for every figure and stable across platforms.
+func (n Num) MarshalJSON() ([]byte, error) {
+	f := float64(n)
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return []byte("null"), nil
+	}
+	return strconv.AppendFloat(nil, math.Round(f*1e6)/1e6, 'g', -1, 64), nil
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (n *Num) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*n = Num(math.NaN())
+		return nil
+	}
+	f, err := strconv.ParseFloat(string(b), 64)
+	*n = Num(f)
+	return err
+}
