@@ -1,0 +1,90 @@
+package agent
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/society-sim/society/questionnaires"
+	"github.com/society-sim/society/values"
+)
+
+// Prompt is a rendered chat prompt. System carries the value prefix, which
+// is the same for every question a persona asks: servers with prefix caching
+// (vLLM, SGLang) then reuse its computation across all items.
+type Prompt struct {
+	System string
+	User   string
+}
+
+// Prefix is the value-priming text of a persona, written from the value's
+// defining goal (StyleDescription) or its name only (StyleName). It is empty
+// for StyleNone and for personas without a dominant value.
+func Prefix(p Persona) string {
+	if !p.Value.Valid() {
+		return ""
+	}
+	switch p.Style {
+	case StyleNone:
+		return ""
+	case StyleName:
+		return fmt.Sprintf("Imagine you are someone for whom %s matters more than anything else.",
+			strings.ToLower(p.Value.Name()))
+	default:
+		return fmt.Sprintf("Imagine you are someone for whom %s matters more than anything else. "+
+			"What you care about most is %s.", strings.ToLower(p.Value.Name()), p.Value.Description())
+	}
+}
+
+// Instruction is the answer instruction for an instrument's scale, naming
+// every label so that the model can answer with the number or the words.
+func Instruction(in *questionnaires.Instrument) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Answer with a single number from %d to %d, where ", in.Scale.Min, in.Scale.Max)
+	for x := in.Scale.Min; x <= in.Scale.Max; x++ {
+		if x > in.Scale.Min {
+			b.WriteString(", ")
+		}
+		b.WriteString(strconv.Itoa(x))
+		b.WriteString(" = ")
+		b.WriteString(in.Scale.Label(x))
+	}
+	b.WriteString(". Reply with the number only.")
+	return b.String()
+}
+
+// StrictInstruction is the instruction used when a first answer could not
+// be parsed.
+func StrictInstruction(in *questionnaires.Instrument) string {
+	return fmt.Sprintf("Your previous reply could not be read. Reply with exactly one digit from %d to %d and nothing else.",
+		in.Scale.Min, in.Scale.Max)
+}
+
+// Render builds the prompt of a question. The order is fixed (prefix,
+// context, instrument instruction, item, answer instruction) so that prompts
+// sharing a persona share the longest possible prefix.
+func Render(q *Question) Prompt {
+	in := q.Instrument
+	var u strings.Builder
+	if q.Context != "" {
+		u.WriteString(q.Context)
+		u.WriteString("\n\n")
+	}
+	if in.Instruction != "" {
+		u.WriteString(in.Instruction)
+		u.WriteString("\n\n")
+	}
+	u.WriteString(in.Items[q.Item].Text)
+	u.WriteString("\n\n")
+	u.WriteString(Instruction(in))
+	return Prompt{System: Prefix(q.Persona), User: u.String()}
+}
+
+// Personas lists every persona of a style: the ten values and values.None.
+func Personas(style Style) []Persona {
+	out := make([]Persona, 0, values.N+1)
+	for _, v := range values.All() {
+		out = append(out, Persona{Value: v, Style: style})
+	}
+	return append(out, Persona{Value: values.None, Style: style})
+}

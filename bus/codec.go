@@ -1,0 +1,171 @@
+package bus
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/society-sim/society/agent"
+)
+
+// Wire formats. Tasks are small and rare, so they are JSON; answer batches
+// carry one byte per agent and dominate the traffic, so they are a compact
+// binary record:
+//
+//	'A' version(1) model instrument item round shard first len(codes) codes
+//	count(invalid) {agent raw reason}...
+//
+// with strings as uvarint length + bytes and integers as uvarints.
+
+const (
+	batchMagic   = 'A'
+	batchVersion = 1
+	taskVersion  = 1
+	maxString    = 1 << 20
+)
+
+// ErrBadMessage marks a message that is not in a format this version reads;
+// hosts and consumers count and skip such messages instead of stopping.
+var ErrBadMessage = errors.New("bad message")
+
+// TaskMsg is the wire form of an agent.Task for one shard.
+type TaskMsg struct {
+	V          int    `json:"v"`
+	Model      string `json:"model"`
+	Instrument string `json:"instrument"`
+	Items      []int  `json:"items"`
+	Round      int    `json:"round"`
+	Shard      int    `json:"shard"`
+	Style      string `json:"style,omitempty"`
+}
+
+// EncodeTask encodes a task message.
+func EncodeTask(t TaskMsg) []byte {
+	t.V = taskVersion
+	b, _ := json.Marshal(t) // cannot fail: plain fields
+	return b
+}
+
+// DecodeTask decodes a task message.
+func DecodeTask(data []byte) (TaskMsg, error) {
+	var t TaskMsg
+	if err := json.Unmarshal(data, &t); err != nil {
+		return t, fmt.Errorf("%w: task: %v", ErrBadMessage, err)
+	}
+	if t.V != taskVersion {
+		return t, fmt.Errorf("%w: task version %d, want %d", ErrBadMessage, t.V, taskVersion)
+	}
+	if t.Model == "" || t.Instrument == "" || len(t.Items) == 0 || t.Shard < 0 || t.Round < 0 {
+		return t, fmt.Errorf("%w: task lacks model, instrument, items or a valid shard", ErrBadMessage)
+	}
+	return t, nil
+}
+
+// AppendBatch appends the wire form of b to dst.
+func AppendBatch(dst []byte, b *agent.Batch) []byte {
+	dst = append(dst, batchMagic, batchVersion)
+	dst = appendString(dst, b.Model)
+	dst = appendString(dst, b.Instrument)
+	dst = binary.AppendUvarint(dst, uint64(b.Item))
+	dst = binary.AppendUvarint(dst, uint64(b.Round))
+	dst = binary.AppendUvarint(dst, uint64(b.Shard))
+	dst = binary.AppendUvarint(dst, uint64(b.First))
+	dst = binary.AppendUvarint(dst, uint64(len(b.Codes)))
+	dst = append(dst, b.Codes...)
+	dst = binary.AppendUvarint(dst, uint64(len(b.Invalid)))
+	for _, iv := range b.Invalid {
+		dst = binary.AppendUvarint(dst, uint64(iv.Agent))
+		dst = appendString(dst, iv.Raw)
+		dst = appendString(dst, iv.Reason)
+	}
+	return dst
+}
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) uvarint() int {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 || v > 1<<31 {
+		r.err = errors.New("bad integer")
+		return 0
+	}
+	r.b = r.b[n:]
+	return int(v)
+}
+
+func (r *reader) bytes(n int) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if n > len(r.b) {
+		r.err = errors.New("truncated")
+		return nil
+	}
+	out := r.b[:n:n]
+	r.b = r.b[n:]
+	return out
+}
+
+func (r *reader) string() string {
+	n := r.uvarint()
+	if n > maxString {
+		r.err = errors.New("string too long")
+		return ""
+	}
+	return string(r.bytes(n))
+}
+
+// DecodeBatch decodes an answer batch. Codes alias data.
+func DecodeBatch(data []byte) (*agent.Batch, error) {
+	if len(data) < 2 || data[0] != batchMagic {
+		return nil, fmt.Errorf("%w: not an answer batch", ErrBadMessage)
+	}
+	if data[1] != batchVersion {
+		return nil, fmt.Errorf("%w: answer batch version %d, want %d", ErrBadMessage, data[1], batchVersion)
+	}
+	r := &reader{b: data[2:]}
+	b := &agent.Batch{}
+	b.Model = r.string()
+	b.Instrument = r.string()
+	b.Item = r.uvarint()
+	b.Round = r.uvarint()
+	b.Shard = r.uvarint()
+	b.First = r.uvarint()
+	b.Codes = r.bytes(r.uvarint())
+	n := r.uvarint()
+	if r.err == nil && n > len(b.Codes) {
+		r.err = errors.New("more invalid answers than answers")
+	}
+	for i := 0; i < n && r.err == nil; i++ {
+		iv := agent.Invalid{Agent: r.uvarint(), Raw: r.string(), Reason: r.string()}
+		if r.err == nil && (iv.Agent < b.First || iv.Agent >= b.First+len(b.Codes)) {
+			r.err = fmt.Errorf("invalid answer of agent %d outside the batch", iv.Agent)
+		}
+		b.Invalid = append(b.Invalid, iv)
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.err = errors.New("trailing bytes")
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("%w: answer batch: %v", ErrBadMessage, r.err)
+	}
+	return b, nil
+}
+
+// MsgID is the de-duplication id of a batch: the same answers published
+// twice (a retry, a restarted host) collapse into one stored message.
+func MsgID(run string, b *agent.Batch) string {
+	return fmt.Sprintf("%s.%s.%d.%s.%d.%d", run, b.Model, b.Shard, b.Instrument, b.Item, b.Round)
+}

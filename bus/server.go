@@ -1,0 +1,129 @@
+// Package bus owns everything that travels over NATS: the embedded
+// nats-server with JetStream, the subjects of a run, the wire encoding of
+// tasks and answer batches, the answer stream, the agent host that hands task
+// events to its shards of agents, and the consumer that feeds answers to the
+// analysis.
+//
+// It is an adapter: it imports the domain packages (agent, questionnaires,
+// values) and never another adapter (llm, metrics).
+package bus
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// ServerOptions configures the embedded NATS server.
+type ServerOptions struct {
+	// Listen makes the server accept TCP clients on Host:Port (Port 0 picks a
+	// free port). Without it only in-process connections are possible, which
+	// is what a single-process run needs and is the fastest path.
+	Listen bool
+	Host   string
+	Port   int
+	// StoreDir holds JetStream's files; empty means a fresh temporary
+	// directory that Shutdown removes.
+	StoreDir string
+	// MaxMemory and MaxStore bound JetStream explicitly, so that a run can
+	// never take the machine's memory by accident. Zero means 1 GiB and
+	// 8 GiB.
+	MaxMemory int64
+	MaxStore  int64
+}
+
+// Server is an embedded nats-server with JetStream.
+type Server struct {
+	ns      *server.Server
+	tempDir string
+}
+
+// StartServer starts an embedded nats-server and waits until it is ready.
+func StartServer(o ServerOptions) (*Server, error) {
+	s := &Server{}
+	dir := o.StoreDir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "society-nats-*")
+		if err != nil {
+			return nil, fmt.Errorf("embedded nats: %w", err)
+		}
+		dir, s.tempDir = d, d
+	}
+	if o.MaxMemory == 0 {
+		o.MaxMemory = 1 << 30
+	}
+	if o.MaxStore == 0 {
+		o.MaxStore = 8 << 30
+	}
+	host := o.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	port := o.Port
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	opts := &server.Options{
+		ServerName:         "society-embedded",
+		Host:               host,
+		Port:               port,
+		DontListen:         !o.Listen,
+		JetStream:          true,
+		JetStreamMaxMemory: o.MaxMemory,
+		JetStreamMaxStore:  o.MaxStore,
+		StoreDir:           dir,
+		NoLog:              true,
+		NoSigs:             true,
+		// Answer batches for large shards run to hundreds of kilobytes.
+		MaxPayload: 8 << 20,
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		s.cleanup()
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		s.cleanup()
+		return nil, errors.New("embedded nats: not ready after 10s")
+	}
+	s.ns = ns
+	return s, nil
+}
+
+// Connect opens a client connection to the embedded server (in-process when
+// the server does not listen).
+func (s *Server) Connect(name string) (*nats.Conn, error) {
+	opts := []nats.Option{nats.Name(name), nats.InProcessServer(s.ns), nats.MaxReconnects(-1)}
+	nc, err := nats.Connect("", opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to embedded nats: %w", err)
+	}
+	return nc, nil
+}
+
+// ClientURL is the URL other processes can use, or "" when not listening.
+func (s *Server) ClientURL() string {
+	if s.ns.Addr() == nil {
+		return ""
+	}
+	return s.ns.ClientURL()
+}
+
+// Shutdown stops the server and removes its temporary store.
+func (s *Server) Shutdown() {
+	s.ns.Shutdown()
+	s.ns.WaitForShutdown()
+	s.cleanup()
+}
+
+func (s *Server) cleanup() {
+	if s.tempDir != "" {
+		os.RemoveAll(s.tempDir)
+	}
+}
