@@ -1,0 +1,256 @@
+// Package scenarios owns the scenario file: the TOML schema a study is
+// written in, its strict decoding (unknown keys are errors), validation that
+// reports every problem at once with file, line and field, the defaults, and
+// the built-in scenarios users copy and edit.
+//
+// It is a domain package: it may import values, population, questionnaires
+// and agent, and must never import nats.go, go-openai, client_golang or an
+// adapter package (bus, llm, metrics).
+package scenarios
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/society-sim/society/agent"
+	"github.com/society-sim/society/population"
+)
+
+// ErrInvalid is wrapped by every error about a scenario's content or
+// syntax, so that callers can tell bad input from a failed run.
+var ErrInvalid = errors.New("invalid scenario")
+
+// Problem is one thing wrong with a scenario, located by file, line (0 when
+// unknown) and field path ("models[1].mode"; empty for syntax errors).
+type Problem struct {
+	File  string
+	Line  int
+	Field string
+	Msg   string
+}
+
+func (p *Problem) Error() string {
+	var b bytes.Buffer
+	b.WriteString(p.File)
+	if p.Line > 0 {
+		fmt.Fprintf(&b, ":%d", p.Line)
+	}
+	b.WriteString(": ")
+	if p.Field != "" {
+		b.WriteString(p.Field + ": ")
+	}
+	b.WriteString(p.Msg)
+	return b.String()
+}
+
+// Unwrap makes every problem an ErrInvalid.
+func (p *Problem) Unwrap() error { return ErrInvalid }
+
+// Limits of the schema. The population limit keeps a run's agent pool (a
+// persona byte and a rank per agent, plus per-agent scores) within the
+// memory of one large machine.
+const (
+	MaxSize        = 50_000_000
+	MaxSamples     = 100_000
+	MaxConcurrency = 100_000
+	MaxItems       = 100_000
+	MaxShards      = 4096
+	MaxBootstrap   = 1_000_000
+)
+
+// Defaults applied when a key is absent.
+const (
+	DefaultSeed        = 1
+	DefaultSize        = 1000
+	DefaultStrategy    = population.HNP
+	DefaultTemperature = 1.0
+	DefaultSamples     = 50
+	DefaultConcurrency = 64
+	DefaultTimeout     = 60 * time.Second
+	DefaultIterations  = 100
+	DefaultBootstrap   = 500
+	DefaultInstrument  = "pvq40"
+)
+
+// Sampling is how a population size is turned into persona counts.
+type Sampling string
+
+const (
+	// Stratified apportions the size exactly (population.Counts).
+	Stratified Sampling = "stratified"
+	// Random draws every agent's persona independently (population.Draw).
+	Random Sampling = "random"
+)
+
+// Backend is the kind of model server.
+type Backend string
+
+const (
+	// Synthetic is the built-in psychometric respondent model.
+	Synthetic Backend = "synthetic"
+	// OpenAI is any OpenAI-compatible HTTP endpoint.
+	OpenAI Backend = "openai"
+)
+
+// Mode is how answers are obtained from a model.
+type Mode string
+
+const (
+	// Distribution asks once per distinct prompt for the answer
+	// probabilities and lets agents draw from them.
+	Distribution Mode = "distribution"
+	// Sample asks for one completion per answer, as the study did.
+	Sample Mode = "sample"
+)
+
+// Priming is how a persona's value is conveyed before the questions.
+type Priming string
+
+const (
+	// PrimingOnly puts the value prompt before the questions.
+	PrimingOnly Priming = "priming"
+	// TestOnly shows a PVQ filled in by a value-prompted model instead.
+	TestOnly Priming = "test"
+	// PrimingAndTest does both.
+	PrimingAndTest Priming = "priming+test"
+)
+
+// Scenario is a study: who is simulated, by which models, answering what,
+// and how the answers are compared with people. After Parse every default is
+// filled in, so the fields can be used as they are.
+type Scenario struct {
+	Name           string          `toml:"name"`
+	Description    string          `toml:"description,omitempty"`
+	Seed           uint64          `toml:"seed"`
+	Population     Population      `toml:"population"`
+	Models         []Model         `toml:"models"`
+	Questionnaires []Questionnaire `toml:"questionnaires"`
+	Analysis       Analysis        `toml:"analysis"`
+	Run            Run             `toml:"run"`
+
+	// File is where the scenario was read from; relative instrument files
+	// were resolved against its directory.
+	File string `toml:"-"`
+}
+
+// Population says how many agents there are and which personas they hold.
+type Population struct {
+	Size int `toml:"size"`
+	// Strategy is the main strategy; it is always one of Strategies.
+	Strategy population.Strategy `toml:"strategy"`
+	// Strategies are every strategy compared in the run, sharing agents.
+	Strategies []population.Strategy `toml:"strategies"`
+	// Weights are the user's weights for the custom strategy, keyed by
+	// value code or name, or "none".
+	Weights    map[string]float64 `toml:"weights,omitempty"`
+	Shares     string             `toml:"shares"`
+	NoDominant float64            `toml:"no_dominant"`
+	Sampling   Sampling           `toml:"sampling"`
+}
+
+// Model is one model to simulate the population with.
+type Model struct {
+	Name      string  `toml:"name"`
+	Backend   Backend `toml:"backend"`
+	BaseURL   string  `toml:"base_url,omitempty"`
+	Model     string  `toml:"model,omitempty"`
+	APIKeyEnv string  `toml:"api_key_env,omitempty"`
+	Mode      Mode    `toml:"mode"`
+	// Temperature is a pointer so that an explicit 0 is sent as such; it
+	// is never nil after Parse.
+	Temperature *float64      `toml:"temperature"`
+	TopP        float64       `toml:"top_p,omitzero"`      // 0: the server's default
+	MaxTokens   int           `toml:"max_tokens,omitzero"` // 0: the server's default
+	Samples     int           `toml:"samples"`
+	Concurrency int           `toml:"concurrency"`
+	Timeout     time.Duration `toml:"timeout"`
+	Style       agent.Style   `toml:"style"`
+	Priming     Priming       `toml:"priming"`
+	Seed        *uint64       `toml:"seed,omitempty"` // nil: not sent
+}
+
+// Questionnaire is one instrument to administer.
+type Questionnaire struct {
+	Name string `toml:"name"`
+	// File is a user instrument file replacing the built-in one; a
+	// relative path in the scenario is resolved against the scenario's
+	// directory and kept absolute here.
+	File string `toml:"file,omitempty"`
+	// Items, when positive, keeps only the first Items items.
+	Items int `toml:"items,omitzero"`
+}
+
+// Analysis configures the comparison with human references.
+type Analysis struct {
+	BootstrapIterations int      `toml:"bootstrap_iterations"`
+	BootstrapSize       int      `toml:"bootstrap_size"`
+	References          []string `toml:"references"`
+}
+
+// Run configures execution.
+type Run struct {
+	// Shards is the number of agent shards; 0 chooses automatically.
+	Shards int `toml:"shards"`
+}
+
+// Load reads and parses the scenario file at path.
+func Load(path string) (*Scenario, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, &Problem{File: path, Msg: err.Error()}
+	}
+	return Parse(data, path)
+}
+
+// Open accepts a scenario file path or the name of a built-in scenario. A
+// path wins over a built-in of the same name.
+func Open(arg string) (*Scenario, error) {
+	if _, err := os.Stat(arg); err == nil || filepath.Ext(arg) != "" || filepath.Base(arg) != arg {
+		return Load(arg)
+	}
+	if _, ok := builtinFile(arg); ok {
+		return Builtin(arg)
+	}
+	return nil, &Problem{File: arg, Msg: fmt.Sprintf("no such file, and no built-in scenario of that name (built-ins: %s)", listNames(BuiltinNames()))}
+}
+
+// Resolved returns the scenario with every default filled in, as TOML that
+// parses back to an equal scenario: the exact study that was run.
+func (s *Scenario) Resolved() ([]byte, error) {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "# Scenario %q with every default filled in.\n\n", s.Name)
+	enc := toml.NewEncoder(&b)
+	enc.Indent = ""
+	if err := enc.Encode(s); err != nil {
+		return nil, fmt.Errorf("encode scenario %q: %w", s.Name, err)
+	}
+	return b.Bytes(), nil
+}
+
+// Problem reports a problem found after parsing (a limit that depends on
+// the machine, say) in the same form as a parse problem: file, line and
+// field. The line is looked up in the scenario's file; it is 0 for a
+// built-in or when the file can no longer be read.
+func (s *Scenario) Problem(field, msg string) error {
+	p := &Problem{File: s.File, Field: field, Msg: msg}
+	if p.File == "" {
+		p.File = s.Name
+	}
+	if src, err := os.ReadFile(s.File); err == nil {
+		p.Line = lineOf(locate(src), field)
+	} else if src, err := BuiltinSource(s.Name); err == nil && s.File == "" {
+		p.Line = lineOf(locate(src), field)
+	}
+	return p
+}
