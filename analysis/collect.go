@@ -43,6 +43,9 @@ type Collector struct {
 	invalid  []InvalidAnswer
 	done     chan struct{}
 	closed   bool
+	// notify receives a token whenever a sheet completes; its buffer of
+	// one keeps Add from blocking while a waiter is busy.
+	notify chan struct{}
 }
 
 type sheetKey struct {
@@ -63,16 +66,22 @@ type Sheet struct {
 	Items      []int // the items asked, in instrument order
 	// Codes is agent-major: Codes[agent*len(Instrument.Items)+item].
 	Codes []uint8
+
+	expected, received int64
 }
+
+// Complete reports whether every answer of the sheet has arrived.
+func (s *Sheet) Complete() bool { return s.received >= s.expected }
 
 // NewCollector expects every agent of a population of size agents to answer
 // every plan.
 func NewCollector(agents int, plans []Plan) *Collector {
-	c := &Collector{agents: agents, sheets: map[sheetKey]*Sheet{}, seen: map[batchKey]struct{}{}, done: make(chan struct{})}
+	c := &Collector{agents: agents, sheets: map[sheetKey]*Sheet{}, seen: map[batchKey]struct{}{}, done: make(chan struct{}),
+		notify: make(chan struct{}, 1)}
 	for _, p := range plans {
 		k := sheetKey{p.Model, p.Instrument.Name, p.Round}
 		c.sheets[k] = &Sheet{Model: p.Model, Instrument: p.Instrument, Round: p.Round, Items: p.Items,
-			Codes: make([]uint8, agents*len(p.Instrument.Items))}
+			Codes: make([]uint8, agents*len(p.Instrument.Items)), expected: int64(agents) * int64(len(p.Items))}
 		c.expected += int64(agents) * int64(len(p.Items))
 	}
 	if c.expected == 0 {
@@ -110,6 +119,13 @@ func (c *Collector) Add(b *agent.Batch) error {
 			c.valid++
 		}
 	}
+	s.received += int64(len(b.Codes))
+	if s.Complete() {
+		select {
+		case c.notify <- struct{}{}:
+		default:
+		}
+	}
 	for _, iv := range b.Invalid {
 		c.invalid = append(c.invalid, InvalidAnswer{Model: b.Model, Agent: iv.Agent, Instrument: b.Instrument,
 			Item: s.Instrument.Items[b.Item].ID, Round: b.Round, Raw: iv.Raw, Reason: iv.Reason})
@@ -125,6 +141,17 @@ func (c *Collector) closeDone() {
 		c.closed = true
 		close(c.done)
 	}
+}
+
+// Notify receives a token after a sheet completes.
+func (c *Collector) Notify() <-chan struct{} { return c.notify }
+
+// Complete reports whether every answer planned in p has arrived.
+func (c *Collector) Complete(p Plan) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, ok := c.sheets[sheetKey{p.Model, p.Instrument.Name, p.Round}]
+	return ok && s.Complete()
 }
 
 // Done is closed when every expected answer has arrived.

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/society-sim/society/scenarios"
+)
+
+// parseFlags parses flags and positional arguments in any order
+// ("run paper --out x" as well as "run --out x paper").
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, errHelp
+			}
+			return nil, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: society %s\n\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("run", "run [SCENARIO] [--out DIR]\n\nSCENARIO is a TOML file or a built-in name (see 'society scenarios'); default quickstart.", stderr)
+	out := fs.String("out", "", "results directory (default results/NAME-TIMESTAMP)")
+	quiet := fs.Bool("quiet", false, "no progress display")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 1 {
+		return fmt.Errorf("%w: run takes one scenario, got %d", errUsage, len(pos))
+	}
+	name := "quickstart"
+	if len(pos) == 1 {
+		name = pos[0]
+	}
+	sc, err := scenarios.Open(name)
+	if err != nil {
+		return err
+	}
+	dir := *out
+	if dir == "" {
+		dir = filepath.Join("results", fmt.Sprintf("%s-%s", sc.Name, time.Now().Format("20060102-150405")))
+	}
+	var progress io.Writer
+	if !*quiet && isTerminal(stderr) {
+		progress = stderr
+	}
+	res, err := runScenario(ctx, runConfig{Scenario: sc, Out: dir, Progress: progress, Log: stderr})
+	if err != nil {
+		return err
+	}
+	printSummary(stdout, res, dir)
+	return nil
+}
+
+func cmdValidate(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("validate", "validate SCENARIO", stderr)
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return fmt.Errorf("%w: validate takes one scenario file or built-in name", errUsage)
+	}
+	sc, err := scenarios.Open(pos[0])
+	if err != nil {
+		return err
+	}
+	if _, err := buildPlan(sc); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: ok (scenario %q, %d agents, %d model(s), %d questionnaire(s))\n",
+		pos[0], sc.Name, sc.Population.Size, len(sc.Models), len(sc.Questionnaires))
+	return nil
+}
+
+func cmdScenarios(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("scenarios", "scenarios [show NAME]", stderr)
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(pos) == 0:
+		fmt.Fprintln(stdout, "Built-in scenarios (run one with 'society run NAME'; print one with 'society scenarios show NAME'):")
+		for _, n := range scenarios.BuiltinNames() {
+			fmt.Fprintf(stdout, "  %-16s %s\n", n, scenarios.Describe(n))
+		}
+		return nil
+	case len(pos) == 2 && pos[0] == "show":
+		src, err := scenarios.BuiltinSource(pos[1])
+		if err != nil {
+			return fmt.Errorf("%w: %v (built-ins: %s)", errUsage, err, strings.Join(scenarios.BuiltinNames(), ", "))
+		}
+		_, err = stdout.Write(src)
+		return err
+	default:
+		return fmt.Errorf("%w: want 'society scenarios' or 'society scenarios show NAME'", errUsage)
+	}
+}
+
+// isTerminal reports whether w is a character device (a terminal), where a
+// progress bar helps; in files and pipes it would only add noise.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,89 @@
+// Command society simulates human populations with value-prompted language
+// models (or built-in synthetic respondents) and measures how human-like
+// they are. It is the only package that wires the adapters (bus, llm,
+// metrics) to the domain.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/society-sim/society/scenarios"
+)
+
+const usage = `society simulates human populations with value-prompted language models
+and measures how human-like their values and behaviour are.
+
+Usage:
+  society run [SCENARIO] [--out DIR]   run a scenario (default: the built-in quickstart,
+                                       on synthetic respondents, in a few seconds)
+  society validate SCENARIO            check a scenario file and print every problem
+  society scenarios                    list the built-in scenarios
+  society scenarios show NAME          print a built-in scenario as TOML to copy and edit
+
+SCENARIO is a TOML file or the name of a built-in scenario.
+Exit status: 0 success, 1 the run failed, 2 bad input.
+Run 'society COMMAND -h' for a command's options.
+`
+
+// errUsage marks bad command-line input (exit status 2).
+var errUsage = errors.New("usage")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+func exitCode(err error, stderr io.Writer) int {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errHelp):
+		return 0
+	case errors.Is(err, errUsage), errors.Is(err, scenarios.ErrInvalid), errors.Is(err, errBadInput):
+		fmt.Fprintf(stderr, "society: %v\n", err)
+		return 2
+	case errors.Is(err, context.Canceled):
+		fmt.Fprintln(stderr, "society: interrupted")
+		return 1
+	default:
+		fmt.Fprintf(stderr, "society: %v\n", err)
+		return 1
+	}
+}
+
+// errHelp is returned after help was printed on request.
+var errHelp = errors.New("help requested")
+
+// errBadInput marks input errors found outside scenario validation (an
+// instrument file, a reference file).
+var errBadInput = errors.New("bad input")
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("%w: no command given", errUsage)
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "run":
+		return cmdRun(ctx, rest, stdout, stderr)
+	case "validate":
+		return cmdValidate(rest, stdout, stderr)
+	case "scenarios":
+		return cmdScenarios(rest, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("%w: unknown command %q", errUsage, cmd)
+	}
+}

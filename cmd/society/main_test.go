@@ -1,0 +1,208 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/society-sim/society/analysis"
+)
+
+func runCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err := run(context.Background(), args, &out, &errb)
+	code = exitCode(err, &errb)
+	return out.String(), errb.String(), code
+}
+
+func readResults(t *testing.T, dir string) analysis.Results {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r analysis.Results
+	if err := json.Unmarshal(data, &r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestQuickstartEndToEnd is the newcomer's first command: the built-in
+// quickstart over the embedded NATS server, on synthetic respondents.
+func TestQuickstartEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	stdout, stderr, code := runCLI(t, "run", "--out", a)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"SYNTHETIC", "pvq40_smacof_mrat", a} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout)
+		}
+	}
+	for _, f := range []string{"results.json", "report.md", "answers.csv", "population.csv", "invalid.jsonl",
+		"scenario.toml", "value_structure.csv", "mds_synthetic_h-np.png", "mds_synthetic_h-np.svg"} {
+		if st, err := os.Stat(filepath.Join(a, f)); err != nil {
+			t.Errorf("results lack %s: %v", f, err)
+		} else if st.Size() == 0 && f != "invalid.jsonl" {
+			t.Errorf("%s is empty", f)
+		}
+	}
+	r := readResults(t, a)
+	if r.Answers.Expected != 1000*40 || r.Answers.Valid+r.Answers.Invalid != r.Answers.Expected {
+		t.Errorf("got answers %+v, want 40000 expected and valid+invalid = expected", r.Answers)
+	}
+	if len(r.Models) != 1 || !r.Models[0].Synthetic || r.Note == "" {
+		t.Errorf("results do not label the synthetic respondents: %+v", r.Models)
+	}
+	found := false
+	for _, row := range r.ValueStructure {
+		if row.Reference == "pvq40_smacof_mrat" && row.Strategy == "h-np" {
+			found = true
+			if row.ValuesSimilarity < 0.8 {
+				t.Errorf("got values similarity %.3f against the PVQ-40 reference, want >= 0.8", row.ValuesSimilarity)
+			}
+			if !(row.CI95[0] <= row.BootstrapMean && row.BootstrapMean <= row.CI95[1]) {
+				t.Errorf("bootstrap mean %.3f outside its interval %v", row.BootstrapMean, row.CI95)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no h-np row against pvq40_smacof_mrat")
+	}
+
+	// The same seed gives identical results.
+	if _, stderr, code := runCLI(t, "run", "quickstart", "--out", b, "--quiet"); code != 0 {
+		t.Fatalf("second run: exit %d: %s", code, stderr)
+	}
+	for _, f := range []string{"results.json", "answers.csv", "population.csv", "value_structure.csv"} {
+		x, _ := os.ReadFile(filepath.Join(a, f))
+		y, _ := os.ReadFile(filepath.Join(b, f))
+		if !bytes.Equal(x, y) {
+			t.Errorf("%s differs between two runs with the same seed", f)
+		}
+	}
+
+	// The resolved scenario written with the results runs again as it is.
+	c := filepath.Join(dir, "c")
+	if _, stderr, code := runCLI(t, "run", filepath.Join(a, "scenario.toml"), "--out", c); code != 0 {
+		t.Fatalf("rerun from scenario.toml: exit %d: %s", code, stderr)
+	}
+	x, _ := os.ReadFile(filepath.Join(a, "results.json"))
+	y, _ := os.ReadFile(filepath.Join(c, "results.json"))
+	if !bytes.Equal(x, y) {
+		t.Error("rerunning the written scenario.toml gives different results")
+	}
+}
+
+func TestDifferentSeedsDiffer(t *testing.T) {
+	dir := t.TempDir()
+	sc := filepath.Join(dir, "s.toml")
+	os.WriteFile(sc, []byte("name = \"s\"\nseed = 2\n[population]\nsize = 300\n"), 0o644)
+	if _, stderr, code := runCLI(t, "run", sc, "--out", filepath.Join(dir, "a")); code != 0 {
+		t.Fatal(stderr)
+	}
+	sc1 := filepath.Join(dir, "q.toml")
+	os.WriteFile(sc1, []byte("name = \"s\"\nseed = 3\n[population]\nsize = 300\n"), 0o644)
+	if _, stderr, code := runCLI(t, "run", sc1, "--out", filepath.Join(dir, "b")); code != 0 {
+		t.Fatal(stderr)
+	}
+	x, _ := os.ReadFile(filepath.Join(dir, "a", "answers.csv"))
+	y, _ := os.ReadFile(filepath.Join(dir, "b", "answers.csv"))
+	if bytes.Equal(x, y) {
+		t.Error("seeds 2 and 3 gave identical answers")
+	}
+}
+
+// TestBadInput: every kind of bad input exits with status 2, names the
+// file, line and field, and writes nothing.
+func TestBadInput(t *testing.T) {
+	cases := []struct {
+		name, toml string
+		want       []string
+	}{
+		{"malformed", "name = \"x\"\n[population\nsize = 3\n", []string{"bad.toml:2"}},
+		{"unknown key", "name = \"x\"\n[population]\nsize = 10\nsise = 3\n", []string{"bad.toml:4", "population.sise"}},
+		{"unknown questionnaire", "[[questionnaires]]\nname = \"pvq41\"\n", []string{"bad.toml:2", "questionnaires[0].name"}},
+		{"unknown strategy", "[population]\nstrategy = \"h-nope\"\n", []string{"bad.toml:2", "population.strategy"}},
+		{"negative weights", "[population]\nstrategy = \"custom\"\nweights = { SD = -1, BE = 2 }\n", []string{"bad.toml:3", "population.weights"}},
+		{"zero weights", "[population]\nstrategy = \"custom\"\nweights = { SD = 0, BE = 0 }\n", []string{"bad.toml:3", "population.weights"}},
+		{"size zero", "[population]\nsize = 0\n", []string{"bad.toml:2", "population.size"}},
+		{"size absurd", "[population]\nsize = 40000000\n", []string{"bad.toml:2", "population.size", "memory"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			f := filepath.Join(dir, "bad.toml")
+			if err := os.WriteFile(f, []byte(c.toml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(dir, "out")
+			_, stderr, code := runCLI(t, "run", f, "--out", out)
+			if code != 2 {
+				t.Fatalf("got exit status %d, want 2 (stderr: %s)", code, stderr)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("got message %q, want it to contain %q", stderr, w)
+				}
+			}
+			if _, err := os.Stat(out); !os.IsNotExist(err) {
+				t.Errorf("results written despite bad input")
+			}
+			if _, _, code := runCLI(t, "validate", f); code != 2 {
+				t.Errorf("validate: got exit status %d, want 2", code)
+			}
+		})
+	}
+}
+
+func TestCommands(t *testing.T) {
+	if out, _, code := runCLI(t, "scenarios"); code != 0 || !strings.Contains(out, "quickstart") {
+		t.Errorf("scenarios: exit %d, output %q", code, out)
+	}
+	out, _, code := runCLI(t, "scenarios", "show", "quickstart")
+	if code != 0 || !strings.Contains(out, "[population]") {
+		t.Errorf("scenarios show: exit %d, output %q", code, out)
+	}
+	if _, _, code := runCLI(t, "scenarios", "show", "nope"); code != 2 {
+		t.Errorf("scenarios show nope: got exit %d, want 2", code)
+	}
+	if out, _, code := runCLI(t, "validate", "quickstart"); code != 0 || !strings.Contains(out, "ok") {
+		t.Errorf("validate quickstart: exit %d, output %q", code, out)
+	}
+	if _, _, code := runCLI(t, "frobnicate"); code != 2 {
+		t.Errorf("unknown command: got exit %d, want 2", code)
+	}
+	if _, _, code := runCLI(t); code != 2 {
+		t.Errorf("no command: got exit %d, want 2", code)
+	}
+	if _, _, code := runCLI(t, "run", "--bogus"); code != 2 {
+		t.Errorf("bad flag: got exit %d, want 2", code)
+	}
+	if _, _, code := runCLI(t, "run", "no-such-scenario"); code != 2 {
+		t.Errorf("missing scenario: got exit %d, want 2", code)
+	}
+}
+
+func TestInterruptedRunWritesNothing(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	var o, e bytes.Buffer
+	err := run(ctx, []string{"run", "--out", out}, &o, &e)
+	if err == nil {
+		t.Fatal("got nil error for a cancelled run")
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Error("a cancelled run wrote results")
+	}
+}

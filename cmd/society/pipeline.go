@@ -1,0 +1,439 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/society-sim/society/agent"
+	"github.com/society-sim/society/analysis"
+	"github.com/society-sim/society/bus"
+	"github.com/society-sim/society/llm"
+	"github.com/society-sim/society/population"
+	"github.com/society-sim/society/questionnaires"
+	"github.com/society-sim/society/scenarios"
+	"github.com/society-sim/society/values"
+)
+
+type runConfig struct {
+	Scenario *scenarios.Scenario
+	Out      string
+	Progress io.Writer // nil: no progress display
+	Log      io.Writer
+	Hooks    runHooks
+}
+
+// runHooks let observers (metrics) follow a run without the pipeline
+// knowing them. Every field may be nil.
+type runHooks struct {
+	// Batch is called for every new answer batch the analysis stores.
+	Batch func(b *agent.Batch)
+	// Progress is called about ten times a second with the answer counts.
+	Progress func(expected, valid, invalid int64)
+	// BadMessage is called for every message that could not be decoded.
+	BadMessage func(err error)
+}
+
+// phase is a step of a run: its plans are published together and the run
+// waits for all their answers before the next phase. A questionnaire run
+// has one phase; a game has one per round.
+type phase struct {
+	plans []analysis.Plan
+	// before, when set, runs before the phase's tasks go out, with every
+	// earlier phase's answers in the collector.
+	before func(ctx context.Context, col *analysis.Collector) error
+}
+
+type runResult struct {
+	Outcome *analysis.Outcome
+	Elapsed time.Duration
+}
+
+// plan is everything a run needs, derived from the scenario before any
+// goroutine starts, so that bad input fails before anything is written.
+type plan struct {
+	study       *analysis.Study
+	instruments map[string]*questionnaires.Instrument
+	models      map[string]agent.Model
+	styles      map[string]agent.Style
+	phases      []phase
+	resolved    []byte
+}
+
+func buildPlan(sc *scenarios.Scenario) (*plan, error) {
+	p := &plan{instruments: map[string]*questionnaires.Instrument{}, models: map[string]agent.Model{}, styles: map[string]agent.Style{}}
+	var errs []error
+
+	// Instruments.
+	var insts []*questionnaires.Instrument
+	for _, q := range sc.Questionnaires {
+		var in *questionnaires.Instrument
+		var err error
+		if q.File != "" {
+			in, err = questionnaires.Load(q.File)
+		} else {
+			in, err = questionnaires.Builtin(q.Name)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%w: questionnaire %q: %v", errBadInput, q.Name, err))
+			continue
+		}
+		p.instruments[in.Name] = in
+		insts = append(insts, in)
+	}
+
+	// Population: one pool of agents serves every strategy.
+	var members []population.Member
+	for _, strat := range sc.Population.Strategies {
+		name := string(strat)
+		w, err := strategyWeights(sc, strat)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%w: strategy %q: %v", errBadInput, name, err))
+			continue
+		}
+		var counts [values.N + 1]int
+		if sc.Population.Sampling == scenarios.Random {
+			counts = population.Draw(w, sc.Population.Size, rand.New(rand.NewPCG(sc.Seed, 0x64726177)))
+		} else {
+			counts = population.Counts(w, sc.Population.Size)
+		}
+		members = append(members, population.Member{Name: name, Counts: counts})
+	}
+
+	// Models.
+	var infos []analysis.ModelInfo
+	for _, m := range sc.Models {
+		switch m.Backend {
+		case scenarios.Synthetic:
+			means, err := population.HumanMeans(syntheticMeans)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			p.models[m.Name] = llm.NewSynthetic(sc.Seed, means)
+			infos = append(infos, analysis.ModelInfo{Name: m.Name, Backend: "synthetic", Mode: "distribution", Synthetic: true})
+		default:
+			errs = append(errs, fmt.Errorf("%w: model %q: backend %q is not available in this build", errBadInput, m.Name, m.Backend))
+		}
+		p.styles[m.Name] = m.Style
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+
+	var plans []analysis.Plan
+	for _, m := range sc.Models {
+		for _, in := range insts {
+			n := len(in.Items)
+			if q := questionnaireOf(sc, in.Name); q != nil && q.Items > 0 {
+				n = min(n, q.Items)
+			}
+			items := make([]int, n)
+			for i := range items {
+				items[i] = i
+			}
+			plans = append(plans, analysis.Plan{Model: m.Name, Instrument: in, Items: items})
+		}
+	}
+	answers := 0
+	for _, pl := range plans {
+		answers += len(pl.Items)
+	}
+	if err := checkMemory(sc, answers); err != nil {
+		return nil, err
+	}
+	resolved, err := sc.Resolved()
+	if err != nil {
+		return nil, err
+	}
+	p.resolved = resolved
+	p.phases = []phase{{plans: plans}}
+	p.study = &analysis.Study{
+		Name: sc.Name, Seed: sc.Seed, Models: infos,
+		Pool:                population.NewPool(members, sc.Seed),
+		Plans:               plans,
+		References:          sc.Analysis.References,
+		BootstrapIterations: sc.Analysis.BootstrapIterations,
+		BootstrapSize:       sc.Analysis.BootstrapSize,
+	}
+	return p, nil
+}
+
+// syntheticMeans is the human sample whose value means centre the synthetic
+// respondents' answers: the PVQ-40 sample, whose instrument they answer.
+const syntheticMeans = "pvq40_smacof"
+
+func strategyWeights(sc *scenarios.Scenario, s population.Strategy) (population.Weights, error) {
+	switch s {
+	case population.Custom:
+		return population.CustomWeights(sc.Population.Weights)
+	case population.ModelSpecific:
+		return population.Weights{}, errors.New("model-specific weights need a PVQ phase, which this build does not run yet")
+	}
+	sh, err := population.HumanShares(sc.Population.Shares)
+	if err != nil {
+		return population.Weights{}, err
+	}
+	return population.StrategyWeights(s, sh, sc.Population.NoDominant)
+}
+
+func questionnaireOf(sc *scenarios.Scenario, name string) *scenarios.Questionnaire {
+	for i := range sc.Questionnaires {
+		if sc.Questionnaires[i].Name == name {
+			return &sc.Questionnaires[i]
+		}
+	}
+	return nil
+}
+
+// shardCount is the number of agents per shard when the scenario does not
+// say: large enough that a batch message carries real work, small enough
+// that both cores stay busy on a quickstart-sized run.
+func shardCount(agents, configured int) int {
+	if configured > 0 {
+		return min(configured, agents)
+	}
+	n := agents / 4096
+	return max(min(n, 4096), min(4*runtime.GOMAXPROCS(0), agents))
+}
+
+func runScenario(ctx context.Context, cfg runConfig) (*runResult, error) {
+	start := time.Now()
+	sc := cfg.Scenario
+	p, err := buildPlan(sc)
+	if err != nil {
+		return nil, err
+	}
+	pool := p.study.Pool
+	n := pool.Size()
+
+	srv, err := bus.StartServer(bus.ServerOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer srv.Shutdown()
+	nc, err := srv.Connect("society-run")
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	subj := bus.Subjects{Run: runID(sc)}
+	expectedBytes := int64(n)*int64(totalItems(p))*2 + 64<<20
+	if _, err := bus.EnsureAnswerStream(ctx, js, subj, bus.StreamOptions{MaxBytes: expectedBytes}); err != nil {
+		return nil, err
+	}
+
+	// Agents in shards.
+	shards := shardCount(n, sc.Run.Shards)
+	host := &bus.Host{Conn: nc, Subjects: subj, Instrument: func(name string) (*questionnaires.Instrument, bool) {
+		in, ok := p.instruments[name]
+		return in, ok
+	}}
+	for s := range shards {
+		lo, hi := s*n/shards, (s+1)*n/shards
+		agents := make([]agent.Agent, hi-lo)
+		for i := range agents {
+			id := lo + i
+			agents[i] = agent.New(id, agent.Persona{Value: pool.Persona[id]}, int(pool.Rank[id]), sc.Seed)
+		}
+		host.Shards = append(host.Shards, agent.NewShard(s, lo, agents, p.models))
+	}
+
+	col := analysis.NewCollector(n, p.study.Plans)
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		if err := host.Run(runCtx); err != nil {
+			cancel(err)
+		}
+	}()
+	sink := col.Add
+	if cfg.Hooks.Batch != nil {
+		sink = func(b *agent.Batch) error {
+			if err := col.Add(b); err != nil {
+				return err
+			}
+			cfg.Hooks.Batch(b)
+			return nil
+		}
+	}
+	go func() {
+		defer wg.Done()
+		err := bus.ConsumeAnswers(runCtx, js, subj, sink, cfg.Hooks.BadMessage)
+		if err != nil {
+			cancel(err)
+		}
+	}()
+	stopAll := func() {
+		cancel(nil)
+		wg.Wait()
+	}
+
+	select {
+	case <-host.Ready():
+	case <-runCtx.Done():
+		stopAll()
+		return nil, cause(runCtx)
+	}
+
+	bar := newProgressBar(cfg.Progress, sc.Name)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	progress := func() {
+		e, v, i := col.Counts()
+		bar.update(v+i, e)
+		if cfg.Hooks.Progress != nil {
+			cfg.Hooks.Progress(e, v, i)
+		}
+	}
+	for _, ph := range p.phases {
+		if ph.before != nil {
+			if err := ph.before(runCtx, col); err != nil {
+				bar.finish()
+				stopAll()
+				return nil, err
+			}
+		}
+		if err := publishTasks(nc, subj, ph.plans, p.styles, shards); err != nil {
+			bar.finish()
+			stopAll()
+			return nil, err
+		}
+	wait:
+		for {
+			done := true
+			for _, pl := range ph.plans {
+				if !col.Complete(pl) {
+					done = false
+					break
+				}
+			}
+			if done {
+				break wait
+			}
+			select {
+			case <-col.Notify():
+			case <-runCtx.Done():
+				bar.finish()
+				stopAll()
+				return nil, cause(runCtx)
+			case <-tick.C:
+				progress()
+			}
+		}
+	}
+	progress()
+	bar.finish()
+	// Stop intake, drain NATS, then analyse and write.
+	stopAll()
+	if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		return nil, fmt.Errorf("drain nats: %w", err)
+	}
+
+	outcome, err := p.study.Compute(col)
+	if err != nil {
+		return nil, err
+	}
+	if err := analysis.WriteDir(cfg.Out, &analysis.Output{Outcome: outcome, Collector: col, Study: p.study, Scenario: p.resolved}); err != nil {
+		return nil, err
+	}
+	return &runResult{Outcome: outcome, Elapsed: time.Since(start)}, nil
+}
+
+func cause(ctx context.Context) error {
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+func totalItems(p *plan) int {
+	n := 0
+	for _, pl := range p.study.Plans {
+		n += len(pl.Items)
+	}
+	return n
+}
+
+func runID(sc *scenarios.Scenario) string {
+	return fmt.Sprintf("%s-%d", sc.Name, sc.Seed)
+}
+
+func publishTasks(nc *nats.Conn, subj bus.Subjects, plans []analysis.Plan, styles map[string]agent.Style, shards int) error {
+	for _, pl := range plans {
+		for s := range shards {
+			msg := bus.EncodeTask(bus.TaskMsg{Model: pl.Model, Instrument: pl.Instrument.Name, Items: pl.Items,
+				Round: pl.Round, Shard: s, Style: string(styles[pl.Model])})
+			if err := nc.Publish(subj.Tasks(s), msg); err != nil {
+				return fmt.Errorf("publish tasks: %w", err)
+			}
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		return fmt.Errorf("publish tasks: %w", err)
+	}
+	return nil
+}
+
+func printSummary(w io.Writer, r *runResult, dir string) {
+	res := &r.Outcome.Results
+	if res.Note != "" {
+		fmt.Fprintln(w, "SYNTHETIC RESPONDENTS: "+res.Note)
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "Scenario %s (seed %d): %d answers expected, %d valid, %d invalid, in %.1fs.\n\n",
+		res.Scenario, res.Seed, res.Answers.Expected, res.Answers.Valid, res.Answers.Invalid, r.Elapsed.Seconds())
+	fmt.Fprintln(w, "Values similarity to human value structure (1 = identical; 95% bootstrap interval):")
+	fmt.Fprintln(w)
+	fmt.Fprint(w, analysis.ValueStructureTable(res.ValueStructure))
+	fmt.Fprintf(w, "\nResults: %s (report.md, results.json, answers, figures)\n", dir)
+}
+
+// progressBar draws a one-line bar on a terminal; with a nil writer it does
+// nothing.
+type progressBar struct {
+	w     io.Writer
+	label string
+	start time.Time
+	drawn bool
+}
+
+func newProgressBar(w io.Writer, label string) *progressBar {
+	return &progressBar{w: w, label: label, start: time.Now()}
+}
+
+func (b *progressBar) update(done, total int64) {
+	if b.w == nil || total == 0 {
+		return
+	}
+	const width = 30
+	f := float64(done) / float64(total)
+	full := int(f * width)
+	el := time.Since(b.start).Seconds()
+	rate := float64(done) / max(el, 1e-9)
+	fmt.Fprintf(b.w, "\r%s [%s%s] %5.1f%% %d/%d answers  %.0f/s ", b.label,
+		strings.Repeat("=", full), strings.Repeat(" ", width-full), 100*f, done, total, rate)
+	b.drawn = true
+}
+
+func (b *progressBar) finish() {
+	if b.w != nil && b.drawn {
+		fmt.Fprintln(b.w)
+	}
+}
