@@ -85,7 +85,7 @@ func writeAll(dir string, o *Output) error {
 			name string
 			fn   func(io.Writer) error
 		}{"answers.csv.gz", func(w io.Writer) error {
-			zw := gzip.NewWriter(w)
+			zw, _ := gzip.NewWriterLevel(w, gzip.BestSpeed) // answers repeat a lot; speed matters more than the last percent
 			if err := writeAnswers(zw, o); err != nil {
 				return err
 			}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -48,9 +49,17 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := newFlagSet("run", "run [SCENARIO] [--out DIR]\n\nSCENARIO is a TOML file or a built-in name (see 'society scenarios'); default quickstart.", stderr)
 	out := fs.String("out", "", "results directory (default results/NAME-TIMESTAMP)")
 	quiet := fs.Bool("quiet", false, "no progress display")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to `FILE` (for performance work)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	if len(pos) > 1 {
 		return fmt.Errorf("%w: run takes one scenario, got %d", errUsage, len(pos))
@@ -123,6 +132,18 @@ func cmdScenarios(args []string, stdout, stderr io.Writer) error {
 	default:
 		return fmt.Errorf("%w: want 'society scenarios' or 'society scenarios show NAME'", errUsage)
 	}
+}
+
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // isTerminal reports whether w is a character device (a terminal), where a

@@ -25,6 +25,9 @@ Usage:
   society validate SCENARIO            check a scenario file and print every problem
   society scenarios                    list the built-in scenarios
   society scenarios show NAME          print a built-in scenario as TOML to copy and edit
+  society model-server --addr HOST:PORT
+                                       serve the synthetic respondents over the OpenAI HTTP API
+                                       (with --latency, --slots, --error-rate, --garbage-rate)
 
 SCENARIO is a TOML file or the name of a built-in scenario.
 Exit status: 0 success, 1 the run failed, 2 bad input.
@@ -79,6 +82,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdValidate(rest, stdout, stderr)
 	case "scenarios":
 		return cmdScenarios(rest, stdout, stderr)
+	case "model-server":
+		return cmdModelServer(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

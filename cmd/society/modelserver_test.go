@@ -1,0 +1,143 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func TestModelServerFlags(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		want []string // every problem named in the error
+	}{
+		{"zero slots", []string{"--slots", "0"}, []string{"--slots"}},
+		{"error rate above one", []string{"--error-rate", "2"}, []string{"--error-rate"}},
+		{"negative garbage rate", []string{"--garbage-rate", "-0.1"}, []string{"--garbage-rate"}},
+		{"timeout rate NaN", []string{"--timeout-rate", "NaN"}, []string{"--timeout-rate"}},
+		{"rates above one together", []string{"--error-rate", "0.6", "--timeout-rate", "0.6"}, []string{"--error-rate + --timeout-rate"}},
+		{"negative latency", []string{"--latency", "-1s"}, []string{"--latency"}},
+		{"all interfaces", []string{"--addr", ":8000"}, []string{"--public"}},
+		{"non-loopback address", []string{"--addr", "0.0.0.0:8000"}, []string{"not a loopback address"}},
+		{"host name", []string{"--addr", "example.com:8000"}, []string{"--public"}},
+		{"no port", []string{"--addr", "127.0.0.1"}, []string{"HOST:PORT"}},
+		{"unknown flag", []string{"--nope"}, []string{"nope"}},
+		{"bad number", []string{"--slots", "many"}, []string{"slots"}},
+		{"argument", []string{"extra"}, []string{"no arguments"}},
+		{"every problem at once", []string{"--slots", "0", "--error-rate", "2", "--addr", "10.0.0.1:80"}, []string{"--slots", "--error-rate", "--public"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := cmdModelServer(context.Background(), c.args, &stdout, &stderr)
+			if !errors.Is(err, errUsage) {
+				t.Fatalf("got %v, want an error wrapping errUsage", err)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("got %q, want it to mention %q", err, w)
+				}
+			}
+			if got := exitCode(err, io.Discard); got != 2 {
+				t.Errorf("exit code: got %d, want 2", got)
+			}
+			if stdout.Len() != 0 {
+				t.Errorf("stdout: got %q, want nothing", stdout.String())
+			}
+		})
+	}
+}
+
+func TestModelServerCheckAddr(t *testing.T) {
+	cases := []struct {
+		addr   string
+		public bool
+		ok     bool
+	}{
+		{"127.0.0.1:8000", false, true},
+		{"127.0.0.2:8000", false, true},
+		{"[::1]:8000", false, true},
+		{"localhost:8000", false, true},
+		{"0.0.0.0:8000", false, false},
+		{"0.0.0.0:8000", true, true},
+		{":8000", true, true},
+		{"192.168.1.5:8000", false, false},
+		{"[::]:8000", false, false},
+	}
+	for _, c := range cases {
+		t.Run(c.addr, func(t *testing.T) {
+			err := modelServerCheckAddr(c.addr, c.public)
+			if (err == nil) != c.ok {
+				t.Errorf("public=%v: got %v, want ok=%v", c.public, err, c.ok)
+			}
+		})
+	}
+}
+
+// TestModelServerServes runs the command on a free loopback port, asks it
+// a question and stops it as a signal would.
+func TestModelServerServes(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	var stderr bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		done <- cmdModelServer(ctx, []string{"--addr", "127.0.0.1:0", "--slots", "4", "--seed", "7", "--models", "synthetic-a"}, pw, &stderr)
+		pw.Close()
+	}()
+
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatalf("read banner: %v (stderr %q)", err, stderr.String())
+	}
+	const prefix = "society model-server: synthetic respondents (not a language model) on "
+	if !strings.HasPrefix(line, prefix) || !strings.HasSuffix(line, "/v1\n") {
+		t.Fatalf("banner: got %q, want %q followed by http://ADDR/v1", line, prefix)
+	}
+	base := strings.TrimSpace(strings.TrimPrefix(line, prefix))
+	go io.Copy(io.Discard, pr)
+
+	resp, err := http.Get(strings.TrimSuffix(base, "/v1") + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("health: got %d, want 200", resp.StatusCode)
+	}
+
+	body := `{"model": "synthetic-a", "messages": [{"role": "user", "content": "How much do you like tea? Answer with a single number from 1 to 5."}], "temperature": 0}`
+	resp, err = http.Post(base+"/chat/completions", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out struct {
+		Choices []struct {
+			Message struct{ Content string } `json:"message"`
+		} `json:"choices"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&out)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || len(out.Choices) != 1 {
+		t.Fatalf("chat: got status %d, %+v, %v; want 200 and one choice", resp.StatusCode, out, err)
+	}
+	if got := strings.TrimSpace(out.Choices[0].Message.Content); got == "" {
+		t.Errorf("chat answer: got empty text, want an answer")
+	}
+
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("after cancel: got %v, want nil", err)
+	}
+	if !strings.Contains(stderr.String(), "stopped after 1 requests (1 served") {
+		t.Errorf("stderr: got %q, want the request counts", stderr.String())
+	}
+}
