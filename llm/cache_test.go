@@ -1,0 +1,320 @@
+package llm
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/society-sim/society/agent"
+	"github.com/society-sim/society/values"
+)
+
+func TestStores(t *testing.T) {
+	ctx := context.Background()
+	dir, err := NewDirStore(filepath.Join(t.TempDir(), "cache"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stores := []struct {
+		name string
+		s    Store
+	}{{"mem", NewMemStore()}, {"dir", dir}}
+	key := keyHash("a", "b")
+	for _, st := range stores {
+		t.Run(st.name, func(t *testing.T) {
+			if v, ok, err := st.s.Get(ctx, key); err != nil || ok || v != nil {
+				t.Fatalf("Get of a missing key: got %q, %v, %v; want nil, false, nil", v, ok, err)
+			}
+			val := []byte(`{"value":4}`)
+			if err := st.s.Put(ctx, key, val); err != nil {
+				t.Fatal(err)
+			}
+			val[2] = 'X' // the store must have kept its own copy
+			v, ok, err := st.s.Get(ctx, key)
+			if err != nil || !ok || string(v) != `{"value":4}` {
+				t.Fatalf("Get: got %q, %v, %v; want {\"value\":4}, true, nil", v, ok, err)
+			}
+			if err := st.s.Put(ctx, key, []byte("2")); err != nil {
+				t.Fatal(err)
+			}
+			if v, _, _ := st.s.Get(ctx, key); string(v) != "2" {
+				t.Errorf("after overwrite: got %q, want 2", v)
+			}
+		})
+	}
+}
+
+func TestDirStoreFiles(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	s, err := NewDirStore(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := keyHash("x")
+	if err := s.Put(ctx, key, []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(root, key[:2], key)); err != nil || string(b) != "v" {
+		t.Errorf("file %s/%s: got %q, %v; want v", key[:2], key, b, err)
+	}
+	entries, _ := os.ReadDir(filepath.Join(root, key[:2]))
+	if len(entries) != 1 {
+		t.Errorf("got %d files in the shard directory, want 1 (no temporary files left)", len(entries))
+	}
+	for _, bad := range []string{"", "ab", "../../etc/passwd", "ab/cd", "ab\x00cd", "abc.d"} {
+		if err := s.Put(ctx, bad, []byte("v")); err == nil {
+			t.Errorf("Put(%q): got no error, want the key rejected", bad)
+		}
+		if _, _, err := s.Get(ctx, bad); err == nil {
+			t.Errorf("Get(%q): got no error, want the key rejected", bad)
+		}
+	}
+}
+
+func TestDefaultCacheDir(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("XDG_CACHE_HOME is the Linux convention")
+	}
+	t.Setenv("XDG_CACHE_HOME", "/tmp/xdg")
+	d, err := DefaultCacheDir()
+	if err != nil || d != "/tmp/xdg/society/cache" {
+		t.Errorf("got %q, %v; want /tmp/xdg/society/cache", d, err)
+	}
+}
+
+func TestCacheDo(t *testing.T) {
+	ctx := context.Background()
+	c := NewCache(NewMemStore())
+	var fetches atomic.Int64
+	release := make(chan struct{})
+	fetch := func(context.Context) ([]byte, error) {
+		fetches.Add(1)
+		<-release
+		return []byte("answer"), nil
+	}
+	const callers = 20
+	var wg sync.WaitGroup
+	var hits atomic.Int64
+	for range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v, hit, err := c.Do(ctx, "k1k", nil, fetch)
+			if err != nil || string(v) != "answer" {
+				t.Errorf("Do: got %q, %v; want answer", v, err)
+			}
+			if hit {
+				hits.Add(1)
+			}
+		}()
+	}
+	time.Sleep(20 * time.Millisecond) // let the callers pile up on the miss
+	close(release)
+	wg.Wait()
+	if got := fetches.Load(); got != 1 {
+		t.Errorf("got %d fetches for %d concurrent misses, want 1", got, callers)
+	}
+	if got := hits.Load(); got != 0 {
+		t.Errorf("got %d hits while the value was being fetched, want 0", got)
+	}
+	if _, hit, _ := c.Do(ctx, "k1k", nil, fetch); !hit || fetches.Load() != 1 {
+		t.Errorf("second Do: got hit %v after %d fetches, want a hit and no new fetch", hit, fetches.Load())
+	}
+
+	t.Run("unusable value is fetched again", func(t *testing.T) {
+		c := NewCache(NewMemStore())
+		c.Put(ctx, "k2k", []byte("torn"))
+		v, hit, err := c.Do(ctx, "k2k", func(b []byte) bool { return bytes.HasPrefix(b, []byte("ok")) },
+			func(context.Context) ([]byte, error) { return []byte("ok!"), nil })
+		if err != nil || hit || string(v) != "ok!" {
+			t.Errorf("got %q, hit %v, %v; want a fresh ok!", v, hit, err)
+		}
+		if got, _, _ := c.Get(ctx, "k2k"); string(got) != "ok!" {
+			t.Errorf("stored: got %q, want ok! to replace the torn value", got)
+		}
+	})
+
+	t.Run("failed fetch is not stored", func(t *testing.T) {
+		c := NewCache(NewMemStore())
+		boom := errors.New("boom")
+		if _, _, err := c.Do(ctx, "k3k", nil, func(context.Context) ([]byte, error) { return nil, boom }); !errors.Is(err, boom) {
+			t.Fatalf("got %v, want boom", err)
+		}
+		if _, ok, _ := c.Get(ctx, "k3k"); ok {
+			t.Error("got a stored value after a failed fetch, want none")
+		}
+		if c.Hits() != 0 || c.Misses() != 2 {
+			t.Errorf("got %d hits and %d misses, want 0 and 2", c.Hits(), c.Misses())
+		}
+	})
+}
+
+func TestCacheKeyParameters(t *testing.T) {
+	base := testConfig("http://127.0.0.1:1")
+	p := agent.Prompt{System: "s", User: "u"}
+	key := func(edit func(*ClientConfig), p agent.Prompt, index string) string {
+		cfg := base
+		if edit != nil {
+			edit(&cfg)
+		}
+		return newClient(t, cfg).cacheKey(p, index)
+	}
+	ref := key(nil, p, "0")
+	if got := key(func(c *ClientConfig) { c.BaseURL = "http://elsewhere/v1"; c.Concurrency = 3 }, p, "0"); got != ref {
+		t.Errorf("moving the server changed the key")
+	}
+	for name, k := range map[string]string{
+		"temperature": key(func(c *ClientConfig) { c.Temperature = ptr(0.7) }, p, "0"),
+		"no temp":     key(func(c *ClientConfig) { c.Temperature = nil }, p, "0"),
+		"top_p":       key(func(c *ClientConfig) { c.TopP = 0.9 }, p, "0"),
+		"max_tokens":  key(func(c *ClientConfig) { c.MaxTokens = 5 }, p, "0"),
+		"seed":        key(func(c *ClientConfig) { c.Seed = ptr(uint64(7)) }, p, "0"),
+		"model":       key(func(c *ClientConfig) { c.Model = "other" }, p, "0"),
+		"endpoint":    key(func(c *ClientConfig) { c.Endpoint = EndpointCompletions }, p, "0"),
+		"system":      key(nil, agent.Prompt{System: "s2", User: "u"}, "0"),
+		"moved text":  key(nil, agent.Prompt{System: "su", User: ""}, "0"),
+		"sample":      key(nil, p, "1"),
+		"dist":        key(nil, p, "dist"),
+	} {
+		if k == ref {
+			t.Errorf("%s: key unchanged, want a different key", name)
+		}
+	}
+}
+
+// questions is a small study: every persona answers items [from, to) of
+// the PVQ, samples answers each.
+func questions(t testing.TB, from, to, samples int) []*agent.Question {
+	in := pvq(t)
+	var qs []*agent.Question
+	for _, p := range agent.Personas(agent.StyleDescription) {
+		for item := from; item < to; item++ {
+			for s := range samples {
+				qs = append(qs, &agent.Question{Persona: p, Instrument: in, Item: item, Sample: s})
+			}
+		}
+	}
+	return qs
+}
+
+// countingServer answers sample and distribution requests deterministically
+// from the prompt, so that answers can be compared across runs.
+func countingServer(t *testing.T) *openAIServer {
+	return newOpenAIServer(t, func(r seenReq) (int, any) {
+		v := 1 + len(r.text())%6
+		if r.dist() {
+			return 200, topReply(r, map[string]float64{
+				string(rune('0' + v)): 0.6, string(rune('0' + 1 + v%6)): 0.3, "I": 0.1,
+			})
+		}
+		texts := make([]string, r.n())
+		for i := range texts {
+			texts[i] = string(rune('0' + 1 + (v+i)%6))
+		}
+		return 200, textsReply(r, texts...)
+	})
+}
+
+func TestCacheRerunAndResume(t *testing.T) {
+	for _, mode := range []string{ModeSample, ModeDistribution} {
+		t.Run(mode, func(t *testing.T) {
+			srv := countingServer(t)
+			dir := t.TempDir()
+			run := func(qs []*agent.Question) ([]agent.Reply, ClientStats) {
+				t.Helper()
+				store, err := NewDirStore(dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cfg := testConfig(srv.URL)
+				cfg.Mode, cfg.Samples, cfg.Cache = mode, 3, NewCache(store)
+				c := newClient(t, cfg)
+				r := askAll(t, c, qs)
+				c.Close()
+				return r, c.Stats()
+			}
+			// 11 personas × 4 items: 44 distinct prompts, one request
+			// each (a block of 3 samples, or one distribution).
+			const samples = 3
+			half := questions(t, 0, 2, samples)
+			all := questions(t, 0, 4, samples)
+
+			_, st := run(half)
+			if got := srv.calls.Load(); got != 22 || st.Calls != 22 {
+				t.Fatalf("first half: server saw %d requests (client %d), want 22", got, st.Calls)
+			}
+			// Killed half-way, restarted: only the missing half is asked.
+			first, st := run(all)
+			if got := srv.calls.Load(); got != 44 || st.Calls != 22 {
+				t.Fatalf("resumed run: server saw %d requests in all (client %d), want 44 (22 new)", got, st.Calls)
+			}
+			// Agents that ask after their prompt's request came back are
+			// served by the cache too: at least the first half are.
+			if st.CacheHits < int64(len(half)) {
+				t.Errorf("resumed run: got %d cache hits, want at least %d", st.CacheHits, len(half))
+			}
+			// A rerun of the finished study costs nothing, and answers the same.
+			again, st := run(all)
+			if got := srv.calls.Load(); got != 44 || st.Calls != 0 {
+				t.Fatalf("rerun: server saw %d new requests, want 0", got-44)
+			}
+			if st.CacheHits != int64(len(all)) {
+				t.Errorf("rerun: got %d cache hits, want %d", st.CacheHits, len(all))
+			}
+			for i := range all {
+				a, b := first[i], again[i]
+				if a.Answer != b.Answer || len(a.Dist) != len(b.Dist) || (a.Dist != nil && a.Dist[0] != b.Dist[0]) {
+					t.Fatalf("question %d: rerun got %+v, want %+v", i, b, a)
+				}
+				if mode == ModeSample && !a.Answer.Valid {
+					t.Fatalf("question %d: got invalid %+v, want a valid answer", i, a.Answer)
+				}
+				if mode == ModeDistribution && len(a.Dist) != 6 {
+					t.Fatalf("question %d: got %+v, want a distribution", i, a)
+				}
+			}
+		})
+	}
+}
+
+// Without a cache, concurrent agents asking one prompt share one request.
+func TestClientDistributionSharesRequests(t *testing.T) {
+	release := make(chan struct{})
+	srv := newOpenAIServer(t, func(r seenReq) (int, any) {
+		<-release
+		return 200, topReply(r, map[string]float64{"3": 1})
+	})
+	cfg := testConfig(srv.URL)
+	cfg.Mode = ModeDistribution
+	c := newClient(t, cfg)
+	in := pvq(t)
+	var wg sync.WaitGroup
+	for i := range 30 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Ask(context.Background(), question(in, values.Universalism, 7, i)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	// The first request is held at the server until every agent has
+	// had time to ask.
+	for srv.calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	if got := srv.calls.Load(); got != 1 {
+		t.Errorf("got %d requests for 30 agents asking one prompt, want 1", got)
+	}
+}
