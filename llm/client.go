@@ -18,6 +18,7 @@ import (
 	openai "github.com/sashabaranov/go-openai"
 
 	"github.com/society-sim/society/agent"
+	"github.com/society-sim/society/questionnaires"
 )
 
 // Query modes of a Client.
@@ -146,7 +147,27 @@ type Client struct {
 
 	blocks group[[]agent.Answer]
 	dists  group[[]byte]
+
+	// memo keeps decoded distributions in memory: in distribution mode
+	// every agent of a persona asks the same question, and going to the
+	// store (a file or a KV bucket) and decoding JSON each time would cost
+	// more than the agents' own work. Distinct prompts are few (personas ×
+	// items × visible histories), so the map stays small.
+	memoMu sync.RWMutex
+	memo   map[memoKey]distEntry
 }
+
+// memoKey identifies a question's prompt without rendering it.
+type memoKey struct {
+	persona agent.Persona
+	inst    *questionnaires.Instrument
+	item    int
+	context string
+}
+
+// memoLimit bounds the in-memory distributions; past it, answers still
+// come from the store, only more slowly.
+const memoLimit = 1 << 20
 
 var _ agent.Model = (*Client)(nil)
 
@@ -290,6 +311,18 @@ func (c *Client) Ask(ctx context.Context, q *agent.Question) (agent.Reply, error
 	if q == nil || q.Instrument == nil || q.Item < 0 || q.Item >= len(q.Instrument.Items) || q.Sample < 0 {
 		return agent.Reply{}, fmt.Errorf("llm %s: malformed question", c.name)
 	}
+	var mk memoKey
+	if c.cfg.Mode == ModeDistribution {
+		mk = memoKey{q.Persona, q.Instrument, q.Item, q.Context}
+		c.memoMu.RLock()
+		e, ok := c.memo[mk]
+		c.memoMu.RUnlock()
+		if ok {
+			// Not a cache hit: the prompt was already answered in this
+			// run, which is the point of distribution mode.
+			return agent.Reply{Dist: e.Dist}, nil
+		}
+	}
 	p := agent.Render(q)
 	var (
 		r   agent.Reply
@@ -297,6 +330,16 @@ func (c *Client) Ask(ctx context.Context, q *agent.Question) (agent.Reply, error
 	)
 	if c.cfg.Mode == ModeDistribution {
 		r, err = c.askDist(ctx, q, p)
+		if err == nil && r.Dist != nil {
+			c.memoMu.Lock()
+			if c.memo == nil {
+				c.memo = make(map[memoKey]distEntry)
+			}
+			if len(c.memo) < memoLimit {
+				c.memo[mk] = distEntry{Dist: r.Dist}
+			}
+			c.memoMu.Unlock()
+		}
 	} else {
 		r.Answer, err = c.askSample(ctx, q, p)
 	}
