@@ -154,7 +154,14 @@ type Client struct {
 	// more than the agents' own work. Distinct prompts are few (personas ×
 	// items × visible histories), so the map stays small.
 	memoMu sync.RWMutex
-	memo   map[memoKey]distEntry
+	memo   map[memoKey]memoEntry
+}
+
+// memoEntry is a distribution held in memory; stored marks one read from
+// the persistent store rather than fetched by this run.
+type memoEntry struct {
+	dist   []float64
+	stored bool
 }
 
 // memoKey identifies a question's prompt without rendering it.
@@ -318,9 +325,13 @@ func (c *Client) Ask(ctx context.Context, q *agent.Question) (agent.Reply, error
 		e, ok := c.memo[mk]
 		c.memoMu.RUnlock()
 		if ok {
-			// Not a cache hit: the prompt was already answered in this
-			// run, which is the point of distribution mode.
-			return agent.Reply{Dist: e.Dist}, nil
+			// A prompt answered by a request of this run is not a cache
+			// hit (one request per prompt is the point of distribution
+			// mode); one read from the store counts for every agent.
+			if e.stored {
+				c.stats.cacheHits.Add(1)
+			}
+			return agent.Reply{Dist: e.dist}, nil
 		}
 	}
 	p := agent.Render(q)
@@ -329,14 +340,15 @@ func (c *Client) Ask(ctx context.Context, q *agent.Question) (agent.Reply, error
 		err error
 	)
 	if c.cfg.Mode == ModeDistribution {
-		r, err = c.askDist(ctx, q, p)
+		var hit bool
+		r, hit, err = c.askDist(ctx, q, p)
 		if err == nil && r.Dist != nil {
 			c.memoMu.Lock()
 			if c.memo == nil {
-				c.memo = make(map[memoKey]distEntry)
+				c.memo = make(map[memoKey]memoEntry)
 			}
 			if len(c.memo) < memoLimit {
-				c.memo[mk] = distEntry{Dist: r.Dist}
+				c.memo[mk] = memoEntry{dist: r.Dist, stored: hit}
 			}
 			c.memoMu.Unlock()
 		}
@@ -384,7 +396,7 @@ func (c *Client) cacheKey(p agent.Prompt, index string) string {
 	return keyHash(c.params, p.System, p.User, index)
 }
 
-func (c *Client) askDist(ctx context.Context, q *agent.Question, p agent.Prompt) (agent.Reply, error) {
+func (c *Client) askDist(ctx context.Context, q *agent.Question, p agent.Prompt) (agent.Reply, bool, error) {
 	points := q.Instrument.Scale.Points()
 	key := c.cacheKey(p, "dist")
 	fetch := func(ctx context.Context) ([]byte, error) {
@@ -396,10 +408,10 @@ func (c *Client) askDist(ctx context.Context, q *agent.Question, p agent.Prompt)
 	}
 	var (
 		raw []byte
+		hit bool
 		err error
 	)
 	if c.cfg.Cache != nil {
-		var hit bool
 		raw, hit, err = c.cfg.Cache.Do(ctx, key, func(b []byte) bool {
 			var e distEntry
 			return json.Unmarshal(b, &e) == nil && (e.Fallback || len(e.Dist) == points)
@@ -413,17 +425,17 @@ func (c *Client) askDist(ctx context.Context, q *agent.Question, p agent.Prompt)
 		raw, err = c.dists.do(ctx, key, func() ([]byte, error) { return fetch(ctx) })
 	}
 	if err != nil {
-		return agent.Reply{}, err
+		return agent.Reply{}, false, err
 	}
 	var e distEntry
 	if err := json.Unmarshal(raw, &e); err != nil {
-		return agent.Reply{}, fmt.Errorf("cached distribution: %w", err)
+		return agent.Reply{}, false, fmt.Errorf("cached distribution: %w", err)
 	}
 	if e.Fallback {
 		a, err := c.askSample(ctx, q, p)
-		return agent.Reply{Answer: a}, err
+		return agent.Reply{Answer: a}, false, err
 	}
-	return agent.Reply{Dist: e.Dist}, nil
+	return agent.Reply{Dist: e.Dist}, hit, nil
 }
 
 // fetchDist asks for one token with its top log-probabilities and turns
