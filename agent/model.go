@@ -47,6 +47,10 @@ type Question struct {
 	// Context is extra text shown after the value prefix (memory of earlier
 	// rounds, a filled-in test); empty for plain questionnaire items.
 	Context string
+	// Game is what the agent knows in a game round (Context is its
+	// rendering); nil outside games. Backends that model behaviour rather
+	// than read text (the synthetic respondents) use it.
+	Game *Round
 }
 
 // Answer is a parsed answer. Value is on the instrument's scale; an invalid

@@ -25,7 +25,7 @@ func Prefix(p Persona) string {
 		return ""
 	}
 	switch p.Style {
-	case StyleNone:
+	case StyleNone, StyleTest:
 		return ""
 	case StyleName:
 		return fmt.Sprintf("Imagine you are someone for whom %s matters more than anything else.",
@@ -35,6 +35,14 @@ func Prefix(p Persona) string {
 			"What you care about most is %s.", strings.ToLower(p.Value.Name()), p.Value.Description())
 	}
 }
+
+// StyleTest conveys the persona's value by a test it filled in earlier
+// (the study's "Test Only" priming): no prefix, and the question's Context
+// shows the filled-in questionnaire. Unlike StyleNone the persona keeps its
+// value, so backends that model people rather than read text (the synthetic
+// respondents) can answer as that persona. It is set by the run for models
+// with priming "test", never written in a scenario.
+const StyleTest Style = "test"
 
 // Instruction is the answer instruction for an instrument's scale, naming
 // every label so that the model can answer with the number or the words.
@@ -87,4 +95,26 @@ func Personas(style Style) []Persona {
 		out = append(out, Persona{Value: v, Style: style})
 	}
 	return append(out, Persona{Value: values.None, Style: style})
+}
+
+// TestContext renders a questionnaire filled in earlier as the context of
+// the study's "Test" priming: the instrument's instruction, then every
+// answered item with its answer's number and label. answers[i] answers
+// in.Items[i]; an answer off the scale leaves its item out. The text
+// depends only on its inputs, so every agent of a persona shares it and
+// server prefix caches and the response cache hit.
+func TestContext(in *questionnaires.Instrument, answers []int) string {
+	var b strings.Builder
+	b.WriteString("Earlier, you filled in the questionnaire below. Your answers describe who you are; answer the next question as the same person.\n\n")
+	if in.Instruction != "" {
+		b.WriteString(in.Instruction)
+		b.WriteString("\n\n")
+	}
+	for i, x := range answers {
+		if i >= len(in.Items) || !in.Scale.Valid(x) {
+			continue
+		}
+		fmt.Fprintf(&b, "%d. %s\n   Your answer: %d (%s)\n", in.Items[i].ID, in.Items[i].Text, x, in.Scale.Label(x))
+	}
+	return strings.TrimRight(b.String(), "\n")
 }

@@ -38,7 +38,13 @@ func Uniform(seed uint64, keys ...uint64) float64 {
 // Draw picks an option index from a probability distribution (which need not
 // be normalised) using the agent's seed and the draw's keys.
 func Draw(dist []float64, seed, key, item, round uint64) int {
-	u := float64(mix(mix(mix(seed, key), item), round)>>11) / (1 << 53)
+	return drawAt(dist, mix(mix(mix(seed, key), item), round))
+}
+
+// drawAt is Draw with the keys already hashed into h, so that an agent
+// answering many items hashes its seed and the task once, not per item.
+func drawAt(dist []float64, h uint64) int {
+	u := float64(h>>11) / (1 << 53)
 	total := 0.0
 	for _, p := range dist {
 		total += p

@@ -2,15 +2,18 @@ package analysis
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/society-sim/society/population"
 	"github.com/society-sim/society/values"
@@ -84,13 +87,7 @@ func writeAll(dir string, o *Output) error {
 		steps = append(steps, struct {
 			name string
 			fn   func(io.Writer) error
-		}{"answers.csv.gz", func(w io.Writer) error {
-			zw, _ := gzip.NewWriterLevel(w, gzip.BestSpeed) // answers repeat a lot; speed matters more than the last percent
-			if err := writeAnswers(zw, o); err != nil {
-				return err
-			}
-			return zw.Close()
-		}})
+		}{"answers.csv.gz", func(w io.Writer) error { return writeAnswersGzip(w, o) }})
 	} else {
 		steps = append(steps, struct {
 			name string
@@ -111,8 +108,15 @@ func writeAll(dir string, o *Output) error {
 		}
 		figures = append(figures, base)
 	}
+	paper, err := writePaperFiles(dir, o)
+	if err != nil {
+		return err
+	}
+	if err := writeGames(dir, &o.Outcome.Results); err != nil {
+		return err
+	}
 	return writeFile(filepath.Join(dir, "report.md"), func(w io.Writer) error {
-		return writeReport(w, o, figures)
+		return writeReport(w, o, figures, paper)
 	})
 }
 
@@ -206,43 +210,173 @@ func writeInvalid(w io.Writer, c *Collector) error {
 	return nil
 }
 
+// answersHeader is the first line of answers.csv.
+const answersHeader = "model,agent,persona,instrument,item,round,answer,valid\n"
+
 func writeAnswers(w io.Writer, o *Output) error {
-	if _, err := io.WriteString(w, "model,agent,persona,instrument,item,round,answer,valid\n"); err != nil {
+	if _, err := io.WriteString(w, answersHeader); err != nil {
 		return err
 	}
-	pool := o.Study.Pool
-	var buf []byte
-	for _, sh := range o.Collector.Sheets(o.Study.Plans) {
-		n := len(sh.Instrument.Items)
-		min := sh.Instrument.Scale.Min
-		for a := range o.Collector.Agents() {
-			for _, it := range sh.Items {
-				code := sh.Codes[a*n+it]
-				buf = append(buf[:0], sh.Model...)
-				buf = append(buf, ',')
-				buf = strconv.AppendInt(buf, int64(a), 10)
-				buf = append(buf, ',')
-				buf = append(buf, pool.Persona[a].Code()...)
-				buf = append(buf, ',')
-				buf = append(buf, sh.Instrument.Name...)
-				buf = append(buf, ',')
-				buf = strconv.AppendInt(buf, int64(sh.Instrument.Items[it].ID), 10)
-				buf = append(buf, ',')
-				buf = strconv.AppendInt(buf, int64(sh.Round), 10)
-				buf = append(buf, ',')
-				if code != 0 {
-					buf = strconv.AppendInt(buf, int64(int(code)-1+min), 10)
-					buf = append(buf, ",true\n"...)
-				} else {
-					buf = append(buf, ",false\n"...)
-				}
-				if _, err := w.Write(buf); err != nil {
-					return err
-				}
-			}
+	var text []byte
+	for _, c := range answerChunks(o) {
+		text = appendAnswerRows(text[:0], o, c)
+		if _, err := w.Write(text); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// answerChunk is a run of answers.csv rows: the agents lo..hi-1 of a sheet.
+type answerChunk struct {
+	sheet  *Sheet
+	lo, hi int
+}
+
+// answerChunkBytes is the text one chunk of answers.csv holds, about: big
+// enough that compressing a chunk costs far more than handing it to a
+// core, small enough that a few chunks per core stay in memory.
+const answerChunkBytes = 4 << 20
+
+// answerChunks cuts the rows of answers.csv into chunks, in file order.
+// The cut depends only on the sheets, so the file is the same however
+// many cores write it.
+func answerChunks(o *Output) []answerChunk {
+	var out []answerChunk
+	agents := o.Collector.Agents()
+	for _, sh := range o.Collector.Sheets(o.Study.Plans) {
+		row := 40 + len(sh.Model) + len(sh.Instrument.Name) // bytes, a generous guess
+		per := max(1, answerChunkBytes/(row*max(1, len(sh.Items))))
+		for lo := 0; lo < agents; lo += per {
+			out = append(out, answerChunk{sheet: sh, lo: lo, hi: min(lo+per, agents)})
+		}
+	}
+	return out
+}
+
+// appendAnswerRows appends the rows of chunk c to dst. A row is the agent's
+// prefix (model, agent, persona, instrument), the item's part (item,
+// round) and the answer's part (answer, valid), each made once and copied
+// per row.
+func appendAnswerRows(dst []byte, o *Output, c answerChunk) []byte {
+	sh := c.sheet
+	n := len(sh.Instrument.Items)
+	round := strconv.Itoa(sh.Round)
+	items := make([][]byte, len(sh.Items))
+	for k, it := range sh.Items {
+		items[k] = append(strconv.AppendInt(nil, int64(sh.Instrument.Items[it].ID), 10), ","+round+","...)
+	}
+	// Codes are bytes: code 0 is an invalid answer, any other code c the
+	// value c-1+Scale.Min.
+	var answers [256][]byte
+	answers[0] = []byte(",false\n")
+	for code := 1; code < len(answers); code++ {
+		answers[code] = append(strconv.AppendInt(nil, int64(code-1+sh.Instrument.Scale.Min), 10), ",true\n"...)
+	}
+	pool := o.Study.Pool
+	var prefix []byte
+	for a := c.lo; a < c.hi; a++ {
+		prefix = append(prefix[:0], sh.Model...)
+		prefix = append(prefix, ',')
+		prefix = strconv.AppendInt(prefix, int64(a), 10)
+		prefix = append(prefix, ',')
+		prefix = append(prefix, pool.Persona[a].Code()...)
+		prefix = append(prefix, ',')
+		prefix = append(prefix, sh.Instrument.Name...)
+		prefix = append(prefix, ',')
+		codes := sh.Codes[a*n : (a+1)*n]
+		for k, it := range sh.Items {
+			dst = append(dst, prefix...)
+			dst = append(dst, items[k]...)
+			dst = append(dst, answers[codes[it]]...)
+		}
+	}
+	return dst
+}
+
+// writeAnswersGzip writes answers.csv gzip-compressed on every core. Each
+// chunk of rows becomes its own gzip member; members written one after
+// another form one valid gzip file (RFC 1952, section 2.2), which gunzip,
+// zcat and Go's gzip.Reader read as the whole text. Workers format and
+// compress chunks; the writer takes them in file order, and at most
+// 2·GOMAXPROCS chunks are in memory at once.
+func writeAnswersGzip(w io.Writer, o *Output) error {
+	chunks := answerChunks(o)
+	if len(chunks) == 0 {
+		zw, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
+		if _, err := io.WriteString(zw, answersHeader); err != nil {
+			return err
+		}
+		return zw.Close()
+	}
+	type member struct {
+		data []byte
+		err  error
+	}
+	done := make([]chan member, len(chunks))
+	for i := range done {
+		done[i] = make(chan member, 1) // the worker never waits for the writer
+	}
+	workers := runtime.GOMAXPROCS(0)
+	tokens := make(chan struct{}, 2*workers) // chunks handed out and not yet written
+	jobs := make(chan int)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(jobs)
+		for i := range chunks {
+			select {
+			case tokens <- struct{}{}:
+			case <-stop:
+				return
+			}
+			select {
+			case jobs <- i:
+			case <-stop:
+				return
+			}
+		}
+	}()
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var text []byte
+			var zb bytes.Buffer
+			// Answers repeat a lot; speed matters more than the last percent.
+			zw, _ := gzip.NewWriterLevel(&zb, gzip.BestSpeed)
+			for i := range jobs {
+				text = text[:0]
+				if i == 0 {
+					text = append(text, answersHeader...)
+				}
+				text = appendAnswerRows(text, o, chunks[i])
+				zb.Reset()
+				zw.Reset(&zb)
+				_, err := zw.Write(text)
+				if err == nil {
+					err = zw.Close()
+				}
+				done[i] <- member{data: bytes.Clone(zb.Bytes()), err: err}
+			}
+		}()
+	}
+	var err error
+	for i := range chunks {
+		m := <-done[i]
+		if err = m.err; err == nil {
+			_, err = w.Write(m.data)
+		}
+		if err != nil {
+			break
+		}
+		<-tokens
+	}
+	close(stop)
+	wg.Wait()
+	return err
 }
 
 func writeValueStructure(w io.Writer, rows []ValueStructureRow) error {
@@ -277,7 +411,7 @@ func fmtP(n Num) string {
 	return strconv.FormatFloat(float64(n), 'f', 3, 64)
 }
 
-func writeReport(w io.Writer, o *Output, figures []string) error {
+func writeReport(w io.Writer, o *Output, figures []string, paper paperFigures) error {
 	r := &o.Outcome.Results
 	b := &strings.Builder{}
 	fmt.Fprintf(b, "# %s\n\n", r.Scenario)
@@ -290,7 +424,11 @@ func writeReport(w io.Writer, o *Output, figures []string) error {
 		if m.Model != "" {
 			label += " `" + m.Model + "`"
 		}
-		fmt.Fprintf(b, "- **%s**: %s, %s mode\n", m.Name, label, m.Mode)
+		fmt.Fprintf(b, "- **%s**: %s, %s mode", m.Name, label, m.Mode)
+		if m.Priming != "" || m.Style != "" {
+			fmt.Fprintf(b, ", priming %s, style %s", m.Priming, m.Style)
+		}
+		b.WriteString("\n")
 	}
 	b.WriteString("\n## Population\n\n| strategy | agents |")
 	for _, c := range values.Codes() {
@@ -309,7 +447,8 @@ func writeReport(w io.Writer, o *Output, figures []string) error {
 	fmt.Fprintf(b, "\nAnswers: %d expected, %d valid, %d invalid.\n", r.Answers.Expected, r.Answers.Valid, r.Answers.Invalid)
 	fmt.Fprintf(b, "Model calls: %d, cache hits: %d, retries: %d.\n", r.LLM.Calls, r.LLM.CacheHits, r.LLM.Retries)
 
-	b.WriteString("\n## Values similarity (Table 1)\n\n")
+	b.WriteString(paperTables(o))
+	b.WriteString("\n## Values similarity against every reference\n\n")
 	b.WriteString("Similarity of the population's value structure to each human reference: the 10×10 correlation matrix of value scores, " +
 		"classical MDS to two dimensions, Procrustes fit onto the human configuration, 1 − normalised disparity. " +
 		"Brackets: 95% bootstrap interval; p: one-sample t-test of the bootstrap similarities against 0.\n\n")
@@ -320,8 +459,12 @@ func writeReport(w io.Writer, o *Output, figures []string) error {
 			fmt.Fprintf(b, "![%s](%s.png)\n\n", f, f)
 		}
 	}
+	b.WriteString(paperFigureSections(o, paper))
+	b.WriteString(gamesSection(r))
 	b.WriteString("\n## Files\n\n`results.json` (machine-readable), `answers.csv` (or `.csv.gz`), `population.csv`, `invalid.jsonl`, " +
-		"`value_structure.csv`, `scenario.toml` (the exact scenario, to run again), figures as PNG and SVG.\n")
+		"`value_structure.csv`, `value_behavior.csv`, `persona_agreement.csv` and `calibration.csv` (when the run has them), " +
+		"`instruments/` and `references/` (the instruments and published references that are not built in, for `society report`), " +
+		"`scenario.toml` (the exact scenario, to run again), figures as PNG and SVG.\n")
 	_, err := io.WriteString(w, b.String())
 	return err
 }

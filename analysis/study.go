@@ -19,6 +19,10 @@ type ModelInfo struct {
 	Model     string `json:"model,omitempty"`
 	Mode      string `json:"mode"`
 	Synthetic bool   `json:"synthetic"`
+	// Priming and Style are the model's prompt conditions (Table 3 groups
+	// models of one backend by them).
+	Priming string `json:"priming,omitempty"`
+	Style   string `json:"style,omitempty"`
 }
 
 // Study is what the analysis needs to know about a run.
@@ -33,6 +37,20 @@ type Study struct {
 	// 95% interval and the p-value of every similarity.
 	BootstrapIterations int
 	BootstrapSize       int
+
+	// MainStrategy is the scenario's main strategy (Table 3's).
+	MainStrategy string
+	// BehaviorReferences are published value × behaviour matrices given
+	// by the user; theory references are built in (behavior_theory.go).
+	BehaviorReferences []BehaviorReference
+	// Calibration is the model-specific strategy's calibration, reported
+	// as it is.
+	Calibration []CalibrationRow
+	// Notes are said in results and the report (an instrument skipped,
+	// say).
+	Notes []string
+	// Games are the Paired Charity Games played, one per model (games.go).
+	Games []CharityGame
 }
 
 // Results is results.json. Keys are stable: scripts rely on them.
@@ -46,7 +64,11 @@ type Results struct {
 	LLM            LLMCounts           `json:"llm"`
 	ValueStructure []ValueStructureRow `json:"value_structure"`
 	ValueBehavior  []ValueBehaviorRow  `json:"value_behavior"`
-	Games          any                 `json:"games"`
+	Games          *Games              `json:"games"`
+
+	PersonaAgreement []AgreementRow   `json:"persona_agreement,omitempty"`
+	Calibration      []CalibrationRow `json:"calibration,omitempty"`
+	Notes            []string         `json:"notes,omitempty"`
 }
 
 // PopulationRow is one strategy's population.
@@ -93,6 +115,9 @@ type ValueBehaviorRow struct {
 	ReferenceKind      string `json:"reference_kind"`
 	BehaviorSimilarity Num    `json:"behavior_similarity"`
 	PValue             Num    `json:"p_value"`
+	Agents             int    `json:"agents"`
+	BootstrapMean      Num    `json:"bootstrap_mean"`
+	CI95               [2]Num `json:"ci95"`
 }
 
 // ValueMap is what the MDS figure of one model and strategy needs.
@@ -112,6 +137,13 @@ type Scores struct {
 type Outcome struct {
 	Results Results
 	Maps    []ValueMap
+
+	// Behavior holds the value × behaviour matrices, ValueCorr the value
+	// correlation matrices, Persona the persona agreement: the figures'
+	// data (behavior.go, persona.go).
+	Behavior  []BehaviorMatrix
+	ValueCorr []ValueCorr
+	Persona   []PersonaAgreement
 }
 
 // Compute analyses the collected answers.
@@ -158,7 +190,12 @@ func (st *Study) Compute(c *Collector) (*Outcome, error) {
 			continue // not a value instrument
 		}
 		sc := scoreSheet(sh, keyOf, c.Agents())
-		for si, strat := range st.Pool.Strategies {
+		for si, member := range st.Pool.Strategies {
+			name, ok := ScopedStrategy(member.Name, sh.Model)
+			if !ok {
+				continue
+			}
+			strat := population.Member{Name: name}
 			members := make([]int, 0, st.Pool.StrategySize(si))
 			for a := 0; a < c.Agents(); a++ {
 				if st.Pool.In(si, a) && sc.OK[a] {
@@ -198,6 +235,16 @@ func (st *Study) Compute(c *Collector) (*Outcome, error) {
 			}
 		}
 	}
+	if err := st.computeBehavior(c, out); err != nil {
+		return nil, err
+	}
+	st.computePersona(c, out)
+	r.Calibration, r.Notes = st.Calibration, st.Notes
+	games, err := st.computeGames(c)
+	if err != nil {
+		return nil, err
+	}
+	r.Games = games
 	return out, nil
 }
 

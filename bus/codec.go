@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/society-sim/society/agent"
+	"github.com/society-sim/society/questionnaires"
 )
 
 // Wire formats. Tasks are small and rare, so they are JSON; answer batches
@@ -38,11 +39,16 @@ type TaskMsg struct {
 	Round      int    `json:"round"`
 	Shard      int    `json:"shard"`
 	Style      string `json:"style,omitempty"`
+	// Game makes the task a round of the Paired Charity Game.
+	Game *GameMsg `json:"game,omitempty"`
 }
 
 // EncodeTask encodes a task message.
 func EncodeTask(t TaskMsg) []byte {
 	t.V = taskVersion
+	if t.Game != nil {
+		t.V = gameTaskVersion
+	}
 	b, _ := json.Marshal(t) // cannot fail: plain fields
 	return b
 }
@@ -53,8 +59,11 @@ func DecodeTask(data []byte) (TaskMsg, error) {
 	if err := json.Unmarshal(data, &t); err != nil {
 		return t, fmt.Errorf("%w: task: %v", ErrBadMessage, err)
 	}
-	if t.V != taskVersion {
+	if t.V != taskVersion && t.V != gameTaskVersion {
 		return t, fmt.Errorf("%w: task version %d, want %d", ErrBadMessage, t.V, taskVersion)
+	}
+	if err := t.Game.check(t.V); err != nil {
+		return t, err
 	}
 	if t.Model == "" || t.Instrument == "" || len(t.Items) == 0 || t.Shard < 0 || t.Round < 0 {
 		return t, fmt.Errorf("%w: task lacks model, instrument, items or a valid shard", ErrBadMessage)
@@ -168,4 +177,59 @@ func DecodeBatch(data []byte) (*agent.Batch, error) {
 // twice (a retry, a restarted host) collapse into one stored message.
 func MsgID(run string, b *agent.Batch) string {
 	return fmt.Sprintf("%s.%s.%d.%s.%d.%d", run, b.Model, b.Shard, b.Instrument, b.Item, b.Round)
+}
+
+// gameTaskVersion marks a task that carries a game round. Hosts that do
+// not know games refuse it as a version they cannot read, rather than
+// answering the round as a plain questionnaire.
+const gameTaskVersion = 2
+
+// GameMsg is the part of a task message that makes it a round of the
+// Paired Charity Game for one shard: the decision instrument asked after
+// the probable choice, every agent's memory (so that hosts keep no game
+// state: a restarted host plays on exactly as before) and the rate shown.
+type GameMsg struct {
+	Decision string `json:"decision"`
+	// First is the id of the agent whose memory comes first; it must be
+	// the shard's first agent.
+	First int `json:"first"`
+	// Memories are agent.AppendMemories of the shard's agents in order.
+	Memories  []byte `json:"memories"`
+	RateShown bool   `json:"rate_shown,omitempty"`
+	Rate      int    `json:"rate,omitempty"`
+}
+
+func (g *GameMsg) check(version int) error {
+	switch {
+	case g == nil && version == gameTaskVersion:
+		return fmt.Errorf("%w: game task without a game", ErrBadMessage)
+	case g == nil:
+		return nil
+	case version != gameTaskVersion:
+		return fmt.Errorf("%w: game round in a task of version %d", ErrBadMessage, version)
+	case g.Decision == "" || g.First < 0 || g.Rate < 0 || g.Rate > 100:
+		return fmt.Errorf("%w: game round lacks a decision instrument, or has a bad first agent or rate", ErrBadMessage)
+	}
+	return nil
+}
+
+// GameTask is the agents' view of a task's game round for shard sh, with
+// the decision instrument resolved; nil for a task without a game.
+func GameTask(t TaskMsg, sh *agent.Shard, instrument func(string) (*questionnaires.Instrument, bool)) (*agent.GameTask, error) {
+	g := t.Game
+	if g == nil {
+		return nil, nil
+	}
+	dec, ok := instrument(g.Decision)
+	if !ok {
+		return nil, fmt.Errorf("%w: unknown decision instrument %q", ErrBadMessage, g.Decision)
+	}
+	if g.First != sh.First {
+		return nil, fmt.Errorf("%w: game round for agents from %d sent to shard %d, which starts at %d", ErrBadMessage, g.First, sh.ID, sh.First)
+	}
+	mems, err := agent.ParseMemories(g.Memories, len(sh.Agents))
+	if err != nil {
+		return nil, fmt.Errorf("%w: shard %d: %v", ErrBadMessage, sh.ID, err)
+	}
+	return &agent.GameTask{Decision: dec, Memory: mems, RateShown: g.RateShown, Rate: g.Rate}, nil
 }

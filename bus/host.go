@@ -137,7 +137,14 @@ func (h *Host) serve(ctx context.Context, js jetstream.JetStream, sh *agent.Shar
 			return nil
 		}
 	}
-	batches, err := sh.Do(ctx, &agent.Task{Model: t.Model, Instrument: in, Items: t.Items, Round: t.Round, Style: agent.Style(t.Style)})
+	task := taskOf(t, in)
+	game, err := GameTask(t, sh, h.Instrument)
+	if err != nil {
+		h.bad(err)
+		return nil
+	}
+	task.Game = game
+	batches, err := sh.Do(ctx, task)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -147,20 +154,47 @@ func (h *Host) serve(ctx context.Context, js jetstream.JetStream, sh *agent.Shar
 	return h.publish(ctx, js, batches)
 }
 
-// publish sends the batches and waits for every acknowledgement; a batch
-// whose publish fails or times out is sent again with the same message id,
-// which the stream de-duplicates.
+// taskOf is the agents' view of a task message whose instrument is in.
+// Every host (Host, Worker) goes through it, so a field added to TaskMsg
+// reaches the agents the same way everywhere.
+func taskOf(t TaskMsg, in *questionnaires.Instrument) *agent.Task {
+	return &agent.Task{Model: t.Model, Instrument: in, Items: t.Items, Round: t.Round, Style: agent.Style(t.Style)}
+}
+
+// publish sends the batches and waits for every acknowledgement.
 func (h *Host) publish(ctx context.Context, js jetstream.JetStream, batches []agent.Batch) error {
+	return publishBatches(ctx, js, h.Subjects, batches)
+}
+
+// publishStallWait is how long a publish may wait for a free place among
+// the connection's unacknowledged publishes. Every shard of a host shares
+// that window, and a million agents' shards publish ten thousand batches at
+// once while their goroutines keep both cores busy: the default 200 ms
+// turned back-pressure into a failed run.
+const publishStallWait = 30 * time.Second
+
+// publishBatches sends the batches and waits for every acknowledgement; a
+// batch whose publish fails or times out is sent again with the same
+// message id, which the stream de-duplicates. The pause between attempts
+// grows, so that a server that is restarting has time to come back.
+func publishBatches(ctx context.Context, js jetstream.JetStream, subj Subjects, batches []agent.Batch) error {
 	pending := batches
 	for attempt := 0; len(pending) > 0; attempt++ {
 		if attempt == 5 {
 			return fmt.Errorf("publish answers: %d batches not acknowledged after %d attempts", len(pending), attempt)
 		}
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Duration(attempt) * time.Second):
+			}
+		}
 		futures := make([]jetstream.PubAckFuture, len(pending))
 		for i := range pending {
 			b := &pending[i]
-			f, err := js.PublishMsgAsync(&nats.Msg{Subject: h.Subjects.Answers(b.Shard), Data: AppendBatch(nil, b)},
-				jetstream.WithMsgID(MsgID(h.Subjects.Run, b)))
+			f, err := js.PublishMsgAsync(&nats.Msg{Subject: subj.Answers(b.Shard), Data: AppendBatch(nil, b)},
+				jetstream.WithMsgID(MsgID(subj.Run, b)), jetstream.WithStallWait(publishStallWait))
 			if err != nil {
 				return fmt.Errorf("publish answers: %w", err)
 			}

@@ -21,6 +21,8 @@ type StreamOptions struct {
 	File bool
 	// Duplicates is the de-duplication window; it must outlast any retry.
 	Duplicates time.Duration
+	// Replicas is the stream's replication in a cluster; 0 means 1.
+	Replicas int
 }
 
 // EnsureAnswerStream creates (or updates) the run's answer stream.
@@ -45,6 +47,7 @@ func EnsureAnswerStream(ctx context.Context, js jetstream.JetStream, s Subjects,
 		Storage:     storage,
 		Duplicates:  o.Duplicates,
 		MaxMsgSize:  8 << 20,
+		Replicas:    max(o.Replicas, 1),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("answer stream %s: %w", s.Stream(), err)

@@ -7,8 +7,10 @@ package llm
 
 import (
 	"context"
+	"maps"
 	"math"
 	"sync"
+	"sync/atomic"
 
 	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/questionnaires"
@@ -26,7 +28,9 @@ import (
 // human means. Each item also gets a small fixed offset drawn from the seed,
 // so that items of one value are not identical. Answers are exact
 // distributions: agents draw their own answers from them, which makes the
-// backend deterministic and cheap (a table look-up per answer).
+// backend deterministic and cheap (a table look-up per answer). Items of
+// instruments that measure no values (traits, behaviours, games) load on the
+// values through theory templates instead: see synthetic_behavior.go.
 type Synthetic struct {
 	Seed      uint64
 	Amplitude float64           // scale points added at the persona's own value
@@ -34,8 +38,19 @@ type Synthetic struct {
 	ItemSD    float64           // standard deviation of the fixed per-item offsets
 	Means     [values.N]float64 // human value means on the 1–6 PVQ scale
 
-	mu     sync.RWMutex
-	tables map[*questionnaires.Instrument][][]float64 // [item*(N+1)+persona] → distribution
+	// tables maps an instrument to its distributions, [item*(N+1)+persona].
+	// Every answer reads it, from every agent goroutine at once, so reads
+	// take no lock: a new instrument's table is added to a copy of the map
+	// under mu and the copy is published.
+	mu     sync.Mutex
+	tables atomic.Pointer[map[*questionnaires.Instrument][][]float64]
+
+	// test answers personas primed by a filled-in test (synthetic_behavior.go).
+	testOnce sync.Once
+	test     *Synthetic
+
+	// games memoises Paired Charity Game rounds (synthetic_game.go).
+	games sync.Map
 }
 
 // SyntheticName labels every result produced by the synthetic backend.
@@ -51,6 +66,16 @@ var _ agent.Model = (*Synthetic)(nil)
 
 // Ask returns the answer distribution of the question's persona.
 func (s *Synthetic) Ask(_ context.Context, q *agent.Question) (agent.Reply, error) {
+	// Only game rounds enter askGame: its large frame would otherwise grow
+	// the stack of every agent goroutine on its first questionnaire item.
+	if q.Game != nil {
+		if r, ok := s.askGame(q); ok {
+			return r, nil
+		}
+	}
+	if q.Persona.Style == agent.StyleTest && q.Persona.Value.Valid() {
+		return s.askTest(q), nil
+	}
 	t := s.table(q.Instrument)
 	return agent.Reply{Dist: t[q.Item*(values.N+1)+personaIndex(q.Persona)]}, nil
 }
@@ -69,26 +94,37 @@ func personaIndex(p agent.Persona) int {
 }
 
 func (s *Synthetic) table(in *questionnaires.Instrument) [][]float64 {
-	s.mu.RLock()
-	t, ok := s.tables[in]
-	s.mu.RUnlock()
-	if ok {
-		return t
+	if m := s.tables.Load(); m != nil {
+		if t, ok := (*m)[in]; ok {
+			return t
+		}
 	}
+	return s.addTable(in)
+}
+
+func (s *Synthetic) addTable(in *questionnaires.Instrument) [][]float64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if t, ok := s.tables[in]; ok {
-		return t
+	old := s.tables.Load()
+	if old != nil {
+		if t, ok := (*old)[in]; ok {
+			return t
+		}
 	}
-	if s.tables == nil {
-		s.tables = make(map[*questionnaires.Instrument][][]float64)
+	m := make(map[*questionnaires.Instrument][][]float64, 1)
+	if old != nil {
+		maps.Copy(m, *old)
 	}
-	t = s.build(in)
-	s.tables[in] = t
+	t := s.build(in)
+	m[in] = t
+	s.tables.Store(&m)
 	return t
 }
 
 func (s *Synthetic) build(in *questionnaires.Instrument) [][]float64 {
+	if in.Kind != questionnaires.KindValues {
+		return s.buildBehavior(in)
+	}
 	sc := in.Scale
 	// Scale the PVQ's 1–6 latent onto the instrument's own scale.
 	ratio := float64(sc.Max-sc.Min) / 5

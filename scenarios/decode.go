@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/url"
 	"os"
@@ -286,7 +287,7 @@ var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 func (d *decoder) scenario(doc map[string]any) *Scenario {
 	top := table{m: doc}
-	d.known(top, "name", "description", "seed", "population", "models", "questionnaires", "analysis", "run")
+	d.known(top, "name", "description", "seed", "population", "models", "questionnaires", "games", "analysis", "run")
 	s := &Scenario{File: d.file, Seed: DefaultSeed}
 
 	s.Name = defaultName(d.file)
@@ -308,9 +309,12 @@ func (d *decoder) scenario(doc map[string]any) *Scenario {
 	pop, _ := d.sub(top, "population")
 	s.Population = d.population(pop)
 	s.Models = d.models(top)
+	s.Population.ModelSpecific = d.modelSpecific(pop, s)
 	s.Questionnaires = d.questionnaires(top)
+	s.Games = d.games(top, s.Population)
 	an, _ := d.sub(top, "analysis")
 	s.Analysis = d.analysis(an)
+	s.Analysis.BehaviorReferences = d.behaviorReferences(an, s.Questionnaires)
 	run, _ := d.sub(top, "run")
 	d.known(run, "shards")
 	s.Run.Shards = d.intIn(run, "shards", 0, MaxShards, 0)
@@ -337,7 +341,7 @@ func defaultName(file string) string {
 }
 
 func (d *decoder) population(t table) Population {
-	d.known(t, "size", "strategy", "strategies", "weights", "shares", "no_dominant", "sampling")
+	d.known(t, "size", "strategy", "strategies", "weights", "shares", "no_dominant", "sampling", "calibration", "model_specific")
 	p := Population{
 		Shares:     population.DefaultShares,
 		NoDominant: population.DefaultNoDominant,
@@ -408,6 +412,7 @@ func (d *decoder) population(t table) Population {
 		}
 	}
 	p.Sampling = oneOf(d, t, "sampling", Stratified, Stratified, Random)
+	p.Calibration = d.calibration(t, p.Strategies)
 	return p
 }
 
@@ -490,7 +495,7 @@ func defaultModel() Model {
 
 func (d *decoder) model(t table) Model {
 	d.known(t, "name", "backend", "base_url", "model", "api_key_env", "mode", "temperature", "top_p",
-		"max_tokens", "samples", "concurrency", "timeout", "style", "priming", "seed")
+		"max_tokens", "samples", "concurrency", "timeout", "style", "priming", "seed", "endpoint", "structured_outputs")
 	m := defaultModel()
 	m.BaseURL, _ = d.str(t, "base_url")
 	m.Model, _ = d.str(t, "model")
@@ -568,6 +573,10 @@ func (d *decoder) model(t table) Model {
 			m.Seed = &seed
 		}
 	}
+	if _, ok := t.m["endpoint"]; ok {
+		m.Endpoint = oneOf(d, t, "endpoint", EndpointChat, EndpointChat, EndpointCompletions)
+	}
+	m.StructuredOutputs, _ = d.boolean(t, "structured_outputs")
 	return m
 }
 
@@ -582,7 +591,7 @@ func (d *decoder) questionnaires(top table) []Questionnaire {
 	var out []Questionnaire
 	seen := map[string]string{}
 	for _, t := range list {
-		d.known(t, "name", "file", "items")
+		d.known(t, "name", "file", "items", "dir", "download", "optional", "behaviors", "statements")
 		var q Questionnaire
 		var inst *questionnaires.Instrument
 		file, hasFile := d.str(t, "file")
@@ -611,6 +620,7 @@ func (d *decoder) questionnaires(top table) []Questionnaire {
 			}
 		}
 		q.Items = d.intIn(t, "items", 1, MaxItems, 0)
+		d.personaOptions(t, &q)
 		if inst != nil && q.Items > len(inst.Items) {
 			d.add(t.field("items"), "must be at most %d (%s has %d items), got %d", len(inst.Items), inst.Name, len(inst.Items), q.Items)
 			q.Items = 0
@@ -659,7 +669,7 @@ func (d *decoder) resolve(file string) string {
 }
 
 func (d *decoder) analysis(t table) Analysis {
-	d.known(t, "bootstrap_iterations", "bootstrap_size", "references")
+	d.known(t, "bootstrap_iterations", "bootstrap_size", "references", "behavior_references")
 	a := Analysis{References: DefaultReferences()}
 	a.BootstrapIterations = d.intIn(t, "bootstrap_iterations", 1, MaxBootstrap, DefaultIterations)
 	a.BootstrapSize = d.intIn(t, "bootstrap_size", 1, MaxBootstrap, DefaultBootstrap)
@@ -721,4 +731,226 @@ func listNames(names []string) string {
 		q[i] = strconv.Quote(n)
 	}
 	return strings.Join(q, ", ")
+}
+
+// Limits and defaults of the persona statements, the model-specific
+// calibration and published behaviour references.
+const (
+	DefaultStatements  = 10
+	MaxStatements      = 1000
+	DefaultCalibration = 100
+	MaxCalibration     = 100_000
+)
+
+// calibration reads population.calibration, which only the model-specific
+// strategy uses.
+func (d *decoder) calibration(t table, strategies []population.Strategy) int {
+	uses := slices.Contains(strategies, population.ModelSpecific)
+	n := d.intIn(t, "calibration", 10, MaxCalibration, DefaultCalibration)
+	if _, present := t.m["calibration"]; present && !uses {
+		d.add(t.field("calibration"), "is only used by the model-specific strategy; add it to the strategies or remove this key")
+	}
+	if !uses {
+		return 0
+	}
+	return n
+}
+
+// personaOptions reads the keys that only the persona statements take.
+func (d *decoder) personaOptions(t table, q *Questionnaire) {
+	keys := []string{"dir", "download", "optional", "behaviors", "statements"}
+	name, _ := t.m["name"].(string)
+	if name != questionnaires.PersonaName || q.File != "" {
+		for _, k := range keys {
+			if _, ok := t.m[k]; ok {
+				why := "only the persona statements (name = \"persona\") take it"
+				if q.File != "" {
+					why = "it does not apply to an instrument given as a file"
+				}
+				d.add(t.field(k), "%s", why)
+			}
+		}
+		return
+	}
+	q.Statements = d.intIn(t, "statements", 1, MaxStatements, DefaultStatements)
+	q.Download, _ = d.boolean(t, "download")
+	q.Optional, _ = d.boolean(t, "optional")
+	if dir, ok := d.str(t, "dir"); ok {
+		switch {
+		case dir == "":
+			d.add(t.field("dir"), "must not be empty (leave it out to use $%s or the download cache)", questionnaires.PersonaDirEnv)
+		default:
+			q.Dir = d.resolve(dir)
+			if info, err := os.Stat(q.Dir); err != nil || !info.IsDir() {
+				d.add(t.field("dir"), "%q is not a directory of persona files (<behaviour>.jsonl)", dir)
+			}
+		}
+	}
+	list, _ := d.strings(t, "behaviors")
+	if _, present := t.m["behaviors"]; present && list != nil && len(list) == 0 {
+		d.add(t.field("behaviors"), "must name at least one behaviour, or be left out for all")
+	}
+	for i, b := range list {
+		field := fmt.Sprintf("%s[%d]", t.field("behaviors"), i)
+		switch {
+		case slices.Contains(q.Behaviors, b):
+			d.add(field, "%q is listed twice", b)
+			continue
+		case !questionnaires.ValidBehaviorName(b):
+			d.add(field, "%q is not a behaviour name (letters, digits, '-' and '_')", b)
+			continue
+		case questionnaires.KnownPersonaBehavior(b):
+		case q.Dir != "" && regular(filepath.Join(q.Dir, b+".jsonl")):
+			// A behaviour of the user's own data.
+		default:
+			d.add(field, "unknown behaviour %q (not one of the data set's %d behaviours%s)", b, len(questionnaires.PersonaBehaviors()), closest(b))
+			continue
+		}
+		q.Behaviors = append(q.Behaviors, b)
+	}
+}
+
+func regular(path string) bool {
+	info, err := os.Stat(path)
+	return err == nil && info.Mode().IsRegular()
+}
+
+// closest suggests the known behaviour a misspelt one was probably meant
+// to be: the nearest by edit distance, when it is at most three edits away.
+func closest(b string) string {
+	best, bestD := "", 4
+	for _, k := range questionnaires.PersonaBehaviors() {
+		if d := editDistance(b, k); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf("; did you mean %q?", best)
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+func (d *decoder) boolean(t table, key string) (bool, bool) {
+	v, ok := t.m[key]
+	if !ok {
+		return false, false
+	}
+	b, ok := v.(bool)
+	if !ok {
+		d.wrongType(t.field(key), "a boolean", v)
+	}
+	return b, ok
+}
+
+// behaviorReferences reads analysis.behavior_references: each names a
+// listed, non-value questionnaire and a readable file. The file's content
+// is checked when the run is planned, against the instrument's keys.
+func (d *decoder) behaviorReferences(an table, qs []Questionnaire) []BehaviorReference {
+	list, _ := d.tables(an, "behavior_references")
+	var out []BehaviorReference
+	seen := map[string]string{}
+	for _, t := range list {
+		d.known(t, "instrument", "file", "name")
+		var r BehaviorReference
+		inst, ok := d.str(t, "instrument")
+		switch {
+		case !ok:
+			if _, present := t.m["instrument"]; !present {
+				d.add(t.field("instrument"), "required: the questionnaire the matrix is for")
+			}
+		case !slices.ContainsFunc(qs, func(q Questionnaire) bool { return q.Name == inst }):
+			var names []string
+			for _, q := range qs {
+				names = append(names, q.Name)
+			}
+			d.add(t.field("instrument"), "%q is not one of the scenario's questionnaires (%s)", inst, strings.Join(names, ", "))
+		default:
+			if in, err := questionnaires.Builtin(inst); err == nil && in.Kind == questionnaires.KindValues {
+				d.add(t.field("instrument"), "%q measures values; behaviour references are for the other instruments", inst)
+			}
+			r.Instrument = inst
+		}
+		file, ok := d.str(t, "file")
+		switch {
+		case !ok:
+			if _, present := t.m["file"]; !present {
+				d.add(t.field("file"), "required: a CSV file of the value × behaviour correlations")
+			}
+		default:
+			path := file
+			if !filepath.IsAbs(path) {
+				path = filepath.Join(filepath.Dir(d.file), file)
+			}
+			if !regular(path) {
+				d.add(t.field("file"), "cannot read %q", file)
+			}
+			r.File = d.resolve(file)
+			r.Name = strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
+		}
+		if name, ok := d.str(t, "name"); ok {
+			r.Name = name
+		}
+		switch {
+		case r.Name == "" && r.File == "":
+		case !nameRE.MatchString(r.Name):
+			d.add(t.field("name"), "must be 1 to 64 letters, digits, '.', '_' or '-', got %q", r.Name)
+		case r.Name == "theory":
+			d.add(t.field("name"), "\"theory\" names the built-in templates; choose another name")
+		default:
+			key := r.Instrument + "/" + r.Name
+			if prev, dup := seen[key]; dup {
+				d.add(t.field("name"), "reference %q for %s is given twice (also %s)", r.Name, r.Instrument, prev)
+			}
+			seen[key] = t.path
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// modelSpecific reads population.model_specific: calibrated weights per
+// model, for models of the scenario, with the model-specific strategy.
+func (d *decoder) modelSpecific(pop table, s *Scenario) map[string]map[string]float64 {
+	t, ok := d.sub(pop, "model_specific")
+	if !ok {
+		return nil
+	}
+	if !slices.Contains(s.Population.Strategies, population.ModelSpecific) {
+		d.add(t.path, "are only used by the model-specific strategy; add it to the strategies or remove them")
+	}
+	out := map[string]map[string]float64{}
+	names := slices.Sorted(maps.Keys(t.m))
+	for _, name := range names {
+		if !slices.ContainsFunc(s.Models, func(m Model) bool { return m.Name == name }) {
+			d.add(t.field(name), "%q is not one of the scenario's models", name)
+			continue
+		}
+		w, ok := d.sub(t, name)
+		if !ok {
+			continue
+		}
+		out[name] = d.weights(w)
+	}
+	return out
 }

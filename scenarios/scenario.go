@@ -3,8 +3,8 @@
 // reports every problem at once with file, line and field, the defaults, and
 // the built-in scenarios users copy and edit.
 //
-// It is a domain package: it may import values, population, questionnaires
-// and agent, and must never import nats.go, go-openai, client_golang or an
+// It is a domain package: it may import values, population, questionnaires,
+// agent and games, and must never import nats.go, go-openai, client_golang or an
 // adapter package (bus, llm, metrics).
 package scenarios
 
@@ -110,6 +110,12 @@ const (
 	Sample Mode = "sample"
 )
 
+// OpenAI-compatible endpoints.
+const (
+	EndpointChat        = "chat"
+	EndpointCompletions = "completions"
+)
+
 // Priming is how a persona's value is conveyed before the questions.
 type Priming string
 
@@ -132,6 +138,7 @@ type Scenario struct {
 	Population     Population      `toml:"population"`
 	Models         []Model         `toml:"models"`
 	Questionnaires []Questionnaire `toml:"questionnaires"`
+	Games          Games           `toml:"games,omitempty"`
 	Analysis       Analysis        `toml:"analysis"`
 	Run            Run             `toml:"run"`
 
@@ -153,6 +160,16 @@ type Population struct {
 	Shares     string             `toml:"shares"`
 	NoDominant float64            `toml:"no_dominant"`
 	Sampling   Sampling           `toml:"sampling"`
+	// Calibration is the number of agents per value prompt in the
+	// calibration run of the model-specific strategy; 0 when that strategy
+	// is not compared.
+	Calibration int `toml:"calibration,omitzero"`
+	// ModelSpecific holds the model-specific strategy's weights per model
+	// name, keyed like Weights. A run calibrates the models that lack
+	// them and writes the weights it used into the resolved scenario, so
+	// that the results directory's scenario.toml runs again without
+	// calibrating.
+	ModelSpecific map[string]map[string]float64 `toml:"model_specific,omitempty"`
 }
 
 // Model is one model to simulate the population with.
@@ -174,6 +191,11 @@ type Model struct {
 	Style       agent.Style   `toml:"style"`
 	Priming     Priming       `toml:"priming"`
 	Seed        *uint64       `toml:"seed,omitempty"` // nil: not sent
+	// Endpoint is "chat" (the default) or "completions" for servers or
+	// base models without a chat template.
+	Endpoint string `toml:"endpoint,omitempty"`
+	// StructuredOutputs asks vLLM to allow only the scale's options.
+	StructuredOutputs bool `toml:"structured_outputs,omitempty"`
 }
 
 // Questionnaire is one instrument to administer.
@@ -185,6 +207,30 @@ type Questionnaire struct {
 	File string `toml:"file,omitempty"`
 	// Items, when positive, keeps only the first Items items.
 	Items int `toml:"items,omitzero"`
+
+	// The persona statements (name = "persona") only; see PersonaOptions
+	// in package questionnaires. Dir holds the data set's jsonl files
+	// (absolute after Parse; empty: $SOCIETY_PERSONA_DIR, then the
+	// download cache); Download fetches missing files into the cache;
+	// Optional skips the instrument, with a note, when no data is found;
+	// Behaviors selects behaviours (empty: every file found); Statements
+	// is K, the statements sampled per behaviour.
+	Dir        string   `toml:"dir,omitempty"`
+	Download   bool     `toml:"download,omitempty"`
+	Optional   bool     `toml:"optional,omitempty"`
+	Behaviors  []string `toml:"behaviors,omitempty"`
+	Statements int      `toml:"statements,omitzero"`
+}
+
+// BehaviorReference is a published value × behaviour correlation matrix
+// for one instrument, read from a CSV file (analysis.ReadBehaviorReference
+// describes the layout).
+type BehaviorReference struct {
+	Instrument string `toml:"instrument"`
+	// File is absolute after Parse, like instrument files.
+	File string `toml:"file"`
+	// Name labels the reference in results; default: the file's base name.
+	Name string `toml:"name"`
 }
 
 // Analysis configures the comparison with human references.
@@ -192,6 +238,9 @@ type Analysis struct {
 	BootstrapIterations int      `toml:"bootstrap_iterations"`
 	BootstrapSize       int      `toml:"bootstrap_size"`
 	References          []string `toml:"references"`
+	// BehaviorReferences are published value × behaviour matrices; the
+	// theory templates are always used besides them.
+	BehaviorReferences []BehaviorReference `toml:"behavior_references,omitempty"`
 }
 
 // Run configures execution.

@@ -262,7 +262,7 @@ references = ["gss2012_raw"]
 
 func TestBuiltins(t *testing.T) {
 	names := BuiltinNames()
-	if got, want := strings.Join(names, ","), "quickstart,strategies"; got != want {
+	if got, want := strings.Join(names, ","), "charity-rounds,paper,quickstart,scale,strategies"; got != want {
 		t.Fatalf("built-ins: got %s, want %s", got, want)
 	}
 	for _, name := range names {

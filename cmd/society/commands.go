@@ -46,10 +46,14 @@ func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 }
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("run", "run [SCENARIO] [--out DIR]\n\nSCENARIO is a TOML file or a built-in name (see 'society scenarios'); default quickstart.", stderr)
+	fs := newFlagSet("run", "run [SCENARIO] [--out DIR] [--nats URL [--resume ID]]\n\nSCENARIO is a TOML file or a built-in name (see 'society scenarios'); default quickstart.\nWith --nats the run is the orchestrator of agent hosts ('society agents') and an\nanalysis service ('society analyze') on a NATS cluster.\n\n"+natsHelp, stderr)
 	out := fs.String("out", "", "results directory (default results/NAME-TIMESTAMP)")
 	quiet := fs.Bool("quiet", false, "no progress display")
+	cacheDir := fs.String("cache", "", "model response cache `DIR` (default: the user's cache directory); reruns make no model calls")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to `FILE` (for performance work)")
+	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics on `ADDR` (HOST:PORT; :PORT binds 127.0.0.1) while the run lasts")
+	metricsLinger := fs.Duration("metrics-linger", 0, "keep serving metrics this `LONG` after the run, so a last scrape sees the final values")
+	dist := addRunDistFlags(fs)
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -63,6 +67,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if len(pos) > 1 {
 		return fmt.Errorf("%w: run takes one scenario, got %d", errUsage, len(pos))
+	}
+	if dist.active() && *metricsAddr != "" {
+		return fmt.Errorf("%w: --metrics is not available with --nats yet", errUsage)
+	}
+	if dist.active() {
+		return cmdRunDistributed(ctx, dist, pos, *out, *quiet, *cacheDir, stdout, stderr)
 	}
 	name := "quickstart"
 	if len(pos) == 1 {
@@ -80,11 +90,19 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if !*quiet && isTerminal(stderr) {
 		progress = stderr
 	}
-	res, err := runScenario(ctx, runConfig{Scenario: sc, Out: dir, Progress: progress, Log: stderr})
+	obs, err := startRunMetrics(ctx, *metricsAddr, stderr)
+	if err != nil {
+		return err
+	}
+	defer obs.close()
+	res, err := runScenario(ctx, runConfig{Scenario: sc, Out: dir, Progress: progress, Log: stderr, CacheDir: *cacheDir,
+		Hooks: obs.hooks()})
+	obs.finish(res)
 	if err != nil {
 		return err
 	}
 	printSummary(stdout, res, dir)
+	obs.linger(ctx, *metricsLinger, stderr)
 	return nil
 }
 
@@ -101,7 +119,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if _, err := buildPlan(sc); err != nil {
+	if _, err := buildPlan(sc, ""); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: ok (scenario %q, %d agents, %d model(s), %d questionnaire(s))\n",

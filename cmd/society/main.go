@@ -22,12 +22,23 @@ and measures how human-like their values and behaviour are.
 Usage:
   society run [SCENARIO] [--out DIR]   run a scenario (default: the built-in quickstart,
                                        on synthetic respondents, in a few seconds)
+  society run SCENARIO --nats URL      orchestrate the run over a NATS cluster (--resume ID
+                                       continues a stopped run; rerunning does too)
+  society agents --nats URL            an agent host: answers the tasks of the cluster's runs
+  society analyze --nats URL [--out DIR]
+                                       the analysis service: follows answers, writes results
+  society report DIR [--out DIR2]      rebuild a results directory's report, tables and figures
+                                       from its stored answers, without calling any model
   society validate SCENARIO            check a scenario file and print every problem
   society scenarios                    list the built-in scenarios
   society scenarios show NAME          print a built-in scenario as TOML to copy and edit
   society model-server --addr HOST:PORT
                                        serve the synthetic respondents over the OpenAI HTTP API
                                        (with --latency, --slots, --error-rate, --garbage-rate)
+  society bench [--agents N,...] [--json]
+                                       measure the pipeline, its baselines and the model path
+  society dashboards --out DIR         write the Grafana dashboard, its provisioning and a
+                                       prometheus.yml for watching runs ('run --metrics ADDR')
 
 SCENARIO is a TOML file or the name of a built-in scenario.
 Exit status: 0 success, 1 the run failed, 2 bad input.
@@ -78,12 +89,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch cmd {
 	case "run":
 		return cmdRun(ctx, rest, stdout, stderr)
+	case "report":
+		return cmdReport(ctx, rest, stdout, stderr)
 	case "validate":
 		return cmdValidate(rest, stdout, stderr)
 	case "scenarios":
 		return cmdScenarios(rest, stdout, stderr)
 	case "model-server":
 		return cmdModelServer(ctx, rest, stdout, stderr)
+	case "agents":
+		return cmdAgents(ctx, rest, stdout, stderr)
+	case "analyze":
+		return cmdAnalyze(ctx, rest, stdout, stderr)
+	case "bench":
+		return cmdBench(ctx, rest, stdout, stderr)
+	case "dashboards":
+		return cmdDashboards(rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

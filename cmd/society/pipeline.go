@@ -17,7 +17,6 @@ import (
 	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/analysis"
 	"github.com/society-sim/society/bus"
-	"github.com/society-sim/society/llm"
 	"github.com/society-sim/society/population"
 	"github.com/society-sim/society/questionnaires"
 	"github.com/society-sim/society/scenarios"
@@ -30,6 +29,9 @@ type runConfig struct {
 	Progress io.Writer // nil: no progress display
 	Log      io.Writer
 	Hooks    runHooks
+	// CacheDir holds the model response cache; "" is the user's cache
+	// directory.
+	CacheDir string
 }
 
 // runHooks let observers (metrics) follow a run without the pipeline
@@ -41,6 +43,14 @@ type runHooks struct {
 	Progress func(expected, valid, invalid int64)
 	// BadMessage is called for every message that could not be decoded.
 	BadMessage func(err error)
+	// Start is called once the run's agents and answer stream exist,
+	// before any of the run's goroutines starts.
+	Start func(rs runStart)
+	// Publish is called just before a phase's tasks go out to the shards.
+	Publish func(plans []analysis.Plan, shards int)
+	// Round is for game phases: called after a round is recorded, with the
+	// share of players of each dominant value code who contributed.
+	Round func(game string, round int, byValue map[string]float64)
 }
 
 // phase is a step of a run: its plans are published together and the run
@@ -51,11 +61,18 @@ type phase struct {
 	// before, when set, runs before the phase's tasks go out, with every
 	// earlier phase's answers in the collector.
 	before func(ctx context.Context, col *analysis.Collector) error
+	// tasks, when set, makes the phase's task messages for the shard of
+	// agents [lo, hi) instead of one per plan (a game round: games.go).
+	tasks func(lo, hi int) []bus.TaskMsg
 }
 
 type runResult struct {
 	Outcome *analysis.Outcome
-	Elapsed time.Duration
+	// Collector and Study are the run's answers and design, for a run
+	// that feeds another (the model-specific calibration).
+	Collector *analysis.Collector
+	Study     *analysis.Study
+	Elapsed   time.Duration
 }
 
 // plan is everything a run needs, derived from the scenario before any
@@ -67,10 +84,13 @@ type plan struct {
 	styles      map[string]agent.Style
 	phases      []phase
 	resolved    []byte
+	backends    *backends
+	games       *gameRun // nil without a game (games.go)
 }
 
-func buildPlan(sc *scenarios.Scenario) (*plan, error) {
-	p := &plan{instruments: map[string]*questionnaires.Instrument{}, models: map[string]agent.Model{}, styles: map[string]agent.Style{}}
+func buildPlan(sc *scenarios.Scenario, cacheDir string) (*plan, error) {
+	p := &plan{instruments: map[string]*questionnaires.Instrument{}, models: map[string]agent.Model{}, styles: map[string]agent.Style{},
+		backends: &backends{cacheDir: cacheDir}}
 	var errs []error
 
 	// Instruments.
@@ -78,9 +98,15 @@ func buildPlan(sc *scenarios.Scenario) (*plan, error) {
 	for _, q := range sc.Questionnaires {
 		var in *questionnaires.Instrument
 		var err error
-		if q.File != "" {
+		switch {
+		case q.Name == questionnaires.PersonaName && q.File == "":
+			// From the data set (modelspecific.go); nil when optional and absent.
+			if in, err = personaInstrument(sc, q); in == nil && err == nil {
+				continue
+			}
+		case q.File != "":
 			in, err = questionnaires.Load(q.File)
-		} else {
+		default:
 			in, err = questionnaires.Builtin(q.Name)
 		}
 		if err != nil {
@@ -95,6 +121,9 @@ func buildPlan(sc *scenarios.Scenario) (*plan, error) {
 	var members []population.Member
 	for _, strat := range sc.Population.Strategies {
 		name := string(strat)
+		if strat == population.ModelSpecific {
+			continue // one member per model, added by addPaper (modelspecific.go)
+		}
 		w, err := strategyWeights(sc, strat)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%w: strategy %q: %v", errBadInput, name, err))
@@ -112,18 +141,13 @@ func buildPlan(sc *scenarios.Scenario) (*plan, error) {
 	// Models.
 	var infos []analysis.ModelInfo
 	for _, m := range sc.Models {
-		switch m.Backend {
-		case scenarios.Synthetic:
-			means, err := population.HumanMeans(syntheticMeans)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			p.models[m.Name] = llm.NewSynthetic(sc.Seed, means)
-			infos = append(infos, analysis.ModelInfo{Name: m.Name, Backend: "synthetic", Mode: "distribution", Synthetic: true})
-		default:
-			errs = append(errs, fmt.Errorf("%w: model %q: backend %q is not available in this build", errBadInput, m.Name, m.Backend))
+		model, info, err := p.backends.model(sc, m)
+		if err != nil {
+			errs = append(errs, err)
+			continue
 		}
+		p.models[m.Name] = model
+		infos = append(infos, info)
 		p.styles[m.Name] = m.Style
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -165,6 +189,12 @@ func buildPlan(sc *scenarios.Scenario) (*plan, error) {
 		BootstrapIterations: sc.Analysis.BootstrapIterations,
 		BootstrapSize:       sc.Analysis.BootstrapSize,
 	}
+	if err := addPaper(sc, p); err != nil {
+		return nil, err
+	}
+	if err := addGames(sc, p); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -177,7 +207,7 @@ func strategyWeights(sc *scenarios.Scenario, s population.Strategy) (population.
 	case population.Custom:
 		return population.CustomWeights(sc.Population.Weights)
 	case population.ModelSpecific:
-		return population.Weights{}, errors.New("model-specific weights need a PVQ phase, which this build does not run yet")
+		return population.Weights{}, errors.New("model-specific weights come from a calibration run (modelspecific.go), one set per model")
 	}
 	sh, err := population.HumanShares(sc.Population.Shares)
 	if err != nil {
@@ -208,11 +238,20 @@ func shardCount(agents, configured int) int {
 
 func runScenario(ctx context.Context, cfg runConfig) (*runResult, error) {
 	start := time.Now()
-	sc := cfg.Scenario
-	p, err := buildPlan(sc)
+	// The persona data and the model-specific weights are settled first
+	// (modelspecific.go), so that the plan and the resolved scenario hold
+	// what the run really used.
+	sc, prep, err := prepareRun(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
+	p, err := buildPlan(sc, cfg.CacheDir)
+	if err != nil {
+		return nil, err
+	}
+	prep.apply(p)
+	defer p.backends.close()
+	p.games.observe(cfg.Hooks.Round)
 	pool := p.study.Pool
 	n := pool.Size()
 
@@ -253,6 +292,9 @@ func runScenario(ctx context.Context, cfg runConfig) (*runResult, error) {
 	}
 
 	col := analysis.NewCollector(n, p.study.Plans)
+	if cfg.Hooks.Start != nil {
+		cfg.Hooks.Start(runStart{Study: p.study, Shards: host.Shards, JetStream: js, Subjects: subj})
+	}
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
@@ -310,7 +352,10 @@ func runScenario(ctx context.Context, cfg runConfig) (*runResult, error) {
 				return nil, err
 			}
 		}
-		if err := publishTasks(nc, subj, ph.plans, p.styles, shards); err != nil {
+		if cfg.Hooks.Publish != nil {
+			cfg.Hooks.Publish(ph.plans, shards)
+		}
+		if err := publishPhase(nc, subj, ph, p.styles, shards, n); err != nil {
 			bar.finish()
 			stopAll()
 			return nil, err
@@ -350,10 +395,13 @@ func runScenario(ctx context.Context, cfg runConfig) (*runResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := analysis.WriteDir(cfg.Out, &analysis.Output{Outcome: outcome, Collector: col, Study: p.study, Scenario: p.resolved}); err != nil {
-		return nil, err
+	outcome.Results.LLM = p.backends.counts()
+	if cfg.Out != "" {
+		if err := analysis.WriteDir(cfg.Out, &analysis.Output{Outcome: outcome, Collector: col, Study: p.study, Scenario: p.resolved}); err != nil {
+			return nil, err
+		}
 	}
-	return &runResult{Outcome: outcome, Elapsed: time.Since(start)}, nil
+	return &runResult{Outcome: outcome, Elapsed: time.Since(start), Collector: col, Study: p.study}, nil
 }
 
 func cause(ctx context.Context) error {
@@ -402,6 +450,7 @@ func printSummary(w io.Writer, r *runResult, dir string) {
 	fmt.Fprintln(w, "Values similarity to human value structure (1 = identical; 95% bootstrap interval):")
 	fmt.Fprintln(w)
 	fmt.Fprint(w, analysis.ValueStructureTable(res.ValueStructure))
+	printGames(w, res)
 	fmt.Fprintf(w, "\nResults: %s (report.md, results.json, answers, figures)\n", dir)
 }
 

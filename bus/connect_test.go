@@ -1,0 +1,274 @@
+package bus_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nkeys"
+
+	"github.com/society-sim/society/bus"
+)
+
+// startAuthServer runs a real nats-server on loopback with the given
+// authentication set up in o, and returns its client URL.
+func startAuthServer(t *testing.T, o *server.Options) string {
+	t.Helper()
+	o.Host, o.Port, o.NoLog, o.NoSigs = "127.0.0.1", server.RANDOM_PORT, true, true
+	ns, err := server.NewServer(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	return ns.ClientURL()
+}
+
+func writeFile(t *testing.T, name string, data []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// connect tries o against the server with a deadline, so that a refused
+// connection that were retried forever fails the test instead of hanging.
+func connect(t *testing.T, o bus.ConnectOptions) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	nc, err := bus.Connect(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	sub, err := nc.SubscribeSync("ping")
+	if err != nil {
+		return err
+	}
+	if err := nc.Publish("ping", []byte("x")); err != nil {
+		return err
+	}
+	_, err = sub.NextMsg(2 * time.Second)
+	return err
+}
+
+func TestConnectAuth(t *testing.T) {
+	// nkey
+	ukp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	upub, _ := ukp.PublicKey()
+	useed, _ := ukp.Seed()
+	otherKP, _ := nkeys.CreateUser()
+	otherSeed, _ := otherKP.Seed()
+
+	// JWT credentials: an operator, an account it signs, a user the account signs.
+	okp, _ := nkeys.CreateOperator()
+	opub, _ := okp.PublicKey()
+	oc := jwt.NewOperatorClaims(opub)
+	if _, err := oc.Encode(okp); err != nil {
+		t.Fatal(err)
+	}
+	akp, _ := nkeys.CreateAccount()
+	apub, _ := akp.PublicKey()
+	ajwt, err := jwt.NewAccountClaims(apub).Encode(okp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ckp, _ := nkeys.CreateUser()
+	cpub, _ := ckp.PublicKey()
+	cseed, _ := ckp.Seed()
+	cjwt, err := jwt.NewUserClaims(cpub).Encode(akp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := jwt.FormatUserConfig(cjwt, cseed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resolver := &server.MemAccResolver{}
+	if err := resolver.Store(apub, ajwt); err != nil {
+		t.Fatal(err)
+	}
+
+	cases := []struct {
+		name   string
+		server *server.Options
+		good   bus.ConnectOptions
+		bad    bus.ConnectOptions
+	}{
+		{"user and password", &server.Options{Username: "society", Password: "s3cret"},
+			bus.ConnectOptions{User: "society", Password: "s3cret"}, bus.ConnectOptions{User: "society", Password: "wrong"}},
+		{"token", &server.Options{Authorization: "t0ken"},
+			bus.ConnectOptions{Token: "t0ken"}, bus.ConnectOptions{Token: "nope"}},
+		{"nkey", &server.Options{Nkeys: []*server.NkeyUser{{Nkey: upub}}},
+			bus.ConnectOptions{NkeyFile: writeFile(t, "user.nk", useed)}, bus.ConnectOptions{NkeyFile: writeFile(t, "other.nk", otherSeed)}},
+		{"credentials file", &server.Options{TrustedOperators: []*jwt.OperatorClaims{oc}, AccountResolver: resolver},
+			bus.ConnectOptions{CredsFile: writeFile(t, "user.creds", creds)}, bus.ConnectOptions{}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			url := startAuthServer(t, c.server)
+			c.good.URLs, c.bad.URLs = []string{url}, []string{url}
+			if err := connect(t, c.good); err != nil {
+				t.Fatalf("good credentials: got %v, want a connection", err)
+			}
+			start := time.Now()
+			err := connect(t, c.bad)
+			if err == nil {
+				t.Fatal("bad credentials: got a connection, want a refusal")
+			}
+			if el := time.Since(start); el > 3*time.Second {
+				t.Errorf("bad credentials were retried for %v, want a refusal at once", el)
+			}
+			for _, secret := range []string{"s3cret", "wrong", "t0ken", "nope", string(useed), string(cseed)} {
+				if strings.Contains(err.Error(), secret) || strings.Contains(c.good.String(), secret) {
+					t.Errorf("a secret shows in %q or %q", err, c.good.String())
+				}
+			}
+		})
+	}
+}
+
+func TestConnectTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca, caKey := newCert(t, nil, nil, "society test CA", true)
+	srvCert, srvKey := newCert(t, ca, caKey, "127.0.0.1", false)
+	cliCert, cliKey := newCert(t, ca, caKey, "society client", false)
+	caFile := writePEM(t, dir, "ca.pem", "CERTIFICATE", ca.Raw)
+	srvCertFile := writePEM(t, dir, "server.pem", "CERTIFICATE", srvCert.Raw)
+	srvKeyFile := writeKey(t, dir, "server-key.pem", srvKey)
+	cliCertFile := writePEM(t, dir, "client.pem", "CERTIFICATE", cliCert.Raw)
+	cliKeyFile := writeKey(t, dir, "client-key.pem", cliKey)
+
+	tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: srvCertFile, KeyFile: srvKeyFile, CaFile: caFile, Verify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := startAuthServer(t, &server.Options{TLS: true, TLSConfig: tc, TLSVerify: true, TLSTimeout: 2})
+	url = strings.Replace(url, "nats://", "tls://", 1)
+
+	if err := connect(t, bus.ConnectOptions{URLs: []string{url}, CAFile: caFile, CertFile: cliCertFile, KeyFile: cliKeyFile}); err != nil {
+		t.Fatalf("with CA and client certificate: got %v, want a connection", err)
+	}
+	start := time.Now()
+	if err := connect(t, bus.ConnectOptions{URLs: []string{url}, CAFile: caFile}); err == nil {
+		t.Error("without a client certificate: got a connection, want a refusal")
+	} else if el := time.Since(start); el > 3*time.Second {
+		t.Errorf("a refused certificate was retried for %v, want a refusal at once", el)
+	}
+	if err := connect(t, bus.ConnectOptions{URLs: []string{url}, CertFile: cliCertFile, KeyFile: cliKeyFile}); err == nil {
+		t.Error("without the CA: got a connection to an unverified server, want a refusal")
+	}
+}
+
+func TestConnectOptionsValidate(t *testing.T) {
+	f := writeFile(t, "f", []byte("x"))
+	cases := []struct {
+		name string
+		o    bus.ConnectOptions
+		want string // "" means valid
+	}{
+		{"plain", bus.ConnectOptions{URLs: []string{"nats://127.0.0.1:4222"}}, ""},
+		{"cluster", bus.ConnectOptions{URLs: []string{"nats://a:4222", "tls://b:4222"}, CAFile: f}, ""},
+		{"no url", bus.ConnectOptions{}, "no server URL"},
+		{"password in url", bus.ConnectOptions{URLs: []string{"nats://u:hunter2@a:4222"}}, "carries credentials"},
+		{"scheme", bus.ConnectOptions{URLs: []string{"http://a:4222"}}, "scheme"},
+		{"two methods", bus.ConnectOptions{URLs: []string{"nats://a:1"}, Token: "t", User: "u", Password: "p"}, "more than one way"},
+		{"user without password", bus.ConnectOptions{URLs: []string{"nats://a:1"}, User: "u"}, "needs a password"},
+		{"cert without key", bus.ConnectOptions{URLs: []string{"nats://a:1"}, CertFile: f}, "needs its key"},
+		{"missing creds file", bus.ConnectOptions{URLs: []string{"nats://a:1"}, CredsFile: "/nonexistent/x.creds"}, "credentials file"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := c.o.Validate()
+			switch {
+			case c.want == "" && err != nil:
+				t.Errorf("got %v, want valid", err)
+			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+				t.Errorf("got %v, want an error saying %q", err, c.want)
+			}
+			if err != nil && strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("the error shows the password: %v", err)
+			}
+		})
+	}
+	s := bus.ConnectOptions{URLs: []string{"nats://a:4222"}, User: "u", Password: "hunter2"}.String()
+	if strings.Contains(s, "hunter2") || !strings.Contains(s, "user u") {
+		t.Errorf("String: got %q, want the user and no password", s)
+	}
+}
+
+func newCert(t *testing.T, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, cn string, isCA bool) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: cn},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	if isCA {
+		tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
+		tmpl.KeyUsage |= x509.KeyUsageCertSign
+	}
+	if ip := net.ParseIP(cn); ip != nil {
+		tmpl.IPAddresses = []net.IP{ip}
+	}
+	signer, signerKey := tmpl, key
+	if parent != nil {
+		signer, signerKey = parent, parentKey
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, &key.PublicKey, signerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert, key
+}
+
+func writePEM(t *testing.T, dir, name, kind string, der []byte) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func writeKey(t *testing.T, dir, name string, key *ecdsa.PrivateKey) string {
+	t.Helper()
+	der, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writePEM(t, dir, name, "EC PRIVATE KEY", der)
+}

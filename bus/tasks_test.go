@@ -1,0 +1,453 @@
+package bus_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/society-sim/society/agent"
+	"github.com/society-sim/society/analysis"
+	"github.com/society-sim/society/bus"
+	"github.com/society-sim/society/llm/llmtest"
+	"github.com/society-sim/society/questionnaires"
+	"github.com/society-sim/society/values"
+)
+
+// queueFixture is a run's task queue and answer stream on the embedded
+// server, with a population of agents any worker can instantiate.
+type queueFixture struct {
+	t      *testing.T
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	subj   bus.Subjects
+	in     *questionnaires.Instrument
+	agents int
+	shards int
+}
+
+func newQueueFixture(t *testing.T, o bus.TaskQueueOptions) *queueFixture {
+	t.Helper()
+	in, err := questionnaires.Builtin("pvq40")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := bus.StartServer(bus.ServerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := srv.Connect("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &queueFixture{t: t, nc: nc, js: js, subj: bus.Subjects{Run: "queue-run"}, in: in, agents: 120, shards: 4}
+	ctx := context.Background()
+	if _, err := bus.EnsureAnswerStream(ctx, js, f.subj, bus.StreamOptions{MaxBytes: 16 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.EnsureTaskQueue(ctx, js, f.subj, o); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *queueFixture) persona(id int) values.Value { return values.Value(id%11 - 1) }
+
+// worker returns a worker whose shards are instantiated on demand with
+// model m; the shards' goroutines stop with ctx.
+func (f *queueFixture) worker(ctx context.Context, name string, m agent.Model, wg *sync.WaitGroup) *bus.Worker {
+	var mu sync.Mutex
+	shards := map[int]*agent.Shard{}
+	return &bus.Worker{
+		JS: f.js, Subjects: f.subj, Host: name, Concurrency: 2,
+		Instrument: func(n string) (*questionnaires.Instrument, bool) { return f.in, n == f.in.Name },
+		Shard: func(_ context.Context, id int) (*agent.Shard, error) {
+			if id >= f.shards {
+				return nil, fmt.Errorf("no shard %d", id)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if sh, ok := shards[id]; ok {
+				return sh, nil
+			}
+			lo, hi := id*f.agents/f.shards, (id+1)*f.agents/f.shards
+			var as []agent.Agent
+			for a := lo; a < hi; a++ {
+				as = append(as, agent.New(a, agent.Persona{Value: f.persona(a)}, 0, 1))
+			}
+			sh := agent.NewShard(id, lo, as, map[string]agent.Model{"m": m})
+			shards[id] = sh
+			wg.Add(1)
+			go func() { defer wg.Done(); sh.Run(ctx) }()
+			return sh, nil
+		},
+	}
+}
+
+func (f *queueFixture) tasks(items []int) []bus.TaskMsg {
+	var out []bus.TaskMsg
+	for s := range f.shards {
+		out = append(out, bus.TaskMsg{Model: "m", Instrument: f.in.Name, Items: items, Shard: s})
+	}
+	return out
+}
+
+func (f *queueFixture) collect(ctx context.Context, col *analysis.Collector, wg *sync.WaitGroup) {
+	r := &bus.AnswerReader{JS: f.js, Subjects: f.subj, Sink: col.Add}
+	wg.Add(1)
+	go func() { defer wg.Done(); r.Follow(ctx) }()
+}
+
+// TestWorkersShareTasks: two workers pull from the shared consumer; every
+// task is served once and every answer arrives, from whichever worker took
+// the task.
+func TestWorkersShareTasks(t *testing.T) {
+	f := newQueueFixture(t, bus.TaskQueueOptions{AckWait: time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	items := []int{0, 1, 2, 3, 4, 5, 6, 7}
+	col := analysis.NewCollector(f.agents, []analysis.Plan{{Model: "m", Instrument: f.in, Items: items}})
+	var wg sync.WaitGroup
+	runCtx, stop := context.WithCancel(ctx)
+	f.collect(runCtx, col, &wg)
+	var served [2]atomic.Int64
+	for i := range 2 {
+		w := f.worker(runCtx, fmt.Sprint("host", i), &llmtest.Model{}, &wg)
+		w.Served = func(bus.TaskMsg) { served[i].Add(1) }
+		wg.Add(1)
+		go func() { defer wg.Done(); w.Run(runCtx) }()
+	}
+	// Garbage on a task subject is terminated and counted, never fatal.
+	if _, err := f.js.Publish(ctx, f.subj.Tasks(0), []byte("garbage")); err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.PublishTasks(ctx, f.js, f.subj, "w1", f.tasks(items), nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-col.Done():
+	case <-ctx.Done():
+		t.Fatal("timed out waiting for the answers")
+	}
+	// Answers are stored before their task is acknowledged: wait for the
+	// acknowledgements too.
+	for served[0].Load()+served[1].Load() < int64(f.shards) && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop()
+	wg.Wait()
+	if got := served[0].Load() + served[1].Load(); got != int64(f.shards) {
+		t.Errorf("got %d tasks served, want %d", got, f.shards)
+	}
+	e, v, i := col.Counts()
+	if v != e || i != 0 {
+		t.Errorf("got %d valid and %d invalid of %d, want all valid", v, i, e)
+	}
+	st, err := f.js.Stream(ctx, f.subj.TaskStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := st.CachedInfo().State.Msgs; n != 0 {
+		t.Errorf("got %d tasks left in the work queue, want 0", n)
+	}
+}
+
+// TestPublishTasksDeduplicates: the same wave published twice queues each
+// task once; a new wave queues it again.
+func TestPublishTasksDeduplicates(t *testing.T) {
+	f := newQueueFixture(t, bus.TaskQueueOptions{})
+	ctx := context.Background()
+	tasks := f.tasks([]int{1, 2})
+	for range 2 {
+		if err := bus.PublishTasks(ctx, f.js, f.subj, "e1-w1", tasks, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func() uint64 {
+		st, err := f.js.Stream(ctx, f.subj.TaskStream())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.CachedInfo().State.Msgs
+	}
+	if got := count(); got != uint64(len(tasks)) {
+		t.Errorf("got %d queued tasks after publishing a wave twice, want %d", got, len(tasks))
+	}
+	if err := bus.PublishTasks(ctx, f.js, f.subj, "e1-w2", tasks[:1], nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := count(); got != uint64(len(tasks)+1) {
+		t.Errorf("got %d queued tasks after a second wave of one, want %d", got, len(tasks)+1)
+	}
+	if err := bus.PurgeTasks(ctx, f.js, f.subj); err != nil {
+		t.Fatal(err)
+	}
+	if got := count(); got != 0 {
+		t.Errorf("got %d queued tasks after a purge, want 0", got)
+	}
+}
+
+// TestFailingTaskIsRedeliveredThenDead: a task whose model fails is handed
+// back with a delay, delivered again, and after MaxDeliver deliveries
+// becomes a dead letter naming it; a task that fails only once succeeds
+// on its next delivery.
+func TestFailingTaskIsRedeliveredThenDead(t *testing.T) {
+	f := newQueueFixture(t, bus.TaskQueueOptions{AckWait: 200 * time.Millisecond, MaxDeliver: 3})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var failedOnce sync.Map
+	var shard3Calls atomic.Int64
+	m := &llmtest.Model{Reply: func(q *agent.Question) (agent.Reply, error) {
+		// Shard 0's agents (0..29) fail on their first try only; shard 3's
+		// (90..119) always fail.
+		id := q.Sample
+		switch {
+		case id >= 90:
+			shard3Calls.Add(1)
+			return agent.Reply{}, errors.New("endpoint down")
+		case id < 30:
+			if _, seen := failedOnce.LoadOrStore(id, true); !seen {
+				return agent.Reply{}, errors.New("flaky endpoint")
+			}
+		}
+		return agent.Reply{Answer: llmtest.PersonaAnswer(q)}, nil
+	}}
+	items := []int{0, 1}
+	col := analysis.NewCollector(f.agents, []analysis.Plan{{Model: "m", Instrument: f.in, Items: items}})
+	var wg sync.WaitGroup
+	runCtx, stop := context.WithCancel(ctx)
+	f.collect(runCtx, col, &wg)
+	w := f.worker(runCtx, "host-a", m, &wg)
+	// Sample carries the agent id, so the model can tell shards apart.
+	inner := w.Shard
+	w.Shard = func(ctx context.Context, id int) (*agent.Shard, error) {
+		sh, err := inner(ctx, id)
+		if err == nil {
+			for i := range sh.Agents {
+				sh.Agents[i].Sample = sh.Agents[i].ID
+			}
+		}
+		return sh, err
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); w.Run(runCtx) }()
+	if err := bus.PublishTasks(ctx, f.js, f.subj, "w1", f.tasks(items), nil); err != nil {
+		t.Fatal(err)
+	}
+	dead := make(chan bus.DeadLetter, 4)
+	sub, err := f.nc.Subscribe(f.subj.DeadLetters(), func(msg *nats.Msg) {
+		if d, err := bus.DecodeDeadLetter(msg.Data); err == nil {
+			dead <- d
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	var d bus.DeadLetter
+	select {
+	case d = <-dead:
+	case <-ctx.Done():
+		t.Fatal("timed out waiting for a dead letter")
+	}
+	// Every shard but 3 completes.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		e, v, _ := col.Counts()
+		if v == e-int64(len(items)*30) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop()
+	wg.Wait()
+	if d.Task.Shard != 3 || d.Deliveries != 3 || d.Host != "host-a" || d.Reason == "" {
+		t.Errorf("got dead letter %+v, want shard 3 after 3 deliveries on host-a with a reason", d)
+	}
+	if got := d.String(); got == "" {
+		t.Error("dead letter names nothing")
+	}
+	e, v, i := col.Counts()
+	if want := e - int64(len(items)*30); v != want || i != 0 {
+		t.Errorf("got %d valid and %d invalid, want %d valid (every shard but the dead one)", v, i, want)
+	}
+	// Each delivery of shard 3 asks each of its 30 agents once before
+	// failing (the first failure ends an agent's task).
+	if got := shard3Calls.Load(); got != 3*30 {
+		t.Errorf("got %d model calls for the dead shard, want %d (3 deliveries of 30 agents)", got, 3*30)
+	}
+}
+
+func TestTaskQueueOptionsBackoff(t *testing.T) {
+	cases := []struct {
+		o    bus.TaskQueueOptions
+		want []time.Duration
+	}{
+		{bus.TaskQueueOptions{}, []time.Duration{30 * time.Second, 60 * time.Second, 120 * time.Second, 240 * time.Second}},
+		{bus.TaskQueueOptions{AckWait: time.Second, MaxDeliver: 3}, []time.Duration{time.Second, 2 * time.Second}},
+		{bus.TaskQueueOptions{AckWait: time.Second, MaxDeliver: 1}, []time.Duration{time.Second}},
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprint(c.o), func(t *testing.T) {
+			if got := c.o.Backoff(); !reflect.DeepEqual(got, c.want) {
+				t.Errorf("got %v, want %v", got, c.want)
+			}
+		})
+	}
+}
+
+func TestDeadLetterRoundTrip(t *testing.T) {
+	d := bus.DeadLetter{Task: bus.TaskMsg{V: 1, Model: "m", Instrument: "pvq40", Items: []int{3}, Shard: 2}, Deliveries: 5, Reason: "endpoint down", Host: "h"}
+	got, err := bus.DecodeDeadLetter(bus.EncodeDeadLetter(d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Task, d.Task) || got.Reason != d.Reason || got.Deliveries != 5 || got.Host != "h" {
+		t.Errorf("got %+v, want %+v", got, d)
+	}
+	for _, bad := range []string{``, `{}`, `{"v":2}`, `{"v":1,"task":{"v":1}}`, `{"v":1,"task":{"v":1,"model":"m","instrument":"i","items":[-1]}}`} {
+		if _, err := bus.DecodeDeadLetter([]byte(bad)); !errors.Is(err, bus.ErrBadMessage) {
+			t.Errorf("%s: got %v, want ErrBadMessage", bad, err)
+		}
+	}
+}
+
+func FuzzDecodeTask(f *testing.F) {
+	f.Add(bus.EncodeTask(bus.TaskMsg{Model: "m", Instrument: "pvq40", Items: []int{0, 1}, Shard: 3}))
+	f.Add([]byte(`{"v":1,"model":"m","instrument":"i","items":[99999999999],"shard":1}`))
+	f.Add([]byte(`{"v":1,"model":"m","instrument":"i","items":[1],"shard":-1}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		task, err := bus.DecodeTask(data)
+		if err != nil {
+			if !errors.Is(err, bus.ErrBadMessage) {
+				t.Fatalf("got %v, want an ErrBadMessage", err)
+			}
+			return
+		}
+		again, err := bus.DecodeTask(bus.EncodeTask(task))
+		if err != nil || !reflect.DeepEqual(again.Items, task.Items) || again.Shard != task.Shard || again.Model != task.Model {
+			t.Fatalf("re-encoding a decoded task changed it: %v", err)
+		}
+	})
+}
+
+func FuzzDecodeDeadLetter(f *testing.F) {
+	f.Add(bus.EncodeDeadLetter(bus.DeadLetter{Task: bus.TaskMsg{V: 1, Model: "m", Instrument: "i", Items: []int{1}}, Reason: "x"}))
+	f.Add([]byte(`{"v":1,"task":null}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d, err := bus.DecodeDeadLetter(data)
+		if err != nil {
+			if !errors.Is(err, bus.ErrBadMessage) {
+				t.Fatalf("got %v, want an ErrBadMessage", err)
+			}
+			return
+		}
+		if _, err := bus.DecodeDeadLetter(bus.EncodeDeadLetter(d)); err != nil {
+			t.Fatalf("re-encoding a decoded dead letter: %v", err)
+		}
+	})
+}
+
+// TestSlowTaskKeepsItsDelivery: a task that takes several ack waits is not
+// delivered to another worker while its worker sends heartbeats.
+func TestSlowTaskKeepsItsDelivery(t *testing.T) {
+	f := newQueueFixture(t, bus.TaskQueueOptions{AckWait: 200 * time.Millisecond, MaxDeliver: 2})
+	f.shards = 1
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var calls atomic.Int64
+	slow := &llmtest.Model{Reply: func(q *agent.Question) (agent.Reply, error) {
+		if calls.Add(1) == 1 {
+			time.Sleep(time.Second) // five ack waits
+		}
+		return agent.Reply{Answer: llmtest.PersonaAnswer(q)}, nil
+	}}
+	items := []int{0}
+	col := analysis.NewCollector(f.agents, []analysis.Plan{{Model: "m", Instrument: f.in, Items: items}})
+	var wg sync.WaitGroup
+	runCtx, stop := context.WithCancel(ctx)
+	f.collect(runCtx, col, &wg)
+	var served, taken atomic.Int64
+	for i := range 2 {
+		w := f.worker(runCtx, fmt.Sprint("host", i), slow, &wg)
+		w.Served = func(bus.TaskMsg) { served.Add(1) }
+		inner := w.Shard
+		w.Shard = func(ctx context.Context, id int) (*agent.Shard, error) {
+			taken.Add(1) // once per delivery
+			return inner(ctx, id)
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); w.Run(runCtx) }()
+	}
+	if err := bus.PublishTasks(ctx, f.js, f.subj, "w1", f.tasks(items), nil); err != nil {
+		t.Fatal(err)
+	}
+	for served.Load() < 1 && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // a redelivery would show now
+	stop()
+	wg.Wait()
+	if got := taken.Load(); got != 1 {
+		t.Errorf("got the slow task delivered %d times, want once (heartbeats keep it)", got)
+	}
+}
+
+// TestStoppedWorkerHandsTaskBack: a worker stopped in the middle of a task
+// hands it back at once, and another worker serves it.
+func TestStoppedWorkerHandsTaskBack(t *testing.T) {
+	f := newQueueFixture(t, bus.TaskQueueOptions{AckWait: 10 * time.Second})
+	f.shards = 1
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	started := make(chan struct{})
+	var once sync.Once
+	blockingCtx := func(ctx context.Context) *llmtest.Model {
+		return &llmtest.Model{Reply: func(q *agent.Question) (agent.Reply, error) {
+			once.Do(func() { close(started) })
+			<-ctx.Done()
+			return agent.Reply{}, ctx.Err()
+		}}
+	}
+	items := []int{0, 1}
+	col := analysis.NewCollector(f.agents, []analysis.Plan{{Model: "m", Instrument: f.in, Items: items}})
+	var wg sync.WaitGroup
+	runCtx, stop := context.WithCancel(ctx)
+	defer func() { stop(); wg.Wait() }()
+	f.collect(runCtx, col, &wg)
+
+	firstCtx, stopFirst := context.WithCancel(runCtx)
+	first := f.worker(firstCtx, "first", blockingCtx(firstCtx), &wg)
+	wg.Add(1)
+	go func() { defer wg.Done(); first.Run(firstCtx) }()
+	if err := bus.PublishTasks(ctx, f.js, f.subj, "w1", f.tasks(items), nil); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	stopFirst()
+	start := time.Now()
+	second := f.worker(runCtx, "second", &llmtest.Model{}, &wg)
+	wg.Add(1)
+	go func() { defer wg.Done(); second.Run(runCtx) }()
+	select {
+	case <-col.Done():
+	case <-ctx.Done():
+		t.Fatal("the task handed back was never served")
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Errorf("the task came back after %v, want at once (not after the 10s ack wait)", el)
+	}
+}

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+const agentsSynopsis = `agents --nats URL [--name NAME] [--tasks N] [--run ID] [--cache DIR]
+
+Runs an agent host: it learns the runs registered on the NATS cluster and
+answers their tasks with the scenario's agents and models. Start as many
+hosts as you like, on as many machines, before or during a run; each takes
+whatever task is next, and the tasks of a host that stops go to the
+others. Stop it with Ctrl-C (its tasks in hand go back to the queue).
+
+` + natsHelp
+
+// cmdAgents runs "society agents" until ctx is done.
+func cmdAgents(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("agents", agentsSynopsis, stderr)
+	nf := addNATSFlags(fs, true)
+	host, _ := os.Hostname()
+	name := fs.String("name", fmt.Sprintf("%s-%d", host, os.Getpid()), "this host's name in logs and dead-letter records")
+	tasks := fs.Int("tasks", 4, "tasks served at once (each is one shard's agents answering one questionnaire)")
+	only := fs.String("run", "", "serve only the run `ID` (default: every run)")
+	cacheDir := fs.String("cache", "", "model response cache `DIR` (default: the user's cache directory)")
+	verbose := fs.Bool("v", false, "log every step")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	var problems []string
+	if len(pos) > 0 {
+		problems = append(problems, fmt.Sprintf("agents takes no arguments, got %q", strings.Join(pos, " ")))
+	}
+	if !nf.set() {
+		problems = append(problems, "--nats URL is required: an agent host serves the runs of a NATS cluster")
+	}
+	if *tasks < 1 {
+		problems = append(problems, fmt.Sprintf("--tasks: must be at least 1, got %d", *tasks))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %s", errUsage, strings.Join(problems, "; "))
+	}
+	log := roleLogger(stderr, *verbose).With("role", "agents", "host", *name)
+	nc, err := connectNATS(ctx, nf, "agents", log)
+	if err != nil {
+		return err
+	}
+	defer closeNATS(nc)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	reg, err := openRegistryWait(ctx, js, log)
+	if err != nil || reg == nil {
+		return err
+	}
+	h := &agentHost{js: js, reg: reg, log: log, name: *name, concurrency: *tasks, cacheDir: *cacheDir, only: *only}
+	log.Info("agent host ready; waiting for runs")
+	err = h.serve(ctx)
+	fmt.Fprintf(stdout, "agent host %s: %d tasks served, %d unusable messages rejected\n", *name, h.served.Load(), h.bad.Load())
+	return err
+}

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+const analyzeSynopsis = `analyze --nats URL [--out DIR] [--name NAME] [--run ID]
+
+Runs the analysis service: it follows the answers of every run registered
+on the NATS cluster, publishes progress, and when a run's orchestrator
+reports every answer in, computes the results and writes the results
+directory DIR/RUN-ID. Killed and started again, it rebuilds everything
+from the answers JetStream keeps: nothing is lost or counted twice. Run
+one analysis service per name (two with the same name share a consumer).
+
+` + natsHelp
+
+// cmdAnalyze runs "society analyze" until ctx is done.
+func cmdAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("analyze", analyzeSynopsis, stderr)
+	nf := addNATSFlags(fs, true)
+	host, _ := os.Hostname()
+	out := fs.String("out", "results", "write each run's results directory under `DIR`")
+	name := fs.String("name", host, "this service's name (its durable consumers are named after it)")
+	only := fs.String("run", "", "analyse only the run `ID` (default: every run)")
+	verbose := fs.Bool("v", false, "log every step")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	var problems []string
+	if len(pos) > 0 {
+		problems = append(problems, fmt.Sprintf("analyze takes no arguments, got %q", strings.Join(pos, " ")))
+	}
+	if !nf.set() {
+		problems = append(problems, "--nats URL is required: the analysis service follows the runs of a NATS cluster")
+	}
+	if *name == "" {
+		problems = append(problems, "--name: must not be empty")
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %s", errUsage, strings.Join(problems, "; "))
+	}
+	log := roleLogger(stderr, *verbose).With("role", "analyze", "name", *name)
+	nc, err := connectNATS(ctx, nf, "analyze", log)
+	if err != nil {
+		return err
+	}
+	defer closeNATS(nc)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	reg, err := openRegistryWait(ctx, js, log)
+	if err != nil || reg == nil {
+		return err
+	}
+	a := &analysisService{nc: nc, js: js, reg: reg, log: log, name: *name, out: *out, only: *only}
+	log.Info("analysis service ready; waiting for runs")
+	err = a.serve(ctx)
+	fmt.Fprintln(stdout, a)
+	return err
+}

@@ -1,0 +1,287 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/society-sim/society/agent"
+	"github.com/society-sim/society/llm"
+	"github.com/society-sim/society/population"
+	"github.com/society-sim/society/questionnaires"
+	"github.com/society-sim/society/values"
+)
+
+// TestBenchHelperProcess is not a test: the bench tests run it as their
+// child process ("society bench --one ...", "society model-server ..."),
+// in place of the society binary, which a test does not have.
+func TestBenchHelperProcess(t *testing.T) {
+	if os.Getenv("SOCIETY_BENCH_HELPER") != "1" {
+		t.Skip("only runs as the bench tests' child process")
+	}
+	args := os.Args
+	for i, a := range args {
+		if a == "--" {
+			args = args[i+1:]
+			break
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, args, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+func helperChild(ctx context.Context, args []string) (*exec.Cmd, error) {
+	cmd := exec.CommandContext(ctx, os.Args[0], append([]string{"-test.run=^TestBenchHelperProcess$", "--"}, args...)...)
+	cmd.Env = append(os.Environ(), "SOCIETY_BENCH_HELPER=1")
+	return cmd, nil
+}
+
+func TestModelCalls(t *testing.T) {
+	tests := []struct {
+		name          string
+		counts        []int
+		items, n      int
+		pa, ns, distr int64
+	}{
+		{"one persona, one request of n", []int{3}, 10, 5, 30, 10, 10},
+		{"a persona needs two requests", []int{6, 0, 5}, 2, 5, 22, 6, 4},
+		{"n of one is per answer", []int{4, 7}, 3, 1, 33, 33, 6},
+		{"nobody", []int{0, 0}, 100, 50, 0, 0, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			pa, ns, di := modelCalls(tc.counts, tc.items, tc.n)
+			if pa != tc.pa || ns != tc.ns || di != tc.distr {
+				t.Errorf("got %d per answer, %d n-sampling, %d distribution; want %d, %d, %d", pa, ns, di, tc.pa, tc.ns, tc.distr)
+			}
+		})
+	}
+}
+
+func TestStudyDesign(t *testing.T) {
+	d, err := studyDesign(1000, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// PVQ-40, BFI-2, prosocialness, donation causes, the charity game's two
+	// questions, the everyday behaviour questionnaire, persona statements.
+	if want := 40 + 60 + 16 + 9 + 2 + 85 + 1000*135; d.Items != want {
+		t.Errorf("items: got %d, want %d", d.Items, want)
+	}
+	rows, err := designCalls(d, []int{10_000, 1_000_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 3 {
+		t.Fatalf("got %d rows, want the study and two populations", len(rows))
+	}
+	items := int64(d.Items)
+	study := rows[0]
+	if study.PerAnswer != 11*50*items || study.NSampling != 11*items || study.Distribution != 11*items {
+		t.Errorf("study: got %+v, want %d per answer, %d n-sampling and distribution", study, 11*50*items, 11*items)
+	}
+	for _, r := range rows[1:] {
+		if r.PerAnswer != r.Agents*items {
+			t.Errorf("%s: per answer: got %d, want agents × items = %d", r.Label, r.PerAnswer, r.Agents*items)
+		}
+		if lo, hi := r.Agents*items/50, r.Agents*items/50+11*items; r.NSampling < lo || r.NSampling > hi {
+			t.Errorf("%s: n-sampling: got %d, want between %d and %d", r.Label, r.NSampling, lo, hi)
+		}
+		if r.Distribution != 11*items {
+			t.Errorf("%s: distribution: got %d, want %d", r.Label, r.Distribution, 11*items)
+		}
+	}
+}
+
+// TestCallCountsMatchTheModelServer checks the call arithmetic against the
+// requests a real client makes of the model server.
+func TestCallCountsMatchTheModelServer(t *testing.T) {
+	checks, err := checkCalls(context.Background(), 22, 3, []string{"pvq40", "donation", "charity"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(checks) != 3 {
+		t.Fatalf("got %d checks, want one per mode", len(checks))
+	}
+	for _, c := range checks {
+		if !c.Match || c.Predicted == 0 {
+			t.Errorf("%s: predicted %d, client %d, server %d: want all equal and non-zero", c.Mode, c.Predicted, c.ClientCalls, c.ServerRequests)
+		}
+	}
+	if checks[0].Predicted <= checks[1].Predicted || checks[1].Predicted <= checks[2].Predicted {
+		t.Errorf("got %d, %d, %d calls, want per-answer > n-sampling > distribution",
+			checks[0].Predicted, checks[1].Predicted, checks[2].Predicted)
+	}
+}
+
+// TestBenchNoBusMatchesPipeline checks that the no-bus baseline does the
+// same work as the pipeline: the same answers and the same results.
+func TestBenchNoBusMatchesPipeline(t *testing.T) {
+	ctx := context.Background()
+	pipe, err := measureOne(ctx, 1500, 3, "pipeline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nobus, err := measureOne(ctx, 1500, 3, "nobus")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*childResult{pipe, nobus} {
+		if r.Answers != 1500*pvqItems || r.WallSeconds <= 0 || r.AnswerSeconds <= 0 || r.AnswerSeconds > r.WallSeconds {
+			t.Errorf("%s: got %d answers in %v s (answers done at %v s), want %d answers and times in order",
+				r.Part, r.Answers, r.WallSeconds, r.AnswerSeconds, 1500*pvqItems)
+		}
+	}
+	if pipe.ResultsSHA256 == "" || pipe.ResultsSHA256 != nobus.ResultsSHA256 {
+		t.Errorf("results.json: pipeline %s, no bus %s: want the same", pipe.ResultsSHA256, nobus.ResultsSHA256)
+	}
+}
+
+// TestBenchReport runs the bench as a user would, each measurement in a
+// child process, and reads its JSON.
+func TestBenchReport(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs child processes")
+	}
+	o := benchOptions{Agents: []int{300, 600}, Seed: 1, Latency: 20 * time.Millisecond, Slots: 4, ModelCalls: 48,
+		Repetitions: 50, PersonaK: 10, Skip: map[string]bool{"calls": true}, child: helperChild, natsMinMsgs: 500}
+	rep, err := runBench(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(rep); err != nil {
+		t.Fatal(err)
+	}
+	var top map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &top); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"agents", "answers", "wall_seconds", "answers_per_second", "peak_rss_bytes",
+		"nats_msgs_per_second", "baseline_ratio", "model_path_efficiency", "machine", "runs", "model_path", "note"} {
+		if _, ok := top[k]; !ok {
+			t.Errorf("JSON lacks %q", k)
+		}
+	}
+	if top["agents"] != 600.0 || top["answers"] != 600.0*pvqItems {
+		t.Errorf("top level: got %v agents, %v answers, want the largest run (600, %d)", top["agents"], top["answers"], 600*pvqItems)
+	}
+	if len(rep.Runs) != 2 {
+		t.Fatalf("got %d runs, want 2", len(rep.Runs))
+	}
+	for _, r := range rep.Runs {
+		if r.PeakRSSBytes <= 0 || r.CPUSeconds <= 0 || r.NoBusSeconds <= 0 || r.NATSMsgsPerSecond <= 0 || r.JetStreamMsgsPerSecond <= 0 {
+			t.Errorf("%d agents: got %+v, want every figure measured", r.Agents, r)
+		}
+		if r.SameResults == nil || !*r.SameResults {
+			t.Errorf("%d agents: pipeline and no-bus results differ", r.Agents)
+		}
+	}
+	mp := rep.ModelPath
+	if mp == nil {
+		t.Fatal("no model path figures")
+	}
+	// At concurrency S (4) and 2·S (8): each 48 timed calls after a first
+	// wave of one call per agent (8 and 16 agents).
+	if len(mp.Runs) != 2 || mp.ServerRequests != 48+8+48+16 || mp.Efficiency <= 0 {
+		t.Fatalf("model path: got %+v, want two runs, 120 server requests and a positive efficiency", mp)
+	}
+	for _, r := range mp.Runs {
+		if r.Calls != 48 || r.ClientCPUMicros <= 0 || r.Efficiency <= 0 {
+			t.Errorf("model path at concurrency %d: got %+v, want 48 timed calls and positive figures", r.Concurrency, r)
+		}
+	}
+	var table bytes.Buffer
+	printBench(&table, rep)
+	for _, want := range []string{"SYNTHETIC", "600", "Model path", "of S/L"} {
+		if !bytes.Contains(table.Bytes(), []byte(want)) {
+			t.Errorf("table lacks %q:\n%s", want, table.String())
+		}
+	}
+}
+
+func TestBenchFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"bench", "--agents", "ten"},
+		{"bench", "--agents", "0"},
+		{"bench", "--skip", "everything"},
+		{"bench", "--slots", "0"},
+		{"bench", "extra"},
+		{"bench", "--one", "abc"},
+		{"bench", "--one", "10", "--part", "other"},
+	} {
+		t.Run(args[len(args)-1], func(t *testing.T) {
+			_, stderr, code := runCLI(t, args...)
+			if code != 2 {
+				t.Errorf("got exit %d (%s), want 2", code, stderr)
+			}
+		})
+	}
+}
+
+// TestAgentsKeepTheirFirstStack guards the memory of a million agents: an
+// agent goroutine answering the PVQ-40 from the synthetic respondents must
+// stay within its first stack (2 KiB, and a little for the runtime's
+// bookkeeping) instead of doubling it.
+func TestAgentsKeepTheirFirstStack(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector enlarges every frame")
+	}
+	in, err := questionnaires.Builtin("pvq40")
+	if err != nil {
+		t.Fatal(err)
+	}
+	means, err := population.HumanMeans(syntheticMeans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 20000
+	as := make([]agent.Agent, n)
+	for i := range as {
+		as[i] = agent.New(i, agent.Persona{Value: population.Persona(i % (values.N + 1))}, i, 1)
+	}
+	sh := agent.NewShard(0, 0, as, map[string]agent.Model{"m": llm.NewSynthetic(1, means)})
+	items := make([]int, len(in.Items))
+	for i := range items {
+		items[i] = i
+	}
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); sh.Run(ctx) }()
+	defer func() { cancel(); wg.Wait() }()
+	if _, err := sh.Do(ctx, &agent.Task{Model: "m", Instrument: in, Items: items}); err != nil {
+		t.Fatal(err)
+	}
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	per := (int64(after.StackInuse) - int64(before.StackInuse)) / n
+	if per > 3<<10 {
+		t.Errorf("got %d bytes of stack per agent, want at most %d", per, 3<<10)
+	}
+}
+
+func TestParseSizes(t *testing.T) {
+	got, err := parseSizes("10_000, 100000,1")
+	if err != nil || len(got) != 3 || got[0] != 10000 || got[1] != 100000 || got[2] != 1 {
+		t.Errorf("got %v, %v, want [10000 100000 1]", got, err)
+	}
+	if _, err := parseSizes("1,,2"); err == nil {
+		t.Error("empty size: got nil error")
+	}
+	if _, err := parseSizes("-5"); err == nil {
+		t.Error("negative size: got nil error")
+	}
+}

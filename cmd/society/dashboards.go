@@ -1,0 +1,63 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/society-sim/society/metrics"
+)
+
+const dashboardsSynopsis = `dashboards --out DIR [--target HOST:PORT] [--prometheus URL]
+
+Writes what it takes to watch runs in Grafana, from the same generator as the
+repository's deploy/ folder: prometheus.yml (scraping 'society run --metrics'),
+the dashboard (grafana/dashboards/society.json) and Grafana's file provisioning
+of the dashboard and of the Prometheus data source (grafana/provisioning/).
+Existing files of those names are replaced; nothing else in DIR is touched.`
+
+func cmdDashboards(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("dashboards", dashboardsSynopsis, stderr)
+	out := fs.String("out", "", "write the provisioning tree under `DIR` (required)")
+	target := fs.String("target", metrics.DefaultTarget, "`HOST:PORT` Prometheus scrapes: the address given to 'society run --metrics'")
+	promURL := fs.String("prometheus", metrics.DefaultPrometheusURL, "`URL` at which Grafana reaches Prometheus")
+	scrape := fs.Duration("scrape-interval", metrics.DefaultScrapeInterval, "how often Prometheus scrapes")
+	dashPath := fs.String("dashboards-path", metrics.DefaultDashboardsPath, "`DIR` in which Grafana finds the dashboard JSON (where you mount or copy grafana/dashboards)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("%w: dashboards takes no arguments, got %q", errUsage, pos)
+	}
+	if *out == "" {
+		return fmt.Errorf("%w: dashboards needs --out DIR", errUsage)
+	}
+	files, err := metrics.DeployFiles(metrics.DeployOptions{Target: *target, PrometheusURL: *promURL,
+		ScrapeInterval: *scrape, DashboardsPath: *dashPath})
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		path := filepath.Join(*out, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return fmt.Errorf("dashboards: %w", err)
+		}
+		if err := os.WriteFile(path, files[name], 0o644); err != nil {
+			return fmt.Errorf("dashboards: %w", err)
+		}
+		fmt.Fprintln(stdout, path)
+	}
+	fmt.Fprintf(stdout, "\nStart Prometheus with --config.file=%s (add --enable-feature=native-histograms for finer latency percentiles)\n",
+		filepath.Join(*out, metrics.PrometheusConfigFile))
+	fmt.Fprintf(stdout, "and Grafana with its provisioning directory at %s; then run: society run --metrics %s\n",
+		filepath.Join(*out, "grafana", "provisioning"), *target)
+	return nil
+}

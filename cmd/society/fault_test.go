@@ -1,0 +1,696 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/society-sim/society/bus"
+)
+
+// The fault tests run the roles of a distributed run as real separate
+// processes on loopback: a nats-server built from the module this program
+// depends on, and the society binary built from this tree. They kill and
+// restart processes at points chosen by the progress the analysis service
+// publishes, never by sleeping, and check that the run ends with exactly
+// the answers an undisturbed run gets.
+
+var faultBins struct {
+	once           sync.Once
+	society, nats  string
+	err            error
+	societyBuildIn time.Duration
+}
+
+// binaries builds (once per test binary) the society binary of this tree
+// and the nats-server of the version in go.mod, which is cached in the
+// temporary directory across test runs.
+func binaries(t *testing.T) (society, natsServer string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs separate processes")
+	}
+	faultBins.once.Do(func() {
+		dir := filepath.Join(os.TempDir(), "society-fault-test")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			faultBins.err = err
+			return
+		}
+		// Binaries of earlier runs of this test are stale.
+		old, _ := filepath.Glob(filepath.Join(dir, "society-*"))
+		for _, f := range old {
+			if st, err := os.Stat(f); err == nil && time.Since(st.ModTime()) > time.Hour {
+				os.Remove(f)
+			}
+		}
+		version := "unknown"
+		if bi, ok := debug.ReadBuildInfo(); ok {
+			for _, d := range bi.Deps {
+				if d.Path == "github.com/nats-io/nats-server/v2" {
+					version = d.Version
+				}
+			}
+		}
+		ns := filepath.Join(dir, "nats-server-"+version)
+		if _, err := os.Stat(ns); err != nil {
+			tmp := fmt.Sprintf("%s.%d", ns, os.Getpid())
+			if out, err := exec.Command("go", "build", "-o", tmp, "github.com/nats-io/nats-server/v2").CombinedOutput(); err != nil {
+				faultBins.err = fmt.Errorf("build nats-server: %v\n%s", err, out)
+				return
+			}
+			if err := os.Rename(tmp, ns); err != nil {
+				faultBins.err = err
+				return
+			}
+		}
+		soc := filepath.Join(dir, fmt.Sprintf("society-%d", os.Getpid()))
+		start := time.Now()
+		if out, err := exec.Command("go", "build", "-o", soc, ".").CombinedOutput(); err != nil {
+			faultBins.err = fmt.Errorf("build society: %v\n%s", err, out)
+			return
+		}
+		faultBins.society, faultBins.nats, faultBins.societyBuildIn = soc, ns, time.Since(start)
+	})
+	if faultBins.err != nil {
+		t.Fatal(faultBins.err)
+	}
+	return faultBins.society, faultBins.nats
+}
+
+// proc is a child process whose output is kept for the test's log.
+type proc struct {
+	name           string
+	cmd            *exec.Cmd
+	stdout, stderr syncBuffer
+	done           chan struct{}
+	err            error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+func (p *proc) running() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// kill ends the process at once (kill -9) and waits for it.
+func (p *proc) kill() {
+	if p.running() {
+		p.cmd.Process.Signal(syscall.SIGKILL)
+	}
+	<-p.done
+}
+
+// stop asks the process to shut down (SIGTERM) and waits for it.
+func (p *proc) stop(t *testing.T) {
+	t.Helper()
+	if p.running() {
+		p.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		t.Errorf("%s did not stop within 15s of SIGTERM", p.name)
+		p.kill()
+	}
+}
+
+// wait waits for the process to end on its own.
+func (p *proc) wait(t *testing.T, timeout time.Duration) error {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(timeout):
+		t.Fatalf("%s did not finish within %v", p.name, timeout)
+		return nil
+	}
+}
+
+// cluster is one test's processes around one nats-server.
+type cluster struct {
+	t          *testing.T
+	dir        string
+	society    string
+	natsBin    string
+	port       int
+	nats       *proc
+	env        []string
+	nc         *nats.Conn
+	natsStarts int
+}
+
+func newCluster(t *testing.T) *cluster {
+	t.Helper()
+	soc, ns := binaries(t)
+	dir := t.TempDir()
+	c := &cluster{t: t, dir: dir, society: soc, natsBin: ns, port: freePort(t)}
+	// Each test's roles share a model cache of their own, as roles on one
+	// machine would, and none from an earlier run. In memory where the
+	// machine has a tmpfs: a sample-mode cache holds a file per answer.
+	cache := filepath.Join(dir, "cache")
+	if d, err := os.MkdirTemp("/dev/shm", "society-fault-cache-"); err == nil {
+		cache = d
+		t.Cleanup(func() { os.RemoveAll(d) })
+	}
+	c.env = append(os.Environ(), "XDG_CACHE_HOME="+cache, "HOME="+dir)
+	c.startNATS()
+	nc, err := nats.Connect(c.url(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	c.nc = nc
+	return c
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func (c *cluster) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", c.port) }
+
+func (c *cluster) start(name, bin string, args ...string) *proc {
+	c.t.Helper()
+	p := &proc{name: name, done: make(chan struct{})}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Dir, p.cmd.Env = c.dir, c.env
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		c.t.Fatalf("start %s: %v", name, err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	c.t.Cleanup(func() {
+		p.kill()
+		if c.t.Failed() || os.Getenv("SOCIETY_FAULT_LOGS") != "" {
+			c.t.Logf("--- %s stdout:\n%s\n--- %s stderr:\n%s", name, tail(p.stdout.String()), name, tail(p.stderr.String()))
+		}
+	})
+	return p
+}
+
+func tail(s string) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > 40 {
+		lines = append([]string{"..."}, lines[len(lines)-40:]...)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// startNATS starts the server (again) on the cluster's port and store, and
+// waits until JetStream answers.
+func (c *cluster) startNATS() {
+	c.t.Helper()
+	c.natsStarts++
+	c.nats = c.start(fmt.Sprintf("nats-server#%d", c.natsStarts), c.natsBin, "-js", "-sd", filepath.Join(c.dir, "store"),
+		"-p", strconv.Itoa(c.port), "-a", "127.0.0.1")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		nc, err := nats.Connect(c.url(), nats.Timeout(time.Second))
+		if err == nil {
+			js, _ := jetstream.New(nc)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_, err = js.AccountInfo(ctx)
+			cancel()
+			nc.Close()
+			if err == nil {
+				return
+			}
+		}
+		if time.Now().After(deadline) || !c.nats.running() {
+			c.t.Fatalf("nats-server not ready: %v\n%s", err, c.nats.stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (c *cluster) role(name string, args ...string) *proc {
+	c.t.Helper()
+	return c.start(name, c.society, args...)
+}
+
+func (c *cluster) analysis(name string) *proc {
+	return c.role(name, "analyze", "--nats", c.url(), "--out", "dist", "--name", "analysis")
+}
+
+func (c *cluster) host(name string) *proc {
+	return c.role(name, "agents", "--nats", c.url(), "--name", name)
+}
+
+func (c *cluster) orchestrate(scenario string, extra ...string) *proc {
+	return c.role("orchestrator", append([]string{"run", scenario, "--nats", c.url(), "--ack-wait", "1s", "--quiet"}, extra...)...)
+}
+
+// progressWatch follows the analysis service's progress on a run.
+type progressWatch struct {
+	mu   sync.Mutex
+	last bus.Progress
+}
+
+func (c *cluster) watchProgress(run string) *progressWatch {
+	c.t.Helper()
+	w := &progressWatch{}
+	sub, err := c.nc.Subscribe(bus.Subjects{Run: run}.Results(), func(m *nats.Msg) {
+		if p, err := bus.DecodeProgress(m.Data); err == nil {
+			w.mu.Lock()
+			if p.Valid+p.Invalid >= w.last.Valid+w.last.Invalid {
+				w.last = p
+			}
+			w.mu.Unlock()
+		}
+	})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { sub.Unsubscribe() })
+	return w
+}
+
+// reset forgets what was seen (before a restarted analysis reports anew).
+func (w *progressWatch) reset() {
+	w.mu.Lock()
+	w.last = bus.Progress{}
+	w.mu.Unlock()
+}
+
+// await waits until the analysis holds at least frac of the run's answers.
+func (w *progressWatch) await(t *testing.T, frac float64, timeout time.Duration) bus.Progress {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		w.mu.Lock()
+		p := w.last
+		w.mu.Unlock()
+		if p.Expected > 0 && float64(p.Valid+p.Invalid) >= frac*float64(p.Expected) {
+			return p
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("the analysis did not report %.0f%% of the answers within %v", 100*frac, timeout)
+	return bus.Progress{}
+}
+
+func (c *cluster) writeScenario(name, text string) string {
+	c.t.Helper()
+	p := filepath.Join(c.dir, name)
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		c.t.Fatal(err)
+	}
+	return p
+}
+
+// syntheticScenario is small and fast: 2000 agents in 8 shards answering
+// two instruments on the synthetic respondents.
+const syntheticScenario = `name = "fault-synthetic"
+seed = 11
+
+[population]
+size = 2000
+strategies = ["h-np", "uniform"]
+
+[[questionnaires]]
+name = "pvq40"
+
+[[questionnaires]]
+name = "bfi2"
+
+[run]
+shards = 8
+`
+
+// slowScenario asks a model server over the OpenAI API, one completion per
+// answer, so that a run lasts long enough (seconds, bounded by the server's
+// latency) to be hit in the middle. The request seed makes the server's
+// answers a function of the request alone, so every run gets the same.
+func slowScenario(baseURL string) string {
+	return fmt.Sprintf(`name = "fault-slow"
+seed = 7
+
+[population]
+size = 2000
+
+[[models]]
+name = "served"
+backend = "openai"
+base_url = %q
+model = "synthetic"
+mode = "sample"
+samples = 50
+seed = 3
+concurrency = 8
+timeout = "1s"
+
+[[questionnaires]]
+name = "pvq40"
+items = 12
+
+[run]
+shards = 16
+`, baseURL)
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// sameAnswers checks that a distributed run's results directory holds
+// exactly the answers of the reference run, and the same results apart
+// from the model-traffic counts (which depend on how the work was spread
+// and on the cache, not on the answers).
+func sameAnswers(t *testing.T, want, got string) {
+	t.Helper()
+	for _, f := range []string{"answers.csv", "invalid.jsonl", "population.csv", "scenario.toml"} {
+		if !bytes.Equal(readFile(t, filepath.Join(want, f)), readFile(t, filepath.Join(got, f))) {
+			t.Errorf("%s differs from the undisturbed run's", f)
+		}
+	}
+	strip := func(path string) string {
+		var m map[string]any
+		if err := json.Unmarshal(readFile(t, path), &m); err != nil {
+			t.Fatal(err)
+		}
+		delete(m, "llm")
+		b, _ := json.MarshalIndent(m, "", " ")
+		return string(b)
+	}
+	if a, b := strip(filepath.Join(want, "results.json")), strip(filepath.Join(got, "results.json")); a != b {
+		t.Errorf("results.json differs from the undisturbed run's (model-traffic counts aside):\n got %s\nwant %s", b, a)
+	}
+	var r struct {
+		Answers struct{ Expected, Valid, Invalid int64 } `json:"answers"`
+	}
+	if err := json.Unmarshal(readFile(t, filepath.Join(got, "results.json")), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Answers.Expected == 0 || r.Answers.Valid+r.Answers.Invalid != r.Answers.Expected {
+		t.Errorf("got answers %+v, want valid + invalid = expected", r.Answers)
+	}
+}
+
+// TestDistributedMatchesSingleProcess: an orchestrator, two agent hosts
+// and an analysis service as four processes produce results.json byte for
+// byte equal to the single-process run; garbage on every subject a role
+// reads is rejected and counted; running the finished scenario again
+// queues no task and writes the same results; --resume names a run.
+func TestDistributedMatchesSingleProcess(t *testing.T) {
+	c := newCluster(t)
+	scen := c.writeScenario("synthetic.toml", syntheticScenario)
+	single := c.role("single", "run", scen, "--out", "single", "--quiet")
+	if err := single.wait(t, time.Minute); err != nil {
+		t.Fatalf("single-process run: %v\n%s", err, single.stderr.String())
+	}
+
+	ana := c.analysis("analysis")
+	h1, h2 := c.host("host-1"), c.host("host-2")
+	run := "fault-synthetic-11"
+	subj := bus.Subjects{Run: run}
+
+	// Garbage in the registry and on the run's task and answer subjects
+	// (the streams made ahead of the orchestrator, as a version with other
+	// formats would have left them).
+	js, err := jetstream.New(c.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := bus.OpenRegistry(ctx, js, bus.RegistryOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(ctx, bus.RunsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, "not-a-run", []byte("\x00garbage")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bus.EnsureAnswerStream(ctx, js, subj, bus.StreamOptions{File: true, MaxBytes: 64 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.EnsureTaskQueue(ctx, js, subj, bus.TaskQueueOptions{File: true, AckWait: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{subj.Tasks(0), subj.Answers(0)} {
+		if _, err := js.Publish(ctx, s, []byte(`{"v":99,"what":"from another version"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	orch := c.orchestrate(scen)
+	if err := orch.wait(t, time.Minute); err != nil {
+		t.Fatalf("orchestrator: %v", err)
+	}
+	want := readFile(t, filepath.Join(c.dir, "single", "results.json"))
+	got := readFile(t, filepath.Join(c.dir, "dist", run, "results.json"))
+	if !bytes.Equal(got, want) {
+		t.Fatalf("results.json of the distributed run differs from the single-process run's:\n got %s\nwant %s", got, want)
+	}
+	sameAnswers(t, filepath.Join(c.dir, "single"), filepath.Join(c.dir, "dist", run))
+	if !strings.Contains(orch.stdout.String(), filepath.Join(c.dir, "dist", run)) {
+		t.Errorf("the orchestrator does not say where the results are:\n%s", orch.stdout.String())
+	}
+
+	// The same scenario again: everything is stored, nothing is queued.
+	if err := os.RemoveAll(filepath.Join(c.dir, "dist", run)); err != nil {
+		t.Fatal(err)
+	}
+	again := c.orchestrate(scen)
+	if err := again.wait(t, time.Minute); err != nil {
+		t.Fatalf("second orchestrator: %v", err)
+	}
+	if strings.Contains(again.stderr.String(), "queueing tasks") {
+		t.Errorf("running a finished scenario again queued tasks:\n%s", again.stderr.String())
+	}
+	if got := readFile(t, filepath.Join(c.dir, "dist", run, "results.json")); !bytes.Equal(got, want) {
+		t.Error("results.json of the rerun differs")
+	}
+	// --resume by id, without the scenario.
+	resumed := c.role("resume", "run", "--resume", run, "--nats", c.url(), "--quiet")
+	if err := resumed.wait(t, time.Minute); err != nil {
+		t.Fatalf("run --resume: %v", err)
+	}
+
+	for _, p := range []*proc{ana, h1, h2} {
+		p.stop(t)
+		if p.err != nil {
+			t.Errorf("%s exited with %v", p.name, p.err)
+		}
+	}
+	var written, anaBad int
+	if _, err := fmt.Sscanf(ana.stdout.String(), "analysis service analysis: %d results written, %d unusable", &written, &anaBad); err != nil {
+		t.Errorf("analysis summary %q: %v", ana.stdout.String(), err)
+	}
+	if written != 3 || anaBad < 2 {
+		t.Errorf("analysis: got %d results written and %d messages rejected, want 3 and at least 2 (a record, an answer)", written, anaBad)
+	}
+	var served, bad int
+	for _, h := range []*proc{h1, h2} {
+		var n, b int
+		if _, err := fmt.Sscanf(h.stdout.String(), "agent host "+h.name+": %d tasks served, %d unusable", &n, &b); err != nil {
+			t.Errorf("%s summary %q: %v", h.name, h.stdout.String(), err)
+		}
+		served, bad = served+n, bad+b
+	}
+	if served != 2*8 {
+		t.Errorf("got %d tasks served by the two hosts, want %d (2 instruments x 8 shards, once)", served, 2*8)
+	}
+	if bad < 3 {
+		t.Errorf("got %d messages rejected by the hosts, want at least 3 (the record, twice, and the task)", bad)
+	}
+}
+
+// modelServer starts "society model-server" on a free loopback port and
+// returns its base URL once it answers.
+func (c *cluster) modelServer(args ...string) string {
+	c.t.Helper()
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(c.t))
+	p := c.role("model-server", append([]string{"model-server", "--addr", addr}, args...)...)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			conn.Close()
+			return "http://" + addr + "/v1"
+		}
+		if time.Now().After(deadline) || !p.running() {
+			c.t.Fatalf("model server not listening: %v\n%s", err, p.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestFaults hits a distributed run in the middle, once per fault, and
+// checks that it ends with exactly the answers of an undisturbed
+// single-process run against the same model server.
+func TestFaults(t *testing.T) {
+	ref := newCluster(t)
+	// The server's latency, not the machine, sets the pace: about 530
+	// requests of 40 ms, 4 at a time.
+	baseURL := ref.modelServer("--latency", "40ms", "--slots", "4")
+	scen := slowScenario(baseURL)
+	single := ref.role("single", "run", ref.writeScenario("slow.toml", scen), "--out", "single", "--quiet")
+	if err := single.wait(t, 2*time.Minute); err != nil {
+		t.Fatalf("single-process run: %v\n%s", err, single.stderr.String())
+	}
+	want := filepath.Join(ref.dir, "single")
+	const run = "fault-slow-7"
+
+	// midRun waits until the analysis holds a quarter of the answers, and
+	// checks that the run is not over yet.
+	midRun := func(t *testing.T, w *progressWatch) {
+		t.Helper()
+		p := w.await(t, 0.25, time.Minute)
+		if p.Valid+p.Invalid >= p.Expected {
+			t.Fatalf("the run was over before the fault (%d of %d answers): make it slower", p.Valid+p.Invalid, p.Expected)
+		}
+		t.Logf("fault at %d of %d answers", p.Valid+p.Invalid, p.Expected)
+	}
+
+	t.Run("analysis killed", func(t *testing.T) {
+		c := newCluster(t)
+		scen := c.writeScenario("slow.toml", scen)
+		w := c.watchProgress(run)
+		ana := c.analysis("analysis#1")
+		c.host("host-1")
+		c.host("host-2")
+		orch := c.orchestrate(scen)
+		midRun(t, w)
+		ana.kill()
+		w.reset()
+		c.analysis("analysis#2")
+		if err := orch.wait(t, 2*time.Minute); err != nil {
+			t.Fatalf("orchestrator: %v", err)
+		}
+		sameAnswers(t, want, filepath.Join(c.dir, "dist", run))
+	})
+
+	t.Run("agent host killed", func(t *testing.T) {
+		c := newCluster(t)
+		scen := c.writeScenario("slow.toml", scen)
+		w := c.watchProgress(run)
+		c.analysis("analysis")
+		h1 := c.host("host-1")
+		orch := c.orchestrate(scen)
+		// host-1 alone holds tasks in hand when it dies; host-2 joins late
+		// and must get them.
+		midRun(t, w)
+		h2 := c.host("host-2")
+		h1.kill()
+		if err := orch.wait(t, 2*time.Minute); err != nil {
+			t.Fatalf("orchestrator: %v", err)
+		}
+		sameAnswers(t, want, filepath.Join(c.dir, "dist", run))
+		if !strings.Contains(h2.stderr.String(), "task delivered again") {
+			t.Errorf("host-2 got none of the killed host's tasks:\n%s", tail(h2.stderr.String()))
+		}
+	})
+
+	t.Run("nats server restarted", func(t *testing.T) {
+		c := newCluster(t)
+		scen := c.writeScenario("slow.toml", scen)
+		w := c.watchProgress(run)
+		c.analysis("analysis")
+		c.host("host-1")
+		c.host("host-2")
+		orch := c.orchestrate(scen)
+		midRun(t, w)
+		c.nats.stop(t)
+		c.startNATS()
+		if err := orch.wait(t, 2*time.Minute); err != nil {
+			t.Fatalf("orchestrator: %v", err)
+		}
+		sameAnswers(t, want, filepath.Join(c.dir, "dist", run))
+	})
+}
+
+// TestFaultyModelServer: a model server that fails 30% of requests (20%
+// errors, 5% hung requests, 5% unreadable answers) costs time, not
+// answers: the run completes, valid + invalid = expected, and every
+// invalid answer is kept with its raw text and the reason.
+func TestFaultyModelServer(t *testing.T) {
+	c := newCluster(t)
+	baseURL := c.modelServer("--latency", "2ms", "--error-rate", "0.2", "--timeout-rate", "0.05", "--garbage-rate", "0.05")
+	scen := strings.Replace(slowScenario(baseURL), `timeout = "1s"`, `timeout = "300ms"`, 1)
+	scen = strings.Replace(scen, "size = 2000", "size = 1000", 1)
+	c.analysis("analysis")
+	c.host("host-1")
+	c.host("host-2")
+	orch := c.orchestrate(c.writeScenario("faulty.toml", scen))
+	if err := orch.wait(t, 2*time.Minute); err != nil {
+		t.Fatalf("orchestrator: %v", err)
+	}
+	dir := filepath.Join(c.dir, "dist", "fault-slow-7")
+	var r struct {
+		Answers struct{ Expected, Valid, Invalid int64 } `json:"answers"`
+	}
+	if err := json.Unmarshal(readFile(t, filepath.Join(dir, "results.json")), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Answers.Expected != 1000*12 || r.Answers.Valid+r.Answers.Invalid != r.Answers.Expected {
+		t.Fatalf("got answers %+v, want valid + invalid = expected = %d", r.Answers, 1000*12)
+	}
+	if r.Answers.Invalid == 0 {
+		t.Error("got no invalid answers from a server that sends 5% garbage")
+	}
+	lines := strings.Split(strings.TrimSpace(string(readFile(t, filepath.Join(dir, "invalid.jsonl")))), "\n")
+	if int64(len(lines)) != r.Answers.Invalid {
+		t.Errorf("got %d lines in invalid.jsonl, want %d", len(lines), r.Answers.Invalid)
+	}
+	for _, l := range lines {
+		// An empty reply is a raw text too; the key must be there.
+		var iv struct {
+			Raw    *string `json:"raw"`
+			Reason string  `json:"reason"`
+		}
+		if err := json.Unmarshal([]byte(l), &iv); err != nil || iv.Raw == nil || iv.Reason == "" {
+			t.Errorf("invalid answer without its raw text and reason: %s", l)
+			break
+		}
+	}
+	t.Logf("answers: %+v", r.Answers)
+}

@@ -1,0 +1,236 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/society-sim/society/analysis"
+	"github.com/society-sim/society/llm"
+	"github.com/society-sim/society/population"
+)
+
+// modelServer starts the synthetic respondents behind the OpenAI HTTP API on
+// loopback, as `society model-server` does.
+func testModelServer(t *testing.T, o llm.ServerOptions) (*httptest.Server, *llm.Server) {
+	t.Helper()
+	means, err := population.HumanMeans(syntheticMeans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := llm.NewServer(llm.NewSynthetic(1, means), o)
+	hs := httptest.NewServer(s)
+	t.Cleanup(hs.Close)
+	return hs, s
+}
+
+func writeScenario(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	f := filepath.Join(dir, name+".toml")
+	if err := os.WriteFile(f, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func openaiScenario(name, url, mode string, size int, extra string) string {
+	return fmt.Sprintf(`name = %q
+seed = 5
+[population]
+size = %d
+[[models]]
+name = "served"
+backend = "openai"
+base_url = %q
+model = "synthetic-respondents"
+mode = %q
+samples = 50
+concurrency = 32
+timeout = "10s"
+%s
+[analysis]
+bootstrap_iterations = 20
+references = ["pvq40_smacof_mrat"]
+`, name, size, url+"/v1", mode, extra)
+}
+
+func similarity(t *testing.T, r analysis.Results) float64 {
+	t.Helper()
+	for _, row := range r.ValueStructure {
+		if row.Reference == "pvq40_smacof_mrat" {
+			return float64(row.ValuesSimilarity)
+		}
+	}
+	t.Fatal("no pvq40_smacof_mrat row")
+	return 0
+}
+
+// TestOpenAIBackendMatchesInProcess: the same population asked over real
+// HTTP (the model server) in both query modes gives the same value
+// structure as the in-process synthetic backend, within sampling error.
+func TestOpenAIBackendMatchesInProcess(t *testing.T) {
+	hs, _ := testModelServer(t, llm.ServerOptions{Seed: 3})
+	dir := t.TempDir()
+	const size = 1000
+	base := writeScenario(t, dir, "inproc", fmt.Sprintf("name = \"inproc\"\nseed = 5\n[population]\nsize = %d\n[analysis]\nbootstrap_iterations = 20\nreferences = [\"pvq40_smacof_mrat\"]\n", size))
+	if _, stderr, code := runCLI(t, "run", base, "--out", filepath.Join(dir, "inproc")); code != 0 {
+		t.Fatal(stderr)
+	}
+	want := similarity(t, readResults(t, filepath.Join(dir, "inproc")))
+	for _, mode := range []string{"distribution", "sample"} {
+		t.Run(mode, func(t *testing.T) {
+			sc := writeScenario(t, dir, mode, openaiScenario(mode, hs.URL, mode, size, ""))
+			out := filepath.Join(dir, mode)
+			if _, stderr, code := runCLI(t, "run", sc, "--out", out, "--cache", filepath.Join(dir, "cache-"+mode)); code != 0 {
+				t.Fatal(stderr)
+			}
+			r := readResults(t, out)
+			if r.Answers.Valid+r.Answers.Invalid != r.Answers.Expected || r.Answers.Expected != size*40 {
+				t.Fatalf("got answers %+v, want %d reconciled", r.Answers, size*40)
+			}
+			if r.Models[0].Synthetic || r.Models[0].Backend != "openai" {
+				t.Errorf("got model info %+v, want the openai backend", r.Models[0])
+			}
+			got := similarity(t, r)
+			if math.Abs(got-want) > 0.05 {
+				t.Errorf("got values similarity %.3f over HTTP, want %.3f ± 0.05 as in process", got, want)
+			}
+			if r.LLM.Calls == 0 {
+				t.Error("no model calls counted")
+			}
+			t.Logf("%s mode: %d calls, similarity %.3f (in process %.3f)", mode, r.LLM.Calls, got, want)
+		})
+	}
+}
+
+// TestOpenAIFaultsAndCache: with errors and garbage the run completes and
+// reconciles; a rerun makes no calls.
+func TestOpenAIFaultsAndCache(t *testing.T) {
+	hs, srv := testModelServer(t, llm.ServerOptions{Seed: 4, ErrorRate: 0.2, GarbageRate: 0.05})
+	dir := t.TempDir()
+	sc := writeScenario(t, dir, "faults", openaiScenario("faults", hs.URL, "sample", 200, "")+"[[questionnaires]]\nname = \"pvq40\"\nitems = 12\n")
+	cache := filepath.Join(dir, "cache")
+	out := filepath.Join(dir, "a")
+	if _, stderr, code := runCLI(t, "run", sc, "--out", out, "--cache", cache); code != 0 {
+		t.Fatal(stderr)
+	}
+	r := readResults(t, out)
+	if r.Answers.Valid+r.Answers.Invalid != r.Answers.Expected || r.Answers.Expected != 200*12 {
+		t.Fatalf("got answers %+v, want valid + invalid = expected = %d", r.Answers, 200*12)
+	}
+	if r.LLM.Retries == 0 {
+		t.Errorf("got 0 retries with a 20%% error rate")
+	}
+	if st := srv.Stats(); st.Errors == 0 || st.Garbage == 0 {
+		t.Fatalf("server injected no faults: %+v", st)
+	}
+	// Every invalid answer is in invalid.jsonl with its raw text and reason.
+	f, err := os.Open(filepath.Join(out, "invalid.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	n := 0
+	sc2 := bufio.NewScanner(f)
+	for sc2.Scan() {
+		var iv analysis.InvalidAnswer
+		if err := json.Unmarshal(sc2.Bytes(), &iv); err != nil {
+			t.Fatal(err)
+		}
+		if iv.Reason == "" {
+			t.Errorf("invalid answer without a reason: %+v", iv)
+		}
+		n++
+	}
+	if int64(n) != r.Answers.Invalid {
+		t.Errorf("got %d lines in invalid.jsonl, want %d", n, r.Answers.Invalid)
+	}
+	t.Logf("faults: %+v, llm %+v, server %+v", r.Answers, r.LLM, srv.Stats())
+
+	// A rerun of the finished scenario makes zero model calls.
+	before := srv.Stats().Requests
+	out2 := filepath.Join(dir, "b")
+	if _, stderr, code := runCLI(t, "run", sc, "--out", out2, "--cache", cache); code != 0 {
+		t.Fatal(stderr)
+	}
+	r2 := readResults(t, out2)
+	if got := srv.Stats().Requests - before; got != 0 || r2.LLM.Calls != 0 {
+		t.Errorf("rerun: got %d requests (%d calls counted), want 0", got, r2.LLM.Calls)
+	}
+	if r2.LLM.CacheHits == 0 {
+		t.Error("rerun: no cache hits reported")
+	}
+	if r2.Answers != r.Answers {
+		t.Errorf("rerun: got answers %+v, want %+v", r2.Answers, r.Answers)
+	}
+	a, _ := os.ReadFile(filepath.Join(out, "answers.csv"))
+	b, _ := os.ReadFile(filepath.Join(out2, "answers.csv"))
+	if string(a) != string(b) {
+		t.Error("rerun from the cache gave different answers")
+	}
+}
+
+// TestOpenAIMissingKey: a model whose api_key_env is unset is bad input.
+func TestOpenAIMissingKey(t *testing.T) {
+	dir := t.TempDir()
+	sc := writeScenario(t, dir, "key", openaiScenario("key", "http://127.0.0.1:9", "distribution", 10, `api_key_env = "SOCIETY_TEST_UNSET_KEY"`))
+	_, stderr, code := runCLI(t, "run", sc, "--out", filepath.Join(dir, "o"))
+	if code != 2 || !strings.Contains(stderr, "SOCIETY_TEST_UNSET_KEY") || !strings.Contains(stderr, "api_key_env") {
+		t.Fatalf("got exit %d, %q; want 2 naming the variable and the field", code, stderr)
+	}
+}
+
+// TestOpenAIResumeAfterKill: a run stopped half-way and started again makes
+// only the calls the first one did not finish.
+func TestOpenAIResumeAfterKill(t *testing.T) {
+	hs, srv := testModelServer(t, llm.ServerOptions{Seed: 6, Latency: 20 * time.Millisecond, Slots: 4})
+	dir := t.TempDir()
+	sc := writeScenario(t, dir, "resume", openaiScenario("resume", hs.URL, "distribution", 300, "")+"\n")
+	cache := filepath.Join(dir, "cache")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		var o, e bytes.Buffer
+		done <- run(ctx, []string{"run", sc, "--out", filepath.Join(dir, "killed"), "--cache", cache}, &o, &e)
+	}()
+	for srv.Stats().Served < 150 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("the interrupted run reported success")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "killed")); !os.IsNotExist(err) {
+		t.Fatal("the interrupted run wrote results")
+	}
+	stored := 0
+	filepath.WalkDir(cache, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			stored++
+		}
+		return nil
+	})
+	if stored == 0 || stored >= 440 {
+		t.Fatalf("got %d cached prompts after the interruption, want some but not all of 440", stored)
+	}
+
+	out := filepath.Join(dir, "resumed")
+	if _, stderr, code := runCLI(t, "run", sc, "--out", out, "--cache", cache); code != 0 {
+		t.Fatal(stderr)
+	}
+	r := readResults(t, out)
+	if got, want := r.LLM.Calls, int64(440-stored); got != want {
+		t.Errorf("resumed run: got %d calls, want %d (440 prompts, %d already cached)", got, want, stored)
+	}
+	t.Logf("interrupted after %d cached prompts; the resumed run made %d calls", stored, r.LLM.Calls)
+}

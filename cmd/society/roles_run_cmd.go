@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/society-sim/society/bus"
+	"github.com/society-sim/society/scenarios"
+)
+
+// runDistFlags are the options of "society run" that make it the
+// orchestrator of a run over an external NATS cluster.
+type runDistFlags struct {
+	nats       *natsFlags
+	resume     string
+	fresh      bool
+	ackWait    time.Duration
+	maxDeliver int
+	replicas   int
+	verbose    bool
+}
+
+func addRunDistFlags(fs *flag.FlagSet) *runDistFlags {
+	d := &runDistFlags{nats: addNATSFlags(fs, false)}
+	fs.StringVar(&d.resume, "resume", "", "with --nats: continue the registered run `ID` (rerunning the same scenario and seed does too)")
+	fs.BoolVar(&d.fresh, "fresh", false, "with --nats: discard what the run stored before and start it again")
+	fs.DurationVar(&d.ackWait, "ack-wait", 30*time.Second, "with --nats: how long a silent agent host keeps a task before it goes to another")
+	fs.IntVar(&d.maxDeliver, "max-deliver", 5, "with --nats: deliveries of a task before it is a dead letter and the run fails")
+	fs.IntVar(&d.replicas, "replicas", 1, "with --nats: JetStream replicas of the run's streams (3 on a 3-node cluster)")
+	fs.BoolVar(&d.verbose, "log-debug", false, "with --nats: log every step")
+	return d
+}
+
+// active reports whether a distributed option was given.
+func (d *runDistFlags) active() bool { return d.nats.set() || d.resume != "" || d.fresh }
+
+// cmdRunDistributed is "society run --nats URL": the orchestrator role.
+func cmdRunDistributed(ctx context.Context, d *runDistFlags, pos []string, out string, quiet bool, cacheDir string, stdout, stderr io.Writer) error {
+	switch {
+	case !d.nats.set():
+		return fmt.Errorf("%w: --resume and --fresh need --nats URL: the embedded server keeps nothing after a run", errUsage)
+	case out != "":
+		return fmt.Errorf("%w: --out: with --nats the analysis service writes the results (society analyze --out DIR)", errUsage)
+	case d.ackWait < 100*time.Millisecond:
+		return fmt.Errorf("%w: --ack-wait: must be at least 100ms, got %v", errUsage, d.ackWait)
+	case d.maxDeliver < 1:
+		return fmt.Errorf("%w: --max-deliver: must be at least 1, got %d", errUsage, d.maxDeliver)
+	case d.replicas < 1 || d.replicas > 5:
+		return fmt.Errorf("%w: --replicas: must be 1 to 5, got %d", errUsage, d.replicas)
+	}
+	var sc *scenarios.Scenario
+	if len(pos) == 1 || d.resume == "" {
+		name := "quickstart"
+		if len(pos) == 1 {
+			name = pos[0]
+		}
+		var err error
+		if sc, err = scenarios.Open(name); err != nil {
+			return err
+		}
+	}
+	var progress io.Writer
+	if !quiet && isTerminal(stderr) {
+		progress = stderr
+	}
+	res, err := runDistributed(ctx, distConfig{
+		NATS: d.nats, Scenario: sc, Resume: d.resume, Fresh: d.fresh, CacheDir: cacheDir,
+		Queue:    bus.TaskQueueOptions{AckWait: d.ackWait, MaxDeliver: d.maxDeliver, Replicas: d.replicas},
+		Progress: progress, Log: roleLogger(stderr, d.verbose).With("role", "run"), Stderr: stderr,
+	})
+	if err != nil {
+		return err
+	}
+	printDistSummary(stdout, res)
+	return nil
+}

@@ -1,0 +1,416 @@
+// Package metrics owns the program's Prometheus metrics, the /metrics
+// endpoint and the Grafana dashboard that charts them. Every metric is named
+// society_<thing>_<unit> and carries only bounded labels (model, strategy,
+// value, instrument, game, outcome, reference, state, kind): never one
+// series per agent.
+//
+// It is an adapter: it may import the domain packages and client_golang,
+// never bus or llm. Callers hand it a prometheus.Registerer; it keeps no
+// global state.
+package metrics
+
+import (
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/society-sim/society/agent"
+)
+
+// BuildInfo identifies the running program in society_build_info.
+type BuildInfo struct {
+	Version   string
+	Revision  string
+	GoVersion string
+}
+
+// Outcomes of a model request as the dashboard groups them. An outcome
+// outside this set is counted as OutcomeError, so that a caller's typo can
+// never create unbounded series.
+const (
+	OutcomeOK       = "ok"
+	OutcomeRetry    = "retry" // an attempt that failed and was retried
+	Outcome429      = "429"
+	Outcome5xx      = "5xx"
+	Outcome4xx      = "4xx"
+	OutcomeTimeout  = "timeout"
+	OutcomeCanceled = "canceled"
+	OutcomeError    = "error"
+)
+
+var requestOutcomes = map[string]bool{
+	OutcomeOK: true, OutcomeRetry: true, Outcome429: true, Outcome5xx: true, Outcome4xx: true,
+	OutcomeTimeout: true, OutcomeCanceled: true, OutcomeError: true,
+}
+
+// Agent states of society_agents.
+const (
+	// StateIdle agents are alive and have no unanswered task.
+	StateIdle = "idle"
+	// StateAnswering agents have items of a published task still to answer.
+	StateAnswering = "answering"
+	// StateFinished agents belong to a run that is over.
+	StateFinished = "finished"
+)
+
+// latencyBuckets span a fast local server (milliseconds) to a saturated
+// remote one (minutes); classic buckets for Prometheus servers without
+// native histograms.
+var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120}
+
+// Native histogram settings: a bucket factor of 1.1 gives about 5% relative
+// error on quantiles; the bucket limit keeps a long run's series bounded by
+// widening buckets instead of growing without end.
+const (
+	nativeFactor      = 1.1
+	nativeMaxBuckets  = 160
+	nativeMinResetDur = time.Hour
+)
+
+// Metrics holds every collector of the program. Its methods are safe for
+// concurrent use; a nil *Metrics does nothing, so callers need no checks.
+type Metrics struct {
+	agents      *prometheus.GaugeVec
+	population  *prometheus.GaugeVec
+	tasks       *prometheus.CounterVec
+	answers     *prometheus.CounterVec
+	expected    prometheus.Gauge
+	progress    prometheus.Gauge
+	requests    *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	queueWait   *prometheus.HistogramVec
+	inFlight    *prometheus.GaugeVec
+	tokens      *prometheus.CounterVec
+	cache       *prometheus.CounterVec
+	coverage    *prometheus.HistogramVec
+	pending     prometheus.Gauge
+	redelivered prometheus.Counter
+	bad         prometheus.Counter
+	valuesSim   *prometheus.GaugeVec
+	behaviorSim *prometheus.GaugeVec
+	cooperation *prometheus.GaugeVec
+	round       *prometheus.GaugeVec
+
+	mu   sync.Mutex
+	seen map[batchKey]struct{}
+}
+
+// batchKey identifies an answer batch the way the analysis de-duplicates
+// it: a second delivery of the same key is a redelivery, not new answers.
+type batchKey struct {
+	model, instrument  string
+	round, item, shard int
+}
+
+// New registers the program's metrics with reg. It panics if they are
+// already registered there, which is a programmer error.
+func New(reg prometheus.Registerer, build BuildInfo) *Metrics {
+	f := factory{reg}
+	m := &Metrics{
+		agents: f.gaugeVec("society_agents",
+			"Simulated people by state: idle (alive, nothing to answer), answering (items of a published task outstanding), finished (the run is over).",
+			"state"),
+		population: f.gaugeVec("society_population_agents",
+			"Agents each population strategy uses, by dominant value (none: the unprimed model).",
+			"strategy", "value"),
+		tasks: f.counterVec("society_tasks_published_total",
+			"Task messages published to agent shards (one per shard, model, instrument and round).",
+			"model", "instrument"),
+		answers: f.counterVec("society_answers_total",
+			"Answers received by the analysis, counted once per answer batch however often it is delivered; outcome is valid or invalid.",
+			"model", "instrument", "outcome"),
+		expected: f.gauge("society_answers_expected",
+			"Answers the run expects in all (agents × items, every model, instrument and round)."),
+		progress: f.gauge("society_run_progress_ratio",
+			"Share of the expected answers received so far (valid + invalid) / expected."),
+		requests: f.counterVec("society_model_requests_total",
+			"Requests to model endpoints by outcome: ok, retry, 429, 5xx, 4xx, timeout, canceled, error.",
+			"model", "outcome"),
+		duration: f.histogramVec("society_model_request_duration_seconds",
+			"Time from sending a request to a model endpoint to its response, per attempt.",
+			latencyBuckets, true, "model"),
+		queueWait: f.histogramVec("society_model_queue_wait_seconds",
+			"Time a request waited for a free concurrency slot before it was sent.",
+			latencyBuckets, true, "model"),
+		inFlight: f.gaugeVec("society_model_requests_in_flight",
+			"Requests sent to a model endpoint and not yet answered.",
+			"model"),
+		tokens: f.counterVec("society_model_tokens_total",
+			"Tokens reported by model endpoints; kind is prompt (in) or completion (out).",
+			"model", "kind"),
+		cache: f.counterVec("society_cache_lookups_total",
+			"Answer cache lookups by outcome: a hit is a model call not paid for.",
+			"model", "outcome"),
+		coverage: f.histogramVec("society_distribution_coverage_ratio",
+			"Probability mass that the answer options cover in a distribution-mode reply (1 = every token was an answer option).",
+			[]float64{.1, .2, .3, .4, .5, .6, .7, .8, .9, .95, .99, 1}, false, "model"),
+		pending: f.gauge("society_nats_pending_messages",
+			"Answer messages in the JetStream stream not yet delivered to the analysis."),
+		redelivered: f.counter("society_nats_redeliveries_total",
+			"Answer batches delivered again after their first delivery (redeliveries, replays); the analysis ignores them."),
+		bad: f.counter("society_bad_messages_total",
+			"Messages that could not be decoded and were skipped."),
+		valuesSim: f.gaugeVec("society_values_similarity",
+			"Values similarity to a human reference (1 − normalised Procrustes disparity of the MDS maps). During a run it is computed from a sample of the agents who answered every item so far; at the end from the whole population, as in results.json.",
+			"model", "strategy", "reference"),
+		behaviorSim: f.gaugeVec("society_behavior_similarity",
+			"Behaviour similarity: Pearson r between the model's and the reference's value × behaviour correlation matrices.",
+			"model", "strategy", "instrument", "reference"),
+		cooperation: f.gaugeVec("society_game_cooperation_ratio",
+			"Share of players who contributed in the latest Paired Charity Game round, by dominant value.",
+			"game", "value"),
+		round: f.gaugeVec("society_game_round",
+			"Latest round played of each game.",
+			"game"),
+		seen: map[batchKey]struct{}{},
+	}
+	info := f.gaugeVec("society_build_info", "The running program's version; always 1.", "version", "revision", "go_version")
+	info.WithLabelValues(orUnknown(build.Version), orUnknown(build.Revision), orUnknown(build.GoVersion)).Set(1)
+	for _, s := range []string{StateIdle, StateAnswering, StateFinished} {
+		m.agents.WithLabelValues(s)
+	}
+	return m
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+// factory creates and registers collectors with one registerer.
+type factory struct{ reg prometheus.Registerer }
+
+func (f factory) register(c prometheus.Collector) {
+	if f.reg != nil {
+		f.reg.MustRegister(c)
+	}
+}
+
+func (f factory) gauge(name, help string) prometheus.Gauge {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+	f.register(g)
+	return g
+}
+
+func (f factory) counter(name, help string) prometheus.Counter {
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+	f.register(c)
+	return c
+}
+
+func (f factory) gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
+	f.register(g)
+	return g
+}
+
+func (f factory) counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+	f.register(c)
+	return c
+}
+
+// histogramVec makes a histogram with classic buckets and, when native is
+// set, native (sparse) buckets as well: Prometheus servers with native
+// histograms enabled scrape the latter, older ones the former.
+func (f factory) histogramVec(name, help string, buckets []float64, native bool, labels ...string) *prometheus.HistogramVec {
+	o := prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets}
+	if native {
+		o.NativeHistogramBucketFactor = nativeFactor
+		o.NativeHistogramMaxBucketNumber = nativeMaxBuckets
+		o.NativeHistogramMinResetDuration = nativeMinResetDur
+	}
+	h := prometheus.NewHistogramVec(o, labels)
+	f.register(h)
+	return h
+}
+
+// Batch counts an answer batch once: it reports false, and counts a
+// redelivery instead, for a batch whose key (model, instrument, round,
+// item, shard) it has seen before, as the analysis ignores those too. It is
+// called once per batch, so its cost does not grow with the answers.
+func (m *Metrics) Batch(b *agent.Batch) bool {
+	if m == nil {
+		return false
+	}
+	k := batchKey{b.Model, b.Instrument, b.Round, b.Item, b.Shard}
+	m.mu.Lock()
+	_, dup := m.seen[k]
+	if !dup {
+		m.seen[k] = struct{}{}
+	}
+	m.mu.Unlock()
+	if dup {
+		m.redelivered.Inc()
+		return false
+	}
+	valid := b.Valid()
+	m.answers.WithLabelValues(b.Model, b.Instrument, "valid").Add(float64(valid))
+	m.answers.WithLabelValues(b.Model, b.Instrument, "invalid").Add(float64(len(b.Invalid)))
+	return true
+}
+
+// NewRun forgets the batches seen so far: a process that follows several
+// runs one after another (an analysis service) calls it when a run starts,
+// so that the next run's batches, whose keys repeat, count as new.
+func (m *Metrics) NewRun() {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.seen = map[batchKey]struct{}{}
+	m.mu.Unlock()
+}
+
+// Progress records the run's answer counts: expected in all, valid and
+// invalid so far.
+func (m *Metrics) Progress(expected, valid, invalid int64) {
+	if m == nil {
+		return
+	}
+	m.expected.Set(float64(expected))
+	if expected > 0 {
+		m.progress.Set(float64(valid+invalid) / float64(expected))
+	}
+}
+
+// TasksPublished counts n task messages for a model and instrument.
+func (m *Metrics) TasksPublished(model, instrument string, n int) {
+	if m == nil {
+		return
+	}
+	m.tasks.WithLabelValues(model, instrument).Add(float64(n))
+}
+
+// Agents sets how many agents are in a state (StateIdle, StateAnswering,
+// StateFinished).
+func (m *Metrics) Agents(state string, n int) {
+	if m == nil {
+		return
+	}
+	m.agents.WithLabelValues(state).Set(float64(n))
+}
+
+// Population sets how many agents a strategy uses per dominant value code
+// (SD … UN, none).
+func (m *Metrics) Population(strategy string, byValue map[string]int) {
+	if m == nil {
+		return
+	}
+	for v, n := range byValue {
+		m.population.WithLabelValues(strategy, v).Set(float64(n))
+	}
+}
+
+// BadMessage counts a message that could not be decoded.
+func (m *Metrics) BadMessage(error) {
+	if m == nil {
+		return
+	}
+	m.bad.Inc()
+}
+
+// NATSPending sets the number of answer messages not yet delivered.
+func (m *Metrics) NATSPending(n int64) {
+	if m == nil {
+		return
+	}
+	m.pending.Set(float64(n))
+}
+
+// Similarity sets the values similarity of a model and strategy against a
+// human reference.
+func (m *Metrics) Similarity(model, strategy, reference string, v float64) {
+	if m == nil {
+		return
+	}
+	m.valuesSim.WithLabelValues(model, strategy, reference).Set(v)
+}
+
+// BehaviorSimilarity sets the behaviour similarity of a model and strategy
+// on a behaviour instrument against a reference.
+func (m *Metrics) BehaviorSimilarity(model, strategy, instrument, reference string, v float64) {
+	if m == nil {
+		return
+	}
+	m.behaviorSim.WithLabelValues(model, strategy, instrument, reference).Set(v)
+}
+
+// Cooperation records a game round: the round number and, per dominant
+// value code, the share of players who contributed.
+func (m *Metrics) Cooperation(game string, round int, byValue map[string]float64) {
+	if m == nil {
+		return
+	}
+	m.round.WithLabelValues(game).Set(float64(round))
+	for v, r := range byValue {
+		m.cooperation.WithLabelValues(game, v).Set(r)
+	}
+}
+
+// The methods below are the model client's observer: the OpenAI-compatible
+// client reports each request, its queueing, its tokens and its cache
+// lookups through them.
+
+// ObserveRequest records a finished request attempt with its outcome
+// (OutcomeOK, OutcomeRetry, Outcome429, Outcome5xx, …) and duration.
+func (m *Metrics) ObserveRequest(model, outcome string, seconds float64) {
+	if m == nil {
+		return
+	}
+	if !requestOutcomes[outcome] {
+		outcome = OutcomeError
+	}
+	m.requests.WithLabelValues(model, outcome).Inc()
+	m.duration.WithLabelValues(model).Observe(seconds)
+}
+
+// ObserveQueueWait records how long a request waited for a concurrency slot.
+func (m *Metrics) ObserveQueueWait(model string, seconds float64) {
+	if m == nil {
+		return
+	}
+	m.queueWait.WithLabelValues(model).Observe(seconds)
+}
+
+// InFlight adds delta (+1 when a request is sent, −1 when it returns) to
+// the requests in flight.
+func (m *Metrics) InFlight(model string, delta int) {
+	if m == nil {
+		return
+	}
+	m.inFlight.WithLabelValues(model).Add(float64(delta))
+}
+
+// Tokens counts the prompt and completion tokens of a response.
+func (m *Metrics) Tokens(model string, prompt, completion int) {
+	if m == nil {
+		return
+	}
+	m.tokens.WithLabelValues(model, "prompt").Add(float64(prompt))
+	m.tokens.WithLabelValues(model, "completion").Add(float64(completion))
+}
+
+// CacheLookup counts an answer cache lookup.
+func (m *Metrics) CacheLookup(model string, hit bool) {
+	if m == nil {
+		return
+	}
+	outcome := "miss"
+	if hit {
+		outcome = "hit"
+	}
+	m.cache.WithLabelValues(model, outcome).Inc()
+}
+
+// Coverage records the probability mass the answer options covered in a
+// distribution-mode reply.
+func (m *Metrics) Coverage(model string, mass float64) {
+	if m == nil {
+		return
+	}
+	m.coverage.WithLabelValues(model).Observe(mass)
+}
