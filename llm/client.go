@@ -100,7 +100,32 @@ type ClientConfig struct {
 	BreakerCooldown  time.Duration
 	// Cache, when set, answers repeated questions without a call.
 	Cache *Cache
+	// Observer, when set, is told about every attempt, token count, cache
+	// lookup and distribution coverage (the metrics endpoint).
+	Observer Observer
 }
+
+// Observer follows a client's traffic. Its methods are called on the
+// request path, so they must be cheap and safe for concurrent use.
+// Outcomes are "ok", "429", "5xx", "4xx", "timeout", "canceled" or "error".
+type Observer interface {
+	ObserveRequest(model, outcome string, seconds float64)
+	ObserveQueueWait(model string, seconds float64)
+	InFlight(model string, delta int)
+	Tokens(model string, prompt, completion int)
+	CacheLookup(model string, hit bool)
+	Coverage(model string, mass float64)
+}
+
+// nopObserver is the Observer of a client without one.
+type nopObserver struct{}
+
+func (nopObserver) ObserveRequest(string, string, float64) {}
+func (nopObserver) ObserveQueueWait(string, float64)       {}
+func (nopObserver) InFlight(string, int)                   {}
+func (nopObserver) Tokens(string, int, int)                {}
+func (nopObserver) CacheLookup(string, bool)               {}
+func (nopObserver) Coverage(string, float64)               {}
 
 // ClientStats are a client's running totals. Calls counts requests to the
 // endpoint (not their retries), CacheHits answers served without a call,
@@ -143,6 +168,7 @@ type Client struct {
 	oa     *openai.Client
 	tr     *http.Transport
 	stats  *counters
+	doer   *doer
 	params string // the output-changing parameters, for cache keys
 
 	blocks group[[]agent.Answer]
@@ -252,13 +278,18 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		breaker: newBreaker(cfg.BreakerThreshold, cfg.BreakerCooldown),
 		stats:   st,
 		now:     time.Now,
+		obs:     cfg.Observer,
+		model:   cmpOr(cfg.Name, cfg.Model),
+	}
+	if d.obs == nil {
+		d.obs = nopObserver{}
 	}
 	oc := openai.DefaultConfig(key)
 	if cfg.BaseURL != "" {
 		oc.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
 	}
 	oc.HTTPClient = d
-	c := &Client{cfg: cfg, name: name, key: key, oa: openai.NewClientWithConfig(oc), tr: tr, stats: st}
+	c := &Client{cfg: cfg, name: name, key: key, oa: openai.NewClientWithConfig(oc), tr: tr, stats: st, doer: d}
 	c.params = c.paramString()
 	return c, nil
 }
@@ -400,6 +431,9 @@ func (c *Client) askDist(ctx context.Context, q *agent.Question, p agent.Prompt)
 	points := q.Instrument.Scale.Points()
 	key := c.cacheKey(p, "dist")
 	fetch := func(ctx context.Context) ([]byte, error) {
+		// Runs once per prompt however many agents wait for it: the one
+		// miss that costs a call.
+		c.doer.obs.CacheLookup(c.doer.model, false)
 		e, err := c.fetchDist(ctx, q, p)
 		if err != nil {
 			return nil, err
@@ -418,6 +452,7 @@ func (c *Client) askDist(ctx context.Context, q *agent.Question, p agent.Prompt)
 		}, fetch)
 		if hit {
 			c.stats.cacheHits.Add(1)
+			c.doer.obs.CacheLookup(c.doer.model, true)
 		}
 	} else {
 		// Without a cache, concurrent agents asking the same prompt
@@ -483,6 +518,7 @@ func (c *Client) fetchDist(ctx context.Context, q *agent.Question, p agent.Promp
 	}
 	dist, coverage := optionDist(top, sc.Min, sc.Max, temp)
 	c.stats.addCoverage(coverage)
+	c.doer.obs.Coverage(c.doer.model, coverage)
 	if coverage < c.cfg.MinCoverage || dist == nil {
 		c.stats.fallbacks.Add(1)
 		return distEntry{Coverage: coverage, Fallback: true}, nil
@@ -562,6 +598,7 @@ func (c *Client) askSample(ctx context.Context, q *agent.Question, p agent.Promp
 		}
 		if a, decoded := decodeAnswer(raw); ok && decoded {
 			c.stats.cacheHits.Add(1)
+			c.doer.obs.CacheLookup(c.doer.model, true)
 			return a, nil
 		}
 	}
@@ -611,6 +648,8 @@ func (c *Client) fetchBlock(ctx context.Context, q *agent.Question, p agent.Prom
 		if missing == 0 {
 			return answers, nil
 		}
+		// One miss per block fetched: the lookup that costs a call.
+		c.doer.obs.CacheLookup(c.doer.model, false)
 	}
 	texts := make([]string, 0, s)
 	for len(texts) < s {
@@ -823,6 +862,7 @@ func (c *Client) chat(ctx context.Context, req openai.ChatCompletionRequest, q *
 	}
 	c.stats.promptTokens.Add(int64(resp.Usage.PromptTokens))
 	c.stats.completionTokens.Add(int64(resp.Usage.CompletionTokens))
+	c.doer.obs.Tokens(c.doer.model, resp.Usage.PromptTokens, resp.Usage.CompletionTokens)
 	return resp, nil
 }
 
@@ -834,6 +874,7 @@ func (c *Client) complete(ctx context.Context, req openai.CompletionRequest, q *
 	if resp.Usage != nil {
 		c.stats.promptTokens.Add(int64(resp.Usage.PromptTokens))
 		c.stats.completionTokens.Add(int64(resp.Usage.CompletionTokens))
+		c.doer.obs.Tokens(c.doer.model, resp.Usage.PromptTokens, resp.Usage.CompletionTokens)
 	}
 	return resp, nil
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -179,6 +180,8 @@ type doer struct {
 	breaker *breaker
 	stats   *counters
 	now     func() time.Time
+	obs     Observer
+	model   string // label for the observer
 }
 
 func (d *doer) Do(req *http.Request) (*http.Response, error) {
@@ -229,6 +232,26 @@ func (d *doer) Do(req *http.Request) (*http.Response, error) {
 	}
 }
 
+// attemptOutcome names an attempt's outcome for the observer.
+func attemptOutcome(ctx context.Context, resp *http.Response, err error) string {
+	switch {
+	case ctx.Err() != nil:
+		return "canceled"
+	case err == nil && resp != nil && resp.StatusCode < 400:
+		return "ok"
+	case err == nil && resp != nil:
+		return "4xx"
+	case strings.Contains(err.Error(), "status 429"):
+		return "429"
+	case strings.Contains(err.Error(), "status 5"):
+		return "5xx"
+	case strings.Contains(err.Error(), "timed out"):
+		return "timeout"
+	default:
+		return "error"
+	}
+}
+
 // errRetryable marks an attempt's failure as worth retrying.
 var errRetryable = errors.New("retryable")
 
@@ -253,6 +276,7 @@ func (d *doer) attempt(ctx context.Context, req *http.Request, body []byte, last
 		}
 		return nil, 0, errOpen
 	}
+	queued := d.now()
 	select {
 	case d.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -261,7 +285,12 @@ func (d *doer) attempt(ctx context.Context, req *http.Request, body []byte, last
 		}
 		return nil, 0, ctx.Err()
 	}
+	sent := d.now()
+	d.obs.ObserveQueueWait(d.model, sent.Sub(queued).Seconds())
+	d.obs.InFlight(d.model, 1)
 	resp, retryAfter, err := d.send(ctx, req, body)
+	d.obs.InFlight(d.model, -1)
+	d.obs.ObserveRequest(d.model, attemptOutcome(ctx, resp, err), d.now().Sub(sent).Seconds())
 	<-d.sem
 	if ctx.Err() != nil {
 		// Our caller gave up: that says nothing about the endpoint.

@@ -154,6 +154,7 @@ func (r *runMetrics) hooks() runHooks {
 		Progress:   m.Progress,
 		BadMessage: m.BadMessage,
 		Round:      m.Cooperation,
+		Model:      m,
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/analysis"
@@ -21,6 +22,62 @@ type backends struct {
 	cache   *llm.Cache
 	cacheEr error
 	clients []*llm.Client
+	obs     forwardObserver
+}
+
+// forwardObserver lets the clients built with a plan report to an observer
+// chosen later (the metrics of the run that executes the plan).
+type forwardObserver struct {
+	to atomic.Pointer[llm.Observer]
+}
+
+func (f *forwardObserver) set(o llm.Observer) {
+	if o != nil {
+		f.to.Store(&o)
+	}
+}
+
+func (f *forwardObserver) get() llm.Observer {
+	if p := f.to.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (f *forwardObserver) ObserveRequest(model, outcome string, seconds float64) {
+	if o := f.get(); o != nil {
+		o.ObserveRequest(model, outcome, seconds)
+	}
+}
+
+func (f *forwardObserver) ObserveQueueWait(model string, seconds float64) {
+	if o := f.get(); o != nil {
+		o.ObserveQueueWait(model, seconds)
+	}
+}
+
+func (f *forwardObserver) InFlight(model string, delta int) {
+	if o := f.get(); o != nil {
+		o.InFlight(model, delta)
+	}
+}
+
+func (f *forwardObserver) Tokens(model string, prompt, completion int) {
+	if o := f.get(); o != nil {
+		o.Tokens(model, prompt, completion)
+	}
+}
+
+func (f *forwardObserver) CacheLookup(model string, hit bool) {
+	if o := f.get(); o != nil {
+		o.CacheLookup(model, hit)
+	}
+}
+
+func (f *forwardObserver) Coverage(model string, mass float64) {
+	if o := f.get(); o != nil {
+		o.Coverage(model, mass)
+	}
 }
 
 func (b *backends) sharedCache() (*llm.Cache, error) {
@@ -69,7 +126,7 @@ func (b *backends) model(sc *scenarios.Scenario, m scenarios.Model) (agent.Model
 			Mode: string(m.Mode), Temperature: m.Temperature, TopP: m.TopP, MaxTokens: m.MaxTokens,
 			Samples: m.Samples, Concurrency: m.Concurrency, Timeout: m.Timeout, Seed: m.Seed,
 			Endpoint: m.Endpoint, StructuredOutputs: m.StructuredOutputs,
-			Cache: cache,
+			Cache: cache, Observer: &b.obs,
 		})
 		if err != nil {
 			return nil, analysis.ModelInfo{}, fmt.Errorf("%w: model %q: %v", errBadInput, m.Name, err)

@@ -17,6 +17,7 @@ import (
 	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/analysis"
 	"github.com/society-sim/society/bus"
+	"github.com/society-sim/society/llm"
 	"github.com/society-sim/society/population"
 	"github.com/society-sim/society/questionnaires"
 	"github.com/society-sim/society/scenarios"
@@ -51,6 +52,8 @@ type runHooks struct {
 	// Round is for game phases: called after a round is recorded, with the
 	// share of players of each dominant value code who contributed.
 	Round func(game string, round int, byValue map[string]float64)
+	// Model is told about the model clients' requests.
+	Model llm.Observer
 }
 
 // phase is a step of a run: its plans are published together and the run
@@ -249,6 +252,7 @@ func runScenario(ctx context.Context, cfg runConfig) (*runResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.backends.obs.set(cfg.Hooks.Model)
 	prep.apply(p)
 	defer p.backends.close()
 	p.games.observe(cfg.Hooks.Round)
@@ -450,6 +454,7 @@ func printSummary(w io.Writer, r *runResult, dir string) {
 	fmt.Fprintln(w, "Values similarity to human value structure (1 = identical; 95% bootstrap interval):")
 	fmt.Fprintln(w)
 	fmt.Fprint(w, analysis.ValueStructureTable(res.ValueStructure))
+	printBehaviorSummary(w, res)
 	printGames(w, res)
 	fmt.Fprintf(w, "\nResults: %s (report.md, results.json, answers, figures)\n", dir)
 }
