@@ -236,16 +236,22 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 	}
 	rep.Machine.LoadAfter = loadAverage()
 	if len(rep.Runs) > 0 {
-		rep.benchRow = rep.Runs[len(rep.Runs)-1]
-		for _, r := range rep.Runs {
-			if r.Agents > rep.Agents {
-				rep.benchRow = r
-			}
-		}
+		rep.benchRow = largestRun(rep.Runs)
 	} else if rep.ModelPath != nil {
 		rep.ModelPathEfficiency = rep.ModelPath.Efficiency
 	}
 	return rep, nil
+}
+
+// largestRun is the row of the largest population (the first of equals).
+func largestRun(runs []benchRow) benchRow {
+	best := runs[0]
+	for _, r := range runs[1:] {
+		if r.Agents > best.Agents {
+			best = r
+		}
+	}
+	return best
 }
 
 // benchPopulation measures one population size.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -693,4 +694,42 @@ func TestFaultyModelServer(t *testing.T) {
 		}
 	}
 	t.Logf("answers: %+v", r.Answers)
+}
+
+// TestDeadTaskFailsRun: a model endpoint that never answers makes every
+// delivery of a task fail; after --max-deliver deliveries the task is a
+// dead letter and the orchestrator exits 1 naming it.
+func TestDeadTaskFailsRun(t *testing.T) {
+	c := newCluster(t)
+	baseURL := c.modelServer("--error-rate", "1")
+	scen := strings.Replace(slowScenario(baseURL), "size = 2000", "size = 200", 1)
+	c.analysis("analysis")
+	c.host("host-1")
+	orch := c.orchestrate(c.writeScenario("dead.toml", scen), "--max-deliver", "2")
+	err := orch.wait(t, 2*time.Minute)
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("orchestrator: got %v, want exit status 1", err)
+	}
+	msg := orch.stderr.String()
+	for _, want := range []string{"task served/pvq40", "after 2 deliveries", "host-1"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("the run's error does not name the dead task (%q):\n%s", want, tail(msg))
+		}
+	}
+	// The registry says so too, for every role and a later resume.
+	js, err := jetstream.New(c.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	reg, err := bus.OpenRegistry(ctx, js, bus.RegistryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _, ok, err := reg.Get(ctx, "fault-slow-7")
+	if err != nil || !ok || rec.State != bus.RunFailed || !strings.Contains(rec.Error, "deliveries") {
+		t.Errorf("got record %+v (%v), want the run failed with the dead task's error", rec, err)
+	}
 }

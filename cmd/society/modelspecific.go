@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"math"
 	"math/rand/v2"
@@ -465,4 +466,24 @@ func (t *testPrimed) modal(ctx context.Context, v values.Value, item int) (int, 
 		return questionnaires.Missing, nil
 	}
 	return sc.Min + best, nil
+}
+
+// printBehaviorSummary adds the behaviour similarities of the run's
+// strategy of Table 2 (H-NP when it is there) to the run's summary.
+func printBehaviorSummary(w io.Writer, res *analysis.Results) {
+	if len(res.ValueBehavior) == 0 {
+		return
+	}
+	strategy := res.ValueBehavior[0].Strategy
+	for _, r := range res.ValueBehavior {
+		if r.Strategy == string(population.HNP) {
+			strategy = r.Strategy
+			break
+		}
+	}
+	fmt.Fprintf(w, "\nBehaviour similarity to the human value-behaviour references under %s (bootstrap mean [95%% interval]):\n\n", strategy)
+	fmt.Fprint(w, analysis.BehaviorTable(res.ValueBehavior, strategy))
+	if res.Note != "" {
+		fmt.Fprintln(w, "\nThe synthetic respondents are built from the theory templates: their behaviour similarity is the pipeline's ceiling, not a finding.")
+	}
 }
