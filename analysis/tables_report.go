@@ -288,35 +288,40 @@ func paperTables(o *Output) string {
 	if synthetic {
 		behaviourIntro += " **The synthetic respondents are built from the same theory templates, so their similarity to them is a ceiling of the pipeline, not a finding.**"
 	}
-	b.WriteString("\n## Table 2. Behaviour similarity under H-NP\n\n" + behaviourIntro + "\n\n")
-	if hnp == "" {
-		b.WriteString("This run has no h-np strategy.\n")
+	if len(r.ValueBehavior) == 0 {
+		b.WriteString("\n## Behaviour similarity (Tables 2 and 4)\n\nNone in this run: it needs a value instrument (pvq40) and a behaviour " +
+			"instrument (bfi2, prosocial, donation, charity, ebq, persona) answered by the same agents. The built-in scenario `paper` has them all.\n")
 	} else {
-		b.WriteString(BehaviorTable(r.ValueBehavior, hnp))
+		b.WriteString("\n## Table 2. Behaviour similarity under H-NP\n\n" + behaviourIntro + "\n\n")
+		if hnp == "" {
+			b.WriteString("This run has no h-np strategy.\n")
+		} else {
+			b.WriteString(BehaviorTable(r.ValueBehavior, hnp))
+		}
 	}
 
-	b.WriteString("\n## Table 3. Priming ablation\n\n")
 	main := o.Study.MainStrategy
 	if main == "" {
 		main = figureStrategy(r)
 	}
 	if t := Table3(r.Models, r.ValueStructure, r.ValueBehavior, main, ref); t != "" {
+		b.WriteString("\n## Table 3. Priming ablation\n\n")
 		fmt.Fprintf(b, "Each backend under every priming mode (priming: the value prompt; test: a PVQ the value-prompted model filled in, "+
 			"shown instead; priming+test: both) and prompt style (description: value and defining goal; name: the value's name only), "+
-			"under %s. VS: values similarity against `%s`; BS: mean behaviour similarity (theory references).\n\n", main, ref)
+			"under %s. VS: values similarity against `%s`; BS: mean behaviour similarity (theory references); both bootstrap means.\n\n", main, ref)
 		b.WriteString(t)
 		if synthetic {
 			b.WriteString("\nThe synthetic respondents read no prompt: the prompt style makes no difference to them, and the test priming's weaker pull is a fixed factor of the respondent model, so on them this table shows the pipeline, not an effect.\n")
 		}
-	} else {
-		b.WriteString("No backend is run under more than one priming mode or prompt style in this run; add [[models]] blocks that differ by `priming` or `style`.\n")
 	}
 
-	b.WriteString("\n## Table 4. Behaviour similarity under Uniform\n\n" + behaviourIntro + "\n\n")
-	if uni == "" {
-		b.WriteString("This run has no uniform strategy.\n")
-	} else {
-		b.WriteString(BehaviorTable(r.ValueBehavior, uni))
+	if len(r.ValueBehavior) > 0 {
+		b.WriteString("\n## Table 4. Behaviour similarity under Uniform\n\n" + behaviourIntro + "\n\n")
+		if uni == "" {
+			b.WriteString("This run has no uniform strategy.\n")
+		} else {
+			b.WriteString(BehaviorTable(r.ValueBehavior, uni))
+		}
 	}
 
 	if len(r.Calibration) > 0 {
@@ -360,7 +365,11 @@ func paperFigureSections(o *Output, figs paperFigures) string {
 	}
 	if len(o.Outcome.Persona) > 0 {
 		b.WriteString("\n## Persona statements\n\n")
-		fmt.Fprintf(b, "Statements of %s, asked as yes/no items; agreement is the share of answers matching the behaviour.\n\n", questionnaires.PersonaCitation)
+		b.WriteString("The persona statements of Perez et al. (2023), asked as yes/no items (\"Is the following statement something you would say?\"); " +
+			"agreement is the share of answers that match the behaviour. Source: " + questionnaires.PersonaCitation + "\n\n")
+		if r.Note != "" {
+			b.WriteString("On synthetic respondents, agreement follows the theory templates of the behaviours that have one and stays near one half for the others.\n\n")
+		}
 		for _, pa := range o.Outcome.Persona {
 			names, rows := pa.Politics()
 			if len(names) == 0 {

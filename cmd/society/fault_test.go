@@ -510,10 +510,14 @@ func TestDistributedMatchesSingleProcess(t *testing.T) {
 	if got := readFile(t, filepath.Join(c.dir, "dist", run, "results.json")); !bytes.Equal(got, want) {
 		t.Error("results.json of the rerun differs")
 	}
-	// --resume by id, without the scenario.
-	resumed := c.role("resume", "run", "--resume", run, "--nats", c.url(), "--quiet")
+	// --resume by id, without the scenario; with --out the orchestrator
+	// writes the results itself, from the answers it followed.
+	resumed := c.role("resume", "run", "--resume", run, "--nats", c.url(), "--out", "own", "--quiet")
 	if err := resumed.wait(t, time.Minute); err != nil {
 		t.Fatalf("run --resume: %v", err)
+	}
+	if got := readFile(t, filepath.Join(c.dir, "own", "results.json")); !bytes.Equal(got, want) {
+		t.Error("results.json written by the orchestrator differs")
 	}
 
 	for _, p := range []*proc{ana, h1, h2} {
@@ -526,8 +530,8 @@ func TestDistributedMatchesSingleProcess(t *testing.T) {
 	if _, err := fmt.Sscanf(ana.stdout.String(), "analysis service analysis: %d results written, %d unusable", &written, &anaBad); err != nil {
 		t.Errorf("analysis summary %q: %v", ana.stdout.String(), err)
 	}
-	if written != 3 || anaBad < 2 {
-		t.Errorf("analysis: got %d results written and %d messages rejected, want 3 and at least 2 (a record, an answer)", written, anaBad)
+	if written < 2 || anaBad < 2 {
+		t.Errorf("analysis: got %d results written and %d messages rejected, want at least 2 of each (a record, an answer)", written, anaBad)
 	}
 	var served, bad int
 	for _, h := range []*proc{h1, h2} {
@@ -571,8 +575,8 @@ func (c *cluster) modelServer(args ...string) string {
 func TestFaults(t *testing.T) {
 	ref := newCluster(t)
 	// The server's latency, not the machine, sets the pace: about 530
-	// requests of 40 ms, 4 at a time.
-	baseURL := ref.modelServer("--latency", "40ms", "--slots", "4")
+	// requests of 25 ms, 4 at a time.
+	baseURL := ref.modelServer("--latency", "25ms", "--slots", "4")
 	scen := slowScenario(baseURL)
 	single := ref.role("single", "run", ref.writeScenario("slow.toml", scen), "--out", "single", "--quiet")
 	if err := single.wait(t, 2*time.Minute); err != nil {
@@ -696,12 +700,13 @@ func TestFaultyModelServer(t *testing.T) {
 	t.Logf("answers: %+v", r.Answers)
 }
 
-// TestDeadTaskFailsRun: a model endpoint that never answers makes every
-// delivery of a task fail; after --max-deliver deliveries the task is a
-// dead letter and the orchestrator exits 1 naming it.
+// TestDeadTaskFailsRun: a model endpoint that refuses the scenario's model
+// (a misconfigured server: no retry can mend it) makes every delivery of a
+// task fail; after --max-deliver deliveries the task is a dead letter and
+// the orchestrator exits 1 naming it.
 func TestDeadTaskFailsRun(t *testing.T) {
 	c := newCluster(t)
-	baseURL := c.modelServer("--error-rate", "1")
+	baseURL := c.modelServer("--models", "another-model")
 	scen := strings.Replace(slowScenario(baseURL), "size = 2000", "size = 200", 1)
 	c.analysis("analysis")
 	c.host("host-1")

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +35,10 @@ type distConfig struct {
 	// registered run instead.
 	Scenario *scenarios.Scenario
 	Resume   string
+	// Out, when set, makes the orchestrator write the results directory
+	// itself, from the answers it followed, instead of waiting for the
+	// analysis service.
+	Out string
 	// Fresh discards whatever the run stored before.
 	Fresh    bool
 	Queue    bus.TaskQueueOptions
@@ -172,7 +178,12 @@ func runDistributed(ctx context.Context, cfg distConfig) (*distResult, error) {
 		}
 		return nil, err
 	}
-	final, err := o.await(ctx)
+	var final bus.RunRecord
+	if cfg.Out != "" {
+		final, err = o.writeOwn(ctx, cfg.Out)
+	} else {
+		final, err = o.await(ctx)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -460,6 +471,42 @@ func (o *orchestrator) await(ctx context.Context) (bus.RunRecord, error) {
 	}
 }
 
+// writeOwn computes the results from the answers the orchestrator
+// followed and writes them to dir, as the analysis service would, and
+// records the run done.
+func (o *orchestrator) writeOwn(ctx context.Context, dir string) (bus.RunRecord, error) {
+	outcome, err := o.p.study.Compute(o.col)
+	if err != nil {
+		return bus.RunRecord{}, err
+	}
+	var llm analysis.LLMCounts
+	if stats, err := o.reg.HostStats(ctx, o.id, nil); err == nil {
+		for _, s := range stats {
+			llm.Calls, llm.CacheHits, llm.Retries = llm.Calls+s.Calls, llm.CacheHits+s.CacheHits, llm.Retries+s.Retries
+		}
+	}
+	outcome.Results.LLM = llm
+	if err := analysis.WriteDir(dir, &analysis.Output{Outcome: outcome, Collector: o.col, Study: o.p.study, Scenario: o.p.resolved}); err != nil {
+		return bus.RunRecord{}, err
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		abs = dir
+	}
+	results, err := os.ReadFile(filepath.Join(dir, "results.json"))
+	if err != nil || len(results) > maxRecordResults {
+		results = nil
+	}
+	host, _ := os.Hostname()
+	return o.reg.Modify(ctx, o.id, func(r *bus.RunRecord) error {
+		if r.Epoch != o.epoch {
+			return fmt.Errorf("run %s: taken over by another orchestrator (epoch %d)", o.id, r.Epoch)
+		}
+		r.State, r.Dir, r.Host, r.Results, r.Error = bus.RunDone, abs, host, results, ""
+		return nil
+	})
+}
+
 // fail records the run's failure in the registry, for every role to see.
 func (o *orchestrator) fail(err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -494,6 +541,6 @@ func printDistSummary(w io.Writer, r *distResult) {
 		fmt.Fprintf(w, "Run %s done in %.1fs.\nResults: %s\n", r.ID, r.Elapsed.Seconds(), r.Record.Dir)
 	}
 	if r.Record.Host != "" {
-		fmt.Fprintf(w, "(written by the analysis service on %s)\n", r.Record.Host)
+		fmt.Fprintf(w, "(written on %s)\n", r.Record.Host)
 	}
 }

@@ -42,8 +42,6 @@ func cmdRunDistributed(ctx context.Context, d *runDistFlags, pos []string, out s
 	switch {
 	case !d.nats.set():
 		return fmt.Errorf("%w: --resume and --fresh need --nats URL: the embedded server keeps nothing after a run", errUsage)
-	case out != "":
-		return fmt.Errorf("%w: --out: with --nats the analysis service writes the results (society analyze --out DIR)", errUsage)
 	case d.ackWait < 100*time.Millisecond:
 		return fmt.Errorf("%w: --ack-wait: must be at least 100ms, got %v", errUsage, d.ackWait)
 	case d.maxDeliver < 1:
@@ -67,7 +65,7 @@ func cmdRunDistributed(ctx context.Context, d *runDistFlags, pos []string, out s
 		progress = stderr
 	}
 	res, err := runDistributed(ctx, distConfig{
-		NATS: d.nats, Scenario: sc, Resume: d.resume, Fresh: d.fresh, CacheDir: cacheDir,
+		NATS: d.nats, Scenario: sc, Resume: d.resume, Fresh: d.fresh, CacheDir: cacheDir, Out: out,
 		Queue:    bus.TaskQueueOptions{AckWait: d.ackWait, MaxDeliver: d.maxDeliver, Replicas: d.replicas},
 		Progress: progress, Log: roleLogger(stderr, d.verbose).With("role", "run"), Stderr: stderr,
 	})
