@@ -494,6 +494,7 @@ func (c *Client) fetchDist(ctx context.Context, q *agent.Question, p agent.Promp
 		}
 	} else {
 		req := c.chatRequest(chatMessages(p), 1)
+		//lint:ignore SA1019 max_tokens is what vLLM, llama.cpp and Ollama read; max_completion_tokens is OpenAI-only.
 		req.MaxTokens = 1
 		req.LogProbs = true
 		req.TopLogProbs = distLogprobs
@@ -817,6 +818,7 @@ func (c *Client) chatRequest(msgs []openai.ChatCompletionMessage, n int) openai.
 	return openai.ChatCompletionRequest{
 		Model:     c.cfg.Model,
 		Messages:  msgs,
+		//lint:ignore SA1019 max_tokens is what vLLM, llama.cpp and Ollama read; max_completion_tokens is OpenAI-only.
 		MaxTokens: c.cfg.MaxTokens,
 		TopP:      float32(c.cfg.TopP),
 		N:         n,

@@ -460,8 +460,7 @@ func TestClientRetries(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var mu sync.Mutex
 			n := 0
-			var srv *openAIServer
-			srv = newOpenAIServer(t, func(r seenReq) (int, any) {
+			srv := newOpenAIServer(t, func(r seenReq) (int, any) {
 				mu.Lock()
 				i := n
 				n++

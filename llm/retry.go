@@ -150,13 +150,6 @@ func (b *breaker) notify() {
 	b.change = make(chan struct{})
 }
 
-// open reports whether the breaker keeps attempts out.
-func (b *breaker) open() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.threshold > 0 && b.fails >= b.threshold
-}
-
 // extraKey carries the body fields a request must gain on its way out.
 type extraKey struct{}
 

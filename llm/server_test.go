@@ -796,6 +796,7 @@ func TestServerGoOpenAI(t *testing.T) {
 			{Role: openai.ChatMessageRoleSystem, Content: pr.System},
 			{Role: openai.ChatMessageRoleUser, Content: pr.User},
 		},
+		//lint:ignore SA1019 the server must accept max_tokens, which most clients send.
 		N: 3, MaxTokens: 1, LogProbs: true, TopLogProbs: 7, Seed: new(int),
 	})
 	if err != nil {

@@ -139,7 +139,7 @@ func (in *Instrument) score(dst []float64, answers []int, group []int) []float64
 	in.checkLen(answers)
 	// Counts live on the stack for instruments of up to 64 groups.
 	var buf [64]int
-	counts := buf[:0]
+	var counts []int
 	if len(dst) <= len(buf) {
 		counts = buf[:len(dst)]
 	} else {
