@@ -181,6 +181,9 @@ type Client struct {
 	// items × visible histories), so the map stays small.
 	memoMu sync.RWMutex
 	memo   map[memoKey]memoEntry
+
+	fetchedMu sync.Mutex
+	fetched   map[string]*fetchedBlock
 }
 
 // memoEntry is a distribution held in memory; stored marks one read from
@@ -603,13 +606,62 @@ func (c *Client) askSample(ctx context.Context, q *agent.Question, p agent.Promp
 			return a, nil
 		}
 	}
-	answers, err := c.blocks.do(ctx, c.cacheKey(p, "block/"+strconv.Itoa(block)), func() ([]agent.Answer, error) {
-		return c.fetchBlock(ctx, q, p, block)
+	key := c.cacheKey(p, "block/"+strconv.Itoa(block))
+	if a, ok := c.takeFetched(key, q.Sample-block*s); ok {
+		return a, nil
+	}
+	answers, err := c.blocks.do(ctx, key, func() ([]agent.Answer, error) {
+		a, err := c.fetchBlock(ctx, q, p, block)
+		if err == nil {
+			c.keepFetched(key, a)
+		}
+		return a, err
 	})
 	if err != nil {
 		return agent.Answer{}, err
 	}
+	c.takeFetched(key, q.Sample-block*s)
 	return answers[q.Sample-block*s], nil
+}
+
+// fetchedBlock is a block of samples fetched in this run, kept until each
+// of its samples has been handed out once, so that an agent arriving after
+// the block's request returned does not pay for it again (with or without
+// a persistent cache).
+type fetchedBlock struct {
+	answers []agent.Answer
+	taken   []bool
+	left    int
+}
+
+func (c *Client) keepFetched(key string, answers []agent.Answer) {
+	c.fetchedMu.Lock()
+	defer c.fetchedMu.Unlock()
+	if c.fetched == nil {
+		c.fetched = map[string]*fetchedBlock{}
+	}
+	if _, ok := c.fetched[key]; !ok {
+		c.fetched[key] = &fetchedBlock{answers: answers, taken: make([]bool, len(answers)), left: len(answers)}
+	}
+}
+
+// takeFetched hands out sample i of a fetched block, forgetting the block
+// once every sample has been handed out.
+func (c *Client) takeFetched(key string, i int) (agent.Answer, bool) {
+	c.fetchedMu.Lock()
+	defer c.fetchedMu.Unlock()
+	b, ok := c.fetched[key]
+	if !ok || i >= len(b.answers) {
+		return agent.Answer{}, false
+	}
+	if !b.taken[i] {
+		b.taken[i] = true
+		b.left--
+		if b.left == 0 {
+			delete(c.fetched, key)
+		}
+	}
+	return b.answers[i], true
 }
 
 func decodeAnswer(raw []byte) (agent.Answer, bool) {
@@ -816,8 +868,8 @@ func completionPrompt(p agent.Prompt) string {
 
 func (c *Client) chatRequest(msgs []openai.ChatCompletionMessage, n int) openai.ChatCompletionRequest {
 	return openai.ChatCompletionRequest{
-		Model:     c.cfg.Model,
-		Messages:  msgs,
+		Model:    c.cfg.Model,
+		Messages: msgs,
 		//lint:ignore SA1019 max_tokens is what vLLM, llama.cpp and Ollama read; max_completion_tokens is OpenAI-only.
 		MaxTokens: c.cfg.MaxTokens,
 		TopP:      float32(c.cfg.TopP),
