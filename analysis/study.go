@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"strconv"
+	"sync"
 
 	"gonum.org/v1/gonum/mat"
 
@@ -202,12 +204,20 @@ func (st *Study) Compute(c *Collector) (*Outcome, error) {
 					members = append(members, a)
 				}
 			}
+			// References that centre scores alike compare against the same
+			// model matrix: accumulate it once over the members, not once
+			// per reference.
+			models := map[string]*mat.SymDense{}
 			for ri, ref := range refs {
 				rows := sc.MRAT
 				if ref.Centering == "raw" {
 					rows = sc.Raw
 				}
-				model := corrOf(rows, members)
+				model, ok := models[ref.Centering]
+				if !ok {
+					model = corrOf(rows, members)
+					models[ref.Centering] = model
+				}
 				vr := ValueStructureRow{Model: sh.Model, Strategy: strat.Name, Reference: ref.Name,
 					Instrument: sh.Instrument.Name, Agents: len(members)}
 				human, fitted, sim, err := MDSMap(model, ref.R)
@@ -248,12 +258,26 @@ func (st *Study) Compute(c *Collector) (*Outcome, error) {
 	return out, nil
 }
 
+// scoreBlock is the fewest agents worth a goroutine of their own when
+// scoring a sheet.
+const scoreBlock = 16384
+
 func scoreSheet(sh *Sheet, keyOf []int, agents int) *Scores {
 	n := len(keyOf)
 	sc := &Scores{Raw: make([][values.N]float64, agents), MRAT: make([][values.N]float64, agents), OK: make([]bool, agents)}
-	for a := 0; a < agents; a++ {
-		sc.OK[a] = ValueScores(keyOf, sh.Codes[a*n:(a+1)*n], sc.Raw[a][:], sc.MRAT[a][:])
+	// Agents are scored independently, so every core takes a block of them.
+	workers := min(runtime.GOMAXPROCS(0), max(1, agents/scoreBlock))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for a := w * agents / workers; a < (w+1)*agents/workers; a++ {
+				sc.OK[a] = ValueScores(keyOf, sh.Codes[a*n:(a+1)*n], sc.Raw[a][:], sc.MRAT[a][:])
+			}
+		}()
 	}
+	wg.Wait()
 	return sc
 }
 

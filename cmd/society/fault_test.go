@@ -635,7 +635,7 @@ func TestFaults(t *testing.T) {
 		}
 	})
 
-	t.Run("nats server restarted", func(t *testing.T) {
+	t.Run("nats server killed and restarted", func(t *testing.T) {
 		c := newCluster(t)
 		scen := c.writeScenario("slow.toml", scen)
 		w := c.watchProgress(run)
@@ -644,7 +644,7 @@ func TestFaults(t *testing.T) {
 		c.host("host-2")
 		orch := c.orchestrate(scen)
 		midRun(t, w)
-		c.nats.stop(t)
+		c.nats.kill()
 		c.startNATS()
 		if err := orch.wait(t, 2*time.Minute); err != nil {
 			t.Fatalf("orchestrator: %v", err)

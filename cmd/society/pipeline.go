@@ -278,6 +278,11 @@ func runScenario(ctx context.Context, cfg runConfig) (*runResult, error) {
 	if _, err := bus.EnsureAnswerStream(ctx, js, subj, bus.StreamOptions{MaxBytes: expectedBytes}); err != nil {
 		return nil, err
 	}
+	// Tasks wait in the run's work queue until a worker takes them
+	// (roles_local.go).
+	if err := bus.EnsureTaskQueue(ctx, js, subj, localQueue(n)); err != nil {
+		return nil, err
+	}
 
 	// Agents in shards.
 	shards := shardCount(n, sc.Run.Shards)
@@ -305,7 +310,7 @@ func runScenario(ctx context.Context, cfg runConfig) (*runResult, error) {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		if err := host.Run(runCtx); err != nil {
+		if err := serveLocal(runCtx, js, host); err != nil {
 			cancel(err)
 		}
 	}()
@@ -329,13 +334,6 @@ func runScenario(ctx context.Context, cfg runConfig) (*runResult, error) {
 	stopAll := func() {
 		cancel(nil)
 		wg.Wait()
-	}
-
-	select {
-	case <-host.Ready():
-	case <-runCtx.Done():
-		stopAll()
-		return nil, cause(runCtx)
 	}
 
 	bar := newProgressBar(cfg.Progress, sc.Name)

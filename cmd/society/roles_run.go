@@ -251,7 +251,10 @@ func (o *orchestrator) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer stopAdvisories()
+	defer func() {
+		cancel(nil) // first: an advisory's dead letter may be waiting for the server
+		stopAdvisories()
+	}()
 
 	select {
 	case <-caughtUp:
