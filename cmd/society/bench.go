@@ -44,7 +44,7 @@ type benchOptions struct {
 	Seed        uint64
 	Latency     time.Duration
 	Slots       int
-	ModelCalls  int // 0: 20 waves of Slots calls
+	ModelCalls  int // 0: 50 waves of Slots calls
 	Concurrency int // the client's concurrency on the model path; 0: 2·Slots
 	Skip        map[string]bool
 	ProfileDir  string // CPU profiles of the children, when set
@@ -123,7 +123,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	jsonOut := fs.String("out", "", "also write the results as JSON to `FILE`")
 	latency := fs.Duration("latency", 100*time.Millisecond, "model server latency L per request")
 	slots := fs.Int("slots", 256, "model server slots S (requests served at once)")
-	calls := fs.Int("model-calls", 0, "model calls to time (default 20·S)")
+	calls := fs.Int("model-calls", 0, "model calls to time per client concurrency (default 50·S)")
 	conc := fs.Int("concurrency", 0, "client concurrency on the model path (default 2·S; S is measured too)")
 	skip := fs.String("skip", "", "parts to leave out, comma-separated: "+strings.Join(benchParts, ", "))
 	seed := fs.Uint64("seed", 1, "scenario seed")
@@ -444,8 +444,8 @@ func printBench(w io.Writer, r *benchReport) {
 		fmt.Fprintf(w, "\nModel path: agents → OpenAI client → model server with S = %d slots and L = %v (sample mode, one call per answer; ideal S/L = %.0f calls/s; server CPU %.0f µs per request):\n",
 			mp.Slots, time.Duration(mp.LatencySeconds*float64(time.Second)), mp.IdealCallsPerSecond, mp.ServerCPUMicros)
 		for _, x := range mp.Runs {
-			fmt.Fprintf(w, "  client concurrency %4d: %d calls in %.2f s = %.0f calls/s = %.1f%% of S/L; client CPU %.0f µs per call\n",
-				x.Concurrency, x.Calls, x.Seconds, x.CallsPerSecond, 100*x.Efficiency, x.ClientCPUMicros)
+			fmt.Fprintf(w, "  client concurrency %4d: %d calls in %.2f s = %.0f calls/s = %.1f%% of S/L (steady: %.0f calls/s = %.1f%%); client CPU %.0f µs per call\n",
+				x.Concurrency, x.Calls, x.Seconds, x.CallsPerSecond, 100*x.Efficiency, x.SteadyCallsPerSecond, 100*x.SteadyEfficiency, x.ClientCPUMicros)
 		}
 	}
 	if c := r.Calls; c != nil {

@@ -33,12 +33,13 @@ type modelBench struct {
 	// Efficiency is the achieved calls/s over S/L, the most the server can
 	// do, with the client's concurrency at Concurrency (by default 2·S, so
 	// that a request is always waiting for the slot that frees).
-	Efficiency      float64        `json:"efficiency"`
-	Concurrency     int            `json:"client_concurrency"`
-	Runs            []modelPathRun `json:"runs"`
-	ServerCPUMicros float64        `json:"server_cpu_us_per_call"`
-	ServerRequests  int64          `json:"server_requests"`
-	MaxInFlight     int64          `json:"server_max_in_flight"`
+	Efficiency       float64        `json:"efficiency"`
+	SteadyEfficiency float64        `json:"steady_efficiency"`
+	Concurrency      int            `json:"client_concurrency"`
+	Runs             []modelPathRun `json:"runs"`
+	ServerCPUMicros  float64        `json:"server_cpu_us_per_call"`
+	ServerRequests   int64          `json:"server_requests"`
+	MaxInFlight      int64          `json:"server_max_in_flight"`
 }
 
 // modelPathRun is one timed run at one client concurrency.
@@ -51,6 +52,9 @@ type modelPathRun struct {
 	Efficiency      float64 `json:"efficiency"`
 	ClientCPUMicros float64 `json:"client_cpu_us_per_call"`
 	Retries         int64   `json:"client_retries"`
+	// Steady* leave out the run's first and last tenth of calls.
+	SteadyCallsPerSecond float64 `json:"steady_calls_per_second"`
+	SteadyEfficiency     float64 `json:"steady_efficiency"`
 }
 
 // benchModelPath times agents asking the model server through the OpenAI
@@ -60,7 +64,7 @@ type modelPathRun struct {
 func benchModelPath(ctx context.Context, o benchOptions) (*modelBench, error) {
 	calls := o.ModelCalls
 	if calls == 0 {
-		calls = 20 * o.Slots
+		calls = 50 * o.Slots
 	}
 	conc := o.Concurrency
 	if conc == 0 {
@@ -82,9 +86,10 @@ func benchModelPath(ctx context.Context, o benchOptions) (*modelBench, error) {
 			return nil, err
 		}
 		r.Efficiency = r.CallsPerSecond / mb.IdealCallsPerSecond
+		r.SteadyEfficiency = r.SteadyCallsPerSecond / mb.IdealCallsPerSecond
 		mb.Runs = append(mb.Runs, r)
 		if c == conc {
-			mb.Efficiency = r.Efficiency
+			mb.Efficiency, mb.SteadyEfficiency = r.Efficiency, r.SteadyEfficiency
 		}
 	}
 	st, err := srv.stop()
@@ -132,19 +137,68 @@ func modelPathAt(ctx context.Context, url string, concurrency, calls int) (model
 	before := client.Stats()
 	cpu0 := selfCPU()
 	start := time.Now()
-	if _, err := sh.Do(ctx, &agent.Task{Model: "bench", Instrument: pvq, Items: its}); err != nil {
+	var samples []callSample
+	stopSampling, sampled := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(sampled)
+		tick := time.NewTicker(modelSampleEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stopSampling:
+				return
+			case <-tick.C:
+				samples = append(samples, callSample{time.Since(start), client.Stats().Calls - before.Calls})
+			}
+		}
+	}()
+	_, err = sh.Do(ctx, &agent.Task{Model: "bench", Instrument: pvq, Items: its})
+	el := time.Since(start)
+	close(stopSampling)
+	<-sampled
+	if err != nil {
 		return modelPathRun{}, fmt.Errorf("bench model path: %w", err)
 	}
-	el := time.Since(start)
 	cpu := selfCPU() - cpu0
 	after := client.Stats()
 	n := after.Calls - before.Calls
 	r := modelPathRun{Concurrency: concurrency, Agents: agents, Calls: n, Seconds: el.Seconds(),
-		CallsPerSecond: float64(n) / el.Seconds(), Retries: after.Retries - before.Retries}
+		CallsPerSecond: float64(n) / el.Seconds(), SteadyCallsPerSecond: steadyRate(samples, n),
+		Retries: after.Retries - before.Retries}
 	if n > 0 {
 		r.ClientCPUMicros = 1e6 * cpu / float64(n)
 	}
 	return r, nil
+}
+
+// modelSampleEvery is how often a timed model-path run counts the calls
+// made so far, to find its steady rate.
+const modelSampleEvery = 20 * time.Millisecond
+
+type callSample struct {
+	at    time.Duration
+	calls int64
+}
+
+// steadyRate is the call rate between the samples where a tenth and nine
+// tenths of the total calls had been made: the rate the path sustains,
+// without the run's first wave (every agent starting at once) and its
+// tail (the last requests, when fewer than the slots remain). 0 when the
+// run was too short to tell.
+func steadyRate(samples []callSample, total int64) float64 {
+	lo, hi := -1, -1
+	for i, s := range samples {
+		if lo < 0 && s.calls*10 >= total {
+			lo = i
+		}
+		if s.calls*10 <= 9*total {
+			hi = i
+		}
+	}
+	if lo < 0 || hi <= lo || samples[hi].at <= samples[lo].at {
+		return 0
+	}
+	return float64(samples[hi].calls-samples[lo].calls) / (samples[hi].at - samples[lo].at).Seconds()
 }
 
 // modelShard starts one shard of agents asking m; personas cycle over the
