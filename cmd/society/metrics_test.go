@@ -259,7 +259,14 @@ func TestRunServesMetrics(t *testing.T) {
 		for _, s := range series {
 			got[s.Metric["outcome"]] = s.Last
 		}
-		if got["valid"] == want["valid"] && got["invalid"] == want["invalid"] && len(got) == 2 {
+		// The similarity gauges are set when the run's results are known,
+		// just after results.json is written: wait for them too, so that
+		// a run shorter than the live refresh still shows them.
+		sim, err := prom.Query(ctx, "society_values_similarity", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got["valid"] == want["valid"] && got["invalid"] == want["invalid"] && len(got) == 2 && len(sim) > 0 {
 			break
 		}
 	}
