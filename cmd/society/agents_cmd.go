@@ -6,8 +6,6 @@ import (
 	"io"
 	"os"
 	"strings"
-
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 const agentsSynopsis = `agents --nats URL [--name NAME] [--tasks N] [--run ID] [--cache DIR]
@@ -48,19 +46,11 @@ func cmdAgents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("%w: %s", errUsage, strings.Join(problems, "; "))
 	}
 	log := roleLogger(stderr, *verbose).With("role", "agents", "host", *name)
-	nc, err := connectNATS(ctx, nf, "agents", log)
-	if err != nil {
-		return err
-	}
-	defer closeNATS(nc)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	reg, err := openRegistryWait(ctx, js, log)
+	nc, js, reg, err := joinCluster(ctx, nf, "agents", log)
 	if err != nil || reg == nil {
 		return err
 	}
+	defer closeNATS(nc)
 	h := &agentHost{js: js, reg: reg, log: log, name: *name, concurrency: *tasks, cacheDir: *cacheDir, only: *only}
 	log.Info("agent host ready; waiting for runs")
 	err = h.serve(ctx)

@@ -6,8 +6,6 @@ import (
 	"io"
 	"os"
 	"strings"
-
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 const analyzeSynopsis = `analyze --nats URL [--out DIR] [--name NAME] [--run ID]
@@ -48,19 +46,11 @@ func cmdAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("%w: %s", errUsage, strings.Join(problems, "; "))
 	}
 	log := roleLogger(stderr, *verbose).With("role", "analyze", "name", *name)
-	nc, err := connectNATS(ctx, nf, "analyze", log)
-	if err != nil {
-		return err
-	}
-	defer closeNATS(nc)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	reg, err := openRegistryWait(ctx, js, log)
+	nc, js, reg, err := joinCluster(ctx, nf, "analyze", log)
 	if err != nil || reg == nil {
 		return err
 	}
+	defer closeNATS(nc)
 	a := &analysisService{nc: nc, js: js, reg: reg, log: log, name: *name, out: *out, only: *only}
 	log.Info("analysis service ready; waiting for runs")
 	err = a.serve(ctx)

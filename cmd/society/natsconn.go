@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/society-sim/society/bus"
 )
@@ -108,6 +109,28 @@ func connectNATS(ctx context.Context, f *natsFlags, role string, log *slog.Logge
 		return nil, err
 	}
 	return nc, nil
+}
+
+// joinCluster connects a long-running role (agent host, analysis service)
+// to the cluster and opens the run registry, waiting for the registry to
+// exist. A nil registry with a nil error means ctx ended first. The caller
+// closes the connection with closeNATS.
+func joinCluster(ctx context.Context, f *natsFlags, role string, log *slog.Logger) (*nats.Conn, jetstream.JetStream, *bus.Registry, error) {
+	nc, err := connectNATS(ctx, f, role, log)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		closeNATS(nc)
+		return nil, nil, nil, err
+	}
+	reg, err := openRegistryWait(ctx, js, log)
+	if err != nil || reg == nil {
+		closeNATS(nc)
+		return nil, nil, nil, err
+	}
+	return nc, js, reg, nil
 }
 
 // roleLogger writes a role's log lines (text, one per line) to w.
