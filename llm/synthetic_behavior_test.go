@@ -105,7 +105,7 @@ func TestSyntheticBehaviorItems(t *testing.T) {
 
 func TestSyntheticPersonaStatements(t *testing.T) {
 	s := newTestSynthetic(t)
-	in, err := questionnaires.LoadPersona(questionnaires.PersonaOptions{Dir: "../questionnaires/testdata/persona", Statements: 10})
+	in, err := questionnaires.LoadPersona(questionnaires.PersonaOptions{Dir: "../questionnaires/testdata/persona-fixture", Statements: 10})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"testing"
 )
 
-const fixture = "testdata/persona"
+const fixture = "testdata/persona-fixture"
 
 func TestLoadPersonaFixture(t *testing.T) {
 	in, err := LoadPersona(PersonaOptions{Dir: fixture, Statements: 4, Seed: 7})

@@ -125,7 +125,7 @@ func TestTestPrimed(t *testing.T) {
 // behaviour instruments, the persona fixture and a published reference.
 func smallPaper(t *testing.T, dir string, behaviour bool) string {
 	t.Helper()
-	fixture, err := filepath.Abs("../../questionnaires/testdata/persona")
+	fixture, err := filepath.Abs("../../questionnaires/testdata/persona-fixture")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -72,7 +72,7 @@ func TestPaperRunAndReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	resolved, _ := os.ReadFile(filepath.Join(moved, "scenario.toml"))
-	fixture, _ := filepath.Abs("../../questionnaires/testdata/persona")
+	fixture, _ := filepath.Abs("../../questionnaires/testdata/persona-fixture")
 	// Point the stored scenario at a directory without the data, as on
 	// another machine; its instruments/ copy must serve instead.
 	hidden := bytes.ReplaceAll(resolved, []byte(fixture), []byte(noData))
