@@ -45,7 +45,7 @@ const (
 	DefaultConcurrency      = 64
 	DefaultTimeout          = 60 * time.Second
 	DefaultMinCoverage      = 0.5
-	DefaultMaxRetries       = 5
+	DefaultMaxRetries       = 8
 	DefaultBackoff          = 500 * time.Millisecond
 	DefaultMaxBackoff       = 30 * time.Second
 	DefaultBreakerThreshold = 10
