@@ -190,11 +190,17 @@ func (d *doer) Do(req *http.Request) (*http.Response, error) {
 	}
 	d.stats.calls.Add(1)
 	var last error
-	for attempt := 0; ; attempt++ {
-		if attempt > 0 {
+	// attempt counts the attempts that reached the endpoint: time spent
+	// waiting for an open breaker is not an attempt, or a request could
+	// use up its retries while other requests' failures kept the breaker
+	// open, without ever being sent itself.
+	for attempt, sent := 0, false; ; {
+		if sent {
+			attempt++
 			d.stats.retries.Add(1)
 		}
 		resp, retryAfter, err := d.attempt(ctx, req, body, attempt >= d.policy.maxRetries)
+		sent = !errors.Is(err, errOpen)
 		switch {
 		case err == nil:
 			if resp.StatusCode >= 400 {
@@ -212,6 +218,7 @@ func (d *doer) Do(req *http.Request) (*http.Response, error) {
 		}
 		last = err
 		if attempt >= d.policy.maxRetries {
+			// No attempt left: an open breaker fails the request at once.
 			d.stats.failures.Add(1)
 			return nil, fmt.Errorf("%w: %d attempts: %w", ErrUnavailable, attempt+1, last)
 		}
