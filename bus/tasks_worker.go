@@ -160,8 +160,10 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg, cfg jetstream.Cons
 
 	switch {
 	case ctx.Err() != nil:
-		// Shutting down: hand the task back at once.
-		m.Nak()
+		// Shutting down: hand the task back at once. A plain NAK would
+		// follow the consumer's BackOff schedule; an explicit delay
+		// overrides it.
+		m.NakWithDelay(time.Millisecond)
 	case err == nil:
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := m.DoubleAck(actx)
