@@ -50,13 +50,7 @@ func ReadBehaviorReference(r io.Reader, source, name, instrument string, keys []
 			break
 		}
 		if err != nil {
-			var pe *csv.ParseError
-			if errors.As(err, &pe) {
-				fail(pe.Line, "%v", pe.Err)
-			} else {
-				errs = append(errs, fmt.Errorf("%s: %w", source, err))
-			}
-			return BehaviorReference{}, errors.Join(errs...)
+			return BehaviorReference{}, errors.Join(append(errs, csvError(source, err))...)
 		}
 		line, _ := cr.FieldPos(0)
 		if header {

@@ -144,13 +144,7 @@ func ReadMatrix(r io.Reader, source string) (*mat.SymDense, error) {
 			break
 		}
 		if err != nil {
-			var pe *csv.ParseError
-			if errors.As(err, &pe) {
-				fail(pe.Line, "%v", pe.Err)
-			} else {
-				errs = append(errs, fmt.Errorf("%s: %w", source, err))
-			}
-			return nil, errors.Join(errs...)
+			return nil, errors.Join(append(errs, csvError(source, err))...)
 		}
 		line, _ := cr.FieldPos(0)
 		if row == -1 {
@@ -229,4 +223,14 @@ func lineAfter(lines [values.N]int, rows int) int {
 		return 2
 	}
 	return lines[rows-1] + 1
+}
+
+// csvError names the file, and the line where the CSV reader knows it, of
+// an error reading a reference file.
+func csvError(source string, err error) error {
+	var pe *csv.ParseError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s:%d: %v", source, pe.Line, pe.Err)
+	}
+	return fmt.Errorf("%s: %w", source, err)
 }
