@@ -29,6 +29,13 @@ func ParseAnswer(text string, sc questionnaires.Scale) (value int, reason string
 	if sc.Max < sc.Min {
 		return 0, "empty scale", false
 	}
+	text, truncated := StripReasoning(text)
+	if truncated {
+		return 0, "truncated: reasoning never ended", false
+	}
+	if strings.TrimSpace(text) == "" {
+		return 0, "empty answer after reasoning", false
+	}
 	s := normalise(text)
 
 	// Labels first, longest first, so that a label contained in a longer
@@ -273,4 +280,94 @@ func joinInts(xs []int) string {
 		parts[i] = strconv.Itoa(x)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// reasoningTags name the blocks in which reasoning models write their
+// thinking inline, before the answer: DeepSeek-R1 and Qwen3 use <think>,
+// others <thinking> or <reasoning>.
+var reasoningTags = []string{"think", "thinking", "reasoning"}
+
+// StripReasoning removes the reasoning a model wrote inline and returns
+// the text that is left, which holds the answer.
+//
+// It removes every complete block <think>…</think>, <thinking>…</thinking>
+// and <reasoning>…</reasoning> (tag names in any case, several blocks),
+// and everything before a closing tag whose opening tag is missing (chat
+// templates that open the block in the prompt, as DeepSeek-R1's does). In
+// the harmony format of gpt-oss it keeps only the final channel.
+//
+// truncated reports reasoning that never ended: an opening tag without
+// its closing tag, or a harmony reply without a final channel. The reply
+// was then cut off before its answer (usually by max_tokens), answer holds
+// only the text before the unfinished block, and the caller must record
+// the reply as invalid ("truncated"), never read an answer from it.
+func StripReasoning(text string) (answer string, truncated bool) {
+	if i := strings.LastIndex(text, "<|channel|>final<|message|>"); i >= 0 {
+		text = text[i+len("<|channel|>final<|message|>"):]
+		for _, end := range []string{"<|return|>", "<|end|>"} {
+			if j := strings.Index(text, end); j >= 0 {
+				text = text[:j]
+			}
+		}
+	} else if i := strings.Index(text, "<|channel|>"); i >= 0 {
+		return text[:i], true
+	}
+	var b strings.Builder
+	for {
+		open, openEnd, name := findTag(text, false, "")
+		closeAt, closeEnd, _ := findTag(text, true, "")
+		if closeAt >= 0 && (open < 0 || closeAt < open) {
+			// A closing tag with no opening tag: all before it is
+			// reasoning.
+			b.Reset()
+			text = text[closeEnd:]
+			continue
+		}
+		if open < 0 {
+			b.WriteString(text)
+			return b.String(), false
+		}
+		b.WriteString(text[:open])
+		_, end, _ := findTag(text[openEnd:], true, name)
+		if end < 0 {
+			return b.String(), true
+		}
+		text = text[openEnd+end:]
+	}
+}
+
+// findTag finds the first reasoning tag in s, opening or closing, with the
+// given name or any of reasoningTags when name is "". It returns the tag's
+// byte span and name, or -1, -1 when there is none. Tag names match in
+// ASCII case folding only, so that byte offsets stay those of s.
+func findTag(s string, closing bool, name string) (start, end int, found string) {
+	names := reasoningTags
+	if name != "" {
+		names = []string{name}
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] != '<' {
+			continue
+		}
+		j := i + 1
+		if closing {
+			if j >= len(s) || s[j] != '/' {
+				continue
+			}
+			j++
+		}
+		for _, n := range names {
+			k := j + len(n)
+			if k > len(s) || !strings.EqualFold(s[j:k], n) {
+				continue
+			}
+			for k < len(s) && (s[k] == ' ' || s[k] == '\t') {
+				k++
+			}
+			if k < len(s) && s[k] == '>' {
+				return i, k + 1, n
+			}
+		}
+	}
+	return -1, -1, ""
 }

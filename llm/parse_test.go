@@ -54,8 +54,12 @@ func TestParseAnswer(t *testing.T) {
 		{"label with apostrophe not a refusal", "I can't decide.", charity, 4, true, ""},
 		{"label with digits", "Contribute the 15 points", decision, 2, true, ""},
 		{"markdown heading", "## 3", pvqScale, 3, true, ""},
+		{"think block", "<think>\nThe statement is partly about me. A 2 would understate it.\n</think>\n\nSomewhat like me", pvqScale, 4, true, ""},
+		{"think block with number", "<think>maybe 2</think>5", pvqScale, 5, true, ""},
 
 		{"empty", "", pvqScale, 0, false, "empty"},
+		{"think unclosed", "<think>\nOkay, there are 3 things to weigh in this statement", pvqScale, 0, false, "truncated"},
+		{"think only", "<think>I pick 3</think>", pvqScale, 0, false, "empty"},
 		{"blank", "  \n\t", pvqScale, 0, false, "empty"},
 		{"refusal", "I'm an AI and cannot have personal values.", pvqScale, 0, false, "refusal"},
 		{"refusal with scale", "As an AI language model, I can't rate this from 1 to 6.", pvqScale, 0, false, "refusal"},
