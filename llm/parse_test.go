@@ -70,7 +70,7 @@ func TestParseAnswer(t *testing.T) {
 		{"between", "Somewhere between 3 and 4.", pvqScale, 0, false, "ambiguous"},
 		{"range not the scale", "3-4", pvqScale, 0, false, "ambiguous"},
 		{"on and off", "5, or maybe 8", pvqScale, 0, false, "ambiguous"},
-		{"other denominator", "5/10", pvqScale, 0, false, "ambiguous"},
+		{"other denominator", "5/10", pvqScale, 0, false, "another scale"},
 		{"fraction", "4.5", pvqScale, 0, false, "whole number"},
 		{"two labels", "Like me, or not like me at all", pvqScale, 0, false, "ambiguous"},
 		{"nothing", "Hmm, hard to say.", pvqScale, 0, false, "no answer"},
