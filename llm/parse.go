@@ -378,6 +378,9 @@ func normalise(s string) string {
 		if unicode.Is(unicode.Cf, r) {
 			continue
 		}
+		if r >= '\uff01' && r <= '\uff5e' {
+			r -= 0xfee0 // fullwidth forms of ASCII, as CJK text writes them
+		}
 		b.WriteRune(unicode.ToLower(r))
 	}
 	return b.String()
@@ -490,6 +493,23 @@ func numbers(toks []token, sc questionnaires.Scale) ([]mention, string) {
 				last = den
 			}
 		}
+		// "on a 5-point scale", "out of 10, a 7": another scale's size
+		// or top; this scale's own are skipped.
+		if next(1) == "point" || next(1) == "-" && next(2) == "point" || next(1) == "points" || next(1) == "-" && next(2) == "points" {
+			if n != sc.Points() {
+				return nil, fmt.Sprintf("written against another scale: %d points, not %d", n, sc.Points())
+			}
+			i = last
+			continue
+		}
+		if r := next(1); i >= 2 && toks[i-1].text == "of" && (toks[i-2].text == "out" || toks[i-2].text == "scale") &&
+			r != "to" && r != "-" && r != "through" {
+			if n != sc.Max {
+				return nil, fmt.Sprintf("written against another scale: out of %d, not of %d", n, sc.Max)
+			}
+			i = last
+			continue
+		}
 		// "1 to 6", "1-6": the scale's range, quoted. "1 to 10": another
 		// scale's.
 		if r := next(1); (r == "to" || r == "-" || r == "through") && last+2 < len(toks) && toks[last+2].kind == tokNum && !toks[last+2].used {
@@ -546,35 +566,50 @@ var (
 	}
 )
 
-// qualifier reports a qualifier right before token first or right after
-// token last.
+// qualifier reports a qualifier before token first or after token last,
+// in the same sentence, with nothing but punctuation between ("at least,
+// 4", "4 - or more").
 func qualifier(toks []token, first, last int) (string, bool) {
-	if first >= 1 {
-		w := toks[first-1].text
-		if qualifiersBefore[w] {
-			return w, true
-		}
-		if first >= 2 {
-			w = toks[first-2].text + " " + w
-			if qualifiersBefore[w] {
-				return w, true
+	// words returns up to two words from k on, in direction step, and
+	// whether a qualifying symbol comes first.
+	words := func(k, step int, symbols map[string]bool) (ws []string, sym string) {
+		for ; k >= 0 && k < len(toks) && len(ws) < 2; k += step {
+			t := toks[k]
+			if t.kind == tokPunct {
+				if len(ws) == 0 && symbols[t.text] {
+					return nil, t.text
+				}
+				if sentenceEnd(t) {
+					break
+				}
+				continue
 			}
+			if t.used || t.kind == tokNum {
+				break
+			}
+			ws = append(ws, t.text)
 		}
+		return ws, ""
 	}
-	if last+1 < len(toks) {
-		w := toks[last+1].text
-		if w == "-" && last+2 < len(toks) {
-			w = toks[last+2].text // "4-ish"
-		}
-		if qualifiersAfter[w] {
-			return w, true
-		}
-		if last+2 < len(toks) {
-			w = toks[last+1].text + " " + toks[last+2].text
-			if qualifiersAfter[w] {
-				return w, true
-			}
-		}
+	before, sym := words(first-1, -1, qualifiersBefore)
+	if sym != "" {
+		return sym, true
+	}
+	if len(before) > 0 && qualifiersBefore[before[0]] {
+		return before[0], true
+	}
+	if len(before) > 1 && qualifiersBefore[before[1]+" "+before[0]] {
+		return before[1] + " " + before[0], true
+	}
+	after, sym := words(last+1, 1, qualifiersAfter)
+	if sym != "" {
+		return sym, true
+	}
+	if len(after) > 0 && qualifiersAfter[after[0]] {
+		return after[0], true
+	}
+	if len(after) > 1 && qualifiersAfter[after[0]+" "+after[1]] {
+		return after[0] + " " + after[1], true
 	}
 	return "", false
 }
@@ -585,7 +620,7 @@ func qualifier(toks []token, first, last int) (string, bool) {
 // apostrophe.
 var negations = map[string]bool{
 	"not": true, "no": true, "never": true, "none": true, "nothing": true, "nobody": true,
-	"neither": true, "nor": true, "nowhere": true, "nope": true, "nah": true, "non": true,
+	"neither": true, "nor": true, "nowhere": true, "nope": true, "nah": true, "non": true, "un": true,
 	"cannot": true, "hardly": true, "barely": true, "scarcely": true, "seldom": true,
 	"rarely": true, "without": true, "instead": true, "rather": true, "except": true,
 	"unless": true, "against": true, "unlike": true, "opposite": true, "contrary": true,
