@@ -48,7 +48,7 @@ func ParseAnswer(text string, sc questionnaires.Scale) (value int, reason string
 	if strings.TrimSpace(text) == "" {
 		return 0, "empty answer after reasoning", false
 	}
-	toks := tokenize(normalise(text))
+	toks := tokenize(normalise(unquote(text)))
 
 	// Labels first, longest first, so that a label contained in a longer
 	// one ("like me" in "not like me at all") only counts where it stands
@@ -87,13 +87,12 @@ func ParseAnswer(text string, sc questionnaires.Scale) (value int, reason string
 	// names into its opposite ("not very much like me", "I would not keep
 	// the 15 points; I contribute them", "6. Not really."): rather than
 	// guess its scope, the answer is rejected.
-	for i, t := range toks {
+	for i := range toks {
 		if w, ok := negation(toks, i); ok {
 			what := "number"
 			if len(labels) > 0 {
 				what = "label"
 			}
-			_ = t
 			return 0, fmt.Sprintf("negated %s: %q", what, w), false
 		}
 	}
@@ -279,7 +278,7 @@ func allNegations(toks []token) bool {
 }
 
 // followedInSentence returns the first token after mention m, in its
-// sentence, that is neither punctuation nor a label of the same value.
+// sentence, that is neither punctuation nor part of a label.
 func followedInSentence(toks []token, m mention) (string, bool) {
 	for k := m.last + 1; k < len(toks); k++ {
 		t := toks[k]
@@ -357,6 +356,28 @@ func matchLabel(toks []token, i int, l label) (end int, ok bool) {
 		k++
 	}
 	return k, true
+}
+
+// unquote removes markdown blockquote markers ("> ") from the start of
+// every line, so that a quoted "> 4" is not read as "more than 4". A ">"
+// with no space after it ("4 or >4") stays.
+func unquote(s string) string {
+	if !strings.Contains(s, ">") {
+		return s
+	}
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		rest := strings.TrimLeft(l, " \t")
+		quoted := false
+		for strings.HasPrefix(rest, ">") && (len(rest) == 1 || rest[1] == ' ' || rest[1] == '\t' || rest[1] == '>') {
+			rest = strings.TrimLeft(rest[1:], " \t")
+			quoted = true
+		}
+		if quoted {
+			lines[i] = rest
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 // normalise lowercases the text, folds typographic apostrophes and dashes,
@@ -623,7 +644,7 @@ var negations = map[string]bool{
 	"neither": true, "nor": true, "nowhere": true, "nope": true, "nah": true, "non": true, "un": true,
 	"cannot": true, "hardly": true, "barely": true, "scarcely": true, "seldom": true,
 	"rarely": true, "without": true, "instead": true, "rather": true, "except": true,
-	"unless": true, "against": true, "unlike": true, "opposite": true, "contrary": true,
+	"unless": true, "against": true, "unlike": true, "opposite": true, "contrary": true, "reverse": true, "inverse": true,
 	"refuse": true, "refuses": true, "decline": true, "declines": true, "avoid": true,
 	"reject": true, "rejects": true, "false": true, "wrong": true, "incorrect": true,
 	"dont": true, "doesnt": true, "didnt": true, "isnt": true, "arent": true, "wasnt": true,
@@ -677,7 +698,9 @@ var degrees = map[string]bool{
 	"reasonably": true, "mildly": true, "strongly": true, "enough": true, "extra": true,
 	"particularly": true, "especially": true, "little": true, "always": true,
 	"usually": true, "often": true, "sometimes": true, "occasionally": true,
-	"frequently": true, "generally": true, "between": true, "half": true,
+	"frequently": true, "generally": true, "between": true, "half": true, "ish": true,
+	"tad": true, "extent": true, "degree": true, "only": true, "merely": true, "lots": true,
+	"greatly": true, "deeply": true, "hugely": true, "immensely": true, "heavily": true,
 }
 
 // degreeNear reports a degree word outside the labels in the sentence of

@@ -195,6 +195,11 @@ func TestParseAnswerKinds(t *testing.T) {
 		{"plus", "5+", pvq, 0, false, "qualified"},
 		{"ish", "4-ish", pvq, 0, false, ""},
 		{"tilde", "~4", pvq, 0, false, "qualified"},
+		{"greater than sign", "I'd say >4", pvq, 0, false, "qualified"},
+		{"blockquote", "> 4", pvq, 4, true, ""},
+		{"nested blockquote", "> > **4**\n", pvq, 4, true, ""},
+		{"blockquote with greater than", "> >4", pvq, 0, false, "qualified"},
+		{"ish after label", "Like me-ish", pvq, 0, false, "modified"},
 		{"degree word near label", "Quite like me", pvq, 0, false, "modified"},
 		{"degree after label", "Like me a lot", pvq, 0, false, "modified"},
 
