@@ -278,7 +278,8 @@ func allNegations(toks []token) bool {
 }
 
 // followedInSentence returns the first token after mention m, in its
-// sentence, that is neither punctuation nor part of a label.
+// sentence, that is neither punctuation, nor part of a label, nor the
+// label's own number.
 func followedInSentence(toks []token, m mention) (string, bool) {
 	for k := m.last + 1; k < len(toks); k++ {
 		t := toks[k]
@@ -287,6 +288,9 @@ func followedInSentence(toks []token, m mention) (string, bool) {
 				return "", false
 			}
 			continue
+		}
+		if t.kind == tokNum && atoi(t.text) == m.value {
+			continue // "No (0)": the label's own number
 		}
 		if !t.used {
 			return t.text, true
@@ -645,6 +649,8 @@ var negations = map[string]bool{
 	"cannot": true, "hardly": true, "barely": true, "scarcely": true, "seldom": true,
 	"rarely": true, "without": true, "instead": true, "rather": true, "except": true,
 	"unless": true, "against": true, "unlike": true, "opposite": true, "contrary": true, "reverse": true, "inverse": true,
+	"doubt": true, "doubtful": true, "unlikely": true, "untrue": true, "disagree": true,
+	"deny": true, "denies": true, "lack": true, "lacks": true, "fail": true, "fails": true,
 	"refuse": true, "refuses": true, "decline": true, "declines": true, "avoid": true,
 	"reject": true, "rejects": true, "false": true, "wrong": true, "incorrect": true,
 	"dont": true, "doesnt": true, "didnt": true, "isnt": true, "arent": true, "wasnt": true,
