@@ -55,7 +55,8 @@ func ParseAnswer(text string, sc questionnaires.Scale) (value int, reason string
 	// alone, and so that words inside a label ("not", "can't", "15") are
 	// read as the label, not as negations or numbers.
 	var labels []mention
-	for _, l := range labelsByLength(sc) {
+	ls := labelsByLength(sc)
+	for _, l := range ls {
 		for i := 0; i+len(l.words) <= len(toks); i++ {
 			if end, ok := matchLabel(toks, i, l); ok {
 				for k := i; k < end; k++ {
@@ -109,9 +110,12 @@ func ParseAnswer(text string, sc questionnaires.Scale) (value int, reason string
 		}
 	}
 	// A degree word in a label's sentence ("quite like me", "like me a
-	// lot") moves the answer to a point the text does not name.
+	// lot") moves the answer to a point the text does not name, and a
+	// word of another label next to it may be what is left of that label
+	// ("Very! Probably donate.").
+	others := labelWords(ls)
 	for _, m := range labels {
-		if w, ok := degreeNear(toks, m); ok {
+		if w, ok := modifierNear(toks, m, others); ok {
 			return 0, fmt.Sprintf("modified label: %q", w), false
 		}
 	}
@@ -709,20 +713,73 @@ var degrees = map[string]bool{
 	"greatly": true, "deeply": true, "hugely": true, "immensely": true, "heavily": true,
 }
 
-// degreeNear reports a degree word outside the labels in the sentence of
-// label mention m.
-func degreeNear(toks []token, m mention) (string, bool) {
-	for k := m.first - 1; k >= 0 && !sentenceEnd(toks[k]); k-- {
-		if !toks[k].used && degrees[toks[k].text] {
-			return toks[k].text, true
+// labelFunctionWords are words of labels too common in prose to mark a
+// label's part ("A little like me", "Keep the 15 points").
+var labelFunctionWords = map[string]bool{
+	"a": true, "an": true, "the": true, "or": true, "and": true, "of": true, "to": true,
+	"in": true, "on": true, "at": true, "me": true, "i": true,
+}
+
+// modifierNear reports a word that may change what label mention m means:
+// a degree word, or a word of another label of the scale ("definitely" on
+// the charity scale, where only "Definitely keep" and "Definitely donate"
+// have it), anywhere in the label's sentence or as the nearest word on
+// either side across punctuation ("Very! Probably donate."). others holds
+// the words of the scale's labels by value.
+func modifierNear(toks []token, m mention, others map[int]map[string]bool) (string, bool) {
+	suspect := func(w string) bool {
+		if degrees[w] {
+			return true
 		}
+		if labelFunctionWords[w] || others[m.value][w] {
+			return false
+		}
+		for v, ws := range others {
+			if v != m.value && ws[w] {
+				return true
+			}
+		}
+		return false
 	}
-	for k := m.last + 1; k < len(toks) && !sentenceEnd(toks[k]); k++ {
-		if !toks[k].used && degrees[toks[k].text] {
-			return toks[k].text, true
+	for _, step := range []int{-1, 1} {
+		k := m.first - 1
+		if step > 0 {
+			k = m.last + 1
+		}
+		inSentence := true
+		for ; k >= 0 && k < len(toks); k += step {
+			t := toks[k]
+			if t.kind == tokPunct {
+				if sentenceEnd(t) {
+					inSentence = false
+				}
+				continue
+			}
+			if t.used {
+				break
+			}
+			if t.kind == tokWord && suspect(t.text) {
+				return t.text, true
+			}
+			if !inSentence && !labelFunctionWords[t.text] {
+				break // only the nearest word beyond the sentence
+			}
 		}
 	}
 	return "", false
+}
+
+// labelWords returns the words of each label of sc, by value.
+func labelWords(ls []label) map[int]map[string]bool {
+	out := make(map[int]map[string]bool, len(ls))
+	for _, l := range ls {
+		ws := map[string]bool{}
+		for _, w := range l.words {
+			ws[w] = true
+		}
+		out[l.value] = ws
+	}
+	return out
 }
 
 func appendUnique(xs []int, x int) []int {

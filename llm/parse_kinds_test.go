@@ -207,6 +207,11 @@ func TestParseAnswerKinds(t *testing.T) {
 		{"nested blockquote", "> > **4**\n", pvq, 4, true, ""},
 		{"blockquote with greater than", "> >4", pvq, 0, false, "qualified"},
 		{"ish after label", "Like me-ish", pvq, 0, false, "modified"},
+		{"split label", "Very! Probably donate.", charity, 0, false, "modified"},
+		{"other label's word", "Definitely... probably keep", charity, 0, false, "modified"},
+		{"other label's word after", "Like me. At all.", pvq, 0, false, "modified"},
+		{"word beyond the nearest", "Very hard to say. Honestly: like me.", pvq, 5, true, ""},
+		{"other label's verb", "Keep the 15 points and contribute nothing", decision, 0, false, ""},
 		{"degree word near label", "Quite like me", pvq, 0, false, "modified"},
 		{"degree after label", "Like me a lot", pvq, 0, false, "modified"},
 
