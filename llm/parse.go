@@ -508,6 +508,9 @@ func numbers(toks []token, sc questionnaires.Scale) ([]mention, string) {
 			den = last + 3
 		}
 		if den >= 0 && den < len(toks) && !toks[den].used {
+			if toks[den].kind == tokGlued {
+				return nil, fmt.Sprintf("written against an unreadable scale: %s out of %q", t.text, toks[den].text)
+			}
 			d, isNum := -1, false
 			if toks[den].kind == tokNum {
 				d, isNum = atoi(toks[den].text), true

@@ -29,15 +29,14 @@ func fuzzScales(t testing.TB) []questionnaires.Scale {
 }
 
 // inert keeps the parts of s that cannot name an answer: no letters,
-// numbers or marks of any script. Invalid UTF-8 stays as it is.
+// numbers or marks of any script. Invalid UTF-8 becomes U+FFFD, so that
+// what is dropped cannot join two bytes into a letter.
 func inert(s string) string {
 	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError || !wordRune(r) && !wordRune(unicode.ToLower(r)) {
-			b.WriteString(s[i : i+n])
+	for _, r := range s {
+		if !wordRune(r) && !wordRune(unicode.ToLower(r)) {
+			b.WriteRune(r)
 		}
-		i += n
 	}
 	return b.String()
 }

@@ -178,6 +178,7 @@ func TestParseAnswerKinds(t *testing.T) {
 		{"out of max before", "Out of 6, a 5.", pvq, 5, true, ""},
 		{"scale of range", "On a scale of 1 to 6, 2.", pvq, 2, true, ""},
 		{"scale of other range", "On a scale of 0 to 10, 2.", pvq, 0, false, "another scale"},
+		{"glued denominator", "3 of 22ע", pvq, 0, false, "unreadable scale"},
 		{"percentage", "80%", pvq, 0, false, "percentage"},
 		{"percentage spaced", "4 %", pvq, 0, false, "percentage"},
 		{"percent word", "5 percent", pvq, 0, false, "percentage"},
