@@ -29,11 +29,19 @@ import (
 // any script ("3rd", "дент3组"), text that names two different answers
 // ("between 3 and 4"), and answers it cannot read without understanding
 // more than the words: any negation outside the scale's own labels ("Not
-// very much like me", "I would not keep the 15 points"), a qualifier
-// before a number ("at least 4", "almost 5") and a degree word near a label
-// ("quite like me"). Negation words that are part of a label ("Not like me
-// at all", "Can't decide", "Never") are read as the label. ok implies
-// sc.Valid(value).
+// very much like me", "I would not keep the 15 points", "6. Not really."),
+// a qualifier next to a number ("at least 4", "almost 5", "4 or more"), and
+// a degree word or a word of another label near a label ("quite like me",
+// "Very! Probably donate."). Negation words that are part of a label ("Not
+// like me at all", "Can't decide", "Never") are read as the label; a label
+// that is a bare negation ("No", "Never") counts only when nothing but its
+// own number follows it in its sentence ("never 3" is rejected).
+//
+// The reason of a rejection starts with its kind: "empty answer",
+// "truncated", "refusal", "not a whole number", "written against another
+// scale", "a percentage", "qualified number", "no answer on the scale",
+// "negated label", "negated number", "modified label", "ambiguous", "off
+// the scale". ok implies sc.Valid(value).
 func ParseAnswer(text string, sc questionnaires.Scale) (value int, reason string, ok bool) {
 	if strings.TrimSpace(text) == "" {
 		return 0, "empty answer", false
@@ -281,24 +289,22 @@ func allNegations(toks []token) bool {
 	return true
 }
 
-// followedInSentence returns the first token after mention m, in its
-// sentence, that is neither punctuation, nor part of a label, nor the
-// label's own number.
+// followedInSentence returns the first word or number after mention m, in
+// its sentence, unless it is the label's own number or another label.
 func followedInSentence(toks []token, m mention) (string, bool) {
 	for k := m.last + 1; k < len(toks); k++ {
 		t := toks[k]
-		if t.kind == tokPunct {
-			if sentenceEnd(t) {
-				return "", false
-			}
+		switch {
+		case sentenceEnd(t):
+			return "", false
+		case t.kind == tokPunct:
 			continue
-		}
-		if t.kind == tokNum && atoi(t.text) == m.value {
+		case t.kind == tokNum && atoi(t.text) == m.value:
 			continue // "No (0)": the label's own number
+		case t.used:
+			return "", false // another label, which is looked at on its own
 		}
-		if !t.used {
-			return t.text, true
-		}
+		return t.text, true
 	}
 	return "", false
 }
@@ -833,34 +839,35 @@ func StripReasoning(text string) (answer string, truncated bool) {
 		return text[:i], true
 	}
 	var b strings.Builder
-	for {
-		open, openEnd, name := findTag(text, false, "")
-		closeAt, closeEnd, _ := findTag(text, true, "")
-		if closeAt >= 0 && (open < 0 || closeAt < open) {
+	for pos := 0; ; {
+		start, end, name, closing := findTag(text[pos:], "")
+		if start < 0 {
+			b.WriteString(text[pos:])
+			return b.String(), false
+		}
+		start, end = pos+start, pos+end
+		if closing {
 			// A closing tag with no opening tag: all before it is
 			// reasoning.
 			b.Reset()
-			text = text[closeEnd:]
+			pos = end
 			continue
 		}
-		if open < 0 {
-			b.WriteString(text)
-			return b.String(), false
-		}
-		b.WriteString(text[:open])
-		_, end, _ := findTag(text[openEnd:], true, name)
-		if end < 0 {
+		b.WriteString(text[pos:start])
+		_, closeEnd, _, _ := findTag(text[end:], name)
+		if closeEnd < 0 {
 			return b.String(), true
 		}
-		text = text[openEnd+end:]
+		pos = end + closeEnd
 	}
 }
 
-// findTag finds the first reasoning tag in s, opening or closing, with the
-// given name or any of reasoningTags when name is "". It returns the tag's
-// byte span and name, or -1, -1 when there is none. Tag names match in
-// ASCII case folding only, so that byte offsets stay those of s.
-func findTag(s string, closing bool, name string) (start, end int, found string) {
+// findTag finds the first reasoning tag in s: any opening or closing tag
+// of reasoningTags when name is "", or else the closing tag of name. It
+// returns the tag's byte span, its name and whether it closes, or -1, -1
+// when there is none. Tag names match in ASCII case folding only, so that
+// byte offsets stay those of s.
+func findTag(s string, name string) (start, end int, found string, closing bool) {
 	names := reasoningTags
 	if name != "" {
 		names = []string{name}
@@ -870,24 +877,42 @@ func findTag(s string, closing bool, name string) (start, end int, found string)
 			continue
 		}
 		j := i + 1
+		closing := j < len(s) && s[j] == '/'
 		if closing {
-			if j >= len(s) || s[j] != '/' {
-				continue
-			}
 			j++
+		} else if name != "" {
+			continue
 		}
 		for _, n := range names {
 			k := j + len(n)
-			if k > len(s) || !strings.EqualFold(s[j:k], n) {
+			if k > len(s) || !asciiEqualFold(s[j:k], n) {
 				continue
 			}
 			for k < len(s) && (s[k] == ' ' || s[k] == '\t') {
 				k++
 			}
 			if k < len(s) && s[k] == '>' {
-				return i, k + 1, n
+				return i, k + 1, n, closing
 			}
 		}
 	}
-	return -1, -1, ""
+	return -1, -1, "", false
+}
+
+// asciiEqualFold reports whether a and b are equal under ASCII case
+// folding; b is lower case.
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		c := a[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != b[i] {
+			return false
+		}
+	}
+	return true
 }

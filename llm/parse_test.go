@@ -101,3 +101,17 @@ func BenchmarkParseAnswer(b *testing.B) {
 		ParseAnswer(texts[i%len(texts)], pvqScale)
 	}
 }
+
+// BenchmarkParseAnswerLong parses a long unreadable reply, as models write
+// when they ramble up to max_tokens: parsing stays linear in its length.
+func BenchmarkParseAnswerLong(b *testing.B) {
+	texts := []string{
+		strings.Repeat("</think>", 5000),
+		strings.Repeat("Never ", 7000),
+		strings.Repeat("Very much like me, ", 2000),
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		ParseAnswer(texts[i%len(texts)], pvqScale)
+	}
+}
