@@ -459,6 +459,24 @@ var numberWords = map[string]int{
 func numbers(toks []token, sc questionnaires.Scale) ([]mention, string) {
 	var out []mention
 	skip := make([]bool, len(toks))
+	// sentence[k] numbers the sentence of token k; comparative[n] is the
+	// first comparative word outside the labels in sentence n.
+	sentence := make([]int, len(toks))
+	var comparative []string
+	for k, t := range toks {
+		if k > 0 {
+			sentence[k] = sentence[k-1]
+			if sentenceEnd(toks[k-1]) {
+				sentence[k]++
+			}
+		}
+		if sentence[k] == len(comparative) {
+			comparative = append(comparative, "")
+		}
+		if !t.used && comparatives[t.text] && comparative[sentence[k]] == "" {
+			comparative[sentence[k]] = t.text
+		}
+	}
 	for i := 0; i < len(toks); i++ {
 		t := toks[i]
 		if t.used || t.kind != tokNum || skip[i] {
@@ -493,6 +511,9 @@ func numbers(toks []token, sc questionnaires.Scale) ([]mention, string) {
 			n = -max(n, 1)
 		}
 		if w, ok := qualifier(toks, i, last); ok {
+			return nil, fmt.Sprintf("qualified number: %q", w)
+		}
+		if w := comparative[sentence[i]]; w != "" {
 			return nil, fmt.Sprintf("qualified number: %q", w)
 		}
 		next := func(k int) string {
@@ -650,6 +671,16 @@ func qualifier(toks []token, first, last int) (string, bool) {
 		return after[0] + " " + after[1], true
 	}
 	return "", false
+}
+
+// comparatives, anywhere in a number's sentence outside the labels, may
+// make it a bound rather than the answer ("4, or maybe less", "0 less
+// than").
+var comparatives = map[string]bool{
+	"less": true, "more": true, "fewer": true, "greater": true, "higher": true, "lower": true,
+	"bigger": true, "smaller": true, "above": true, "below": true, "over": true, "under": true,
+	"least": true, "most": true, "almost": true, "nearly": true, "than": true, "exceed": true,
+	"exceeds": true, "beyond": true, "upwards": true, "downwards": true,
 }
 
 // negations are words that deny what follows or what went before, in
