@@ -861,10 +861,8 @@ var reasoningTags = []string{"think", "thinking", "reasoning"}
 func StripReasoning(text string) (answer string, truncated bool) {
 	if i := strings.LastIndex(text, "<|channel|>final<|message|>"); i >= 0 {
 		text = text[i+len("<|channel|>final<|message|>"):]
-		for _, end := range []string{"<|return|>", "<|end|>"} {
-			if j := strings.Index(text, end); j >= 0 {
-				text = text[:j]
-			}
+		if j := strings.Index(text, "<|"); j >= 0 {
+			text = text[:j] // <|return|>, <|end|>: the message ends
 		}
 	} else if i := strings.Index(text, "<|channel|>"); i >= 0 {
 		return text[:i], true

@@ -189,3 +189,31 @@ func FuzzParseAnswer(f *testing.F) {
 		check("qualified after", pre+num+pick([]string{" or more", " or less", "+", "-ish", " at least"}, formSel)+post, notXDesc, notX)
 	})
 }
+
+// FuzzStripReasoning checks that no reasoning tag survives: a reply that
+// is not truncated keeps no opening or closing tag, and stripping it again
+// changes nothing.
+func FuzzStripReasoning(f *testing.F) {
+	for _, s := range []string{
+		"4", "<think>2</think>4", "<THINK>2</Think>", "<think>3", "a</think>b", "<thinking>1</thinking>",
+		"<reasoning >x</reasoning >5", "<think><think>1</think>2</think>3", "<|channel|>final<|message|>5",
+		"<|channel|>analysis<|message|>3", "<think>1</thinking>",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		got, truncated := StripReasoning(text)
+		if !strings.Contains(text, "<") && (got != text || truncated) {
+			t.Fatalf("StripReasoning(%q): got %q, %v, want the text unchanged", text, got, truncated)
+		}
+		if truncated {
+			return
+		}
+		if start, _, name, _ := findTag(got, ""); start >= 0 {
+			t.Fatalf("StripReasoning(%q): got %q, want no %q tag left", text, got, name)
+		}
+		if again, tr := StripReasoning(got); again != got || tr {
+			t.Fatalf("StripReasoning(%q) twice: got %q, %v, want %q, false", text, again, tr, got)
+		}
+	})
+}

@@ -24,6 +24,7 @@ func TestStripReasoning(t *testing.T) {
 		{"unclosed second block", "<think>1</think>a<think>2", "a", true},
 		{"mismatched close", "<think>1</thinking>5", "", true},
 		{"harmony final", "<|channel|>analysis<|message|>maybe 3<|end|><|start|>assistant<|channel|>final<|message|>5<|return|>", "5", false},
+		{"harmony final then more", "<|channel|>final<|message|>5<|end|><|start|>assistant<|channel|>analysis", "5", false},
 		{"harmony unfinished", "<|channel|>analysis<|message|>maybe 3", "", true},
 		{"angle brackets", "<5>", "<5>", false},
 	}
