@@ -516,6 +516,12 @@ func numbers(toks []token, sc questionnaires.Scale) ([]mention, string) {
 		if w := comparative[sentence[i]]; w != "" {
 			return nil, fmt.Sprintf("qualified number: %q", w)
 		}
+		if w, ok := nearestWord(toks, i, -1); ok && comparatives[w] {
+			return nil, fmt.Sprintf("qualified number: %q", w) // "Less than! 8"
+		}
+		if w, ok := nearestWord(toks, last, 1); ok && comparatives[w] {
+			return nil, fmt.Sprintf("qualified number: %q", w)
+		}
 		next := func(k int) string {
 			if last+k < len(toks) && !toks[last+k].used {
 				return toks[last+k].text
@@ -588,6 +594,20 @@ func numbers(toks []token, sc questionnaires.Scale) ([]mention, string) {
 	return out, ""
 }
 
+// nearestWord returns the nearest word outside the labels from token k in
+// direction step (-1 or 1), across any punctuation.
+func nearestWord(toks []token, k, step int) (string, bool) {
+	for k += step; k >= 0 && k < len(toks); k += step {
+		switch t := toks[k]; {
+		case t.used || t.kind == tokNum:
+			return "", false
+		case t.kind == tokWord:
+			return t.text, true
+		}
+	}
+	return "", false
+}
+
 // adjacent reports whether token k touches the token before it, with no
 // space between them.
 func adjacent(toks []token, k int) bool {
@@ -626,8 +646,8 @@ var (
 )
 
 // qualifier reports a qualifier before token first or after token last,
-// in the same sentence, with nothing but punctuation between ("at least,
-// 4", "4 - or more").
+// with nothing but punctuation between ("at least, 4", "4 - or more",
+// "Close to! 4").
 func qualifier(toks []token, first, last int) (string, bool) {
 	// words returns up to two words from k on, in direction step, and
 	// whether a qualifying symbol comes first.
@@ -637,9 +657,6 @@ func qualifier(toks []token, first, last int) (string, bool) {
 			if t.kind == tokPunct {
 				if len(ws) == 0 && symbols[t.text] {
 					return nil, t.text
-				}
-				if sentenceEnd(t) {
-					break
 				}
 				continue
 			}
