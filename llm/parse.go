@@ -211,7 +211,7 @@ func tokenize(s string) []token {
 			i += n
 		case wordRune(r):
 			j := i
-			ascii, digits, other := true, false, false
+			digits, other, foreign := false, false, false
 			for j < len(s) {
 				r, m := utf8.DecodeRuneInString(s[j:])
 				if r == '\'' && j > i {
@@ -227,9 +227,7 @@ func tokenize(s string) []token {
 					digits = true
 				} else {
 					other = true
-					if unicode.IsNumber(r) {
-						ascii = false
-					}
+					foreign = foreign || unicode.IsNumber(r) // "٤", "４", "²"
 				}
 				j += m
 			}
@@ -237,7 +235,7 @@ func tokenize(s string) []token {
 			switch {
 			case digits && !other:
 				t.kind = tokNum
-			case digits || !ascii:
+			case digits || foreign:
 				t.kind = tokGlued
 			}
 			toks = append(toks, t)
