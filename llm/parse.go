@@ -776,14 +776,14 @@ var labelFunctionWords = map[string]bool{
 }
 
 // modifierNear reports a word that may change what label mention m means:
-// a degree word, or a word of another label of the scale ("definitely" on
+// a degree or comparative word, or a word of another label of the scale ("definitely" on
 // the charity scale, where only "Definitely keep" and "Definitely donate"
 // have it), anywhere in the label's sentence or as the nearest word on
 // either side across punctuation ("Very! Probably donate."). others holds
 // the words of the scale's labels by value.
 func modifierNear(toks []token, m mention, others map[int]map[string]bool) (string, bool) {
 	suspect := func(w string) bool {
-		if degrees[w] {
+		if degrees[w] || comparatives[w] {
 			return true
 		}
 		if labelFunctionWords[w] || others[m.value][w] {

@@ -215,6 +215,7 @@ func TestParseAnswerKinds(t *testing.T) {
 		{"blockquote with greater than", "> >4", pvq, 0, false, "qualified"},
 		{"ish after label", "Like me-ish", pvq, 0, false, "modified"},
 		{"split label", "Very! Probably donate.", charity, 0, false, "modified"},
+		{"comparative before label", "Less than! No!", scales["persona"], 0, false, "modified"},
 		{"other label's word", "Definitely... probably keep", charity, 0, false, "modified"},
 		{"other label's word after", "Like me. At all.", pvq, 0, false, "modified"},
 		{"word beyond the nearest", "Very hard to say. Honestly: like me.", pvq, 5, true, ""},
