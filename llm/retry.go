@@ -331,6 +331,15 @@ func (d *doer) send(ctx context.Context, req *http.Request, body []byte) (*http.
 		return nil, parseRetryAfter(resp.Header.Get("Retry-After"), d.now()),
 			fmt.Errorf("%w: status %d", errRetryable, resp.StatusCode)
 	}
+	if resp.StatusCode < 300 {
+		// An error object sent with 200, and log-probabilities that
+		// encoding/json rejects (reply.go).
+		if data, err = checkReply(data); err != nil {
+			return nil, 0, err
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(data))
+		resp.ContentLength = int64(len(data))
+	}
 	return resp, 0, nil
 }
 
