@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -11,12 +13,17 @@ import (
 	"github.com/society-sim/society/llm"
 	"github.com/society-sim/society/population"
 	"github.com/society-sim/society/scenarios"
+	"github.com/society-sim/society/values"
 )
 
 // backends builds the model backends of a scenario and keeps what is
 // needed to report their traffic.
 type backends struct {
 	cacheDir string // "" = the user's cache directory
+	// demand is the number of agents holding a persona, for sample
+	// requests sized to what agents use; nil before the plan knows it.
+	demand func(values.Value) int
+	log    forwardLog
 
 	once    sync.Once
 	cache   *llm.Cache
@@ -80,6 +87,44 @@ func (f *forwardObserver) Coverage(model string, mass float64) {
 	}
 }
 
+// demandOf is the number of agents of the run holding persona p (0 while
+// unknown).
+func (b *backends) demandOf(p agent.Persona) int {
+	if b.demand == nil {
+		return 0
+	}
+	return b.demand(p.Value)
+}
+
+// forwardLog is a slog.Handler that lets the clients built with a plan log
+// to a logger chosen later (the run's); it discards records until then.
+type forwardLog struct {
+	to atomic.Pointer[slog.Logger]
+}
+
+func (f *forwardLog) set(l *slog.Logger) {
+	if l != nil {
+		f.to.Store(l)
+	}
+}
+
+func (f *forwardLog) Enabled(ctx context.Context, level slog.Level) bool {
+	l := f.to.Load()
+	return l != nil && l.Handler().Enabled(ctx, level)
+}
+
+func (f *forwardLog) Handle(ctx context.Context, r slog.Record) error {
+	if l := f.to.Load(); l != nil {
+		return l.Handler().Handle(ctx, r)
+	}
+	return nil
+}
+
+// WithAttrs and WithGroup are not used by the clients; they keep the
+// records whole.
+func (f *forwardLog) WithAttrs([]slog.Attr) slog.Handler { return f }
+func (f *forwardLog) WithGroup(string) slog.Handler      { return f }
+
 func (b *backends) sharedCache() (*llm.Cache, error) {
 	b.once.Do(func() {
 		dir := b.cacheDir
@@ -126,7 +171,7 @@ func (b *backends) model(sc *scenarios.Scenario, m scenarios.Model) (agent.Model
 			Mode: string(m.Mode), Temperature: m.Temperature, TopP: m.TopP, MaxTokens: m.MaxTokens,
 			Samples: m.Samples, Concurrency: m.Concurrency, Timeout: m.Timeout, Seed: m.Seed,
 			Endpoint: m.Endpoint, StructuredOutputs: m.StructuredOutputs,
-			Cache: cache, Observer: &b.obs,
+			Cache: cache, Observer: &b.obs, Demand: b.demandOf, Logger: slog.New(&b.log),
 		})
 		if err != nil {
 			return nil, analysis.ModelInfo{}, fmt.Errorf("%w: model %q: %v", errBadInput, m.Name, err)
