@@ -6,22 +6,34 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/society-sim/society/questionnaires"
 )
 
 // ParseAnswer reads the answer a model wrote for an item on scale sc.
 //
-// It accepts what models really write: a bare number ("4", " 4"), a number
-// with words around it ("4 - like me", "I'd say 5.", "**5**", "Answer: 3"),
-// a number out of the scale's maximum ("5/6", "5 out of 6"), or a label of
-// the scale in any case and with surrounding words ("Very much like me").
-// When a number and a label disagree the number wins: models copy the
-// number from the instruction more reliably than the wording.
+// It accepts what models really write: a bare number ("4", " 4", "4.0"), a
+// number with words around it ("4 - like me", "I'd say 5.", "**5**",
+// "Answer: 3"), a number out of the scale's maximum ("5/6", "5 out of 6"),
+// or a label of the scale in any case and with surrounding words ("Very
+// much like me"). When a number and a label disagree the number wins:
+// models copy the number from the instruction more reliably than the
+// wording. Reasoning written inline is removed first (StripReasoning); a
+// reply whose reasoning never ended is rejected as truncated, so a number
+// inside the reasoning is never read.
 //
-// It never guesses. It rejects, with a reason, empty text, refusals, numbers
-// off the scale, fractional numbers and text that names two different
-// answers ("between 3 and 4"). ok implies sc.Valid(value).
+// It never guesses. It rejects, with a reason, empty text, refusals,
+// numbers off the scale, fractional numbers, numbers written against
+// another scale ("5/5", "7 out of 10", "80%"), digits glued to letters of
+// any script ("3rd", "дент3组"), text that names two different answers
+// ("between 3 and 4"), and answers it cannot read without understanding
+// more than the words: any negation outside the scale's own labels ("Not
+// very much like me", "I would not keep the 15 points"), a qualifier
+// before a number ("at least 4", "almost 5") and a degree word near a label
+// ("quite like me"). Negation words that are part of a label ("Not like me
+// at all", "Can't decide", "Never") are read as the label. ok implies
+// sc.Valid(value).
 func ParseAnswer(text string, sc questionnaires.Scale) (value int, reason string, ok bool) {
 	if strings.TrimSpace(text) == "" {
 		return 0, "empty answer", false
@@ -29,47 +41,88 @@ func ParseAnswer(text string, sc questionnaires.Scale) (value int, reason string
 	if sc.Max < sc.Min {
 		return 0, "empty scale", false
 	}
-	s := normalise(text)
+	text, truncated := StripReasoning(text)
+	if truncated {
+		return 0, "truncated: reasoning never ended", false
+	}
+	if strings.TrimSpace(text) == "" {
+		return 0, "empty answer after reasoning", false
+	}
+	toks := tokenize(normalise(text))
 
 	// Labels first, longest first, so that a label contained in a longer
 	// one ("like me" in "not like me at all") only counts where it stands
-	// alone, and so that digits inside a label ("Keep the 15 points") are
-	// not read as numbers. Matched spans are blanked out.
-	b := []byte(s)
-	labelVals := map[int]bool{}
+	// alone, and so that words inside a label ("not", "can't", "15") are
+	// read as the label, not as negations or numbers.
+	var labels []mention
 	for _, l := range labelsByLength(sc) {
-		for i := 0; i+len(l.text) <= len(b); {
-			j := strings.Index(string(b[i:]), l.text)
-			if j < 0 {
-				break
-			}
-			at := i + j
-			end := at + len(l.text)
-			if boundary(b, at-1) && boundary(b, end) {
-				labelVals[l.value] = true
-				for k := at; k < end; k++ {
-					b[k] = ' '
+		for i := 0; i+len(l.words) <= len(toks); i++ {
+			if end, ok := matchLabel(toks, i, l); ok {
+				for k := i; k < end; k++ {
+					toks[k].used = true
 				}
+				labels = append(labels, mention{value: l.value, first: i, last: end - 1, negative: l.negative()})
 			}
-			i = at + 1
 		}
 	}
-	rest := string(b)
 
-	if refusal(rest) {
+	if refusal(freeText(toks)) {
 		return 0, "refusal", false
 	}
 
-	nums, frac := numbers(rest, sc)
-	if frac != "" {
-		return 0, "not a whole number: " + frac, false
+	nums, why := numbers(toks, sc)
+	if why != "" {
+		return 0, why, false
 	}
+	if len(nums) == 0 && len(labels) == 0 {
+		for _, t := range toks {
+			if t.kind == tokGlued && !t.used {
+				return 0, fmt.Sprintf("no answer on the scale (digits inside a word: %q)", t.text), false
+			}
+		}
+		return 0, "no answer on the scale", false
+	}
+
+	// A negation anywhere outside the labels may turn any answer the text
+	// names into its opposite ("not very much like me", "I would not keep
+	// the 15 points; I contribute them", "6. Not really."): rather than
+	// guess its scope, the answer is rejected.
+	for i, t := range toks {
+		if w, ok := negation(toks, i); ok {
+			what := "number"
+			if len(labels) > 0 {
+				what = "label"
+			}
+			_ = t
+			return 0, fmt.Sprintf("negated %s: %q", what, w), false
+		}
+	}
+	// A label that is a bare negation ("Never", "No") is also the word
+	// that negates what follows it ("never 3", "I'd never say never",
+	// "no, 1"): it is read as the answer only when nothing else follows it
+	// in its sentence.
+	for _, m := range labels {
+		if !m.negative {
+			continue
+		}
+		if w, ok := followedInSentence(toks, m); ok && allNegations(toks[m.first:m.last+1]) {
+			return 0, fmt.Sprintf("negated label: %q before %q", joinTokens(toks[m.first:m.last+1]), w), false
+		}
+	}
+	// A degree word in a label's sentence ("quite like me", "like me a
+	// lot") moves the answer to a point the text does not name.
+	for _, m := range labels {
+		if w, ok := degreeNear(toks, m); ok {
+			return 0, fmt.Sprintf("modified label: %q", w), false
+		}
+	}
+
 	var on, off []int
-	for _, n := range nums {
-		if sc.Valid(n) {
-			on = appendUnique(on, n)
+	for _, m := range nums {
+		if sc.Valid(m.value) {
+			on = appendUnique(on, m.value)
 		} else {
-			off = appendUnique(off, n)
+			off = appendUnique(off, m.value)
 		}
 	}
 	switch {
@@ -78,78 +131,264 @@ func ParseAnswer(text string, sc questionnaires.Scale) (value int, reason string
 	case len(on) == 1 && len(off) > 0:
 		return 0, fmt.Sprintf("ambiguous: %s", joinInts(append(on, off...))), false
 	case len(on) == 1:
+		for _, m := range labels {
+			if m.negative && m.value != on[0] {
+				// "Not like me, 3": the label's own negation may be what
+				// the number means; neither is sure.
+				return 0, fmt.Sprintf("ambiguous: %d and the label %q (%d)", on[0], joinTokens(toks[m.first:m.last+1]), m.value), false
+			}
+		}
 		return on[0], "", true
 	case len(off) > 0:
 		return 0, fmt.Sprintf("off the scale %d-%d: %s", sc.Min, sc.Max, joinInts(off)), false
 	}
-	switch len(labelVals) {
-	case 0:
-		return 0, "no answer on the scale", false
-	case 1:
-		for v := range labelVals {
-			return v, "", true
-		}
+	var vs []int
+	for _, m := range labels {
+		vs = appendUnique(vs, m.value)
 	}
-	vs := make([]int, 0, len(labelVals))
-	for v := range labelVals {
-		vs = append(vs, v)
+	if len(vs) == 1 {
+		return vs[0], "", true
 	}
 	sort.Ints(vs)
 	return 0, "ambiguous labels: " + joinInts(vs), false
 }
 
+// A mention is an answer the text names: a label or a number, at tokens
+// first..last.
+type mention struct {
+	value       int
+	first, last int
+	negative    bool // a label with a negation word in it
+}
+
+type tokKind int
+
+const (
+	tokWord  tokKind = iota // letters (any script), maybe with an apostrophe
+	tokNum                  // ASCII digits standing alone
+	tokGlued                // digits glued to letters, or digits of another script
+	tokPunct                // one other visible character, or a line break
+)
+
+type token struct {
+	kind       tokKind
+	text       string
+	start, end int // byte span in the normalised text
+	used       bool
+}
+
+// wordRune reports whether r belongs to a word: a letter or number of any
+// script, or a combining mark. Digits next to such runes are part of the
+// word, never an answer on their own.
+func wordRune(r rune) bool {
+	return unicode.IsLetter(r) || unicode.IsNumber(r) || unicode.IsMark(r)
+}
+
+// tokenize splits normalised text into words, numbers and punctuation.
+// Spaces separate tokens and are dropped, except line breaks, which end a
+// sentence and so are kept as punctuation. An apostrophe between letters
+// belongs to the word ("can't", "i'd").
+func tokenize(s string) []token {
+	var toks []token
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == '\n' || r == '\r' || r == '\u2028' || r == '\u2029':
+			toks = append(toks, token{kind: tokPunct, text: "\n", start: i, end: i + n})
+			i += n
+		case unicode.IsSpace(r):
+			i += n
+		case wordRune(r):
+			j := i
+			ascii, digits, other := true, false, false
+			for j < len(s) {
+				r, m := utf8.DecodeRuneInString(s[j:])
+				if r == '\'' && j > i {
+					if r2, _ := utf8.DecodeRuneInString(s[j+m:]); unicode.IsLetter(r2) {
+						j += m
+						continue
+					}
+				}
+				if !wordRune(r) {
+					break
+				}
+				if r >= '0' && r <= '9' {
+					digits = true
+				} else {
+					other = true
+					if unicode.IsNumber(r) {
+						ascii = false
+					}
+				}
+				j += m
+			}
+			t := token{kind: tokWord, text: s[i:j], start: i, end: j}
+			switch {
+			case digits && !other:
+				t.kind = tokNum
+			case digits || !ascii:
+				t.kind = tokGlued
+			}
+			toks = append(toks, t)
+			i = j
+		default:
+			toks = append(toks, token{kind: tokPunct, text: s[i : i+n], start: i, end: i + n})
+			i += n
+		}
+	}
+	return toks
+}
+
+// freeText is the text of the tokens outside the labels, one space apart.
+func freeText(toks []token) string {
+	var b strings.Builder
+	for _, t := range toks {
+		if !t.used {
+			b.WriteString(t.text)
+			b.WriteByte(' ')
+		}
+	}
+	return b.String()
+}
+
 type label struct {
-	text  string
+	words []string // the label's words and numbers
+	gaps  []bool   // gaps[k]: the label has punctuation between words k and k+1
 	value int
 }
 
-// labelsByLength returns the scale's labels, normalised like the text,
-// longest first.
-func labelsByLength(sc questionnaires.Scale) []label {
-	ls := make([]label, 0, len(sc.Labels))
-	for x := sc.Min; x <= sc.Max; x++ {
-		t := strings.TrimSpace(normalise(sc.Label(x)))
-		if t != "" {
-			ls = append(ls, label{t, x})
+// negative reports whether the label has a negation word in it ("Not
+// like me", "Never", "Can't decide").
+func (l label) negative() bool {
+	for _, w := range l.words {
+		if isNegation(w) {
+			return true
 		}
 	}
-	sort.SliceStable(ls, func(i, j int) bool { return len(ls[i].text) > len(ls[j].text) })
+	return false
+}
+
+// allNegations reports whether every word of toks is a negation word.
+func allNegations(toks []token) bool {
+	for _, t := range toks {
+		if t.kind != tokPunct && !isNegation(t.text) {
+			return false
+		}
+	}
+	return true
+}
+
+// followedInSentence returns the first token after mention m, in its
+// sentence, that is neither punctuation nor a label of the same value.
+func followedInSentence(toks []token, m mention) (string, bool) {
+	for k := m.last + 1; k < len(toks); k++ {
+		t := toks[k]
+		if t.kind == tokPunct {
+			if sentenceEnd(t) {
+				return "", false
+			}
+			continue
+		}
+		if !t.used {
+			return t.text, true
+		}
+	}
+	return "", false
+}
+
+func sentenceEnd(t token) bool {
+	return t.kind == tokPunct && strings.Contains(".!?\n", t.text)
+}
+
+func joinTokens(toks []token) string {
+	parts := make([]string, len(toks))
+	for i, t := range toks {
+		parts[i] = t.text
+	}
+	return strings.Join(parts, " ")
+}
+
+// labelsByLength returns the scale's labels, normalised and split like
+// the text, longest first.
+func labelsByLength(sc questionnaires.Scale) []label {
+	var ls []label
+	for x := sc.Min; x <= sc.Max; x++ {
+		var l label
+		l.value = x
+		punct := false
+		for _, t := range tokenize(normalise(sc.Label(x))) {
+			if t.kind == tokPunct {
+				punct = true
+				continue
+			}
+			if len(l.words) > 0 {
+				l.gaps = append(l.gaps, punct)
+			}
+			punct = false
+			l.words = append(l.words, t.text)
+		}
+		if len(l.words) > 0 {
+			ls = append(ls, l)
+		}
+	}
+	sort.SliceStable(ls, func(i, j int) bool { return len(ls[i].words) > len(ls[j].words) })
 	return ls
 }
 
+// softPunct may stand between a label's words in the text where the label
+// itself has punctuation ("Neutral; no opinion" written "neutral - no
+// opinion"). Sentence ends never may.
+const softPunct = ",;:-/()\"'"
+
+// matchLabel reports whether label l is written at token i, on tokens no
+// other label took, and returns the index after its last token.
+func matchLabel(toks []token, i int, l label) (end int, ok bool) {
+	k := i
+	for w, word := range l.words {
+		if w > 0 {
+			for k < len(toks) && toks[k].kind == tokPunct && l.gaps[w-1] &&
+				toks[k].text != "\n" && strings.Contains(softPunct, toks[k].text) {
+				k++
+			}
+		}
+		if k >= len(toks) || toks[k].used || toks[k].kind == tokPunct || toks[k].text != word {
+			return 0, false
+		}
+		k++
+	}
+	return k, true
+}
+
 // normalise lowercases the text, folds typographic apostrophes and dashes,
-// and blanks out markdown emphasis so that "**5**" reads as "5". Every
-// character maps to at least one byte so that spans stay meaningful.
+// blanks out markdown emphasis so that "**5**" reads as "5", and drops
+// invisible format characters (zero-width spaces and joiners, byte order
+// marks), which would otherwise split or hide a word.
 func normalise(s string) string {
 	var b strings.Builder
 	b.Grow(len(s))
 	for _, r := range s {
 		switch r {
-		case '\u2018', '\u2019', '`':
+		case '\u2018', '\u2019', '`', '\u02bc':
 			r = '\''
-		case '\u2013', '\u2014', '\u2212':
+		case '\u2010', '\u2011', '\u2012', '\u2013', '\u2014', '\u2212':
 			r = '-'
 		case '*', '_', '#':
 			r = ' '
+		}
+		if unicode.Is(unicode.Cf, r) {
+			continue
+		}
+		if r >= '\uff01' && r <= '\uff5e' {
+			r -= 0xfee0 // fullwidth forms of ASCII, as CJK text writes them
 		}
 		b.WriteRune(unicode.ToLower(r))
 	}
 	return b.String()
 }
 
-// boundary reports whether position i of b is outside a word: the text's
-// edge or a byte that is not an ASCII letter or digit.
-func boundary(b []byte, i int) bool {
-	if i < 0 || i >= len(b) {
-		return true
-	}
-	c := b[i]
-	return !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9')
-}
-
 // refusals are phrases that mark a model declining to answer. They are
-// looked for after the scale's labels have been removed, so that a label
-// such as "Can't decide" is never mistaken for one.
+// looked for outside the scale's labels, so that a label such as "Can't
+// decide" is never mistaken for one.
 var refusals = []string{
 	"as an ai", "i'm an ai", "i am an ai", "language model", "ai assistant",
 	"i cannot", "i can't", "i can not", "i'm unable", "i am unable", "unable to",
@@ -167,95 +406,294 @@ func refusal(s string) bool {
 	return false
 }
 
-// numbers lists the whole numbers written in s, skipping the scale's range
-// when it is quoted ("1 to 6", "1-6") and the denominator of "5/6" or
-// "5 out of 6". A number with a fractional part is reported in frac
-// instead. Digits glued to letters ("pvq40", "2nd") are not answers.
-func numbers(s string, sc questionnaires.Scale) (nums []int, frac string) {
-	type tok struct {
-		start, end int
-		n          int
-	}
-	var toks []tok
-	for i := 0; i < len(s); {
-		if !isDigit(s[i]) {
-			i++
+// numberWords are the spelled numbers a scale's maximum is written with
+// ("5 out of ten").
+var numberWords = map[string]int{
+	"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
+	"seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
+	"twenty": 20, "hundred": 100,
+}
+
+// numbers lists the whole numbers written in the tokens outside the
+// labels, skipping the scale's range when it is quoted ("1 to 6", "1-6")
+// and the denominator of "5/6" or "5 out of 6". "4.0" is 4. It returns a
+// reason instead when a number cannot be read as an answer on sc: a
+// fraction ("4.5"), a number written against another scale's maximum
+// ("5/5", "7 out of 10", "on a 1-10 scale"), a percentage, or a qualified
+// number ("at least 4", "5+").
+func numbers(toks []token, sc questionnaires.Scale) ([]mention, string) {
+	var out []mention
+	skip := make([]bool, len(toks))
+	for i := 0; i < len(toks); i++ {
+		t := toks[i]
+		if t.used || t.kind != tokNum || skip[i] {
 			continue
 		}
-		j := i
-		for j < len(s) && isDigit(s[j]) {
-			j++
+		if adjacent(toks, i) && toks[i-1].text == "." && (!adjacent(toks, i-1) || toks[i-2].kind != tokNum) {
+			// ".5" is a fraction.
+			return nil, "not a whole number: " + toks[i-1].text + t.text
 		}
-		if j+1 < len(s) && (s[j] == '.' || s[j] == ',') && isDigit(s[j+1]) {
-			k := j + 1
-			for k < len(s) && isDigit(s[k]) {
-				k++
+		n := atoi(t.text)
+		last := i
+		// "4.0", "4.00": whole; "4.5": not. "1,000": one large number.
+		for last+2 < len(toks) && adjacent(toks, last+1) && adjacent(toks, last+2) && toks[last+2].kind == tokNum {
+			sep, next := toks[last+1].text, toks[last+2].text
+			if sep == "." {
+				if strings.Trim(next, "0") != "" {
+					return nil, "not a whole number: " + t.text + "." + next
+				}
+				last += 2
+				break
 			}
-			if s[j] == '.' {
-				return nil, s[i:k]
+			if sep != "," || len(next) != 3 {
+				break
 			}
-			// "1,000": a thousands separator; treat the whole as one
-			// large number, which is off every scale.
-			j = k
+			n = atoi(t.text + next)
+			t.text += next
+			last += 2
 		}
-		if letter(s, i-1) || letter(s, j) {
-			i = j
-			continue
-		}
-		n, err := strconv.Atoi(strings.ReplaceAll(s[i:j], ",", ""))
-		if err != nil || j-i > 9 {
-			n = -1 // too large for any scale
-		}
-		if i > 0 && s[i-1] == '-' && !isDigit(byteAt(s, i-2)) && !letter(s, i-2) {
+		if adjacent(toks, i) && toks[i-1].text == "-" && (!adjacent(toks, i-1) || toks[i-2].kind == tokPunct) {
 			// A minus sign, not a range dash ("1-6") or a hyphen: a
 			// negative number, which is off every scale.
 			n = -max(n, 1)
 		}
-		toks = append(toks, tok{i, j, n})
-		i = j
-	}
-	skip := make([]bool, len(toks))
-	for k := 0; k+1 < len(toks); k++ {
-		a, b := toks[k], toks[k+1]
-		between := strings.TrimSpace(s[a.end:b.start])
-		switch between {
-		case "/", "out of", "of":
-			// "5/6", "5 out of 6": the second number is the scale's top.
-			// Any other denominator is another scale and stays in, so
-			// that the answer is rejected rather than read on the wrong
-			// scale.
-			if b.n == sc.Max {
-				skip[k+1] = true
+		if w, ok := qualifier(toks, i, last); ok {
+			return nil, fmt.Sprintf("qualified number: %q", w)
+		}
+		next := func(k int) string {
+			if last+k < len(toks) && !toks[last+k].used {
+				return toks[last+k].text
 			}
-		case "to", "-", "through":
-			if a.n == sc.Min && b.n == sc.Max {
-				skip[k], skip[k+1] = true, true
+			return ""
+		}
+		if next(1) == "%" || next(1) == "percent" || next(1) == "pct" || next(1) == "per" && next(2) == "cent" {
+			return nil, "a percentage, not a point of the scale: " + t.text + "%"
+		}
+		// "5/6", "5 out of 6": the second number is the scale's top. Any
+		// other top is another scale: 5 of 5 is not 5 of 6.
+		den := -1
+		switch {
+		case next(1) == "/" || next(1) == "of":
+			den = last + 2
+		case next(1) == "out" && next(2) == "of":
+			den = last + 3
+		}
+		if den >= 0 && den < len(toks) && !toks[den].used {
+			d, isNum := -1, false
+			if toks[den].kind == tokNum {
+				d, isNum = atoi(toks[den].text), true
+			} else if v, ok := numberWords[toks[den].text]; ok {
+				d, isNum = v, true
+			}
+			if isNum && d != sc.Max {
+				return nil, fmt.Sprintf("written against another scale: %s out of %s, not of %d", t.text, toks[den].text, sc.Max)
+			}
+			if isNum {
+				skip[den] = true
+				last = den
 			}
 		}
+		// "on a 5-point scale", "out of 10, a 7": another scale's size
+		// or top; this scale's own are skipped.
+		if next(1) == "point" || next(1) == "-" && next(2) == "point" || next(1) == "points" || next(1) == "-" && next(2) == "points" {
+			if n != sc.Points() {
+				return nil, fmt.Sprintf("written against another scale: %d points, not %d", n, sc.Points())
+			}
+			i = last
+			continue
+		}
+		if r := next(1); i >= 2 && toks[i-1].text == "of" && (toks[i-2].text == "out" || toks[i-2].text == "scale") &&
+			r != "to" && r != "-" && r != "through" {
+			if n != sc.Max {
+				return nil, fmt.Sprintf("written against another scale: out of %d, not of %d", n, sc.Max)
+			}
+			i = last
+			continue
+		}
+		// "1 to 6", "1-6": the scale's range, quoted. "1 to 10": another
+		// scale's.
+		if r := next(1); (r == "to" || r == "-" || r == "through") && last+2 < len(toks) && toks[last+2].kind == tokNum && !toks[last+2].used {
+			b := atoi(toks[last+2].text)
+			if n == sc.Min && b == sc.Max {
+				skip[last+2] = true
+				i = last + 2
+				continue
+			}
+			if (n == 0 || n == 1) && b >= 3 {
+				return nil, fmt.Sprintf("written against another scale: %d-%d, not %d-%d", n, b, sc.Min, sc.Max)
+			}
+		}
+		out = append(out, mention{value: n, first: i, last: last})
+		i = last
 	}
-	for k, t := range toks {
-		if !skip[k] {
-			nums = append(nums, t.n)
+	return out, ""
+}
+
+// adjacent reports whether token k touches the token before it, with no
+// space between them.
+func adjacent(toks []token, k int) bool {
+	return k > 0 && k < len(toks) && toks[k-1].end == toks[k].start
+}
+
+// atoi reads ASCII digits, or -1 for a number too large for any scale.
+func atoi(s string) int {
+	if len(s) > 9 {
+		return -1
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// Qualifiers move a number to a point the text does not name ("at least
+// 4", "almost 5", "5 or more", "5+").
+var (
+	qualifiersBefore = map[string]bool{
+		"almost": true, "nearly": true, "over": true, "under": true, "above": true,
+		"below": true, "beyond": true, "~": true, "≈": true, "<": true, ">": true,
+		"≤": true, "≥": true, "±": true, "+": true,
+		"more than": true, "less than": true, "greater than": true, "fewer than": true,
+		"higher than": true, "lower than": true, "bigger than": true, "smaller than": true,
+		"at least": true, "at most": true, "close to": true, "up to": true,
+	}
+	qualifiersAfter = map[string]bool{
+		"+": true, "ish": true, "plus": true, "or more": true, "or less": true, "or so": true,
+		"or higher": true, "or lower": true, "or above": true, "or below": true,
+		"or over": true, "or under": true, "and up": true, "and above": true,
+		"at least": true, "at most": true, "or fewer": true,
+	}
+)
+
+// qualifier reports a qualifier before token first or after token last,
+// in the same sentence, with nothing but punctuation between ("at least,
+// 4", "4 - or more").
+func qualifier(toks []token, first, last int) (string, bool) {
+	// words returns up to two words from k on, in direction step, and
+	// whether a qualifying symbol comes first.
+	words := func(k, step int, symbols map[string]bool) (ws []string, sym string) {
+		for ; k >= 0 && k < len(toks) && len(ws) < 2; k += step {
+			t := toks[k]
+			if t.kind == tokPunct {
+				if len(ws) == 0 && symbols[t.text] {
+					return nil, t.text
+				}
+				if sentenceEnd(t) {
+					break
+				}
+				continue
+			}
+			if t.used || t.kind == tokNum {
+				break
+			}
+			ws = append(ws, t.text)
+		}
+		return ws, ""
+	}
+	before, sym := words(first-1, -1, qualifiersBefore)
+	if sym != "" {
+		return sym, true
+	}
+	if len(before) > 0 && qualifiersBefore[before[0]] {
+		return before[0], true
+	}
+	if len(before) > 1 && qualifiersBefore[before[1]+" "+before[0]] {
+		return before[1] + " " + before[0], true
+	}
+	after, sym := words(last+1, 1, qualifiersAfter)
+	if sym != "" {
+		return sym, true
+	}
+	if len(after) > 0 && qualifiersAfter[after[0]] {
+		return after[0], true
+	}
+	if len(after) > 1 && qualifiersAfter[after[0]+" "+after[1]] {
+		return after[0] + " " + after[1], true
+	}
+	return "", false
+}
+
+// negations are words that deny what follows or what went before, in
+// English and, for the most common ones, in other languages models answer
+// in. Words ending in "n't" count too, as do their spellings without the
+// apostrophe.
+var negations = map[string]bool{
+	"not": true, "no": true, "never": true, "none": true, "nothing": true, "nobody": true,
+	"neither": true, "nor": true, "nowhere": true, "nope": true, "nah": true, "non": true, "un": true,
+	"cannot": true, "hardly": true, "barely": true, "scarcely": true, "seldom": true,
+	"rarely": true, "without": true, "instead": true, "rather": true, "except": true,
+	"unless": true, "against": true, "unlike": true, "opposite": true, "contrary": true,
+	"refuse": true, "refuses": true, "decline": true, "declines": true, "avoid": true,
+	"reject": true, "rejects": true, "false": true, "wrong": true, "incorrect": true,
+	"dont": true, "doesnt": true, "didnt": true, "isnt": true, "arent": true, "wasnt": true,
+	"werent": true, "wont": true, "wouldnt": true, "cant": true, "couldnt": true,
+	"shouldnt": true, "havent": true, "hasnt": true, "hadnt": true, "aint": true,
+	"mustnt": true, "neednt": true, "mightnt": true,
+	"nicht": true, "kein": true, "keine": true, "nein": true, "pas": true, "jamais": true,
+	"nunca": true, "nada": true, "не": true, "нет": true, "ни": true, "никогда": true,
+}
+
+// isNegation reports whether word w denies: a word of negations, one
+// ending in "n't", or a word of a Chinese or Japanese script holding a
+// negating character.
+func isNegation(w string) bool {
+	return negations[w] || strings.HasSuffix(w, "n't") || strings.ContainsAny(w, "不没沒无無非別别否未")
+}
+
+// negation reports whether token i, outside the labels, is a negation,
+// and the words that make it one.
+func negation(toks []token, i int) (string, bool) {
+	t := toks[i]
+	if t.used || t.kind != tokWord {
+		return "", false
+	}
+	w := t.text
+	if isNegation(w) {
+		return w, true
+	}
+	if i+1 < len(toks) && !toks[i+1].used {
+		pair := w + " " + toks[i+1].text
+		switch pair {
+		case "anything but", "far from", "other than", "as opposed", "in place", "no longer":
+			return pair, true
 		}
 	}
-	return nums, ""
+	return "", false
 }
 
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
-
-func byteAt(s string, i int) byte {
-	if i < 0 || i >= len(s) {
-		return ' '
-	}
-	return s[i]
+// degrees are words that move a label up or down the scale ("quite like
+// me", "like me a lot", "almost always") or that say how often, which on a
+// scale of frequencies is another point.
+var degrees = map[string]bool{
+	"very": true, "really": true, "quite": true, "extremely": true, "pretty": true,
+	"fairly": true, "slightly": true, "somewhat": true, "mostly": true, "mainly": true,
+	"largely": true, "partly": true, "partially": true, "bit": true, "lot": true,
+	"much": true, "more": true, "most": true, "less": true, "least": true,
+	"totally": true, "completely": true, "entirely": true, "absolutely": true,
+	"highly": true, "so": true, "too": true, "kind": true, "sort": true, "kinda": true,
+	"sorta": true, "almost": true, "nearly": true, "just": true, "exactly": true,
+	"truly": true, "incredibly": true, "super": true, "moderately": true,
+	"reasonably": true, "mildly": true, "strongly": true, "enough": true, "extra": true,
+	"particularly": true, "especially": true, "little": true, "always": true,
+	"usually": true, "often": true, "sometimes": true, "occasionally": true,
+	"frequently": true, "generally": true, "between": true, "half": true,
 }
 
-func letter(s string, i int) bool {
-	if i < 0 || i >= len(s) {
-		return false
+// degreeNear reports a degree word outside the labels in the sentence of
+// label mention m.
+func degreeNear(toks []token, m mention) (string, bool) {
+	for k := m.first - 1; k >= 0 && !sentenceEnd(toks[k]); k-- {
+		if !toks[k].used && degrees[toks[k].text] {
+			return toks[k].text, true
+		}
 	}
-	c := s[i]
-	return c >= 'a' && c <= 'z'
+	for k := m.last + 1; k < len(toks) && !sentenceEnd(toks[k]); k++ {
+		if !toks[k].used && degrees[toks[k].text] {
+			return toks[k].text, true
+		}
+	}
+	return "", false
 }
 
 func appendUnique(xs []int, x int) []int {
@@ -273,4 +711,94 @@ func joinInts(xs []int) string {
 		parts[i] = strconv.Itoa(x)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// reasoningTags name the blocks in which reasoning models write their
+// thinking inline, before the answer: DeepSeek-R1 and Qwen3 use <think>,
+// others <thinking> or <reasoning>.
+var reasoningTags = []string{"think", "thinking", "reasoning"}
+
+// StripReasoning removes the reasoning a model wrote inline and returns
+// the text that is left, which holds the answer.
+//
+// It removes every complete block <think>…</think>, <thinking>…</thinking>
+// and <reasoning>…</reasoning> (tag names in any case, several blocks),
+// and everything before a closing tag whose opening tag is missing (chat
+// templates that open the block in the prompt, as DeepSeek-R1's does). In
+// the harmony format of gpt-oss it keeps only the final channel.
+//
+// truncated reports reasoning that never ended: an opening tag without
+// its closing tag, or a harmony reply without a final channel. The reply
+// was then cut off before its answer (usually by max_tokens), answer holds
+// only the text before the unfinished block, and the caller must record
+// the reply as invalid ("truncated"), never read an answer from it.
+func StripReasoning(text string) (answer string, truncated bool) {
+	if i := strings.LastIndex(text, "<|channel|>final<|message|>"); i >= 0 {
+		text = text[i+len("<|channel|>final<|message|>"):]
+		for _, end := range []string{"<|return|>", "<|end|>"} {
+			if j := strings.Index(text, end); j >= 0 {
+				text = text[:j]
+			}
+		}
+	} else if i := strings.Index(text, "<|channel|>"); i >= 0 {
+		return text[:i], true
+	}
+	var b strings.Builder
+	for {
+		open, openEnd, name := findTag(text, false, "")
+		closeAt, closeEnd, _ := findTag(text, true, "")
+		if closeAt >= 0 && (open < 0 || closeAt < open) {
+			// A closing tag with no opening tag: all before it is
+			// reasoning.
+			b.Reset()
+			text = text[closeEnd:]
+			continue
+		}
+		if open < 0 {
+			b.WriteString(text)
+			return b.String(), false
+		}
+		b.WriteString(text[:open])
+		_, end, _ := findTag(text[openEnd:], true, name)
+		if end < 0 {
+			return b.String(), true
+		}
+		text = text[openEnd+end:]
+	}
+}
+
+// findTag finds the first reasoning tag in s, opening or closing, with the
+// given name or any of reasoningTags when name is "". It returns the tag's
+// byte span and name, or -1, -1 when there is none. Tag names match in
+// ASCII case folding only, so that byte offsets stay those of s.
+func findTag(s string, closing bool, name string) (start, end int, found string) {
+	names := reasoningTags
+	if name != "" {
+		names = []string{name}
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] != '<' {
+			continue
+		}
+		j := i + 1
+		if closing {
+			if j >= len(s) || s[j] != '/' {
+				continue
+			}
+			j++
+		}
+		for _, n := range names {
+			k := j + len(n)
+			if k > len(s) || !strings.EqualFold(s[j:k], n) {
+				continue
+			}
+			for k < len(s) && (s[k] == ' ' || s[k] == '\t') {
+				k++
+			}
+			if k < len(s) && s[k] == '>' {
+				return i, k + 1, n
+			}
+		}
+	}
+	return -1, -1, ""
 }

@@ -54,8 +54,12 @@ func TestParseAnswer(t *testing.T) {
 		{"label with apostrophe not a refusal", "I can't decide.", charity, 4, true, ""},
 		{"label with digits", "Contribute the 15 points", decision, 2, true, ""},
 		{"markdown heading", "## 3", pvqScale, 3, true, ""},
+		{"think block", "<think>\nThe statement is partly about me. A 2 would understate it.\n</think>\n\nSomewhat like me", pvqScale, 4, true, ""},
+		{"think block with number", "<think>maybe 2</think>5", pvqScale, 5, true, ""},
 
 		{"empty", "", pvqScale, 0, false, "empty"},
+		{"think unclosed", "<think>\nOkay, there are 3 things to weigh in this statement", pvqScale, 0, false, "truncated"},
+		{"think only", "<think>I pick 3</think>", pvqScale, 0, false, "empty"},
 		{"blank", "  \n\t", pvqScale, 0, false, "empty"},
 		{"refusal", "I'm an AI and cannot have personal values.", pvqScale, 0, false, "refusal"},
 		{"refusal with scale", "As an AI language model, I can't rate this from 1 to 6.", pvqScale, 0, false, "refusal"},
@@ -66,7 +70,7 @@ func TestParseAnswer(t *testing.T) {
 		{"between", "Somewhere between 3 and 4.", pvqScale, 0, false, "ambiguous"},
 		{"range not the scale", "3-4", pvqScale, 0, false, "ambiguous"},
 		{"on and off", "5, or maybe 8", pvqScale, 0, false, "ambiguous"},
-		{"other denominator", "5/10", pvqScale, 0, false, "ambiguous"},
+		{"other denominator", "5/10", pvqScale, 0, false, "another scale"},
 		{"fraction", "4.5", pvqScale, 0, false, "whole number"},
 		{"two labels", "Like me, or not like me at all", pvqScale, 0, false, "ambiguous"},
 		{"nothing", "Hmm, hard to say.", pvqScale, 0, false, "no answer"},
@@ -88,33 +92,6 @@ func TestParseAnswer(t *testing.T) {
 			}
 		})
 	}
-}
-
-func FuzzParseAnswer(f *testing.F) {
-	for _, s := range []string{
-		"4", " 4", "4 - like me", "Like me", "like me.", "I'd say 5.", "**5**", "Answer: 3",
-		"5/6", "Very much like me", "Not like me at all", "I'm an AI and cannot", "", "7",
-		"between 3 and 4", "-1", "4.5", "1,000", "\u2013 2", "\xff\xfe", "5 out of 6", "0",
-	} {
-		f.Add(s, 1, 6)
-		f.Add(s, 0, 4)
-	}
-	f.Fuzz(func(t *testing.T, text string, lo, hi int) {
-		if lo < 0 || lo > 20 || hi < lo || hi > 20 {
-			return
-		}
-		sc := questionnaires.Scale{Min: lo, Max: hi}
-		for x := lo; x <= hi; x++ {
-			sc.Labels = append(sc.Labels, pvqScale.Labels[x%len(pvqScale.Labels)])
-		}
-		v, reason, ok := ParseAnswer(text, sc)
-		if ok && !sc.Valid(v) {
-			t.Fatalf("ParseAnswer(%q) = %d, ok, off the scale %d-%d", text, v, lo, hi)
-		}
-		if !ok && reason == "" {
-			t.Fatalf("ParseAnswer(%q) rejected without a reason", text)
-		}
-	})
 }
 
 func BenchmarkParseAnswer(b *testing.B) {
