@@ -241,50 +241,14 @@ func completionChoices(resp openai.CompletionResponse) []choice {
 	return out
 }
 
-// reasoningTags are the tags reasoning models wrap their thinking in when
-// a server leaves it in the content.
-var reasoningTags = []string{"think", "thinking", "reasoning"}
-
-// cutReasoning removes reasoning blocks from a reply's content and returns
-// the rest. A block opened and never closed means the reply stopped while
-// reasoning: unfinished is true and the text after the opening tag is
-// dropped. A closing tag without an opening one (templates that put the
-// opening tag in the prompt) drops everything before it.
-func cutReasoning(content string) (answer string, unfinished bool) {
-	s := content
-	lower := strings.ToLower(s)
-	for _, tag := range reasoningTags {
-		open, closing := "<"+tag+">", "</"+tag+">"
-		for {
-			i := strings.Index(lower, open)
-			j := strings.Index(lower, closing)
-			switch {
-			case j >= 0 && (i < 0 || j < i):
-				s, lower = s[j+len(closing):], lower[j+len(closing):]
-				continue
-			case i < 0:
-			default:
-				k := strings.Index(lower[i:], closing)
-				if k < 0 {
-					return strings.TrimSpace(s[:i]), true
-				}
-				end := i + k + len(closing)
-				s, lower = s[:i]+" "+s[end:], lower[:i]+" "+lower[end:]
-				continue
-			}
-			break
-		}
-	}
-	return strings.TrimSpace(s), false
-}
-
 // truncationReason is the reason of an answer cut off by the token limit,
 // or "" when the reply is complete enough to read. A reply that stopped at
 // the token limit is read only when it is a bare answer (see bareAnswer):
 // anything longer may have gone on to qualify or contradict what it said,
 // and the number in a cut-off sentence is a guess.
 func truncationReason(c choice, sc questionnaires.Scale) (text, reason string) {
-	text, unfinished := cutReasoning(c.content)
+	text, unfinished := StripReasoning(c.content)
+	text = strings.TrimSpace(text)
 	switch {
 	case unfinished:
 		return text, "truncated: the reply was cut off while reasoning, before an answer"
