@@ -136,3 +136,21 @@ references = ["pvq40_smacof_mrat"]
 		})
 	}
 }
+
+// TestValidateWarnsWithoutMaxTokens: validate names the model and the line
+// of an OpenAI-compatible model that sets no max_tokens, and passes.
+func TestValidateWarnsWithoutMaxTokens(t *testing.T) {
+	dir := t.TempDir()
+	without := writeScenario(t, dir, "without", openaiScenario("without", "http://127.0.0.1:9", "sample", 20, ""))
+	out, stderr, code := runCLI(t, "validate", without)
+	if code != 0 || !strings.Contains(out, "ok") {
+		t.Fatalf("exit %d: %s%s", code, out, stderr)
+	}
+	if !strings.Contains(stderr, "warning: "+without+":5: models[0].max_tokens: not set") || !strings.Contains(stderr, `"served"`) {
+		t.Errorf("stderr %q: want a warning naming the file, line, field and model", stderr)
+	}
+	with := writeScenario(t, dir, "with", openaiScenario("with", "http://127.0.0.1:9", "sample", 20, "max_tokens = 16"))
+	if _, stderr, code := runCLI(t, "validate", with); code != 0 || strings.Contains(stderr, "warning") {
+		t.Errorf("with max_tokens: exit %d, stderr %q; want 0 and no warning", code, stderr)
+	}
+}
