@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net"
 	"net/http"
@@ -103,6 +104,10 @@ type ClientConfig struct {
 	// Observer, when set, is told about every attempt, token count, cache
 	// lookup and distribution coverage (the metrics endpoint).
 	Observer Observer
+	// Logger, when set, is told about failed attempts as they happen (at
+	// most one line per endpoint every ten seconds) and about limits the
+	// endpoint states.
+	Logger *slog.Logger
 }
 
 // Observer follows a client's traffic. Its methods are called on the
@@ -275,7 +280,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	st := &counters{}
 	d := &doer{
 		hc:      &http.Client{Transport: tr},
-		sem:     make(chan struct{}, cfg.Concurrency),
+		limit:   newLimiter(cfg.Concurrency),
 		timeout: cfg.Timeout,
 		policy:  retryPolicy{maxRetries: cfg.MaxRetries, base: cfg.Backoff, max: cfg.MaxBackoff},
 		breaker: newBreaker(cfg.BreakerThreshold, cfg.BreakerCooldown),
@@ -283,9 +288,13 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		now:     time.Now,
 		obs:     cfg.Observer,
 		model:   cmpOr(cfg.Name, cfg.Model),
+		log:     cfg.Logger,
 	}
 	if d.obs == nil {
 		d.obs = nopObserver{}
+	}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
 	}
 	oc := openai.DefaultConfig(key)
 	if cfg.BaseURL != "" {
