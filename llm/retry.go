@@ -382,7 +382,11 @@ func (d *doer) attempt(ctx context.Context, req *http.Request, body []byte, last
 		return nil, 0, ctx.Err()
 	case err == nil:
 		d.answered.Store(true)
-		d.limit.release(epoch, outcomeSuccess)
+		if d.now().Sub(sent) > d.timeout/2 {
+			d.limit.release(epoch, outcomeSlow)
+		} else {
+			d.limit.release(epoch, outcomeSuccess)
+		}
 	case isRE && re.Overload:
 		d.limit.release(epoch, outcomeOverload)
 	default:
