@@ -104,6 +104,12 @@ type ClientConfig struct {
 	// Observer, when set, is told about every attempt, token count, cache
 	// lookup and distribution coverage (the metrics endpoint).
 	Observer Observer
+	// ReasoningEffort, when set, is sent as reasoning_effort.
+	ReasoningEffort string
+	// ExtraBody holds JSON fields sent with every request (vendor
+	// switches such as chat_template_kwargs); a field the client sets
+	// itself takes precedence.
+	ExtraBody map[string]any
 	// Logger, when set, is told about failed attempts as they happen (at
 	// most one line per endpoint every ten seconds) and about limits the
 	// endpoint states.
@@ -329,11 +335,20 @@ func (c *Client) paramString() string {
 		// with a seed the block size changes which sample is which.
 		seed = strconv.FormatUint(*c.cfg.Seed, 10) + "/" + strconv.Itoa(c.cfg.Samples)
 	}
-	return strings.Join([]string{
+	parts := []string{
 		"society-llm-v1", c.cfg.Model, c.cfg.Endpoint, "temperature=" + temp, "top_p=" + f(c.cfg.TopP),
 		"max_tokens=" + strconv.Itoa(c.cfg.MaxTokens), "seed=" + seed,
 		"structured=" + strconv.FormatBool(c.cfg.StructuredOutputs),
-	}, "\x00")
+	}
+	// Added only when set, so that the keys of earlier caches still hit.
+	if c.cfg.ReasoningEffort != "" {
+		parts = append(parts, "reasoning_effort="+c.cfg.ReasoningEffort)
+	}
+	if len(c.cfg.ExtraBody) > 0 {
+		b, _ := json.Marshal(c.cfg.ExtraBody) // maps marshal with sorted keys
+		parts = append(parts, "extra_body="+string(b))
+	}
+	return strings.Join(parts, "\x00")
 }
 
 // Close releases the client's idle connections.
@@ -900,7 +915,13 @@ func (c *Client) completionRequest(prompt string, n int) openai.CompletionReques
 // when zero (its struct omits a zero), a seed beyond int range, and vLLM's
 // structured_outputs restricting the answer to the scale's options.
 func (c *Client) extra(q *agent.Question, seed *uint64) map[string]any {
-	m := map[string]any{}
+	m := make(map[string]any, len(c.cfg.ExtraBody)+4)
+	for k, v := range c.cfg.ExtraBody {
+		m[k] = v
+	}
+	if c.cfg.ReasoningEffort != "" {
+		m["reasoning_effort"] = c.cfg.ReasoningEffort
+	}
 	if c.cfg.Temperature != nil {
 		m["temperature"] = *c.cfg.Temperature
 	}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -23,6 +25,38 @@ type backends struct {
 	cacheEr error
 	clients []*llm.Client
 	obs     forwardObserver
+	// logw receives the clients' log lines (failed attempts as they
+	// happen, limits an endpoint states) once the run has chosen where
+	// its log goes; until then they are dropped.
+	logw forwardWriter
+	log  *slog.Logger
+}
+
+// forwardWriter writes to a writer chosen later; without one it drops
+// what it is given.
+type forwardWriter struct {
+	to atomic.Pointer[io.Writer]
+}
+
+func (f *forwardWriter) set(w io.Writer) {
+	if w != nil {
+		f.to.Store(&w)
+	}
+}
+
+func (f *forwardWriter) Write(p []byte) (int, error) {
+	if w := f.to.Load(); w != nil {
+		return (*w).Write(p)
+	}
+	return len(p), nil
+}
+
+// logger is the clients' logger, writing through logw.
+func (b *backends) logger() *slog.Logger {
+	if b.log == nil {
+		b.log = slog.New(slog.NewTextHandler(&b.logw, nil))
+	}
+	return b.log
 }
 
 // forwardObserver lets the clients built with a plan report to an observer
@@ -126,7 +160,8 @@ func (b *backends) model(sc *scenarios.Scenario, m scenarios.Model) (agent.Model
 			Mode: string(m.Mode), Temperature: m.Temperature, TopP: m.TopP, MaxTokens: m.MaxTokens,
 			Samples: m.Samples, Concurrency: m.Concurrency, Timeout: m.Timeout, Seed: m.Seed,
 			Endpoint: m.Endpoint, StructuredOutputs: m.StructuredOutputs,
-			Cache: cache, Observer: &b.obs,
+			ReasoningEffort: m.ReasoningEffort, ExtraBody: m.ExtraBody,
+			Cache: cache, Observer: &b.obs, Logger: b.logger(),
 		})
 		if err != nil {
 			return nil, analysis.ModelInfo{}, fmt.Errorf("%w: model %q: %v", errBadInput, m.Name, err)

@@ -253,6 +253,7 @@ func runScenario(ctx context.Context, cfg runConfig) (*runResult, error) {
 		return nil, err
 	}
 	p.backends.obs.set(cfg.Hooks.Model)
+	p.backends.logw.set(cfg.Log)
 	prep.apply(p)
 	defer p.backends.close()
 	p.games.observe(cfg.Hooks.Round)
