@@ -79,6 +79,9 @@ func modelIDs(body []byte) []string {
 	return ids
 }
 
+// Name is the client's label in errors and logs.
+func (c *Client) Name() string { return c.name }
+
 func (c *Client) url(path string) string {
 	base := c.cfg.BaseURL
 	if base == "" {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -171,6 +173,31 @@ func (b *backends) model(sc *scenarios.Scenario, m scenarios.Model) (agent.Model
 	default:
 		return nil, analysis.ModelInfo{}, fmt.Errorf("%w: model %q: unknown backend %q", errBadInput, m.Name, m.Backend)
 	}
+}
+
+// check asks every model endpoint for its model list before any work, so
+// that an endpoint that cannot serve the run (nothing listening, a DNS or
+// TLS failure, a rejected key) stops it within seconds, naming the URL and
+// the cause. A model missing from the list is only logged: servers accept
+// aliases of the names they list.
+func (b *backends) check(ctx context.Context) error {
+	errs := make([]error, len(b.clients))
+	var wg sync.WaitGroup
+	for i, c := range b.clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			served, listed, err := c.Check(ctx)
+			switch {
+			case err != nil:
+				errs[i] = err
+			case !served:
+				b.logger().Warn("the endpoint does not list the model; its first request will tell", "model", c.Name(), "listed", listed)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // counts sums the traffic of every client.

@@ -256,6 +256,9 @@ func runScenario(ctx context.Context, cfg runConfig) (*runResult, error) {
 	p.backends.logw.set(cfg.Log)
 	prep.apply(p)
 	defer p.backends.close()
+	if err := p.backends.check(ctx); err != nil {
+		return nil, err
+	}
 	p.games.observe(cfg.Hooks.Round)
 	pool := p.study.Pool
 	n := pool.Size()
