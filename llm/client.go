@@ -115,13 +115,21 @@ type ClientConfig struct {
 	// Observer, when set, is told about every attempt, token count, cache
 	// lookup and distribution coverage (the metrics endpoint).
 	Observer Observer
+	// ReasoningEffort, when set, is sent as reasoning_effort.
+	ReasoningEffort string
+	// ExtraBody holds JSON fields sent with every request (vendor
+	// switches such as chat_template_kwargs); a field the client sets
+	// itself takes precedence.
+	ExtraBody map[string]any
 	// Demand, when set, is the number of samples of a prompt the run
 	// will use for a persona: the agents holding it. Sample requests are
 	// cut to it (see segmentOf); 0 or nil means unknown (whole blocks).
 	Demand func(agent.Persona) int
-	// Logger receives the warnings a run should see once per model (a
-	// server without log-probability alternatives, replies cut off by the
-	// token limit); nil discards them.
+	// Logger, when set, is told about failed attempts as they happen (at
+	// most one line per endpoint every ten seconds), about limits the
+	// endpoint states, and once per model about replies that cannot serve
+	// the mode (no log-probability alternatives, replies cut off by the
+	// token limit).
 	Logger *slog.Logger
 }
 
@@ -305,7 +313,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	st := &counters{}
 	d := &doer{
 		hc:      &http.Client{Transport: tr},
-		sem:     make(chan struct{}, cfg.Concurrency),
+		limit:   newLimiter(cfg.Concurrency),
 		timeout: cfg.Timeout,
 		policy:  retryPolicy{maxRetries: cfg.MaxRetries, base: cfg.Backoff, max: cfg.MaxBackoff},
 		breaker: newBreaker(cfg.BreakerThreshold, cfg.BreakerCooldown),
@@ -313,9 +321,13 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		now:     time.Now,
 		obs:     cfg.Observer,
 		model:   cmpOr(cfg.Name, cfg.Model),
+		log:     cfg.Logger,
 	}
 	if d.obs == nil {
 		d.obs = nopObserver{}
+	}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
 	}
 	oc := openai.DefaultConfig(key)
 	if cfg.BaseURL != "" {
@@ -354,11 +366,20 @@ func (c *Client) paramString() string {
 		// changes which sample is which.
 		seed = "prompt/" + strconv.FormatUint(*c.cfg.Seed, 10) + "/" + strconv.Itoa(c.cfg.Samples)
 	}
-	return strings.Join([]string{
+	parts := []string{
 		"society-llm-v1", c.cfg.Model, c.cfg.Endpoint, "temperature=" + temp, "top_p=" + f(c.cfg.TopP),
 		"max_tokens=" + strconv.Itoa(c.cfg.MaxTokens), "seed=" + seed,
 		"structured=" + strconv.FormatBool(c.cfg.StructuredOutputs),
-	}, "\x00")
+	}
+	// Added only when set, so that the keys of earlier caches still hit.
+	if c.cfg.ReasoningEffort != "" {
+		parts = append(parts, "reasoning_effort="+c.cfg.ReasoningEffort)
+	}
+	if len(c.cfg.ExtraBody) > 0 {
+		b, _ := json.Marshal(c.cfg.ExtraBody) // maps marshal with sorted keys
+		parts = append(parts, "extra_body="+string(b))
+	}
+	return strings.Join(parts, "\x00")
 }
 
 // Close releases the client's idle connections.
@@ -1035,7 +1056,13 @@ func (c *Client) completionRequest(prompt string, n, maxTokens int) openai.Compl
 // when zero (its struct omits a zero), a seed beyond int range, and vLLM's
 // structured_outputs restricting the answer to the scale's options.
 func (c *Client) extra(q *agent.Question, seed *uint64) map[string]any {
-	m := map[string]any{}
+	m := make(map[string]any, len(c.cfg.ExtraBody)+4)
+	for k, v := range c.cfg.ExtraBody {
+		m[k] = v
+	}
+	if c.cfg.ReasoningEffort != "" {
+		m["reasoning_effort"] = c.cfg.ReasoningEffort
+	}
 	if c.cfg.Temperature != nil {
 		m["temperature"] = *c.cfg.Temperature
 	}

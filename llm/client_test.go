@@ -561,14 +561,16 @@ func TestClientConnectionRefused(t *testing.T) {
 	url := srv.URL
 	srv.Close()
 	cfg := testConfig(url)
-	cfg.MaxRetries = 1
 	c := newClient(t, cfg)
 	_, err := c.Ask(context.Background(), question(pvq(t), values.Benevolence, 0, 0))
-	if !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("got %v, want ErrUnavailable", err)
+	// Nothing has ever answered at the address: no retry, and the error
+	// names the address and the cause.
+	if !errors.Is(err, ErrPermanent) || !strings.Contains(err.Error(), url+"/v1/chat/completions") ||
+		!strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("got %v, want a permanent error naming %s and the refused connection", err, url)
 	}
-	if st := c.Stats(); st.Retries != 1 {
-		t.Errorf("got %d retries, want 1", st.Retries)
+	if st := c.Stats(); st.Retries != 0 {
+		t.Errorf("got %d retries, want 0", st.Retries)
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -530,41 +529,6 @@ func TestSeedsDifferAcrossPrompts(t *testing.T) {
 	}
 	if seedFor(nil, agent.Prompt{}, 0, false) != nil {
 		t.Error("got a seed without a configured one, want none")
-	}
-}
-
-// TestErrorObject reads the shapes servers use for an error sent with 200.
-func TestErrorObject(t *testing.T) {
-	tests := []struct {
-		body      string
-		msg       string // "": not an error
-		transient bool
-	}{
-		{`{"object":"error","message":"The model ` + "`x`" + ` does not exist.","type":"NotFoundError","param":null,"code":404}`, "does not exist", false},
-		{`{"object":"error","message":"The server is overloaded, try again.","type":"ServiceUnavailableError","param":null,"code":503}`, "overloaded", true},
-		{`{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}`, "Rate limit reached", true},
-		{`{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}`, "exceeded your current quota", false},
-		{`{"error":"model requires more system memory (7.5 GiB) than is available (5.2 GiB)"}`, "more system memory", false},
-		{`{"error":{"message":"upstream timed out","code":504}}`, "upstream timed out", true},
-		{`{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"4"}}],"error":null}`, "", false},
-		{`{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"the error was mine"}}]}`, "", false},
-	}
-	for _, tt := range tests {
-		err := errorObject([]byte(tt.body))
-		if tt.msg == "" {
-			if err != nil {
-				t.Errorf("%s: got %v, want a completion", tt.body, err)
-			}
-			continue
-		}
-		var re *replyError
-		if !errors.As(err, &re) || !strings.Contains(err.Error(), tt.msg) {
-			t.Errorf("%s: got %v, want an error with %q", tt.body, err, tt.msg)
-			continue
-		}
-		if got := errors.Is(err, errRetryable); got != tt.transient {
-			t.Errorf("%s: got retryable %v, want %v", tt.body, got, tt.transient)
-		}
 	}
 }
 

@@ -2,7 +2,6 @@ package llm
 
 import (
 	"bytes"
-	"encoding/json"
 	"strconv"
 	"strings"
 	"unicode"
@@ -13,137 +12,11 @@ import (
 	"github.com/society-sim/society/questionnaires"
 )
 
-// This file reads replies as real servers write them: error objects sent
-// with HTTP 200, non-standard JSON numbers in log-probabilities, message
-// content given as a list of parts, reasoning left in the content, replies
-// cut off by the token limit, and first-token alternatives spelled with a
-// tokenizer's space markers.
-
-// replyError is an error object a server sent in an HTTP 200 body in place
-// of a completion (vLLM's {"object":"error",...}, or {"error":{...}}). It is
-// a failed request carrying the server's own message; a transient one
-// (overload, rate limit, a 5xx code) is retried like a 503.
-type replyError struct {
-	msg, typ, code string
-	transient      bool
-}
-
-func (e *replyError) Error() string {
-	var b strings.Builder
-	b.WriteString("server replied with an error: ")
-	b.WriteString(e.msg)
-	if e.typ != "" || e.code != "" {
-		b.WriteString(" (")
-		b.WriteString(strings.Trim(e.typ+" "+e.code, " "))
-		b.WriteString(")")
-	}
-	return b.String()
-}
-
-// Unwrap marks a transient error retryable for the doer.
-func (e *replyError) Unwrap() error {
-	if e.transient {
-		return errRetryable
-	}
-	return nil
-}
-
-// checkReply inspects a 2xx response body before go-openai decodes it. An
-// error object comes back as a *replyError; a body with non-standard
-// numbers (NaN, Infinity, -Infinity, which some servers write for
-// log-probabilities and which encoding/json rejects) comes back with those
-// numbers replaced by finite ones that carry no probability (see
-// sanitiseNumbers).
-func checkReply(data []byte) ([]byte, error) {
-	if err := errorObject(data); err != nil {
-		return nil, err
-	}
-	return sanitiseNumbers(data), nil
-}
-
-// errorObject returns the error a body holds instead of a completion, or
-// nil for a completion.
-func errorObject(data []byte) error {
-	t := bytes.TrimSpace(data)
-	if len(t) == 0 || t[0] != '{' || !bytes.Contains(t, []byte(`"error"`)) {
-		return nil
-	}
-	var b struct {
-		Object  string          `json:"object"`
-		Message string          `json:"message"`
-		Type    string          `json:"type"`
-		Code    json.RawMessage `json:"code"`
-		Error   json.RawMessage `json:"error"`
-		Choices json.RawMessage `json:"choices"`
-	}
-	if json.Unmarshal(sanitiseNumbers(t), &b) != nil {
-		return nil // not JSON: go-openai reports it
-	}
-	e := &replyError{msg: b.Message, typ: b.Type, code: rawCode(b.Code)}
-	switch {
-	case b.Object == "error":
-	case len(b.Error) > 0 && string(b.Error) != "null" && len(b.Choices) == 0:
-		var inner struct {
-			Message string          `json:"message"`
-			Type    string          `json:"type"`
-			Code    json.RawMessage `json:"code"`
-		}
-		var s string
-		if json.Unmarshal(b.Error, &s) == nil {
-			e.msg = s
-		} else if json.Unmarshal(b.Error, &inner) == nil {
-			e.msg, e.typ, e.code = inner.Message, inner.Type, rawCode(inner.Code)
-		} else {
-			e.msg = string(b.Error)
-		}
-	default:
-		return nil
-	}
-	if e.msg == "" {
-		e.msg = "(no message)"
-	}
-	e.transient = transientError(e)
-	return e
-}
-
-// rawCode renders an error code given as a number or a string.
-func rawCode(raw json.RawMessage) string {
-	if len(raw) == 0 || string(raw) == "null" {
-		return ""
-	}
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return s
-	}
-	return string(raw)
-}
-
-// transientError reports whether an error object says the server could
-// serve the request later: an HTTP-like code of 408, 429 (but not an
-// exhausted quota) or 5xx, or a type or message naming overload, a rate
-// limit, a timeout or unavailability. Everything else (a model that does
-// not exist, a bad parameter) is permanent.
-func transientError(e *replyError) bool {
-	lower := strings.ToLower(e.typ + " " + e.code + " " + e.msg)
-	if strings.Contains(lower, "quota") || strings.Contains(lower, "billing") {
-		return false
-	}
-	if n, err := strconv.Atoi(e.code); err == nil {
-		switch {
-		case n == 408 || n == 429 || n >= 500 && n < 600:
-			return true
-		case n >= 400 && n < 500:
-			return false
-		}
-	}
-	for _, w := range []string{"overload", "unavailable", "rate limit", "rate_limit", "ratelimit", "timeout",
-		"timed out", "try again", "internalserver", "internal_server", "server_error", "busy"} {
-		if strings.Contains(lower, w) {
-			return true
-		}
-	}
-	return false
-}
+// This file reads replies as real servers write them: non-standard JSON
+// numbers in log-probabilities, message content given as a list of parts,
+// reasoning left in the content, replies cut off by the token limit, and
+// first-token alternatives spelled with a tokenizer's space markers. Error
+// objects sent with HTTP 200 are failures (errorInBody, failure.go).
 
 // Values that stand in for non-standard JSON numbers. ±1e30 fits a float32
 // (go-openai decodes completions' log-probabilities as float32); exp(-1e30)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"runtime"
 	"strings"
@@ -262,11 +261,12 @@ func runScenario(ctx context.Context, cfg runConfig) (*runResult, error) {
 		return nil, err
 	}
 	p.backends.obs.set(cfg.Hooks.Model)
-	if cfg.Log != nil {
-		p.backends.log.set(slog.New(slog.NewTextHandler(cfg.Log, nil)))
-	}
+	p.backends.logw.set(cfg.Log)
 	prep.apply(p)
 	defer p.backends.close()
+	if err := p.backends.check(ctx); err != nil {
+		return nil, err
+	}
 	p.games.observe(cfg.Hooks.Round)
 	pool := p.study.Pool
 	n := pool.Size()
