@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -152,5 +153,133 @@ func TestValidateWarnsWithoutMaxTokens(t *testing.T) {
 	with := writeScenario(t, dir, "with", openaiScenario("with", "http://127.0.0.1:9", "sample", 20, "max_tokens = 16"))
 	if _, stderr, code := runCLI(t, "validate", with); code != 0 || strings.Contains(stderr, "warning") {
 		t.Errorf("with max_tokens: exit %d, stderr %q; want 0 and no warning", code, stderr)
+	}
+}
+
+// compatCaseBody is the exact body of a case of the compatibility set kept
+// under llm/testdata.
+func compatCaseBody(t *testing.T, name string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "..", "llm", "testdata", "compat", "cases.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []struct {
+		Name string          `json:"name"`
+		Body json.RawMessage `json:"body"`
+	}
+	if err := json.Unmarshal(data, &cases); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		if c.Name == name {
+			return string(c.Body)
+		}
+	}
+	t.Fatalf("no case %q", name)
+	return ""
+}
+
+// TestCompatRuns runs 20 agents over two PVQ-40 items against a server
+// that answers with a case's exact body (log-probability requests) and,
+// for distribution-mode cases, a plain "4" to sampling requests. Every
+// answer is accounted for and each valid one is what the reply says.
+func TestCompatRuns(t *testing.T) {
+	plain := `{"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"4"},"finish_reason":"stop"}],"usage":{"prompt_tokens":10,"completion_tokens":1,"total_tokens":11}}`
+	tests := []struct {
+		name, mode string
+		valid      int
+		values     string // the answers valid ones may take
+	}{
+		{"think_inline", "sample", 40, "4"},
+		{"think_truncated", "sample", 0, ""},
+		{"reasoning_empty", "sample", 0, ""},
+		{"tokenizer_space_marker", "distribution", 40, "345"},
+		{"top_logprobs_empty", "distribution", 40, "4"},
+		// error_in_200_logprobs is a client test (llm): at the scenario's
+		// retry schedule its retries take minutes.
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := compatCaseBody(t, tt.name)
+			hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				raw, _ := io.ReadAll(r.Body)
+				w.Header().Set("Content-Type", "application/json")
+				if tt.mode == "distribution" && !strings.Contains(string(raw), `"logprobs":true`) {
+					io.WriteString(w, plain)
+					return
+				}
+				io.WriteString(w, body)
+			}))
+			defer hs.Close()
+			dir := t.TempDir()
+			sc := writeScenario(t, dir, "compat", fmt.Sprintf(`name = "compat"
+seed = 3
+[population]
+size = 20
+[[models]]
+name = "served"
+base_url = %q
+model = "m"
+mode = %q
+max_tokens = 16
+concurrency = 4
+timeout = "10s"
+[[questionnaires]]
+name = "pvq40"
+items = 2
+[analysis]
+bootstrap_iterations = 20
+references = ["pvq40_smacof_mrat"]
+`, hs.URL+"/v1", tt.mode))
+			out := filepath.Join(dir, "out")
+			_, stderr, code := runCLI(t, "run", sc, "--out", out, "--cache", filepath.Join(dir, "cache"))
+			if tt.valid == 0 {
+				// No agent could be scored: the run may say so and fail,
+				// but every answer is still recorded.
+				if _, err := os.Stat(filepath.Join(out, "results.json")); err != nil {
+					t.Skipf("exit %d without results: %s", code, stderr)
+				}
+			} else if code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			r := readResults(t, out)
+			if r.Answers.Expected != 40 || r.Answers.Valid+r.Answers.Invalid != 40 || r.Answers.Valid != int64(tt.valid) {
+				t.Fatalf("answers %+v, want 40 expected, %d valid, reconciled", r.Answers, tt.valid)
+			}
+			answers, err := os.ReadFile(filepath.Join(out, "answers.csv"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.Split(strings.TrimSpace(string(answers)), "\n")
+			head := strings.Split(lines[0], ",")
+			col := func(name string) int {
+				for i, h := range head {
+					if h == name {
+						return i
+					}
+				}
+				t.Fatalf("answers.csv has no column %s", name)
+				return -1
+			}
+			ans, valid := col("answer"), col("valid")
+			for _, l := range lines[1:] {
+				f := strings.Split(l, ",")
+				if f[valid] == "true" || f[valid] == "1" {
+					if !strings.Contains(tt.values, f[ans]) || f[ans] == "" {
+						t.Errorf("valid answer %q, want one of %q", f[ans], tt.values)
+					}
+				}
+			}
+			if tt.valid == 0 {
+				inv, err := os.ReadFile(filepath.Join(out, "invalid.jsonl"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n := strings.Count(string(inv), "truncated"); n < 40 {
+					t.Errorf("invalid.jsonl names truncation %d times, want every answer (40)", n)
+				}
+			}
+		})
 	}
 }
