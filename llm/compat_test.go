@@ -362,6 +362,8 @@ func TestCompatDistributionReplies(t *testing.T) {
 	nonStandard := `{"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"4"},"finish_reason":"length","logprobs":{"content":[{"token":"4","logprob":-0.5,"bytes":[52],"top_logprobs":[{"token":"4","logprob":-0.5,"bytes":[52]},{"token":"3","logprob":-1.2,"bytes":[51]},{"token":"5","logprob":-Infinity,"bytes":[53]},{"token":"6","logprob":NaN,"bytes":[54]},{"token":"NaN","logprob":-9,"bytes":null}]}]}}]}`
 	sentencePiece := `{"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"2"},"finish_reason":"length","logprobs":{"content":[{"token":"▁2","logprob":-0.9,"top_logprobs":[{"token":"▁2","logprob":-0.9},{"token":"2","logprob":-1.6},{"token":"▁1","logprob":-1.2},{"token":"Ċ","logprob":-3}]}]}}]}`
 	byteSpelled := `{"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":" 6"},"finish_reason":"length","logprobs":{"content":[{"token":"bytes:\\x20\\x36","logprob":-0.5,"bytes":[32,54],"top_logprobs":[{"token":"bytes:\\x20\\x36","logprob":-0.5,"bytes":[32,54]},{"token":"x","logprob":-1.5,"bytes":[53,10]}]}]}}]}`
+	onlyChosen := `{"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"4"},"finish_reason":"length","logprobs":{"content":[{"token":"4","logprob":-0.6,"top_logprobs":[{"token":"4","logprob":-0.6}]}]}}]}`
+	nearCertain := `{"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"4"},"finish_reason":"length","logprobs":{"content":[{"token":"4","logprob":-0.001,"top_logprobs":[{"token":"4","logprob":-0.001}]}]}}]}`
 	e := math.Exp
 	tests := []struct {
 		name     string
@@ -373,6 +375,8 @@ func TestCompatDistributionReplies(t *testing.T) {
 		{"tokenizer_space_marker", compatBody(t, "tokenizer_space_marker"),
 			norm(0, 0, e(-2.3), e(-0.6), e(-1.4), 0), false, e(-0.6) + e(-1.4) + e(-2.3)},
 		{"top_logprobs_empty", compatBody(t, "top_logprobs_empty"), nil, true, 0},
+		{"only the chosen token", onlyChosen, nil, true, 0},
+		{"only the chosen token, near certain", nearCertain, norm(0, 0, 0, 1, 0, 0), false, e(-0.001)},
 		{"non-standard numbers", nonStandard, norm(0, 0, e(-1.2), e(-0.5), 0, 0), false, e(-0.5) + e(-1.2)},
 		{"sentencepiece spellings add", sentencePiece, norm(e(-1.2), e(-0.9)+e(-1.6), 0, 0, 0, 0), false, e(-1.2) + e(-0.9) + e(-1.6)},
 		{"bytes decide the text", byteSpelled, norm(0, 0, 0, 0, e(-1.5), e(-0.5)), false, e(-0.5) + e(-1.5)},

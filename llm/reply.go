@@ -2,6 +2,7 @@ package llm
 
 import (
 	"bytes"
+	"math"
 	"strconv"
 	"strings"
 	"unicode"
@@ -234,7 +235,15 @@ func chatAlternatives(resp openai.ChatCompletionResponse) (alts []alt, ok bool) 
 	if !seen && first.Token != "" {
 		alts = append(alts, alt{token: first.Token, bytes: first.Bytes, lp: first.LogProb})
 	}
-	return alts, true
+	return alts, enoughAlternatives(alts)
+}
+
+// enoughAlternatives reports whether alternatives can show a
+// distribution: a server that lists only the token it chose (it capped or
+// ignored top_logprobs) says nothing about the other options, unless that
+// token holds nearly all the mass.
+func enoughAlternatives(alts []alt) bool {
+	return len(alts) >= 2 || len(alts) == 1 && math.Exp(alts[0].lp) >= 0.99
 }
 
 // completionAlternatives lists the first token's alternatives of a
@@ -246,5 +255,5 @@ func completionAlternatives(resp openai.CompletionResponse) (alts []alt, ok bool
 	for tok, lp := range resp.Choices[0].LogProbs.TopLogprobs[0] {
 		alts = append(alts, alt{token: tok, lp: float64(lp)})
 	}
-	return alts, true
+	return alts, enoughAlternatives(alts)
 }
