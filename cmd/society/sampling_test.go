@@ -190,12 +190,13 @@ func TestCompatRuns(t *testing.T) {
 		name, mode string
 		valid      int
 		values     string // the answers valid ones may take
+		warn       string // a warning the run prints once, if any
 	}{
-		{"think_inline", "sample", 40, "4"},
-		{"think_truncated", "sample", 0, ""},
-		{"reasoning_empty", "sample", 0, ""},
-		{"tokenizer_space_marker", "distribution", 40, "345"},
-		{"top_logprobs_empty", "distribution", 40, "4"},
+		{"think_inline", "sample", 40, "4", ""},
+		{"think_truncated", "sample", 0, "", "raise max_tokens"},
+		{"reasoning_empty", "sample", 0, "", "raise max_tokens"},
+		{"tokenizer_space_marker", "distribution", 40, "345", ""},
+		{"top_logprobs_empty", "distribution", 40, "4", "no alternatives (top_logprobs)"},
 		// error_in_200_logprobs is a client test (llm): at the scenario's
 		// retry schedule its retries take minutes.
 	}
@@ -279,6 +280,9 @@ references = ["pvq40_smacof_mrat"]
 				if n := strings.Count(string(inv), "truncated"); n < 40 {
 					t.Errorf("invalid.jsonl names truncation %d times, want every answer (40)", n)
 				}
+			}
+			if n := strings.Count(stderr, tt.warn); tt.warn != "" && n != 1 {
+				t.Errorf("stderr says %q %d times, want once:\n%s", tt.warn, n, stderr)
 			}
 		})
 	}
