@@ -82,13 +82,15 @@ type ClientConfig struct {
 	TopP        float64 // 0: the server's default
 	MaxTokens   int     // per sampled completion; 0: DefaultMaxTokens
 	// Samples is how many completions one sample-mode request asks for
-	// (OpenAI's n): agents of a persona are served in blocks of Samples.
+	// at most (OpenAI's n): agents of a persona are served in blocks of
+	// Samples, cut to the agents that will use them (Demand).
 	Samples     int
 	Concurrency int           // requests in flight to the endpoint
 	Timeout     time.Duration // per attempt
 	// Seed, when set, makes sampling reproducible on servers that honour
-	// it. Each request gets its own seed derived from it, so that blocks of
-	// samples differ from each other.
+	// it. Each request gets its own seed derived from it, the prompt and
+	// the request's first sample (seedFor), so that no two prompts or
+	// blocks share their draws.
 	Seed     *uint64
 	Endpoint string // EndpointChat (the default) or EndpointCompletions
 	// StructuredOutputs sends vLLM's structured_outputs with the scale's
