@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -288,6 +289,55 @@ func TestFailingTaskIsRedeliveredThenDead(t *testing.T) {
 	// failing (the first failure ends an agent's task).
 	if got := shard3Calls.Load(); got != 3*30 {
 		t.Errorf("got %d model calls for the dead shard, want %d (3 deliveries of 30 agents)", got, 3*30)
+	}
+}
+
+// permanentErr is a model failure that no retry can mend, as the model
+// client reports a rejected key.
+type permanentErr struct{}
+
+func (permanentErr) Error() string          { return "status 401: Incorrect API key provided" }
+func (permanentErr) PermanentFailure() bool { return true }
+
+// TestPermanentModelFailureIsDeadAtOnce checks that a task whose model
+// refused it for good becomes a dead letter on its first delivery, with
+// the model's message, instead of being delivered again.
+func TestPermanentModelFailureIsDeadAtOnce(t *testing.T) {
+	f := newQueueFixture(t, bus.TaskQueueOptions{AckWait: 200 * time.Millisecond, MaxDeliver: 5})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var calls atomic.Int64
+	m := &llmtest.Model{Reply: func(q *agent.Question) (agent.Reply, error) {
+		calls.Add(1)
+		return agent.Reply{}, fmt.Errorf("llm m: pvq40 item 1: %w", permanentErr{})
+	}}
+	items := []int{0}
+	var wg sync.WaitGroup
+	runCtx, stop := context.WithCancel(ctx)
+	defer func() { stop(); wg.Wait() }()
+	w := f.worker(runCtx, "host-a", m, &wg)
+	dead := make(chan bus.DeadLetter, 8)
+	sub, err := f.nc.Subscribe(f.subj.DeadLetters(), func(msg *nats.Msg) {
+		if d, err := bus.DecodeDeadLetter(msg.Data); err == nil {
+			dead <- d
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	wg.Add(1)
+	go func() { defer wg.Done(); w.Run(runCtx) }()
+	if err := bus.PublishTasks(ctx, f.js, f.subj, "w1", f.tasks(items)[:1], nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case d := <-dead:
+		if d.Deliveries != 1 || !strings.Contains(d.Reason, "Incorrect API key provided") {
+			t.Errorf("got dead letter %+v, want one after 1 delivery with the model's message", d)
+		}
+	case <-ctx.Done():
+		t.Fatal("timed out waiting for a dead letter")
 	}
 }
 

@@ -176,7 +176,7 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg, cfg jetstream.Cons
 		if w.Served != nil {
 			w.Served(t)
 		}
-	case errors.Is(err, errUnservable) || deliveries >= cfg.MaxDeliver && cfg.MaxDeliver > 0:
+	case errors.Is(err, errUnservable) || permanent(err) || deliveries >= cfg.MaxDeliver && cfg.MaxDeliver > 0:
 		w.Logger.Error("task failed for good", "run", w.Subjects.Run, "shard", t.Shard, "deliveries", deliveries, "err", err)
 		d := DeadLetter{Task: t, Deliveries: deliveries, Reason: err.Error(), Host: w.Host}
 		if perr := PublishDeadLetter(ctx, w.JS, w.Subjects, d); perr != nil {
@@ -222,6 +222,15 @@ func (w *Worker) serve(ctx context.Context, t TaskMsg) error {
 		return fmt.Errorf("shard %d: %w", t.Shard, err)
 	}
 	return publishBatches(ctx, w.JS, w.Subjects, batches)
+}
+
+// permanent reports whether an error in err's chain says that no delivery
+// can mend the task: a model endpoint that refused the request for good (a
+// rejected key, an exhausted quota, a missing model) refuses it on every
+// host, and redeliveries would only delay the run's failure by minutes.
+func permanent(err error) bool {
+	var p interface{ PermanentFailure() bool }
+	return errors.As(err, &p) && p.PermanentFailure()
 }
 
 func (w *Worker) bad(err error) {

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"log/slog"
 	"math"
 	"net"
 	"net/http"
@@ -50,6 +52,16 @@ const (
 	DefaultMaxBackoff       = 30 * time.Second
 	DefaultBreakerThreshold = 10
 	DefaultBreakerCooldown  = 5 * time.Second
+	// DefaultMaxTokens is the token budget of a sampled reply when the
+	// scenario sets none. An answer on a scale is a number or a short
+	// label ("4", "Somewhat like me.", "5 - Like me"): under ten tokens in
+	// every tokenizer, so 32 leaves room for a short phrase around it.
+	// Without a budget some servers (Ollama) generate up to the context
+	// limit and every request times out; a model that reasons first
+	// needs a larger budget or its reasoning switched off, and its
+	// replies are reported as cut off (reason "truncated") until then.
+	// Distribution-mode requests always ask for one token.
+	DefaultMaxTokens = 32
 	// distLogprobs is the number of top log-probabilities asked for in
 	// distribution mode: vLLM's default ceiling, and enough to hold every
 	// spelling of up to ten options.
@@ -68,15 +80,17 @@ type ClientConfig struct {
 	// server. Distribution mode applies it to the returned log-probabilities.
 	Temperature *float64
 	TopP        float64 // 0: the server's default
-	MaxTokens   int     // per sample-mode completion; 0: the server's default
+	MaxTokens   int     // per sampled completion; 0: DefaultMaxTokens
 	// Samples is how many completions one sample-mode request asks for
-	// (OpenAI's n): agents of a persona are served in blocks of Samples.
+	// at most (OpenAI's n): agents of a persona are served in blocks of
+	// Samples, cut to the agents that will use them (Demand).
 	Samples     int
 	Concurrency int           // requests in flight to the endpoint
 	Timeout     time.Duration // per attempt
 	// Seed, when set, makes sampling reproducible on servers that honour
-	// it. Each request gets its own seed derived from it, so that blocks of
-	// samples differ from each other.
+	// it. Each request gets its own seed derived from it, the prompt and
+	// the request's first sample (seedFor), so that no two prompts or
+	// blocks share their draws.
 	Seed     *uint64
 	Endpoint string // EndpointChat (the default) or EndpointCompletions
 	// StructuredOutputs sends vLLM's structured_outputs with the scale's
@@ -103,6 +117,22 @@ type ClientConfig struct {
 	// Observer, when set, is told about every attempt, token count, cache
 	// lookup and distribution coverage (the metrics endpoint).
 	Observer Observer
+	// ReasoningEffort, when set, is sent as reasoning_effort.
+	ReasoningEffort string
+	// ExtraBody holds JSON fields sent with every request (vendor
+	// switches such as chat_template_kwargs); a field the client sets
+	// itself takes precedence.
+	ExtraBody map[string]any
+	// Demand, when set, is the number of samples of a prompt the run
+	// will use for a persona: the agents holding it. Sample requests are
+	// cut to it (see segmentOf); 0 or nil means unknown (whole blocks).
+	Demand func(agent.Persona) int
+	// Logger, when set, is told about failed attempts as they happen (at
+	// most one line per endpoint every ten seconds), about limits the
+	// endpoint states, and once per model about replies that cannot serve
+	// the mode (no log-probability alternatives, replies cut off by the
+	// token limit).
+	Logger *slog.Logger
 }
 
 // Observer follows a client's traffic. Its methods are called on the
@@ -131,13 +161,17 @@ func (nopObserver) Coverage(string, float64)               {}
 // endpoint (not their retries), CacheHits answers served without a call,
 // Failures requests that ended in an error, Invalid answers recorded as
 // invalid. Coverage is summed over the distributions fetched from the
-// endpoint; Fallbacks counts those sampled instead for low coverage.
+// endpoint; Fallbacks counts the distribution-mode questions sampled
+// instead, of which NoAlternatives because the reply had no first-token
+// alternatives and FallbackErrors because the request failed (the others
+// for low coverage).
 type ClientStats struct {
 	Calls, CacheHits, Retries, Failures, Invalid int64
 	PromptTokens, CompletionTokens               int64
 	CoverageSum                                  float64
 	CoverageN                                    int64
 	Fallbacks                                    int64
+	NoAlternatives, FallbackErrors               int64
 }
 
 // counters are the client's statistics, updated atomically.
@@ -146,6 +180,7 @@ type counters struct {
 	promptTokens, completionTokens               atomic.Int64
 	coverageBits                                 atomic.Uint64 // float64 sum
 	coverageN, fallbacks                         atomic.Int64
+	noAlternatives, fallbackErrors               atomic.Int64
 }
 
 func (c *counters) addCoverage(x float64) {
@@ -171,8 +206,9 @@ type Client struct {
 	doer   *doer
 	params string // the output-changing parameters, for cache keys
 
-	blocks group[[]agent.Answer]
-	dists  group[[]byte]
+	samples group[agent.Answer]
+	segs    group[struct{}]
+	dists   group[[]byte]
 
 	// memo keeps decoded distributions in memory: in distribution mode
 	// every agent of a persona asks the same question, and going to the
@@ -182,8 +218,11 @@ type Client struct {
 	memoMu sync.RWMutex
 	memo   map[memoKey]memoEntry
 
-	fetchedMu sync.Mutex
-	fetched   map[string]*fetchedBlock
+	segMu    sync.Mutex
+	segments map[string]*segment
+
+	log    *slog.Logger
+	warned sync.Map // warning kind → struct{}: each is logged once
 }
 
 // memoEntry is a distribution held in memory; stored marks one read from
@@ -249,6 +288,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		return nil, fmt.Errorf("llm client %s: %w", name, err)
 	}
 	cfg.Samples = max(cfg.Samples, 1)
+	cfg.MaxTokens = cmpOr(cfg.MaxTokens, DefaultMaxTokens)
 	cfg.Concurrency = cmpOr(cfg.Concurrency, DefaultConcurrency)
 	cfg.Timeout = cmpOr(cfg.Timeout, DefaultTimeout)
 	cfg.MinCoverage = cmpOr(cfg.MinCoverage, DefaultMinCoverage)
@@ -275,7 +315,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	st := &counters{}
 	d := &doer{
 		hc:      &http.Client{Transport: tr},
-		sem:     make(chan struct{}, cfg.Concurrency),
+		limit:   newLimiter(cfg.Concurrency),
 		timeout: cfg.Timeout,
 		policy:  retryPolicy{maxRetries: cfg.MaxRetries, base: cfg.Backoff, max: cfg.MaxBackoff},
 		breaker: newBreaker(cfg.BreakerThreshold, cfg.BreakerCooldown),
@@ -283,16 +323,23 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		now:     time.Now,
 		obs:     cfg.Observer,
 		model:   cmpOr(cfg.Name, cfg.Model),
+		log:     cfg.Logger,
 	}
 	if d.obs == nil {
 		d.obs = nopObserver{}
+	}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
 	}
 	oc := openai.DefaultConfig(key)
 	if cfg.BaseURL != "" {
 		oc.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
 	}
 	oc.HTTPClient = d
-	c := &Client{cfg: cfg, name: name, key: key, oa: openai.NewClientWithConfig(oc), tr: tr, stats: st, doer: d}
+	c := &Client{cfg: cfg, name: name, key: key, oa: openai.NewClientWithConfig(oc), tr: tr, stats: st, doer: d, log: cfg.Logger}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
 	c.params = c.paramString()
 	return c, nil
 }
@@ -316,15 +363,25 @@ func (c *Client) paramString() string {
 		temp = f(*c.cfg.Temperature)
 	}
 	if c.cfg.Seed != nil {
-		// Per-request seeds derive from the block a sample is in, so
-		// with a seed the block size changes which sample is which.
-		seed = strconv.FormatUint(*c.cfg.Seed, 10) + "/" + strconv.Itoa(c.cfg.Samples)
+		// Per-request seeds derive from the prompt and the first sample
+		// of a request (seedFor, "prompt"), so with a seed the block size
+		// changes which sample is which.
+		seed = "prompt/" + strconv.FormatUint(*c.cfg.Seed, 10) + "/" + strconv.Itoa(c.cfg.Samples)
 	}
-	return strings.Join([]string{
+	parts := []string{
 		"society-llm-v1", c.cfg.Model, c.cfg.Endpoint, "temperature=" + temp, "top_p=" + f(c.cfg.TopP),
 		"max_tokens=" + strconv.Itoa(c.cfg.MaxTokens), "seed=" + seed,
 		"structured=" + strconv.FormatBool(c.cfg.StructuredOutputs),
-	}, "\x00")
+	}
+	// Added only when set, so that the keys of earlier caches still hit.
+	if c.cfg.ReasoningEffort != "" {
+		parts = append(parts, "reasoning_effort="+c.cfg.ReasoningEffort)
+	}
+	if len(c.cfg.ExtraBody) > 0 {
+		b, _ := json.Marshal(c.cfg.ExtraBody) // maps marshal with sorted keys
+		parts = append(parts, "extra_body="+string(b))
+	}
+	return strings.Join(parts, "\x00")
 }
 
 // Close releases the client's idle connections.
@@ -338,7 +395,7 @@ func (c *Client) Stats() ClientStats {
 		Failures: s.failures.Load(), Invalid: s.invalid.Load(),
 		PromptTokens: s.promptTokens.Load(), CompletionTokens: s.completionTokens.Load(),
 		CoverageSum: math.Float64frombits(s.coverageBits.Load()), CoverageN: s.coverageN.Load(),
-		Fallbacks: s.fallbacks.Load(),
+		Fallbacks: s.fallbacks.Load(), NoAlternatives: s.noAlternatives.Load(), FallbackErrors: s.fallbackErrors.Load(),
 	}
 }
 
@@ -395,6 +452,14 @@ func (c *Client) Ask(ctx context.Context, q *agent.Question) (agent.Reply, error
 	return r, nil
 }
 
+// warnOnce logs a warning of a kind once per client (one model).
+func (c *Client) warnOnce(kind, msg string, args ...any) {
+	if _, loaded := c.warned.LoadOrStore(kind, struct{}{}); loaded {
+		return
+	}
+	c.log.Warn("model "+c.name+": "+msg, args...)
+}
+
 // redact keeps the API key out of an error, should a server echo it back.
 func (c *Client) redact(err error) error {
 	if c.key == "" || !strings.Contains(err.Error(), c.key) {
@@ -416,6 +481,7 @@ type distEntry struct {
 	Dist     []float64 `json:"dist,omitempty"`
 	Coverage float64   `json:"coverage"`
 	Fallback bool      `json:"fallback,omitempty"`
+	Reason   string    `json:"reason,omitempty"` // why sampled instead
 }
 
 // answerEntry is a cached sample: the answer with its raw text.
@@ -463,7 +529,19 @@ func (c *Client) askDist(ctx context.Context, q *agent.Question, p agent.Prompt)
 		raw, err = c.dists.do(ctx, key, func() ([]byte, error) { return fetch(ctx) })
 	}
 	if err != nil {
-		return agent.Reply{}, false, err
+		if ctx.Err() != nil || !errors.Is(err, ErrUnavailable) {
+			return agent.Reply{}, false, err
+		}
+		// The log-probability request kept failing although the
+		// endpoint may still sample (a server overloaded by logprobs
+		// only). The question is sampled instead; nothing was stored
+		// for the prompt, so a later run asks for its distribution
+		// again.
+		c.stats.fallbacks.Add(1)
+		c.stats.fallbackErrors.Add(1)
+		c.warnOnce("dist-error", "distribution request failed; sampling this question instead (not cached)", "err", err)
+		a, err := c.askSample(ctx, q, p)
+		return agent.Reply{Answer: a}, false, err
 	}
 	var e distEntry
 	if err := json.Unmarshal(raw, &e); err != nil {
@@ -476,68 +554,79 @@ func (c *Client) askDist(ctx context.Context, q *agent.Question, p agent.Prompt)
 	return agent.Reply{Dist: e.Dist}, hit, nil
 }
 
+// Reasons a distribution-mode question is sampled instead, kept in the
+// cached entry.
+const (
+	fallbackLowCoverage    = "low coverage"
+	fallbackNoAlternatives = "no alternatives"
+)
+
 // fetchDist asks for one token with its top log-probabilities and turns
-// them into a distribution over the scale's options.
+// them into a distribution over the scale's options. A reply without
+// alternatives for the first token (no logprobs, or an empty top_logprobs)
+// cannot give a distribution, nor can one whose options cover less than
+// MinCoverage: both are sampled instead.
 func (c *Client) fetchDist(ctx context.Context, q *agent.Question, p agent.Prompt) (distEntry, error) {
 	sc := q.Instrument.Scale
-	var top map[string]float64
+	var (
+		alts []alt
+		ok   bool
+	)
+	seed := seedFor(c.cfg.Seed, p, 0, false)
 	if c.cfg.Endpoint == EndpointCompletions {
-		req := c.completionRequest(completionPrompt(p), 1)
-		req.MaxTokens = 1
-		req.LogProbs = distLogprobs
-		resp, err := c.complete(ctx, req, q, seedFor(c.cfg.Seed, 0, false))
+		req := c.completionRequest(completionPrompt(p), 1, 1)
+		req.LogProbs = c.topLogprobs()
+		resp, err := c.complete(ctx, req, q, seed)
 		if err != nil {
 			return distEntry{}, err
 		}
-		if len(resp.Choices) > 0 && len(resp.Choices[0].LogProbs.TopLogprobs) > 0 {
-			top = map[string]float64{}
-			for tok, lp := range resp.Choices[0].LogProbs.TopLogprobs[0] {
-				top[tok] = float64(lp)
-			}
-		}
+		alts, ok = completionAlternatives(resp)
 	} else {
-		req := c.chatRequest(chatMessages(p), 1)
-		//lint:ignore SA1019 max_tokens is what vLLM, llama.cpp and Ollama read; max_completion_tokens is OpenAI-only.
-		req.MaxTokens = 1
+		req := c.chatRequest(chatMessages(p), 1, 1)
 		req.LogProbs = true
-		req.TopLogProbs = distLogprobs
-		resp, err := c.chat(ctx, req, q, seedFor(c.cfg.Seed, 0, false))
+		req.TopLogProbs = c.topLogprobs()
+		resp, err := c.chat(ctx, req, q, seed)
 		if err != nil {
 			return distEntry{}, err
 		}
-		if len(resp.Choices) > 0 && resp.Choices[0].LogProbs != nil && len(resp.Choices[0].LogProbs.Content) > 0 {
-			first := resp.Choices[0].LogProbs.Content[0]
-			top = map[string]float64{}
-			for _, t := range first.TopLogProbs {
-				top[t.Token] = t.LogProb
-			}
-			if _, ok := top[first.Token]; !ok && first.Token != "" {
-				top[first.Token] = first.LogProb
-			}
-		}
+		alts, ok = chatAlternatives(resp)
+	}
+	if !ok {
+		c.stats.fallbacks.Add(1)
+		c.stats.noAlternatives.Add(1)
+		c.warnOnce("no-alternatives", "the server returned no alternatives (top_logprobs) for the answer token; "+
+			"questions are sampled instead (mode = \"sample\" avoids the extra request)")
+		return distEntry{Fallback: true, Reason: fallbackNoAlternatives}, nil
 	}
 	temp := 1.0
 	if c.cfg.Temperature != nil {
 		temp = *c.cfg.Temperature
 	}
-	dist, coverage := optionDist(top, sc.Min, sc.Max, temp)
+	dist, coverage := optionDist(alts, sc.Min, sc.Max, temp)
 	c.stats.addCoverage(coverage)
 	c.doer.obs.Coverage(c.doer.model, coverage)
 	if coverage < c.cfg.MinCoverage || dist == nil {
 		c.stats.fallbacks.Add(1)
-		return distEntry{Coverage: coverage, Fallback: true}, nil
+		c.warnOnce("low-coverage", "the answer options cover too little of the answer token's probability; questions below the threshold are sampled instead",
+			"coverage", coverage, "min_coverage", c.cfg.MinCoverage)
+		return distEntry{Coverage: coverage, Fallback: true, Reason: fallbackLowCoverage}, nil
 	}
 	return distEntry{Dist: dist, Coverage: coverage}, nil
 }
 
-// optionDist collects the log-probabilities of the option tokens ("1",
-// " 1", ... in any spelling the tokenizer has) and returns the options'
-// distribution at temperature temp, with the probability mass the options
-// covered. Servers report log-probabilities before temperature, so
-// temperature is applied here: the result is the distribution of the first
-// token sampled at temp, given that it is an option. Zero temperature puts
-// all mass on the most likely options.
-func optionDist(top map[string]float64, lo, hi int, temp float64) ([]float64, float64) {
+// topLogprobs is the number of alternatives asked for per token.
+func (c *Client) topLogprobs() int { return distLogprobs }
+
+// optionDist collects the log-probabilities of the alternatives that spell
+// an option ("4", " 4", "Ġ4", "▁4", "4\n": see optionOf) and returns the
+// options' distribution at temperature temp, with the probability mass
+// the options covered. Alternatives that spell the same option are
+// different tokens, so their probabilities add. Servers report
+// log-probabilities before temperature, so temperature is applied here:
+// the result is the distribution of the first token sampled at temp, given
+// that it is an option. Zero temperature puts all mass on the most likely
+// options.
+func optionDist(alts []alt, lo, hi int, temp float64) ([]float64, float64) {
 	n := hi - lo + 1
 	if n <= 0 {
 		return nil, 0
@@ -547,15 +636,14 @@ func optionDist(top map[string]float64, lo, hi int, temp float64) ([]float64, fl
 		lps[i] = math.Inf(-1)
 	}
 	coverage := 0.0
-	for tok, lp := range top {
-		x, err := strconv.Atoi(strings.TrimSpace(tok))
-		if err != nil || x < lo || x > hi || math.IsNaN(lp) || lp > 0.001 {
+	for _, a := range alts {
+		x, ok := optionOf(a)
+		if !ok || x < lo || x > hi || math.IsNaN(a.lp) || a.lp > 0.001 {
 			continue
 		}
 		i := x - lo
-		// Two spellings of one option are two tokens: add their masses.
-		lps[i] = logAddExp(lps[i], lp)
-		coverage += math.Exp(lp)
+		lps[i] = logAddExp(lps[i], a.lp)
+		coverage += math.Exp(a.lp)
 	}
 	if coverage <= 0 {
 		return nil, 0
@@ -592,76 +680,153 @@ func logAddExp(a, b float64) float64 {
 	return m + math.Log(math.Exp(a-m)+math.Exp(b-m))
 }
 
+// askSample returns sample q.Sample of the prompt: from the cache, or read
+// from a reply fetched for the sample's segment (see segmentOf), retried
+// with the strict instruction when unreadable, and then stored. Only the
+// samples agents ask for are parsed, retried and stored.
 func (c *Client) askSample(ctx context.Context, q *agent.Question, p agent.Prompt) (agent.Answer, error) {
-	s := c.cfg.Samples
-	block := q.Sample / s
-	if c.cfg.Cache != nil {
-		raw, ok, err := c.cfg.Cache.Get(ctx, c.cacheKey(p, strconv.Itoa(q.Sample)))
+	key := c.cacheKey(p, strconv.Itoa(q.Sample))
+	return c.samples.do(ctx, key, func() (agent.Answer, error) {
+		if c.cfg.Cache != nil {
+			raw, ok, err := c.cfg.Cache.Get(ctx, key)
+			if err != nil {
+				return agent.Answer{}, err
+			}
+			if a, decoded := decodeAnswer(raw); ok && decoded {
+				c.stats.cacheHits.Add(1)
+				c.doer.obs.CacheLookup(c.doer.model, true)
+				return a, nil
+			}
+		}
+		ch, err := c.sampleReply(ctx, q, p)
 		if err != nil {
 			return agent.Answer{}, err
 		}
-		if a, decoded := decodeAnswer(raw); ok && decoded {
-			c.stats.cacheHits.Add(1)
-			c.doer.obs.CacheLookup(c.doer.model, true)
-			return a, nil
+		a, err := c.readSample(ctx, q, p, ch)
+		if err != nil {
+			return agent.Answer{}, err
 		}
-	}
-	key := c.cacheKey(p, "block/"+strconv.Itoa(block))
-	if a, ok := c.takeFetched(key, q.Sample-block*s); ok {
+		if c.cfg.Cache != nil {
+			raw, err := json.Marshal(answerEntry{Value: a.Value, Valid: a.Valid, Raw: a.Raw, Reason: a.Reason})
+			if err != nil {
+				return agent.Answer{}, err
+			}
+			if err := c.cfg.Cache.Put(ctx, key, raw); err != nil {
+				return agent.Answer{}, err
+			}
+		}
+		if !a.Valid {
+			c.stats.invalid.Add(1)
+		}
 		return a, nil
-	}
-	answers, err := c.blocks.do(ctx, key, func() ([]agent.Answer, error) {
-		a, err := c.fetchBlock(ctx, q, p, block)
-		if err == nil {
-			c.keepFetched(key, a)
-		}
-		return a, err
 	})
-	if err != nil {
-		return agent.Answer{}, err
-	}
-	c.takeFetched(key, q.Sample-block*s)
-	return answers[q.Sample-block*s], nil
 }
 
-// fetchedBlock is a block of samples fetched in this run, kept until each
-// of its samples has been handed out once, so that an agent arriving after
-// the block's request returned does not pay for it again (with or without
-// a persistent cache).
-type fetchedBlock struct {
-	answers []agent.Answer
-	taken   []bool
-	left    int
-}
-
-func (c *Client) keepFetched(key string, answers []agent.Answer) {
-	c.fetchedMu.Lock()
-	defer c.fetchedMu.Unlock()
-	if c.fetched == nil {
-		c.fetched = map[string]*fetchedBlock{}
-	}
-	if _, ok := c.fetched[key]; !ok {
-		c.fetched[key] = &fetchedBlock{answers: answers, taken: make([]bool, len(answers)), left: len(answers)}
-	}
-}
-
-// takeFetched hands out sample i of a fetched block, forgetting the block
-// once every sample has been handed out.
-func (c *Client) takeFetched(key string, i int) (agent.Answer, bool) {
-	c.fetchedMu.Lock()
-	defer c.fetchedMu.Unlock()
-	b, ok := c.fetched[key]
-	if !ok || i >= len(b.answers) {
-		return agent.Answer{}, false
-	}
-	if !b.taken[i] {
-		b.taken[i] = true
-		b.left--
-		if b.left == 0 {
-			delete(c.fetched, key)
+// segmentOf returns the samples [start, end) fetched together with sample
+// i. Samples come in blocks of Samples (one request with n = Samples when
+// the server honours n); a block is cut where the run's demand for the
+// persona ends (Demand), so that a block is fetched only as far as agents
+// will use it, and the samples past the demand (asked for only when the
+// demand was wrong) form a segment of their own. The segments depend on
+// the demand and the index only, never on which agent asked first, so the
+// same run sends the same requests with the same seeds.
+func (c *Client) segmentOf(persona agent.Persona, i int) (start, end int) {
+	s := c.cfg.Samples
+	blockStart := i / s * s
+	blockEnd := blockStart + s
+	cut := blockEnd
+	if c.cfg.Demand != nil {
+		if d := c.cfg.Demand(persona); d > 0 {
+			cut = min(max(d, blockStart), blockEnd)
 		}
 	}
-	return b.answers[i], true
+	if i < cut {
+		return blockStart, cut
+	}
+	return cut, blockEnd
+}
+
+// segment holds the replies of a segment fetched in this run until each
+// has been read once.
+type segment struct {
+	replies map[int]choice
+}
+
+// sampleReply returns the reply for sample q.Sample, fetching its segment
+// when no request of this run has.
+func (c *Client) sampleReply(ctx context.Context, q *agent.Question, p agent.Prompt) (choice, error) {
+	i := q.Sample
+	start, end := c.segmentOf(q.Persona, i)
+	key := c.cacheKey(p, "segment/"+strconv.Itoa(start)+"-"+strconv.Itoa(end))
+	// A segment fetched earlier whose samples were all read is fetched
+	// again for a sample asked a second time (only without a cache): a
+	// bounded number of rounds, not a loop on a server that drops choices.
+	for range 3 {
+		if ch, ok := c.takeReply(key, i); ok {
+			return ch, nil
+		}
+		_, err := c.segs.do(ctx, key, func() (struct{}, error) {
+			if c.hasReply(key, i) {
+				return struct{}{}, nil
+			}
+			replies, err := c.fetchSegment(ctx, q, p, start, end, i)
+			if err != nil {
+				return struct{}{}, err
+			}
+			c.keepReplies(key, replies)
+			return struct{}{}, nil
+		})
+		if err != nil {
+			return choice{}, err
+		}
+	}
+	return choice{}, fmt.Errorf("sample %d: no reply after fetching its samples", i)
+}
+
+func (c *Client) hasReply(key string, i int) bool {
+	c.segMu.Lock()
+	defer c.segMu.Unlock()
+	sg := c.segments[key]
+	if sg == nil {
+		return false
+	}
+	_, ok := sg.replies[i]
+	return ok
+}
+
+func (c *Client) keepReplies(key string, replies map[int]choice) {
+	c.segMu.Lock()
+	defer c.segMu.Unlock()
+	if c.segments == nil {
+		c.segments = map[string]*segment{}
+	}
+	sg := c.segments[key]
+	if sg == nil {
+		sg = &segment{replies: map[int]choice{}}
+		c.segments[key] = sg
+	}
+	for i, ch := range replies {
+		sg.replies[i] = ch
+	}
+}
+
+// takeReply hands out the reply of sample i once, forgetting the segment
+// once every reply has been handed out.
+func (c *Client) takeReply(key string, i int) (choice, bool) {
+	c.segMu.Lock()
+	defer c.segMu.Unlock()
+	sg := c.segments[key]
+	if sg == nil {
+		return choice{}, false
+	}
+	ch, ok := sg.replies[i]
+	if ok {
+		delete(sg.replies, i)
+		if len(sg.replies) == 0 {
+			delete(c.segments, key)
+		}
+	}
+	return ch, ok
 }
 
 func decodeAnswer(raw []byte) (agent.Answer, bool) {
@@ -675,178 +840,180 @@ func decodeAnswer(raw []byte) (agent.Answer, bool) {
 	return agent.Answer{Value: e.Value, Valid: e.Valid, Raw: e.Raw, Reason: e.Reason}, true
 }
 
-// fetchBlock returns the samples block*S ... block*S+S-1 of a prompt,
-// asking the endpoint for the ones the cache does not hold, in as few
-// requests as the server allows (some servers ignore n and return one
-// choice per request).
-func (c *Client) fetchBlock(ctx context.Context, q *agent.Question, p agent.Prompt, block int) ([]agent.Answer, error) {
-	s := c.cfg.Samples
-	first := block * s
-	answers := make([]agent.Answer, s)
-	have := make([]bool, s)
-	missing := s
-	if c.cfg.Cache != nil {
-		// Another flight may have filled the block since our lookup, and
-		// a crash may have left it half stored: take what is there.
-		for i := range s {
-			raw, ok, err := c.cfg.Cache.store.Get(ctx, c.cacheKey(p, strconv.Itoa(first+i)))
+// fetchSegment asks for the samples [start, end) that the cache does not
+// hold (always including sample want), in as few requests as the server
+// allows: a server that ignores n returns fewer choices than asked, and
+// the rest are asked for again, each request seeded from its first sample.
+// Choices beyond the ones asked for are ignored.
+func (c *Client) fetchSegment(ctx context.Context, q *agent.Question, p agent.Prompt, start, end, want int) (map[int]choice, error) {
+	need := make([]int, 0, end-start)
+	for i := start; i < end; i++ {
+		if i != want && c.cfg.Cache != nil {
+			// A crash may have left the segment half stored, and an
+			// earlier run with fewer agents stored its first samples.
+			raw, ok, err := c.cfg.Cache.store.Get(ctx, c.cacheKey(p, strconv.Itoa(i)))
 			if err != nil {
 				return nil, fmt.Errorf("cache get: %w", err)
 			}
-			if a, decoded := decodeAnswer(raw); ok && decoded {
-				answers[i], have[i] = a, true
-				missing--
-			}
-		}
-		if missing == 0 {
-			return answers, nil
-		}
-		// One miss per block fetched: the lookup that costs a call.
-		c.doer.obs.CacheLookup(c.doer.model, false)
-	}
-	texts := make([]string, 0, s)
-	for len(texts) < s {
-		got, err := c.sampleTexts(ctx, q, p, s-len(texts), first+len(texts))
-		if err != nil {
-			return nil, err
-		}
-		if len(got) == 0 {
-			return nil, errors.New("server returned no choices")
-		}
-		texts = append(texts, got[:min(len(got), s-len(texts))]...)
-	}
-
-	// Parse every sample; retry the unreadable ones with the strict
-	// instruction, concurrently, and wait for all of them.
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-	)
-	for i := range s {
-		if have[i] {
-			continue
-		}
-		v, reason, ok := ParseAnswer(texts[i], q.Instrument.Scale)
-		if ok {
-			answers[i] = agent.Answer{Value: v, Valid: true, Raw: texts[i]}
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a, err := c.strictRetry(ctx, q, p, texts[i], reason, first+i)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, err)
-				return
-			}
-			answers[i] = a
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	if c.cfg.Cache != nil {
-		for i := range s {
-			if have[i] {
+			if _, decoded := decodeAnswer(raw); ok && decoded {
 				continue
 			}
-			a := answers[i]
-			raw, err := json.Marshal(answerEntry{Value: a.Value, Valid: a.Valid, Raw: a.Raw, Reason: a.Reason})
-			if err != nil {
-				return nil, err
-			}
-			if err := c.cfg.Cache.Put(ctx, c.cacheKey(p, strconv.Itoa(first+i)), raw); err != nil {
-				return nil, err
-			}
 		}
+		need = append(need, i)
 	}
-	for i := range s {
-		if !have[i] && !answers[i].Valid {
-			c.stats.invalid.Add(1)
-		}
+	if c.cfg.Cache != nil {
+		// One miss per segment fetched: the lookup that costs a call.
+		c.doer.obs.CacheLookup(c.doer.model, false)
 	}
-	return answers, nil
-}
-
-// strictRetry asks once more, with the unreadable reply and the strict
-// instruction in the conversation. An answer still unreadable is recorded
-// invalid, with both replies: it is never guessed.
-func (c *Client) strictRetry(ctx context.Context, q *agent.Question, p agent.Prompt, text, reason string, sample int) (agent.Answer, error) {
-	strict := agent.StrictInstruction(q.Instrument)
-	var again string
-	if c.cfg.Endpoint == EndpointCompletions {
-		req := c.completionRequest(completionPrompt(p)+" "+strings.TrimSpace(text)+"\n\n"+strict+"\n\nAnswer:", 1)
-		resp, err := c.complete(ctx, req, q, seedFor(c.cfg.Seed, sample, true))
-		if err != nil {
-			return agent.Answer{}, err
-		}
-		if len(resp.Choices) > 0 {
-			again = resp.Choices[0].Text
-		}
-	} else {
-		msgs := append(chatMessages(p),
-			openai.ChatCompletionMessage{Role: openai.ChatMessageRoleAssistant, Content: text},
-			openai.ChatCompletionMessage{Role: openai.ChatMessageRoleUser, Content: strict})
-		resp, err := c.chat(ctx, c.chatRequest(msgs, 1), q, seedFor(c.cfg.Seed, sample, true))
-		if err != nil {
-			return agent.Answer{}, err
-		}
-		if len(resp.Choices) > 0 {
-			again = resp.Choices[0].Message.Content
-		}
-	}
-	v, reason2, ok := ParseAnswer(again, q.Instrument.Scale)
-	if ok {
-		return agent.Answer{Value: v, Valid: true, Raw: again}, nil
-	}
-	return agent.Answer{
-		Raw:    text,
-		Reason: fmt.Sprintf("%s; after the strict instruction: %s (reply %q)", reason, reason2, again),
-	}, nil
-}
-
-// sampleTexts asks for n completions whose first sample index is first.
-func (c *Client) sampleTexts(ctx context.Context, q *agent.Question, p agent.Prompt, n, first int) ([]string, error) {
-	seed := seedFor(c.cfg.Seed, first, false)
-	if c.cfg.Endpoint == EndpointCompletions {
-		resp, err := c.complete(ctx, c.completionRequest(completionPrompt(p), n), q, seed)
+	out := make(map[int]choice, len(need))
+	for got := 0; got < len(need); {
+		chs, err := c.sampleChoices(ctx, q, p, len(need)-got, need[got])
 		if err != nil {
 			return nil, err
 		}
-		out := make([]string, len(resp.Choices))
-		for i, ch := range resp.Choices {
-			out[i] = ch.Text
+		if len(chs) == 0 {
+			return nil, errors.New("server returned no choices")
 		}
-		return out, nil
-	}
-	resp, err := c.chat(ctx, c.chatRequest(chatMessages(p), n), q, seed)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]string, len(resp.Choices))
-	for i, ch := range resp.Choices {
-		out[i] = ch.Message.Content
+		for _, ch := range chs[:min(len(chs), len(need)-got)] {
+			out[need[got]] = ch
+			got++
+		}
 	}
 	return out, nil
 }
 
-// seedFor derives the seed of a request from the configured seed and the
-// index of its first sample, so that every block (and every strict retry)
-// draws different samples. It stays within int64, which servers parse.
-func seedFor(seed *uint64, sample int, strict bool) *uint64 {
+// readSample reads the answer of a reply; an unreadable one is asked
+// again with the strict instruction.
+func (c *Client) readSample(ctx context.Context, q *agent.Question, p agent.Prompt, ch choice) (agent.Answer, error) {
+	sc := q.Instrument.Scale
+	text, cut := truncationReason(ch, sc)
+	if cut == "" {
+		v, reason, ok := ParseAnswer(text, sc)
+		if ok {
+			return agent.Answer{Value: v, Valid: true, Raw: ch.content}, nil
+		}
+		return c.strictRetry(ctx, q, p, ch, text, reason, false)
+	}
+	c.warnOnce("truncated", "replies are cut off by the token limit (a reasoning model spends it on reasoning): "+
+		"raise max_tokens or switch reasoning off", "max_tokens", c.cfg.MaxTokens)
+	return c.strictRetry(ctx, q, p, ch, text, cut, true)
+}
+
+// strictRetry asks once more with the strict instruction after the first
+// reply's answer text, when it had any: an assistant turn is never empty,
+// and a reply that was nothing but reasoning is not shown again. A reply
+// cut off by the token limit is retried with truncatedBudget times the
+// budget, not the budget that already failed. An answer still unreadable
+// is recorded invalid, with both replies: it is never guessed.
+func (c *Client) strictRetry(ctx context.Context, q *agent.Question, p agent.Prompt, first choice, text, reason string, truncated bool) (agent.Answer, error) {
+	strict := agent.StrictInstruction(q.Instrument)
+	budget := c.cfg.MaxTokens
+	if truncated {
+		budget *= truncatedBudget
+	}
+	prev := strings.TrimSpace(text)
+	seed := seedFor(c.cfg.Seed, p, q.Sample, true)
+	var again choice
+	if c.cfg.Endpoint == EndpointCompletions {
+		prompt := completionPrompt(p)
+		if prev != "" {
+			prompt += " " + prev + "\n\n" + strict + "\n\nAnswer:"
+		} else {
+			prompt = strings.TrimSuffix(prompt, "Answer:") + strict + "\n\nAnswer:"
+		}
+		resp, err := c.complete(ctx, c.completionRequest(prompt, 1, budget), q, seed)
+		if err != nil {
+			return agent.Answer{}, err
+		}
+		if chs := completionChoices(resp); len(chs) > 0 {
+			again = chs[0]
+		}
+	} else {
+		msgs := chatMessages(p)
+		if prev != "" {
+			msgs = append(msgs,
+				openai.ChatCompletionMessage{Role: openai.ChatMessageRoleAssistant, Content: prev},
+				openai.ChatCompletionMessage{Role: openai.ChatMessageRoleUser, Content: strict})
+		} else {
+			// Two user turns in a row break chat templates that want
+			// the roles to alternate: the instruction joins the question.
+			last := &msgs[len(msgs)-1]
+			last.Content += "\n\n" + strict
+		}
+		resp, err := c.chat(ctx, c.chatRequest(msgs, 1, budget), q, seed)
+		if err != nil {
+			return agent.Answer{}, err
+		}
+		if chs := chatChoices(resp); len(chs) > 0 {
+			again = chs[0]
+		}
+	}
+	text2, reason2 := truncationReason(again, q.Instrument.Scale)
+	if reason2 == "" {
+		v, r, ok := ParseAnswer(text2, q.Instrument.Scale)
+		if ok {
+			return agent.Answer{Value: v, Valid: true, Raw: again.content}, nil
+		}
+		reason2 = r
+	}
+	return agent.Answer{
+		Raw:    first.content,
+		Reason: fmt.Sprintf("%s; after the strict instruction: %s (reply %q)", reason, reason2, again.content),
+	}, nil
+}
+
+// truncatedBudget multiplies the token budget of the strict retry of a
+// reply cut off by the token limit.
+const truncatedBudget = 4
+
+// sampleChoices asks for n completions whose first sample index is first.
+func (c *Client) sampleChoices(ctx context.Context, q *agent.Question, p agent.Prompt, n, first int) ([]choice, error) {
+	seed := seedFor(c.cfg.Seed, p, first, false)
+	if c.cfg.Endpoint == EndpointCompletions {
+		resp, err := c.complete(ctx, c.completionRequest(completionPrompt(p), n, c.cfg.MaxTokens), q, seed)
+		if err != nil {
+			return nil, err
+		}
+		return completionChoices(resp), nil
+	}
+	resp, err := c.chat(ctx, c.chatRequest(chatMessages(p), n, c.cfg.MaxTokens), q, seed)
+	if err != nil {
+		return nil, err
+	}
+	return chatChoices(resp), nil
+}
+
+// seedFor derives the seed of a request from the configured seed, the
+// prompt (persona prefix, context and item) and the index of its first
+// sample, so that no two prompts share their random draws: with a seed
+// from the index alone, sample k of every item of a persona would be drawn
+// with the same seed, and one simulated person's answers would be
+// correlated across items by construction. Strict retries get seeds of
+// their own. The result stays within int64, which servers parse.
+func seedFor(seed *uint64, p agent.Prompt, sample int, strict bool) *uint64 {
 	if seed == nil {
 		return nil
 	}
-	s := *seed + 2*uint64(sample)
+	h := fnv.New64a()
+	h.Write([]byte(p.System))
+	h.Write([]byte{0})
+	h.Write([]byte(p.User))
+	x := 2 * uint64(sample)
 	if strict {
-		s++
+		x++
 	}
+	s := splitmix(splitmix(*seed^splitmix(h.Sum64())) ^ x)
 	s &= math.MaxInt64
 	return &s
+}
+
+// splitmix is SplitMix64's output function: a bijection of uint64 whose
+// outputs for nearby inputs look unrelated.
+func splitmix(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	return x ^ x>>31
 }
 
 func chatMessages(p agent.Prompt) []openai.ChatCompletionMessage {
@@ -866,22 +1033,22 @@ func completionPrompt(p agent.Prompt) string {
 	return p.System + "\n\n" + p.User + "\n\nAnswer:"
 }
 
-func (c *Client) chatRequest(msgs []openai.ChatCompletionMessage, n int) openai.ChatCompletionRequest {
+func (c *Client) chatRequest(msgs []openai.ChatCompletionMessage, n, maxTokens int) openai.ChatCompletionRequest {
 	return openai.ChatCompletionRequest{
 		Model:    c.cfg.Model,
 		Messages: msgs,
 		//lint:ignore SA1019 max_tokens is what vLLM, llama.cpp and Ollama read; max_completion_tokens is OpenAI-only.
-		MaxTokens: c.cfg.MaxTokens,
+		MaxTokens: maxTokens,
 		TopP:      float32(c.cfg.TopP),
 		N:         n,
 	}
 }
 
-func (c *Client) completionRequest(prompt string, n int) openai.CompletionRequest {
+func (c *Client) completionRequest(prompt string, n, maxTokens int) openai.CompletionRequest {
 	return openai.CompletionRequest{
 		Model:     c.cfg.Model,
 		Prompt:    prompt,
-		MaxTokens: c.cfg.MaxTokens,
+		MaxTokens: maxTokens,
 		TopP:      float32(c.cfg.TopP),
 		N:         n,
 	}
@@ -891,7 +1058,13 @@ func (c *Client) completionRequest(prompt string, n int) openai.CompletionReques
 // when zero (its struct omits a zero), a seed beyond int range, and vLLM's
 // structured_outputs restricting the answer to the scale's options.
 func (c *Client) extra(q *agent.Question, seed *uint64) map[string]any {
-	m := map[string]any{}
+	m := make(map[string]any, len(c.cfg.ExtraBody)+4)
+	for k, v := range c.cfg.ExtraBody {
+		m[k] = v
+	}
+	if c.cfg.ReasoningEffort != "" {
+		m["reasoning_effort"] = c.cfg.ReasoningEffort
+	}
 	if c.cfg.Temperature != nil {
 		m["temperature"] = *c.cfg.Temperature
 	}

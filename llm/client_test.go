@@ -108,19 +108,39 @@ func sampleValue(i int) (int, bool) {
 	}
 }
 
-// scriptServer answers sample requests from sampleScript, n choices per
-// request, and strict retries with "6" or more nonsense.
-func scriptServer(t *testing.T) *openAIServer {
+// sampleOfSeed recovers the sample index a request's seed was derived
+// from (seedFor with configured seed base and prompt p), and whether it is
+// a strict retry's.
+func sampleOfSeed(t testing.TB, base uint64, p agent.Prompt, seed uint64) (int, bool) {
+	t.Helper()
+	for i := range 1000 {
+		for _, strict := range []bool{false, true} {
+			if *seedFor(&base, p, i, strict) == seed {
+				return i, strict
+			}
+		}
+	}
+	t.Errorf("seed %d derives from no sample of the prompt", seed)
+	return -1, false
+}
+
+// scriptServer answers sample requests for prompt p (seed base 0) from
+// sampleScript, n choices per request, and strict retries with "6" or
+// more nonsense.
+func scriptServer(t *testing.T, p agent.Prompt) *openAIServer {
 	return newOpenAIServer(t, func(r seenReq) (int, any) {
 		seed, _ := r.seed()
+		i, strict := sampleOfSeed(t, 0, p, seed)
+		if strict != r.strict() {
+			t.Errorf("request with seed of sample %d strict %v: strict instruction %v", i, strict, r.strict())
+		}
 		if r.strict() {
-			i := int(seed-1) / 2
 			if i%10 == 3 {
 				return 200, textsReply(r, "6")
 			}
 			return 200, textsReply(r, "I really cannot say.")
 		}
-		first := int(seed) / 2
+		first := i
 		texts := make([]string, r.n())
 		for j := range texts {
 			texts[j] = sampleScript(first + j)
@@ -131,11 +151,23 @@ func scriptServer(t *testing.T) *openAIServer {
 
 func TestClientSampleBlocks(t *testing.T) {
 	in := pvq(t)
-	for _, endpoint := range []string{EndpointChat, EndpointCompletions} {
-		t.Run(endpoint, func(t *testing.T) {
-			srv := scriptServer(t)
+	type variant struct {
+		endpoint string
+		demand   int // 0: unknown
+	}
+	for _, v := range []variant{{EndpointChat, 0}, {EndpointCompletions, 0}, {EndpointChat, 12}, {EndpointCompletions, 12}} {
+		t.Run(fmt.Sprintf("%s demand %d", v.endpoint, v.demand), func(t *testing.T) {
+			srv := scriptServer(t, agent.Render(question(in, values.Power, 3, 0)))
 			cfg := testConfig(srv.URL)
-			cfg.Samples, cfg.Seed, cfg.Endpoint = 5, ptr(uint64(0)), endpoint
+			cfg.Samples, cfg.Seed, cfg.Endpoint = 5, ptr(uint64(0)), v.endpoint
+			if v.demand > 0 {
+				cfg.Demand = func(p agent.Persona) int {
+					if p.Value != values.Power {
+						t.Errorf("demand asked for %v, want Power", p.Value)
+					}
+					return v.demand
+				}
+			}
 			c := newClient(t, cfg)
 			const agents = 12 // blocks of 5, 5 and 2
 			var qs []*agent.Question
@@ -167,21 +199,32 @@ func TestClientSampleBlocks(t *testing.T) {
 					continue
 				}
 				blocks++
-				if r.n() != 5 {
-					t.Errorf("block request asked n=%d, want 5", r.n())
+				seed, _ := r.seed()
+				first, _ := sampleOfSeed(t, 0, agent.Render(qs[0]), seed)
+				want := 5
+				if first == 10 && v.demand > 0 {
+					want = v.demand - 10 // the third block is cut to the demand
+				}
+				if r.n() != want {
+					t.Errorf("block request from sample %d asked n=%d, want %d", first, r.n(), want)
 				}
 			}
-			// Samples 3 and 8 (and 13 in the third block, fetched whole)
-			// are unreadable.
-			if blocks != 3 || strict != 3 {
-				t.Errorf("got %d block requests and %d strict retries, want 3 and 3", blocks, strict)
+			// Samples 3 and 8 are unreadable; 13, in the third block
+			// (fetched whole without a demand), is used by no agent and
+			// never retried.
+			if blocks != 3 || strict != 2 {
+				t.Errorf("got %d block requests and %d strict retries, want 3 and 2", blocks, strict)
 			}
 			st := c.Stats()
-			if st.Calls != 6 || st.Invalid != 1 {
-				t.Errorf("stats: got %d calls and %d invalid, want 6 and 1", st.Calls, st.Invalid)
+			if st.Calls != 5 || st.Invalid != 1 {
+				t.Errorf("stats: got %d calls and %d invalid, want 5 and 1", st.Calls, st.Invalid)
 			}
-			if st.PromptTokens != 60 || st.CompletionTokens != 18 {
-				t.Errorf("tokens: got %d prompt and %d completion, want 60 and 18", st.PromptTokens, st.CompletionTokens)
+			wantCompletion := int64(5 + 5 + 5 + 2)
+			if v.demand > 0 {
+				wantCompletion = 5 + 5 + 2 + 2
+			}
+			if st.PromptTokens != 50 || st.CompletionTokens != wantCompletion {
+				t.Errorf("tokens: got %d prompt and %d completion, want 50 and %d", st.PromptTokens, st.CompletionTokens, wantCompletion)
 			}
 		})
 	}
@@ -276,8 +319,9 @@ func TestClientRequestBody(t *testing.T) {
 			if !strings.Contains(string(r.Raw), `"temperature":0`) {
 				t.Errorf("body %s: want an explicit \"temperature\":0", r.Raw)
 			}
-			if s, ok := r.seed(); !ok || s != 1<<62 {
-				t.Errorf("seed: got %v, want %d", r.Body["seed"], uint64(1)<<62)
+			want := *seedFor(ptr(uint64(1)<<62), agent.Render(question(in, values.Power, 0, 0)), 0, false)
+			if s, ok := r.seed(); !ok || s != want {
+				t.Errorf("seed: got %v, want %d", r.Body["seed"], want)
 			}
 			so, _ := r.Body["structured_outputs"].(map[string]any)
 			if got := fmt.Sprint(so["choice"]); got != "[1 2 3 4 5 6]" {
@@ -517,14 +561,16 @@ func TestClientConnectionRefused(t *testing.T) {
 	url := srv.URL
 	srv.Close()
 	cfg := testConfig(url)
-	cfg.MaxRetries = 1
 	c := newClient(t, cfg)
 	_, err := c.Ask(context.Background(), question(pvq(t), values.Benevolence, 0, 0))
-	if !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("got %v, want ErrUnavailable", err)
+	// Nothing has ever answered at the address: no retry, and the error
+	// names the address and the cause.
+	if !errors.Is(err, ErrPermanent) || !strings.Contains(err.Error(), url+"/v1/chat/completions") ||
+		!strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("got %v, want a permanent error naming %s and the refused connection", err, url)
 	}
-	if st := c.Stats(); st.Retries != 1 {
-		t.Errorf("got %d retries, want 1", st.Retries)
+	if st := c.Stats(); st.Retries != 0 {
+		t.Errorf("got %d retries, want 0", st.Retries)
 	}
 }
 

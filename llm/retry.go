@@ -7,12 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -161,106 +162,182 @@ func withExtra(ctx context.Context, fields map[string]any) context.Context {
 }
 
 // doer is the HTTP doer handed to go-openai. Every request passes through
-// it: it rewrites the body, bounds concurrency, applies the per-attempt
-// timeout, retries with backoff and keeps the circuit breaker. It buffers
-// each response body before returning, so that the attempt's timeout and
-// concurrency slot can be released on return.
+// it: it rewrites the body, bounds and adapts concurrency, applies the
+// per-attempt timeout, retries with backoff and keeps the circuit breaker.
+// It buffers each response body before returning, so that the attempt's
+// timeout and concurrency slot can be released on return.
+//
+// A failure reply never reaches go-openai: the doer turns it into a
+// *RequestError carrying the server's own message, and stops at once on
+// a failure no retry can mend. A failure that concerns the whole endpoint
+// (a rejected key, a missing model, an exhausted quota, nothing listening
+// at the address) is kept, and every later request fails with it at once.
 type doer struct {
 	hc      *http.Client
-	sem     chan struct{} // one token per request in flight to the endpoint
+	limit   *limiter
 	timeout time.Duration
 	policy  retryPolicy
 	breaker *breaker
 	stats   *counters
 	now     func() time.Time
 	obs     Observer
-	model   string // label for the observer
+	model   string // label for the observer and the log
+	log     *slog.Logger
+
+	adapt    adaptations
+	answered atomic.Bool                  // the endpoint has sent a reply once
+	fatal    atomic.Pointer[RequestError] // the endpoint's permanent failure
+	lastErr  atomic.Pointer[RequestError] // the latest retryable failure
+
+	logMu      sync.Mutex
+	loggedAt   time.Time
+	suppressed int
 }
+
+// failureLogEvery is the least time between two log lines about failed
+// attempts of one endpoint: each failure kind shows up while it happens,
+// without a line per request when hundreds fail together.
+const failureLogEvery = 10 * time.Second
 
 func (d *doer) Do(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
+	d.stats.calls.Add(1)
+	if f := d.fatal.Load(); f != nil {
+		d.stats.failures.Add(1)
+		return nil, f
+	}
 	body, err := readBody(req)
 	if err != nil {
+		d.stats.failures.Add(1)
 		return nil, fmt.Errorf("request body: %w", err)
 	}
 	if extra, ok := ctx.Value(extraKey{}).(map[string]any); ok && len(extra) > 0 {
 		if body, err = addFields(body, extra); err != nil {
+			d.stats.failures.Add(1)
 			return nil, fmt.Errorf("request body: %w", err)
 		}
 	}
-	d.stats.calls.Add(1)
+	body = d.adapt.apply(req.URL.Path, body)
 	var last error
 	// attempt counts the attempts that reached the endpoint: time spent
 	// waiting for an open breaker is not an attempt, or a request could
 	// use up its retries while other requests' failures kept the breaker
-	// open, without ever being sent itself.
-	for attempt, sent := 0, false; ; {
-		if sent {
-			attempt++
-			d.stats.retries.Add(1)
-		}
+	// open, without ever being sent itself. Nor is an attempt that the
+	// endpoint refused for a limit it stated, sent again within it.
+	attempt := 0
+	for {
 		resp, retryAfter, err := d.attempt(ctx, req, body, attempt >= d.policy.maxRetries)
-		sent = !errors.Is(err, errOpen)
-		switch {
-		case err == nil:
-			if resp.StatusCode >= 400 {
-				// A client error such as 400 or 401: retrying cannot
-				// fix it, and go-openai reports it to the caller.
-				d.stats.failures.Add(1)
-			}
+		if err == nil {
 			return resp, nil
-		case ctx.Err() != nil:
+		}
+		if ctx.Err() != nil {
 			d.stats.failures.Add(1)
 			return nil, ctx.Err()
-		case !errors.Is(err, errRetryable):
+		}
+		var re *RequestError
+		switch {
+		case errors.As(err, &re) && d.adapt.learn(re, req.URL.Path, body):
+			d.log.Warn("model endpoint states a limit; later requests keep to it",
+				"model", d.model, "url", re.URL, "message", re.Message)
+			body = d.adapt.apply(req.URL.Path, body)
+			continue
+		case re != nil && re.Permanent:
+			d.stats.failures.Add(1)
+			if endpointWide(re) && d.fatal.CompareAndSwap(nil, re) {
+				d.log.Error("model endpoint cannot serve this run", "model", d.model, "err", re.Error())
+			}
+			return nil, re
+		case re != nil:
+			last = re
+			d.lastErr.Store(re)
+			d.logFailure(re, attempt)
+		case !errors.Is(err, errOpen):
 			d.stats.failures.Add(1)
 			return nil, err
 		}
-		last = err
 		if attempt >= d.policy.maxRetries {
 			// No attempt left: an open breaker fails the request at once.
 			d.stats.failures.Add(1)
-			return nil, fmt.Errorf("%w: %d attempts: %w", ErrUnavailable, attempt+1, last)
+			if last == nil {
+				// Other requests' failures opened the breaker: theirs
+				// is the cause to name.
+				if le := d.lastErr.Load(); le != nil {
+					last = le
+				} else {
+					last = errOpen
+				}
+			}
+			return nil, fmt.Errorf("%w after %d attempts, the last: %w", ErrUnavailable, attempt+1, last)
 		}
 		if errors.Is(err, errOpen) {
 			continue
 		}
-		if err := sleep(ctx, d.policy.backoff(attempt, retryAfter), nil); err != nil {
+		attempt++
+		d.stats.retries.Add(1)
+		if err := sleep(ctx, d.policy.backoff(attempt-1, retryAfter), nil); err != nil {
 			d.stats.failures.Add(1)
 			return nil, err
 		}
 	}
 }
 
+// endpointWide reports whether a permanent failure concerns every request
+// to the endpoint, not only this one: a 400 about one prompt (too long for
+// the context) says nothing about the next.
+func endpointWide(e *RequestError) bool {
+	switch e.Status {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity:
+		return false
+	}
+	return true
+}
+
+// logFailure logs a retryable failure as it happens, at most once per
+// failureLogEvery, with how many were left out since the last line.
+func (d *doer) logFailure(e *RequestError, attempt int) {
+	now := d.now()
+	d.logMu.Lock()
+	if !d.loggedAt.IsZero() && now.Sub(d.loggedAt) < failureLogEvery {
+		d.suppressed++
+		d.logMu.Unlock()
+		return
+	}
+	n := d.suppressed
+	d.loggedAt, d.suppressed = now, 0
+	d.logMu.Unlock()
+	d.log.Warn("model request failed; retrying", "model", d.model, "err", e.Error(),
+		"attempt", attempt+1, "more_failures", n, "concurrency", d.limit.current())
+}
+
 // attemptOutcome names an attempt's outcome for the observer.
-func attemptOutcome(ctx context.Context, resp *http.Response, err error) string {
+func attemptOutcome(ctx context.Context, err error) string {
+	var re *RequestError
 	switch {
 	case ctx.Err() != nil:
 		return "canceled"
-	case err == nil && resp != nil && resp.StatusCode < 400:
+	case err == nil:
 		return "ok"
-	case err == nil && resp != nil:
-		return "4xx"
-	case strings.Contains(err.Error(), "status 429"):
+	case !errors.As(err, &re):
+		return "error"
+	case re.Status == http.StatusTooManyRequests:
 		return "429"
-	case strings.Contains(err.Error(), "status 5"):
+	case re.Status >= 500:
 		return "5xx"
-	case strings.Contains(err.Error(), "timed out"):
+	case re.Status >= 400:
+		return "4xx"
+	case re.Overload:
 		return "timeout"
 	default:
 		return "error"
 	}
 }
 
-// errRetryable marks an attempt's failure as worth retrying.
-var errRetryable = errors.New("retryable")
-
 // errOpen is an attempt refused by the open circuit breaker; it has
 // already waited, so no backoff follows it.
-var errOpen = fmt.Errorf("%w: circuit open", errRetryable)
+var errOpen = errors.New("circuit open")
 
-// attempt sends the request once. A nil error means a response to hand
-// back (success or a client error such as 400, which retrying cannot fix).
+// attempt sends the request once. A nil error means a successful reply;
+// a failed one comes back as a *RequestError.
 //
 // While the breaker is open an attempt is spent waiting for the cool-down
 // (or the probe's outcome) instead of on the wire; the last attempt fails
@@ -277,23 +354,25 @@ func (d *doer) attempt(ctx context.Context, req *http.Request, body []byte, last
 		return nil, 0, errOpen
 	}
 	queued := d.now()
-	select {
-	case d.sem <- struct{}{}:
-	case <-ctx.Done():
+	epoch, err := d.limit.acquire(ctx)
+	if err != nil {
 		if probe {
 			d.breaker.abandon()
 		}
-		return nil, 0, ctx.Err()
+		return nil, 0, err
 	}
 	sent := d.now()
 	d.obs.ObserveQueueWait(d.model, sent.Sub(queued).Seconds())
 	d.obs.InFlight(d.model, 1)
 	resp, retryAfter, err := d.send(ctx, req, body)
 	d.obs.InFlight(d.model, -1)
-	d.obs.ObserveRequest(d.model, attemptOutcome(ctx, resp, err), d.now().Sub(sent).Seconds())
-	<-d.sem
-	if ctx.Err() != nil {
+	d.obs.ObserveRequest(d.model, attemptOutcome(ctx, err), d.now().Sub(sent).Seconds())
+	var re *RequestError
+	isRE := errors.As(err, &re)
+	switch {
+	case ctx.Err() != nil:
 		// Our caller gave up: that says nothing about the endpoint.
+		d.limit.release(epoch, outcomeNeutral)
 		if probe {
 			d.breaker.abandon()
 		}
@@ -301,8 +380,19 @@ func (d *doer) attempt(ctx context.Context, req *http.Request, body []byte, last
 			return resp, 0, nil
 		}
 		return nil, 0, ctx.Err()
+	case err == nil:
+		d.answered.Store(true)
+		if d.now().Sub(sent) > d.timeout/2 {
+			d.limit.release(epoch, outcomeSlow)
+		} else {
+			d.limit.release(epoch, outcomeSuccess)
+		}
+	case isRE && re.Overload:
+		d.limit.release(epoch, outcomeOverload)
+	default:
+		d.limit.release(epoch, outcomeNeutral)
 	}
-	d.breaker.done(probe, err == nil || !errors.Is(err, errRetryable), d.now())
+	d.breaker.done(probe, err == nil || (isRE && re.Permanent), d.now())
 	return resp, retryAfter, err
 }
 
@@ -315,36 +405,29 @@ func (d *doer) send(ctx context.Context, req *http.Request, body []byte) (*http.
 	r.ContentLength = int64(len(body))
 	resp, err := d.hc.Do(r)
 	if err != nil {
-		return nil, 0, transportErr(ctx, err)
+		return nil, 0, transportError(ctx, req, err, d.answered.Load(), d.timeout.String())
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	resp.Body.Close()
 	if err != nil {
-		return nil, 0, transportErr(ctx, err)
+		return nil, 0, transportError(ctx, req, err, d.answered.Load(), d.timeout.String())
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		// Any reply is a sign of life, even a refusal.
+		d.answered.Store(true)
+		return nil, parseRetryAfter(resp.Header.Get("Retry-After"), d.now()),
+			statusError(req, resp.StatusCode, resp.Header, data)
+	}
+	// Log-probabilities some servers write as NaN or -Infinity, which
+	// encoding/json rejects (reply.go).
+	data = sanitiseNumbers(data)
+	if e, ok := errorInBody(req, resp.Header, data); ok {
+		d.answered.Store(true)
+		return nil, 0, e
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(data))
 	resp.ContentLength = int64(len(data))
-	switch {
-	case resp.StatusCode == http.StatusTooManyRequests,
-		resp.StatusCode == http.StatusRequestTimeout,
-		resp.StatusCode >= 500:
-		return nil, parseRetryAfter(resp.Header.Get("Retry-After"), d.now()),
-			fmt.Errorf("%w: status %d", errRetryable, resp.StatusCode)
-	}
 	return resp, 0, nil
-}
-
-// transportErr classifies an error of the exchange: the caller's
-// cancellation is final; timeouts of the attempt, refused or reset
-// connections and truncated responses are worth another attempt.
-func transportErr(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%w: attempt timed out", errRetryable)
-	}
-	return fmt.Errorf("%w: %w", errRetryable, err)
 }
 
 // sleep waits for d, for change to be closed, or for ctx to end.

@@ -495,7 +495,8 @@ func defaultModel() Model {
 
 func (d *decoder) model(t table) Model {
 	d.known(t, "name", "backend", "base_url", "model", "api_key_env", "mode", "temperature", "top_p",
-		"max_tokens", "samples", "concurrency", "timeout", "style", "priming", "seed", "endpoint", "structured_outputs")
+		"max_tokens", "samples", "concurrency", "timeout", "style", "priming", "seed", "endpoint", "structured_outputs",
+		"reasoning_effort", "extra_body")
 	m := defaultModel()
 	m.BaseURL, _ = d.str(t, "base_url")
 	m.Model, _ = d.str(t, "model")
@@ -577,6 +578,24 @@ func (d *decoder) model(t table) Model {
 		m.Endpoint = oneOf(d, t, "endpoint", EndpointChat, EndpointChat, EndpointCompletions)
 	}
 	m.StructuredOutputs, _ = d.boolean(t, "structured_outputs")
+	if _, ok := t.m["reasoning_effort"]; ok {
+		m.ReasoningEffort = oneOf(d, t, "reasoning_effort", "", ReasoningEfforts...)
+	}
+	if eb, ok := d.sub(t, "extra_body"); ok {
+		keys := make([]string, 0, len(eb.m))
+		for k := range eb.m {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			if slices.Contains(ReservedBodyFields, k) {
+				d.add(eb.field(k), "is set by society itself (use the model's own key where there is one)")
+			}
+		}
+		if len(eb.m) > 0 {
+			m.ExtraBody = eb.m
+		}
+	}
 	return m
 }
 

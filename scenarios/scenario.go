@@ -196,7 +196,25 @@ type Model struct {
 	Endpoint string `toml:"endpoint,omitempty"`
 	// StructuredOutputs asks vLLM to allow only the scale's options.
 	StructuredOutputs bool `toml:"structured_outputs,omitempty"`
+	// ReasoningEffort is sent as reasoning_effort to reasoning models
+	// (OpenAI's o-series and GPT-OSS on vLLM read it): one of
+	// ReasoningEfforts; empty: not sent.
+	ReasoningEffort string `toml:"reasoning_effort,omitempty"`
+	// ExtraBody holds JSON fields sent with every request, for switches
+	// the schema does not name, such as
+	// chat_template_kwargs = { enable_thinking = false } for Qwen3.
+	ExtraBody map[string]any `toml:"extra_body,omitempty"`
 }
+
+// ReasoningEfforts are the values of a model's reasoning_effort.
+var ReasoningEfforts = []string{"none", "minimal", "low", "medium", "high"}
+
+// ReservedBodyFields are the request fields society sets itself, which a
+// model's extra_body must not override: they decide what is asked and how
+// the answer is read.
+var ReservedBodyFields = []string{"model", "messages", "prompt", "n", "logprobs", "top_logprobs",
+	"max_tokens", "max_completion_tokens", "temperature", "top_p", "seed", "stream",
+	"structured_outputs", "reasoning_effort"}
 
 // Questionnaire is one instrument to administer.
 type Questionnaire struct {

@@ -164,6 +164,9 @@ func TestValuesKept(t *testing.T) {
 		{"unset api key variable allowed", m.APIKeyEnv, "SOCIETY_TEST_KEY_THAT_IS_NOT_SET"},
 		{"second model mode", s.Models[1].Mode, Sample},
 		{"second model seed unset", s.Models[1].Seed == nil, true},
+		{"reasoning_effort", m.ReasoningEffort, "low"},
+		{"extra_body", m.ExtraBody, map[string]any{"chat_template_kwargs": map[string]any{"enable_thinking": false}, "top_k": int64(20)}},
+		{"second model extra_body unset", s.Models[1].ExtraBody == nil, true},
 	} {
 		if !reflect.DeepEqual(c.got, c.want) {
 			t.Errorf("%s: got %v, want %v", c.name, c.got, c.want)

@@ -30,6 +30,9 @@ Usage:
   society report DIR [--out DIR2]      rebuild a results directory's report, tables and figures
                                        from its stored answers, without calling any model
   society validate SCENARIO            check a scenario file and print every problem
+  society probe SCENARIO               ask each model endpoint a handful of requests and print
+                                       what it supports and the settings to use (or
+                                       'society probe MODEL --base-url URL')
   society scenarios                    list the built-in scenarios
   society scenarios show NAME          print a built-in scenario as TOML to copy and edit
   society model-server --addr HOST:PORT
@@ -97,6 +100,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdScenarios(rest, stdout, stderr)
 	case "model-server":
 		return cmdModelServer(ctx, rest, stdout, stderr)
+	case "probe":
+		return cmdProbe(ctx, rest, stdout, stderr)
 	case "agents":
 		return cmdAgents(ctx, rest, stdout, stderr)
 	case "analyze":

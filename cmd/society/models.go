@@ -1,7 +1,11 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -11,18 +15,54 @@ import (
 	"github.com/society-sim/society/llm"
 	"github.com/society-sim/society/population"
 	"github.com/society-sim/society/scenarios"
+	"github.com/society-sim/society/values"
 )
 
 // backends builds the model backends of a scenario and keeps what is
 // needed to report their traffic.
 type backends struct {
 	cacheDir string // "" = the user's cache directory
+	// demand is the number of agents holding a persona, for sample
+	// requests sized to what agents use; nil before the plan knows it.
+	demand func(values.Value) int
 
 	once    sync.Once
 	cache   *llm.Cache
 	cacheEr error
 	clients []*llm.Client
 	obs     forwardObserver
+	// logw receives the clients' log lines (failed attempts as they
+	// happen, limits an endpoint states) once the run has chosen where
+	// its log goes; until then they are dropped.
+	logw forwardWriter
+	log  *slog.Logger
+}
+
+// forwardWriter writes to a writer chosen later; without one it drops
+// what it is given.
+type forwardWriter struct {
+	to atomic.Pointer[io.Writer]
+}
+
+func (f *forwardWriter) set(w io.Writer) {
+	if w != nil {
+		f.to.Store(&w)
+	}
+}
+
+func (f *forwardWriter) Write(p []byte) (int, error) {
+	if w := f.to.Load(); w != nil {
+		return (*w).Write(p)
+	}
+	return len(p), nil
+}
+
+// logger is the clients' logger, writing through logw.
+func (b *backends) logger() *slog.Logger {
+	if b.log == nil {
+		b.log = slog.New(slog.NewTextHandler(&b.logw, nil))
+	}
+	return b.log
 }
 
 // forwardObserver lets the clients built with a plan report to an observer
@@ -80,6 +120,15 @@ func (f *forwardObserver) Coverage(model string, mass float64) {
 	}
 }
 
+// demandOf is the number of agents of the run holding persona p (0 while
+// unknown).
+func (b *backends) demandOf(p agent.Persona) int {
+	if b.demand == nil {
+		return 0
+	}
+	return b.demand(p.Value)
+}
+
 func (b *backends) sharedCache() (*llm.Cache, error) {
 	b.once.Do(func() {
 		dir := b.cacheDir
@@ -126,7 +175,8 @@ func (b *backends) model(sc *scenarios.Scenario, m scenarios.Model) (agent.Model
 			Mode: string(m.Mode), Temperature: m.Temperature, TopP: m.TopP, MaxTokens: m.MaxTokens,
 			Samples: m.Samples, Concurrency: m.Concurrency, Timeout: m.Timeout, Seed: m.Seed,
 			Endpoint: m.Endpoint, StructuredOutputs: m.StructuredOutputs,
-			Cache: cache, Observer: &b.obs,
+			ReasoningEffort: m.ReasoningEffort, ExtraBody: m.ExtraBody,
+			Cache: cache, Observer: &b.obs, Logger: b.logger(), Demand: b.demandOf,
 		})
 		if err != nil {
 			return nil, analysis.ModelInfo{}, fmt.Errorf("%w: model %q: %v", errBadInput, m.Name, err)
@@ -136,6 +186,31 @@ func (b *backends) model(sc *scenarios.Scenario, m scenarios.Model) (agent.Model
 	default:
 		return nil, analysis.ModelInfo{}, fmt.Errorf("%w: model %q: unknown backend %q", errBadInput, m.Name, m.Backend)
 	}
+}
+
+// check asks every model endpoint for its model list before any work, so
+// that an endpoint that cannot serve the run (nothing listening, a DNS or
+// TLS failure, a rejected key) stops it within seconds, naming the URL and
+// the cause. A model missing from the list is only logged: servers accept
+// aliases of the names they list.
+func (b *backends) check(ctx context.Context) error {
+	errs := make([]error, len(b.clients))
+	var wg sync.WaitGroup
+	for i, c := range b.clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			served, listed, err := c.Check(ctx)
+			switch {
+			case err != nil:
+				errs[i] = err
+			case !served:
+				b.logger().Warn("the endpoint does not list the model; its first request will tell", "model", c.Name(), "listed", listed)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // counts sums the traffic of every client.

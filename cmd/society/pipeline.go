@@ -94,6 +94,14 @@ type plan struct {
 func buildPlan(sc *scenarios.Scenario, cacheDir string) (*plan, error) {
 	p := &plan{instruments: map[string]*questionnaires.Instrument{}, models: map[string]agent.Model{}, styles: map[string]agent.Style{},
 		backends: &backends{cacheDir: cacheDir}}
+	// Sample requests are sized to the agents of a persona, known once
+	// the pool is (read when agents ask, after the plan is complete).
+	p.backends.demand = func(v values.Value) int {
+		if p.study == nil || p.study.Pool == nil {
+			return 0
+		}
+		return p.study.Pool.Count(v)
+	}
 	var errs []error
 
 	// Instruments.
@@ -253,8 +261,12 @@ func runScenario(ctx context.Context, cfg runConfig) (*runResult, error) {
 		return nil, err
 	}
 	p.backends.obs.set(cfg.Hooks.Model)
+	p.backends.logw.set(cfg.Log)
 	prep.apply(p)
 	defer p.backends.close()
+	if err := p.backends.check(ctx); err != nil {
+		return nil, err
+	}
 	p.games.observe(cfg.Hooks.Round)
 	pool := p.study.Pool
 	n := pool.Size()

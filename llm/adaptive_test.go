@@ -1,0 +1,223 @@
+package llm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/society-sim/society/values"
+)
+
+// pipeListener is a net.Listener whose connections are in-memory pipes:
+// a real http.Server and the client's real transport talk through it
+// inside a synctest bubble, where the server's processing time and the
+// client's timeouts run on the bubble's clock.
+type pipeListener struct {
+	conns  chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newPipeListener() *pipeListener {
+	return &pipeListener{conns: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+func (l *pipeListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *pipeListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *pipeListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8000} }
+
+func (l *pipeListener) dial(ctx context.Context, _, _ string) (net.Conn, error) {
+	server, client := net.Pipe()
+	select {
+	case l.conns <- server:
+		return client, nil
+	case <-l.closed:
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// slotServer is a model server with a fixed number of slots and a fixed
+// time per request, that finishes every request it took even when the
+// client has given up on it, as inference servers do that cannot see a
+// closed connection.
+type slotServer struct {
+	slots    chan struct{}
+	per      time.Duration
+	requests atomic.Int64
+}
+
+func (s *slotServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.requests.Add(1)
+	io.Copy(io.Discard, r.Body)
+	s.slots <- struct{}{}
+	time.Sleep(s.per)
+	<-s.slots
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{"id": "x", "object": "chat.completion", "model": "m",
+		"choices": []any{map[string]any{"index": 0, "finish_reason": "stop",
+			"message": map[string]any{"role": "assistant", "content": "4"}}},
+		"usage": usage(1)})
+}
+
+// TestClientBacksOffOnSlowServer runs a sample-mode batch against servers
+// slower than the client can ask: the client lowers its concurrency
+// instead of piling abandoned requests onto the server, so that requests
+// stay within twice the answers and every question is answered.
+func TestClientBacksOffOnSlowServer(t *testing.T) {
+	tests := []struct {
+		name        string
+		slots       int
+		per         time.Duration
+		concurrency int
+		timeout     time.Duration
+	}{
+		// Slower than the client's timeout at full concurrency, and it
+		// keeps working on what the client abandoned.
+		{"slow", 2, 1500 * time.Millisecond, 8, 2 * time.Second},
+		// Saturated: one slot; eight at once wait longer than the timeout.
+		{"saturated", 1, time.Second, 8, 3 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				srv := &slotServer{slots: make(chan struct{}, tt.slots), per: tt.per}
+				l := newPipeListener()
+				hs := &http.Server{Handler: srv}
+				go hs.Serve(l)
+				defer func() {
+					l.Close()
+					hs.Close()
+				}()
+				cfg := ClientConfig{Name: "slow", BaseURL: "http://127.0.0.1:8000/v1", Model: "m",
+					Concurrency: tt.concurrency, Timeout: tt.timeout, Temperature: ptr(1.0)}
+				c, err := NewClient(cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				c.tr.DialContext = l.dial
+
+				in := pvq(t)
+				const questions = 40
+				start := time.Now()
+				var wg sync.WaitGroup
+				var answers atomic.Int64
+				errs := make([]error, questions)
+				for i := range questions {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						r, err := c.Ask(context.Background(), question(in, values.Achievement, i%len(in.Items), i))
+						errs[i] = err
+						if err == nil && r.Answer.Valid {
+							answers.Add(1)
+						}
+					}()
+				}
+				wg.Wait()
+				elapsed := time.Since(start)
+				if err := errors.Join(errs...); err != nil && !strings.Contains(err.Error(), "timed out") {
+					t.Fatalf("got %v, want every question answered or a failure naming the timeouts", err)
+				}
+				got, req := answers.Load(), srv.requests.Load()
+				t.Logf("%d answers, %d requests (%.2f per answer), %v on the test clock, limit at the end %d",
+					got, req, float64(req)/float64(got), elapsed, c.doer.limit.current())
+				if got != questions {
+					t.Errorf("got %d answers, want %d (a slow server makes a run slower, never failed)", got, questions)
+				}
+				if req > 2*got {
+					t.Errorf("server got %d requests for %d answers, want at most twice as many", req, got)
+				}
+			})
+		})
+	}
+}
+
+func TestLimiter(t *testing.T) {
+	l := newLimiter(8)
+	ctx := context.Background()
+	var epochs []uint64
+	for range 8 {
+		e, err := l.acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		epochs = append(epochs, e)
+	}
+	// Eight requests of one epoch time out: one halving, not three.
+	for _, e := range epochs[:6] {
+		l.release(e, outcomeOverload)
+	}
+	if got := l.current(); got != 4 {
+		t.Fatalf("after a burst of timeouts: limit %d, want 4", got)
+	}
+	// A request sent after the halving that also times out halves again.
+	e, _ := l.acquire(ctx)
+	l.release(e, outcomeOverload)
+	if got := l.current(); got != 2 {
+		t.Fatalf("after a later timeout: limit %d, want 2", got)
+	}
+	// A limit's worth of successes adds one; slow successes add nothing.
+	for _, e := range epochs[6:] {
+		l.release(e, outcomeSuccess)
+	}
+	e, _ = l.acquire(ctx)
+	l.release(e, outcomeSuccess)
+	if got := l.current(); got != 3 {
+		t.Fatalf("after three successes at limit 2: limit %d, want 3", got)
+	}
+	for range 10 {
+		e, _ := l.acquire(ctx)
+		l.release(e, outcomeSlow)
+	}
+	if got := l.current(); got != 3 {
+		t.Fatalf("after slow successes: limit %d, want 3", got)
+	}
+	for range 100 {
+		e, _ := l.acquire(ctx)
+		l.release(e, outcomeSuccess)
+	}
+	if got := l.current(); got != 8 {
+		t.Fatalf("limit %d, want the ceiling 8", got)
+	}
+	// Never below one.
+	for range 5 {
+		e, _ := l.acquire(ctx)
+		l.release(e, outcomeOverload)
+	}
+	if got := l.current(); got != 1 {
+		t.Fatalf("limit %d, want the floor 1", got)
+	}
+	// A full limiter makes the caller wait until its context ends.
+	e, _ = l.acquire(ctx)
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := l.acquire(cctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled while full", err)
+	}
+	l.release(e, outcomeNeutral)
+}
