@@ -255,8 +255,9 @@ const (
 	KindPublished = "published"
 )
 
-// BehaviorReference is a human value × behaviour correlation matrix for one
-// instrument: rows are the ten values in circular order, columns are
+// BehaviorReference is a value × behaviour correlation matrix a model's is
+// compared with, for one instrument: a theory reference (built from
+// templates; never called human) or a published human matrix; rows are the ten values in circular order, columns are
 // instrument keys.
 type BehaviorReference struct {
 	Name       string // "theory", or the label of a published file

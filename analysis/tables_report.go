@@ -90,9 +90,11 @@ func writePaperFiles(dir string, o *Output) (paperFigures, error) {
 		panels := []Heatmap{{Title: fmt.Sprintf("%s, %s (n=%d)", bm.Model, bm.Strategy, bm.Agents), Rows: values.Codes(), Cols: bm.Keys, Z: matrixRows(bm.M)}}
 		var refNames []string
 		for _, ref := range o.Study.referencesFor(instrumentOf(o.Study, bm.Instrument)) {
-			title := "human reference: theory template"
+			// Theory templates are expectations, not human data: they are
+			// never labelled "human".
+			title := "theory reference (template)"
 			if ref.Kind != KindTheory {
-				title = "human reference: " + ref.Name + " (" + ref.Kind + ")"
+				title = ref.Kind + " reference: " + ref.Name
 			}
 			panels = append(panels, Heatmap{Title: title, Rows: values.Codes(), Cols: ref.Keys, Z: matrixRows(ref.M)})
 			refNames = append(refNames, ref.Name)
@@ -278,12 +280,12 @@ func paperTables(o *Output) string {
 
 	hnp := tableStrategy(r.Population, population.HNP)
 	uni := tableStrategy(r.Population, population.Uniform)
-	kinds := "theory templates (reference_kind `theory`)"
+	kinds := "the theory references built from templates (reference_kind `theory`)"
 	if len(o.Study.BehaviorReferences) > 0 {
-		kinds = "theory templates (`theory`) and the published matrices given (`published`)"
+		kinds = "the theory references built from templates (`theory`) and the published matrices given (`published`)"
 	}
 	behaviourIntro := fmt.Sprintf("Behavior Similarity: Pearson correlation between the model's value × behaviour correlation matrix "+
-		"(rows: the ten values' MRAT-centred PVQ scores; columns: the instrument's scores) and the human reference, here %s. "+
+		"(rows: the ten values' MRAT-centred PVQ scores; columns: the instrument's scores) and a reference matrix, here %s. "+
 		"Each cell: bootstrap mean [95%% interval]; mean: over the instruments.", kinds)
 	if synthetic {
 		behaviourIntro += " **The synthetic respondents are built from the same theory templates, so their similarity to them is a ceiling of the pipeline, not a finding.**"

@@ -481,7 +481,7 @@ func printBehaviorSummary(w io.Writer, res *analysis.Results) {
 			break
 		}
 	}
-	fmt.Fprintf(w, "\nBehaviour similarity to the human value-behaviour references under %s (bootstrap mean [95%% interval]):\n\n", strategy)
+	fmt.Fprintf(w, "\nBehaviour similarity to the value-behaviour references (theory references, and published ones when given) under %s (bootstrap mean [95%% interval]):\n\n", strategy)
 	fmt.Fprint(w, analysis.BehaviorTable(res.ValueBehavior, strategy))
 	if res.Note != "" {
 		fmt.Fprintln(w, "\nThe synthetic respondents are built from the theory templates: their behaviour similarity is the pipeline's ceiling, not a finding.")
