@@ -251,12 +251,12 @@ func writeAgreement(w io.Writer, rows []AgreementRow) error {
 }
 
 func writeCalibration(w io.Writer, rows []CalibrationRow) error {
-	if _, err := io.WriteString(w, "model,persona,reference,agents,values_similarity,weight\n"); err != nil {
+	if _, err := io.WriteString(w, "model,persona,reference,agents,values_similarity,pearson,rule,weight\n"); err != nil {
 		return err
 	}
 	for _, r := range rows {
-		if _, err := fmt.Fprintf(w, "%s,%s,%s,%d,%s,%s\n", r.Model, r.Persona, r.Reference, r.Agents,
-			fmtNum(r.ValuesSimilarity, 6), fmtNum(r.Weight, 6)); err != nil {
+		if _, err := fmt.Fprintf(w, "%s,%s,%s,%d,%s,%s,%s,%s\n", r.Model, r.Persona, r.Reference, r.Agents,
+			fmtNum(r.ValuesSimilarity, 6), fmtNum(r.Pearson, 6), r.Rule, fmtNum(r.Weight, 6)); err != nil {
 			return err
 		}
 	}
@@ -328,8 +328,12 @@ func paperTables(o *Output) string {
 
 	if len(r.Calibration) > 0 {
 		ref := r.Calibration[0].Reference
-		fmt.Fprintf(b, "\n## Model-specific weights\n\nCalibration run (App. E): the agents of each value prompt answered the PVQ; each cell is the values similarity "+
-			"of that prompt's own answers to `%s`, and (w) the weight it earned (∝ similarity, negatives as 0).", ref)
+		fit := "the Pearson correlation of the entries below the diagonal of the prompt's 10×10 value correlation matrix and the human one (App. E; rule `pearson`)"
+		if population.Fit(r.Calibration[0].Rule) != population.FitPearson {
+			fit = "the values similarity of the prompt's value structure to the human one (rule `values-similarity`, not the paper's)"
+		}
+		fmt.Fprintf(b, "\n## Model-specific weights\n\nCalibration run (App. E): the agents of each value prompt answered the PVQ; each cell is %s, "+
+			"against `%s`, and (w) the weight it earned (∝ the fit, negative fits as 0). calibration.csv has both fits.", fit, ref)
 		if synthetic {
 			b.WriteString(" On synthetic respondents, whose answers vary independently within a prompt, these similarities are near noise.")
 		}

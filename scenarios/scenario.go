@@ -164,6 +164,11 @@ type Population struct {
 	// calibration run of the model-specific strategy; 0 when that strategy
 	// is not compared.
 	Calibration int `toml:"calibration,omitzero"`
+	// ModelSpecificWeight is the fit the model-specific weights are
+	// proportional to: population.FitPearson (App. E, the default) or
+	// population.FitValuesSimilarity; empty when that strategy is not
+	// compared.
+	ModelSpecificWeight population.Fit `toml:"model_specific_weight,omitempty"`
 	// ModelSpecific holds the model-specific strategy's weights per model
 	// name, keyed like Weights. A run calibrates the models that lack
 	// them and writes the weights it used into the resolved scenario, so

@@ -283,8 +283,9 @@ func needsCalibration(sc *scenarios.Scenario) bool {
 // (the response cache makes the prompts it shares with the main run free).
 // For each model and value prompt, the value structure of that prompt's own
 // agents is compared with the first human reference, and the weights are
-// proportional to the similarities (population.ModelSpecificWeights). A
-// prompt whose structure cannot be computed counts as 0.
+// proportional to the fit the scenario names (population.model_specific_weight:
+// App. E's Pearson correlation by default; population.ModelSpecificWeights).
+// A prompt whose structure cannot be computed counts as 0.
 func calibrate(ctx context.Context, cfg runConfig, sc *scenarios.Scenario) (*scenarios.Scenario, []analysis.CalibrationRow, error) {
 	c := copyScenario(sc)
 	c.Name = sc.Name + "-calibration"
@@ -329,13 +330,17 @@ func calibrate(ctx context.Context, cfg runConfig, sc *scenarios.Scenario) (*sce
 		if _, done := sc.Population.ModelSpecific[sh.Model]; done {
 			continue
 		}
-		sims, agents, err := analysis.PromptSimilarities(sh, res.Study.Pool.Persona, ref)
+		fits, err := analysis.PromptFits(sh, res.Study.Pool.Persona, ref)
 		if err != nil {
 			return nil, nil, fmt.Errorf("model-specific calibration: %w", err)
 		}
+		rule := sc.Population.ModelSpecificWeight
+		if rule == "" {
+			rule = population.FitPearson
+		}
 		var clean [values.N]float64
-		for i, s := range sims {
-			if !math.IsNaN(s) {
+		for i, f := range fits {
+			if s := f.By(rule); !math.IsNaN(s) {
 				clean[i] = s
 			}
 		}
@@ -346,8 +351,9 @@ func calibrate(ctx context.Context, cfg runConfig, sc *scenarios.Scenario) (*sce
 		ws := map[string]float64{}
 		for _, v := range values.All() {
 			ws[v.Code()] = w.Of(v)
-			rows = append(rows, analysis.CalibrationRow{Model: sh.Model, Persona: v.Code(), Reference: ref.Name, Agents: agents[v],
-				ValuesSimilarity: analysis.Num(sims[v]), Weight: analysis.Num(w.Of(v))})
+			rows = append(rows, analysis.CalibrationRow{Model: sh.Model, Persona: v.Code(), Reference: ref.Name, Agents: fits[v].Agents,
+				ValuesSimilarity: analysis.Num(fits[v].ValuesSimilarity), Pearson: analysis.Num(fits[v].Pearson),
+				Rule: string(rule), Weight: analysis.Num(w.Of(v))})
 		}
 		out.Population.ModelSpecific[sh.Model] = ws
 	}
