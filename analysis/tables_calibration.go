@@ -107,9 +107,10 @@ func LowerTriangleCorrelation(a, b *mat.SymDense) (float64, error) {
 
 // PromptFits computes, for each value prompt, both fits of the value
 // structure of its agents (personas[agent] == prompt) on a value
-// instrument's sheet to the reference. A prompt whose matrix cannot be
-// computed or compared gets NaN fits.
-func PromptFits(sh *Sheet, personas []values.Value, ref Reference) (fits [values.N]PromptFit, err error) {
+// instrument's sheet to the reference, the values similarity by the given
+// MDS method. A prompt whose matrix cannot be computed or compared gets NaN
+// fits.
+func PromptFits(sh *Sheet, personas []values.Value, ref Reference, method MDSMethod) (fits [values.N]PromptFit, err error) {
 	keyOf, ok := valueInstrument(sh.Instrument)
 	if !ok {
 		return fits, fmt.Errorf("calibration: %s is not a value instrument", sh.Instrument.Name)
@@ -128,7 +129,7 @@ func PromptFits(sh *Sheet, personas []values.Value, ref Reference) (fits [values
 		}
 		f := PromptFit{Agents: len(members), ValuesSimilarity: math.NaN(), Pearson: math.NaN()}
 		r := corrOf(rows, members)
-		if s, err := ValuesSimilarity(r, ref.R); err == nil {
+		if s, err := ValuesSimilarityBy(method, r, ref.R); err == nil {
 			f.ValuesSimilarity = s
 		}
 		if c, err := LowerTriangleCorrelation(r, ref.R); err == nil {

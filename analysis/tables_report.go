@@ -273,7 +273,7 @@ func paperTables(o *Output) string {
 	}
 	synthetic := r.Note != ""
 	fmt.Fprintf(b, "\n## Table 1. Values similarity\n\nModels × population strategies, against the human value structure `%s`: "+
-		"1 − normalised Procrustes disparity of the two-dimensional MDS maps of the 10×10 value correlation matrices. "+
+		"1 − normalised Procrustes disparity of the two-dimensional maps of the 10×10 value correlation matrices by "+r.MDS.Describe()+". "+
 		"Each cell: mean over %d bootstrap resamples of %d agents [2.5th, 97.5th percentile]; the whole population's figures are in the detailed table below.\n\n",
 		ref, o.Study.BootstrapIterations, o.Study.BootstrapSize)
 	b.WriteString(Table1(r.ValueStructure, ref))

@@ -670,10 +670,11 @@ func (d *decoder) resolve(file string) string {
 }
 
 func (d *decoder) analysis(t table) Analysis {
-	d.known(t, "bootstrap_iterations", "bootstrap_size", "references", "behavior_references")
+	d.known(t, "bootstrap_iterations", "bootstrap_size", "mds", "references", "behavior_references")
 	a := Analysis{References: DefaultReferences()}
 	a.BootstrapIterations = d.intIn(t, "bootstrap_iterations", 1, MaxBootstrap, DefaultIterations)
 	a.BootstrapSize = d.intIn(t, "bootstrap_size", 1, MaxBootstrap, DefaultBootstrap)
+	a.MDS = oneOf(d, t, "mds", MDSClassical, MDSClassical, MDSSMACOF)
 	refs, ok := d.strings(t, "references")
 	if !ok {
 		return a

@@ -79,6 +79,18 @@ const (
 	DefaultInstrument  = "pvq40"
 )
 
+// MDS names a multidimensional scaling method of the Values Similarity
+// (analysis.MDSMethod).
+type MDS string
+
+// The MDS methods.
+const (
+	// MDSClassical is classical (Torgerson) scaling, the study's method.
+	MDSClassical MDS = "classical"
+	// MDSSMACOF is metric SMACOF on the same dissimilarities.
+	MDSSMACOF MDS = "smacof"
+)
+
 // Sampling is how a population size is turned into persona counts.
 type Sampling string
 
@@ -242,6 +254,10 @@ type BehaviorReference struct {
 type Analysis struct {
 	BootstrapIterations int      `toml:"bootstrap_iterations"`
 	BootstrapSize       int      `toml:"bootstrap_size"`
+	// MDS is how the value correlation matrices are placed in two
+	// dimensions for the Values Similarity: MDSClassical (the default,
+	// the study's) or MDSSMACOF (analysis.Embed).
+	MDS MDS `toml:"mds"`
 	References          []string `toml:"references"`
 	// BehaviorReferences are published value × behaviour matrices; the
 	// theory templates are always used besides them.

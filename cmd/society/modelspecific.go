@@ -312,7 +312,7 @@ func calibrate(ctx context.Context, cfg runConfig, sc *scenarios.Scenario) (*sce
 	}
 	c.Questionnaires = []scenarios.Questionnaire{{Name: vq.Name, File: vq.File}}
 	c.Games = scenarios.Games{}
-	c.Analysis = scenarios.Analysis{BootstrapIterations: 1, BootstrapSize: values.N, References: sc.Analysis.References[:1]}
+	c.Analysis = scenarios.Analysis{BootstrapIterations: 1, BootstrapSize: values.N, MDS: sc.Analysis.MDS, References: sc.Analysis.References[:1]}
 	res, err := runScenario(ctx, runConfig{Scenario: c, Progress: cfg.Progress, Log: cfg.Log, CacheDir: cfg.CacheDir})
 	if err != nil {
 		return nil, nil, fmt.Errorf("model-specific calibration: %w", err)
@@ -330,7 +330,7 @@ func calibrate(ctx context.Context, cfg runConfig, sc *scenarios.Scenario) (*sce
 		if _, done := sc.Population.ModelSpecific[sh.Model]; done {
 			continue
 		}
-		fits, err := analysis.PromptFits(sh, res.Study.Pool.Persona, ref)
+		fits, err := analysis.PromptFits(sh, res.Study.Pool.Persona, ref, analysis.MDSMethod(sc.Analysis.MDS))
 		if err != nil {
 			return nil, nil, fmt.Errorf("model-specific calibration: %w", err)
 		}
