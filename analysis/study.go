@@ -60,12 +60,10 @@ type Study struct {
 
 // Results is results.json. Keys are stable: scripts rely on them.
 type Results struct {
-	Scenario string `json:"scenario"`
-	Seed     uint64 `json:"seed"`
-	Note     string `json:"note,omitempty"`
-	// MDS is the method of every values similarity in the results
-	// (classical or smacof).
-	MDS            MDSMethod           `json:"mds"`
+	Scenario       string              `json:"scenario"`
+	Seed           uint64              `json:"seed"`
+	Note           string              `json:"note,omitempty"`
+	MDS            MDSMethod           `json:"mds"` // of every values similarity: classical or smacof
 	Models         []ModelInfo         `json:"models"`
 	Population     []PopulationRow     `json:"population"`
 	Answers        AnswerCounts        `json:"answers"`

@@ -335,7 +335,7 @@ func paperTables(o *Output) string {
 		fmt.Fprintf(b, "\n## Model-specific weights\n\nCalibration run (App. E): the agents of each value prompt answered the PVQ; each cell is %s, "+
 			"against `%s`, and (w) the weight it earned (∝ the fit, negative fits as 0). calibration.csv has both fits.", fit, ref)
 		if synthetic {
-			b.WriteString(" On synthetic respondents, whose answers vary independently within a prompt, these similarities are near noise.")
+			b.WriteString(" On synthetic respondents, whose answers vary independently within a prompt, these fits are near noise.")
 		}
 		b.WriteString("\n\n" + CalibrationTable(r.Calibration))
 	}
