@@ -254,11 +254,11 @@ type BehaviorReference struct {
 type Analysis struct {
 	BootstrapIterations int      `toml:"bootstrap_iterations"`
 	BootstrapSize       int      `toml:"bootstrap_size"`
+	References          []string `toml:"references"`
 	// MDS is how the value correlation matrices are placed in two
 	// dimensions for the Values Similarity: MDSClassical (the default,
 	// the study's) or MDSSMACOF (analysis.Embed).
 	MDS MDS `toml:"mds"`
-	References          []string `toml:"references"`
 	// BehaviorReferences are published value × behaviour matrices; the
 	// theory templates are always used besides them.
 	BehaviorReferences []BehaviorReference `toml:"behavior_references,omitempty"`
