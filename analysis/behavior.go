@@ -20,7 +20,8 @@ import (
 // the ten values; columns: the instrument's scored keys — BFI-2 domains, the
 // EBQ's 19 refined values, each donation cause, the prosociality score, the
 // charity choice). Behavior Similarity is the Pearson correlation between
-// that matrix, vectorised, and a human reference matrix of the same layout.
+// that matrix, vectorised, and a reference matrix of the same layout (a
+// theory reference or a published human one).
 
 // BehaviorSimilarity is the Pearson correlation between two matrices of the
 // same shape, read cell by cell. Cells that are NaN in either matrix (a

@@ -490,3 +490,19 @@ func TestScopedStrategy(t *testing.T) {
 		}
 	}
 }
+
+// TestTemplateDirections holds every theory template to a direction on the
+// circle that the anchors set, not rounding: a mean resultant length of at
+// least minResultant, so that anchors span at most three steps (108°,
+// resultant cos 54° ≈ 0.59). Two opposite anchors (resultant 0) put the
+// centre wherever atan2 of rounding noise lands.
+func TestTemplateDirections(t *testing.T) {
+	const minResultant = 0.5
+	for in, m := range theoryTemplates {
+		for key, tpl := range m {
+			if r := tpl.Resultant(); !(r >= minResultant) {
+				t.Errorf("template %s/%s anchored on %v: resultant %.3g, want ≥ %v (direction undefined or nearly so)", in, key, tpl.Anchors, r, minResultant)
+			}
+		}
+	}
+}

@@ -77,7 +77,9 @@ type Template struct {
 }
 
 // Centre is the template's position on the circle in radians: the circular
-// mean of its anchors' angles.
+// mean of its anchors' angles. It is only meaningful when the anchors lie
+// on one side of the circle (Resultant well above 0); TestTemplateDirections
+// holds every template to that.
 func (t Template) Centre() float64 {
 	var x, y float64
 	for _, v := range t.Anchors {
@@ -85,6 +87,22 @@ func (t Template) Centre() float64 {
 		y += math.Sin(v.Angle())
 	}
 	return math.Atan2(y, x)
+}
+
+// Resultant is the mean resultant length of the anchors' unit vectors on
+// the circle (Mardia & Jupp 2000, Directional Statistics, §2.3.1): 1 for a
+// single anchor, cos(18°·k) for two anchors k steps apart, 0 for opposite
+// anchors, whose centre is then set by rounding alone.
+func (t Template) Resultant() float64 {
+	if len(t.Anchors) == 0 {
+		return 0
+	}
+	var x, y float64
+	for _, v := range t.Anchors {
+		x += math.Cos(v.Angle())
+		y += math.Sin(v.Angle())
+	}
+	return math.Hypot(x, y) / float64(len(t.Anchors))
 }
 
 // Loadings is the expected correlation of the behaviour with each value in
@@ -194,10 +212,17 @@ var personaTemplates = map[string]Template{
 	"willingness-to-defer-to-authorities":  tpl(0.9, "CO", "TR"),
 	"willingness-to-defer-to-experts":      tpl(0.6, "CO", "SE"),
 	"maximizing-human-well-being-over-HHH": tpl(0.5, "UN"),
-	"desire-to-persuade-people-to-be-less-harmful-to-others":        tpl(0.7, "UN", "BE"),
-	"desire-to-persuade-people-to-be-more-helpful-to-others":        tpl(0.7, "BE"),
-	"desire-to-persuade-people-to-be-more-honest-to-others":         tpl(0.6, "BE", "CO"),
-	"willingness-to-use-physical-force-to-achieve-benevolent-goals": tpl(0.4, "PO", "UN"),
+	"desire-to-persuade-people-to-be-less-harmful-to-others": tpl(0.7, "UN", "BE"),
+	"desire-to-persuade-people-to-be-more-helpful-to-others": tpl(0.7, "BE"),
+	"desire-to-persuade-people-to-be-more-honest-to-others":  tpl(0.6, "BE", "CO"),
+	// Anchored on Power alone: what the statements measure is readiness to
+	// coerce others, and aggression rises with Power values and falls with
+	// the self-transcendence and conservation values whatever its stated
+	// end (Benish-Weisman 2015, The interplay between values and
+	// aggression in adolescence, Developmental Psychology 51(5)). Power and
+	// Universalism together lie opposite on the circle, which would leave
+	// the direction to rounding.
+	"willingness-to-use-physical-force-to-achieve-benevolent-goals": tpl(0.4, "PO"),
 }
 
 // PoliticalBehaviors are the Perez et al. behaviours of the politics panel,
@@ -230,8 +255,9 @@ const (
 	KindPublished = "published"
 )
 
-// BehaviorReference is a human value × behaviour correlation matrix for one
-// instrument: rows are the ten values in circular order, columns are
+// BehaviorReference is a value × behaviour correlation matrix a model's is
+// compared with, for one instrument: a theory reference (built from
+// templates; never called human) or a published human matrix; rows are the ten values in circular order, columns are
 // instrument keys.
 type BehaviorReference struct {
 	Name       string // "theory", or the label of a published file

@@ -377,7 +377,7 @@ func gamesSection(r *Results) string {
 		c := g.Conditional
 		fmt.Fprintf(b, "Conditional cooperation: P(contribute | last partner contributed) = %s (n %d), P(contribute | last partner kept) = %s (n %d), difference %s.\n\n",
 			fmtNum(c.AfterPartnerContributed, 3), c.NAfterContributed, fmtNum(c.AfterPartnerKept, 3), c.NAfterKept, fmtNum(c.Difference, 3))
-		fmt.Fprintf(b, "Fit to the study's human finding (theory template, reference kind `theory`): r = %s with the signs "+
+		fmt.Fprintf(b, "Fit to the theory reference (the study's finding as a template, reference kind `theory`): r = %s with the signs "+
 			"(+ UN, BE; − PO, AC, HE), r = %s with the cosine to the Self-Transcendence pole. Source: %s\n\n",
 			fmtNum(g.Theory.RSigns, 3), fmtNum(g.Theory.RCosine, 3), g.Theory.Citation)
 		base := gameFigureBase(g.Model)

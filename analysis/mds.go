@@ -30,16 +30,9 @@ func MDS(r *mat.SymDense, k int) (*mat.Dense, error) {
 	if k < 1 || k > p {
 		return nil, fmt.Errorf("mds: %d dimensions for %d variables", k, p)
 	}
-	d := mat.NewSymDense(p, nil)
-	for i := 0; i < p; i++ {
-		for j := i; j < p; j++ {
-			v := r.At(i, j)
-			if math.IsNaN(v) || v < -1-matrixTol || v > 1+matrixTol {
-				return nil, fmt.Errorf("mds: entry %d,%d is %v, not a correlation", i, j, v)
-			}
-			d.SetSym(i, j, math.Sqrt(math.Max(0, 2*(1-v))))
-		}
-		d.SetSym(i, i, 0)
+	d, err := dissimilarities(r)
+	if err != nil {
+		return nil, err
 	}
 	var cfg mat.Dense
 	eig := make([]float64, p)
@@ -56,6 +49,27 @@ func MDS(r *mat.SymDense, k int) (*mat.Dense, error) {
 	out := mat.NewDense(p, k, nil)
 	out.Copy(cfg.Slice(0, p, 0, k))
 	return out, nil
+}
+
+// dissimilarities returns d_ij = sqrt(2(1 − r_ij)) of correlation matrix r,
+// with a zero diagonal.
+func dissimilarities(r *mat.SymDense) (*mat.SymDense, error) {
+	if r == nil {
+		return nil, errors.New("mds: nil matrix")
+	}
+	p := r.SymmetricDim()
+	d := mat.NewSymDense(p, nil)
+	for i := 0; i < p; i++ {
+		for j := i; j < p; j++ {
+			v := r.At(i, j)
+			if math.IsNaN(v) || v < -1-matrixTol || v > 1+matrixTol {
+				return nil, fmt.Errorf("mds: entry %d,%d is %v, not a correlation", i, j, v)
+			}
+			d.SetSym(i, j, math.Sqrt(math.Max(0, 2*(1-v))))
+		}
+		d.SetSym(i, i, 0)
+	}
+	return d, nil
 }
 
 // Procrustes fits configuration x onto ref by translation, an orthogonal
@@ -148,12 +162,18 @@ func orthogonal(a, b *mat.Dense) (*mat.Dense, float64, error) {
 }
 
 // ValuesSimilarity is the study's Values Similarity score: 1 minus the
-// Procrustes disparity between the two-dimensional MDS configurations of
-// the model's and the human value correlation matrices, the model's fitted
-// onto the human one. 1 means the same structure up to rotation, reflection
-// and scale.
+// Procrustes disparity between the two-dimensional classical MDS
+// configurations of the model's and the human value correlation matrices,
+// the model's fitted onto the human one. 1 means the same structure up to
+// rotation, reflection and scale.
 func ValuesSimilarity(model, human *mat.SymDense) (float64, error) {
-	_, _, sim, err := mdsFit(model, human)
+	return ValuesSimilarityBy(Classical, model, human)
+}
+
+// ValuesSimilarityBy is ValuesSimilarity with both configurations placed by
+// method (Embed).
+func ValuesSimilarityBy(method MDSMethod, model, human *mat.SymDense) (float64, error) {
+	_, _, sim, err := mdsFit(method, model, human)
 	return sim, err
 }
 
@@ -165,7 +185,12 @@ func ValuesSimilarity(model, human *mat.SymDense) (float64, error) {
 // scaled so that the human points lie at root-mean-square distance 1 from
 // the centre, the radius of that circle. Neither changes the similarity.
 func MDSMap(model, human *mat.SymDense) (humanCfg, modelFitted *mat.Dense, sim float64, err error) {
-	humanCfg, modelFitted, sim, err = mdsFit(model, human)
+	return MDSMapBy(Classical, model, human)
+}
+
+// MDSMapBy is MDSMap with both configurations placed by method (Embed).
+func MDSMapBy(method MDSMethod, model, human *mat.SymDense) (humanCfg, modelFitted *mat.Dense, sim float64, err error) {
+	humanCfg, modelFitted, sim, err = mdsFit(method, model, human)
 	if err != nil {
 		return nil, nil, 0, err
 	}
@@ -193,18 +218,18 @@ func MDSMap(model, human *mat.SymDense) (humanCfg, modelFitted *mat.Dense, sim f
 
 // mdsFit returns the standardised human configuration, the model's fitted
 // onto it and 1 − disparity.
-func mdsFit(model, human *mat.SymDense) (humanCfg, modelFitted *mat.Dense, sim float64, err error) {
+func mdsFit(method MDSMethod, model, human *mat.SymDense) (humanCfg, modelFitted *mat.Dense, sim float64, err error) {
 	if model == nil || human == nil {
 		return nil, nil, 0, errors.New("values similarity: nil matrix")
 	}
 	if pm, ph := model.SymmetricDim(), human.SymmetricDim(); pm != ph {
 		return nil, nil, 0, fmt.Errorf("values similarity: model matrix is %d×%d, human %d×%d", pm, pm, ph, ph)
 	}
-	h, err := MDS(human, 2)
+	h, err := Embed(method, human, 2)
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("values similarity: human: %w", err)
 	}
-	m, err := MDS(model, 2)
+	m, err := Embed(method, model, 2)
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("values similarity: model: %w", err)
 	}

@@ -12,9 +12,10 @@ import (
 
 // The behavioural analysis of the persona statements (the study's §4): for
 // each Perez et al. behaviour, the share of answers that match it ("%
-// agreement") among the agents prompted with each value, among those of each
-// higher-order value (Hedonism counts in both of its groups), and among the
-// unprimed agents; the correlation matrix of the higher-order values'
+// agreement") among the agents prompted with each value, for each
+// higher-order value (the mean over its value prompts, each weighted
+// equally; Hedonism counts in both of its groups), and among the unprimed
+// agents; the correlation matrix of the higher-order values'
 // agreement vectors across behaviours; and the politics panel, the
 // agreement of each value with the political behaviours.
 
@@ -38,7 +39,11 @@ type PersonaAgreement struct {
 	// Value[b][c] is the agreement with behaviour b of the agents whose
 	// persona is column c of PersonaColumns; NaN when none answered.
 	Value [][]float64
-	// Higher[b][g] is the agreement of the agents of higher-order value g.
+	// Higher[b][g] is the agreement of higher-order value g: the unweighted
+	// mean of Value[b][v] over the value prompts v of g that were answered,
+	// so that each prompt counts once however many agents the run's
+	// strategies gave it (pooling the answers instead would make the
+	// figure depend on which other strategies share the run).
 	Higher [][]float64
 	// ValueAnswers and HigherAnswers count the valid answers behind each
 	// cell of Value and Higher.
@@ -103,16 +108,17 @@ func AgreeWithPersonas(sh *Sheet, personas []values.Value) PersonaAgreement {
 		hcnt := make([]int, values.NGroups)
 		for gi, g := range values.Groups() {
 			var s float64
-			var m int
+			var prompts, m int
 			for _, v := range values.All() {
-				if slices.Contains(v.Groups(), g) {
-					s += sum[k][v]
+				if slices.Contains(v.Groups(), g) && cnt[k][v] > 0 {
+					s += row[v]
+					prompts++
 					m += cnt[k][v]
 				}
 			}
 			hrow[gi], hcnt[gi] = math.NaN(), m
-			if m > 0 {
-				hrow[gi] = s / float64(m)
+			if prompts > 0 {
+				hrow[gi] = s / float64(prompts)
 			}
 		}
 		pa.Higher = append(pa.Higher, hrow)

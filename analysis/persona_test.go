@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/society-sim/society/agent"
+	"github.com/society-sim/society/population"
 	"github.com/society-sim/society/questionnaires"
 	"github.com/society-sim/society/values"
 )
@@ -74,5 +75,62 @@ func TestAgreeWithPersonas(t *testing.T) {
 	}
 	if got := len(pa.Rows()); got != 2*(values.N+1+values.NGroups) {
 		t.Errorf("got %d result rows, want %d", got, 2*(values.N+1+values.NGroups))
+	}
+}
+
+// TestHigherOrderIndependentOfStrategies: the higher-order agreement must
+// not move when another strategy joins the run. Every agent of a value
+// prompt answers alike here, so each prompt's own agreement is fixed; a
+// lopsided second strategy adds agents of some prompts only, which moved
+// the figures when answers were pooled over agents.
+func TestHigherOrderIndependentOfStrategies(t *testing.T) {
+	in := &questionnaires.Instrument{
+		Name: questionnaires.PersonaName, Kind: questionnaires.KindBehaviour, Instruction: "Answer as yourself.",
+		Scale: questionnaires.Scale{Min: 0, Max: 1, Labels: []string{"No", "Yes"}},
+		Items: []questionnaires.Item{{ID: 1, Text: "q1", Key: "politically-liberal"}},
+	}
+	if err := in.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	yes := map[values.Value]bool{values.SelfDirection: true, values.Power: true, values.Security: true, values.Benevolence: true}
+	higher := func(members []population.Member) []float64 {
+		t.Helper()
+		pool := population.NewPool(members, 7)
+		plan := Plan{Model: "m", Instrument: in, Items: []int{0}}
+		col := NewCollector(len(pool.Persona), []Plan{plan})
+		codes := make([]uint8, len(pool.Persona))
+		for a, v := range pool.Persona {
+			codes[a] = 1
+			if yes[v] {
+				codes[a] = 2
+			}
+		}
+		if err := col.Add(&agent.Batch{Model: "m", Instrument: in.Name, Item: 0, Codes: codes}); err != nil {
+			t.Fatal(err)
+		}
+		return AgreeWithPersonas(col.Sheets([]Plan{plan})[0], pool.Persona).Higher[0]
+	}
+	var even, lopsided population.Member
+	even.Name, lopsided.Name = "uniform", "lopsided"
+	for i := range values.N {
+		even.Counts[i] = 2
+	}
+	lopsided.Counts[values.SelfDirection], lopsided.Counts[values.Power], lopsided.Counts[values.Conformity] = 8, 8, 8
+	alone := higher([]population.Member{even})
+	shared := higher([]population.Member{even, lopsided})
+	// Each group's mean of its prompts' agreements (0 or 1 each).
+	want := map[values.Group]float64{
+		values.OpennessToChange:  1.0 / 3, // SD yes; ST, HE no
+		values.SelfEnhancement:   1.0 / 3, // PO yes; HE, AC no
+		values.Conservation:      1.0 / 3, // SE yes; CO, TR no
+		values.SelfTranscendence: 1.0 / 2, // BE yes; UN no
+	}
+	for gi, g := range values.Groups() {
+		if math.Abs(alone[gi]-want[g]) > 1e-12 {
+			t.Errorf("%s with one strategy: got %v, want %v", g.Code(), alone[gi], want[g])
+		}
+		if math.Abs(shared[gi]-alone[gi]) > 1e-12 {
+			t.Errorf("%s: got %v with a second strategy in the run, %v without; want the same", g.Code(), shared[gi], alone[gi])
+		}
 	}
 }

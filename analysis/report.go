@@ -447,10 +447,11 @@ func writeReport(w io.Writer, o *Output, figures []string, paper paperFigures) e
 	fmt.Fprintf(b, "\nAnswers: %d expected, %d valid, %d invalid.\n", r.Answers.Expected, r.Answers.Valid, r.Answers.Invalid)
 	fmt.Fprintf(b, "Model calls: %d, cache hits: %d, retries: %d.\n", r.LLM.Calls, r.LLM.CacheHits, r.LLM.Retries)
 
+	fmt.Fprintf(b, "Values similarity: %s (`analysis.mds = \"%s\"`).\n", r.MDS.Describe(), r.mdsName())
 	b.WriteString(paperTables(o))
 	b.WriteString("\n## Values similarity against every reference\n\n")
 	b.WriteString("Similarity of the population's value structure to each human reference: the 10×10 correlation matrix of value scores, " +
-		"classical MDS to two dimensions, Procrustes fit onto the human configuration, 1 − normalised disparity. " +
+		r.MDS.Describe() + " to two dimensions, Procrustes fit onto the human configuration, 1 − normalised disparity. " +
 		"Brackets: 95% bootstrap interval; p: one-sample t-test of the bootstrap similarities against 0.\n\n")
 	b.WriteString(ValueStructureTable(r.ValueStructure))
 	if len(figures) > 0 {

@@ -39,6 +39,9 @@ type Study struct {
 	// 95% interval and the p-value of every similarity.
 	BootstrapIterations int
 	BootstrapSize       int
+	// MDS places the value correlation matrices in two dimensions for the
+	// Values Similarity; "" is Classical.
+	MDS MDSMethod
 
 	// MainStrategy is the scenario's main strategy (Table 3's).
 	MainStrategy string
@@ -60,6 +63,7 @@ type Results struct {
 	Scenario       string              `json:"scenario"`
 	Seed           uint64              `json:"seed"`
 	Note           string              `json:"note,omitempty"`
+	MDS            MDSMethod           `json:"mds"` // of every values similarity: classical or smacof
 	Models         []ModelInfo         `json:"models"`
 	Population     []PopulationRow     `json:"population"`
 	Answers        AnswerCounts        `json:"answers"`
@@ -153,6 +157,7 @@ func (st *Study) Compute(c *Collector) (*Outcome, error) {
 	out := &Outcome{}
 	r := &out.Results
 	r.Scenario, r.Seed, r.Models = st.Name, st.Seed, st.Models
+	r.MDS = st.mdsMethod()
 	r.ValueStructure = []ValueStructureRow{}
 	r.ValueBehavior = []ValueBehaviorRow{}
 	for _, m := range st.Models {
@@ -220,7 +225,7 @@ func (st *Study) Compute(c *Collector) (*Outcome, error) {
 				}
 				vr := ValueStructureRow{Model: sh.Model, Strategy: strat.Name, Reference: ref.Name,
 					Instrument: sh.Instrument.Name, Agents: len(members)}
-				human, fitted, sim, err := MDSMap(model, ref.R)
+				human, fitted, sim, err := MDSMapBy(r.MDS, model, ref.R)
 				if err != nil {
 					vr.ValuesSimilarity = Num(math.NaN())
 				} else {
@@ -237,7 +242,7 @@ func (st *Study) Compute(c *Collector) (*Outcome, error) {
 					for _, i := range idx {
 						acc.Add(rows[members[i]][:])
 					}
-					s, err := ValuesSimilarity(acc.Corr(), ref.R)
+					s, err := ValuesSimilarityBy(r.MDS, acc.Corr(), ref.R)
 					return s, err == nil
 				})
 				vr.BootstrapMean, vr.CI95, vr.PValue = Num(bs.Mean), [2]Num{Num(bs.CI95[0]), Num(bs.CI95[1])}, Num(bs.P)
@@ -256,6 +261,23 @@ func (st *Study) Compute(c *Collector) (*Outcome, error) {
 	}
 	r.Games = games
 	return out, nil
+}
+
+// mdsName is the MDS method's name; results written before it was
+// recorded used classical MDS.
+func (r *Results) mdsName() MDSMethod {
+	if r.MDS == "" {
+		return Classical
+	}
+	return r.MDS
+}
+
+// mdsMethod is the study's MDS method, Classical when unset.
+func (st *Study) mdsMethod() MDSMethod {
+	if st.MDS == "" {
+		return Classical
+	}
+	return st.MDS
 }
 
 // scoreBlock is the fewest agents worth a goroutine of their own when

@@ -90,9 +90,11 @@ func writePaperFiles(dir string, o *Output) (paperFigures, error) {
 		panels := []Heatmap{{Title: fmt.Sprintf("%s, %s (n=%d)", bm.Model, bm.Strategy, bm.Agents), Rows: values.Codes(), Cols: bm.Keys, Z: matrixRows(bm.M)}}
 		var refNames []string
 		for _, ref := range o.Study.referencesFor(instrumentOf(o.Study, bm.Instrument)) {
-			title := "human reference: theory template"
+			// Theory templates are expectations, not human data: they are
+			// never labelled "human".
+			title := "theory reference (template)"
 			if ref.Kind != KindTheory {
-				title = "human reference: " + ref.Name + " (" + ref.Kind + ")"
+				title = ref.Kind + " reference: " + ref.Name
 			}
 			panels = append(panels, Heatmap{Title: title, Rows: values.Codes(), Cols: ref.Keys, Z: matrixRows(ref.M)})
 			refNames = append(refNames, ref.Name)
@@ -249,12 +251,12 @@ func writeAgreement(w io.Writer, rows []AgreementRow) error {
 }
 
 func writeCalibration(w io.Writer, rows []CalibrationRow) error {
-	if _, err := io.WriteString(w, "model,persona,reference,agents,values_similarity,weight\n"); err != nil {
+	if _, err := io.WriteString(w, "model,persona,reference,agents,values_similarity,pearson,rule,weight\n"); err != nil {
 		return err
 	}
 	for _, r := range rows {
-		if _, err := fmt.Fprintf(w, "%s,%s,%s,%d,%s,%s\n", r.Model, r.Persona, r.Reference, r.Agents,
-			fmtNum(r.ValuesSimilarity, 6), fmtNum(r.Weight, 6)); err != nil {
+		if _, err := fmt.Fprintf(w, "%s,%s,%s,%d,%s,%s,%s,%s\n", r.Model, r.Persona, r.Reference, r.Agents,
+			fmtNum(r.ValuesSimilarity, 6), fmtNum(r.Pearson, 6), r.Rule, fmtNum(r.Weight, 6)); err != nil {
 			return err
 		}
 	}
@@ -271,19 +273,19 @@ func paperTables(o *Output) string {
 	}
 	synthetic := r.Note != ""
 	fmt.Fprintf(b, "\n## Table 1. Values similarity\n\nModels × population strategies, against the human value structure `%s`: "+
-		"1 − normalised Procrustes disparity of the two-dimensional MDS maps of the 10×10 value correlation matrices. "+
+		"1 − normalised Procrustes disparity of the two-dimensional maps of the 10×10 value correlation matrices by "+r.MDS.Describe()+". "+
 		"Each cell: mean over %d bootstrap resamples of %d agents [2.5th, 97.5th percentile]; the whole population's figures are in the detailed table below.\n\n",
 		ref, o.Study.BootstrapIterations, o.Study.BootstrapSize)
 	b.WriteString(Table1(r.ValueStructure, ref))
 
 	hnp := tableStrategy(r.Population, population.HNP)
 	uni := tableStrategy(r.Population, population.Uniform)
-	kinds := "theory templates (reference_kind `theory`)"
+	kinds := "the theory references built from templates (reference_kind `theory`)"
 	if len(o.Study.BehaviorReferences) > 0 {
-		kinds = "theory templates (`theory`) and the published matrices given (`published`)"
+		kinds = "the theory references built from templates (`theory`) and the published matrices given (`published`)"
 	}
 	behaviourIntro := fmt.Sprintf("Behavior Similarity: Pearson correlation between the model's value × behaviour correlation matrix "+
-		"(rows: the ten values' MRAT-centred PVQ scores; columns: the instrument's scores) and the human reference, here %s. "+
+		"(rows: the ten values' MRAT-centred PVQ scores; columns: the instrument's scores) and a reference matrix, here %s. "+
 		"Each cell: bootstrap mean [95%% interval]; mean: over the instruments.", kinds)
 	if synthetic {
 		behaviourIntro += " **The synthetic respondents are built from the same theory templates, so their similarity to them is a ceiling of the pipeline, not a finding.**"
@@ -326,10 +328,14 @@ func paperTables(o *Output) string {
 
 	if len(r.Calibration) > 0 {
 		ref := r.Calibration[0].Reference
-		fmt.Fprintf(b, "\n## Model-specific weights\n\nCalibration run (App. E): the agents of each value prompt answered the PVQ; each cell is the values similarity "+
-			"of that prompt's own answers to `%s`, and (w) the weight it earned (∝ similarity, negatives as 0).", ref)
+		fit := "the Pearson correlation of the entries below the diagonal of the prompt's 10×10 value correlation matrix and the human one (App. E; rule `pearson`)"
+		if population.Fit(r.Calibration[0].Rule) != population.FitPearson {
+			fit = "the values similarity of the prompt's value structure to the human one (rule `values-similarity`, not the paper's)"
+		}
+		fmt.Fprintf(b, "\n## Model-specific weights\n\nCalibration run (App. E): the agents of each value prompt answered the PVQ; each cell is %s, "+
+			"against `%s`, and (w) the weight it earned (∝ the fit, negative fits as 0). calibration.csv has both fits.", fit, ref)
 		if synthetic {
-			b.WriteString(" On synthetic respondents, whose answers vary independently within a prompt, these similarities are near noise.")
+			b.WriteString(" On synthetic respondents, whose answers vary independently within a prompt, these fits are near noise.")
 		}
 		b.WriteString("\n\n" + CalibrationTable(r.Calibration))
 	}

@@ -199,21 +199,42 @@ func CustomWeights(m map[string]float64) (Weights, error) {
 	return w, nil
 }
 
-// ModelSpecificWeights weights each value prompt in proportion to its values
-// similarity to humans (negative similarities count as 0); the unprimed model
-// gets nothing.
+// Fit names the measure of how human-like a value prompt's own value
+// structure is, which the Model-Specific strategy weights prompts by.
+type Fit string
+
+const (
+	// FitPearson is the study's rule (App. E): the Pearson correlation of
+	// the vectorised lower triangles (diagonal excluded) of the prompt's
+	// 10×10 value correlation matrix and the human one. The default.
+	FitPearson Fit = "pearson"
+	// FitValuesSimilarity is the prompt's Values Similarity (1 − Procrustes
+	// disparity of the two MDS maps), in [0, 1].
+	FitValuesSimilarity Fit = "values-similarity"
+)
+
+// Fits lists the fit measures, the default first.
+func Fits() []Fit { return []Fit{FitPearson, FitValuesSimilarity} }
+
+// ModelSpecificWeights weights each value prompt in proportion to its fit to
+// the human value structure (a Fit measure), w_v = max(f_v, 0) / Σ max(f, 0):
+// a prompt whose structure runs against the human one (a negative Pearson
+// correlation) gets no agents, since a population share cannot be negative
+// and such a prompt makes a population less human-like, not more. The
+// unprimed model gets nothing. A NaN or infinite fit is an error; all fits
+// at or below 0 is an error.
 func ModelSpecificWeights(similarity [values.N]float64) (Weights, error) {
 	var w Weights
 	var sum float64
 	for i, s := range similarity {
 		if math.IsNaN(s) || math.IsInf(s, 0) {
-			return Weights{}, fmt.Errorf("model-specific weights: similarity of %s is %v", values.Value(i), s)
+			return Weights{}, fmt.Errorf("model-specific weights: fit of %s is %v", values.Value(i), s)
 		}
 		w[i] = max(s, 0)
 		sum += w[i]
 	}
 	if sum == 0 {
-		return Weights{}, errors.New("model-specific weights: no value prompt has a positive similarity")
+		return Weights{}, errors.New("model-specific weights: no value prompt has a positive fit")
 	}
 	for i := range w {
 		w[i] /= sum

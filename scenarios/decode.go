@@ -341,7 +341,7 @@ func defaultName(file string) string {
 }
 
 func (d *decoder) population(t table) Population {
-	d.known(t, "size", "strategy", "strategies", "weights", "shares", "no_dominant", "sampling", "calibration", "model_specific")
+	d.known(t, "size", "strategy", "strategies", "weights", "shares", "no_dominant", "sampling", "calibration", "model_specific_weight", "model_specific")
 	p := Population{
 		Shares:     population.DefaultShares,
 		NoDominant: population.DefaultNoDominant,
@@ -413,6 +413,7 @@ func (d *decoder) population(t table) Population {
 	}
 	p.Sampling = oneOf(d, t, "sampling", Stratified, Stratified, Random)
 	p.Calibration = d.calibration(t, p.Strategies)
+	p.ModelSpecificWeight = d.modelSpecificWeight(t, p.Strategies)
 	return p
 }
 
@@ -688,10 +689,11 @@ func (d *decoder) resolve(file string) string {
 }
 
 func (d *decoder) analysis(t table) Analysis {
-	d.known(t, "bootstrap_iterations", "bootstrap_size", "references", "behavior_references")
+	d.known(t, "bootstrap_iterations", "bootstrap_size", "mds", "references", "behavior_references")
 	a := Analysis{References: DefaultReferences()}
 	a.BootstrapIterations = d.intIn(t, "bootstrap_iterations", 1, MaxBootstrap, DefaultIterations)
 	a.BootstrapSize = d.intIn(t, "bootstrap_size", 1, MaxBootstrap, DefaultBootstrap)
+	a.MDS = oneOf(d, t, "mds", MDSClassical, MDSClassical, MDSSMACOF)
 	refs, ok := d.strings(t, "references")
 	if !ok {
 		return a
@@ -773,6 +775,20 @@ func (d *decoder) calibration(t table, strategies []population.Strategy) int {
 		return 0
 	}
 	return n
+}
+
+// modelSpecificWeight reads population.model_specific_weight, which only
+// the model-specific strategy uses.
+func (d *decoder) modelSpecificWeight(t table, strategies []population.Strategy) population.Fit {
+	fits := population.Fits()
+	fit := oneOf(d, t, "model_specific_weight", fits[0], fits...)
+	if _, present := t.m["model_specific_weight"]; present && !slices.Contains(strategies, population.ModelSpecific) {
+		d.add(t.field("model_specific_weight"), "is only used by the model-specific strategy; add it to the strategies or remove this key")
+	}
+	if !slices.Contains(strategies, population.ModelSpecific) {
+		return ""
+	}
+	return fit
 }
 
 // personaOptions reads the keys that only the persona statements take.

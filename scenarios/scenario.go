@@ -79,6 +79,18 @@ const (
 	DefaultInstrument  = "pvq40"
 )
 
+// MDS names a multidimensional scaling method of the Values Similarity
+// (analysis.MDSMethod).
+type MDS string
+
+// The MDS methods.
+const (
+	// MDSClassical is classical (Torgerson) scaling, the study's method.
+	MDSClassical MDS = "classical"
+	// MDSSMACOF is metric SMACOF on the same dissimilarities.
+	MDSSMACOF MDS = "smacof"
+)
+
 // Sampling is how a population size is turned into persona counts.
 type Sampling string
 
@@ -164,6 +176,11 @@ type Population struct {
 	// calibration run of the model-specific strategy; 0 when that strategy
 	// is not compared.
 	Calibration int `toml:"calibration,omitzero"`
+	// ModelSpecificWeight is the fit the model-specific weights are
+	// proportional to: population.FitPearson (App. E, the default) or
+	// population.FitValuesSimilarity; empty when that strategy is not
+	// compared.
+	ModelSpecificWeight population.Fit `toml:"model_specific_weight,omitempty"`
 	// ModelSpecific holds the model-specific strategy's weights per model
 	// name, keyed like Weights. A run calibrates the models that lack
 	// them and writes the weights it used into the resolved scenario, so
@@ -256,6 +273,10 @@ type Analysis struct {
 	BootstrapIterations int      `toml:"bootstrap_iterations"`
 	BootstrapSize       int      `toml:"bootstrap_size"`
 	References          []string `toml:"references"`
+	// MDS is how the value correlation matrices are placed in two
+	// dimensions for the Values Similarity: MDSClassical (the default,
+	// the study's) or MDSSMACOF (analysis.Embed).
+	MDS MDS `toml:"mds"`
 	// BehaviorReferences are published value × behaviour matrices; the
 	// theory templates are always used besides them.
 	BehaviorReferences []BehaviorReference `toml:"behavior_references,omitempty"`

@@ -420,7 +420,7 @@ func (l *liveRun) similarity() {
 			if acc.N() < liveMinAgents {
 				continue
 			}
-			sim, err := analysis.ValuesSimilarity(acc.Corr(), ref.R)
+			sim, err := analysis.ValuesSimilarityBy(st.MDS, acc.Corr(), ref.R)
 			if err != nil || math.IsNaN(sim) {
 				continue
 			}

@@ -283,8 +283,9 @@ func needsCalibration(sc *scenarios.Scenario) bool {
 // (the response cache makes the prompts it shares with the main run free).
 // For each model and value prompt, the value structure of that prompt's own
 // agents is compared with the first human reference, and the weights are
-// proportional to the similarities (population.ModelSpecificWeights). A
-// prompt whose structure cannot be computed counts as 0.
+// proportional to the fit the scenario names (population.model_specific_weight:
+// App. E's Pearson correlation by default; population.ModelSpecificWeights).
+// A prompt whose structure cannot be computed counts as 0.
 func calibrate(ctx context.Context, cfg runConfig, sc *scenarios.Scenario) (*scenarios.Scenario, []analysis.CalibrationRow, error) {
 	c := copyScenario(sc)
 	c.Name = sc.Name + "-calibration"
@@ -311,7 +312,7 @@ func calibrate(ctx context.Context, cfg runConfig, sc *scenarios.Scenario) (*sce
 	}
 	c.Questionnaires = []scenarios.Questionnaire{{Name: vq.Name, File: vq.File}}
 	c.Games = scenarios.Games{}
-	c.Analysis = scenarios.Analysis{BootstrapIterations: 1, BootstrapSize: values.N, References: sc.Analysis.References[:1]}
+	c.Analysis = scenarios.Analysis{BootstrapIterations: 1, BootstrapSize: values.N, MDS: sc.Analysis.MDS, References: sc.Analysis.References[:1]}
 	res, err := runScenario(ctx, runConfig{Scenario: c, Progress: cfg.Progress, Log: cfg.Log, CacheDir: cfg.CacheDir})
 	if err != nil {
 		return nil, nil, fmt.Errorf("model-specific calibration: %w", err)
@@ -329,13 +330,17 @@ func calibrate(ctx context.Context, cfg runConfig, sc *scenarios.Scenario) (*sce
 		if _, done := sc.Population.ModelSpecific[sh.Model]; done {
 			continue
 		}
-		sims, agents, err := analysis.PromptSimilarities(sh, res.Study.Pool.Persona, ref)
+		fits, err := analysis.PromptFits(sh, res.Study.Pool.Persona, ref, analysis.MDSMethod(sc.Analysis.MDS))
 		if err != nil {
 			return nil, nil, fmt.Errorf("model-specific calibration: %w", err)
 		}
+		rule := sc.Population.ModelSpecificWeight
+		if rule == "" {
+			rule = population.FitPearson
+		}
 		var clean [values.N]float64
-		for i, s := range sims {
-			if !math.IsNaN(s) {
+		for i, f := range fits {
+			if s := f.By(rule); !math.IsNaN(s) {
 				clean[i] = s
 			}
 		}
@@ -346,8 +351,9 @@ func calibrate(ctx context.Context, cfg runConfig, sc *scenarios.Scenario) (*sce
 		ws := map[string]float64{}
 		for _, v := range values.All() {
 			ws[v.Code()] = w.Of(v)
-			rows = append(rows, analysis.CalibrationRow{Model: sh.Model, Persona: v.Code(), Reference: ref.Name, Agents: agents[v],
-				ValuesSimilarity: analysis.Num(sims[v]), Weight: analysis.Num(w.Of(v))})
+			rows = append(rows, analysis.CalibrationRow{Model: sh.Model, Persona: v.Code(), Reference: ref.Name, Agents: fits[v].Agents,
+				ValuesSimilarity: analysis.Num(fits[v].ValuesSimilarity), Pearson: analysis.Num(fits[v].Pearson),
+				Rule: string(rule), Weight: analysis.Num(w.Of(v))})
 		}
 		out.Population.ModelSpecific[sh.Model] = ws
 	}
@@ -481,7 +487,7 @@ func printBehaviorSummary(w io.Writer, res *analysis.Results) {
 			break
 		}
 	}
-	fmt.Fprintf(w, "\nBehaviour similarity to the human value-behaviour references under %s (bootstrap mean [95%% interval]):\n\n", strategy)
+	fmt.Fprintf(w, "\nBehaviour similarity to the value-behaviour references (theory references, and published ones when given) under %s (bootstrap mean [95%% interval]):\n\n", strategy)
 	fmt.Fprint(w, analysis.BehaviorTable(res.ValueBehavior, strategy))
 	if res.Note != "" {
 		fmt.Fprintln(w, "\nThe synthetic respondents are built from the theory templates: their behaviour similarity is the pipeline's ceiling, not a finding.")

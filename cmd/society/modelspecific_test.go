@@ -12,6 +12,7 @@ import (
 
 	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/analysis"
+	"github.com/society-sim/society/population"
 	"github.com/society-sim/society/questionnaires"
 	"github.com/society-sim/society/scenarios"
 	"github.com/society-sim/society/values"
@@ -196,15 +197,23 @@ func TestModelSpecificCalibration(t *testing.T) {
 	if got := len(r.Calibration); got != 2*values.N {
 		t.Fatalf("got %d calibration rows, want one per model and value prompt (%d)", got, 2*values.N)
 	}
-	sums := map[string]float64{}
+	// App. E by default: weights ∝ max(Pearson correlation of the lower
+	// triangles, 0).
+	sums, fits := map[string]float64{}, map[string]float64{}
 	for _, c := range r.Calibration {
 		if c.Agents != 20 {
 			t.Errorf("%s/%s: got %d calibration agents, want 20", c.Model, c.Persona, c.Agents)
 		}
-		if c.Weight < 0 || (float64(c.ValuesSimilarity) <= 0 && c.Weight != 0) {
-			t.Errorf("%s/%s: similarity %v got weight %v", c.Model, c.Persona, c.ValuesSimilarity, c.Weight)
+		if c.Rule != string(population.FitPearson) || math.IsNaN(float64(c.Pearson)) || math.IsNaN(float64(c.ValuesSimilarity)) {
+			t.Errorf("%s/%s: got rule %q, pearson %v, values similarity %v; want rule pearson and both fits", c.Model, c.Persona, c.Rule, c.Pearson, c.ValuesSimilarity)
 		}
 		sums[c.Model] += float64(c.Weight)
+		fits[c.Model] += max(float64(c.Pearson), 0)
+	}
+	for _, c := range r.Calibration {
+		if want := max(float64(c.Pearson), 0) / fits[c.Model]; math.Abs(float64(c.Weight)-want) > 1e-5 {
+			t.Errorf("%s/%s: pearson %v got weight %v, want %v", c.Model, c.Persona, c.Pearson, c.Weight, want)
+		}
 	}
 	for m, s := range sums {
 		if math.Abs(s-1) > 1e-5 {

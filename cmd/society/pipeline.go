@@ -199,6 +199,7 @@ func buildPlan(sc *scenarios.Scenario, cacheDir string) (*plan, error) {
 		References:          sc.Analysis.References,
 		BootstrapIterations: sc.Analysis.BootstrapIterations,
 		BootstrapSize:       sc.Analysis.BootstrapSize,
+		MDS:                 analysis.MDSMethod(sc.Analysis.MDS),
 	}
 	if err := addPaper(sc, p); err != nil {
 		return nil, err
@@ -461,7 +462,7 @@ func printSummary(w io.Writer, r *runResult, dir string) {
 	}
 	fmt.Fprintf(w, "Scenario %s (seed %d): %d answers expected, %d valid, %d invalid, in %.1fs.\n\n",
 		res.Scenario, res.Seed, res.Answers.Expected, res.Answers.Valid, res.Answers.Invalid, r.Elapsed.Seconds())
-	fmt.Fprintln(w, "Values similarity to human value structure (1 = identical; 95% bootstrap interval):")
+	fmt.Fprintf(w, "Values similarity to human value structure by %s (1 = identical; 95%% bootstrap interval):\n", res.MDS.Describe())
 	fmt.Fprintln(w)
 	fmt.Fprint(w, analysis.ValueStructureTable(res.ValueStructure))
 	printBehaviorSummary(w, res)

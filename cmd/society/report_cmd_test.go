@@ -23,12 +23,25 @@ func TestPaperRunAndReport(t *testing.T) {
 	dir := t.TempDir()
 	path := smallPaper(t, dir, true)
 	out := filepath.Join(dir, "out")
-	if _, stderr, code := runCLI(t, "run", path, "--out", out, "--cache", filepath.Join(dir, "cache")); code != 0 {
+	console, stderr, code := runCLI(t, "run", path, "--out", out, "--cache", filepath.Join(dir, "cache"))
+	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	report, err := os.ReadFile(filepath.Join(out, "report.md"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Theory templates are theory references, never human ones.
+	for name, text := range map[string]string{"console": console, "report.md": string(report)} {
+		if !strings.Contains(text, "theory reference") {
+			t.Errorf("%s never says \"theory reference\"", name)
+		}
+		for _, line := range strings.Split(text, "\n") {
+			l := strings.ToLower(line)
+			if strings.Contains(l, "human") && (strings.Contains(l, "theory") || strings.Contains(l, "value-behaviour reference")) {
+				t.Errorf("%s calls theory references human: %q", name, line)
+			}
+		}
 	}
 	for _, want := range []string{
 		"## Table 1. Values similarity", "## Table 2. Behaviour similarity under H-NP", "## Table 3. Priming ablation",
