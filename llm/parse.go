@@ -17,9 +17,9 @@ import (
 // number with words around it ("4 - like me", "I'd say 5.", "**5**",
 // "Answer: 3"), a number out of the scale's maximum ("5/6", "5 out of 6"),
 // or a label of the scale in any case and with surrounding words ("Very
-// much like me"). When a number and a label disagree the number wins:
-// models copy the number from the instruction more reliably than the
-// wording. Reasoning written inline is removed first (StripReasoning); a
+// much like me"). A number and a label that disagree ("2 - Very much like
+// me") are ambiguous and rejected: which one the model meant is a guess.
+// Reasoning written inline is removed first (StripReasoning); a
 // reply whose reasoning never ended is rejected as truncated, so a number
 // inside the reasoning is never read.
 //
@@ -143,9 +143,10 @@ func ParseAnswer(text string, sc questionnaires.Scale) (value int, reason string
 		return 0, fmt.Sprintf("ambiguous: %s", joinInts(append(on, off...))), false
 	case len(on) == 1:
 		for _, m := range labels {
-			if m.negative && m.value != on[0] {
-				// "Not like me, 3": the label's own negation may be what
-				// the number means; neither is sure.
+			if m.value != on[0] {
+				// "2 - Very much like me", "Not like me, 3": the number and
+				// the words name different answers, and which one the model
+				// meant is a guess.
 				return 0, fmt.Sprintf("ambiguous: %d and the label %q (%d)", on[0], joinTokens(toks[m.first:m.last+1]), m.value), false
 			}
 		}
