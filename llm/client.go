@@ -138,6 +138,9 @@ type ClientStats struct {
 	CoverageSum                                  float64
 	CoverageN                                    int64
 	Fallbacks                                    int64
+	// StrictRetries counts the requests repeated with the strict
+	// instruction after an unreadable reply.
+	StrictRetries int64
 }
 
 // counters are the client's statistics, updated atomically.
@@ -146,6 +149,7 @@ type counters struct {
 	promptTokens, completionTokens               atomic.Int64
 	coverageBits                                 atomic.Uint64 // float64 sum
 	coverageN, fallbacks                         atomic.Int64
+	strictRetries                                atomic.Int64
 }
 
 func (c *counters) addCoverage(x float64) {
@@ -170,6 +174,7 @@ type Client struct {
 	stats  *counters
 	doer   *doer
 	params string // the output-changing parameters, for cache keys
+	served served // what the endpoint said about itself (served.go)
 
 	blocks group[[]agent.Answer]
 	dists  group[[]byte]
@@ -338,7 +343,7 @@ func (c *Client) Stats() ClientStats {
 		Failures: s.failures.Load(), Invalid: s.invalid.Load(),
 		PromptTokens: s.promptTokens.Load(), CompletionTokens: s.completionTokens.Load(),
 		CoverageSum: math.Float64frombits(s.coverageBits.Load()), CoverageN: s.coverageN.Load(),
-		Fallbacks: s.fallbacks.Load(),
+		Fallbacks: s.fallbacks.Load(), StrictRetries: s.strictRetries.Load(),
 	}
 }
 
@@ -776,6 +781,7 @@ func (c *Client) fetchBlock(ctx context.Context, q *agent.Question, p agent.Prom
 // instruction in the conversation. An answer still unreadable is recorded
 // invalid, with both replies: it is never guessed.
 func (c *Client) strictRetry(ctx context.Context, q *agent.Question, p agent.Prompt, text, reason string, sample int) (agent.Answer, error) {
+	c.stats.strictRetries.Add(1)
 	strict := agent.StrictInstruction(q.Instrument)
 	var again string
 	if c.cfg.Endpoint == EndpointCompletions {
@@ -914,6 +920,7 @@ func (c *Client) chat(ctx context.Context, req openai.ChatCompletionRequest, q *
 	if err != nil {
 		return resp, err
 	}
+	c.served.note(resp.Model, resp.SystemFingerprint, resp.Header())
 	c.stats.promptTokens.Add(int64(resp.Usage.PromptTokens))
 	c.stats.completionTokens.Add(int64(resp.Usage.CompletionTokens))
 	c.doer.obs.Tokens(c.doer.model, resp.Usage.PromptTokens, resp.Usage.CompletionTokens)
@@ -925,6 +932,7 @@ func (c *Client) complete(ctx context.Context, req openai.CompletionRequest, q *
 	if err != nil {
 		return resp, err
 	}
+	c.served.note(resp.Model, "", resp.Header())
 	if resp.Usage != nil {
 		c.stats.promptTokens.Add(int64(resp.Usage.PromptTokens))
 		c.stats.completionTokens.Add(int64(resp.Usage.CompletionTokens))

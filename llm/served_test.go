@@ -1,0 +1,77 @@
+package llm
+
+import (
+	"context"
+	"testing"
+
+	"github.com/society-sim/society/values"
+)
+
+// A client records what the endpoint says about itself: the model server
+// declares the synthetic respondents (header and fingerprint), a server
+// answering as vLLM does declares a model and nothing synthetic.
+func TestClientServed(t *testing.T) {
+	in := pvq(t)
+	for _, tc := range []struct {
+		name, endpoint string
+	}{{"chat", EndpointChat}, {"completions", EndpointCompletions}} {
+		t.Run("model-server/"+tc.name, func(t *testing.T) {
+			_, ts := srvTestServer(t, ServerOptions{Seed: 3})
+			cfg := testConfig(ts.URL)
+			cfg.Endpoint = tc.endpoint
+			c := newClient(t, cfg)
+			if _, err := c.Ask(context.Background(), question(in, values.Power, 0, 0)); err != nil {
+				t.Fatal(err)
+			}
+			got := c.Served()
+			if !got.Synthetic {
+				t.Errorf("synthetic: got false, want true (%+v)", got)
+			}
+			if tc.endpoint == EndpointChat && got.Fingerprint != "society-synthetic" {
+				t.Errorf("fingerprint: got %q, want %q", got.Fingerprint, "society-synthetic")
+			}
+		})
+	}
+	t.Run("model", func(t *testing.T) {
+		srv := newOpenAIServer(t, func(r seenReq) (int, any) {
+			out := textsReply(r, "4")
+			out["model"] = "meta-llama/Meta-Llama-3-8B-Instruct"
+			out["system_fingerprint"] = "fp_44709d6fcb"
+			return 200, out
+		})
+		c := newClient(t, testConfig(srv.URL))
+		if _, err := c.Ask(context.Background(), question(in, values.Power, 0, 0)); err != nil {
+			t.Fatal(err)
+		}
+		want := Served{Model: "meta-llama/Meta-Llama-3-8B-Instruct", Fingerprint: "fp_44709d6fcb"}
+		if got := c.Served(); got != want {
+			t.Errorf("served: got %+v, want %+v", got, want)
+		}
+	})
+}
+
+// Every strict retry is counted: the script server's samples 3 and 4 of
+// every five are unreadable, and only those are asked again.
+func TestClientStrictRetriesCounted(t *testing.T) {
+	srv := scriptServer(t)
+	cfg := testConfig(srv.URL)
+	cfg.Samples = 10
+	cfg.Seed = ptr(uint64(0))
+	c := newClient(t, cfg)
+	in := pvq(t)
+	if _, err := c.Ask(context.Background(), question(in, values.Power, 0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	strict := 0
+	for _, r := range srv.requests() {
+		if r.strict() {
+			strict++
+		}
+	}
+	if strict == 0 {
+		t.Fatal("server saw no strict retry; the test needs some")
+	}
+	if got := c.Stats().StrictRetries; got != int64(strict) {
+		t.Errorf("strict retries: got %d, want %d (the server's count)", got, strict)
+	}
+}
