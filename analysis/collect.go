@@ -41,6 +41,7 @@ type Collector struct {
 	expected int64
 	valid    int64
 	invalid  []InvalidAnswer
+	byModel  map[string]*AnswerCounts
 	done     chan struct{}
 	closed   bool
 	// notify receives a token whenever a sheet completes; its buffer of
@@ -77,8 +78,12 @@ func (s *Sheet) Complete() bool { return s.received >= s.expected }
 // every plan.
 func NewCollector(agents int, plans []Plan) *Collector {
 	c := &Collector{agents: agents, sheets: map[sheetKey]*Sheet{}, seen: map[batchKey]struct{}{}, done: make(chan struct{}),
-		notify: make(chan struct{}, 1)}
+		notify: make(chan struct{}, 1), byModel: map[string]*AnswerCounts{}}
 	for _, p := range plans {
+		if c.byModel[p.Model] == nil {
+			c.byModel[p.Model] = &AnswerCounts{}
+		}
+		c.byModel[p.Model].Expected += int64(agents) * int64(len(p.Items))
 		k := sheetKey{p.Model, p.Instrument.Name, p.Round}
 		c.sheets[k] = &Sheet{Model: p.Model, Instrument: p.Instrument, Round: p.Round, Items: p.Items,
 			Codes: make([]uint8, agents*len(p.Instrument.Items)), expected: int64(agents) * int64(len(p.Items))}
@@ -110,6 +115,7 @@ func (c *Collector) Add(b *agent.Batch) error {
 	}
 	c.seen[bk] = struct{}{}
 	points := s.Instrument.Scale.Points()
+	mc := c.byModel[b.Model]
 	for i, code := range b.Codes {
 		if int(code) > points {
 			code = 0
@@ -117,8 +123,10 @@ func (c *Collector) Add(b *agent.Batch) error {
 		s.Codes[(b.First+i)*nItems+b.Item] = code
 		if code != 0 {
 			c.valid++
+			mc.Valid++
 		}
 	}
+	mc.Invalid += int64(len(b.Invalid))
 	s.received += int64(len(b.Codes))
 	if s.Complete() {
 		select {
@@ -162,6 +170,18 @@ func (c *Collector) Counts() (expected, valid, invalid int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.expected, c.valid, int64(len(c.invalid))
+}
+
+// ModelCounts returns the expected, valid and invalid answer counts of
+// each model so far.
+func (c *Collector) ModelCounts() map[string]AnswerCounts {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]AnswerCounts, len(c.byModel))
+	for m, n := range c.byModel {
+		out[m] = *n
+	}
+	return out
 }
 
 // Agents is the population size.

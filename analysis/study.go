@@ -53,6 +53,9 @@ type Study struct {
 	Notes []string
 	// Games are the Paired Charity Games played, one per model (games.go).
 	Games []CharityGame
+	// Traffic is each model's traffic by name, for the model runs; a model
+	// missing from it had its traffic counted elsewhere.
+	Traffic map[string]ModelTraffic
 }
 
 // Results is results.json. Keys are stable: scripts rely on them.
@@ -64,6 +67,7 @@ type Results struct {
 	Population     []PopulationRow     `json:"population"`
 	Answers        AnswerCounts        `json:"answers"`
 	LLM            LLMCounts           `json:"llm"`
+	ModelRuns      []ModelRun          `json:"model_runs"`
 	ValueStructure []ValueStructureRow `json:"value_structure"`
 	ValueBehavior  []ValueBehaviorRow  `json:"value_behavior"`
 	Games          *Games              `json:"games"`
@@ -169,6 +173,7 @@ func (st *Study) Compute(c *Collector) (*Outcome, error) {
 		r.Population = append(r.Population, row)
 	}
 	r.Answers.Expected, r.Answers.Valid, r.Answers.Invalid = c.Counts()
+	r.ModelRuns = modelRuns(st.Models, st.Traffic, c)
 
 	refs := make([]Reference, 0, len(st.References))
 	for _, name := range st.References {
