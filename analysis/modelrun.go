@@ -195,10 +195,11 @@ func backendLabel(backend string, synthetic bool) string {
 // ErrUnscored is wrapped by Unscored's error.
 var ErrUnscored = errors.New("no agent could be scored")
 
-// Unscored explains why a run's tables hold nothing: no valid answer at
-// all, or a table row with no scored agent (every agent left a value
-// unscored, or the items asked score none). It returns nil for a run with
-// something to show.
+// Unscored explains why a run has nothing to show: no valid answer at
+// all, or a model whose value-structure or behaviour rows for an
+// instrument have no scored agent in any row (every agent left a value
+// unscored, or the items asked score none) while the model played no game
+// either. It returns nil for a run with something to show.
 func (r *Results) Unscored() error {
 	var errs []error
 	if r.Answers.Expected > 0 && r.Answers.Valid == 0 {
@@ -210,19 +211,32 @@ func (r *Results) Unscored() error {
 		}
 		errs = append(errs, fmt.Errorf("0 valid answers of %d expected%s", r.Answers.Expected, why))
 	}
-	seen := map[string]bool{}
-	for _, v := range r.ValueStructure {
-		k := v.Model + "/" + v.Strategy + "/" + v.Instrument
-		if v.Agents == 0 && !seen[k] {
-			seen[k] = true
-			errs = append(errs, fmt.Errorf("%s: strategy %s: no agent has a score for every value on %s", v.Model, v.Strategy, v.Instrument))
+	played := map[string]bool{}
+	if r.Games != nil {
+		for _, g := range r.Games.PairedCharity {
+			played[g.Model] = true
 		}
 	}
+	type group struct{ model, instrument string }
+	var order []group
+	scored := map[group]bool{}
+	what := map[group]string{}
+	note := func(g group, agents int, w string) {
+		if _, ok := scored[g]; !ok {
+			order = append(order, g)
+			what[g] = w
+		}
+		scored[g] = scored[g] || agents > 0
+	}
+	for _, v := range r.ValueStructure {
+		note(group{v.Model, v.Instrument}, v.Agents, "no agent has a score for every value on "+v.Instrument)
+	}
 	for _, v := range r.ValueBehavior {
-		k := v.Model + "/" + v.Strategy + "/" + v.Instrument
-		if v.Agents == 0 && !seen[k] {
-			seen[k] = true
-			errs = append(errs, fmt.Errorf("%s: strategy %s: no agent has both value and %s scores", v.Model, v.Strategy, v.Instrument))
+		note(group{v.Model, v.Instrument}, v.Agents, "no agent has both value and "+v.Instrument+" scores")
+	}
+	for _, g := range order {
+		if !scored[g] && !played[g.model] {
+			errs = append(errs, fmt.Errorf("%s: %s", g.model, what[g]))
 		}
 	}
 	if len(errs) == 0 {

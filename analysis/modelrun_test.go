@@ -125,7 +125,19 @@ func TestUnscored(t *testing.T) {
 		ValueStructure: []ValueStructureRow{{Model: "m", Strategy: "uniform", Instrument: "pvq40", Reference: "a"},
 			{Model: "m", Strategy: "uniform", Instrument: "pvq40", Reference: "b"}}}
 	err = empty.Unscored()
-	if !errors.Is(err, ErrUnscored) || strings.Count(err.Error(), "no agent has a score for every value on pvq40") != 1 {
+	if !errors.Is(err, ErrUnscored) || strings.Count(err.Error(), "m: no agent has a score for every value on pvq40") != 1 {
 		t.Errorf("no scored agent: got %v", err)
+	}
+	// The same rows beside a game the model played: the game is a result.
+	empty.Games = &Games{PairedCharity: []CharityResult{{Model: "m"}}}
+	if err := empty.Unscored(); err != nil {
+		t.Errorf("unscored values beside a game: got %v, want nil", err)
+	}
+	// One strategy with no scored agent beside one with some: a result.
+	partial := &Results{Answers: AnswerCounts{Expected: 10, Valid: 10},
+		ValueStructure: []ValueStructureRow{{Model: "m", Strategy: "uniform", Instrument: "pvq40"},
+			{Model: "m", Strategy: "h-np", Instrument: "pvq40", Agents: 4}}}
+	if err := partial.Unscored(); err != nil {
+		t.Errorf("partly scored: got %v, want nil", err)
 	}
 }

@@ -458,7 +458,7 @@ func writeReport(w io.Writer, o *Output, figures []string, paper paperFigures) e
 	fmt.Fprintf(b, "\nAnswers: %d expected, %d valid, %d invalid.\n", r.Answers.Expected, r.Answers.Valid, r.Answers.Invalid)
 	fmt.Fprintf(b, "Model calls: %d, cache hits: %d, retries: %d.\n", r.LLM.Calls, r.LLM.CacheHits, r.LLM.Retries)
 	if len(r.ModelRuns) > 0 {
-		b.WriteString("\n## Model runs\n\nWhat each model really did: its query mode (distribution mode whose questions fell back to sampling says so), " +
+		b.WriteString("\n## Model runs\n\nWhat each model really did: its query mode (with the questions that fell back from distributions to sampling), " +
 			"traffic, the mean probability mass the answer options covered in the distributions fetched, and its invalid answers with their most frequent reasons.\n\n")
 		for _, mr := range r.ModelRuns {
 			b.WriteString("- " + ModelRunLine(mr) + "\n")

@@ -21,6 +21,10 @@ type ModelInfo struct {
 	Model     string `json:"model,omitempty"`
 	Mode      string `json:"mode"`
 	Synthetic bool   `json:"synthetic"`
+	// ServedModel and SystemFingerprint are what the endpoint said it
+	// served, from its replies (empty without replies).
+	ServedModel       string `json:"served_model,omitempty"`
+	SystemFingerprint string `json:"system_fingerprint,omitempty"`
 	// Priming and Style are the model's prompt conditions (Table 3 groups
 	// models of one backend by them).
 	Priming string `json:"priming,omitempty"`

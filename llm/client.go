@@ -920,7 +920,7 @@ func (c *Client) chat(ctx context.Context, req openai.ChatCompletionRequest, q *
 	if err != nil {
 		return resp, err
 	}
-	c.served.note(resp.Model, resp.SystemFingerprint, resp.Header())
+	c.noteServed(ctx, resp.Model, resp.SystemFingerprint, resp.Header())
 	c.stats.promptTokens.Add(int64(resp.Usage.PromptTokens))
 	c.stats.completionTokens.Add(int64(resp.Usage.CompletionTokens))
 	c.doer.obs.Tokens(c.doer.model, resp.Usage.PromptTokens, resp.Usage.CompletionTokens)
@@ -932,7 +932,7 @@ func (c *Client) complete(ctx context.Context, req openai.CompletionRequest, q *
 	if err != nil {
 		return resp, err
 	}
-	c.served.note(resp.Model, "", resp.Header())
+	c.noteServed(ctx, resp.Model, "", resp.Header())
 	if resp.Usage != nil {
 		c.stats.promptTokens.Add(int64(resp.Usage.PromptTokens))
 		c.stats.completionTokens.Add(int64(resp.Usage.CompletionTokens))

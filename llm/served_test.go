@@ -23,7 +23,7 @@ func TestClientServed(t *testing.T) {
 			if _, err := c.Ask(context.Background(), question(in, values.Power, 0, 0)); err != nil {
 				t.Fatal(err)
 			}
-			got := c.Served()
+			got := c.Served(context.Background())
 			if !got.Synthetic {
 				t.Errorf("synthetic: got false, want true (%+v)", got)
 			}
@@ -32,6 +32,28 @@ func TestClientServed(t *testing.T) {
 			}
 		})
 	}
+	// A rerun from the cache makes no call, yet its answers came from the
+	// model server: the label comes back from the cache with them.
+	t.Run("model-server/cached", func(t *testing.T) {
+		_, ts := srvTestServer(t, ServerOptions{Seed: 3})
+		cfg := testConfig(ts.URL)
+		cfg.Cache = NewCache(NewMemStore())
+		first := newClient(t, cfg)
+		q := question(in, values.Power, 0, 0)
+		if _, err := first.Ask(context.Background(), q); err != nil {
+			t.Fatal(err)
+		}
+		again := newClient(t, cfg)
+		if _, err := again.Ask(context.Background(), q); err != nil {
+			t.Fatal(err)
+		}
+		if n := again.Stats().Calls; n != 0 {
+			t.Fatalf("rerun: got %d calls, want 0", n)
+		}
+		if got := again.Served(context.Background()); !got.Synthetic || got.Fingerprint != "society-synthetic" {
+			t.Errorf("rerun from the cache: got %+v, want the model server's label", got)
+		}
+	})
 	t.Run("model", func(t *testing.T) {
 		srv := newOpenAIServer(t, func(r seenReq) (int, any) {
 			out := textsReply(r, "4")
@@ -44,7 +66,7 @@ func TestClientServed(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := Served{Model: "meta-llama/Meta-Llama-3-8B-Instruct", Fingerprint: "fp_44709d6fcb"}
-		if got := c.Served(); got != want {
+		if got := c.Served(context.Background()); got != want {
 			t.Errorf("served: got %+v, want %+v", got, want)
 		}
 	})

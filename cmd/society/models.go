@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -22,6 +24,7 @@ type backends struct {
 	cache   *llm.Cache
 	cacheEr error
 	clients []*llm.Client
+	byName  map[string]*llm.Client
 	obs     forwardObserver
 }
 
@@ -132,6 +135,10 @@ func (b *backends) model(sc *scenarios.Scenario, m scenarios.Model) (agent.Model
 			return nil, analysis.ModelInfo{}, fmt.Errorf("%w: model %q: %v", errBadInput, m.Name, err)
 		}
 		b.clients = append(b.clients, c)
+		if b.byName == nil {
+			b.byName = map[string]*llm.Client{}
+		}
+		b.byName[m.Name] = c
 		return c, analysis.ModelInfo{Name: m.Name, Backend: "openai", Model: m.Model, Mode: string(m.Mode)}, nil
 	default:
 		return nil, analysis.ModelInfo{}, fmt.Errorf("%w: model %q: unknown backend %q", errBadInput, m.Name, m.Backend)
@@ -146,6 +153,35 @@ func (b *backends) counts() analysis.LLMCounts {
 		out.Calls += s.Calls
 		out.CacheHits += s.CacheHits
 		out.Retries += s.Retries
+	}
+	return out
+}
+
+// traffic is each model client's traffic, by model name.
+func (b *backends) traffic() map[string]analysis.ModelTraffic {
+	out := make(map[string]analysis.ModelTraffic, len(b.byName))
+	for name, c := range b.byName {
+		s := c.Stats()
+		out[name] = analysis.ModelTraffic{Calls: s.Calls, CacheHits: s.CacheHits, Retries: s.Retries, StrictRetries: s.StrictRetries,
+			PromptTokens: s.PromptTokens, CompletionTokens: s.CompletionTokens,
+			Distributions: s.CoverageN, Fallbacks: s.Fallbacks, CoverageSum: s.CoverageSum}
+	}
+	return out
+}
+
+// label records in the models' descriptions what their endpoints said
+// about themselves: a model served by the model server is synthetic
+// respondents, whatever its name.
+func (b *backends) label(ctx context.Context, models []analysis.ModelInfo) []analysis.ModelInfo {
+	out := slices.Clone(models)
+	for i, m := range out {
+		c, ok := b.byName[m.Name]
+		if !ok {
+			continue
+		}
+		s := c.Served(ctx)
+		out[i].ServedModel, out[i].SystemFingerprint = s.Model, s.Fingerprint
+		out[i].Synthetic = out[i].Synthetic || s.Synthetic
 	}
 	return out
 }
