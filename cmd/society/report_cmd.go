@@ -411,7 +411,7 @@ func readInvalid(path string) (map[invalidKey]agent.Invalid, error) {
 		if err := json.Unmarshal(sc.Bytes(), &iv); err != nil {
 			return nil, fmt.Errorf("%w: %s:%d: %v", errBadInput, path, line, err)
 		}
-		out[invalidKey{answerKey{iv.Model, iv.Instrument, iv.Round, iv.Item}, iv.Agent}] = agent.Invalid{Agent: iv.Agent, Raw: iv.Raw, Reason: iv.Reason}
+		out[invalidKey{answerKey{iv.Model, iv.Instrument, iv.Round, iv.Item}, iv.Agent}] = agent.Invalid{Agent: iv.Agent, Raw: iv.Raw, RawBytes: iv.RawBytes, Reason: iv.Reason}
 	}
 	return out, sc.Err()
 }
