@@ -417,8 +417,8 @@ func sameAnswers(t *testing.T, want, got string) {
 		}
 		delete(m, "llm")
 		// Each model's traffic, and what its server said about itself,
-		// are known where the clients ran: agent hosts do not report
-		// them yet, so a distributed run leaves them out.
+		// are known where the clients ran: agent hosts report them about
+		// once a second, so a distributed run may lack the last second.
 		delete(m, "note")
 		for _, key := range []string{"model_runs", "models"} {
 			list, _ := m[key].([]any)

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"sync"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/analysis"
+	"github.com/society-sim/society/bus"
 	"github.com/society-sim/society/llm"
 	"github.com/society-sim/society/population"
 	"github.com/society-sim/society/scenarios"
@@ -167,6 +170,56 @@ func (b *backends) traffic() map[string]analysis.ModelTraffic {
 			Distributions: s.CoverageN, Fallbacks: s.Fallbacks, CoverageSum: s.CoverageSum}
 	}
 	return out
+}
+
+// hostStats is the clients' traffic, per model too, as an agent host
+// reports it.
+func (b *backends) hostStats(ctx context.Context, host string) bus.HostStats {
+	c := b.counts()
+	out := bus.HostStats{Host: host, Calls: c.Calls, CacheHits: c.CacheHits, Retries: c.Retries}
+	names := slices.Sorted(maps.Keys(b.byName))
+	for _, name := range names {
+		cl := b.byName[name]
+		s, sv := cl.Stats(), cl.Served(ctx)
+		out.Models = append(out.Models, bus.HostModelStats{Model: name, Calls: s.Calls, CacheHits: s.CacheHits, Retries: s.Retries,
+			StrictRetries: s.StrictRetries, PromptTokens: s.PromptTokens, CompletionTokens: s.CompletionTokens,
+			Distributions: s.CoverageN, Fallbacks: s.Fallbacks, CoverageSum: s.CoverageSum,
+			ServedModel: sv.Model, Fingerprint: sv.Fingerprint, Synthetic: sv.Synthetic})
+	}
+	return out
+}
+
+// hostsTraffic adds up the agent hosts' reports per model, and labels the
+// models with what their servers said, as traffic and label do in one
+// process. Models no host reported on keep their description and have no
+// traffic entry.
+func hostsTraffic(stats []bus.HostStats, models []analysis.ModelInfo) (map[string]analysis.ModelTraffic, []analysis.ModelInfo) {
+	traffic := map[string]analysis.ModelTraffic{}
+	out := slices.Clone(models)
+	for _, h := range stats {
+		for _, m := range h.Models {
+			t := traffic[m.Model]
+			t.Calls += m.Calls
+			t.CacheHits += m.CacheHits
+			t.Retries += m.Retries
+			t.StrictRetries += m.StrictRetries
+			t.PromptTokens += m.PromptTokens
+			t.CompletionTokens += m.CompletionTokens
+			t.Distributions += m.Distributions
+			t.Fallbacks += m.Fallbacks
+			t.CoverageSum += m.CoverageSum
+			traffic[m.Model] = t
+			for i := range out {
+				if out[i].Name != m.Model {
+					continue
+				}
+				out[i].Synthetic = out[i].Synthetic || m.Synthetic
+				out[i].ServedModel = cmp.Or(out[i].ServedModel, m.ServedModel)
+				out[i].SystemFingerprint = cmp.Or(out[i].SystemFingerprint, m.Fingerprint)
+			}
+		}
+	}
+	return traffic, out
 }
 
 // label records in the models' descriptions what their endpoints said
