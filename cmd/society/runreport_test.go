@@ -120,6 +120,15 @@ func TestRunReportsWhatHappened(t *testing.T) {
 		if !strings.Contains(readReport(t, out), want+" mode") || !strings.Contains(stdout, want) {
 			t.Errorf("report or summary lacks %q:\n%s", want, stdout)
 		}
+		// A rebuild makes no call: it keeps what the run learnt.
+		if _, stderr, code := runCLI(t, "report", out); code != 0 {
+			t.Fatalf("report: exit %d: %s", code, stderr)
+		}
+		again := readResults(t, out)
+		if !again.Models[0].Synthetic || again.ModelRuns[0].QueryMode != want || again.ModelRuns[0].LLM == nil ||
+			again.ModelRuns[0].LLM.Calls != mr.LLM.Calls || again.ModelRuns[0].LLM.CoveredMass != mr.LLM.CoveredMass {
+			t.Errorf("rebuilt: got model %+v, run %+v; want %+v", again.Models[0], again.ModelRuns[0], mr)
+		}
 	})
 
 	t.Run("no valid answer", func(t *testing.T) {
