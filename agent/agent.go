@@ -45,10 +45,13 @@ type Task struct {
 }
 
 // Invalid is an answer that could not be used, kept with its raw text.
+// Raw holds at most MaxRaw bytes and Reason at most MaxReason (see
+// BoundText); RawBytes is the raw text's full length in bytes.
 type Invalid struct {
-	Agent  int
-	Raw    string
-	Reason string
+	Agent    int
+	Raw      string
+	RawBytes int
+	Reason   string
 }
 
 // Batch holds one item's answers from one shard: the deterministic unit in
@@ -236,7 +239,8 @@ func (ev *event) addInvalid(k int, id int32, a *Answer) {
 		reason = "answer off the scale"
 	}
 	ev.mu.Lock()
-	ev.invalid[k] = append(ev.invalid[k], Invalid{Agent: int(id), Raw: a.Raw, Reason: reason})
+	ev.invalid[k] = append(ev.invalid[k], Invalid{Agent: int(id), Raw: BoundText(a.Raw, MaxRaw), RawBytes: len(a.Raw),
+		Reason: BoundText(reason, MaxReason)})
 	ev.mu.Unlock()
 }
 

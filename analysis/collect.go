@@ -25,13 +25,18 @@ type InvalidAnswer struct {
 	Item       int    `json:"item"`
 	Round      int    `json:"round"`
 	Raw        string `json:"raw"`
-	Reason     string `json:"reason"`
+	// RawBytes is the raw text's full length in bytes: Raw keeps at most
+	// agent.MaxRaw of them.
+	RawBytes int    `json:"raw_bytes"`
+	Reason   string `json:"reason"`
 }
 
 // Collector keeps every answer of a run as one byte per agent and item
 // (value − Scale.Min + 1, 0 for invalid or missing). Add is idempotent: a
-// batch seen before (a redelivery, a replay after a restart) changes
-// nothing, so counts reconcile as valid + invalid = expected.
+// batch seen before (a redelivery, a replay after a restart), or any part
+// of one (a batch split differently to fit the bus), changes nothing, since
+// each agent's answer to an item counts once; so counts reconcile as
+// valid + invalid = expected.
 type Collector struct {
 	agents int
 
@@ -41,6 +46,7 @@ type Collector struct {
 	expected int64
 	valid    int64
 	invalid  []InvalidAnswer
+	byModel  map[string]*AnswerCounts
 	done     chan struct{}
 	closed   bool
 	// notify receives a token whenever a sheet completes; its buffer of
@@ -55,7 +61,7 @@ type sheetKey struct {
 
 type batchKey struct {
 	sheetKey
-	item, shard int
+	item, shard, first int
 }
 
 // Sheet is one model's answers to one instrument in one round.
@@ -66,6 +72,8 @@ type Sheet struct {
 	Items      []int // the items asked, in instrument order
 	// Codes is agent-major: Codes[agent*len(Instrument.Items)+item].
 	Codes []uint8
+	// got marks the answers received, one bit per entry of Codes.
+	got []uint64
 
 	expected, received int64
 }
@@ -77,11 +85,16 @@ func (s *Sheet) Complete() bool { return s.received >= s.expected }
 // every plan.
 func NewCollector(agents int, plans []Plan) *Collector {
 	c := &Collector{agents: agents, sheets: map[sheetKey]*Sheet{}, seen: map[batchKey]struct{}{}, done: make(chan struct{}),
-		notify: make(chan struct{}, 1)}
+		notify: make(chan struct{}, 1), byModel: map[string]*AnswerCounts{}}
 	for _, p := range plans {
+		if c.byModel[p.Model] == nil {
+			c.byModel[p.Model] = &AnswerCounts{}
+		}
+		c.byModel[p.Model].Expected += int64(agents) * int64(len(p.Items))
 		k := sheetKey{p.Model, p.Instrument.Name, p.Round}
 		c.sheets[k] = &Sheet{Model: p.Model, Instrument: p.Instrument, Round: p.Round, Items: p.Items,
-			Codes: make([]uint8, agents*len(p.Instrument.Items)), expected: int64(agents) * int64(len(p.Items))}
+			Codes: make([]uint8, agents*len(p.Instrument.Items)), got: make([]uint64, (agents*len(p.Instrument.Items)+63)/64),
+			expected: int64(agents) * int64(len(p.Items))}
 		c.expected += int64(agents) * int64(len(p.Items))
 	}
 	if c.expected == 0 {
@@ -104,22 +117,38 @@ func (c *Collector) Add(b *agent.Batch) error {
 		return fmt.Errorf("answers for %s/%s item %d agents %d..%d are out of range",
 			b.Model, b.Instrument, b.Item, b.First, b.First+len(b.Codes))
 	}
-	bk := batchKey{sk, b.Item, b.Shard}
+	bk := batchKey{sk, b.Item, b.Shard, b.First}
 	if _, dup := c.seen[bk]; dup {
 		return nil
 	}
 	c.seen[bk] = struct{}{}
 	points := s.Instrument.Scale.Points()
+	mc := c.byModel[b.Model]
+	var (
+		fresh int64
+		old   map[int]bool // agents whose answer came in another part
+	)
 	for i, code := range b.Codes {
+		at := (b.First+i)*nItems + b.Item
+		if s.got[at/64]&(1<<(at%64)) != 0 {
+			if old == nil {
+				old = map[int]bool{}
+			}
+			old[b.First+i] = true
+			continue
+		}
+		s.got[at/64] |= 1 << (at % 64)
+		fresh++
 		if int(code) > points {
 			code = 0
 		}
-		s.Codes[(b.First+i)*nItems+b.Item] = code
+		s.Codes[at] = code
 		if code != 0 {
 			c.valid++
+			mc.Valid++
 		}
 	}
-	s.received += int64(len(b.Codes))
+	s.received += fresh
 	if s.Complete() {
 		select {
 		case c.notify <- struct{}{}:
@@ -127,8 +156,12 @@ func (c *Collector) Add(b *agent.Batch) error {
 		}
 	}
 	for _, iv := range b.Invalid {
+		if old[iv.Agent] {
+			continue
+		}
 		c.invalid = append(c.invalid, InvalidAnswer{Model: b.Model, Agent: iv.Agent, Instrument: b.Instrument,
-			Item: s.Instrument.Items[b.Item].ID, Round: b.Round, Raw: iv.Raw, Reason: iv.Reason})
+			Item: s.Instrument.Items[b.Item].ID, Round: b.Round, Raw: iv.Raw, RawBytes: max(iv.RawBytes, len(iv.Raw)), Reason: iv.Reason})
+		mc.Invalid++
 	}
 	if c.valid+int64(len(c.invalid)) >= c.expected {
 		c.closeDone()
@@ -162,6 +195,18 @@ func (c *Collector) Counts() (expected, valid, invalid int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.expected, c.valid, int64(len(c.invalid))
+}
+
+// ModelCounts returns the expected, valid and invalid answer counts of
+// each model so far.
+func (c *Collector) ModelCounts() map[string]AnswerCounts {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]AnswerCounts, len(c.byModel))
+	for m, n := range c.byModel {
+		out[m] = *n
+	}
+	return out
 }
 
 // Agents is the population size.

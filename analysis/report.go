@@ -418,13 +418,24 @@ func writeReport(w io.Writer, o *Output, figures []string, paper paperFigures) e
 	if r.Note != "" {
 		fmt.Fprintf(b, "> **Synthetic respondents.** %s\n\n", r.Note)
 	}
+	for _, mr := range r.ModelRuns {
+		if w := MostlyInvalidWarning(mr); w != "" {
+			fmt.Fprintf(b, "> **%s**\n\n", w)
+		}
+	}
 	fmt.Fprintf(b, "Seed %d. Models:\n\n", r.Seed)
 	for _, m := range r.Models {
-		label := m.Backend
+		label := backendLabel(m.Backend, m.Synthetic)
 		if m.Model != "" {
 			label += " `" + m.Model + "`"
 		}
-		fmt.Fprintf(b, "- **%s**: %s, %s mode", m.Name, label, m.Mode)
+		mode := m.Mode
+		for _, mr := range r.ModelRuns {
+			if mr.Model == m.Name {
+				mode = mr.QueryMode
+			}
+		}
+		fmt.Fprintf(b, "- **%s**: %s, %s mode", m.Name, label, mode)
 		if m.Priming != "" || m.Style != "" {
 			fmt.Fprintf(b, ", priming %s, style %s", m.Priming, m.Style)
 		}
@@ -446,6 +457,13 @@ func writeReport(w io.Writer, o *Output, figures []string, paper paperFigures) e
 	}
 	fmt.Fprintf(b, "\nAnswers: %d expected, %d valid, %d invalid.\n", r.Answers.Expected, r.Answers.Valid, r.Answers.Invalid)
 	fmt.Fprintf(b, "Model calls: %d, cache hits: %d, retries: %d.\n", r.LLM.Calls, r.LLM.CacheHits, r.LLM.Retries)
+	if len(r.ModelRuns) > 0 {
+		b.WriteString("\n## Model runs\n\nWhat each model really did: its query mode (with the questions that fell back from distributions to sampling), " +
+			"traffic, the mean probability mass the answer options covered in the distributions fetched, and its invalid answers with their most frequent reasons.\n\n")
+		for _, mr := range r.ModelRuns {
+			b.WriteString("- " + ModelRunLine(mr) + "\n")
+		}
+	}
 
 	fmt.Fprintf(b, "Values similarity: %s (`analysis.mds = \"%s\"`).\n", r.MDS.Describe(), r.mdsName())
 	b.WriteString(paperTables(o))

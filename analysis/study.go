@@ -21,6 +21,10 @@ type ModelInfo struct {
 	Model     string `json:"model,omitempty"`
 	Mode      string `json:"mode"`
 	Synthetic bool   `json:"synthetic"`
+	// ServedModel and SystemFingerprint are what the endpoint said it
+	// served, from its replies (empty without replies).
+	ServedModel       string `json:"served_model,omitempty"`
+	SystemFingerprint string `json:"system_fingerprint,omitempty"`
 	// Priming and Style are the model's prompt conditions (Table 3 groups
 	// models of one backend by them).
 	Priming string `json:"priming,omitempty"`
@@ -56,6 +60,9 @@ type Study struct {
 	Notes []string
 	// Games are the Paired Charity Games played, one per model (games.go).
 	Games []CharityGame
+	// Traffic is each model's traffic by name, for the model runs; a model
+	// missing from it had its traffic counted elsewhere.
+	Traffic map[string]ModelTraffic
 }
 
 // Results is results.json. Keys are stable: scripts rely on them.
@@ -68,6 +75,7 @@ type Results struct {
 	Population     []PopulationRow     `json:"population"`
 	Answers        AnswerCounts        `json:"answers"`
 	LLM            LLMCounts           `json:"llm"`
+	ModelRuns      []ModelRun          `json:"model_runs"`
 	ValueStructure []ValueStructureRow `json:"value_structure"`
 	ValueBehavior  []ValueBehaviorRow  `json:"value_behavior"`
 	Games          *Games              `json:"games"`
@@ -174,6 +182,7 @@ func (st *Study) Compute(c *Collector) (*Outcome, error) {
 		r.Population = append(r.Population, row)
 	}
 	r.Answers.Expected, r.Answers.Valid, r.Answers.Invalid = c.Counts()
+	r.ModelRuns = modelRuns(st.Models, st.Traffic, c)
 
 	refs := make([]Reference, 0, len(st.References))
 	for _, name := range st.References {

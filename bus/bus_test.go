@@ -22,7 +22,7 @@ import (
 func TestBatchRoundTrip(t *testing.T) {
 	b := &agent.Batch{Model: "llama", Instrument: "pvq40", Item: 39, Round: 2, Shard: 7, First: 1000,
 		Codes:   []uint8{1, 2, 0, 6},
-		Invalid: []agent.Invalid{{Agent: 1002, Raw: "no comment", Reason: "refusal"}}}
+		Invalid: []agent.Invalid{{Agent: 1002, Raw: "no comment… [41830 bytes]", RawBytes: 41830, Reason: "refusal"}}}
 	got, err := bus.DecodeBatch(bus.AppendBatch(nil, b))
 	if err != nil {
 		t.Fatal(err)

@@ -14,14 +14,15 @@ import (
 // carry one byte per agent and dominate the traffic, so they are a compact
 // binary record:
 //
-//	'A' version(1) model instrument item round shard first len(codes) codes
-//	count(invalid) {agent raw reason}...
+//	'A' version(2) model instrument item round shard first len(codes) codes
+//	count(invalid) {agent raw rawbytes reason}...
 //
-// with strings as uvarint length + bytes and integers as uvarints.
+// with strings as uvarint length + bytes and integers as uvarints. Version
+// 1 had no rawbytes (the raw text was kept whole); it is still read.
 
 const (
 	batchMagic   = 'A'
-	batchVersion = 1
+	batchVersion = 2
 	taskVersion  = 1
 	maxString    = 1 << 20
 )
@@ -86,6 +87,7 @@ func AppendBatch(dst []byte, b *agent.Batch) []byte {
 	for _, iv := range b.Invalid {
 		dst = binary.AppendUvarint(dst, uint64(iv.Agent))
 		dst = appendString(dst, iv.Raw)
+		dst = binary.AppendUvarint(dst, uint64(max(iv.RawBytes, len(iv.Raw))))
 		dst = appendString(dst, iv.Reason)
 	}
 	return dst
@@ -141,8 +143,9 @@ func DecodeBatch(data []byte) (*agent.Batch, error) {
 	if len(data) < 2 || data[0] != batchMagic {
 		return nil, fmt.Errorf("%w: not an answer batch", ErrBadMessage)
 	}
-	if data[1] != batchVersion {
-		return nil, fmt.Errorf("%w: answer batch version %d, want %d", ErrBadMessage, data[1], batchVersion)
+	version := data[1]
+	if version != batchVersion && version != 1 {
+		return nil, fmt.Errorf("%w: answer batch version %d, want %d", ErrBadMessage, version, batchVersion)
 	}
 	r := &reader{b: data[2:]}
 	b := &agent.Batch{}
@@ -158,7 +161,12 @@ func DecodeBatch(data []byte) (*agent.Batch, error) {
 		r.err = errors.New("more invalid answers than answers")
 	}
 	for i := 0; i < n && r.err == nil; i++ {
-		iv := agent.Invalid{Agent: r.uvarint(), Raw: r.string(), Reason: r.string()}
+		iv := agent.Invalid{Agent: r.uvarint(), Raw: r.string()}
+		iv.RawBytes = len(iv.Raw)
+		if version >= 2 {
+			iv.RawBytes = r.uvarint()
+		}
+		iv.Reason = r.string()
 		if r.err == nil && (iv.Agent < b.First || iv.Agent >= b.First+len(b.Codes)) {
 			r.err = fmt.Errorf("invalid answer of agent %d outside the batch", iv.Agent)
 		}
@@ -174,9 +182,48 @@ func DecodeBatch(data []byte) (*agent.Batch, error) {
 }
 
 // MsgID is the de-duplication id of a batch: the same answers published
-// twice (a retry, a restarted host) collapse into one stored message.
+// twice (a retry, a restarted host) collapse into one stored message. The
+// first agent tells apart the parts of a batch split to fit the server's
+// payload limit (SplitBatch).
 func MsgID(run string, b *agent.Batch) string {
-	return fmt.Sprintf("%s.%s.%d.%s.%d.%d", run, b.Model, b.Shard, b.Instrument, b.Item, b.Round)
+	return fmt.Sprintf("%s.%s.%d.%s.%d.%d.%d", run, b.Model, b.Shard, b.Instrument, b.Item, b.Round, b.First)
+}
+
+// SplitBatch returns b, or when its wire form is longer than limit bytes,
+// parts of it over consecutive agents, each within limit: halves, halved
+// again until they fit. Answers are the same whatever the split, and a
+// consumer counts each agent's answer once (analysis.Collector), so a part
+// sent again after a restart never counts twice. An invalid answer holds
+// at most agent.MaxRaw + agent.MaxReason bytes of text, so a part of one
+// agent always fits a limit above a few kilobytes; a smaller limit is an
+// error.
+func SplitBatch(b *agent.Batch, limit int) ([]agent.Batch, error) {
+	if n := len(AppendBatch(nil, b)); n <= limit {
+		return []agent.Batch{*b}, nil
+	} else if len(b.Codes) <= 1 {
+		return nil, fmt.Errorf("answer batch of agent %d is %d bytes, more than the limit of %d", b.First, n, limit)
+	}
+	half := len(b.Codes) / 2
+	lo, hi := *b, *b
+	lo.Codes, hi.Codes = b.Codes[:half], b.Codes[half:]
+	hi.First = b.First + half
+	lo.Invalid, hi.Invalid = nil, nil
+	for _, iv := range b.Invalid {
+		if iv.Agent < hi.First {
+			lo.Invalid = append(lo.Invalid, iv)
+		} else {
+			hi.Invalid = append(hi.Invalid, iv)
+		}
+	}
+	a, err := SplitBatch(&lo, limit)
+	if err != nil {
+		return nil, err
+	}
+	c, err := SplitBatch(&hi, limit)
+	if err != nil {
+		return nil, err
+	}
+	return append(a, c...), nil
 }
 
 // gameTaskVersion marks a task that carries a game round. Hosts that do

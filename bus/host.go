@@ -173,12 +173,26 @@ func (h *Host) publish(ctx context.Context, js jetstream.JetStream, batches []ag
 // turned back-pressure into a failed run.
 const publishStallWait = 30 * time.Second
 
+// payloadHeadroom is what a message's headers (the message id) may take
+// of the server's max payload: ids are well under 1 KiB.
+const payloadHeadroom = 1 << 10
+
 // publishBatches sends the batches and waits for every acknowledgement; a
 // batch whose publish fails or times out is sent again with the same
 // message id, which the stream de-duplicates. The pause between attempts
 // grows, so that a server that is restarting has time to come back.
 func publishBatches(ctx context.Context, js jetstream.JetStream, subj Subjects, batches []agent.Batch) error {
-	pending := batches
+	// Every message must fit the server's max payload (1 MiB on a default
+	// nats-server), headers included, whatever the models wrote.
+	limit := int(js.Conn().MaxPayload()) - payloadHeadroom
+	pending := make([]agent.Batch, 0, len(batches))
+	for i := range batches {
+		parts, err := SplitBatch(&batches[i], limit)
+		if err != nil {
+			return fmt.Errorf("publish answers: %w", err)
+		}
+		pending = append(pending, parts...)
+	}
 	for attempt := 0; len(pending) > 0; attempt++ {
 		if attempt == 5 {
 			return fmt.Errorf("publish answers: %d batches not acknowledged after %d attempts", len(pending), attempt)

@@ -284,6 +284,27 @@ type HostStats struct {
 	Calls     int64  `json:"calls"`
 	CacheHits int64  `json:"cache_hits"`
 	Retries   int64  `json:"retries"`
+	// Models is the same traffic per model, with what each model's
+	// server said about itself; hosts that predate it leave it out.
+	Models []HostModelStats `json:"models,omitempty"`
+}
+
+// HostModelStats is one model's traffic on one host: the counts of
+// llm.ClientStats and what the endpoint said it served (llm.Served).
+type HostModelStats struct {
+	Model            string  `json:"model"`
+	Calls            int64   `json:"calls"`
+	CacheHits        int64   `json:"cache_hits"`
+	Retries          int64   `json:"retries"`
+	StrictRetries    int64   `json:"strict_retries"`
+	PromptTokens     int64   `json:"prompt_tokens"`
+	CompletionTokens int64   `json:"completion_tokens"`
+	Distributions    int64   `json:"distributions"`
+	Fallbacks        int64   `json:"fallbacks"`
+	CoverageSum      float64 `json:"coverage_sum"`
+	ServedModel      string  `json:"served_model,omitempty"`
+	Fingerprint      string  `json:"system_fingerprint,omitempty"`
+	Synthetic        bool    `json:"synthetic,omitempty"`
 }
 
 const hostStatsVersion = 1

@@ -9,6 +9,7 @@
 package bus
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -34,6 +35,9 @@ type ServerOptions struct {
 	// 8 GiB.
 	MaxMemory int64
 	MaxStore  int64
+	// MaxPayload is the largest message the server takes; zero means
+	// 8 MiB. Publishers split answer batches to fit it (SplitBatch).
+	MaxPayload int32
 }
 
 // Server is an embedded nats-server with JetStream.
@@ -79,7 +83,7 @@ func StartServer(o ServerOptions) (*Server, error) {
 		NoLog:              true,
 		NoSigs:             true,
 		// Answer batches for large shards run to hundreds of kilobytes.
-		MaxPayload: 8 << 20,
+		MaxPayload: cmp.Or(o.MaxPayload, 8<<20),
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {

@@ -172,6 +172,9 @@ type ClientStats struct {
 	CoverageN                                    int64
 	Fallbacks                                    int64
 	NoAlternatives, FallbackErrors               int64
+	// StrictRetries counts the requests repeated with the strict
+	// instruction after an unreadable reply.
+	StrictRetries int64
 }
 
 // counters are the client's statistics, updated atomically.
@@ -181,6 +184,7 @@ type counters struct {
 	coverageBits                                 atomic.Uint64 // float64 sum
 	coverageN, fallbacks                         atomic.Int64
 	noAlternatives, fallbackErrors               atomic.Int64
+	strictRetries                                atomic.Int64
 }
 
 func (c *counters) addCoverage(x float64) {
@@ -205,6 +209,7 @@ type Client struct {
 	stats  *counters
 	doer   *doer
 	params string // the output-changing parameters, for cache keys
+	served served // what the endpoint said about itself (served.go)
 
 	samples group[agent.Answer]
 	segs    group[struct{}]
@@ -396,6 +401,7 @@ func (c *Client) Stats() ClientStats {
 		PromptTokens: s.promptTokens.Load(), CompletionTokens: s.completionTokens.Load(),
 		CoverageSum: math.Float64frombits(s.coverageBits.Load()), CoverageN: s.coverageN.Load(),
 		Fallbacks: s.fallbacks.Load(), NoAlternatives: s.noAlternatives.Load(), FallbackErrors: s.fallbackErrors.Load(),
+		StrictRetries: s.strictRetries.Load(),
 	}
 }
 
@@ -906,6 +912,7 @@ func (c *Client) readSample(ctx context.Context, q *agent.Question, p agent.Prom
 // budget, not the budget that already failed. An answer still unreadable
 // is recorded invalid, with both replies: it is never guessed.
 func (c *Client) strictRetry(ctx context.Context, q *agent.Question, p agent.Prompt, first choice, text, reason string, truncated bool) (agent.Answer, error) {
+	c.stats.strictRetries.Add(1)
 	strict := agent.StrictInstruction(q.Instrument)
 	budget := c.cfg.MaxTokens
 	if truncated {
@@ -1087,6 +1094,7 @@ func (c *Client) chat(ctx context.Context, req openai.ChatCompletionRequest, q *
 	if err != nil {
 		return resp, err
 	}
+	c.noteServed(ctx, resp.Model, resp.SystemFingerprint, resp.Header())
 	c.stats.promptTokens.Add(int64(resp.Usage.PromptTokens))
 	c.stats.completionTokens.Add(int64(resp.Usage.CompletionTokens))
 	c.doer.obs.Tokens(c.doer.model, resp.Usage.PromptTokens, resp.Usage.CompletionTokens)
@@ -1098,6 +1106,7 @@ func (c *Client) complete(ctx context.Context, req openai.CompletionRequest, q *
 	if err != nil {
 		return resp, err
 	}
+	c.noteServed(ctx, resp.Model, "", resp.Header())
 	if resp.Usage != nil {
 		c.stats.promptTokens.Add(int64(resp.Usage.PromptTokens))
 		c.stats.completionTokens.Add(int64(resp.Usage.CompletionTokens))

@@ -152,7 +152,7 @@ const srvMaxBody = 8 << 20
 
 // ServeHTTP routes the OpenAI endpoints.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("X-Society-Backend", SyntheticName)
+	w.Header().Set(BackendHeader, SyntheticName)
 	path := strings.TrimSuffix(r.URL.Path, "/")
 	switch path {
 	case "/health":

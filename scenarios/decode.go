@@ -597,7 +597,28 @@ func (d *decoder) model(t table) Model {
 			m.ExtraBody = eb.m
 		}
 	}
+	if m.Backend == Synthetic {
+		d.syntheticSettings(t, m)
+	}
 	return m
+}
+
+// syntheticSettings refuses the sampling keys that cannot apply to the
+// synthetic respondents, so that no setting is ignored without a word: they
+// answer from their own distributions, as a model sampled at temperature 1
+// would, and always in distribution mode. The values that describe what the
+// synthetic backend does anyway (mode "distribution", temperature 1, the
+// default samples) are accepted: a resolved scenario.toml holds them.
+func (d *decoder) syntheticSettings(t table, m Model) {
+	if _, ok := t.m["mode"]; ok && m.Mode == Sample {
+		d.add(t.field("mode"), "does not apply to backend synthetic, which always answers in distribution mode; use backend openai with `society model-server` to try sample mode")
+	}
+	if _, ok := t.m["temperature"]; ok && m.Temperature != nil && *m.Temperature != DefaultTemperature {
+		d.add(t.field("temperature"), "does not apply to backend synthetic, which answers from its own distributions (as at temperature %v); remove the key", DefaultTemperature)
+	}
+	if _, ok := t.m["samples"]; ok && m.Samples != DefaultSamples {
+		d.add(t.field("samples"), "does not apply to backend synthetic, which answers in distribution mode (samples count repetitions in sample mode); remove the key")
+	}
 }
 
 func (d *decoder) questionnaires(top table) []Questionnaire {

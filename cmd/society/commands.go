@@ -103,6 +103,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	printSummary(stdout, res, dir)
+	if err := runVerdict(stderr, &res.Outcome.Results, dir); err != nil {
+		return err
+	}
 	obs.linger(ctx, *metricsLinger, stderr)
 	return nil
 }

@@ -430,8 +430,8 @@ references = ["pvq40_smacof_mrat"]
 			t.Errorf("run %d: got answers %+v, want %d, all valid", i, res.Answers, 61*(1+2*3))
 		}
 		g := res.Games.PairedCharity[0]
-		if g.Synthetic || !g.Conserved || len(g.PerRound) != 3 || g.PerRound[0].SatOut != 1 {
-			t.Errorf("run %d: got synthetic %v conserved %v rounds %d, want a served, conserved game of 3 rounds with one sitting out",
+		if !g.Synthetic || !g.Conserved || len(g.PerRound) != 3 || g.PerRound[0].SatOut != 1 {
+			t.Errorf("run %d: got synthetic %v conserved %v rounds %d, want a served game labelled synthetic (the model server says so), conserved, of 3 rounds with one sitting out",
 				i, g.Synthetic, g.Conserved, len(g.PerRound))
 		}
 		prompts := int64(values.N + 1) // the questionnaire item, once per persona

@@ -1,17 +1,21 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 
 	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/analysis"
+	"github.com/society-sim/society/bus"
 	"github.com/society-sim/society/llm"
 	"github.com/society-sim/society/population"
 	"github.com/society-sim/society/scenarios"
@@ -30,6 +34,7 @@ type backends struct {
 	cache   *llm.Cache
 	cacheEr error
 	clients []*llm.Client
+	byName  map[string]*llm.Client
 	obs     forwardObserver
 	// logw receives the clients' log lines (failed attempts as they
 	// happen, limits an endpoint states) once the run has chosen where
@@ -182,6 +187,10 @@ func (b *backends) model(sc *scenarios.Scenario, m scenarios.Model) (agent.Model
 			return nil, analysis.ModelInfo{}, fmt.Errorf("%w: model %q: %v", errBadInput, m.Name, err)
 		}
 		b.clients = append(b.clients, c)
+		if b.byName == nil {
+			b.byName = map[string]*llm.Client{}
+		}
+		b.byName[m.Name] = c
 		return c, analysis.ModelInfo{Name: m.Name, Backend: "openai", Model: m.Model, Mode: string(m.Mode)}, nil
 	default:
 		return nil, analysis.ModelInfo{}, fmt.Errorf("%w: model %q: unknown backend %q", errBadInput, m.Name, m.Backend)
@@ -221,6 +230,85 @@ func (b *backends) counts() analysis.LLMCounts {
 		out.Calls += s.Calls
 		out.CacheHits += s.CacheHits
 		out.Retries += s.Retries
+	}
+	return out
+}
+
+// traffic is each model client's traffic, by model name.
+func (b *backends) traffic() map[string]analysis.ModelTraffic {
+	out := make(map[string]analysis.ModelTraffic, len(b.byName))
+	for name, c := range b.byName {
+		s := c.Stats()
+		out[name] = analysis.ModelTraffic{Calls: s.Calls, CacheHits: s.CacheHits, Retries: s.Retries, StrictRetries: s.StrictRetries,
+			PromptTokens: s.PromptTokens, CompletionTokens: s.CompletionTokens,
+			Distributions: s.CoverageN, Fallbacks: s.Fallbacks, CoverageSum: s.CoverageSum}
+	}
+	return out
+}
+
+// hostStats is the clients' traffic, per model too, as an agent host
+// reports it.
+func (b *backends) hostStats(ctx context.Context, host string) bus.HostStats {
+	c := b.counts()
+	out := bus.HostStats{Host: host, Calls: c.Calls, CacheHits: c.CacheHits, Retries: c.Retries}
+	names := slices.Sorted(maps.Keys(b.byName))
+	for _, name := range names {
+		cl := b.byName[name]
+		s, sv := cl.Stats(), cl.Served(ctx)
+		out.Models = append(out.Models, bus.HostModelStats{Model: name, Calls: s.Calls, CacheHits: s.CacheHits, Retries: s.Retries,
+			StrictRetries: s.StrictRetries, PromptTokens: s.PromptTokens, CompletionTokens: s.CompletionTokens,
+			Distributions: s.CoverageN, Fallbacks: s.Fallbacks, CoverageSum: s.CoverageSum,
+			ServedModel: sv.Model, Fingerprint: sv.Fingerprint, Synthetic: sv.Synthetic})
+	}
+	return out
+}
+
+// hostsTraffic adds up the agent hosts' reports per model, and labels the
+// models with what their servers said, as traffic and label do in one
+// process. Models no host reported on keep their description and have no
+// traffic entry.
+func hostsTraffic(stats []bus.HostStats, models []analysis.ModelInfo) (map[string]analysis.ModelTraffic, []analysis.ModelInfo) {
+	traffic := map[string]analysis.ModelTraffic{}
+	out := slices.Clone(models)
+	for _, h := range stats {
+		for _, m := range h.Models {
+			t := traffic[m.Model]
+			t.Calls += m.Calls
+			t.CacheHits += m.CacheHits
+			t.Retries += m.Retries
+			t.StrictRetries += m.StrictRetries
+			t.PromptTokens += m.PromptTokens
+			t.CompletionTokens += m.CompletionTokens
+			t.Distributions += m.Distributions
+			t.Fallbacks += m.Fallbacks
+			t.CoverageSum += m.CoverageSum
+			traffic[m.Model] = t
+			for i := range out {
+				if out[i].Name != m.Model {
+					continue
+				}
+				out[i].Synthetic = out[i].Synthetic || m.Synthetic
+				out[i].ServedModel = cmp.Or(out[i].ServedModel, m.ServedModel)
+				out[i].SystemFingerprint = cmp.Or(out[i].SystemFingerprint, m.Fingerprint)
+			}
+		}
+	}
+	return traffic, out
+}
+
+// label records in the models' descriptions what their endpoints said
+// about themselves: a model served by the model server is synthetic
+// respondents, whatever its name.
+func (b *backends) label(ctx context.Context, models []analysis.ModelInfo) []analysis.ModelInfo {
+	out := slices.Clone(models)
+	for i, m := range out {
+		c, ok := b.byName[m.Name]
+		if !ok {
+			continue
+		}
+		s := c.Served(ctx)
+		out[i].ServedModel, out[i].SystemFingerprint = s.Model, s.Fingerprint
+		out[i].Synthetic = out[i].Synthetic || s.Synthetic
 	}
 	return out
 }

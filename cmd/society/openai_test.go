@@ -97,8 +97,8 @@ func TestOpenAIBackendMatchesInProcess(t *testing.T) {
 			if r.Answers.Valid+r.Answers.Invalid != r.Answers.Expected || r.Answers.Expected != size*40 {
 				t.Fatalf("got answers %+v, want %d reconciled", r.Answers, size*40)
 			}
-			if r.Models[0].Synthetic || r.Models[0].Backend != "openai" {
-				t.Errorf("got model info %+v, want the openai backend", r.Models[0])
+			if !r.Models[0].Synthetic || r.Models[0].Backend != "openai" {
+				t.Errorf("got model info %+v, want the openai backend labelled synthetic (the model server says so)", r.Models[0])
 			}
 			got := similarity(t, r)
 			if math.Abs(got-want) > 0.05 {
@@ -220,7 +220,10 @@ func TestOpenAIResumeAfterKill(t *testing.T) {
 		}
 		return nil
 	})
-	if stored == 0 || stored >= 440 {
+	// One entry is not a prompt: the record of what the server said
+	// about itself, kept beside the answers (llm.Client.Served).
+	stored--
+	if stored <= 0 || stored >= 440 {
 		t.Fatalf("got %d cached prompts after the interruption, want some but not all of 440", stored)
 	}
 

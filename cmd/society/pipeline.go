@@ -33,6 +33,9 @@ type runConfig struct {
 	// CacheDir holds the model response cache; "" is the user's cache
 	// directory.
 	CacheDir string
+	// NATSMaxPayload is the embedded server's max payload; zero is its
+	// default. Tests lower it to hold the run to a small limit.
+	NATSMaxPayload int32
 }
 
 // runHooks let observers (metrics) follow a run without the pipeline
@@ -272,7 +275,7 @@ func runScenario(ctx context.Context, cfg runConfig) (*runResult, error) {
 	pool := p.study.Pool
 	n := pool.Size()
 
-	srv, err := bus.StartServer(bus.ServerOptions{})
+	srv, err := bus.StartServer(bus.ServerOptions{MaxPayload: cfg.NATSMaxPayload})
 	if err != nil {
 		return nil, err
 	}
@@ -406,6 +409,8 @@ func runScenario(ctx context.Context, cfg runConfig) (*runResult, error) {
 		return nil, fmt.Errorf("drain nats: %w", err)
 	}
 
+	p.study.Traffic = p.backends.traffic()
+	p.study.Models = p.backends.label(ctx, p.study.Models)
 	outcome, err := p.study.Compute(col)
 	if err != nil {
 		return nil, err
@@ -462,12 +467,46 @@ func printSummary(w io.Writer, r *runResult, dir string) {
 	}
 	fmt.Fprintf(w, "Scenario %s (seed %d): %d answers expected, %d valid, %d invalid, in %.1fs.\n\n",
 		res.Scenario, res.Seed, res.Answers.Expected, res.Answers.Valid, res.Answers.Invalid, r.Elapsed.Seconds())
+	printModelRuns(w, res)
 	fmt.Fprintf(w, "Values similarity to human value structure by %s (1 = identical; 95%% bootstrap interval):\n", res.MDS.Describe())
 	fmt.Fprintln(w)
 	fmt.Fprint(w, analysis.ValueStructureTable(res.ValueStructure))
 	printBehaviorSummary(w, res)
 	printGames(w, res)
 	fmt.Fprintf(w, "\nResults: %s (report.md, results.json, answers, figures)\n", dir)
+}
+
+// printModelRuns says what each model really did, and loudly when its
+// answers are mostly invalid.
+func printModelRuns(w io.Writer, res *analysis.Results) {
+	if len(res.ModelRuns) == 0 {
+		return
+	}
+	for _, mr := range res.ModelRuns {
+		if s := analysis.MostlyInvalidWarning(mr); s != "" {
+			fmt.Fprintln(w, s)
+		}
+	}
+	fmt.Fprintln(w, "Models:")
+	for _, mr := range res.ModelRuns {
+		fmt.Fprintln(w, "  "+analysis.ModelRunLine(mr))
+	}
+	fmt.Fprintln(w)
+}
+
+// runVerdict warns on stderr of every model whose answers are mostly
+// invalid, and returns an error (exit 1) when no agent could be scored:
+// a run whose tables hold nothing must not look like a success.
+func runVerdict(stderr io.Writer, res *analysis.Results, dir string) error {
+	for _, mr := range res.ModelRuns {
+		if s := analysis.MostlyInvalidWarning(mr); s != "" {
+			fmt.Fprintln(stderr, s)
+		}
+	}
+	if err := res.Unscored(); err != nil {
+		return fmt.Errorf("run %s: %w (the answers are in %s)", res.Scenario, err, dir)
+	}
+	return nil
 }
 
 // progressBar draws a one-line bar on a terminal; with a nil writer it does

@@ -108,6 +108,7 @@ func rebuild(dir string) (*analysis.Output, error) {
 	}
 	if prev != nil {
 		st.Notes, st.Calibration = prev.Notes, prev.Calibration
+		st.Models, st.Traffic = previousModels(st.Models, prev)
 	}
 	pool, err := readPopulation(filepath.Join(dir, "population.csv"), st.Pool)
 	if err != nil {
@@ -411,7 +412,7 @@ func readInvalid(path string) (map[invalidKey]agent.Invalid, error) {
 		if err := json.Unmarshal(sc.Bytes(), &iv); err != nil {
 			return nil, fmt.Errorf("%w: %s:%d: %v", errBadInput, path, line, err)
 		}
-		out[invalidKey{answerKey{iv.Model, iv.Instrument, iv.Round, iv.Item}, iv.Agent}] = agent.Invalid{Agent: iv.Agent, Raw: iv.Raw, Reason: iv.Reason}
+		out[invalidKey{answerKey{iv.Model, iv.Instrument, iv.Round, iv.Item}, iv.Agent}] = agent.Invalid{Agent: iv.Agent, Raw: iv.Raw, RawBytes: iv.RawBytes, Reason: iv.Reason}
 	}
 	return out, sc.Err()
 }
@@ -448,4 +449,32 @@ func rewriteDerived(dir string, o *analysis.Output) error {
 		}
 	}
 	return nil
+}
+
+// previousModels keeps what only the run could know about its models:
+// what their servers said about themselves and their traffic, since a
+// rebuild makes no call.
+func previousModels(models []analysis.ModelInfo, prev *analysis.Results) ([]analysis.ModelInfo, map[string]analysis.ModelTraffic) {
+	out := slices.Clone(models)
+	for i := range out {
+		for _, m := range prev.Models {
+			if m.Name == out[i].Name {
+				out[i].Synthetic = out[i].Synthetic || m.Synthetic
+				out[i].ServedModel, out[i].SystemFingerprint = m.ServedModel, m.SystemFingerprint
+			}
+		}
+	}
+	traffic := map[string]analysis.ModelTraffic{}
+	for _, r := range prev.ModelRuns {
+		if l := r.LLM; l != nil {
+			sum := 0.0
+			if l.Distributions > 0 {
+				sum = float64(l.CoveredMass) * float64(l.Distributions)
+			}
+			traffic[r.Model] = analysis.ModelTraffic{Calls: l.Calls, CacheHits: l.CacheHits, Retries: l.Retries, StrictRetries: l.StrictRetries,
+				PromptTokens: l.PromptTokens, CompletionTokens: l.CompletionTokens, Distributions: l.Distributions, Fallbacks: l.Fallbacks,
+				CoverageSum: sum}
+		}
+	}
+	return out, traffic
 }

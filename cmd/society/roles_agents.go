@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,7 +12,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/society-sim/society/agent"
-	"github.com/society-sim/society/analysis"
 	"github.com/society-sim/society/bus"
 	"github.com/society-sim/society/questionnaires"
 )
@@ -152,13 +152,13 @@ func (h *agentHost) serveRun(ctx context.Context, rec bus.RunRecord) error {
 // reportStats stores the host's model traffic for a run whenever it
 // changed, until ctx is done, and once more then.
 func (h *agentHost) reportStats(ctx context.Context, run string, b *backends) {
-	var last analysis.LLMCounts
+	var last bus.HostStats
 	put := func(ctx context.Context) {
-		c := b.counts()
-		if c == last {
+		c := b.hostStats(ctx, h.name)
+		if reflect.DeepEqual(c, last) {
 			return
 		}
-		if err := h.reg.PutHostStats(ctx, run, bus.HostStats{Host: h.name, Calls: c.Calls, CacheHits: c.CacheHits, Retries: c.Retries}); err != nil {
+		if err := h.reg.PutHostStats(ctx, run, c); err != nil {
 			h.log.Debug("report model traffic", "run", run, "err", err)
 			return
 		}

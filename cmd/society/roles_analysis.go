@@ -160,11 +160,15 @@ func (a *analysisService) analyse(ctx context.Context, rec bus.RunRecord, r *ana
 	if err != nil {
 		return err
 	}
+	llmCounts, hosts := a.hostTraffic(ctx, rec.ID)
+	if traffic, models := hostsTraffic(hosts, p.study.Models); len(traffic) > 0 {
+		p.study.Traffic, p.study.Models = traffic, models
+	}
 	outcome, err := p.study.Compute(col)
 	if err != nil {
 		return err
 	}
-	outcome.Results.LLM = a.hostTraffic(ctx, rec.ID)
+	outcome.Results.LLM = llmCounts
 	if err := analysis.WriteDir(dir, &analysis.Output{Outcome: outcome, Collector: col, Study: p.study, Scenario: p.resolved}); err != nil {
 		return err
 	}
@@ -215,19 +219,19 @@ func (a *analysisService) String() string {
 // hostTraffic adds up the model traffic the agent hosts reported for a run.
 // Hosts report about once a second, so a host that died just after its
 // last call may have left its last second out.
-func (a *analysisService) hostTraffic(ctx context.Context, run string) analysis.LLMCounts {
+func (a *analysisService) hostTraffic(ctx context.Context, run string) (analysis.LLMCounts, []bus.HostStats) {
 	var out analysis.LLMCounts
 	stats, err := a.reg.HostStats(ctx, run, func(error) { a.bad.Add(1) })
 	if err != nil {
 		a.log.Warn("read the hosts' model traffic", "run", run, "err", err)
-		return out
+		return out, nil
 	}
 	for _, s := range stats {
 		out.Calls += s.Calls
 		out.CacheHits += s.CacheHits
 		out.Retries += s.Retries
 	}
-	return out
+	return out, stats
 }
 
 // completeNow reads whether the registry says the run is complete: the

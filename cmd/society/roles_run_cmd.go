@@ -73,5 +73,8 @@ func cmdRunDistributed(ctx context.Context, d *runDistFlags, pos []string, out s
 		return err
 	}
 	printDistSummary(stdout, res)
+	if res.Outcome != nil {
+		return runVerdict(stderr, &res.Outcome.Results, res.Record.Dir)
+	}
 	return nil
 }

@@ -1,0 +1,246 @@
+package analysis
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+)
+
+// MostlyInvalid is the invalid share above which a model's answers are
+// called mostly invalid, loudly, in every output.
+const MostlyInvalid = 0.5
+
+// topReasons is how many invalid-answer reasons a model's run lists.
+const topReasons = 3
+
+// ModelTraffic is what a model's backend counted during the run; the
+// caller fills it from the model clients (the analysis does not know them).
+type ModelTraffic struct {
+	Calls, CacheHits, Retries, StrictRetries int64
+	PromptTokens, CompletionTokens           int64
+	// Distributions counts the answer distributions fetched from the
+	// endpoint in distribution mode, CoverageSum their covered probability
+	// masses, Fallbacks those whose questions were sampled instead.
+	Distributions, Fallbacks int64
+	CoverageSum              float64
+}
+
+// ModelRun is what really happened with one model in a run: the query
+// mode it was used in, its traffic and the validity of its answers. Keys
+// are stable.
+type ModelRun struct {
+	Model     string `json:"model"`
+	Backend   string `json:"backend"`
+	Synthetic bool   `json:"synthetic"`
+	// QueryMode is "distribution", "sample", or a distribution mode whose
+	// questions fell back to sampling, said as such ("distribution (all 40
+	// questions fell back to sampling)", "distribution (3 of 40 questions
+	// fell back to sampling)").
+	QueryMode string `json:"query_mode"`
+	// LLM is null when the run could not count the model's traffic (its
+	// agents ran on other hosts).
+	LLM     *ModelLLM    `json:"llm"`
+	Answers AnswerCounts `json:"answers"`
+	// InvalidShare is invalid / expected (null without expected answers);
+	// MostlyInvalid marks a share above MostlyInvalid.
+	InvalidShare   Num           `json:"invalid_share"`
+	MostlyInvalid  bool          `json:"mostly_invalid"`
+	InvalidReasons []ReasonCount `json:"invalid_reasons"`
+}
+
+// ModelLLM is a model's traffic. CoveredMass is the mean, over the
+// distributions fetched, of the probability mass the answer options
+// covered among the first token's top log-probabilities (null when none
+// was fetched); Fallbacks counts the questions sampled instead because the
+// mass was too low or the alternatives were missing.
+type ModelLLM struct {
+	Calls            int64 `json:"calls"`
+	CacheHits        int64 `json:"cache_hits"`
+	Retries          int64 `json:"retries"`
+	StrictRetries    int64 `json:"strict_retries"`
+	PromptTokens     int64 `json:"prompt_tokens"`
+	CompletionTokens int64 `json:"completion_tokens"`
+	Distributions    int64 `json:"distributions"`
+	CoveredMass      Num   `json:"covered_mass"`
+	Fallbacks        int64 `json:"fallbacks"`
+}
+
+// ReasonCount is how many invalid answers had a kind of reason: the
+// reason's text up to its first detail (":" or ";"), so that "no answer on
+// the scale" groups every reply that had none.
+type ReasonCount struct {
+	Reason string `json:"reason"`
+	Count  int64  `json:"count"`
+}
+
+// reasonKind is the kind of an invalid answer's reason.
+func reasonKind(r string) string {
+	if i := strings.IndexAny(r, ":;("); i >= 0 {
+		r = r[:i]
+	}
+	r = strings.TrimSpace(r)
+	if len(r) > 80 {
+		r = r[:80]
+	}
+	if r == "" {
+		return "unknown"
+	}
+	return r
+}
+
+// queryMode says how a model's answers were really obtained.
+func queryMode(m ModelInfo, t *ModelTraffic) string {
+	if m.Mode != "distribution" || t == nil || t.Fallbacks == 0 {
+		return m.Mode
+	}
+	if t.Fallbacks >= t.Distributions {
+		return fmt.Sprintf("distribution (all %d questions fell back to sampling)", t.Fallbacks)
+	}
+	return fmt.Sprintf("distribution (%d of %d questions fell back to sampling)", t.Fallbacks, t.Distributions)
+}
+
+// modelRuns builds each model's run from its traffic (nil entries: not
+// counted) and the collected answers.
+func modelRuns(models []ModelInfo, traffic map[string]ModelTraffic, c *Collector) []ModelRun {
+	counts := c.ModelCounts()
+	reasons := map[string]map[string]int64{}
+	for _, iv := range c.Invalid() {
+		if reasons[iv.Model] == nil {
+			reasons[iv.Model] = map[string]int64{}
+		}
+		reasons[iv.Model][reasonKind(iv.Reason)]++
+	}
+	out := make([]ModelRun, 0, len(models))
+	for _, m := range models {
+		mr := ModelRun{Model: m.Name, Backend: m.Backend, Synthetic: m.Synthetic, Answers: counts[m.Name],
+			InvalidReasons: []ReasonCount{}}
+		var t *ModelTraffic
+		if x, ok := traffic[m.Name]; ok {
+			t = &x
+			mr.LLM = &ModelLLM{Calls: t.Calls, CacheHits: t.CacheHits, Retries: t.Retries, StrictRetries: t.StrictRetries,
+				PromptTokens: t.PromptTokens, CompletionTokens: t.CompletionTokens, Distributions: t.Distributions,
+				CoveredMass: Num(math.NaN()), Fallbacks: t.Fallbacks}
+			if t.Distributions > 0 {
+				mr.LLM.CoveredMass = Num(t.CoverageSum / float64(t.Distributions))
+			}
+		}
+		mr.QueryMode = queryMode(m, t)
+		mr.InvalidShare = Num(math.NaN())
+		if mr.Answers.Expected > 0 {
+			share := float64(mr.Answers.Invalid) / float64(mr.Answers.Expected)
+			mr.InvalidShare, mr.MostlyInvalid = Num(share), share > MostlyInvalid
+		}
+		for r, n := range reasons[m.Name] {
+			mr.InvalidReasons = append(mr.InvalidReasons, ReasonCount{r, n})
+		}
+		slices.SortFunc(mr.InvalidReasons, func(a, b ReasonCount) int {
+			return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Reason, b.Reason))
+		})
+		mr.InvalidReasons = mr.InvalidReasons[:min(len(mr.InvalidReasons), topReasons)]
+		out = append(out, mr)
+	}
+	return out
+}
+
+// ModelRunLine says in one line what happened with a model, for the report
+// and the terminal summary.
+func ModelRunLine(m ModelRun) string {
+	b := &strings.Builder{}
+	fmt.Fprintf(b, "%s: %s, %s mode", m.Model, backendLabel(m.Backend, m.Synthetic), m.QueryMode)
+	if l := m.LLM; l != nil {
+		fmt.Fprintf(b, "; %d calls, %d cache hits, %d retries, %d strict retries, %d prompt + %d completion tokens",
+			l.Calls, l.CacheHits, l.Retries, l.StrictRetries, l.PromptTokens, l.CompletionTokens)
+		if l.Distributions > 0 {
+			fmt.Fprintf(b, "; covered mass %.3f over %d distributions, %d fell back to sampling", float64(l.CoveredMass), l.Distributions, l.Fallbacks)
+		}
+	}
+	fmt.Fprintf(b, "; %d of %d answers invalid", m.Answers.Invalid, m.Answers.Expected)
+	if m.Answers.Expected > 0 {
+		fmt.Fprintf(b, " (%.1f%%)", 100*float64(m.InvalidShare))
+	}
+	if len(m.InvalidReasons) > 0 {
+		parts := make([]string, len(m.InvalidReasons))
+		for i, r := range m.InvalidReasons {
+			parts[i] = fmt.Sprintf("%s ×%d", r.Reason, r.Count)
+		}
+		fmt.Fprintf(b, ": %s", strings.Join(parts, ", "))
+	}
+	return b.String()
+}
+
+// MostlyInvalidWarning is the loud line said of a model whose answers are
+// mostly invalid, "" for the others.
+func MostlyInvalidWarning(m ModelRun) string {
+	if !m.MostlyInvalid {
+		return ""
+	}
+	top := "no reason recorded"
+	if len(m.InvalidReasons) > 0 {
+		top = m.InvalidReasons[0].Reason
+	}
+	return fmt.Sprintf("WARNING: model %s: %.0f%% of its answers are invalid (%d of %d; most often: %s); see invalid.jsonl before reading any table",
+		m.Model, 100*float64(m.InvalidShare), m.Answers.Invalid, m.Answers.Expected, top)
+}
+
+func backendLabel(backend string, synthetic bool) string {
+	if synthetic && backend != "synthetic" {
+		return backend + " serving synthetic respondents (society model-server)"
+	}
+	return backend
+}
+
+// ErrUnscored is wrapped by Unscored's error.
+var ErrUnscored = errors.New("no agent could be scored")
+
+// Unscored explains why a run has nothing to show: no valid answer at
+// all, or a model whose value-structure or behaviour rows for an
+// instrument have no scored agent in any row (every agent left a value
+// unscored, or the items asked score none) while the model played no game
+// either. It returns nil for a run with something to show.
+func (r *Results) Unscored() error {
+	var errs []error
+	if r.Answers.Expected > 0 && r.Answers.Valid == 0 {
+		why := ""
+		for _, m := range r.ModelRuns {
+			if len(m.InvalidReasons) > 0 {
+				why += fmt.Sprintf("; %s: %s ×%d", m.Model, m.InvalidReasons[0].Reason, m.InvalidReasons[0].Count)
+			}
+		}
+		errs = append(errs, fmt.Errorf("0 valid answers of %d expected%s", r.Answers.Expected, why))
+	}
+	played := map[string]bool{}
+	if r.Games != nil {
+		for _, g := range r.Games.PairedCharity {
+			played[g.Model] = true
+		}
+	}
+	type group struct{ model, instrument string }
+	var order []group
+	scored := map[group]bool{}
+	what := map[group]string{}
+	note := func(g group, agents int, w string) {
+		if _, ok := scored[g]; !ok {
+			order = append(order, g)
+			what[g] = w
+		}
+		scored[g] = scored[g] || agents > 0
+	}
+	for _, v := range r.ValueStructure {
+		note(group{v.Model, v.Instrument}, v.Agents, "no agent has a score for every value on "+v.Instrument)
+	}
+	for _, v := range r.ValueBehavior {
+		note(group{v.Model, v.Instrument}, v.Agents, "no agent has both value and "+v.Instrument+" scores")
+	}
+	for _, g := range order {
+		if !scored[g] && !played[g.model] {
+			errs = append(errs, fmt.Errorf("%s: %s", g.model, what[g]))
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrUnscored, errors.Join(errs...))
+}

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/society-sim/society/analysis"
+	"github.com/society-sim/society/bus"
+)
+
+// The agent hosts' reports add up per model, and a model any host saw
+// served by the model server is labelled synthetic.
+func TestHostsTraffic(t *testing.T) {
+	models := []analysis.ModelInfo{{Name: "a", Backend: "openai", Mode: "distribution"}, {Name: "b", Backend: "openai", Mode: "sample"}}
+	stats := []bus.HostStats{
+		{Host: "h1", Models: []bus.HostModelStats{
+			{Model: "a", Calls: 10, Distributions: 8, Fallbacks: 2, CoverageSum: 6, Synthetic: true, Fingerprint: "society-synthetic"},
+			{Model: "b", Calls: 5, StrictRetries: 1, PromptTokens: 100, ServedModel: "meta-llama/Meta-Llama-3-8B-Instruct"},
+		}},
+		{Host: "h2", Models: []bus.HostModelStats{
+			{Model: "a", Calls: 4, Distributions: 2, Fallbacks: 2, CoverageSum: 0.5},
+			{Model: "b", Calls: 7, StrictRetries: 2, PromptTokens: 50},
+		}},
+		{Host: "old"}, // a host that reports no models
+	}
+	traffic, labelled := hostsTraffic(stats, models)
+	wantA := analysis.ModelTraffic{Calls: 14, Distributions: 10, Fallbacks: 4, CoverageSum: 6.5}
+	wantB := analysis.ModelTraffic{Calls: 12, StrictRetries: 3, PromptTokens: 150}
+	if traffic["a"] != wantA || traffic["b"] != wantB {
+		t.Errorf("traffic: got %+v, want a %+v, b %+v", traffic, wantA, wantB)
+	}
+	if !labelled[0].Synthetic || labelled[0].SystemFingerprint != "society-synthetic" {
+		t.Errorf("model a: got %+v, want it labelled synthetic", labelled[0])
+	}
+	if labelled[1].Synthetic || labelled[1].ServedModel != "meta-llama/Meta-Llama-3-8B-Instruct" {
+		t.Errorf("model b: got %+v, want a served model, not synthetic", labelled[1])
+	}
+	if models[0].Synthetic {
+		t.Error("hostsTraffic changed its input")
+	}
+}

@@ -1,0 +1,82 @@
+package llm
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync"
+)
+
+// BackendHeader is the response header in which Server names the backend
+// that answered ("synthetic"): a client records it so that a run against
+// `society model-server` is never mistaken for a run against a model.
+const BackendHeader = "X-Society-Backend"
+
+// Served is what an endpoint said about itself in its replies: the model id
+// it served, its system_fingerprint, and whether it declared itself the
+// synthetic respondents (Server's BackendHeader, or a fingerprint starting
+// with "society-synthetic"). Fields are empty until a reply carried them.
+type Served struct {
+	Model       string `json:"model,omitempty"`
+	Fingerprint string `json:"fingerprint,omitempty"`
+	Synthetic   bool   `json:"synthetic,omitempty"`
+}
+
+// served keeps the first non-empty model id and fingerprint seen, and
+// whether any reply declared the synthetic backend.
+type served struct {
+	mu     sync.Mutex
+	s      Served
+	stored Served // what the cache holds, to write only news
+}
+
+// noteServed records what a reply said about its server, and keeps it in
+// the cache beside the answers: a rerun served from the cache makes no
+// call, yet its answers came from the same server and must be labelled
+// as such.
+func (c *Client) noteServed(ctx context.Context, model, fingerprint string, h http.Header) {
+	synthetic := strings.HasPrefix(fingerprint, srvFingerprint) || h.Get(BackendHeader) == SyntheticName
+	v := &c.served
+	v.mu.Lock()
+	if v.s.Model == "" {
+		v.s.Model = model
+	}
+	if v.s.Fingerprint == "" {
+		v.s.Fingerprint = fingerprint
+	}
+	v.s.Synthetic = v.s.Synthetic || synthetic
+	now, news := v.s, v.s != v.stored
+	v.stored = v.s
+	v.mu.Unlock()
+	if news && c.cfg.Cache != nil {
+		if raw, err := json.Marshal(now); err == nil {
+			// Losing this record loses a label, never an answer: a failed
+			// write must not fail the request.
+			_ = c.cfg.Cache.Put(ctx, c.servedKey(), raw)
+		}
+	}
+}
+
+func (c *Client) servedKey() string { return keyHash(c.params, "served") }
+
+// Served reports what the endpoint said about itself in the replies of
+// this client, or, when it has made no call (a rerun from the cache), in
+// the replies whose answers the cache holds.
+func (c *Client) Served(ctx context.Context) Served {
+	c.served.mu.Lock()
+	s := c.served.s
+	c.served.mu.Unlock()
+	if s != (Served{}) || c.cfg.Cache == nil {
+		return s
+	}
+	raw, ok, err := c.cfg.Cache.store.Get(ctx, c.servedKey()) // not a lookup of answers: uncounted
+	if err != nil || !ok {
+		return s
+	}
+	var stored Served
+	if json.Unmarshal(raw, &stored) != nil {
+		return s
+	}
+	return stored
+}
