@@ -802,8 +802,15 @@ func (c *Client) fetchBlock(ctx context.Context, q *agent.Question, p agent.Prom
 func (c *Client) strictRetry(ctx context.Context, q *agent.Question, p agent.Prompt, text, reason string, sample int) (agent.Answer, error) {
 	strict := agent.StrictInstruction(q.Instrument)
 	var again string
+	// An empty reply is not sent back as an assistant turn: servers
+	// refuse empty messages, and there is nothing in it to correct.
+	empty := strings.TrimSpace(text) == ""
 	if c.cfg.Endpoint == EndpointCompletions {
-		req := c.completionRequest(completionPrompt(p)+" "+strings.TrimSpace(text)+"\n\n"+strict+"\n\nAnswer:", 1)
+		prompt := completionPrompt(p) + " " + strings.TrimSpace(text) + "\n\n" + strict + "\n\nAnswer:"
+		if empty {
+			prompt = strings.TrimSuffix(completionPrompt(p), "Answer:") + strict + "\n\nAnswer:"
+		}
+		req := c.completionRequest(prompt, 1)
 		resp, err := c.complete(ctx, req, q, seedFor(c.cfg.Seed, sample, true))
 		if err != nil {
 			return agent.Answer{}, err
@@ -815,6 +822,9 @@ func (c *Client) strictRetry(ctx context.Context, q *agent.Question, p agent.Pro
 		msgs := append(chatMessages(p),
 			openai.ChatCompletionMessage{Role: openai.ChatMessageRoleAssistant, Content: text},
 			openai.ChatCompletionMessage{Role: openai.ChatMessageRoleUser, Content: strict})
+		if empty {
+			msgs = chatMessages(agent.Prompt{System: p.System, User: p.User + "\n\n" + strict})
+		}
 		resp, err := c.chat(ctx, c.chatRequest(msgs, 1), q, seedFor(c.cfg.Seed, sample, true))
 		if err != nil {
 			return agent.Answer{}, err
