@@ -320,3 +320,46 @@ func TestClientWaitsForRestartingServer(t *testing.T) {
 		}
 	})
 }
+
+// TestClientRidesOutRateLimitWindow runs against a server that answers
+// 429 to everything for a minute, as a hosted API does once a per-minute
+// limit is spent: the run waits it out and every question is answered.
+func TestClientRidesOutRateLimitWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		var limited, served atomic.Int64
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/json")
+			if time.Since(start) < time.Minute {
+				limited.Add(1)
+				w.Header().Set("Retry-After", "5")
+				w.WriteHeader(http.StatusTooManyRequests)
+				io.WriteString(w, `{"error":{"message":"Rate limit reached for requests per min (RPM): Limit 60, Used 60.","type":"requests","code":"rate_limit_exceeded"}}`)
+				return
+			}
+			served.Add(1)
+			json.NewEncoder(w).Encode(map[string]any{"id": "x", "object": "chat.completion", "model": "m",
+				"choices": []any{map[string]any{"index": 0, "finish_reason": "stop",
+					"message": map[string]any{"role": "assistant", "content": "4"}}},
+				"usage": usage(1)})
+		})
+		c, _, stop := serveOnPipe(t, h, ClientConfig{Concurrency: 8, Timeout: 10 * time.Second, MaxRetries: 20})
+		defer stop()
+		in := pvq(t)
+		var wg sync.WaitGroup
+		errs := make([]error, 16)
+		for i := range errs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = c.Ask(context.Background(), question(in, values.Benevolence, i%len(in.Items), i))
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatalf("got %v, want every question answered once the window passed", err)
+		}
+		t.Logf("%d refusals, %d answers, done after %v on the test clock", limited.Load(), served.Load(), time.Since(start))
+	})
+}

@@ -212,6 +212,11 @@ func (d *doer) downChan() chan struct{} {
 // of keeping it waiting for hours. With a long timeout it is two timeouts.
 const minOutage = 30 * time.Second
 
+// minShedding replaces minOutage when the endpoint sheds load (429, 503):
+// it is alive and says so, and a hosted API's rate-limit window lasts a
+// minute or more, so only a much longer run of refusals ends the run.
+const minShedding = 5 * time.Minute
+
 // outage follows an endpoint's run of failed attempts. A failure counts
 // when its attempt was sent after the previous failure came back: attempts
 // sent together and failing together are one piece of evidence, as a
@@ -462,7 +467,11 @@ func (d *doer) attempt(ctx context.Context, req *http.Request, body []byte, last
 	}
 	if isRE && !re.Permanent {
 		now := d.now()
-		if isDown, lasted := d.outage.fail(sent, now, max(minOutage, 2*d.timeout)); isDown {
+		limit := max(minOutage, 2*d.timeout)
+		if re.Status == http.StatusTooManyRequests || re.Status == http.StatusServiceUnavailable {
+			limit = max(minShedding, limit)
+		}
+		if isDown, lasted := d.outage.fail(sent, now, limit); isDown {
 			down := fmt.Errorf("%w: every attempt failed for %v, the last: %w", ErrUnavailable, lasted.Round(time.Second), re)
 			if d.down.CompareAndSwap(nil, &down) {
 				close(d.downChan())
