@@ -26,6 +26,9 @@ type pipeListener struct {
 	conns  chan net.Conn
 	closed chan struct{}
 	once   sync.Once
+	// refuse, when it returns true, makes a dial fail as a connection
+	// to a port where nothing listens does.
+	refuse func() bool
 }
 
 func newPipeListener() *pipeListener {
@@ -49,6 +52,9 @@ func (l *pipeListener) Close() error {
 func (l *pipeListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8000} }
 
 func (l *pipeListener) dial(ctx context.Context, _, _ string) (net.Conn, error) {
+	if l.refuse != nil && l.refuse() {
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	}
 	server, client := net.Pipe()
 	select {
 	case l.conns <- server:
@@ -220,4 +226,140 @@ func TestLimiter(t *testing.T) {
 		t.Fatalf("got %v, want context.Canceled while full", err)
 	}
 	l.release(e, outcomeNeutral)
+}
+
+// serveOnPipe starts handler behind a pipeListener and a client of it, in
+// the calling synctest bubble; stop closes them, before the bubble ends.
+func serveOnPipe(t *testing.T, h http.Handler, cfg ClientConfig) (c *Client, l *pipeListener, stop func()) {
+	t.Helper()
+	l = newPipeListener()
+	hs := &http.Server{Handler: h}
+	go hs.Serve(l)
+	cfg.Name, cfg.BaseURL, cfg.Model = "pipe", "http://127.0.0.1:8000/v1", "m"
+	cfg.Temperature = ptr(1.0)
+	c, err := NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.tr.DialContext = l.dial
+	return c, l, func() {
+		c.Close()
+		l.Close()
+		hs.Close()
+	}
+}
+
+// TestClientGivesUpOnHungServer runs a batch against a server that
+// never answers: every question fails within a minute of the test clock,
+// saying that requests timed out, instead of queueing for hours.
+func TestClientGivesUpOnHungServer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		hung := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body) // then a closed connection ends the request's context
+			<-r.Context().Done()
+		})
+		c, _, stop := serveOnPipe(t, hung, ClientConfig{Concurrency: 8, Timeout: 2 * time.Second})
+		defer stop()
+		in := pvq(t)
+		start := time.Now()
+		var wg sync.WaitGroup
+		errs := make([]error, 40)
+		for i := range errs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = c.Ask(context.Background(), question(in, values.Power, i%len(in.Items), i))
+			}()
+		}
+		wg.Wait()
+		elapsed := time.Since(start)
+		for i, err := range errs {
+			if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "timed out after 2s") {
+				t.Fatalf("question %d: got %v, want ErrUnavailable naming the timeout", i, err)
+			}
+		}
+		t.Logf("every question failed after %v on the test clock: %v", elapsed, errs[0])
+		if elapsed > time.Minute {
+			t.Errorf("questions failed after %v, want within a minute", elapsed)
+		}
+	})
+}
+
+// TestClientWaitsForRestartingServer checks the other side: a server that
+// answered, then refuses connections for a while (restarting), is waited
+// for, and the run goes on.
+func TestClientWaitsForRestartingServer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := &slotServer{slots: make(chan struct{}, 4), per: 100 * time.Millisecond}
+		var refusing atomic.Bool
+		c, l, stop := serveOnPipe(t, srv, ClientConfig{Concurrency: 4, Timeout: 2 * time.Second})
+		defer stop()
+		l.refuse = refusing.Load
+		in := pvq(t)
+		if _, err := c.Ask(context.Background(), question(in, values.Power, 0, 0)); err != nil {
+			t.Fatal(err)
+		}
+		c.Close() // no idle connection survives a restart
+		refusing.Store(true)
+		go func() {
+			time.Sleep(minOutage - 5*time.Second)
+			refusing.Store(false)
+		}()
+		var wg sync.WaitGroup
+		errs := make([]error, 20)
+		for i := range errs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = c.Ask(context.Background(), question(in, values.Power, 1+i%5, i))
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatalf("got %v, want every question answered after the restart", err)
+		}
+	})
+}
+
+// TestClientRidesOutRateLimitWindow runs against a server that answers
+// 429 to everything for a minute, as a hosted API does once a per-minute
+// limit is spent: the run waits it out and every question is answered.
+func TestClientRidesOutRateLimitWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		var limited, served atomic.Int64
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/json")
+			if time.Since(start) < time.Minute {
+				limited.Add(1)
+				w.Header().Set("Retry-After", "5")
+				w.WriteHeader(http.StatusTooManyRequests)
+				io.WriteString(w, `{"error":{"message":"Rate limit reached for requests per min (RPM): Limit 60, Used 60.","type":"requests","code":"rate_limit_exceeded"}}`)
+				return
+			}
+			served.Add(1)
+			json.NewEncoder(w).Encode(map[string]any{"id": "x", "object": "chat.completion", "model": "m",
+				"choices": []any{map[string]any{"index": 0, "finish_reason": "stop",
+					"message": map[string]any{"role": "assistant", "content": "4"}}},
+				"usage": usage(1)})
+		})
+		c, _, stop := serveOnPipe(t, h, ClientConfig{Concurrency: 8, Timeout: 10 * time.Second, MaxRetries: 20})
+		defer stop()
+		in := pvq(t)
+		var wg sync.WaitGroup
+		errs := make([]error, 16)
+		for i := range errs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = c.Ask(context.Background(), question(in, values.Benevolence, i%len(in.Items), i))
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatalf("got %v, want every question answered once the window passed", err)
+		}
+		t.Logf("%d refusals, %d answers, done after %v on the test clock", limited.Load(), served.Load(), time.Since(start))
+	})
 }

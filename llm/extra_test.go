@@ -31,3 +31,40 @@ func TestClientExtraBody(t *testing.T) {
 		t.Error("cache parameters do not change with the extra body")
 	}
 }
+
+// TestStrictRetryAfterEmptyReply checks that an empty reply is not sent
+// back as an empty assistant turn, which servers refuse, and that the
+// strict instruction still goes out.
+func TestStrictRetryAfterEmptyReply(t *testing.T) {
+	for _, endpoint := range []string{EndpointChat, EndpointCompletions} {
+		t.Run(endpoint, func(t *testing.T) {
+			srv := newOpenAIServer(t, func(r seenReq) (int, any) {
+				if r.chat() {
+					for _, m := range r.Body["messages"].([]any) {
+						mm := m.(map[string]any)
+						if c, _ := mm["content"].(string); mm["role"] == "assistant" && c == "" {
+							return 400, `{"object":"error","message":"messages: assistant message content must not be empty","code":400}`
+						}
+					}
+				}
+				if r.strict() {
+					return 200, textsReply(r, "5")
+				}
+				return 200, textsReply(r, "")
+			})
+			cfg := testConfig(srv.URL)
+			cfg.Endpoint = endpoint
+			c := newClient(t, cfg)
+			r, err := c.Ask(context.Background(), question(pvq(t), values.Stimulation, 0, 0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !r.Answer.Valid || r.Answer.Value != 5 {
+				t.Errorf("got %+v, want the strict retry's valid 5", r.Answer)
+			}
+			if got := srv.calls.Load(); got != 2 {
+				t.Errorf("server saw %d requests, want 2", got)
+			}
+		})
+	}
+}

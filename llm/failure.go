@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -354,13 +353,4 @@ func errorInBody(req *http.Request, header http.Header, body []byte) (*RequestEr
 	}
 	e.Message += " (an error object sent with status 200)"
 	return e, true
-}
-
-// describe is a short text for a log line about a failed attempt.
-func describe(err error) string {
-	var re *RequestError
-	if errors.As(err, &re) {
-		return re.Error()
-	}
-	return fmt.Sprint(err)
 }

@@ -2,12 +2,17 @@ package llm
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/society-sim/society/values"
@@ -314,4 +319,45 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+func TestTransportError(t *testing.T) {
+	req := httptest.NewRequest(http.MethodPost, "http://user:secret@models.example.org:8000/v1/chat/completions?key=k", nil)
+	wrap := func(err error) error { return &url.Error{Op: "Post", URL: req.URL.String(), Err: err} }
+	dns := &net.DNSError{Err: "no such host", Name: "models.example.org", IsNotFound: true}
+	tests := []struct {
+		name      string
+		err       error
+		answered  bool
+		want      string
+		permanent bool
+		overload  bool
+	}{
+		{"refused", wrap(&net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}), false,
+			"POST http://models.example.org:8000/v1/chat/completions: connection refused (dial tcp: connect: connection refused)", true, false},
+		{"refused after answers", wrap(&net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}), true,
+			"connection refused", false, false},
+		{"dns", wrap(&net.OpError{Op: "dial", Net: "tcp", Err: dns}), false,
+			"host not found (dial tcp: lookup models.example.org: no such host)", true, false},
+		{"dns temporary", wrap(&net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "server misbehaving", Name: "x", IsTemporary: true}}), false,
+			"host not found", false, false},
+		{"tls", wrap(x509.UnknownAuthorityError{}), false, "TLS failed (x509: certificate signed by unknown authority)", true, false},
+		{"timeout", wrap(context.DeadlineExceeded), false, "attempt timed out after 2s", false, true},
+		{"reset", wrap(errors.New("read: connection reset by peer")), false, "connection reset by peer", false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := transportError(context.Background(), req, tt.err, tt.answered, "2s")
+			var re *RequestError
+			if !errors.As(err, &re) {
+				t.Fatalf("got %T %v, want a *RequestError", err, err)
+			}
+			if !strings.Contains(err.Error(), tt.want) || re.Permanent != tt.permanent || re.Overload != tt.overload {
+				t.Errorf("got %q (permanent %v, overload %v), want %q (%v, %v)", err, re.Permanent, re.Overload, tt.want, tt.permanent, tt.overload)
+			}
+			if strings.Contains(err.Error(), "secret") || strings.Contains(err.Error(), "key=k") {
+				t.Errorf("credentials in %q", err)
+			}
+		})
+	}
 }

@@ -192,6 +192,69 @@ type doer struct {
 	logMu      sync.Mutex
 	loggedAt   time.Time
 	suppressed int
+
+	outage   outage
+	down     atomic.Pointer[error] // the endpoint was declared unavailable
+	downOnce sync.Once
+	downC    chan struct{} // closed when down is set: waiting requests give up
+}
+
+// downChan is closed once the endpoint is declared unavailable.
+func (d *doer) downChan() chan struct{} {
+	d.downOnce.Do(func() { d.downC = make(chan struct{}) })
+	return d.downC
+}
+
+// minOutage is the least time an endpoint must keep failing, every attempt
+// in a row, before every request to it fails at once: a server that
+// restarts within it is waited for; one that answers nothing for longer
+// (hung, or slower than the timeout) ends the run with the cause instead
+// of keeping it waiting for hours. With a long timeout it is two timeouts.
+const minOutage = 30 * time.Second
+
+// minShedding replaces minOutage when the endpoint sheds load (429, 503):
+// it is alive and says so, and a hosted API's rate-limit window lasts a
+// minute or more, so only a much longer run of refusals ends the run.
+const minShedding = 5 * time.Minute
+
+// outage follows an endpoint's run of failed attempts. A failure counts
+// when its attempt was sent after the previous failure came back: attempts
+// sent together and failing together are one piece of evidence, as a
+// single request's retries are.
+type outage struct {
+	mu       sync.Mutex
+	fails    int
+	start    time.Time // when the run of failures began
+	lastFail time.Time
+}
+
+// outageEvidence is how many failures in a row, each sent after the one
+// before came back, an outage needs besides its duration: one burst of
+// requests that failed together is not enough.
+const outageEvidence = 3
+
+// fail records a retryable failure of an attempt sent at sent, and reports
+// whether the endpoint is to be declared unavailable: outageEvidence
+// failures in a row over at least limit; lasted is how long the failures
+// have lasted.
+func (o *outage) fail(sent, now time.Time, limit time.Duration) (down bool, lasted time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.fails == 0 {
+		o.start = sent
+	}
+	if o.fails == 0 || !sent.Before(o.lastFail) {
+		o.fails++
+	}
+	o.lastFail = now
+	lasted = now.Sub(o.start)
+	return o.fails >= outageEvidence && lasted >= limit, lasted
+}
+
+func (o *outage) ok() {
+	o.mu.Lock()
+	o.fails = 0
+	o.mu.Unlock()
 }
 
 // failureLogEvery is the least time between two log lines about failed
@@ -226,6 +289,10 @@ func (d *doer) Do(req *http.Request) (*http.Response, error) {
 	// endpoint refused for a limit it stated, sent again within it.
 	attempt := 0
 	for {
+		if down := d.down.Load(); down != nil {
+			d.stats.failures.Add(1)
+			return nil, *down
+		}
 		resp, retryAfter, err := d.attempt(ctx, req, body, attempt >= d.policy.maxRetries)
 		if err == nil {
 			return resp, nil
@@ -274,7 +341,7 @@ func (d *doer) Do(req *http.Request) (*http.Response, error) {
 		}
 		attempt++
 		d.stats.retries.Add(1)
-		if err := sleep(ctx, d.policy.backoff(attempt-1, retryAfter), nil); err != nil {
+		if err := sleep(ctx, d.policy.backoff(attempt-1, retryAfter), d.downChan()); err != nil {
 			d.stats.failures.Add(1)
 			return nil, err
 		}
@@ -348,13 +415,18 @@ func (d *doer) attempt(ctx context.Context, req *http.Request, body []byte, last
 		if last {
 			return nil, 0, errOpen
 		}
-		if err := sleep(ctx, wait, change); err != nil {
+		if err := sleepOr(ctx, wait, change, d.downChan()); err != nil {
 			return nil, 0, err
 		}
 		return nil, 0, errOpen
 	}
 	queued := d.now()
 	epoch, err := d.limit.acquire(ctx)
+	if err == nil && d.down.Load() != nil {
+		// Declared unavailable while this request waited for a slot.
+		d.limit.release(epoch, outcomeNeutral)
+		err = *d.down.Load()
+	}
 	if err != nil {
 		if probe {
 			d.breaker.abandon()
@@ -382,6 +454,7 @@ func (d *doer) attempt(ctx context.Context, req *http.Request, body []byte, last
 		return nil, 0, ctx.Err()
 	case err == nil:
 		d.answered.Store(true)
+		d.outage.ok()
 		if d.now().Sub(sent) > d.timeout/2 {
 			d.limit.release(epoch, outcomeSlow)
 		} else {
@@ -391,6 +464,20 @@ func (d *doer) attempt(ctx context.Context, req *http.Request, body []byte, last
 		d.limit.release(epoch, outcomeOverload)
 	default:
 		d.limit.release(epoch, outcomeNeutral)
+	}
+	if isRE && !re.Permanent {
+		now := d.now()
+		limit := max(minOutage, 2*d.timeout)
+		if re.Status == http.StatusTooManyRequests || re.Status == http.StatusServiceUnavailable {
+			limit = max(minShedding, limit)
+		}
+		if isDown, lasted := d.outage.fail(sent, now, limit); isDown {
+			down := fmt.Errorf("%w: every attempt failed for %v, the last: %w", ErrUnavailable, lasted.Round(time.Second), re)
+			if d.down.CompareAndSwap(nil, &down) {
+				close(d.downChan())
+				d.log.Error("model endpoint unavailable", "model", d.model, "err", down.Error())
+			}
+		}
 	}
 	d.breaker.done(probe, err == nil || (isRE && re.Permanent), d.now())
 	return resp, retryAfter, err
@@ -428,6 +515,22 @@ func (d *doer) send(ctx context.Context, req *http.Request, body []byte) (*http.
 	resp.Body = io.NopCloser(bytes.NewReader(data))
 	resp.ContentLength = int64(len(data))
 	return resp, 0, nil
+}
+
+// sleepOr waits for d, for either channel to be closed, or for ctx to end.
+func sleepOr(ctx context.Context, d time.Duration, a, b <-chan struct{}) error {
+	t := time.NewTimer(max(d, 0))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-a:
+		return nil
+	case <-b:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // sleep waits for d, for change to be closed, or for ctx to end.

@@ -59,6 +59,9 @@ func TestRunStopsOnPermanentFailure(t *testing.T) {
 					t.Errorf("stderr lacks %q:\n%s", want, stderr)
 				}
 			}
+			if tt.models && !strings.Contains(stderr, "level=ERROR msg=\"model endpoint cannot serve this run\"") {
+				t.Errorf("the run's log does not say the endpoint cannot serve it:\n%s", stderr)
+			}
 			// Requests already in flight when the first failure came back
 			// may fail too; none is retried.
 			if got := calls.Load(); got > 32 {

@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -718,6 +722,38 @@ func TestFaultyModelServer(t *testing.T) {
 // (a misconfigured server: no retry can mend it) makes every delivery of a
 // task fail; after --max-deliver deliveries the task is a dead letter and
 // the orchestrator exits 1 naming it.
+// TestUnauthorizedFailsDistributedRun runs against an endpoint that
+// rejects the key: the run fails at the first delivery of the first task,
+// with the server's message, instead of after every redelivery.
+func TestUnauthorizedFailsDistributedRun(t *testing.T) {
+	var calls atomic.Int64
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		io.WriteString(w, `{"error":{"message":"Incorrect API key provided: sk-abc***xyz.","type":"invalid_request_error","code":"invalid_api_key"}}`)
+	}))
+	t.Cleanup(hs.Close)
+	c := newCluster(t)
+	scen := strings.Replace(slowScenario(hs.URL+"/v1"), "size = 2000", "size = 200", 1)
+	c.analysis("analysis")
+	c.host("host-1")
+	start := time.Now()
+	orch := c.orchestrate(c.writeScenario("unauthorized.toml", scen), "--max-deliver", "5")
+	err := orch.wait(t, 2*time.Minute)
+	t.Logf("the run failed %v after it started, after %d requests", time.Since(start), calls.Load())
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("orchestrator: got %v, want exit status 1", err)
+	}
+	msg := orch.stderr.String()
+	for _, want := range []string{"after 1 deliveries", "status 401: Incorrect API key provided", hs.URL + "/v1/chat/completions"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("the run's error lacks %q:\n%s", want, tail(msg))
+		}
+	}
+}
+
 func TestDeadTaskFailsRun(t *testing.T) {
 	c := newCluster(t)
 	baseURL := c.modelServer("--models", "another-model")
@@ -731,7 +767,10 @@ func TestDeadTaskFailsRun(t *testing.T) {
 		t.Fatalf("orchestrator: got %v, want exit status 1", err)
 	}
 	msg := orch.stderr.String()
-	for _, want := range []string{"task served/pvq40", "after 2 deliveries", "host-1"} {
+	// The model server does not serve the model: no delivery can mend
+	// that, so the task is dead at its first delivery, and the error
+	// carries the server's own message.
+	for _, want := range []string{"task served/pvq40", "after 1 deliveries", "host-1", `status 404: the model "synthetic" does not exist`} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("the run's error does not name the dead task (%q):\n%s", want, tail(msg))
 		}

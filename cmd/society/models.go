@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"os"
@@ -36,39 +35,48 @@ type backends struct {
 	clients []*llm.Client
 	byName  map[string]*llm.Client
 	obs     forwardObserver
-	// logw receives the clients' log lines (failed attempts as they
-	// happen, limits an endpoint states) once the run has chosen where
-	// its log goes; until then they are dropped.
-	logw forwardWriter
-	log  *slog.Logger
+	// logh receives the clients' log lines (failed attempts as they
+	// happen, limits an endpoint states) once the run has chosen its
+	// logger; until then they are dropped.
+	logh forwardHandler
 }
 
-// forwardWriter writes to a writer chosen later; without one it drops
-// what it is given.
-type forwardWriter struct {
-	to atomic.Pointer[io.Writer]
-}
-
-func (f *forwardWriter) set(w io.Writer) {
-	if w != nil {
-		f.to.Store(&w)
+// setLogger sends the clients' log lines to l.
+func (b *backends) setLogger(l *slog.Logger) {
+	if l != nil {
+		h := l.Handler()
+		b.logh.to.Store(&h)
 	}
 }
 
-func (f *forwardWriter) Write(p []byte) (int, error) {
-	if w := f.to.Load(); w != nil {
-		return (*w).Write(p)
-	}
-	return len(p), nil
+// logger is the clients' logger, writing through logh.
+func (b *backends) logger() *slog.Logger { return slog.New(&b.logh) }
+
+// forwardHandler is a slog.Handler that hands records to a handler chosen
+// later, or drops them while there is none.
+type forwardHandler struct {
+	to atomic.Pointer[slog.Handler]
 }
 
-// logger is the clients' logger, writing through logw.
-func (b *backends) logger() *slog.Logger {
-	if b.log == nil {
-		b.log = slog.New(slog.NewTextHandler(&b.logw, nil))
+func (f *forwardHandler) target() slog.Handler {
+	if h := f.to.Load(); h != nil {
+		return *h
 	}
-	return b.log
+	return slog.DiscardHandler
 }
+
+func (f *forwardHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return f.target().Enabled(ctx, l)
+}
+
+func (f *forwardHandler) Handle(ctx context.Context, r slog.Record) error {
+	return f.target().Handle(ctx, r)
+}
+
+// WithAttrs and WithGroup fix the target at the time of the call; the
+// clients log without them.
+func (f *forwardHandler) WithAttrs(as []slog.Attr) slog.Handler { return f.target().WithAttrs(as) }
+func (f *forwardHandler) WithGroup(g string) slog.Handler       { return f.target().WithGroup(g) }
 
 // forwardObserver lets the clients built with a plan report to an observer
 // chosen later (the metrics of the run that executes the plan).

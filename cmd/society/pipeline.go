@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"runtime"
 	"strings"
@@ -265,7 +266,9 @@ func runScenario(ctx context.Context, cfg runConfig) (*runResult, error) {
 		return nil, err
 	}
 	p.backends.obs.set(cfg.Hooks.Model)
-	p.backends.logw.set(cfg.Log)
+	if cfg.Log != nil {
+		p.backends.setLogger(slog.New(slog.NewTextHandler(cfg.Log, nil)))
+	}
 	prep.apply(p)
 	defer p.backends.close()
 	if err := p.backends.check(ctx); err != nil {

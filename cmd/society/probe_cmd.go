@@ -30,11 +30,13 @@ func cmdProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("%w: probe takes one scenario, or one model name with --base-url", errUsage)
 	}
 	var (
-		cfgs []llm.ClientConfig
-		in   *questionnaires.Instrument
+		cfgs  []llm.ClientConfig
+		modes []string // the scenario's mode of each model; "" without a scenario
+		in    *questionnaires.Instrument
 	)
 	if *baseURL != "" {
 		cfgs = []llm.ClientConfig{{Name: pos[0], BaseURL: *baseURL, Model: pos[0], APIKeyEnv: *keyEnv, Timeout: *timeout}}
+		modes = []string{""}
 	} else {
 		sc, err := scenarios.Open(pos[0])
 		if err != nil {
@@ -50,6 +52,7 @@ func cmdProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				Temperature: m.Temperature, TopP: m.TopP, MaxTokens: m.MaxTokens, Timeout: m.Timeout,
 				ReasoningEffort: m.ReasoningEffort, ExtraBody: m.ExtraBody,
 			})
+			modes = append(modes, string(m.Mode))
 		}
 		for _, q := range sc.Questionnaires {
 			if q.File != "" {
@@ -72,7 +75,7 @@ func cmdProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	q := &agent.Question{Persona: agent.Persona{Value: values.Achievement, Style: agent.StyleDescription}, Instrument: in}
 	var failed []string
-	for _, cfg := range cfgs {
+	for i, cfg := range cfgs {
 		rep, err := llm.Probe(ctx, cfg, q)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -81,6 +84,9 @@ func cmdProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			fmt.Fprintf(stdout, "model %s at %s\n  reachable:          no: %v\n", cfg.Name, cfg.BaseURL, err)
 			failed = append(failed, fmt.Sprintf("model %s: %v", cfg.Name, err))
 			continue
+		}
+		if modes[i] != "" && modes[i] != rep.Mode {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("the scenario asks for mode = %q", modes[i]))
 		}
 		printProbe(stdout, cfg.Name, rep)
 	}

@@ -120,6 +120,7 @@ name = "pvq40"
 		"max_tokens = 64",
 		"extra_body = { chat_template_kwargs = { enable_thinking = false } }",
 		"fewer than the 6 options",
+		`note: the scenario asks for mode = "distribution"`,
 	} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout)

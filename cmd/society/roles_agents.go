@@ -101,6 +101,7 @@ func (h *agentHost) serveRun(ctx context.Context, rec bus.RunRecord) error {
 		return err
 	}
 	defer p.backends.close()
+	p.backends.setLogger(h.log.With("run", rec.ID))
 	h.log.Info("serving run", "run", rec.ID, "agents", p.study.Pool.Size(), "shards", rec.Shards)
 
 	// Shards are instantiated on their first task and live as long as the
