@@ -41,7 +41,8 @@ var rawFiles = []string{"answers.csv", "answers.csv.gz", "population.csv", "inva
 
 func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("report", "report DIR [--out DIR2]\n\nRebuild report.md, the tables and the figures of results directory DIR from its stored answers,\nwithout calling any model. By default the files are replaced in DIR; --out writes a complete\nresults directory elsewhere.", stderr)
-	out := fs.String("out", "", "write the rebuilt results directory here instead of updating DIR")
+	out := fs.String("out", "", "write the rebuilt results directory here instead of updating DIR; refused when it holds anything but an earlier result of the same scenario")
+	force := fs.Bool("force", false, "let --out replace whatever it names")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -53,11 +54,21 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	elsewhere := *out != "" && filepath.Clean(*out) != filepath.Clean(dir)
+	if elsewhere {
+		name, ok := storedScenarioName(dir)
+		if !ok {
+			return fmt.Errorf("%w: %s is not a results directory (no readable scenario.toml)", errBadInput, dir)
+		}
+		if err := checkOut(*out, name, *force); err != nil {
+			return err
+		}
+	}
 	o, err := rebuild(dir)
 	if err != nil {
 		return err
 	}
-	if *out != "" && filepath.Clean(*out) != filepath.Clean(dir) {
+	if elsewhere {
 		if err := analysis.WriteDir(*out, o); err != nil {
 			return err
 		}

@@ -39,6 +39,8 @@ type distConfig struct {
 	// itself, from the answers it followed, instead of waiting for the
 	// analysis service.
 	Out string
+	// Force lets Out replace whatever it names (see checkOut).
+	Force bool
 	// Fresh discards whatever the run stored before.
 	Fresh    bool
 	Queue    bus.TaskQueueOptions
@@ -93,6 +95,11 @@ func runDistributed(ctx context.Context, cfg distConfig) (*distResult, error) {
 		}
 		if sc != nil && runID(sc) != runID(rsc) {
 			return nil, fmt.Errorf("%w: --resume %s, but the scenario given is run %s", errUsage, cfg.Resume, runID(sc))
+		}
+		if sc == nil {
+			if err := checkOut(cfg.Out, rsc.Name, cfg.Force); err != nil {
+				return nil, err
+			}
 		}
 		sc = rsc
 	}
