@@ -161,8 +161,12 @@ func writePopulation(w io.Writer, p *population.Pool) error {
 		return err
 	}
 	var buf []byte
+	names := make([]string, len(p.Strategies))
+	for si, m := range p.Strategies {
+		names[si] = csvField(m.Name)
+	}
 	for a := range p.Size() {
-		for si, m := range p.Strategies {
+		for si := range p.Strategies {
 			if !p.In(si, a) {
 				continue
 			}
@@ -170,7 +174,7 @@ func writePopulation(w io.Writer, p *population.Pool) error {
 			buf = append(buf, ',')
 			buf = append(buf, p.Persona[a].Code()...)
 			buf = append(buf, ',')
-			buf = append(buf, m.Name...)
+			buf = append(buf, names[si]...)
 			buf = append(buf, '\n')
 			if _, err := w.Write(buf); err != nil {
 				return err
@@ -274,15 +278,16 @@ func appendAnswerRows(dst []byte, o *Output, c answerChunk) []byte {
 		answers[code] = append(strconv.AppendInt(nil, int64(code-1+sh.Instrument.Scale.Min), 10), ",true\n"...)
 	}
 	pool := o.Study.Pool
+	model, instrument := csvField(sh.Model), csvField(sh.Instrument.Name)
 	var prefix []byte
 	for a := c.lo; a < c.hi; a++ {
-		prefix = append(prefix[:0], sh.Model...)
+		prefix = append(prefix[:0], model...)
 		prefix = append(prefix, ',')
 		prefix = strconv.AppendInt(prefix, int64(a), 10)
 		prefix = append(prefix, ',')
 		prefix = append(prefix, pool.Persona[a].Code()...)
 		prefix = append(prefix, ',')
-		prefix = append(prefix, sh.Instrument.Name...)
+		prefix = append(prefix, instrument...)
 		prefix = append(prefix, ',')
 		codes := sh.Codes[a*n : (a+1)*n]
 		for k, it := range sh.Items {
@@ -380,16 +385,12 @@ func writeAnswersGzip(w io.Writer, o *Output) error {
 }
 
 func writeValueStructure(w io.Writer, rows []ValueStructureRow) error {
-	if _, err := io.WriteString(w, "model,strategy,instrument,reference,agents,values_similarity,bootstrap_mean,ci95_low,ci95_high,p_value\n"); err != nil {
-		return err
-	}
+	t := newCSVTable(w, "model,strategy,instrument,reference,agents,values_similarity,bootstrap_mean,ci95_low,ci95_high,p_value")
 	for _, r := range rows {
-		if _, err := fmt.Fprintf(w, "%s,%s,%s,%s,%d,%s,%s,%s,%s,%s\n", r.Model, r.Strategy, r.Instrument, r.Reference, r.Agents,
-			fmtNum(r.ValuesSimilarity, 4), fmtNum(r.BootstrapMean, 4), fmtNum(r.CI95[0], 4), fmtNum(r.CI95[1], 4), fmtP(r.PValue)); err != nil {
-			return err
-		}
+		t.row(r.Model, r.Strategy, r.Instrument, r.Reference, strconv.Itoa(r.Agents),
+			fmtNum(r.ValuesSimilarity, 4), fmtNum(r.BootstrapMean, 4), fmtNum(r.CI95[0], 4), fmtNum(r.CI95[1], 4), fmtP(r.PValue))
 	}
-	return nil
+	return t.close()
 }
 
 func fmtNum(n Num, prec int) string {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -224,41 +225,28 @@ func WriteInstrument(w io.Writer, in *questionnaires.Instrument) error {
 }
 
 func writeValueBehavior(w io.Writer, rows []ValueBehaviorRow) error {
-	if _, err := io.WriteString(w, "model,strategy,instrument,reference,reference_kind,agents,behavior_similarity,bootstrap_mean,ci95_low,ci95_high,p_value\n"); err != nil {
-		return err
-	}
+	t := newCSVTable(w, "model,strategy,instrument,reference,reference_kind,agents,behavior_similarity,bootstrap_mean,ci95_low,ci95_high,p_value")
 	for _, r := range rows {
-		if _, err := fmt.Fprintf(w, "%s,%s,%s,%s,%s,%d,%s,%s,%s,%s,%s\n", r.Model, r.Strategy, r.Instrument, r.Reference, r.ReferenceKind, r.Agents,
-			fmtNum(r.BehaviorSimilarity, 4), fmtNum(r.BootstrapMean, 4), fmtNum(r.CI95[0], 4), fmtNum(r.CI95[1], 4), fmtP(r.PValue)); err != nil {
-			return err
-		}
+		t.row(r.Model, r.Strategy, r.Instrument, r.Reference, r.ReferenceKind, strconv.Itoa(r.Agents),
+			fmtNum(r.BehaviorSimilarity, 4), fmtNum(r.BootstrapMean, 4), fmtNum(r.CI95[0], 4), fmtNum(r.CI95[1], 4), fmtP(r.PValue))
 	}
-	return nil
+	return t.close()
 }
 
 func writeAgreement(w io.Writer, rows []AgreementRow) error {
-	if _, err := io.WriteString(w, "model,behavior,group,agreement,answers\n"); err != nil {
-		return err
-	}
+	t := newCSVTable(w, "model,behavior,group,agreement,answers")
 	for _, r := range rows {
-		if _, err := fmt.Fprintf(w, "%s,%s,%s,%s,%d\n", r.Model, r.Behavior, r.Group, fmtNum(r.Agreement, 4), r.Answers); err != nil {
-			return err
-		}
+		t.row(r.Model, r.Behavior, r.Group, fmtNum(r.Agreement, 4), strconv.Itoa(r.Answers))
 	}
-	return nil
+	return t.close()
 }
 
 func writeCalibration(w io.Writer, rows []CalibrationRow) error {
-	if _, err := io.WriteString(w, "model,persona,reference,agents,values_similarity,weight\n"); err != nil {
-		return err
-	}
+	t := newCSVTable(w, "model,persona,reference,agents,values_similarity,weight")
 	for _, r := range rows {
-		if _, err := fmt.Fprintf(w, "%s,%s,%s,%d,%s,%s\n", r.Model, r.Persona, r.Reference, r.Agents,
-			fmtNum(r.ValuesSimilarity, 6), fmtNum(r.Weight, 6)); err != nil {
-			return err
-		}
+		t.row(r.Model, r.Persona, r.Reference, strconv.Itoa(r.Agents), fmtNum(r.ValuesSimilarity, 6), fmtNum(r.Weight, 6))
 	}
-	return nil
+	return t.close()
 }
 
 // paperTables is the report's section with Tables 1–4.

@@ -468,20 +468,60 @@ func (d *decoder) models(top table) []Model {
 	}
 	var out []Model
 	names := map[string]string{}
+	files := map[string]int{}
 	for _, t := range list {
 		m := d.model(t)
+		field := t.field("name")
+		if _, named := t.m["name"]; !named {
+			field = t.path
+		}
 		if prev, ok := names[m.Name]; ok {
-			field := t.field("name")
-			if _, named := t.m["name"]; !named {
-				field = t.path
-			}
 			d.add(field, "duplicate model name %q (also %s); give each model its own name", m.Name, prev)
+		} else if i, ok := files[fileKey(m.Name)]; ok {
+			d.add(field, "model name %q would write the same figure and table files as %q (%s); give the models names that differ in more than punctuation and case",
+				m.Name, out[i].Name, list[i].path)
+			names[m.Name] = t.path
 		} else {
 			names[m.Name] = t.path
+			files[fileKey(m.Name)] = len(out)
 		}
 		out = append(out, m)
 	}
 	return out
+}
+
+// maxModelName is the longest model name: it is part of figure file names
+// and of every CSV row, and file names longer than 255 bytes fail at the
+// very end of a run.
+const maxModelName = 64
+
+// modelNameRE is the character set of model names: what model ids use
+// ("meta-llama/Meta-Llama-3-8B-Instruct", "llama3:8b") and nothing a CSV
+// field or a file name would need to quote.
+var modelNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,63}$`)
+
+// fileKey is what a name becomes in a results file name (the analysis
+// package maps every character but letters, digits, '-' and '_' to '_'),
+// folded to lower case because some file systems do not tell cases apart.
+// Two models with the same key would overwrite each other's figures.
+func fileKey(name string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'A' && r <= 'Z':
+			return r - 'A' + 'a'
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-', r == '_':
+			return r
+		}
+		return '_'
+	}, name)
+}
+
+// clip shortens a long value quoted in a message.
+func clip(s string) string {
+	if len(s) <= 80 {
+		return s
+	}
+	return s[:60] + "…(" + strconv.Itoa(len(s)) + " bytes)"
 }
 
 func defaultModel() Model {
@@ -528,11 +568,14 @@ func (d *decoder) model(t table) Model {
 		m.Name = m.Model
 	}
 	if name, ok := d.str(t, "name"); ok {
-		if strings.TrimSpace(name) == "" {
-			d.add(t.field("name"), "must not be empty")
-		} else {
-			m.Name = name
+		if !modelNameRE.MatchString(name) {
+			d.add(t.field("name"), "must be 1 to %d letters, digits, '.', '_', '-', '/', ':', '+' or '@', starting with a letter or digit (it goes into file names and CSV columns), got %q",
+				maxModelName, clip(name))
 		}
+		m.Name = name // even when refused, so that it is not reported again as a duplicate default name
+	} else if m.Model != "" && !modelNameRE.MatchString(m.Model) {
+		d.add(t.field("model"), "%q cannot name the model's results (at most %d letters, digits, '.', '_', '-', '/', ':', '+' or '@'); set models.name to a short label",
+			clip(m.Model), maxModelName)
 	}
 	m.Mode = oneOf(d, t, "mode", Distribution, Distribution, Sample)
 	if x, ok := d.number(t, "temperature"); ok {

@@ -136,6 +136,10 @@ func TestBadInput(t *testing.T) {
 		{"zero weights", "[population]\nstrategy = \"custom\"\nweights = { SD = 0, BE = 0 }\n", []string{"bad.toml:3", "population.weights"}},
 		{"size zero", "[population]\nsize = 0\n", []string{"bad.toml:2", "population.size"}},
 		{"size absurd", "[population]\nsize = 40000000\n", []string{"bad.toml:2", "population.size", "memory"}},
+		{"model name comma", "[[models]]\nname = \"gpt,4\"\n", []string{"bad.toml:2", "models[0].name"}},
+		{"model name quote", "[[models]]\nname = 'say \"hi\"'\n", []string{"bad.toml:2", "models[0].name"}},
+		{"model name long", "[[models]]\nname = \"" + strings.Repeat("m", 300) + "\"\n", []string{"bad.toml:2", "models[0].name", "300 bytes"}},
+		{"model figures collide", "[[models]]\nname = \"a/b\"\n[[models]]\nname = \"a_b\"\n", []string{"bad.toml:4", "models[1].name", "same figure"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
