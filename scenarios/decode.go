@@ -38,6 +38,12 @@ func Parse(data []byte, file string) (*Scenario, error) {
 	if file == "" {
 		file = "scenario"
 	}
+	if len(data) > MaxFileBytes {
+		return nil, &Problem{File: file, Msg: fmt.Sprintf("too large: %d bytes, more than the %d a scenario may hold", len(data), MaxFileBytes)}
+	}
+	if line := questionnaires.TOMLTooDeep(data, questionnaires.MaxNesting); line > 0 {
+		return nil, &Problem{File: file, Line: line, Msg: fmt.Sprintf("arrays or tables nested more than %d deep", questionnaires.MaxNesting)}
+	}
 	var doc map[string]any
 	if _, err := toml.Decode(string(data), &doc); err != nil {
 		var pe toml.ParseError
@@ -689,6 +695,9 @@ func (d *decoder) instrumentFile(field, written string) *questionnaires.Instrume
 		return nil
 	case !info.Mode().IsRegular():
 		d.add(field, "%q is not a regular file, want an instrument file", written)
+		return nil
+	case info.Size() > questionnaires.MaxFileBytes:
+		d.add(field, "instrument file %q is too large: %d bytes, more than the %d an instrument file may hold", written, info.Size(), questionnaires.MaxFileBytes)
 		return nil
 	}
 	inst, err := questionnaires.Load(path)

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/society-sim/society/scenarios"
@@ -50,9 +51,24 @@ var errUsage = errors.New("usage")
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	err := protect(func() error { return run(ctx, os.Args[1:], os.Stdout, os.Stderr) })
 	stop()
 	os.Exit(exitCode(err, os.Stderr))
+}
+
+// protect turns a panic of fn into an error, so that a defect is reported as
+// a run failure (exit status 1) with its stack rather than the runtime's
+// exit status 2, which means bad input. A panic in another goroutine, and
+// a fatal runtime error (out of memory, stack overflow), still end the
+// process with the runtime's status 2: input limits (scenario and
+// instrument size and nesting) keep input from causing them.
+func protect(fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("internal error: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return fn()
 }
 
 func exitCode(err error, stderr io.Writer) int {

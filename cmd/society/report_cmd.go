@@ -89,7 +89,7 @@ func rebuild(dir string) (*analysis.Output, error) {
 		return nil, fmt.Errorf("%w: %s is not a results directory", errBadInput, dir)
 	}
 	scPath := filepath.Join(dir, "scenario.toml")
-	resolved, err := os.ReadFile(scPath)
+	resolved, err := questionnaires.ReadFileMax(scPath, scenarios.MaxFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", errBadInput, dir, err)
 	}
@@ -146,6 +146,9 @@ func rebuild(dir string) (*analysis.Output, error) {
 // itself, before the scenario is validated, because validation checks that
 // the original files exist.
 func storedInputs(dir string, resolved []byte) ([]byte, error) {
+	if line := questionnaires.TOMLTooDeep(resolved, questionnaires.MaxNesting); line > 0 {
+		return nil, fmt.Errorf("line %d: arrays or tables nested more than %d deep", line, questionnaires.MaxNesting)
+	}
 	var doc map[string]any
 	if _, err := toml.Decode(string(resolved), &doc); err != nil {
 		return nil, err
