@@ -522,6 +522,28 @@ func fileKey(name string) string {
 	}, name)
 }
 
+// redactURL hides what a base_url may carry as a secret: the user
+// information (a password, or a token given as the user name), every query
+// value and the fragment. A URL that does not parse is not shown at all.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	if u.User != nil {
+		u.User = url.User("xxxxx")
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			q[k] = []string{"xxxxx"}
+		}
+		u.RawQuery = q.Encode()
+	}
+	u.Fragment, u.RawFragment = "", ""
+	return u.String()
+}
+
 // clip shortens a long value quoted in a message.
 func clip(s string) string {
 	if len(s) <= 80 {
@@ -560,7 +582,9 @@ func (d *decoder) model(t table) Model {
 				d.add(t.field("base_url"), "required for backend openai")
 			}
 		} else if u, err := url.Parse(m.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			d.add(t.field("base_url"), "must be an http or https URL, got %q", m.BaseURL)
+			d.add(t.field("base_url"), "must be an http or https URL, got %q", redactURL(m.BaseURL))
+		} else if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			d.add(t.field("base_url"), "%q carries credentials, a query string or a fragment: put the API key in the environment variable named by api_key_env, so that it is never written to the results or shown in a message", redactURL(m.BaseURL))
 		}
 		if m.Model == "" {
 			d.add(t.field("model"), "required for backend openai (the model name the server knows)")

@@ -57,3 +57,18 @@ func TestLimits(t *testing.T) {
 		})
 	}
 }
+
+// TestBaseURLSecretsRefused: a base_url carrying a secret in any form is
+// refused, and the message never shows the secret.
+func TestBaseURLSecretsRefused(t *testing.T) {
+	_, err := Load("testdata/bad/base_url_secrets.toml")
+	if err == nil {
+		t.Fatal("got no error, want every base_url refused")
+	}
+	if strings.Contains(err.Error(), "s3cr3t") {
+		t.Errorf("the message shows the secret: %v", err)
+	}
+	if n := strings.Count(err.Error(), "].base_url: "); n != 5 {
+		t.Errorf("got %d base_url problems, want 5", n)
+	}
+}
