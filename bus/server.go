@@ -11,7 +11,6 @@ package bus
 import (
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -47,7 +46,8 @@ func StartServer(o ServerOptions) (*Server, error) {
 	s := &Server{}
 	dir := o.StoreDir
 	if dir == "" {
-		d, err := os.MkdirTemp("", "society-nats-*")
+		RemoveStaleStores()
+		d, err := newTempStore()
 		if err != nil {
 			return nil, fmt.Errorf("embedded nats: %w", err)
 		}
@@ -124,6 +124,6 @@ func (s *Server) Shutdown() {
 
 func (s *Server) cleanup() {
 	if s.tempDir != "" {
-		os.RemoveAll(s.tempDir)
+		removeTempStore(s.tempDir)
 	}
 }

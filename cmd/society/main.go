@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"syscall"
 
+	"github.com/society-sim/society/bus"
 	"github.com/society-sim/society/scenarios"
 )
 
@@ -50,10 +51,34 @@ Run 'society COMMAND -h' for a command's options.
 var errUsage = errors.New("usage")
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go watchSignals(sigs, cancel, os.Stderr, func(code int) {
+		bus.RemoveTempStores()
+		os.Exit(code)
+	})
 	err := protect(func() error { return run(ctx, os.Args[1:], os.Stdout, os.Stderr) })
-	stop()
+	signal.Stop(sigs)
+	cancel()
 	os.Exit(exitCode(err, os.Stderr))
+}
+
+// watchSignals cancels the command at the first SIGINT or SIGTERM, so that
+// every phase stops in order and nothing half-done is written, and exits
+// at once with status 130 at the second: a user pressing Ctrl-C twice
+// wants it to stop now.
+func watchSignals(sigs <-chan os.Signal, cancel context.CancelFunc, stderr io.Writer, exit func(int)) {
+	if _, ok := <-sigs; !ok {
+		return
+	}
+	fmt.Fprintln(stderr, "society: interrupted: stopping (interrupt again to exit at once)")
+	cancel()
+	if _, ok := <-sigs; !ok {
+		return
+	}
+	fmt.Fprintln(stderr, "society: interrupted again: exiting at once")
+	exit(130)
 }
 
 // protect turns a panic of fn into an error, so that a defect is reported as
