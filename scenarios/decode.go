@@ -682,6 +682,8 @@ func (d *decoder) questionnaires(top table) []Questionnaire {
 			d.add(t.field("name"), "unknown questionnaire %q (want one of %s, or give a file)", name, strings.Join(instrumentNames(), ", "))
 		case strings.TrimSpace(name) == "":
 			d.add(t.field("name"), "must not be empty")
+		case !nameRE.MatchString(name):
+			d.add(t.field("name"), "must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit (it goes into file names and CSV columns), got %q", clip(name))
 		default:
 			q.Name = name
 			if prev, dup := seen[name]; dup {
