@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -37,6 +38,13 @@ type Output struct {
 // is complete, so a crash or an error never leaves a half-written dir; an
 // existing dir is replaced.
 func WriteDir(dir string, o *Output) error {
+	return WriteDirContext(context.Background(), dir, o)
+}
+
+// WriteDirContext is WriteDir that stops between files and figures once
+// ctx is done (the figures of a large study take tens of seconds),
+// returning ctx's error and leaving dir as it was.
+func WriteDirContext(ctx context.Context, dir string, o *Output) error {
 	parent := filepath.Dir(dir)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("results dir: %w", err)
@@ -45,7 +53,11 @@ func WriteDir(dir string, o *Output) error {
 	if err != nil {
 		return fmt.Errorf("results dir: %w", err)
 	}
-	if err := writeAll(tmp, o); err != nil {
+	if err := writeAll(ctx, tmp, o); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	if err := ctx.Err(); err != nil {
 		os.RemoveAll(tmp)
 		return err
 	}
@@ -71,7 +83,7 @@ func WriteDir(dir string, o *Output) error {
 	return nil
 }
 
-func writeAll(dir string, o *Output) error {
+func writeAll(ctx context.Context, dir string, o *Output) error {
 	steps := []struct {
 		name string
 		fn   func(io.Writer) error
@@ -95,12 +107,18 @@ func writeAll(dir string, o *Output) error {
 		}{"answers.csv", func(w io.Writer) error { return writeAnswers(w, o) }})
 	}
 	for _, s := range steps {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if err := writeFile(filepath.Join(dir, s.name), s.fn); err != nil {
 			return err
 		}
 	}
 	var figures []string
 	for _, m := range o.Outcome.Maps {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		base := fmt.Sprintf("mds_%s_%s", fileToken(m.Model), fileToken(m.Strategy))
 		title := fmt.Sprintf("%s, %s vs %s (similarity %.2f)", m.Model, m.Strategy, m.Reference, m.Similarity)
 		if err := PlotMDS(m.Human, m.Fitted, values.Codes(), title, filepath.Join(dir, base)); err != nil {
@@ -108,8 +126,11 @@ func writeAll(dir string, o *Output) error {
 		}
 		figures = append(figures, base)
 	}
-	paper, err := writePaperFiles(dir, o)
+	paper, err := writePaperFiles(ctx, dir, o)
 	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if err := writeGames(dir, &o.Outcome.Results); err != nil {

@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -45,7 +46,7 @@ func figureStrategy(r *Results) string {
 
 // writePaperFiles writes the behaviour and persona CSV files, the stored
 // instruments and references, and the heat-maps.
-func writePaperFiles(dir string, o *Output) (paperFigures, error) {
+func writePaperFiles(ctx context.Context, dir string, o *Output) (paperFigures, error) {
 	var figs paperFigures
 	r := &o.Outcome.Results
 	files := []struct {
@@ -74,6 +75,9 @@ func writePaperFiles(dir string, o *Output) (paperFigures, error) {
 		if vc.Strategy != strategy {
 			continue
 		}
+		if err := ctx.Err(); err != nil {
+			return figs, err
+		}
 		base := fmt.Sprintf("valuecorr_%s_%s", fileToken(vc.Model), fileToken(vc.Strategy))
 		err := PlotHeatmaps([]Heatmap{
 			{Title: vc.Model + ", " + vc.Strategy, Rows: values.Codes(), Cols: values.Codes(), Z: matrixRows(vc.Model10)},
@@ -87,6 +91,9 @@ func writePaperFiles(dir string, o *Output) (paperFigures, error) {
 	for _, bm := range o.Outcome.Behavior {
 		if bm.Strategy != strategy {
 			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return figs, err
 		}
 		panels := []Heatmap{{Title: fmt.Sprintf("%s, %s (n=%d)", bm.Model, bm.Strategy, bm.Agents), Rows: values.Codes(), Cols: bm.Keys, Z: matrixRows(bm.M)}}
 		var refNames []string
@@ -106,6 +113,9 @@ func writePaperFiles(dir string, o *Output) (paperFigures, error) {
 			bm.Instrument, bm.Instrument, bm.Model, bm.Strategy, strings.Join(refNames, ", "))})
 	}
 	for _, pa := range o.Outcome.Persona {
+		if err := ctx.Err(); err != nil {
+			return figs, err
+		}
 		m := fileToken(pa.Model)
 		groups := GroupCodes()
 		items := []struct {

@@ -408,7 +408,7 @@ func runScenario(ctx context.Context, cfg runConfig) (*runResult, error) {
 		return nil, err // interrupted: nothing is written
 	}
 	if cfg.Out != "" {
-		if err := analysis.WriteDir(cfg.Out, &analysis.Output{Outcome: outcome, Collector: col, Study: p.study, Scenario: p.resolved}); err != nil {
+		if err := analysis.WriteDirContext(ctx, cfg.Out, &analysis.Output{Outcome: outcome, Collector: col, Study: p.study, Scenario: p.resolved}); err != nil {
 			return nil, err
 		}
 	}

@@ -69,13 +69,13 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	if elsewhere {
-		if err := analysis.WriteDir(*out, o); err != nil {
+		if err := analysis.WriteDirContext(ctx, *out, o); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "Rebuilt the report of %s in %s (no model was called).\n", dir, *out)
 		return nil
 	}
-	if err := rewriteDerived(dir, o); err != nil {
+	if err := rewriteDerived(ctx, dir, o); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "Rebuilt %s (no model was called).\n", filepath.Join(dir, "report.md"))
@@ -433,14 +433,14 @@ func readInvalid(path string) (map[invalidKey]agent.Invalid, error) {
 // rewriteDerived writes the rebuilt directory beside dir and moves every
 // derived file into dir, leaving the stored inputs (and anything else in
 // dir) as they are.
-func rewriteDerived(dir string, o *analysis.Output) error {
+func rewriteDerived(ctx context.Context, dir string, o *analysis.Output) error {
 	tmp, err := os.MkdirTemp(filepath.Dir(filepath.Clean(dir)), "."+filepath.Base(dir)+".report-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
 	built := filepath.Join(tmp, "out")
-	if err := analysis.WriteDir(built, o); err != nil {
+	if err := analysis.WriteDirContext(ctx, built, o); err != nil {
 		return err
 	}
 	entries, err := os.ReadDir(built)

@@ -165,7 +165,7 @@ func (a *analysisService) analyse(ctx context.Context, rec bus.RunRecord, r *ana
 		return err
 	}
 	outcome.Results.LLM = a.hostTraffic(ctx, rec.ID)
-	if err := analysis.WriteDir(dir, &analysis.Output{Outcome: outcome, Collector: col, Study: p.study, Scenario: p.resolved}); err != nil {
+	if err := analysis.WriteDirContext(ctx, dir, &analysis.Output{Outcome: outcome, Collector: col, Study: p.study, Scenario: p.resolved}); err != nil {
 		return err
 	}
 	results, err := os.ReadFile(filepath.Join(dir, "results.json"))

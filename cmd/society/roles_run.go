@@ -496,7 +496,7 @@ func (o *orchestrator) writeOwn(ctx context.Context, dir string) (bus.RunRecord,
 		}
 	}
 	outcome.Results.LLM = llm
-	if err := analysis.WriteDir(dir, &analysis.Output{Outcome: outcome, Collector: o.col, Study: o.p.study, Scenario: o.p.resolved}); err != nil {
+	if err := analysis.WriteDirContext(ctx, dir, &analysis.Output{Outcome: outcome, Collector: o.col, Study: o.p.study, Scenario: o.p.resolved}); err != nil {
 		return bus.RunRecord{}, err
 	}
 	abs, err := filepath.Abs(dir)
