@@ -43,7 +43,8 @@ Usage:
                                        prometheus.yml for watching runs ('run --metrics ADDR')
 
 SCENARIO is a TOML file or the name of a built-in scenario.
-Exit status: 0 success, 1 the run failed, 2 bad input.
+Exit status: 0 success, 1 the run failed or was interrupted, 2 bad input.
+An interrupt (Ctrl-C, SIGTERM) stops the command cleanly; a second one exits at once.
 Run 'society COMMAND -h' for a command's options.
 `
 
