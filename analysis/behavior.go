@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -244,7 +245,7 @@ func (st *Study) referencesFor(in *questionnaires.Instrument) []BehaviorReferenc
 // computeBehavior fills the value–behaviour rows and matrices. For each
 // model with a value instrument, every other instrument it answered in
 // round 0 is correlated with the same agents' MRAT value scores.
-func (st *Study) computeBehavior(c *Collector, out *Outcome) error {
+func (st *Study) computeBehavior(ctx context.Context, c *Collector, out *Outcome) error {
 	sheets := c.Sheets(st.Plans)
 	agents := c.Agents()
 	anchored := map[string]bool{} // the first value instrument of a model anchors its rows
@@ -267,7 +268,7 @@ func (st *Study) computeBehavior(c *Collector, out *Outcome) error {
 			if len(refs) == 0 {
 				continue
 			}
-			if err := st.behaviorRows(vs, scores, scoreBehaviorSheet(sh, agents), refs, out); err != nil {
+			if err := st.behaviorRows(ctx, vs, scores, scoreBehaviorSheet(sh, agents), refs, out); err != nil {
 				return err
 			}
 		}
@@ -275,7 +276,7 @@ func (st *Study) computeBehavior(c *Collector, out *Outcome) error {
 	return nil
 }
 
-func (st *Study) behaviorRows(vs *Sheet, scores *Scores, bs *behaviorSheet, refs []BehaviorReference, out *Outcome) error {
+func (st *Study) behaviorRows(ctx context.Context, vs *Sheet, scores *Scores, bs *behaviorSheet, refs []BehaviorReference, out *Outcome) error {
 	in := bs.sheet.Instrument
 	// The columns any reference needs, and each reference's columns among them.
 	var cols []int
@@ -315,7 +316,10 @@ func (st *Study) behaviorRows(vs *Sheet, scores *Scores, bs *behaviorSheet, refs
 		out.Behavior = append(out.Behavior, BehaviorMatrix{Model: vs.Model, Strategy: name, Instrument: in.Name,
 			Keys: keys, M: full, Agents: len(members)})
 		rng := rand.New(rand.NewPCG(st.Seed, hash64(vs.Model, name, in.Name, "behavior")))
-		boots := bootstrapBehavior(scores.MRAT, bs.scores, members, cols, refs, refCols, st.BootstrapIterations, st.BootstrapSize, rng)
+		boots, err := bootstrapBehaviorContext(ctx, scores.MRAT, bs.scores, members, cols, refs, refCols, st.BootstrapIterations, st.BootstrapSize, rng)
+		if err != nil {
+			return err
+		}
 		for ri, ref := range refs {
 			sim, err := BehaviorSimilarity(columns(full, refCols[ri]), ref.M)
 			if err != nil {
@@ -350,10 +354,21 @@ func columns(m *mat.Dense, cols []int) *mat.Dense {
 // so that a run compares them on the same draws at the cost of one.
 func bootstrapBehavior(x [][values.N]float64, y [][]float64, members, cols []int, refs []BehaviorReference, refCols [][]int,
 	iterations, size int, rng *rand.Rand) []BootstrapResult {
+	out, _ := bootstrapBehaviorContext(context.Background(), x, y, members, cols, refs, refCols, iterations, size, rng)
+	return out
+}
+
+// bootstrapBehaviorContext is bootstrapBehavior that stops between
+// resamples once ctx is done, returning ctx's error.
+func bootstrapBehaviorContext(ctx context.Context, x [][values.N]float64, y [][]float64, members, cols []int, refs []BehaviorReference, refCols [][]int,
+	iterations, size int, rng *rand.Rand) ([]BootstrapResult, error) {
 	samples := make([][]float64, len(refs))
 	if len(members) > 0 && size > 0 {
 		idx := make([]int, size)
 		for range iterations {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
 			for i := range idx {
 				idx[i] = members[rng.IntN(len(members))]
 			}
@@ -369,7 +384,7 @@ func bootstrapBehavior(x [][values.N]float64, y [][]float64, members, cols []int
 	for ri := range refs {
 		out[ri] = summarise(samples[ri])
 	}
-	return out
+	return out, nil
 }
 
 // summarise is Bootstrap's summary of a set of bootstrap values.

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -310,9 +311,7 @@ func writeGames(dir string, r *Results) error {
 func writeCharityRounds(w io.Writer, g *Games) error {
 	cols := append([]string{"model", "round", "players", "sat_out", "contributed", "kept", "no_decision", "cooperation"}, values.Codes()...)
 	cols = append(cols, "none", "charity", "payoffs", "gini", "mean_probable", "distinct_prompts", "distinct_decision_prompts", "conserved")
-	if _, err := io.WriteString(w, strings.Join(cols, ",")+"\n"); err != nil {
-		return err
-	}
+	t := newCSVTable(w, strings.Join(cols, ","))
 	for _, res := range g.PairedCharity {
 		for _, r := range res.PerRound {
 			row := []string{res.Model, fmt.Sprint(r.Round), fmt.Sprint(r.Players), fmt.Sprint(r.SatOut), fmt.Sprint(r.Contributed),
@@ -326,27 +325,20 @@ func writeCharityRounds(w io.Writer, g *Games) error {
 			}
 			row = append(row, fmt.Sprint(r.Charity), fmt.Sprint(r.Payoffs), fmtNum(r.Gini, 4), fmtNum(r.MeanProbable, 3),
 				fmt.Sprint(r.DistinctPrompts), fmt.Sprint(r.DecisionPrompts), fmt.Sprint(r.Conserved))
-			if _, err := io.WriteString(w, strings.Join(row, ",")+"\n"); err != nil {
-				return err
-			}
+			t.row(row...)
 		}
 	}
-	return nil
+	return t.close()
 }
 
 func writeCharityPayoffs(w io.Writer, g *Games) error {
-	if _, err := io.WriteString(w, "model,persona,players,cooperation,mean_payoff,given\n"); err != nil {
-		return err
-	}
+	t := newCSVTable(w, "model,persona,players,cooperation,mean_payoff,given")
 	for _, res := range g.PairedCharity {
 		for _, p := range res.Payoffs {
-			if _, err := fmt.Fprintf(w, "%s,%s,%d,%s,%s,%d\n", res.Model, p.Persona, p.Players, fmtNum(p.Cooperation, 4),
-				fmtNum(p.MeanPayoff, 2), p.Given); err != nil {
-				return err
-			}
+			t.row(res.Model, p.Persona, strconv.Itoa(p.Players), fmtNum(p.Cooperation, 4), fmtNum(p.MeanPayoff, 2), strconv.FormatInt(p.Given, 10))
 		}
 	}
-	return nil
+	return t.close()
 }
 
 // gamesSection is the report's section on the games, "" without any.

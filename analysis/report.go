@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -37,6 +38,13 @@ type Output struct {
 // is complete, so a crash or an error never leaves a half-written dir; an
 // existing dir is replaced.
 func WriteDir(dir string, o *Output) error {
+	return WriteDirContext(context.Background(), dir, o)
+}
+
+// WriteDirContext is WriteDir that stops between files and figures once
+// ctx is done (the figures of a large study take tens of seconds),
+// returning ctx's error and leaving dir as it was.
+func WriteDirContext(ctx context.Context, dir string, o *Output) error {
 	parent := filepath.Dir(dir)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("results dir: %w", err)
@@ -45,7 +53,11 @@ func WriteDir(dir string, o *Output) error {
 	if err != nil {
 		return fmt.Errorf("results dir: %w", err)
 	}
-	if err := writeAll(tmp, o); err != nil {
+	if err := writeAll(ctx, tmp, o); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	if err := ctx.Err(); err != nil {
 		os.RemoveAll(tmp)
 		return err
 	}
@@ -71,7 +83,7 @@ func WriteDir(dir string, o *Output) error {
 	return nil
 }
 
-func writeAll(dir string, o *Output) error {
+func writeAll(ctx context.Context, dir string, o *Output) error {
 	steps := []struct {
 		name string
 		fn   func(io.Writer) error
@@ -95,12 +107,18 @@ func writeAll(dir string, o *Output) error {
 		}{"answers.csv", func(w io.Writer) error { return writeAnswers(w, o) }})
 	}
 	for _, s := range steps {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if err := writeFile(filepath.Join(dir, s.name), s.fn); err != nil {
 			return err
 		}
 	}
 	var figures []string
 	for _, m := range o.Outcome.Maps {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		base := fmt.Sprintf("mds_%s_%s", fileToken(m.Model), fileToken(m.Strategy))
 		title := fmt.Sprintf("%s, %s vs %s (similarity %.2f)", m.Model, m.Strategy, m.Reference, m.Similarity)
 		if err := PlotMDS(m.Human, m.Fitted, values.Codes(), title, filepath.Join(dir, base)); err != nil {
@@ -108,8 +126,11 @@ func writeAll(dir string, o *Output) error {
 		}
 		figures = append(figures, base)
 	}
-	paper, err := writePaperFiles(dir, o)
+	paper, err := writePaperFiles(ctx, dir, o)
 	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if err := writeGames(dir, &o.Outcome.Results); err != nil {
@@ -161,8 +182,12 @@ func writePopulation(w io.Writer, p *population.Pool) error {
 		return err
 	}
 	var buf []byte
+	names := make([]string, len(p.Strategies))
+	for si, m := range p.Strategies {
+		names[si] = csvField(m.Name)
+	}
 	for a := range p.Size() {
-		for si, m := range p.Strategies {
+		for si := range p.Strategies {
 			if !p.In(si, a) {
 				continue
 			}
@@ -170,7 +195,7 @@ func writePopulation(w io.Writer, p *population.Pool) error {
 			buf = append(buf, ',')
 			buf = append(buf, p.Persona[a].Code()...)
 			buf = append(buf, ',')
-			buf = append(buf, m.Name...)
+			buf = append(buf, names[si]...)
 			buf = append(buf, '\n')
 			if _, err := w.Write(buf); err != nil {
 				return err
@@ -274,15 +299,16 @@ func appendAnswerRows(dst []byte, o *Output, c answerChunk) []byte {
 		answers[code] = append(strconv.AppendInt(nil, int64(code-1+sh.Instrument.Scale.Min), 10), ",true\n"...)
 	}
 	pool := o.Study.Pool
+	model, instrument := csvField(sh.Model), csvField(sh.Instrument.Name)
 	var prefix []byte
 	for a := c.lo; a < c.hi; a++ {
-		prefix = append(prefix[:0], sh.Model...)
+		prefix = append(prefix[:0], model...)
 		prefix = append(prefix, ',')
 		prefix = strconv.AppendInt(prefix, int64(a), 10)
 		prefix = append(prefix, ',')
 		prefix = append(prefix, pool.Persona[a].Code()...)
 		prefix = append(prefix, ',')
-		prefix = append(prefix, sh.Instrument.Name...)
+		prefix = append(prefix, instrument...)
 		prefix = append(prefix, ',')
 		codes := sh.Codes[a*n : (a+1)*n]
 		for k, it := range sh.Items {
@@ -380,16 +406,12 @@ func writeAnswersGzip(w io.Writer, o *Output) error {
 }
 
 func writeValueStructure(w io.Writer, rows []ValueStructureRow) error {
-	if _, err := io.WriteString(w, "model,strategy,instrument,reference,agents,values_similarity,bootstrap_mean,ci95_low,ci95_high,p_value\n"); err != nil {
-		return err
-	}
+	t := newCSVTable(w, "model,strategy,instrument,reference,agents,values_similarity,bootstrap_mean,ci95_low,ci95_high,p_value")
 	for _, r := range rows {
-		if _, err := fmt.Fprintf(w, "%s,%s,%s,%s,%d,%s,%s,%s,%s,%s\n", r.Model, r.Strategy, r.Instrument, r.Reference, r.Agents,
-			fmtNum(r.ValuesSimilarity, 4), fmtNum(r.BootstrapMean, 4), fmtNum(r.CI95[0], 4), fmtNum(r.CI95[1], 4), fmtP(r.PValue)); err != nil {
-			return err
-		}
+		t.row(r.Model, r.Strategy, r.Instrument, r.Reference, strconv.Itoa(r.Agents),
+			fmtNum(r.ValuesSimilarity, 4), fmtNum(r.BootstrapMean, 4), fmtNum(r.CI95[0], 4), fmtNum(r.CI95[1], 4), fmtP(r.PValue))
 	}
-	return nil
+	return t.close()
 }
 
 func fmtNum(n Num, prec int) string {

@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"context"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -61,10 +62,20 @@ type BootstrapResult struct {
 // it is not a test against another population. With no successful
 // iteration every figure is NaN.
 func Bootstrap(n int, iterations, size int, rng *rand.Rand, stat func(idx []int) (float64, bool)) BootstrapResult {
+	res, _ := BootstrapContext(context.Background(), n, iterations, size, rng, stat)
+	return res
+}
+
+// BootstrapContext is Bootstrap that stops between iterations once ctx is
+// done, returning ctx's error (a large bootstrap runs for minutes).
+func BootstrapContext(ctx context.Context, n int, iterations, size int, rng *rand.Rand, stat func(idx []int) (float64, bool)) (BootstrapResult, error) {
 	res := BootstrapResult{Samples: make([]float64, 0, max(iterations, 0))}
 	if n > 0 && size > 0 {
 		idx := make([]int, size)
 		for range iterations {
+			if err := ctx.Err(); err != nil {
+				return BootstrapResult{}, err
+			}
 			for i := range idx {
 				idx[i] = rng.IntN(n)
 			}
@@ -76,7 +87,7 @@ func Bootstrap(n int, iterations, size int, rng *rand.Rand, stat func(idx []int)
 	if len(res.Samples) == 0 {
 		nan := math.NaN()
 		res.Mean, res.CI95, res.P = nan, [2]float64{nan, nan}, nan
-		return res
+		return res, nil
 	}
 	for _, v := range res.Samples {
 		res.Mean += v
@@ -86,7 +97,7 @@ func Bootstrap(n int, iterations, size int, rng *rand.Rand, stat func(idx []int)
 	slices.Sort(sorted)
 	res.CI95 = [2]float64{percentile(sorted, 0.025), percentile(sorted, 0.975)}
 	_, res.P = TTestOneSample(res.Samples, 0)
-	return res
+	return res, nil
 }
 
 // percentile interpolates linearly between order statistics (the default

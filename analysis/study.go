@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -162,6 +163,12 @@ type Outcome struct {
 
 // Compute analyses the collected answers.
 func (st *Study) Compute(c *Collector) (*Outcome, error) {
+	return st.ComputeContext(context.Background(), c)
+}
+
+// ComputeContext is Compute that stops, between resamples of every
+// bootstrap and between tables, once ctx is done, returning ctx's error.
+func (st *Study) ComputeContext(ctx context.Context, c *Collector) (*Outcome, error) {
 	out := &Outcome{}
 	r := &out.Results
 	r.Scenario, r.Seed, r.Models = st.Name, st.Seed, st.Models
@@ -246,7 +253,7 @@ func (st *Study) Compute(c *Collector) (*Outcome, error) {
 				}
 				rng := rand.New(rand.NewPCG(st.Seed, hash64(sh.Model, strat.Name, ref.Name)))
 				acc := NewCorrAccumulator(values.N)
-				bs := Bootstrap(len(members), st.BootstrapIterations, st.BootstrapSize, rng, func(idx []int) (float64, bool) {
+				bs, err := BootstrapContext(ctx, len(members), st.BootstrapIterations, st.BootstrapSize, rng, func(idx []int) (float64, bool) {
 					acc.Reset()
 					for _, i := range idx {
 						acc.Add(rows[members[i]][:])
@@ -254,16 +261,25 @@ func (st *Study) Compute(c *Collector) (*Outcome, error) {
 					s, err := ValuesSimilarityBy(r.MDS, acc.Corr(), ref.R)
 					return s, err == nil
 				})
+				if err != nil {
+					return nil, err
+				}
 				vr.BootstrapMean, vr.CI95, vr.PValue = Num(bs.Mean), [2]Num{Num(bs.CI95[0]), Num(bs.CI95[1])}, Num(bs.P)
 				r.ValueStructure = append(r.ValueStructure, vr)
 			}
 		}
 	}
-	if err := st.computeBehavior(c, out); err != nil {
+	if err := st.computeBehavior(ctx, c, out); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	st.computePersona(c, out)
 	r.Calibration, r.Notes = st.Calibration, st.Notes
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	games, err := st.computeGames(c)
 	if err != nil {
 		return nil, err

@@ -1,10 +1,12 @@
 package analysis
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -44,7 +46,7 @@ func figureStrategy(r *Results) string {
 
 // writePaperFiles writes the behaviour and persona CSV files, the stored
 // instruments and references, and the heat-maps.
-func writePaperFiles(dir string, o *Output) (paperFigures, error) {
+func writePaperFiles(ctx context.Context, dir string, o *Output) (paperFigures, error) {
 	var figs paperFigures
 	r := &o.Outcome.Results
 	files := []struct {
@@ -73,6 +75,9 @@ func writePaperFiles(dir string, o *Output) (paperFigures, error) {
 		if vc.Strategy != strategy {
 			continue
 		}
+		if err := ctx.Err(); err != nil {
+			return figs, err
+		}
 		base := fmt.Sprintf("valuecorr_%s_%s", fileToken(vc.Model), fileToken(vc.Strategy))
 		err := PlotHeatmaps([]Heatmap{
 			{Title: vc.Model + ", " + vc.Strategy, Rows: values.Codes(), Cols: values.Codes(), Z: matrixRows(vc.Model10)},
@@ -86,6 +91,9 @@ func writePaperFiles(dir string, o *Output) (paperFigures, error) {
 	for _, bm := range o.Outcome.Behavior {
 		if bm.Strategy != strategy {
 			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return figs, err
 		}
 		panels := []Heatmap{{Title: fmt.Sprintf("%s, %s (n=%d)", bm.Model, bm.Strategy, bm.Agents), Rows: values.Codes(), Cols: bm.Keys, Z: matrixRows(bm.M)}}
 		var refNames []string
@@ -107,6 +115,9 @@ func writePaperFiles(dir string, o *Output) (paperFigures, error) {
 			bm.Instrument, bm.Instrument, bm.Model, bm.Strategy, strings.Join(refNames, ", "))})
 	}
 	for _, pa := range o.Outcome.Persona {
+		if err := ctx.Err(); err != nil {
+			return figs, err
+		}
 		m := fileToken(pa.Model)
 		groups := GroupCodes()
 		items := []struct {
@@ -226,41 +237,28 @@ func WriteInstrument(w io.Writer, in *questionnaires.Instrument) error {
 }
 
 func writeValueBehavior(w io.Writer, rows []ValueBehaviorRow) error {
-	if _, err := io.WriteString(w, "model,strategy,instrument,reference,reference_kind,agents,behavior_similarity,bootstrap_mean,ci95_low,ci95_high,p_value\n"); err != nil {
-		return err
-	}
+	t := newCSVTable(w, "model,strategy,instrument,reference,reference_kind,agents,behavior_similarity,bootstrap_mean,ci95_low,ci95_high,p_value")
 	for _, r := range rows {
-		if _, err := fmt.Fprintf(w, "%s,%s,%s,%s,%s,%d,%s,%s,%s,%s,%s\n", r.Model, r.Strategy, r.Instrument, r.Reference, r.ReferenceKind, r.Agents,
-			fmtNum(r.BehaviorSimilarity, 4), fmtNum(r.BootstrapMean, 4), fmtNum(r.CI95[0], 4), fmtNum(r.CI95[1], 4), fmtP(r.PValue)); err != nil {
-			return err
-		}
+		t.row(r.Model, r.Strategy, r.Instrument, r.Reference, r.ReferenceKind, strconv.Itoa(r.Agents),
+			fmtNum(r.BehaviorSimilarity, 4), fmtNum(r.BootstrapMean, 4), fmtNum(r.CI95[0], 4), fmtNum(r.CI95[1], 4), fmtP(r.PValue))
 	}
-	return nil
+	return t.close()
 }
 
 func writeAgreement(w io.Writer, rows []AgreementRow) error {
-	if _, err := io.WriteString(w, "model,behavior,group,agreement,answers\n"); err != nil {
-		return err
-	}
+	t := newCSVTable(w, "model,behavior,group,agreement,answers")
 	for _, r := range rows {
-		if _, err := fmt.Fprintf(w, "%s,%s,%s,%s,%d\n", r.Model, r.Behavior, r.Group, fmtNum(r.Agreement, 4), r.Answers); err != nil {
-			return err
-		}
+		t.row(r.Model, r.Behavior, r.Group, fmtNum(r.Agreement, 4), strconv.Itoa(r.Answers))
 	}
-	return nil
+	return t.close()
 }
 
 func writeCalibration(w io.Writer, rows []CalibrationRow) error {
-	if _, err := io.WriteString(w, "model,persona,reference,agents,values_similarity,pearson,rule,weight\n"); err != nil {
-		return err
-	}
+	t := newCSVTable(w, "model,persona,reference,agents,values_similarity,pearson,rule,weight")
 	for _, r := range rows {
-		if _, err := fmt.Fprintf(w, "%s,%s,%s,%d,%s,%s,%s,%s\n", r.Model, r.Persona, r.Reference, r.Agents,
-			fmtNum(r.ValuesSimilarity, 6), fmtNum(r.Pearson, 6), r.Rule, fmtNum(r.Weight, 6)); err != nil {
-			return err
-		}
+		t.row(r.Model, r.Persona, r.Reference, strconv.Itoa(r.Agents), fmtNum(r.ValuesSimilarity, 6), fmtNum(r.Pearson, 6), r.Rule, fmtNum(r.Weight, 6))
 	}
-	return nil
+	return t.close()
 }
 
 // paperTables is the report's section with Tables 1–4.

@@ -52,8 +52,8 @@ func (o ConnectOptions) Validate() error {
 			errs = append(errs, fmt.Errorf("server URL %q: want nats://HOST:PORT or tls://HOST:PORT", redactURL(raw)))
 			continue
 		}
-		if u.User != nil {
-			errs = append(errs, fmt.Errorf("server URL %q carries credentials: pass them in the environment (NATS_USER and NATS_PASSWORD, or NATS_TOKEN) or in a credentials file instead, so that they never show in a process list or a log", redactURL(raw)))
+		if u.User != nil || u.RawQuery != "" {
+			errs = append(errs, fmt.Errorf("server URL %q carries credentials or a query string: pass them in the environment (NATS_USER and NATS_PASSWORD, or NATS_TOKEN) or in a credentials file instead, so that they never show in a process list or a log", redactURL(raw)))
 		}
 		switch u.Scheme {
 		case "nats", "tls":
@@ -129,13 +129,42 @@ func (o ConnectOptions) String() string {
 	return s + ")"
 }
 
-// redactURL hides any password in a URL.
-func redactURL(raw string) string {
+// redactURL is RedactURL, kept for the callers in this package.
+func redactURL(raw string) string { return RedactURL(raw) }
+
+// RedactURL hides every secret a server URL, or a comma-separated list of
+// them, may carry: a password (nats://user:xxxxx@host), a user name alone
+// (nats://xxxxx@host: NATS reads it as a token), and every query value
+// (?token=xxxxx). A URL that does not parse shows only "(unparseable URL)",
+// since where its secret would be cannot be told.
+func RedactURL(raw string) string {
+	if strings.Contains(raw, ",") {
+		parts := strings.Split(raw, ",")
+		for i, p := range parts {
+			parts[i] = RedactURL(strings.TrimSpace(p))
+		}
+		return strings.Join(parts, ",")
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "(unparseable URL)"
 	}
-	return u.Redacted()
+	if u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		} else {
+			u.User = url.User("xxxxx")
+		}
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			q[k] = []string{"xxxxx"}
+		}
+		u.RawQuery = q.Encode()
+	}
+	u.Fragment, u.RawFragment = "", ""
+	return u.String()
 }
 
 // natsOptions turns o into nats.go options.

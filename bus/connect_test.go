@@ -221,6 +221,46 @@ func TestConnectOptionsValidate(t *testing.T) {
 	}
 }
 
+// TestURLSecretsNeverShown: whatever form a URL carries its secret in, no
+// message, log description or error shows it.
+func TestURLSecretsNeverShown(t *testing.T) {
+	const secret = "s3cr3t"
+	cases := []struct{ name, url, want string }{
+		{"user and password", "nats://alice:s3cr3t@a:4222", "nats://alice:xxxxx@a:4222"},
+		{"token as user", "nats://s3cr3t@a:4222", "nats://xxxxx@a:4222"},
+		{"tls", "tls://alice:s3cr3t@a:4222", "tls://alice:xxxxx@a:4222"},
+		{"query token", "nats://a:4222?token=s3cr3t&auth_token=s3cr3t", "nats://a:4222?auth_token=xxxxx&token=xxxxx"},
+		{"fragment", "nats://a:4222#s3cr3t", "nats://a:4222"},
+		{"list", "nats://s3cr3t@a:4222,nats://b:4222, tls://u:s3cr3t@c:4222", "nats://xxxxx@a:4222,nats://b:4222,tls://u:xxxxx@c:4222"},
+		{"unparseable", "nats://u:s3cr3t%zz@a:4222", "(unparseable URL)"},
+		{"escaped", "nats://u:s3cr3t%21@a:4222", "nats://u:xxxxx@a:4222"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := bus.RedactURL(c.url); got != c.want {
+				t.Errorf("RedactURL: got %q, want %q", got, c.want)
+			}
+			o := bus.ConnectOptions{URLs: strings.Split(c.url, ",")}
+			err := o.Validate()
+			if err == nil && c.name != "fragment" {
+				t.Errorf("Validate: got nil, want the URL refused")
+			}
+			if err != nil && strings.Contains(err.Error(), secret) {
+				t.Errorf("Validate shows the secret: %v", err)
+			}
+			if s := o.String(); strings.Contains(s, secret) {
+				t.Errorf("String shows the secret: %q", s)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel() // one attempt, then the error
+			_, err = bus.Connect(ctx, o)
+			if err == nil || strings.Contains(err.Error(), secret) {
+				t.Errorf("Connect: got %v, want an error without the secret", err)
+			}
+		})
+	}
+}
+
 func newCert(t *testing.T, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, cn string, isCA bool) (*x509.Certificate, *ecdsa.PrivateKey) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

@@ -12,7 +12,6 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -51,7 +50,8 @@ func StartServer(o ServerOptions) (*Server, error) {
 	s := &Server{}
 	dir := o.StoreDir
 	if dir == "" {
-		d, err := os.MkdirTemp("", "society-nats-*")
+		RemoveStaleStores()
+		d, err := newTempStore()
 		if err != nil {
 			return nil, fmt.Errorf("embedded nats: %w", err)
 		}
@@ -128,6 +128,6 @@ func (s *Server) Shutdown() {
 
 func (s *Server) cleanup() {
 	if s.tempDir != "" {
-		os.RemoveAll(s.tempDir)
+		removeTempStore(s.tempDir)
 	}
 }

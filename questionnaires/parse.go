@@ -3,7 +3,6 @@ package questionnaires
 import (
 	"errors"
 	"fmt"
-	"os"
 	"regexp"
 	"sort"
 	"strconv"
@@ -22,9 +21,9 @@ const (
 
 // Load reads and parses an instrument file; errors name the path.
 func Load(path string) (*Instrument, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadFileMax(path, MaxFileBytes)
 	if err != nil {
-		return nil, fmt.Errorf("load instrument: %w", err)
+		return nil, fmt.Errorf("load instrument %s: %w", path, err)
 	}
 	return Parse(data, path)
 }
@@ -34,6 +33,12 @@ func Load(path string) (*Instrument, error) {
 // line, as "source:line: field: message". On success the items are in id
 // order, so Items[i].ID == i+1.
 func Parse(data []byte, source string) (*Instrument, error) {
+	if len(data) > MaxFileBytes {
+		return nil, fmt.Errorf("%s: %w: %d bytes, more than %s", source, ErrTooLarge, len(data), bytesText(MaxFileBytes))
+	}
+	if line := TOMLTooDeep(data, MaxNesting); line > 0 {
+		return nil, fmt.Errorf("%s:%d: arrays or tables nested more than %d deep", source, line, MaxNesting)
+	}
 	lines := indexLines(data)
 	p := &problems{source: source, lines: lines}
 

@@ -38,6 +38,12 @@ func Parse(data []byte, file string) (*Scenario, error) {
 	if file == "" {
 		file = "scenario"
 	}
+	if len(data) > MaxFileBytes {
+		return nil, &Problem{File: file, Msg: fmt.Sprintf("too large: %d bytes, more than the %d a scenario may hold", len(data), MaxFileBytes)}
+	}
+	if line := questionnaires.TOMLTooDeep(data, questionnaires.MaxNesting); line > 0 {
+		return nil, &Problem{File: file, Line: line, Msg: fmt.Sprintf("arrays or tables nested more than %d deep", questionnaires.MaxNesting)}
+	}
 	var doc map[string]any
 	if _, err := toml.Decode(string(data), &doc); err != nil {
 		var pe toml.ParseError
@@ -469,20 +475,82 @@ func (d *decoder) models(top table) []Model {
 	}
 	var out []Model
 	names := map[string]string{}
+	files := map[string]int{}
 	for _, t := range list {
 		m := d.model(t)
+		field := t.field("name")
+		if _, named := t.m["name"]; !named {
+			field = t.path
+		}
 		if prev, ok := names[m.Name]; ok {
-			field := t.field("name")
-			if _, named := t.m["name"]; !named {
-				field = t.path
-			}
 			d.add(field, "duplicate model name %q (also %s); give each model its own name", m.Name, prev)
+		} else if i, ok := files[fileKey(m.Name)]; ok {
+			d.add(field, "model name %q would write the same figure and table files as %q (%s); give the models names that differ in more than punctuation and case",
+				m.Name, out[i].Name, list[i].path)
+			names[m.Name] = t.path
 		} else {
 			names[m.Name] = t.path
+			files[fileKey(m.Name)] = len(out)
 		}
 		out = append(out, m)
 	}
 	return out
+}
+
+// maxModelName is the longest model name: it is part of figure file names
+// and of every CSV row, and file names longer than 255 bytes fail at the
+// very end of a run.
+const maxModelName = 64
+
+// modelNameRE is the character set of model names: what model ids use
+// ("meta-llama/Meta-Llama-3-8B-Instruct", "llama3:8b") and nothing a CSV
+// field or a file name would need to quote.
+var modelNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,63}$`)
+
+// fileKey is what a name becomes in a results file name (the analysis
+// package maps every character but letters, digits, '-' and '_' to '_'),
+// folded to lower case because some file systems do not tell cases apart.
+// Two models with the same key would overwrite each other's figures.
+func fileKey(name string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'A' && r <= 'Z':
+			return r - 'A' + 'a'
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-', r == '_':
+			return r
+		}
+		return '_'
+	}, name)
+}
+
+// redactURL hides what a base_url may carry as a secret: the user
+// information (a password, or a token given as the user name), every query
+// value and the fragment. A URL that does not parse is not shown at all.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	if u.User != nil {
+		u.User = url.User("xxxxx")
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			q[k] = []string{"xxxxx"}
+		}
+		u.RawQuery = q.Encode()
+	}
+	u.Fragment, u.RawFragment = "", ""
+	return u.String()
+}
+
+// clip shortens a long value quoted in a message.
+func clip(s string) string {
+	if len(s) <= 80 {
+		return s
+	}
+	return s[:60] + "…(" + strconv.Itoa(len(s)) + " bytes)"
 }
 
 func defaultModel() Model {
@@ -516,7 +584,9 @@ func (d *decoder) model(t table) Model {
 				d.add(t.field("base_url"), "required for backend openai")
 			}
 		} else if u, err := url.Parse(m.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			d.add(t.field("base_url"), "must be an http or https URL, got %q", m.BaseURL)
+			d.add(t.field("base_url"), "must be an http or https URL, got %q", redactURL(m.BaseURL))
+		} else if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			d.add(t.field("base_url"), "%q carries credentials, a query string or a fragment: put the API key in the environment variable named by api_key_env, so that it is never written to the results or shown in a message", redactURL(m.BaseURL))
 		}
 		if m.Model == "" {
 			d.add(t.field("model"), "required for backend openai (the model name the server knows)")
@@ -530,11 +600,14 @@ func (d *decoder) model(t table) Model {
 		m.Name = m.Model
 	}
 	if name, ok := d.str(t, "name"); ok {
-		if strings.TrimSpace(name) == "" {
-			d.add(t.field("name"), "must not be empty")
-		} else {
-			m.Name = name
+		if !modelNameRE.MatchString(name) {
+			d.add(t.field("name"), "must be 1 to %d letters, digits, '.', '_', '-', '/', ':', '+' or '@', starting with a letter or digit (it goes into file names and CSV columns), got %q",
+				maxModelName, clip(name))
 		}
+		m.Name = name // even when refused, so that it is not reported again as a duplicate default name
+	} else if m.Model != "" && !modelNameRE.MatchString(m.Model) {
+		d.add(t.field("model"), "%q cannot name the model's results (at most %d letters, digits, '.', '_', '-', '/', ':', '+' or '@'); set models.name to a short label",
+			clip(m.Model), maxModelName)
 	}
 	m.Mode = oneOf(d, t, "mode", Distribution, Distribution, Sample)
 	if x, ok := d.number(t, "temperature"); ok {
@@ -650,6 +723,8 @@ func (d *decoder) questionnaires(top table) []Questionnaire {
 			d.add(t.field("name"), "unknown questionnaire %q (want one of %s, or give a file)", name, strings.Join(instrumentNames(), ", "))
 		case strings.TrimSpace(name) == "":
 			d.add(t.field("name"), "must not be empty")
+		case !nameRE.MatchString(name):
+			d.add(t.field("name"), "must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit (it goes into file names and CSV columns), got %q", clip(name))
 		default:
 			q.Name = name
 			if prev, dup := seen[name]; dup {
@@ -687,6 +762,9 @@ func (d *decoder) instrumentFile(field, written string) *questionnaires.Instrume
 		return nil
 	case !info.Mode().IsRegular():
 		d.add(field, "%q is not a regular file, want an instrument file", written)
+		return nil
+	case info.Size() > questionnaires.MaxFileBytes:
+		d.add(field, "instrument file %q is too large: %d bytes, more than the %d an instrument file may hold", written, info.Size(), questionnaires.MaxFileBytes)
 		return nil
 	}
 	inst, err := questionnaires.Load(path)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/population"
+	"github.com/society-sim/society/questionnaires"
 )
 
 // ErrInvalid is wrapped by every error about a scenario's content or
@@ -63,6 +64,9 @@ const (
 	MaxItems       = 100_000
 	MaxShards      = 4096
 	MaxBootstrap   = 1_000_000
+	// MaxFileBytes is the largest scenario file read (the built-ins are
+	// under 20 KB); see questionnaires.MaxNesting for the nesting limit.
+	MaxFileBytes = 1 << 20
 )
 
 // Defaults applied when a key is absent.
@@ -290,7 +294,7 @@ type Run struct {
 
 // Load reads and parses the scenario file at path.
 func Load(path string) (*Scenario, error) {
-	data, err := os.ReadFile(path)
+	data, err := questionnaires.ReadFileMax(path, MaxFileBytes)
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {

@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime/pprof"
 	"strings"
-	"time"
 
 	"github.com/society-sim/society/llm"
 	"github.com/society-sim/society/scenarios"
@@ -48,7 +46,8 @@ func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("run", "run [SCENARIO] [--out DIR] [--nats URL [--resume ID]]\n\nSCENARIO is a TOML file or a built-in name (see 'society scenarios'); default quickstart.\nWith --nats the run is the orchestrator of agent hosts ('society agents') and an\nanalysis service ('society analyze') on a NATS cluster.\n\n"+natsHelp, stderr)
-	out := fs.String("out", "", "results directory (default results/NAME-TIMESTAMP)")
+	out := fs.String("out", "", "results directory (default results/NAME-TIMESTAMP-ID); refused when it holds anything but an earlier result of the same scenario")
+	force := fs.Bool("force", false, "let --out replace whatever it names (a file, a non-empty directory, another study's results)")
 	quiet := fs.Bool("quiet", false, "no progress display")
 	cacheDir := fs.String("cache", "", "model response cache `DIR` (default: the user's cache directory); reruns make no model calls")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to `FILE` (for performance work)")
@@ -73,7 +72,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("%w: --metrics is not available with --nats yet", errUsage)
 	}
 	if dist.active() {
-		return cmdRunDistributed(ctx, dist, pos, *out, *quiet, *cacheDir, stdout, stderr)
+		return cmdRunDistributed(ctx, dist, pos, *out, *force, *quiet, *cacheDir, stdout, stderr)
 	}
 	name := "quickstart"
 	if len(pos) == 1 {
@@ -85,7 +84,10 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	dir := *out
 	if dir == "" {
-		dir = filepath.Join("results", fmt.Sprintf("%s-%s", sc.Name, time.Now().Format("20060102-150405")))
+		dir = defaultOut(sc.Name)
+	}
+	if err := checkOut(dir, sc.Name, *force); err != nil {
+		return err
 	}
 	var progress io.Writer
 	if !*quiet && isTerminal(stderr) {

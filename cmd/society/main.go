@@ -11,8 +11,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
+	"github.com/society-sim/society/bus"
 	"github.com/society-sim/society/scenarios"
 )
 
@@ -44,7 +46,8 @@ Usage:
                                        prometheus.yml for watching runs ('run --metrics ADDR')
 
 SCENARIO is a TOML file or the name of a built-in scenario.
-Exit status: 0 success, 1 the run failed, 2 bad input.
+Exit status: 0 success, 1 the run failed or was interrupted, 2 bad input.
+An interrupt (Ctrl-C, SIGTERM) stops the command cleanly; a second one exits at once.
 Run 'society COMMAND -h' for a command's options.
 `
 
@@ -52,10 +55,49 @@ Run 'society COMMAND -h' for a command's options.
 var errUsage = errors.New("usage")
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go watchSignals(sigs, cancel, os.Stderr, func(code int) {
+		bus.RemoveTempStores()
+		os.Exit(code)
+	})
+	err := protect(func() error { return run(ctx, os.Args[1:], os.Stdout, os.Stderr) })
+	signal.Stop(sigs)
+	cancel()
 	os.Exit(exitCode(err, os.Stderr))
+}
+
+// watchSignals cancels the command at the first SIGINT or SIGTERM, so that
+// every phase stops in order and nothing half-done is written, and exits
+// at once with status 130 at the second: a user pressing Ctrl-C twice
+// wants it to stop now.
+func watchSignals(sigs <-chan os.Signal, cancel context.CancelFunc, stderr io.Writer, exit func(int)) {
+	if _, ok := <-sigs; !ok {
+		return
+	}
+	fmt.Fprintln(stderr, "society: interrupted: stopping (interrupt again to exit at once)")
+	cancel()
+	if _, ok := <-sigs; !ok {
+		return
+	}
+	fmt.Fprintln(stderr, "society: interrupted again: exiting at once")
+	exit(130)
+}
+
+// protect turns a panic of fn into an error, so that a defect is reported as
+// a run failure (exit status 1) with its stack rather than the runtime's
+// exit status 2, which means bad input. A panic in another goroutine, and
+// a fatal runtime error (out of memory, stack overflow), still end the
+// process with the runtime's status 2: input limits (scenario and
+// instrument size and nesting) keep input from causing them.
+func protect(fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("internal error: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return fn()
 }
 
 func exitCode(err error, stderr io.Writer) int {

@@ -136,6 +136,12 @@ func TestBadInput(t *testing.T) {
 		{"zero weights", "[population]\nstrategy = \"custom\"\nweights = { SD = 0, BE = 0 }\n", []string{"bad.toml:3", "population.weights"}},
 		{"size zero", "[population]\nsize = 0\n", []string{"bad.toml:2", "population.size"}},
 		{"size absurd", "[population]\nsize = 40000000\n", []string{"bad.toml:2", "population.size", "memory"}},
+		{"model name comma", "[[models]]\nname = \"gpt,4\"\n", []string{"bad.toml:2", "models[0].name"}},
+		{"model name quote", "[[models]]\nname = 'say \"hi\"'\n", []string{"bad.toml:2", "models[0].name"}},
+		{"model name long", "[[models]]\nname = \"" + strings.Repeat("m", 300) + "\"\n", []string{"bad.toml:2", "models[0].name", "300 bytes"}},
+		{"nested arrays", "name = \"x\"\nx = " + strings.Repeat("[", 30000) + strings.Repeat("]", 30000) + "\n", []string{"bad.toml:2", "nested more than 32 deep"}},
+		{"too large", "name = \"x\"\n" + strings.Repeat("# padding\n", 120_000), []string{"bad.toml", "too large"}},
+		{"model figures collide", "[[models]]\nname = \"a/b\"\n[[models]]\nname = \"a_b\"\n", []string{"bad.toml:4", "models[1].name", "same figure"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -204,5 +210,18 @@ func TestInterruptedRunWritesNothing(t *testing.T) {
 	}
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Error("a cancelled run wrote results")
+	}
+}
+
+// TestPanicIsNotBadInput: a defect ends with exit status 1 and its stack,
+// never with the status that means bad input.
+func TestPanicIsNotBadInput(t *testing.T) {
+	err := protect(func() error { panic("boom") })
+	var e bytes.Buffer
+	if code := exitCode(err, &e); code != 1 {
+		t.Errorf("got exit status %d, want 1", code)
+	}
+	if !strings.Contains(e.String(), "internal error: boom") || !strings.Contains(e.String(), "TestPanicIsNotBadInput") {
+		t.Errorf("got message %q, want the panic and its stack", e.String())
 	}
 }

@@ -58,6 +58,9 @@ type runHooks struct {
 	Round func(game string, round int, byValue map[string]float64)
 	// Model is told about the model clients' requests.
 	Model llm.Observer
+	// Analysis is called once every answer is in, just before the
+	// analysis starts.
+	Analysis func()
 }
 
 // phase is a step of a run: its plans are published together and the run
@@ -414,13 +417,19 @@ func runScenario(ctx context.Context, cfg runConfig) (*runResult, error) {
 
 	p.study.Traffic = p.backends.traffic()
 	p.study.Models = p.backends.label(ctx, p.study.Models)
-	outcome, err := p.study.Compute(col)
+	if cfg.Hooks.Analysis != nil {
+		cfg.Hooks.Analysis()
+	}
+	outcome, err := p.study.ComputeContext(ctx, col)
 	if err != nil {
 		return nil, err
 	}
 	outcome.Results.LLM = p.backends.counts()
+	if err := ctx.Err(); err != nil {
+		return nil, err // interrupted: nothing is written
+	}
 	if cfg.Out != "" {
-		if err := analysis.WriteDir(cfg.Out, &analysis.Output{Outcome: outcome, Collector: col, Study: p.study, Scenario: p.resolved}); err != nil {
+		if err := analysis.WriteDirContext(ctx, cfg.Out, &analysis.Output{Outcome: outcome, Collector: col, Study: p.study, Scenario: p.resolved}); err != nil {
 			return nil, err
 		}
 	}

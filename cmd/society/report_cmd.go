@@ -41,7 +41,8 @@ var rawFiles = []string{"answers.csv", "answers.csv.gz", "population.csv", "inva
 
 func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("report", "report DIR [--out DIR2]\n\nRebuild report.md, the tables and the figures of results directory DIR from its stored answers,\nwithout calling any model. By default the files are replaced in DIR; --out writes a complete\nresults directory elsewhere.", stderr)
-	out := fs.String("out", "", "write the rebuilt results directory here instead of updating DIR")
+	out := fs.String("out", "", "write the rebuilt results directory here instead of updating DIR; refused when it holds anything but an earlier result of the same scenario")
+	force := fs.Bool("force", false, "let --out replace whatever it names")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -53,18 +54,28 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	o, err := rebuild(dir)
+	elsewhere := *out != "" && filepath.Clean(*out) != filepath.Clean(dir)
+	if elsewhere {
+		name, ok := storedScenarioName(dir)
+		if !ok {
+			return fmt.Errorf("%w: %s is not a results directory (no readable scenario.toml)", errBadInput, dir)
+		}
+		if err := checkOut(*out, name, *force); err != nil {
+			return err
+		}
+	}
+	o, err := rebuild(ctx, dir)
 	if err != nil {
 		return err
 	}
-	if *out != "" && filepath.Clean(*out) != filepath.Clean(dir) {
-		if err := analysis.WriteDir(*out, o); err != nil {
+	if elsewhere {
+		if err := analysis.WriteDirContext(ctx, *out, o); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "Rebuilt the report of %s in %s (no model was called).\n", dir, *out)
 		return nil
 	}
-	if err := rewriteDerived(dir, o); err != nil {
+	if err := rewriteDerived(ctx, dir, o); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "Rebuilt %s (no model was called).\n", filepath.Join(dir, "report.md"))
@@ -73,12 +84,12 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 // rebuild reads a results directory back into what analysis.WriteDir
 // writes.
-func rebuild(dir string) (*analysis.Output, error) {
+func rebuild(ctx context.Context, dir string) (*analysis.Output, error) {
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("%w: %s is not a results directory", errBadInput, dir)
 	}
 	scPath := filepath.Join(dir, "scenario.toml")
-	resolved, err := os.ReadFile(scPath)
+	resolved, err := questionnaires.ReadFileMax(scPath, scenarios.MaxFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", errBadInput, dir, err)
 	}
@@ -119,7 +130,7 @@ func rebuild(dir string) (*analysis.Output, error) {
 	if err != nil {
 		return nil, err
 	}
-	outcome, err := st.Compute(col)
+	outcome, err := st.ComputeContext(ctx, col)
 	if err != nil {
 		return nil, err
 	}
@@ -136,6 +147,9 @@ func rebuild(dir string) (*analysis.Output, error) {
 // itself, before the scenario is validated, because validation checks that
 // the original files exist.
 func storedInputs(dir string, resolved []byte) ([]byte, error) {
+	if line := questionnaires.TOMLTooDeep(resolved, questionnaires.MaxNesting); line > 0 {
+		return nil, fmt.Errorf("line %d: arrays or tables nested more than %d deep", line, questionnaires.MaxNesting)
+	}
 	var doc map[string]any
 	if _, err := toml.Decode(string(resolved), &doc); err != nil {
 		return nil, err
@@ -420,14 +434,14 @@ func readInvalid(path string) (map[invalidKey]agent.Invalid, error) {
 // rewriteDerived writes the rebuilt directory beside dir and moves every
 // derived file into dir, leaving the stored inputs (and anything else in
 // dir) as they are.
-func rewriteDerived(dir string, o *analysis.Output) error {
+func rewriteDerived(ctx context.Context, dir string, o *analysis.Output) error {
 	tmp, err := os.MkdirTemp(filepath.Dir(filepath.Clean(dir)), "."+filepath.Base(dir)+".report-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
 	built := filepath.Join(tmp, "out")
-	if err := analysis.WriteDir(built, o); err != nil {
+	if err := analysis.WriteDirContext(ctx, built, o); err != nil {
 		return err
 	}
 	entries, err := os.ReadDir(built)

@@ -164,12 +164,12 @@ func (a *analysisService) analyse(ctx context.Context, rec bus.RunRecord, r *ana
 	if traffic, models := hostsTraffic(hosts, p.study.Models); len(traffic) > 0 {
 		p.study.Traffic, p.study.Models = traffic, models
 	}
-	outcome, err := p.study.Compute(col)
+	outcome, err := p.study.ComputeContext(ctx, col)
 	if err != nil {
 		return err
 	}
 	outcome.Results.LLM = llmCounts
-	if err := analysis.WriteDir(dir, &analysis.Output{Outcome: outcome, Collector: col, Study: p.study, Scenario: p.resolved}); err != nil {
+	if err := analysis.WriteDirContext(ctx, dir, &analysis.Output{Outcome: outcome, Collector: col, Study: p.study, Scenario: p.resolved}); err != nil {
 		return err
 	}
 	results, err := os.ReadFile(filepath.Join(dir, "results.json"))

@@ -39,6 +39,8 @@ type distConfig struct {
 	// itself, from the answers it followed, instead of waiting for the
 	// analysis service.
 	Out string
+	// Force lets Out replace whatever it names (see checkOut).
+	Force bool
 	// Fresh discards whatever the run stored before.
 	Fresh    bool
 	Queue    bus.TaskQueueOptions
@@ -93,6 +95,11 @@ func runDistributed(ctx context.Context, cfg distConfig) (*distResult, error) {
 		}
 		if sc != nil && runID(sc) != runID(rsc) {
 			return nil, fmt.Errorf("%w: --resume %s, but the scenario given is run %s", errUsage, cfg.Resume, runID(sc))
+		}
+		if sc == nil {
+			if err := checkOut(cfg.Out, rsc.Name, cfg.Force); err != nil {
+				return nil, err
+			}
 		}
 		sc = rsc
 	}
@@ -478,7 +485,7 @@ func (o *orchestrator) await(ctx context.Context) (bus.RunRecord, error) {
 // followed and writes them to dir, as the analysis service would, and
 // records the run done.
 func (o *orchestrator) writeOwn(ctx context.Context, dir string) (bus.RunRecord, error) {
-	outcome, err := o.p.study.Compute(o.col)
+	outcome, err := o.p.study.ComputeContext(ctx, o.col)
 	if err != nil {
 		return bus.RunRecord{}, err
 	}
@@ -489,7 +496,7 @@ func (o *orchestrator) writeOwn(ctx context.Context, dir string) (bus.RunRecord,
 		}
 	}
 	outcome.Results.LLM = llm
-	if err := analysis.WriteDir(dir, &analysis.Output{Outcome: outcome, Collector: o.col, Study: o.p.study, Scenario: o.p.resolved}); err != nil {
+	if err := analysis.WriteDirContext(ctx, dir, &analysis.Output{Outcome: outcome, Collector: o.col, Study: o.p.study, Scenario: o.p.resolved}); err != nil {
 		return bus.RunRecord{}, err
 	}
 	abs, err := filepath.Abs(dir)

@@ -38,7 +38,7 @@ func addRunDistFlags(fs *flag.FlagSet) *runDistFlags {
 func (d *runDistFlags) active() bool { return d.nats.set() || d.resume != "" || d.fresh }
 
 // cmdRunDistributed is "society run --nats URL": the orchestrator role.
-func cmdRunDistributed(ctx context.Context, d *runDistFlags, pos []string, out string, quiet bool, cacheDir string, stdout, stderr io.Writer) error {
+func cmdRunDistributed(ctx context.Context, d *runDistFlags, pos []string, out string, force, quiet bool, cacheDir string, stdout, stderr io.Writer) error {
 	switch {
 	case !d.nats.set():
 		return fmt.Errorf("%w: --resume and --fresh need --nats URL: the embedded server keeps nothing after a run", errUsage)
@@ -60,12 +60,19 @@ func cmdRunDistributed(ctx context.Context, d *runDistFlags, pos []string, out s
 			return err
 		}
 	}
+	name := ""
+	if sc != nil {
+		name = sc.Name
+	}
+	if err := checkOut(out, name, force); err != nil {
+		return err
+	}
 	var progress io.Writer
 	if !quiet && isTerminal(stderr) {
 		progress = stderr
 	}
 	res, err := runDistributed(ctx, distConfig{
-		NATS: d.nats, Scenario: sc, Resume: d.resume, Fresh: d.fresh, CacheDir: cacheDir, Out: out,
+		NATS: d.nats, Scenario: sc, Resume: d.resume, Fresh: d.fresh, CacheDir: cacheDir, Out: out, Force: force,
 		Queue:    bus.TaskQueueOptions{AckWait: d.ackWait, MaxDeliver: d.maxDeliver, Replicas: d.replicas},
 		Progress: progress, Log: roleLogger(stderr, d.verbose).With("role", "run"), Stderr: stderr,
 	})

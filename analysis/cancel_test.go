@@ -1,0 +1,108 @@
+package analysis
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+)
+
+// cancelAfter is a context whose Err reports context.Canceled from its
+// (n+1)th call on. The analysis polls Err between resamples and tables, so
+// this cancels it at an exact point of its work, with no clock involved.
+type cancelAfter struct {
+	context.Context
+	n, calls atomic.Int64
+}
+
+func newCancelAfter(n int64) *cancelAfter {
+	c := &cancelAfter{Context: context.Background()}
+	c.n.Store(n)
+	return c
+}
+
+func (c *cancelAfter) Err() error {
+	if c.calls.Add(1) > c.n.Load() {
+		return context.Canceled
+	}
+	return nil
+}
+
+// TestComputeStopsWhenCancelled: wherever the analysis is cancelled (in
+// the values bootstrap, in the behaviour bootstrap, between tables), it
+// returns the context's error at the next check and does no more work.
+func TestComputeStopsWhenCancelled(t *testing.T) {
+	st, col := syntheticRun(t, 600)
+	st.BootstrapIterations = 20
+	count := newCancelAfter(1 << 62)
+	if _, err := st.ComputeContext(count, col); err != nil {
+		t.Fatal(err)
+	}
+	total := count.calls.Load()
+	if total < 4*int64(st.BootstrapIterations) {
+		t.Fatalf("the analysis checked for cancellation %d times, want at least once per resample", total)
+	}
+	for k := int64(0); k < total; k += max(1, total/25) {
+		ctx := newCancelAfter(k)
+		_, err := st.ComputeContext(ctx, col)
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled after %d of %d checks: got %v, want context.Canceled", k, total, err)
+		}
+		if got := ctx.calls.Load(); got != k+1 {
+			t.Errorf("cancelled after %d checks: went on to %d checks, want it to stop at the first that saw it", k, got)
+		}
+	}
+
+	// A bootstrap of a million resamples stops as soon as it is cancelled.
+	st.BootstrapIterations = 1_000_000
+	if _, err := st.ComputeContext(newCancelAfter(100), col); !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+}
+
+// TestWriteDirStopsWhenCancelled: cancelled at any point of writing a
+// results directory, WriteDirContext returns the context's error, leaves
+// an earlier directory as it was and no partial one behind.
+func TestWriteDirStopsWhenCancelled(t *testing.T) {
+	st, col := syntheticRun(t, 600)
+	st.BootstrapIterations = 5
+	outcome, err := st.Compute(col)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &Output{Outcome: outcome, Collector: col, Study: st, Scenario: []byte("name = \"t\"\n")}
+	count := newCancelAfter(1 << 62)
+	if err := WriteDirContext(count, filepath.Join(t.TempDir(), "full"), o); err != nil {
+		t.Fatal(err)
+	}
+	total := count.calls.Load()
+	if total < 5 {
+		t.Fatalf("writing checked for cancellation %d times, want once per file or figure", total)
+	}
+
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "res")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "results.json"), []byte("earlier"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for k := int64(0); k < total; k += max(1, total/6) {
+		ctx := newCancelAfter(k)
+		if err := WriteDirContext(ctx, dir, o); !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled after %d of %d checks: got %v, want context.Canceled", k, total, err)
+		}
+		if got := ctx.calls.Load(); got != k+1 {
+			t.Errorf("cancelled after %d checks: went on to %d checks", k, got)
+		}
+		if b, _ := os.ReadFile(filepath.Join(dir, "results.json")); string(b) != "earlier" {
+			t.Fatalf("cancelled after %d checks: the earlier results were replaced", k)
+		}
+		if entries, _ := os.ReadDir(parent); len(entries) != 1 {
+			t.Fatalf("cancelled after %d checks: got %d entries beside the results, want none", k, len(entries)-1)
+		}
+	}
+}

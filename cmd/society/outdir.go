@@ -1,0 +1,124 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// checkOut decides, before any work, whether the results of scenario name
+// may be written at dir. A results directory is written beside dir and
+// renamed into place (analysis.WriteDir), so dir may be:
+//   - absent (its parent is created),
+//   - an empty directory,
+//   - an earlier results directory of the same scenario, which is kept until
+//     the new one is complete and then replaced.
+//
+// Anything else (a file, a directory holding other things or another
+// study's results) would be destroyed, so it is refused with errUsage
+// unless force is set. The parent must be writable: that is where the new
+// directory is built. name "" accepts an earlier results directory of any
+// scenario (a resumed run whose scenario is not known yet).
+func checkOut(dir, name string, force bool) error {
+	if dir == "" {
+		return nil
+	}
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("%w: --out %s: %v", errUsage, dir, err)
+	case force:
+	case !st.IsDir():
+		return fmt.Errorf("%w: --out %s: is a file, not a directory; it would be replaced (name a new directory, or pass --force to replace it)", errUsage, dir)
+	default:
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return fmt.Errorf("%w: --out %s: %v", errUsage, dir, err)
+		}
+		if len(entries) > 0 {
+			prev, ok := resultsScenario(dir)
+			switch {
+			case !ok:
+				return fmt.Errorf("%w: --out %s: not empty and not a results directory (it holds %s); its contents would be replaced (name a new directory, or pass --force to replace it)",
+					errUsage, dir, listSome(entries))
+			case name != "" && prev != name:
+				return fmt.Errorf("%w: --out %s: holds the results of scenario %q, not %q; they would be replaced (name a new directory, or pass --force to replace them)",
+					errUsage, dir, prev, name)
+			}
+		}
+	}
+	parent := filepath.Dir(filepath.Clean(dir))
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("%w: --out %s: %v", errUsage, dir, err)
+	}
+	probe, err := os.MkdirTemp(parent, ".society-probe-")
+	if err != nil {
+		return fmt.Errorf("%w: --out %s: cannot write in %s: %v", errUsage, dir, parent, err)
+	}
+	os.Remove(probe)
+	return nil
+}
+
+// resultsScenario reports the scenario name of the results directory dir:
+// one that holds the results.json and scenario.toml a run writes.
+func resultsScenario(dir string) (string, bool) {
+	if _, err := os.Stat(filepath.Join(dir, "results.json")); err != nil {
+		return "", false
+	}
+	return storedScenarioName(dir)
+}
+
+// storedScenarioName reads the name of the scenario kept in dir's
+// scenario.toml.
+func storedScenarioName(dir string) (string, bool) {
+	f, err := os.Open(filepath.Join(dir, "scenario.toml"))
+	if err != nil {
+		return "", false
+	}
+	defer f.Close()
+	var sc struct {
+		Name string `toml:"name"`
+	}
+	if _, err := toml.NewDecoder(io.LimitReader(f, 1<<20)).Decode(&sc); err != nil || sc.Name == "" {
+		return "", false
+	}
+	return sc.Name, true
+}
+
+func listSome(entries []os.DirEntry) string {
+	var names []string
+	for i, e := range entries {
+		if i == 3 {
+			names = append(names, fmt.Sprintf("and %d more", len(entries)-3))
+			break
+		}
+		n := e.Name()
+		if e.IsDir() {
+			n += "/"
+		}
+		names = append(names, n)
+	}
+	return strings.Join(names, ", ")
+}
+
+// defaultOut is the results directory of a run given no --out:
+// results/NAME-TIMESTAMP-ID. The random run id keeps runs started within
+// the same second (a seed sweep) from sharing, and so replacing, a
+// directory.
+func defaultOut(name string) string {
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return filepath.Join("results", fmt.Sprintf("%s-%s-%s", name, time.Now().Format("20060102-150405"), hex.EncodeToString(b[:])))
+}
