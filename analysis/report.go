@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -380,12 +381,12 @@ func writeAnswersGzip(w io.Writer, o *Output) error {
 }
 
 func writeValueStructure(w io.Writer, rows []ValueStructureRow) error {
-	if _, err := io.WriteString(w, "model,strategy,instrument,reference,agents,values_similarity,bootstrap_mean,ci95_low,ci95_high,p_value\n"); err != nil {
+	if _, err := io.WriteString(w, "model,strategy,instrument,reference,agents,values_similarity,bootstrap_mean,ci95_low,ci95_high,"+inferenceHeader+"\n"); err != nil {
 		return err
 	}
 	for _, r := range rows {
 		if _, err := fmt.Fprintf(w, "%s,%s,%s,%s,%d,%s,%s,%s,%s,%s\n", r.Model, r.Strategy, r.Instrument, r.Reference, r.Agents,
-			fmtNum(r.ValuesSimilarity, 4), fmtNum(r.BootstrapMean, 4), fmtNum(r.CI95[0], 4), fmtNum(r.CI95[1], 4), fmtP(r.PValue)); err != nil {
+			fmtNum(r.ValuesSimilarity, 4), fmtNum(r.BootstrapMean, 4), fmtNum(r.CI95[0], 4), fmtNum(r.CI95[1], 4), inferenceCSV(r.Inference)); err != nil {
 			return err
 		}
 	}
@@ -400,15 +401,38 @@ func fmtNum(n Num, prec int) string {
 	return strconv.FormatFloat(float64(n), 'f', prec, 64)
 }
 
-func fmtP(n Num) string {
-	b, _ := n.MarshalJSON()
-	if string(b) == "null" {
+// inferenceHeader names the CSV columns of an Inference, inferenceCSV
+// writes them.
+const inferenceHeader = "p_value,p_value_resolution,null_mean,null_ci95_low,null_ci95_high,random_mean,random_ci95_low,random_ci95_high,p_value_paper_ttest"
+
+func inferenceCSV(in Inference) string {
+	return strings.Join([]string{fmtP(in.PValue), fmtP(in.PValueResolution), fmtNum(in.NullMean, 4), fmtNum(in.NullCI95[0], 4),
+		fmtNum(in.NullCI95[1], 4), fmtNum(in.RandomMean, 4), fmtNum(in.RandomCI95[0], 4), fmtNum(in.RandomCI95[1], 4),
+		fmtP(in.PValuePaperTTest)}, ",")
+}
+
+// fmtP writes a p-value for a CSV file: a number (four significant
+// digits, never rounded to 0), or NA.
+func fmtP(p Prob) string {
+	f := float64(p)
+	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return "NA"
 	}
-	if float64(n) < 0.001 {
-		return "<.001"
+	return strconv.FormatFloat(f, 'g', 4, 64)
+}
+
+// fmtPText writes a permutation p-value for a person: at its resolution
+// (no null value reached the observed one) as "≤ resolution", since the
+// permutations cannot tell smaller p-values apart.
+func fmtPText(p, resolution Prob) string {
+	f, r := float64(p), float64(resolution)
+	switch {
+	case math.IsNaN(f):
+		return "NA"
+	case !math.IsNaN(r) && f <= r*(1+1e-9):
+		return "≤ " + strconv.FormatFloat(r, 'g', 3, 64)
 	}
-	return strconv.FormatFloat(float64(n), 'f', 3, 64)
+	return strconv.FormatFloat(f, 'g', 3, 64)
 }
 
 func writeReport(w io.Writer, o *Output, figures []string, paper paperFigures) error {
@@ -505,7 +529,8 @@ func ValueStructureTable(rows []ValueStructureRow) string {
 				b.WriteString(" |")
 				continue
 			}
-			fmt.Fprintf(b, " %s [%s, %s] p %s |", fmtNum(r.ValuesSimilarity, 3), fmtNum(r.CI95[0], 3), fmtNum(r.CI95[1], 3), fmtP(r.PValue))
+			fmt.Fprintf(b, " %s [%s, %s] p %s; null %s |", fmtNum(r.ValuesSimilarity, 3), fmtNum(r.CI95[0], 3), fmtNum(r.CI95[1], 3),
+				fmtPText(r.PValue, r.PValueResolution), fmtNum(r.NullMean, 2))
 		}
 		b.WriteString("\n")
 	}

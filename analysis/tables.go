@@ -281,11 +281,12 @@ func tableStrategy(pop []PopulationRow, want population.Strategy) string {
 // p-value: the detail behind Tables 2 and 4.
 func ValueBehaviorTable(rows []ValueBehaviorRow) string {
 	b := &strings.Builder{}
-	b.WriteString("| model | strategy | instrument | reference | kind | agents | similarity [95% CI] | p |\n")
-	b.WriteString("|---|---|---|---|---|---:|---:|---:|\n")
+	b.WriteString("| model | strategy | instrument | reference | kind | agents | similarity [95% CI] | null mean [95%] | random [95%] | p |\n")
+	b.WriteString("|---|---|---|---|---|---:|---:|---:|---:|---:|\n")
 	for _, r := range rows {
-		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %d | %s | %s |\n", r.Model, r.Strategy, r.Instrument, r.Reference,
-			r.ReferenceKind, r.Agents, cell(r.BehaviorSimilarity, r.CI95), fmtP(r.PValue))
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %d | %s | %s | %s | %s |\n", r.Model, r.Strategy, r.Instrument, r.Reference,
+			r.ReferenceKind, r.Agents, cell(r.BehaviorSimilarity, r.CI95), cell(r.NullMean, r.NullCI95), cell(r.RandomMean, r.RandomCI95),
+			fmtPText(r.PValue, r.PValueResolution))
 	}
 	return b.String()
 }

@@ -224,12 +224,12 @@ func WriteInstrument(w io.Writer, in *questionnaires.Instrument) error {
 }
 
 func writeValueBehavior(w io.Writer, rows []ValueBehaviorRow) error {
-	if _, err := io.WriteString(w, "model,strategy,instrument,reference,reference_kind,agents,behavior_similarity,bootstrap_mean,ci95_low,ci95_high,p_value\n"); err != nil {
+	if _, err := io.WriteString(w, "model,strategy,instrument,reference,reference_kind,agents,behavior_similarity,bootstrap_mean,ci95_low,ci95_high,"+inferenceHeader+"\n"); err != nil {
 		return err
 	}
 	for _, r := range rows {
 		if _, err := fmt.Fprintf(w, "%s,%s,%s,%s,%s,%d,%s,%s,%s,%s,%s\n", r.Model, r.Strategy, r.Instrument, r.Reference, r.ReferenceKind, r.Agents,
-			fmtNum(r.BehaviorSimilarity, 4), fmtNum(r.BootstrapMean, 4), fmtNum(r.CI95[0], 4), fmtNum(r.CI95[1], 4), fmtP(r.PValue)); err != nil {
+			fmtNum(r.BehaviorSimilarity, 4), fmtNum(r.BootstrapMean, 4), fmtNum(r.CI95[0], 4), fmtNum(r.CI95[1], 4), inferenceCSV(r.Inference)); err != nil {
 			return err
 		}
 	}

@@ -669,10 +669,29 @@ func (d *decoder) resolve(file string) string {
 }
 
 func (d *decoder) analysis(t table) Analysis {
-	d.known(t, "bootstrap_iterations", "bootstrap_size", "references", "behavior_references")
-	a := Analysis{References: DefaultReferences()}
-	a.BootstrapIterations = d.intIn(t, "bootstrap_iterations", 1, MaxBootstrap, DefaultIterations)
-	a.BootstrapSize = d.intIn(t, "bootstrap_size", 1, MaxBootstrap, DefaultBootstrap)
+	d.known(t, "bootstrap", "bootstrap_iterations", "bootstrap_size", "null_iterations", "references", "behavior_references")
+	a := Analysis{References: DefaultReferences(), Bootstrap: BootstrapPopulation}
+	if m, ok := d.str(t, "bootstrap"); ok {
+		switch m {
+		case BootstrapPopulation, BootstrapPaper:
+			a.Bootstrap = m
+		default:
+			d.add(t.field("bootstrap"), "unknown bootstrap %q (want %s or %s)", m, BootstrapPopulation, BootstrapPaper)
+		}
+	}
+	if a.Bootstrap == BootstrapPaper {
+		a.BootstrapIterations = d.intIn(t, "bootstrap_iterations", 1, MaxBootstrap, DefaultPaperIterations)
+		a.BootstrapSize = d.intIn(t, "bootstrap_size", 1, MaxBootstrap, DefaultBootstrap)
+	} else {
+		a.BootstrapIterations = d.intIn(t, "bootstrap_iterations", 1, MaxBootstrap, DefaultIterations)
+		// A resample size other than the population's is the study's
+		// design, asked for by name: a size alone would silently give
+		// intervals of another statistic than the one reported.
+		if n := d.intIn(t, "bootstrap_size", 1, MaxBootstrap, 0); n != 0 {
+			d.add(t.field("bootstrap_size"), "applies only with bootstrap = %q (the default %q resamples the whole population)", BootstrapPaper, BootstrapPopulation)
+		}
+	}
+	a.NullIterations = d.intIn(t, "null_iterations", 1, MaxBootstrap, DefaultNullIterations)
 	refs, ok := d.strings(t, "references")
 	if !ok {
 		return a

@@ -189,8 +189,10 @@ func buildPlan(sc *scenarios.Scenario, cacheDir string) (*plan, error) {
 		Pool:                population.NewPool(members, sc.Seed),
 		Plans:               plans,
 		References:          sc.Analysis.References,
+		Bootstrap:           sc.Analysis.Bootstrap,
 		BootstrapIterations: sc.Analysis.BootstrapIterations,
 		BootstrapSize:       sc.Analysis.BootstrapSize,
+		NullIterations:      sc.Analysis.NullIterations,
 	}
 	if err := addPaper(sc, p); err != nil {
 		return nil, err
@@ -393,7 +395,7 @@ func runScenario(ctx context.Context, cfg runConfig) (*runResult, error) {
 		return nil, fmt.Errorf("drain nats: %w", err)
 	}
 
-	outcome, err := p.study.Compute(col)
+	outcome, err := p.study.Compute(ctx, col)
 	if err != nil {
 		return nil, err
 	}

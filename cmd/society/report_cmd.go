@@ -53,7 +53,7 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	o, err := rebuild(dir)
+	o, err := rebuild(ctx, dir)
 	if err != nil {
 		return err
 	}
@@ -73,7 +73,7 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 // rebuild reads a results directory back into what analysis.WriteDir
 // writes.
-func rebuild(dir string) (*analysis.Output, error) {
+func rebuild(ctx context.Context, dir string) (*analysis.Output, error) {
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("%w: %s is not a results directory", errBadInput, dir)
 	}
@@ -118,7 +118,7 @@ func rebuild(dir string) (*analysis.Output, error) {
 	if err != nil {
 		return nil, err
 	}
-	outcome, err := st.Compute(col)
+	outcome, err := st.Compute(ctx, col)
 	if err != nil {
 		return nil, err
 	}

@@ -160,7 +160,7 @@ func (a *analysisService) analyse(ctx context.Context, rec bus.RunRecord, r *ana
 	if err != nil {
 		return err
 	}
-	outcome, err := p.study.Compute(col)
+	outcome, err := p.study.Compute(ctx, col)
 	if err != nil {
 		return err
 	}
