@@ -272,9 +272,16 @@ func paperTables(o *Output) string {
 	synthetic := r.Note != ""
 	fmt.Fprintf(b, "\n## Table 1. Values similarity\n\nModels × population strategies, against the human value structure `%s`: "+
 		"1 − normalised Procrustes disparity of the two-dimensional MDS maps of the 10×10 value correlation matrices. "+
-		"Each cell: mean over %d bootstrap resamples of %d agents [2.5th, 97.5th percentile]; the whole population's figures are in the detailed table below.\n\n",
-		ref, o.Study.BootstrapIterations, o.Study.BootstrapSize)
+		"Each cell: mean over the bootstrap resamples [95%% interval]; the whole population's figures are in the detailed table below. "+
+		"Bootstrap: %s; interval: %s.\n\n", ref, r.Bootstrap.Label, r.Bootstrap.Interval)
 	b.WriteString(Table1(r.ValueStructure, ref))
+	if t := ComparisonTable(r.Comparisons, "values_similarity", "strategy", ref); t != "" {
+		b.WriteString("\nPaired differences between strategies (whole-population figures; 95% interval of the paired bootstrap, " +
+			"both strategies computed on the same resamples of the agents they share):\n\n" + t)
+	}
+	if t := ComparisonTable(r.Comparisons, "values_similarity", "model", ref); t != "" {
+		b.WriteString("\nPaired differences between models (and priming modes), same design:\n\n" + t)
+	}
 
 	hnp := tableStrategy(r.Population, population.HNP)
 	uni := tableStrategy(r.Population, population.Uniform)

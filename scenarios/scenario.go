@@ -82,8 +82,8 @@ const (
 	DefaultPaperIterations = 100
 	DefaultBootstrap       = 500
 	// DefaultNullIterations is the number of permutations of the null
-	// distribution: p-values resolve down to 1/1001.
-	DefaultNullIterations = 1000
+	// distribution: p-values resolve down to 1/1000.
+	DefaultNullIterations = 999
 	DefaultInstrument     = "pvq40"
 )
 

@@ -135,7 +135,7 @@ func TestDefaults(t *testing.T) {
 		}},
 		Questionnaires: []Questionnaire{{Name: "pvq40"}},
 		Analysis: Analysis{
-			Bootstrap: BootstrapPopulation, BootstrapIterations: 1000, NullIterations: 1000,
+			Bootstrap: BootstrapPopulation, BootstrapIterations: 1000, NullIterations: 999,
 			References: []string{"pvq40_smacof_mrat", "gss2012_mrat", "ess_sweden_mrat"},
 		},
 	}
