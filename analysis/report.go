@@ -475,10 +475,10 @@ func writeReport(w io.Writer, o *Output, figures []string, paper paperFigures) e
 	b.WriteString("\n## Values similarity against every reference\n\n")
 	b.WriteString("Similarity of the population's value structure to each human reference: the 10×10 correlation matrix of value scores, " +
 		"classical MDS to two dimensions, Procrustes fit onto the human configuration, 1 − normalised disparity. " +
-		"Brackets: 95% bootstrap interval ("+r.Bootstrap.Label+"; "+r.Bootstrap.Interval+"). "+
-		"p: permutation p-value against a null without value structure ("+r.Bootstrap.Null+"; "+
-		strconv.Itoa(r.Bootstrap.NullIterations)+" permutations, so p ≥ 1/"+strconv.Itoa(r.Bootstrap.NullIterations+1)+
-		", shown as ≤ that when no permutation reached the figure); null: the null's mean. "+
+		"Brackets: 95% bootstrap interval (" + r.Bootstrap.Label + "; " + r.Bootstrap.Interval + "). " +
+		"p: permutation p-value against a null without value structure (" + r.Bootstrap.Null + "; " +
+		strconv.Itoa(r.Bootstrap.NullIterations) + " permutations, so p ≥ 1/" + strconv.Itoa(r.Bootstrap.NullIterations+1) +
+		", shown as ≤ that when no permutation reached the figure); null: the null's mean. " +
 		"value_structure.csv also has the null's interval, a random-responder baseline and the study's t-test (p_value_paper_ttest).\n\n")
 	b.WriteString(ValueStructureTable(r.ValueStructure))
 	if len(figures) > 0 {
