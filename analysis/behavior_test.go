@@ -352,19 +352,18 @@ func TestComputeBehavior(t *testing.T) {
 	}
 }
 
-// TestBehaviorBootstrapCoverage checks that the 95% percentile interval of
-// the Behavior Similarity bootstrap covers the population value at about
-// the stated rate. Values are independent standard normals, behaviour k is
-// y_k = Σ_w b_kw x_w + e_k, so the population correlation of value w with
-// behaviour k is b_kw / √(Σ_w b_kw² + σ²), and the population similarity
-// is its Pearson correlation with the reference.
+// TestBehaviorBootstrapCoverage checks that the 95% interval of the
+// whole-population Behavior Similarity bootstrap covers the population
+// value at about the stated rate. Values are independent standard
+// normals, behaviour k is y_k = Σ_w b_kw x_w + e_k, so the population
+// correlation of value w with behaviour k is b_kw / √(Σ_w b_kw² + σ²), and
+// the population similarity is its Pearson correlation with the reference.
 //
-// The percentile interval runs a little short of 95% here: sampling noise
-// in the matrix cells pulls the similarity of a sample towards 0, and the
-// resamples are pulled once more. Over 200 samples of 500 agents the
-// measured coverage was 84% to 92% depending on the seed (this test's 100
-// samples: 96%); the bound below allows that, and fails for intervals that
-// do not track the truth.
+// Sampling noise in the matrix cells pulls the similarity of a sample
+// towards 0, and the resamples are pulled once more, so the plain
+// percentile interval runs short (89% here); the bias-corrected interval
+// the analysis reports corrects the median bias (92% in these 100 samples;
+// METHODS.md has the longer measurement).
 func TestBehaviorBootstrapCoverage(t *testing.T) {
 	const k, n, reps, sigma = 3, 500, 100, 1.0
 	rng := rand.New(rand.NewPCG(21, 22))
@@ -427,9 +426,9 @@ func TestBehaviorBootstrapCoverage(t *testing.T) {
 			coveredBC++
 		}
 	}
-	rate := float64(covered) / reps
-	t.Logf("population similarity %.3f, covered in %d of %d samples (%.0f%%), BC %d", want, covered, reps, 100*rate, coveredBC)
-	if rate < 0.8 || rate > 0.995 {
+	rate := float64(coveredBC) / reps
+	t.Logf("population similarity %.3f, covered in %d of %d samples by the BC interval, %d by the percentile interval", want, coveredBC, reps, covered)
+	if rate < 0.88 || rate > 0.995 {
 		t.Errorf("got coverage %.2f, want about 0.95 (0.80 to 0.995)", rate)
 	}
 }
