@@ -421,7 +421,7 @@ func TestBehaviorBootstrapCoverage(t *testing.T) {
 			covered++
 		}
 		obs, _ := BehaviorSimilarity(columns(ValueBehaviorCorrelation(x, y, members, []int{0, 1, 2}), []int{0, 1, 2}), ref)
-		bc := BCInterval(obs, boot[0], 0.025)
+		bc := ReportedInterval(obs, boot[0])
 		if bc[0] <= want && want <= bc[1] {
 			coveredBC++
 		}

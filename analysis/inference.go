@@ -3,6 +3,7 @@ package analysis
 import (
 	"context"
 	"math"
+	"math/bits"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -87,7 +88,7 @@ type BootstrapInfo struct {
 
 // Info describes the study's inference settings.
 func (st *Study) Info() BootstrapInfo {
-	bi := BootstrapInfo{Method: st.bootstrapMethod(), Iterations: st.BootstrapIterations, Interval: "bias-corrected percentile (BC)",
+	bi := BootstrapInfo{Method: st.bootstrapMethod(), Iterations: st.BootstrapIterations, Interval: "bias-corrected percentile (BC), widened to hold the whole-population figure when it lies outside",
 		Null:           "permutation: each item's answers shuffled across the agents (values similarity); the behaviour scores shuffled across the agents against their value scores (behaviour similarity)",
 		NullIterations: st.NullIterations, PValueResolution: Prob(1 / float64(st.NullIterations+1)),
 		RandomIterations: min(st.NullIterations, RandomIterations)}
@@ -293,12 +294,31 @@ func pairedDifference(a, b []float64) Summary {
 	return Summarise(d)
 }
 
-// permuteInto fills perm with a uniformly random permutation of 0..len-1.
+// permuteInto fills perm with a uniformly random permutation of 0..len-1
+// (Fisher–Yates; the index j is Lemire's multiply-shift of a 64-bit draw,
+// whose bias, below len/2⁶⁴, no run can see).
 func permuteInto(rng *rand.Rand, perm []int) {
 	for i := range perm {
 		perm[i] = i
 	}
-	rng.Shuffle(len(perm), func(i, j int) { perm[i], perm[j] = perm[j], perm[i] })
+	for i := len(perm) - 1; i > 0; i-- {
+		hi, _ := bits.Mul64(rng.Uint64(), uint64(i+1))
+		j := int(hi)
+		perm[i], perm[j] = perm[j], perm[i]
+	}
+}
+
+// usedCenterings lists which value scores (raw, MRAT-centred) the references
+// compare with, so that only those are accumulated.
+func usedCenterings(refs []Reference) (raw, mrat bool) {
+	for _, r := range refs {
+		if r.Centering == "raw" {
+			raw = true
+		} else {
+			mrat = true
+		}
+	}
+	return raw, mrat
 }
 
 // valueNull is the permutation null of Values Similarity for the agents
@@ -341,11 +361,16 @@ func valueNull(ctx context.Context, sh *Sheet, keyOf, members []int, refs []Refe
 func similaritiesOfCodes(codes []uint8, keyOf []int, m int, refs []Reference) []float64 {
 	n := len(keyOf)
 	raw, mrat := NewCorrAccumulator(values.N), NewCorrAccumulator(values.N)
+	useRaw, useMRAT := usedCenterings(refs)
 	var r, c [values.N]float64
 	for k := range m {
 		if ValueScores(keyOf, codes[k*n:(k+1)*n], r[:], c[:]) {
-			raw.Add(r[:])
-			mrat.Add(c[:])
+			if useRaw {
+				raw.Add(r[:])
+			}
+			if useMRAT {
+				mrat.Add(c[:])
+			}
 		}
 	}
 	out := make([]float64, len(refs))
@@ -535,12 +560,12 @@ func (o *Outcome) keep(k drawKey, draws []float64) {
 
 // fill sets a row's bootstrap summary, null and baseline.
 // With the whole-population bootstrap the interval is the bias-corrected
-// percentile interval around observed; with the study's resamples of
+// percentile interval around observed, widened to hold observed; with the study's resamples of
 // fewer agents it is their plain percentile interval, as in the study.
 func fill(paper bool, observed float64, boot, null, random []float64) (mean Num, ci [2]Num, inf Inference) {
 	b := Summarise(boot)
 	if !paper {
-		b.CI95 = BCInterval(observed, boot, 0.025)
+		b.CI95 = ReportedInterval(observed, boot)
 	}
 	mean, ci = Num(b.Mean), [2]Num{Num(b.CI95[0]), Num(b.CI95[1])}
 	p, res := PermutationP(observed, null)
@@ -569,13 +594,18 @@ func (st *Study) valueRows(ctx context.Context, rs *resampler, sh *Sheet, keyOf 
 	for ri := range refs {
 		boot[ri] = nanSlice(st.BootstrapIterations)
 	}
+	useRaw, useMRAT := usedCenterings(refs)
 	err := parallel(ctx, st.BootstrapIterations, func(b int) {
 		idx := rs.draw(b, si, nil)
 		raw, mrat := NewCorrAccumulator(values.N), NewCorrAccumulator(values.N)
 		for _, a := range idx {
 			if sc.OK[a] {
-				raw.Add(sc.Raw[a][:])
-				mrat.Add(sc.MRAT[a][:])
+				if useRaw {
+					raw.Add(sc.Raw[a][:])
+				}
+				if useMRAT {
+					mrat.Add(sc.MRAT[a][:])
+				}
 			}
 		}
 		corr := map[string]*mat.SymDense{}
@@ -725,6 +755,19 @@ func (o *Outcome) comparisons(st *Study) []ComparisonRow {
 		}
 	}
 	return out
+}
+
+// ReportedInterval is the 95% interval a row of the whole-population
+// bootstrap reports: the BC interval of boot around observed, widened to
+// hold observed. A similarity near its bound of 1 can lie above every
+// resample (any noise lowers it), and the BC quantiles cannot reach beyond
+// the resamples.
+func ReportedInterval(observed float64, boot []float64) [2]float64 {
+	ci := BCInterval(observed, boot, 0.025)
+	if !math.IsNaN(observed) && !math.IsNaN(ci[0]) {
+		ci = [2]float64{math.Min(ci[0], observed), math.Max(ci[1], observed)}
+	}
+	return ci
 }
 
 // BCInterval is the bias-corrected percentile interval (Efron 1982, The

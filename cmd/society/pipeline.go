@@ -451,7 +451,8 @@ func printSummary(w io.Writer, r *runResult, dir string) {
 	}
 	fmt.Fprintf(w, "Scenario %s (seed %d): %d answers expected, %d valid, %d invalid, in %.1fs.\n\n",
 		res.Scenario, res.Seed, res.Answers.Expected, res.Answers.Valid, res.Answers.Invalid, r.Elapsed.Seconds())
-	fmt.Fprintln(w, "Values similarity to human value structure (1 = identical; 95% bootstrap interval):")
+	fmt.Fprintf(w, "Values similarity to human value structure (1 = identical; 95%% interval: %s; p: permutation test, %d permutations):\n",
+		res.Bootstrap.Label, res.Bootstrap.NullIterations)
 	fmt.Fprintln(w)
 	fmt.Fprint(w, analysis.ValueStructureTable(res.ValueStructure))
 	printBehaviorSummary(w, res)
