@@ -38,6 +38,10 @@ const (
 	BootstrapPaper      = "paper"
 )
 
+// minPaperP is the smallest p-value of the study's t-test written: below
+// it the t distribution's tail underflows.
+const minPaperP = 1e-300
+
 // RandomIterations is the most random-responder populations drawn per
 // baseline: enough for its mean and 95% interval to two decimals.
 const RandomIterations = 200
@@ -571,6 +575,11 @@ func fill(paper bool, observed float64, boot, null, random []float64) (mean Num,
 	p, res := PermutationP(observed, null)
 	nl, rd := Summarise(null), Summarise(random)
 	_, tp := TTestOneSample(finite(boot), 0)
+	if !math.IsNaN(tp) {
+		// Far in the tail Student's survival function underflows to 0;
+		// the figure is then below 1e-300, written as that.
+		tp = math.Max(tp, minPaperP)
+	}
 	inf = Inference{PValue: Prob(p), PValueResolution: Prob(res),
 		NullMean: Num(nl.Mean), NullCI95: [2]Num{Num(nl.CI95[0]), Num(nl.CI95[1])},
 		RandomMean: Num(rd.Mean), RandomCI95: [2]Num{Num(rd.CI95[0]), Num(rd.CI95[1])},

@@ -137,6 +137,8 @@ type Inference struct {
 	// PValuePaperTTest is the study's App. G test: a one-sample t-test of
 	// the bootstrap similarities against 0. It tests nothing about human
 	// likeness (random answers pass it) and is kept for comparison.
+	// Values below 1e-300, where the t distribution's tail underflows,
+	// are written as 1e-300.
 	PValuePaperTTest Prob `json:"p_value_paper_ttest"`
 }
 
