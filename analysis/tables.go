@@ -292,16 +292,16 @@ func ValueBehaviorTable(rows []ValueBehaviorRow) string {
 }
 
 // ComparisonTable lists the paired comparisons of one measure and factor
-// against reference: the difference A − B with its paired bootstrap
+// against reference ("": every reference): the difference A − B with its paired bootstrap
 // interval, and whether the interval excludes 0. Empty when there are none.
 func ComparisonTable(rows []ComparisonRow, measure, factor, reference string) string {
 	b := &strings.Builder{}
 	for _, r := range rows {
-		if r.Measure != measure || r.Factor != factor || r.Reference != reference {
+		if r.Measure != measure || r.Factor != factor || (reference != "" && r.Reference != reference) {
 			continue
 		}
 		if b.Len() == 0 {
-			b.WriteString("| comparison | within | instrument | difference [95% CI] | interval excludes 0 |\n|---|---|---|---:|---|\n")
+			b.WriteString("| comparison | within | instrument | reference | difference [95% CI] | interval excludes 0 |\n|---|---|---|---|---:|---|\n")
 		}
 		within := r.Model
 		if factor == "model" {
@@ -311,7 +311,7 @@ func ComparisonTable(rows []ComparisonRow, measure, factor, reference string) st
 		if float64(r.CI95[0]) > 0 || float64(r.CI95[1]) < 0 {
 			excl = "yes"
 		}
-		fmt.Fprintf(b, "| %s − %s | %s | %s | %s [%s, %s] | %s |\n", r.A, r.B, within, r.Instrument,
+		fmt.Fprintf(b, "| %s − %s | %s | %s | %s | %s [%s, %s] | %s |\n", r.A, r.B, within, r.Instrument, r.Reference,
 			fmtNum(r.Difference, 3), fmtNum(r.CI95[0], 3), fmtNum(r.CI95[1], 3), excl)
 	}
 	return b.String()

@@ -329,6 +329,10 @@ func paperTables(o *Output) string {
 		} else {
 			b.WriteString(BehaviorTable(r.ValueBehavior, uni))
 		}
+		if t := ComparisonTable(r.Comparisons, "behavior_similarity", "strategy", ""); t != "" {
+			b.WriteString("\nPaired differences of behaviour similarity between strategies (whole-population figures; " +
+				"95% interval of the paired bootstrap):\n\n" + t)
+		}
 	}
 
 	if len(r.Calibration) > 0 {
