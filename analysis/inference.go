@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/bits"
 	"math/rand/v2"
@@ -419,7 +420,8 @@ func askedItems(sh *Sheet) []bool {
 // often share.
 type randomBaseline struct {
 	mu     sync.Mutex
-	values map[string][][]float64 // instrument, agents → per reference, per population
+	values   map[string][][]float64 // instrument, agents → per reference, per population
+	behavior map[string][][]float64 // instruments, items, agents → per reference, per population
 }
 
 // valueRandom is the Values Similarity to each reference of
@@ -469,6 +471,19 @@ func (st *Study) valueRandom(ctx context.Context, sh *Sheet, keyOf []int, m int,
 // the behaviour sheet uniformly at random.
 func (st *Study) behaviorRandom(ctx context.Context, vs *Sheet, keyOf []int, bsh *Sheet, m int, cols []int,
 	refs []BehaviorReference, refCols [][]int) ([][]float64, error) {
+	// The references of an instrument are the same for every model and
+	// strategy, so the baseline depends only on the instruments, the
+	// items asked and the number of agents.
+	key := fmt.Sprint(vs.Instrument.Name, "\x00", bsh.Instrument.Name, "\x00", vs.Items, "\x00", bsh.Items, "\x00", m)
+	st.random.mu.Lock()
+	if st.random.behavior == nil {
+		st.random.behavior = map[string][][]float64{}
+	}
+	got, ok := st.random.behavior[key]
+	st.random.mu.Unlock()
+	if ok && len(got) == len(refs) {
+		return got, nil
+	}
 	iterations := min(st.NullIterations, RandomIterations)
 	out := make([][]float64, len(refs))
 	for ri := range refs {
@@ -515,7 +530,13 @@ func (st *Study) behaviorRandom(ctx context.Context, vs *Sheet, keyOf []int, bsh
 			}
 		}
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	st.random.mu.Lock()
+	st.random.behavior[key] = out
+	st.random.mu.Unlock()
+	return out, nil
 }
 
 // behaviorNull is the permutation null of Behavior Similarity: in each
