@@ -419,7 +419,7 @@ func askedItems(sh *Sheet) []bool {
 // the instruments and the number of agents, which strategies and models
 // often share.
 type randomBaseline struct {
-	mu     sync.Mutex
+	mu       sync.Mutex
 	values   map[string][][]float64 // instrument, agents → per reference, per population
 	behavior map[string][][]float64 // instruments, items, agents → per reference, per population
 }
