@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"slices"
 	"strings"
 
@@ -21,8 +20,7 @@ import (
 // the ten values; columns: the instrument's scored keys — BFI-2 domains, the
 // EBQ's 19 refined values, each donation cause, the prosociality score, the
 // charity choice). Behavior Similarity is the Pearson correlation between
-// that matrix, vectorised, and a reference matrix of the same layout (a
-// theory reference or a published human one).
+// that matrix, vectorised, and a human reference matrix of the same layout.
 
 // BehaviorSimilarity is the Pearson correlation between two matrices of the
 // same shape, read cell by cell. Cells that are NaN in either matrix (a
@@ -90,6 +88,14 @@ func pearson(xs, ys []float64) float64 {
 // cells. It makes two passes, means then centred products, which is exact
 // enough for any population that fits in memory.
 func ValueBehaviorCorrelation(x [][values.N]float64, y [][]float64, idx []int, cols []int) *mat.Dense {
+	return valueBehaviorCorr(x, y, idx, idx, cols)
+}
+
+// valueBehaviorCorr is ValueBehaviorCorrelation pairing the value scores of
+// ix[k] with the behaviour scores of iy[k] (the permutation null pairs
+// them at random); ix and iy have the same length.
+func valueBehaviorCorr(x [][values.N]float64, y [][]float64, ix, iy []int, cols []int) *mat.Dense {
+	idx := ix
 	if cols == nil && len(idx) > 0 {
 		cols = make([]int, len(y[idx[0]]))
 		for j := range cols {
@@ -103,11 +109,11 @@ func ValueBehaviorCorrelation(x [][values.N]float64, y [][]float64, idx []int, c
 	out := mat.NewDense(values.N, k, nil)
 	var mx [values.N]float64
 	my := make([]float64, k)
-	for _, a := range idx {
+	for r, a := range idx {
 		for i := range values.N {
 			mx[i] += x[a][i]
 		}
-		ya := y[a]
+		ya := y[iy[r]]
 		for j, c := range cols {
 			my[j] += ya[c]
 		}
@@ -123,8 +129,8 @@ func ValueBehaviorCorrelation(x [][values.N]float64, y [][]float64, idx []int, c
 	syy := make([]float64, k)
 	sxy := make([]float64, values.N*k)
 	dy := make([]float64, k)
-	for _, a := range idx {
-		ya := y[a]
+	for r, a := range idx {
+		ya := y[iy[r]]
 		for j, c := range cols {
 			dy[j] = ya[c] - my[j]
 			syy[j] += dy[j] * dy[j]
@@ -249,6 +255,7 @@ func (st *Study) computeBehavior(ctx context.Context, c *Collector, out *Outcome
 	sheets := c.Sheets(st.Plans)
 	agents := c.Agents()
 	anchored := map[string]bool{} // the first value instrument of a model anchors its rows
+	rs := st.resampler()
 	for _, vs := range sheets {
 		keyOf, ok := valueInstrument(vs.Instrument)
 		if !ok || vs.Round != 0 || anchored[vs.Model] {
@@ -268,7 +275,7 @@ func (st *Study) computeBehavior(ctx context.Context, c *Collector, out *Outcome
 			if len(refs) == 0 {
 				continue
 			}
-			if err := st.behaviorRows(ctx, vs, scores, scoreBehaviorSheet(sh, agents), refs, out); err != nil {
+			if err := st.behaviorRows(ctx, rs, vs, keyOf, scores, scoreBehaviorSheet(sh, agents), refs, out); err != nil {
 				return err
 			}
 		}
@@ -276,7 +283,7 @@ func (st *Study) computeBehavior(ctx context.Context, c *Collector, out *Outcome
 	return nil
 }
 
-func (st *Study) behaviorRows(ctx context.Context, vs *Sheet, scores *Scores, bs *behaviorSheet, refs []BehaviorReference, out *Outcome) error {
+func (st *Study) behaviorRows(ctx context.Context, rs *resampler, vs *Sheet, keyOf []int, scores *Scores, bs *behaviorSheet, refs []BehaviorReference, out *Outcome) error {
 	in := bs.sheet.Instrument
 	// The columns any reference needs, and each reference's columns among them.
 	var cols []int
@@ -315,8 +322,17 @@ func (st *Study) behaviorRows(ctx context.Context, vs *Sheet, scores *Scores, bs
 		full := ValueBehaviorCorrelation(scores.MRAT, bs.scores, members, cols)
 		out.Behavior = append(out.Behavior, BehaviorMatrix{Model: vs.Model, Strategy: name, Instrument: in.Name,
 			Keys: keys, M: full, Agents: len(members)})
-		rng := rand.New(rand.NewPCG(st.Seed, hash64(vs.Model, name, in.Name, "behavior")))
-		boots, err := bootstrapBehaviorContext(ctx, scores.MRAT, bs.scores, members, cols, refs, refCols, st.BootstrapIterations, st.BootstrapSize, rng)
+		boots, err := bootstrapBehavior(ctx, rs, si, scores.MRAT, bs.scores, func(a int) bool { return scores.OK[a] && bs.ok[a] },
+			cols, refs, refCols, st.BootstrapIterations)
+		if err != nil {
+			return err
+		}
+		null, err := behaviorNull(ctx, scores.MRAT, bs.scores, members, cols, refs, refCols, st.NullIterations,
+			st.Seed^nullStream^hash64(vs.Model, name, in.Name, "behavior"))
+		if err != nil {
+			return err
+		}
+		random, err := st.behaviorRandom(ctx, vs, keyOf, bs.sheet, len(members), cols, refs, refCols)
 		if err != nil {
 			return err
 		}
@@ -325,12 +341,13 @@ func (st *Study) behaviorRows(ctx context.Context, vs *Sheet, scores *Scores, bs
 			if err != nil {
 				sim = math.NaN()
 			}
-			b := boots[ri]
-			r.ValueBehavior = append(r.ValueBehavior, ValueBehaviorRow{
+			row := ValueBehaviorRow{
 				Model: vs.Model, Strategy: name, Instrument: in.Name, Reference: ref.Name, ReferenceKind: ref.Kind,
-				BehaviorSimilarity: Num(sim), PValue: Num(b.P), Agents: len(members),
-				BootstrapMean: Num(b.Mean), CI95: [2]Num{Num(b.CI95[0]), Num(b.CI95[1])},
-			})
+				BehaviorSimilarity: Num(sim), Agents: len(members),
+			}
+			row.BootstrapMean, row.CI95, row.Inference = fill(rs.paper, sim, boots[ri], null[ri], random[ri])
+			out.keep(drawKey{"behavior", vs.Model, name, in.Name, ref.Name}, boots[ri])
+			r.ValueBehavior = append(r.ValueBehavior, row)
 		}
 	}
 	return nil
@@ -348,62 +365,36 @@ func columns(m *mat.Dense, cols []int) *mat.Dense {
 	return out
 }
 
-// bootstrapBehavior resamples the members iterations times, size agents
-// with replacement each time, and returns for each reference the bootstrap
-// summary of its Behavior Similarity. All references share the resamples,
-// so that a run compares them on the same draws at the cost of one.
-func bootstrapBehavior(x [][values.N]float64, y [][]float64, members, cols []int, refs []BehaviorReference, refCols [][]int,
-	iterations, size int, rng *rand.Rand) []BootstrapResult {
-	out, _ := bootstrapBehaviorContext(context.Background(), x, y, members, cols, refs, refCols, iterations, size, rng)
-	return out
-}
-
-// bootstrapBehaviorContext is bootstrapBehavior that stops between
-// resamples once ctx is done, returning ctx's error.
-func bootstrapBehaviorContext(ctx context.Context, x [][values.N]float64, y [][]float64, members, cols []int, refs []BehaviorReference, refCols [][]int,
-	iterations, size int, rng *rand.Rand) ([]BootstrapResult, error) {
+// bootstrapBehavior returns, for each reference, the Behavior Similarity
+// of each of iterations resamples of strategy si (NaN where degenerate);
+// agents for which ok is false are left out of a resample. All references
+// share the resamples, so that a run compares them on the same draws at
+// the cost of one.
+func bootstrapBehavior(ctx context.Context, rs *resampler, si int, x [][values.N]float64, y [][]float64, ok func(a int) bool,
+	cols []int, refs []BehaviorReference, refCols [][]int, iterations int) ([][]float64, error) {
 	samples := make([][]float64, len(refs))
-	if len(members) > 0 && size > 0 {
-		idx := make([]int, size)
-		for range iterations {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			for i := range idx {
-				idx[i] = members[rng.IntN(len(members))]
-			}
-			m := ValueBehaviorCorrelation(x, y, idx, cols)
-			for ri, ref := range refs {
-				if s, err := BehaviorSimilarity(columns(m, refCols[ri]), ref.M); err == nil {
-					samples[ri] = append(samples[ri], s)
-				}
+	for ri := range refs {
+		samples[ri] = nanSlice(iterations)
+	}
+	err := parallel(ctx, iterations, func(b int) {
+		idx := rs.draw(b, si, nil)
+		kept := idx[:0]
+		for _, a := range idx {
+			if ok(a) {
+				kept = append(kept, a)
 			}
 		}
-	}
-	out := make([]BootstrapResult, len(refs))
-	for ri := range refs {
-		out[ri] = summarise(samples[ri])
-	}
-	return out, nil
-}
-
-// summarise is Bootstrap's summary of a set of bootstrap values.
-func summarise(samples []float64) BootstrapResult {
-	res := BootstrapResult{Samples: samples}
-	if len(samples) == 0 {
-		nan := math.NaN()
-		res.Mean, res.CI95, res.P = nan, [2]float64{nan, nan}, nan
-		return res
-	}
-	for _, v := range samples {
-		res.Mean += v
-	}
-	res.Mean /= float64(len(samples))
-	sorted := slices.Clone(samples)
-	slices.Sort(sorted)
-	res.CI95 = [2]float64{percentile(sorted, 0.025), percentile(sorted, 0.975)}
-	_, res.P = TTestOneSample(samples, 0)
-	return res
+		if len(kept) < 3 {
+			return
+		}
+		m := ValueBehaviorCorrelation(x, y, kept, cols)
+		for ri, ref := range refs {
+			if s, err := BehaviorSimilarity(columns(m, refCols[ri]), ref.M); err == nil {
+				samples[ri][b] = s
+			}
+		}
+	})
+	return samples, err
 }
 
 // valueCorrMaps keeps each strategy's 10×10 value correlation matrix beside

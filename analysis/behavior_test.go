@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"context"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -271,13 +272,13 @@ func syntheticRun(t *testing.T, size int) (*Study, *Collector) {
 		}
 	}
 	st := &Study{Name: "t", Seed: 9, Models: []ModelInfo{{Name: "m", Backend: "test"}}, Pool: pool, Plans: plans,
-		References: []string{DefaultReference}, BootstrapIterations: 30, BootstrapSize: 300, MainStrategy: "h-np"}
+		References: []string{DefaultReference}, BootstrapIterations: 30, NullIterations: 99, MainStrategy: "h-np"}
 	return st, col
 }
 
 func TestComputeBehavior(t *testing.T) {
 	st, col := syntheticRun(t, 1500)
-	out, err := st.Compute(col)
+	out, err := st.Compute(context.Background(), col)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,8 +294,21 @@ func TestComputeBehavior(t *testing.T) {
 		if r.ReferenceKind != KindTheory || r.Agents == 0 {
 			t.Errorf("%s: got kind %q, %d agents", k, r.ReferenceKind, r.Agents)
 		}
-		if !(r.CI95[0] <= r.BootstrapMean && r.BootstrapMean <= r.CI95[1]) || !(r.PValue < 0.001) {
-			t.Errorf("%s: got bootstrap mean %v, interval %v, p %v", k, r.BootstrapMean, r.CI95, r.PValue)
+		// The interval holds the figure reported, and few permutations
+		// of the null reach it. (The MRAT-centred value scores are
+		// ipsative and correlated along the circle, so even the null's
+		// matrices lean towards circular patterns like the templates':
+		// the five BFI-2 columns give the null a wide spread.)
+		t.Logf("%s: similarity %.3f [%.3f, %.3f], null %.3f [%.3f, %.3f], random %.3f, p %v", k, r.BehaviorSimilarity, r.CI95[0], r.CI95[1],
+			r.NullMean, r.NullCI95[0], r.NullCI95[1], r.RandomMean, r.PValue)
+		if !(r.CI95[0] <= r.BehaviorSimilarity && r.BehaviorSimilarity <= r.CI95[1]) || r.PValue > 0.05 || r.PValueResolution != 0.01 {
+			t.Errorf("%s: got similarity %v, interval %v, p %v (resolution %v), want it inside and p <= 0.05", k, r.BehaviorSimilarity, r.CI95, r.PValue, r.PValueResolution)
+		}
+		if strings.HasSuffix(k, "ebq/theory") && r.PValue != 0.01 {
+			t.Errorf("%s: got p %v, want 0.01 (no permutation reaches 19 columns' agreement)", k, r.PValue)
+		}
+		if !(r.NullMean < 0.3 && r.RandomMean < 0.3) {
+			t.Errorf("%s: got null mean %v, random-responder mean %v, want both near 0", k, r.NullMean, r.RandomMean)
 		}
 	}
 	if r := rows["uniform/ebq/theory"]; r.BehaviorSimilarity < 0.85 {
@@ -338,19 +352,18 @@ func TestComputeBehavior(t *testing.T) {
 	}
 }
 
-// TestBehaviorBootstrapCoverage checks that the 95% percentile interval of
-// the Behavior Similarity bootstrap covers the population value at about
-// the stated rate. Values are independent standard normals, behaviour k is
-// y_k = Σ_w b_kw x_w + e_k, so the population correlation of value w with
-// behaviour k is b_kw / √(Σ_w b_kw² + σ²), and the population similarity
-// is its Pearson correlation with the reference.
+// TestBehaviorBootstrapCoverage checks that the 95% interval of the
+// whole-population Behavior Similarity bootstrap covers the population
+// value at about the stated rate. Values are independent standard
+// normals, behaviour k is y_k = Σ_w b_kw x_w + e_k, so the population
+// correlation of value w with behaviour k is b_kw / √(Σ_w b_kw² + σ²), and
+// the population similarity is its Pearson correlation with the reference.
 //
-// The percentile interval runs a little short of 95% here: sampling noise
-// in the matrix cells pulls the similarity of a sample towards 0, and the
-// resamples are pulled once more. Over 200 samples of 500 agents the
-// measured coverage was 84% to 92% depending on the seed (this test's 100
-// samples: 96%); the bound below allows that, and fails for intervals that
-// do not track the truth.
+// Sampling noise in the matrix cells pulls the similarity of a sample
+// towards 0, and the resamples are pulled once more, so the plain
+// percentile interval runs short (89% here); the bias-corrected interval
+// the analysis reports corrects the median bias (92% in these 100 samples;
+// METHODS.md has the longer measurement).
 func TestBehaviorBootstrapCoverage(t *testing.T) {
 	const k, n, reps, sigma = 3, 500, 100, 1.0
 	rng := rand.New(rand.NewPCG(21, 22))
@@ -383,7 +396,7 @@ func TestBehaviorBootstrapCoverage(t *testing.T) {
 	}
 	x := make([][values.N]float64, n)
 	y := make([][]float64, n)
-	covered := 0
+	covered, coveredBC := 0, 0
 	for range reps {
 		for a := range n {
 			for w := range values.N {
@@ -398,14 +411,24 @@ func TestBehaviorBootstrapCoverage(t *testing.T) {
 				y[a][j] = s
 			}
 		}
-		res := bootstrapBehavior(x, y, members, []int{0, 1, 2}, refs, [][]int{{0, 1, 2}}, 100, n, rng)[0]
+		rs := testResampler(n, rng.Uint64())
+		boot, err := bootstrapBehavior(context.Background(), rs, 0, x, y, func(int) bool { return true }, []int{0, 1, 2}, refs, [][]int{{0, 1, 2}}, 200)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := Summarise(boot[0])
 		if res.CI95[0] <= want && want <= res.CI95[1] {
 			covered++
 		}
+		obs, _ := BehaviorSimilarity(columns(ValueBehaviorCorrelation(x, y, members, []int{0, 1, 2}), []int{0, 1, 2}), ref)
+		bc := ReportedInterval(obs, boot[0])
+		if bc[0] <= want && want <= bc[1] {
+			coveredBC++
+		}
 	}
-	rate := float64(covered) / reps
-	t.Logf("population similarity %.3f, covered in %d of %d samples (%.0f%%)", want, covered, reps, 100*rate)
-	if rate < 0.8 || rate > 0.995 {
+	rate := float64(coveredBC) / reps
+	t.Logf("population similarity %.3f, covered in %d of %d samples by the BC interval, %d by the percentile interval", want, coveredBC, reps, covered)
+	if rate < 0.88 || rate > 0.995 {
 		t.Errorf("got coverage %.2f, want about 0.95 (0.80 to 0.995)", rate)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync/atomic"
 	"testing"
 )
@@ -36,28 +37,37 @@ func (c *cancelAfter) Err() error {
 func TestComputeStopsWhenCancelled(t *testing.T) {
 	st, col := syntheticRun(t, 600)
 	st.BootstrapIterations = 20
+	// The first analysis fills the study's cached random-responder
+	// baselines; the second counts the checks of every later one.
+	if _, err := st.Compute(context.Background(), col); err != nil {
+		t.Fatal(err)
+	}
 	count := newCancelAfter(1 << 62)
-	if _, err := st.ComputeContext(count, col); err != nil {
+	if _, err := st.Compute(count, col); err != nil {
 		t.Fatal(err)
 	}
 	total := count.calls.Load()
+	// Resamples run on one goroutine per processor: each of the others
+	// may make one more check before it sees the cancellation, and the
+	// loop makes one to return it.
+	slack := int64(runtime.GOMAXPROCS(0))
 	if total < 4*int64(st.BootstrapIterations) {
 		t.Fatalf("the analysis checked for cancellation %d times, want at least once per resample", total)
 	}
 	for k := int64(0); k < total; k += max(1, total/25) {
 		ctx := newCancelAfter(k)
-		_, err := st.ComputeContext(ctx, col)
+		_, err := st.Compute(ctx, col)
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("cancelled after %d of %d checks: got %v, want context.Canceled", k, total, err)
 		}
-		if got := ctx.calls.Load(); got != k+1 {
-			t.Errorf("cancelled after %d checks: went on to %d checks, want it to stop at the first that saw it", k, got)
+		if got := ctx.calls.Load(); got > k+1+slack {
+			t.Errorf("cancelled after %d checks: went on to %d checks, want it to stop within %d more", k, got, slack+1)
 		}
 	}
 
 	// A bootstrap of a million resamples stops as soon as it is cancelled.
 	st.BootstrapIterations = 1_000_000
-	if _, err := st.ComputeContext(newCancelAfter(100), col); !errors.Is(err, context.Canceled) {
+	if _, err := st.Compute(newCancelAfter(100), col); !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
 }
@@ -68,7 +78,7 @@ func TestComputeStopsWhenCancelled(t *testing.T) {
 func TestWriteDirStopsWhenCancelled(t *testing.T) {
 	st, col := syntheticRun(t, 600)
 	st.BootstrapIterations = 5
-	outcome, err := st.Compute(col)
+	outcome, err := st.Compute(context.Background(), col)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,16 +16,16 @@ func TestCSVQuotesNames(t *testing.T) {
 		fields int
 		write  func(io.Writer) error
 	}{
-		{"value_structure.csv", 10, func(w io.Writer) error {
+		{"value_structure.csv", 18, func(w io.Writer) error {
 			return writeValueStructure(w, []ValueStructureRow{{Model: name, Strategy: "h-np", Instrument: "pvq40", Reference: "r"}})
 		}},
-		{"value_behavior.csv", 11, func(w io.Writer) error {
+		{"value_behavior.csv", 19, func(w io.Writer) error {
 			return writeValueBehavior(w, []ValueBehaviorRow{{Model: name, Strategy: "h-np", Instrument: "bfi2"}})
 		}},
 		{"persona_agreement.csv", 5, func(w io.Writer) error {
 			return writeAgreement(w, []AgreementRow{{Model: name, Behavior: "b", Group: "SD"}})
 		}},
-		{"model_specific.csv", 6, func(w io.Writer) error {
+		{"model_specific.csv", 8, func(w io.Writer) error {
 			return writeCalibration(w, []CalibrationRow{{Model: name, Persona: "SD"}})
 		}},
 	}
@@ -42,7 +42,7 @@ func TestCSVQuotesNames(t *testing.T) {
 			if len(recs) != 2 {
 				t.Fatalf("got %d records, want 2 (header and one row)", len(recs))
 			}
-			if len(recs[1]) != tc.fields || recs[1][0] != name {
+			if len(recs[1]) != tc.fields || len(recs[0]) != tc.fields || recs[1][0] != name {
 				t.Errorf("got row %q, want %d fields starting with %q", recs[1], tc.fields, name)
 			}
 		})

@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"context"
 	"encoding/json"
 	"math/rand/v2"
 	"os"
@@ -82,7 +83,7 @@ func gamesJSON(t *testing.T, st *Study, batches []*agent.Batch) string {
 			t.Fatal(err)
 		}
 	}
-	out, err := st.Compute(c)
+	out, err := st.Compute(context.Background(), c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +121,7 @@ func TestGamesResults(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	out, err := st.Compute(c)
+	out, err := st.Compute(context.Background(), c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +198,7 @@ func TestGamesIncompleteRound(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := st.Compute(c); err == nil {
+	if _, err := st.Compute(context.Background(), c); err == nil {
 		t.Error("a round with a missing batch: got no error, want one")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -406,10 +407,10 @@ func writeAnswersGzip(w io.Writer, o *Output) error {
 }
 
 func writeValueStructure(w io.Writer, rows []ValueStructureRow) error {
-	t := newCSVTable(w, "model,strategy,instrument,reference,agents,values_similarity,bootstrap_mean,ci95_low,ci95_high,p_value")
+	t := newCSVTable(w, "model,strategy,instrument,reference,agents,values_similarity,bootstrap_mean,ci95_low,ci95_high,"+inferenceHeader)
 	for _, r := range rows {
-		t.row(r.Model, r.Strategy, r.Instrument, r.Reference, strconv.Itoa(r.Agents),
-			fmtNum(r.ValuesSimilarity, 4), fmtNum(r.BootstrapMean, 4), fmtNum(r.CI95[0], 4), fmtNum(r.CI95[1], 4), fmtP(r.PValue))
+		t.row(append([]string{r.Model, r.Strategy, r.Instrument, r.Reference, strconv.Itoa(r.Agents),
+			fmtNum(r.ValuesSimilarity, 4), fmtNum(r.BootstrapMean, 4), fmtNum(r.CI95[0], 4), fmtNum(r.CI95[1], 4)}, inferenceFields(r.Inference)...)...)
 	}
 	return t.close()
 }
@@ -422,15 +423,39 @@ func fmtNum(n Num, prec int) string {
 	return strconv.FormatFloat(float64(n), 'f', prec, 64)
 }
 
-func fmtP(n Num) string {
-	b, _ := n.MarshalJSON()
-	if string(b) == "null" {
+// inferenceHeader names the CSV columns of an Inference, inferenceCSV
+// writes them.
+const inferenceHeader = "p_value,p_value_resolution,null_mean,null_ci95_low,null_ci95_high,random_mean,random_ci95_low,random_ci95_high,p_value_paper_ttest"
+
+// inferenceFields are the CSV fields of inferenceHeader.
+func inferenceFields(in Inference) []string {
+	return []string{fmtP(in.PValue), fmtP(in.PValueResolution), fmtNum(in.NullMean, 4), fmtNum(in.NullCI95[0], 4),
+		fmtNum(in.NullCI95[1], 4), fmtNum(in.RandomMean, 4), fmtNum(in.RandomCI95[0], 4), fmtNum(in.RandomCI95[1], 4),
+		fmtP(in.PValuePaperTTest)}
+}
+
+// fmtP writes a p-value for a CSV file: a number (four significant
+// digits, never rounded to 0), or NA.
+func fmtP(p Prob) string {
+	f := float64(p)
+	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return "NA"
 	}
-	if float64(n) < 0.001 {
-		return "<.001"
+	return strconv.FormatFloat(f, 'g', 4, 64)
+}
+
+// fmtPText writes a permutation p-value for a person: at its resolution
+// (no null value reached the observed one) as "≤ resolution", since the
+// permutations cannot tell smaller p-values apart.
+func fmtPText(p, resolution Prob) string {
+	f, r := float64(p), float64(resolution)
+	switch {
+	case math.IsNaN(f):
+		return "NA"
+	case !math.IsNaN(r) && f <= r*(1+1e-9):
+		return "≤ " + strconv.FormatFloat(r, 'g', 3, 64)
 	}
-	return strconv.FormatFloat(float64(n), 'f', 3, 64)
+	return strconv.FormatFloat(f, 'g', 3, 64)
 }
 
 func writeReport(w io.Writer, o *Output, figures []string, paper paperFigures) error {
@@ -492,7 +517,11 @@ func writeReport(w io.Writer, o *Output, figures []string, paper paperFigures) e
 	b.WriteString("\n## Values similarity against every reference\n\n")
 	b.WriteString("Similarity of the population's value structure to each human reference: the 10×10 correlation matrix of value scores, " +
 		r.MDS.Describe() + " to two dimensions, Procrustes fit onto the human configuration, 1 − normalised disparity. " +
-		"Brackets: 95% bootstrap interval; p: one-sample t-test of the bootstrap similarities against 0.\n\n")
+		"Brackets: 95% bootstrap interval (" + r.Bootstrap.Label + "; " + r.Bootstrap.Interval + "). " +
+		"p: permutation p-value against a null without value structure (" + r.Bootstrap.Null + "; " +
+		strconv.Itoa(r.Bootstrap.NullIterations) + " permutations, so p ≥ 1/" + strconv.Itoa(r.Bootstrap.NullIterations+1) +
+		", shown as ≤ that when no permutation reached the figure); null: the null's mean. " +
+		"value_structure.csv also has the null's interval, a random-responder baseline and the study's t-test (p_value_paper_ttest).\n\n")
 	b.WriteString(ValueStructureTable(r.ValueStructure))
 	if len(figures) > 0 {
 		b.WriteString("\n## Value maps\n\nHuman configuration (hollow) and the population's, fitted onto it (filled).\n\n")
@@ -546,7 +575,8 @@ func ValueStructureTable(rows []ValueStructureRow) string {
 				b.WriteString(" |")
 				continue
 			}
-			fmt.Fprintf(b, " %s [%s, %s] p %s |", fmtNum(r.ValuesSimilarity, 3), fmtNum(r.CI95[0], 3), fmtNum(r.CI95[1], 3), fmtP(r.PValue))
+			fmt.Fprintf(b, " %s [%s, %s] p %s; null %s |", fmtNum(r.ValuesSimilarity, 3), fmtNum(r.CI95[0], 3), fmtNum(r.CI95[1], 3),
+				fmtPText(r.PValue, r.PValueResolution), fmtNum(r.NullMean, 2))
 		}
 		b.WriteString("\n")
 	}

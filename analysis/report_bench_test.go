@@ -3,6 +3,7 @@ package analysis
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"io"
 	"math/rand/v2"
 	"strconv"
@@ -171,7 +172,7 @@ func BenchmarkComputePVQ(b *testing.B) {
 	st.References = []string{"pvq40_smacof_mrat", "gss2012_mrat", "ess_sweden_mrat"}
 	st.BootstrapIterations, st.BootstrapSize = 100, 500
 	for b.Loop() {
-		if _, err := st.Compute(o.Collector); err != nil {
+		if _, err := st.Compute(context.Background(), o.Collector); err != nil {
 			b.Fatal(err)
 		}
 	}

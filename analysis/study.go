@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"runtime"
 	"strconv"
 	"sync"
@@ -40,13 +39,20 @@ type Study struct {
 	Pool       *population.Pool
 	Plans      []Plan
 	References []string
-	// BootstrapIterations resamples of BootstrapSize agents each give the
-	// 95% interval and the p-value of every similarity.
+	// Bootstrap is BootstrapPopulation ("" too) or BootstrapPaper;
+	// BootstrapIterations resamples (of BootstrapSize agents each, with
+	// BootstrapPaper) give the 95% interval of every similarity
+	// (inference.go).
+	Bootstrap           string
 	BootstrapIterations int
 	BootstrapSize       int
+	// NullIterations permutations give each similarity's p-value; 0
+	// computes none.
+	NullIterations int
 	// MDS places the value correlation matrices in two dimensions for the
 	// Values Similarity; "" is Classical.
-	MDS MDSMethod
+	MDS    MDSMethod
+	random randomBaseline
 
 	// MainStrategy is the scenario's main strategy (Table 3's).
 	MainStrategy string
@@ -80,6 +86,11 @@ type Results struct {
 	ValueStructure []ValueStructureRow `json:"value_structure"`
 	ValueBehavior  []ValueBehaviorRow  `json:"value_behavior"`
 	Games          *Games              `json:"games"`
+	// Bootstrap says how every interval and p-value was computed.
+	Bootstrap BootstrapInfo `json:"bootstrap"`
+	// Comparisons are the paired differences between strategies and
+	// between models.
+	Comparisons []ComparisonRow `json:"comparisons"`
 
 	PersonaAgreement []AgreementRow   `json:"persona_agreement,omitempty"`
 	Calibration      []CalibrationRow `json:"calibration,omitempty"`
@@ -118,7 +129,29 @@ type ValueStructureRow struct {
 	ValuesSimilarity Num    `json:"values_similarity"`
 	BootstrapMean    Num    `json:"bootstrap_mean"`
 	CI95             [2]Num `json:"ci95"`
-	PValue           Num    `json:"p_value"`
+	Inference
+}
+
+// Inference is a similarity row's test against the permutation null and
+// its random-responder baseline (inference.go).
+type Inference struct {
+	// PValue is the permutation p-value (1 + #{null ≥ observed})/(B + 1);
+	// PValueResolution = 1/(B + 1) is the smallest it can be.
+	PValue           Prob `json:"p_value"`
+	PValueResolution Prob `json:"p_value_resolution"`
+	// NullMean and NullCI95 describe the permutation null.
+	NullMean Num    `json:"null_mean"`
+	NullCI95 [2]Num `json:"null_ci95"`
+	// RandomMean and RandomCI95 describe the similarity of as many random
+	// responders (every item answered uniformly on its scale).
+	RandomMean Num    `json:"random_mean"`
+	RandomCI95 [2]Num `json:"random_ci95"`
+	// PValuePaperTTest is the study's App. G test: a one-sample t-test of
+	// the bootstrap similarities against 0. It tests nothing about human
+	// likeness (random answers pass it) and is kept for comparison.
+	// Values below 1e-300, where the t distribution's tail underflows,
+	// are written as 1e-300.
+	PValuePaperTTest Prob `json:"p_value_paper_ttest"`
 }
 
 // ValueBehaviorRow is one cell of Table 2.
@@ -129,10 +162,10 @@ type ValueBehaviorRow struct {
 	Reference          string `json:"reference"`
 	ReferenceKind      string `json:"reference_kind"`
 	BehaviorSimilarity Num    `json:"behavior_similarity"`
-	PValue             Num    `json:"p_value"`
 	Agents             int    `json:"agents"`
 	BootstrapMean      Num    `json:"bootstrap_mean"`
 	CI95               [2]Num `json:"ci95"`
+	Inference
 }
 
 // ValueMap is what the MDS figure of one model and strategy needs.
@@ -159,16 +192,17 @@ type Outcome struct {
 	Behavior  []BehaviorMatrix
 	ValueCorr []ValueCorr
 	Persona   []PersonaAgreement
+
+	// draws are each row's bootstrap values by resample, for the paired
+	// comparisons.
+	draws map[drawKey][]float64
 }
 
 // Compute analyses the collected answers.
-func (st *Study) Compute(c *Collector) (*Outcome, error) {
-	return st.ComputeContext(context.Background(), c)
-}
-
-// ComputeContext is Compute that stops, between resamples of every
-// bootstrap and between tables, once ctx is done, returning ctx's error.
-func (st *Study) ComputeContext(ctx context.Context, c *Collector) (*Outcome, error) {
+//
+// ctx stops the bootstrap and null loops early; Compute then returns its
+// error.
+func (st *Study) Compute(ctx context.Context, c *Collector) (*Outcome, error) {
 	out := &Outcome{}
 	r := &out.Results
 	r.Scenario, r.Seed, r.Models = st.Name, st.Seed, st.Models
@@ -199,6 +233,7 @@ func (st *Study) ComputeContext(ctx context.Context, c *Collector) (*Outcome, er
 		}
 		refs = append(refs, ref)
 	}
+	rs := st.resampler()
 	for _, sh := range c.Sheets(st.Plans) {
 		keyOf := make([]int, len(sh.Instrument.Items))
 		valueItems := 0
@@ -218,54 +253,8 @@ func (st *Study) ComputeContext(ctx context.Context, c *Collector) (*Outcome, er
 			if !ok {
 				continue
 			}
-			strat := population.Member{Name: name}
-			members := make([]int, 0, st.Pool.StrategySize(si))
-			for a := 0; a < c.Agents(); a++ {
-				if st.Pool.In(si, a) && sc.OK[a] {
-					members = append(members, a)
-				}
-			}
-			// References that centre scores alike compare against the same
-			// model matrix: accumulate it once over the members, not once
-			// per reference.
-			models := map[string]*mat.SymDense{}
-			for ri, ref := range refs {
-				rows := sc.MRAT
-				if ref.Centering == "raw" {
-					rows = sc.Raw
-				}
-				model, ok := models[ref.Centering]
-				if !ok {
-					model = corrOf(rows, members)
-					models[ref.Centering] = model
-				}
-				vr := ValueStructureRow{Model: sh.Model, Strategy: strat.Name, Reference: ref.Name,
-					Instrument: sh.Instrument.Name, Agents: len(members)}
-				human, fitted, sim, err := MDSMapBy(r.MDS, model, ref.R)
-				if err != nil {
-					vr.ValuesSimilarity = Num(math.NaN())
-				} else {
-					vr.ValuesSimilarity = Num(sim)
-					if ri == 0 {
-						out.Maps = append(out.Maps, ValueMap{Model: sh.Model, Strategy: strat.Name, Reference: ref.Name,
-							Human: human, Fitted: fitted, Similarity: sim})
-					}
-				}
-				rng := rand.New(rand.NewPCG(st.Seed, hash64(sh.Model, strat.Name, ref.Name)))
-				acc := NewCorrAccumulator(values.N)
-				bs, err := BootstrapContext(ctx, len(members), st.BootstrapIterations, st.BootstrapSize, rng, func(idx []int) (float64, bool) {
-					acc.Reset()
-					for _, i := range idx {
-						acc.Add(rows[members[i]][:])
-					}
-					s, err := ValuesSimilarityBy(r.MDS, acc.Corr(), ref.R)
-					return s, err == nil
-				})
-				if err != nil {
-					return nil, err
-				}
-				vr.BootstrapMean, vr.CI95, vr.PValue = Num(bs.Mean), [2]Num{Num(bs.CI95[0]), Num(bs.CI95[1])}, Num(bs.P)
-				r.ValueStructure = append(r.ValueStructure, vr)
+			if err := st.valueRows(ctx, rs, sh, keyOf, sc, si, name, refs, out); err != nil {
+				return nil, err
 			}
 		}
 	}
@@ -285,24 +274,9 @@ func (st *Study) ComputeContext(ctx context.Context, c *Collector) (*Outcome, er
 		return nil, err
 	}
 	r.Games = games
+	r.Bootstrap = st.Info()
+	r.Comparisons = out.comparisons(st)
 	return out, nil
-}
-
-// mdsName is the MDS method's name; results written before it was
-// recorded used classical MDS.
-func (r *Results) mdsName() MDSMethod {
-	if r.MDS == "" {
-		return Classical
-	}
-	return r.MDS
-}
-
-// mdsMethod is the study's MDS method, Classical when unset.
-func (st *Study) mdsMethod() MDSMethod {
-	if st.MDS == "" {
-		return Classical
-	}
-	return st.MDS
 }
 
 // scoreBlock is the fewest agents worth a goroutine of their own when
@@ -377,4 +351,21 @@ func (n *Num) UnmarshalJSON(b []byte) error {
 	f, err := strconv.ParseFloat(string(b), 64)
 	*n = Num(f)
 	return err
+}
+
+// mdsName is the MDS method's name; results written before it was
+// recorded used classical MDS.
+func (r *Results) mdsName() MDSMethod {
+	if r.MDS == "" {
+		return Classical
+	}
+	return r.MDS
+}
+
+// mdsMethod is the study's MDS method, Classical when unset.
+func (st *Study) mdsMethod() MDSMethod {
+	if st.MDS == "" {
+		return Classical
+	}
+	return st.MDS
 }

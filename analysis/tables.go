@@ -281,11 +281,38 @@ func tableStrategy(pop []PopulationRow, want population.Strategy) string {
 // p-value: the detail behind Tables 2 and 4.
 func ValueBehaviorTable(rows []ValueBehaviorRow) string {
 	b := &strings.Builder{}
-	b.WriteString("| model | strategy | instrument | reference | kind | agents | similarity [95% CI] | p |\n")
-	b.WriteString("|---|---|---|---|---|---:|---:|---:|\n")
+	b.WriteString("| model | strategy | instrument | reference | kind | agents | similarity [95% CI] | null mean [95%] | random [95%] | p |\n")
+	b.WriteString("|---|---|---|---|---|---:|---:|---:|---:|---:|\n")
 	for _, r := range rows {
-		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %d | %s | %s |\n", r.Model, r.Strategy, r.Instrument, r.Reference,
-			r.ReferenceKind, r.Agents, cell(r.BehaviorSimilarity, r.CI95), fmtP(r.PValue))
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %d | %s | %s | %s | %s |\n", r.Model, r.Strategy, r.Instrument, r.Reference,
+			r.ReferenceKind, r.Agents, cell(r.BehaviorSimilarity, r.CI95), cell(r.NullMean, r.NullCI95), cell(r.RandomMean, r.RandomCI95),
+			fmtPText(r.PValue, r.PValueResolution))
+	}
+	return b.String()
+}
+
+// ComparisonTable lists the paired comparisons of one measure and factor
+// against reference ("": every reference): the difference A − B with its paired bootstrap
+// interval, and whether the interval excludes 0. Empty when there are none.
+func ComparisonTable(rows []ComparisonRow, measure, factor, reference string) string {
+	b := &strings.Builder{}
+	for _, r := range rows {
+		if r.Measure != measure || r.Factor != factor || (reference != "" && r.Reference != reference) {
+			continue
+		}
+		if b.Len() == 0 {
+			b.WriteString("| comparison | within | instrument | reference | difference [95% CI] | interval excludes 0 |\n|---|---|---|---|---:|---|\n")
+		}
+		within := r.Model
+		if factor == "model" {
+			within = r.Strategy
+		}
+		excl := "no"
+		if float64(r.CI95[0]) > 0 || float64(r.CI95[1]) < 0 {
+			excl = "yes"
+		}
+		fmt.Fprintf(b, "| %s − %s | %s | %s | %s | %s [%s, %s] | %s |\n", r.A, r.B, within, r.Instrument, r.Reference,
+			fmtNum(r.Difference, 3), fmtNum(r.CI95[0], 3), fmtNum(r.CI95[1], 3), excl)
 	}
 	return b.String()
 }

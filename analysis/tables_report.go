@@ -237,10 +237,10 @@ func WriteInstrument(w io.Writer, in *questionnaires.Instrument) error {
 }
 
 func writeValueBehavior(w io.Writer, rows []ValueBehaviorRow) error {
-	t := newCSVTable(w, "model,strategy,instrument,reference,reference_kind,agents,behavior_similarity,bootstrap_mean,ci95_low,ci95_high,p_value")
+	t := newCSVTable(w, "model,strategy,instrument,reference,reference_kind,agents,behavior_similarity,bootstrap_mean,ci95_low,ci95_high,"+inferenceHeader)
 	for _, r := range rows {
-		t.row(r.Model, r.Strategy, r.Instrument, r.Reference, r.ReferenceKind, strconv.Itoa(r.Agents),
-			fmtNum(r.BehaviorSimilarity, 4), fmtNum(r.BootstrapMean, 4), fmtNum(r.CI95[0], 4), fmtNum(r.CI95[1], 4), fmtP(r.PValue))
+		t.row(append([]string{r.Model, r.Strategy, r.Instrument, r.Reference, r.ReferenceKind, strconv.Itoa(r.Agents),
+			fmtNum(r.BehaviorSimilarity, 4), fmtNum(r.BootstrapMean, 4), fmtNum(r.CI95[0], 4), fmtNum(r.CI95[1], 4)}, inferenceFields(r.Inference)...)...)
 	}
 	return t.close()
 }
@@ -272,9 +272,16 @@ func paperTables(o *Output) string {
 	synthetic := r.Note != ""
 	fmt.Fprintf(b, "\n## Table 1. Values similarity\n\nModels × population strategies, against the human value structure `%s`: "+
 		"1 − normalised Procrustes disparity of the two-dimensional maps of the 10×10 value correlation matrices by "+r.MDS.Describe()+". "+
-		"Each cell: mean over %d bootstrap resamples of %d agents [2.5th, 97.5th percentile]; the whole population's figures are in the detailed table below.\n\n",
-		ref, o.Study.BootstrapIterations, o.Study.BootstrapSize)
+		"Each cell: mean over the bootstrap resamples [95%% interval]; the whole population's figures are in the detailed table below. "+
+		"Bootstrap: %s; interval: %s.\n\n", ref, r.Bootstrap.Label, r.Bootstrap.Interval)
 	b.WriteString(Table1(r.ValueStructure, ref))
+	if t := ComparisonTable(r.Comparisons, "values_similarity", "strategy", ref); t != "" {
+		b.WriteString("\nPaired differences between strategies (whole-population figures; 95% interval of the paired bootstrap, " +
+			"both strategies computed on the same resamples of the agents they share):\n\n" + t)
+	}
+	if t := ComparisonTable(r.Comparisons, "values_similarity", "model", ref); t != "" {
+		b.WriteString("\nPaired differences between models (and priming modes), same design:\n\n" + t)
+	}
 
 	hnp := tableStrategy(r.Population, population.HNP)
 	uni := tableStrategy(r.Population, population.Uniform)
@@ -321,6 +328,10 @@ func paperTables(o *Output) string {
 			b.WriteString("This run has no uniform strategy.\n")
 		} else {
 			b.WriteString(BehaviorTable(r.ValueBehavior, uni))
+		}
+		if t := ComparisonTable(r.Comparisons, "behavior_similarity", "strategy", ""); t != "" {
+			b.WriteString("\nPaired differences of behaviour similarity between strategies (whole-population figures; " +
+				"95% interval of the paired bootstrap):\n\n" + t)
 		}
 	}
 

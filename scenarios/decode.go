@@ -788,10 +788,35 @@ func (d *decoder) resolve(file string) string {
 }
 
 func (d *decoder) analysis(t table) Analysis {
-	d.known(t, "bootstrap_iterations", "bootstrap_size", "mds", "references", "behavior_references")
-	a := Analysis{References: DefaultReferences()}
-	a.BootstrapIterations = d.intIn(t, "bootstrap_iterations", 1, MaxBootstrap, DefaultIterations)
-	a.BootstrapSize = d.intIn(t, "bootstrap_size", 1, MaxBootstrap, DefaultBootstrap)
+	d.known(t, "bootstrap", "bootstrap_iterations", "bootstrap_size", "mds", "null_iterations", "references", "behavior_references")
+	a := Analysis{References: DefaultReferences(), Bootstrap: BootstrapPopulation}
+	if m, ok := d.str(t, "bootstrap"); ok {
+		switch m {
+		case BootstrapPopulation, BootstrapPaper:
+			a.Bootstrap = m
+		default:
+			d.add(t.field("bootstrap"), "unknown bootstrap %q (want %s or %s)", m, BootstrapPopulation, BootstrapPaper)
+		}
+	} else if _, sized := t.m["bootstrap_size"]; sized {
+		// A resample size with no method is the study's fixed-size design,
+		// as every scenario written before the method could be named says
+		// (their results directories are rebuilt as they were run); the
+		// results label it "paper".
+		a.Bootstrap = BootstrapPaper
+	}
+	if a.Bootstrap == BootstrapPaper {
+		a.BootstrapIterations = d.intIn(t, "bootstrap_iterations", 1, MaxBootstrap, DefaultPaperIterations)
+		a.BootstrapSize = d.intIn(t, "bootstrap_size", 1, MaxBootstrap, DefaultBootstrap)
+	} else {
+		a.BootstrapIterations = d.intIn(t, "bootstrap_iterations", 1, MaxBootstrap, DefaultIterations)
+		// A resample size other than the population's contradicts
+		// bootstrap = "population": the intervals would describe another
+		// statistic than the one reported.
+		if n := d.intIn(t, "bootstrap_size", 1, MaxBootstrap, 0); n != 0 {
+			d.add(t.field("bootstrap_size"), "applies only with bootstrap = %q (the default %q resamples the whole population)", BootstrapPaper, BootstrapPopulation)
+		}
+	}
+	a.NullIterations = d.intIn(t, "null_iterations", 1, MaxBootstrap, DefaultNullIterations)
 	a.MDS = oneOf(d, t, "mds", MDSClassical, MDSClassical, MDSSMACOF)
 	refs, ok := d.strings(t, "references")
 	if !ok {

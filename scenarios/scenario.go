@@ -78,9 +78,17 @@ const (
 	DefaultSamples     = 50
 	DefaultConcurrency = 64
 	DefaultTimeout     = 60 * time.Second
-	DefaultIterations  = 100
-	DefaultBootstrap   = 500
-	DefaultInstrument  = "pvq40"
+	// DefaultIterations is the number of whole-population bootstrap
+	// resamples; DefaultPaperIterations and DefaultBootstrap are the
+	// study's (App. G: 100 resamples of 500 agents), used with
+	// bootstrap = "paper".
+	DefaultIterations      = 1000
+	DefaultPaperIterations = 100
+	DefaultBootstrap       = 500
+	// DefaultNullIterations is the number of permutations of the null
+	// distribution: p-values resolve down to 1/1000.
+	DefaultNullIterations = 999
+	DefaultInstrument     = "pvq40"
 )
 
 // MDS names a multidimensional scaling method of the Values Similarity
@@ -272,11 +280,30 @@ type BehaviorReference struct {
 	Name string `toml:"name"`
 }
 
+// Bootstrap methods of the analysis.
+const (
+	// BootstrapPopulation resamples the whole population with
+	// replacement, keeping each persona's count.
+	BootstrapPopulation = "population"
+	// BootstrapPaper draws BootstrapSize agents per resample, as the
+	// study's App. G does.
+	BootstrapPaper = "paper"
+)
+
 // Analysis configures the comparison with human references.
 type Analysis struct {
-	BootstrapIterations int      `toml:"bootstrap_iterations"`
-	BootstrapSize       int      `toml:"bootstrap_size"`
-	References          []string `toml:"references"`
+	// Bootstrap is how intervals are resampled: BootstrapPopulation
+	// (every resample as large as the population, the default) or
+	// BootstrapPaper (the study's fixed-size resamples of BootstrapSize
+	// agents).
+	Bootstrap           string `toml:"bootstrap"`
+	BootstrapIterations int    `toml:"bootstrap_iterations"`
+	// BootstrapSize is the resample size of bootstrap = "paper"; 0
+	// otherwise.
+	BootstrapSize int `toml:"bootstrap_size,omitzero"`
+	// NullIterations is the number of permutations behind each p-value.
+	NullIterations int      `toml:"null_iterations"`
+	References     []string `toml:"references"`
 	// MDS is how the value correlation matrices are placed in two
 	// dimensions for the Values Similarity: MDSClassical (the default,
 	// the study's) or MDSSMACOF (analysis.Embed).

@@ -135,7 +135,7 @@ func TestDefaults(t *testing.T) {
 		}},
 		Questionnaires: []Questionnaire{{Name: "pvq40"}},
 		Analysis: Analysis{
-			BootstrapIterations: 100, BootstrapSize: 500, MDS: MDSClassical,
+			Bootstrap: BootstrapPopulation, BootstrapIterations: 1000, NullIterations: 999, MDS: MDSClassical,
 			References: []string{"pvq40_smacof_mrat", "gss2012_mrat", "ess_sweden_mrat"},
 		},
 	}
@@ -375,4 +375,22 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("resolved: %v", err)
 		}
 	})
+}
+
+// A scenario that sets a resample size and no bootstrap method (every
+// scenario.toml written before the method had a name) keeps the study's
+// fixed-size design, labelled "paper"; naming "population" with a size is
+// refused.
+func TestBootstrapSizeAloneIsThePaperDesign(t *testing.T) {
+	sc, err := Parse([]byte("name = \"old\"\n[analysis]\nbootstrap_iterations = 100\nbootstrap_size = 500\n"), "old.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sc.Analysis; got.Bootstrap != BootstrapPaper || got.BootstrapSize != 500 || got.BootstrapIterations != 100 {
+		t.Errorf("got bootstrap %q, %d × %d; want %q, 100 × 500", got.Bootstrap, got.BootstrapIterations, got.BootstrapSize, BootstrapPaper)
+	}
+	_, err = Parse([]byte("name = \"x\"\n[analysis]\nbootstrap = \"population\"\nbootstrap_size = 500\n"), "x.toml")
+	if err == nil || !strings.Contains(err.Error(), "x.toml:4: analysis.bootstrap_size") {
+		t.Errorf("got %v, want a refusal of x.toml:4: analysis.bootstrap_size", err)
+	}
 }

@@ -167,7 +167,7 @@ func runNoBus(ctx context.Context, sc *scenarios.Scenario, out, cacheDir string)
 		return 0, 0, err
 	}
 	answered := time.Since(start)
-	outcome, err := p.study.Compute(col)
+	outcome, err := p.study.Compute(ctx, col)
 	if err != nil {
 		return 0, 0, err
 	}

@@ -47,8 +47,10 @@ rounds = %d
 %s
 
 [analysis]
+bootstrap = "paper"
 bootstrap_iterations = 5
 bootstrap_size = 100
+null_iterations = 19
 references = ["pvq40_smacof_mrat"]
 `, size, questionnaire, rounds, game)
 	path := filepath.Join(t.TempDir(), "charity-small.toml")
@@ -231,7 +233,7 @@ memory = 2`, "donation")
 				t.Fatal(err)
 			}
 		}
-		out, err := p.study.Compute(col)
+		out, err := p.study.Compute(context.Background(), col)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -62,15 +64,42 @@ func TestQuickstartEndToEnd(t *testing.T) {
 	if len(r.Models) != 1 || !r.Models[0].Synthetic || r.Note == "" {
 		t.Errorf("results do not label the synthetic respondents: %+v", r.Models)
 	}
+	// p_value is a number in the CSV too, its resolution in a column of
+	// its own.
+	csvText, err := os.ReadFile(filepath.Join(a, "value_structure.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(csvText)), "\n")
+	header := strings.Split(lines[0], ",")
+	pCol, resCol := slices.Index(header, "p_value"), slices.Index(header, "p_value_resolution")
+	if pCol < 0 || resCol < 0 {
+		t.Fatalf("value_structure.csv header %q lacks p_value or p_value_resolution", lines[0])
+	}
+	for _, line := range lines[1:] {
+		f := strings.Split(line, ",")
+		if p, err := strconv.ParseFloat(f[pCol], 64); err != nil || p <= 0 {
+			t.Errorf("value_structure.csv: p_value %q is not a positive number", f[pCol])
+		}
+	}
 	found := false
+	if r.Bootstrap.Method != "population" || r.Bootstrap.NullIterations != 999 {
+		t.Errorf("got bootstrap %+v, want the whole-population bootstrap and 999 permutations", r.Bootstrap)
+	}
 	for _, row := range r.ValueStructure {
 		if row.Reference == "pvq40_smacof_mrat" && row.Strategy == "h-np" {
 			found = true
 			if row.ValuesSimilarity < 0.8 {
 				t.Errorf("got values similarity %.3f against the PVQ-40 reference, want >= 0.8", row.ValuesSimilarity)
 			}
-			if !(row.CI95[0] <= row.BootstrapMean && row.BootstrapMean <= row.CI95[1]) {
-				t.Errorf("bootstrap mean %.3f outside its interval %v", row.BootstrapMean, row.CI95)
+			// The whole-population bootstrap's interval holds the figure
+			// reported, and the p-value is the permutation test's, a
+			// number at or above its resolution.
+			if !(row.CI95[0] <= row.ValuesSimilarity && row.ValuesSimilarity <= row.CI95[1]) {
+				t.Errorf("similarity %.3f outside its interval %v", row.ValuesSimilarity, row.CI95)
+			}
+			if !(row.PValue >= row.PValueResolution && row.PValueResolution > 0 && row.PValue <= 0.05) {
+				t.Errorf("got p %v (resolution %v), want a small positive number", row.PValue, row.PValueResolution)
 			}
 		}
 	}

@@ -44,8 +44,10 @@ strategies = ["%s"]
 name = "pvq40"
 [analysis]
 references = ["pvq40_smacof_mrat"]
+bootstrap = "paper"
 bootstrap_iterations = 10
 bootstrap_size = 200
+null_iterations = 19
 `, name, size, strings.Join(strategies, `", "`)) + extra
 	path := filepath.Join(t.TempDir(), name+".toml")
 	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {

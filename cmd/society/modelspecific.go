@@ -312,7 +312,9 @@ func calibrate(ctx context.Context, cfg runConfig, sc *scenarios.Scenario) (*sce
 	}
 	c.Questionnaires = []scenarios.Questionnaire{{Name: vq.Name, File: vq.File}}
 	c.Games = scenarios.Games{}
-	c.Analysis = scenarios.Analysis{BootstrapIterations: 1, BootstrapSize: values.N, MDS: sc.Analysis.MDS, References: sc.Analysis.References[:1]}
+	// The calibration reads only each prompt's whole-population similarity:
+	// one tiny resample and no null keep its analysis nearly free.
+	c.Analysis = scenarios.Analysis{Bootstrap: scenarios.BootstrapPaper, BootstrapIterations: 1, BootstrapSize: values.N, MDS: sc.Analysis.MDS, References: sc.Analysis.References[:1]}
 	res, err := runScenario(ctx, runConfig{Scenario: c, Progress: cfg.Progress, Log: cfg.Log, CacheDir: cfg.CacheDir})
 	if err != nil {
 		return nil, nil, fmt.Errorf("model-specific calibration: %w", err)

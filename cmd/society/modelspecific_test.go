@@ -176,8 +176,10 @@ name = "made-up"
 	}
 	sc += `
 [analysis]
+bootstrap = "paper"
 bootstrap_iterations = 10
 bootstrap_size = 100
+null_iterations = 19
 `
 	path := filepath.Join(dir, "small-paper.toml")
 	if err := os.WriteFile(path, []byte(sc), 0o644); err != nil {

@@ -204,9 +204,11 @@ func buildPlan(sc *scenarios.Scenario, cacheDir string) (*plan, error) {
 		Pool:                population.NewPool(members, sc.Seed),
 		Plans:               plans,
 		References:          sc.Analysis.References,
+		Bootstrap:           sc.Analysis.Bootstrap,
 		BootstrapIterations: sc.Analysis.BootstrapIterations,
 		BootstrapSize:       sc.Analysis.BootstrapSize,
 		MDS:                 analysis.MDSMethod(sc.Analysis.MDS),
+		NullIterations:      sc.Analysis.NullIterations,
 	}
 	if err := addPaper(sc, p); err != nil {
 		return nil, err
@@ -420,7 +422,7 @@ func runScenario(ctx context.Context, cfg runConfig) (*runResult, error) {
 	if cfg.Hooks.Analysis != nil {
 		cfg.Hooks.Analysis()
 	}
-	outcome, err := p.study.ComputeContext(ctx, col)
+	outcome, err := p.study.Compute(ctx, col)
 	if err != nil {
 		return nil, err
 	}
@@ -480,7 +482,8 @@ func printSummary(w io.Writer, r *runResult, dir string) {
 	fmt.Fprintf(w, "Scenario %s (seed %d): %d answers expected, %d valid, %d invalid, in %.1fs.\n\n",
 		res.Scenario, res.Seed, res.Answers.Expected, res.Answers.Valid, res.Answers.Invalid, r.Elapsed.Seconds())
 	printModelRuns(w, res)
-	fmt.Fprintf(w, "Values similarity to human value structure by %s (1 = identical; 95%% bootstrap interval):\n", res.MDS.Describe())
+	fmt.Fprintf(w, "Values similarity to human value structure by %s (1 = identical; 95%% interval: %s; p: permutation test, %d permutations):\n",
+		res.MDS.Describe(), res.Bootstrap.Label, res.Bootstrap.NullIterations)
 	fmt.Fprintln(w)
 	fmt.Fprint(w, analysis.ValueStructureTable(res.ValueStructure))
 	printBehaviorSummary(w, res)

@@ -130,7 +130,7 @@ func rebuild(ctx context.Context, dir string) (*analysis.Output, error) {
 	if err != nil {
 		return nil, err
 	}
-	outcome, err := st.ComputeContext(ctx, col)
+	outcome, err := st.Compute(ctx, col)
 	if err != nil {
 		return nil, err
 	}

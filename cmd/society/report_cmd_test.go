@@ -134,8 +134,10 @@ name = "pvq40"
 [[questionnaires]]
 name = "bfi2"
 [analysis]
+bootstrap = "paper"
 bootstrap_iterations = 10
 bootstrap_size = 300
+null_iterations = 19
 references = ["pvq40_smacof_mrat"]
 `), "bfi.toml")
 	if err != nil {

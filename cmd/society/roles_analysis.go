@@ -164,7 +164,7 @@ func (a *analysisService) analyse(ctx context.Context, rec bus.RunRecord, r *ana
 	if traffic, models := hostsTraffic(hosts, p.study.Models); len(traffic) > 0 {
 		p.study.Traffic, p.study.Models = traffic, models
 	}
-	outcome, err := p.study.ComputeContext(ctx, col)
+	outcome, err := p.study.Compute(ctx, col)
 	if err != nil {
 		return err
 	}

@@ -485,7 +485,7 @@ func (o *orchestrator) await(ctx context.Context) (bus.RunRecord, error) {
 // followed and writes them to dir, as the analysis service would, and
 // records the run done.
 func (o *orchestrator) writeOwn(ctx context.Context, dir string) (bus.RunRecord, error) {
-	outcome, err := o.p.study.ComputeContext(ctx, o.col)
+	outcome, err := o.p.study.Compute(ctx, o.col)
 	if err != nil {
 		return bus.RunRecord{}, err
 	}
