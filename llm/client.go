@@ -436,7 +436,15 @@ func (c *Client) Ask(ctx context.Context, q *agent.Question) (agent.Reply, error
 		r   agent.Reply
 		err error
 	)
-	if c.cfg.Mode == ModeDistribution {
+	if c.cfg.Mode == ModeDistribution && !oneTokenOptions(q.Instrument.Scale) {
+		// An option of two or more characters ("10", "-1") spans several
+		// tokens, and the first token's alternatives cannot tell "1" from
+		// the start of "10": the question is sampled instead.
+		c.stats.fallbacks.Add(1)
+		c.warnOnce("multi-token-scale", "the scale's options do not fit in one token; its questions are sampled instead of read from log-probabilities",
+			"instrument", q.Instrument.Name, "scale", fmt.Sprintf("%d-%d", q.Instrument.Scale.Min, q.Instrument.Scale.Max))
+		r.Answer, err = c.askSample(ctx, q, p)
+	} else if c.cfg.Mode == ModeDistribution {
 		var hit bool
 		r, hit, err = c.askDist(ctx, q, p)
 		if err == nil && r.Dist != nil {
@@ -1113,4 +1121,11 @@ func (c *Client) complete(ctx context.Context, req openai.CompletionRequest, q *
 		c.doer.obs.Tokens(c.doer.model, resp.Usage.PromptTokens, resp.Usage.CompletionTokens)
 	}
 	return resp, nil
+}
+
+// oneTokenOptions reports whether every option of sc is written with one
+// character, 0 to 9: the only scales whose answer is the reply's first
+// token whatever the tokenizer.
+func oneTokenOptions(sc questionnaires.Scale) bool {
+	return sc.Min >= 0 && sc.Max <= 9
 }
