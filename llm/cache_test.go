@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
-	"time"
 
 	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/values"
@@ -274,12 +273,11 @@ func TestClientDistributionSharesRequests(t *testing.T) {
 			}
 		}()
 	}
-	// The first request is held at the server until every agent has
-	// had time to ask.
-	for srv.calls.Load() == 0 {
-		time.Sleep(time.Millisecond)
+	// The first request is held at the server until every other agent
+	// waits for it.
+	for srv.calls.Load() == 0 || c.dists.waiting.Load() < 29 {
+		runtime.Gosched()
 	}
-	time.Sleep(200 * time.Millisecond)
 	close(release)
 	wg.Wait()
 	if got := srv.calls.Load(); got != 1 {
