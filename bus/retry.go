@@ -22,23 +22,28 @@ import (
 // bad request) or a closed connection ends the wait with an error.
 
 // transient reports whether err can be mended by waiting and trying again:
-// a timeout, a connection that is down or reconnecting, a server or stream
-// that does not answer yet.
+// a timeout, a connection that is down or reconnecting, a stream that does
+// not answer yet. A server without JetStream (nothing answers its API) is
+// not transient: the run fails at once naming it.
 func transient(err error) bool {
-	if err == nil || errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrConnectionDraining) {
+	if err == nil || errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrConnectionDraining) ||
+		errors.Is(err, nats.ErrNoResponders) {
 		return false
 	}
 	for _, t := range []error{
 		context.DeadlineExceeded, nats.ErrTimeout, nats.ErrDisconnected, nats.ErrConnectionReconnecting,
-		nats.ErrNoResponders, jetstream.ErrNoStreamResponse, jetstream.ErrTooManyStalledMsgs,
-		jetstream.ErrAsyncPublishTimeout,
+		jetstream.ErrNoStreamResponse, jetstream.ErrTooManyStalledMsgs, jetstream.ErrAsyncPublishTimeout,
 	} {
 		if errors.Is(err, t) {
 			return true
 		}
 	}
 	var api *jetstream.APIError
-	return errors.As(err, &api) && !Permanent(err)
+	if !errors.As(err, &api) || api.ErrorCode == jetstream.JSErrCodeJetStreamNotEnabled ||
+		api.ErrorCode == jetstream.JSErrCodeJetStreamNotEnabledForAccount {
+		return false
+	}
+	return !Permanent(err)
 }
 
 // retryPause is the wait before attempt n+1 (n ≥ 1): it grows by a quarter
