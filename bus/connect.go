@@ -257,7 +257,11 @@ func Connect(ctx context.Context, o ConnectOptions) (*nats.Conn, error) {
 
 func permanentConnectError(err error) bool {
 	if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked) ||
-		errors.Is(err, nats.ErrSecureConnRequired) || errors.Is(err, nats.ErrSecureConnWanted) {
+		errors.Is(err, nats.ErrSecureConnRequired) || errors.Is(err, nats.ErrSecureConnWanted) ||
+		// A server that closes the connection right after the handshake
+		// refused the client's certificate; depending on timing the
+		// client sees that as a broken pipe, without a TLS alert.
+		errors.Is(err, nats.ErrTLS) {
 		return true
 	}
 	// TLS and credential failures come as wrapped errors of several

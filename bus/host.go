@@ -163,7 +163,7 @@ func taskOf(t TaskMsg, in *questionnaires.Instrument) *agent.Task {
 
 // publish sends the batches and waits for every acknowledgement.
 func (h *Host) publish(ctx context.Context, js jetstream.JetStream, batches []agent.Batch) error {
-	return publishBatches(ctx, js, h.Subjects, batches)
+	return publishBatches(ctx, js, h.Subjects, batches, h.Logger)
 }
 
 // publishStallWait is how long a publish may wait for a free place among
@@ -178,10 +178,17 @@ const publishStallWait = 30 * time.Second
 const payloadHeadroom = 1 << 10
 
 // publishBatches sends the batches and waits for every acknowledgement; a
-// batch whose publish fails or times out is sent again with the same
-// message id, which the stream de-duplicates. The pause between attempts
-// grows, so that a server that is restarting has time to come back.
-func publishBatches(ctx context.Context, js jetstream.JetStream, subj Subjects, batches []agent.Batch) error {
+// batch whose publish fails for a transient reason (a timeout, a dropped or
+// reconnecting connection, a server restarting) or stays unanswered while
+// nothing is acknowledged is sent again with the same message id, which the
+// stream de-duplicates, after a pause that grows. A busy machine makes this
+// slower, never failed: only a refusal (a full stream), a batch that cannot
+// fit the server's max payload or a closed connection ends it with an error.
+// It returns nil when ctx ends.
+func publishBatches(ctx context.Context, js jetstream.JetStream, subj Subjects, batches []agent.Batch, log *slog.Logger) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	// Every message must fit the server's max payload (1 MiB on a default
 	// nats-server), headers included, whatever the models wrote.
 	limit := int(js.Conn().MaxPayload()) - payloadHeadroom
@@ -194,41 +201,38 @@ func publishBatches(ctx context.Context, js jetstream.JetStream, subj Subjects, 
 		pending = append(pending, parts...)
 	}
 	for attempt := 0; len(pending) > 0; attempt++ {
-		if attempt == 5 {
-			return fmt.Errorf("publish answers: %d batches not acknowledged after %d attempts", len(pending), attempt)
-		}
 		if attempt > 0 {
-			select {
-			case <-ctx.Done():
+			if attempt%10 == 1 {
+				log.Warn("answers not acknowledged yet; publishing them again", "run", subj.Run, "batches", len(pending), "attempt", attempt+1)
+			}
+			if !sleep(ctx, retryPause(attempt)) {
 				return nil
-			case <-time.After(time.Duration(attempt) * time.Second):
 			}
 		}
 		futures := make([]jetstream.PubAckFuture, len(pending))
+		var again []agent.Batch
 		for i := range pending {
 			b := &pending[i]
 			f, err := js.PublishMsgAsync(&nats.Msg{Subject: subj.Answers(b.Shard), Data: AppendBatch(nil, b)},
 				jetstream.WithMsgID(MsgID(subj.Run, b)), jetstream.WithStallWait(publishStallWait))
 			if err != nil {
-				return fmt.Errorf("publish answers: %w", err)
+				if !transient(err) {
+					return fmt.Errorf("publish answers: %w", err)
+				}
+				again = append(again, *b)
+				continue
 			}
 			futures[i] = f
 		}
-		var again []agent.Batch
-		for i, f := range futures {
-			select {
-			case <-f.Ok():
-			case err := <-f.Err():
-				if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrTimeout) {
-					again = append(again, pending[i])
-					continue
-				}
-				return fmt.Errorf("publish answers: %w", err)
-			case <-time.After(30 * time.Second):
-				again = append(again, pending[i])
-			case <-ctx.Done():
-				return nil
-			}
+		idx, err := awaitAcks(ctx, futures, ackQuiet)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("publish answers: %w", err)
+		}
+		for _, i := range idx {
+			again = append(again, pending[i])
 		}
 		pending = again
 	}

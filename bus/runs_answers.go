@@ -76,9 +76,16 @@ func (r *AnswerReader) Follow(ctx context.Context) error {
 	if st.CachedInfo().State.Msgs == 0 {
 		cu.done()
 	}
-	cons, err := r.JS.OrderedConsumer(ctx, r.Subjects.Stream(), jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{r.Subjects.AllAnswers()},
+	var cons jetstream.Consumer
+	err = retry(ctx, r.log(), "answer consumer", func(ctx context.Context) (err error) {
+		cons, err = r.JS.OrderedConsumer(ctx, r.Subjects.Stream(), jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{r.Subjects.AllAnswers()},
+		})
+		return err
 	})
+	if ctx.Err() != nil {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("answer consumer: %w", err)
 	}
@@ -111,24 +118,40 @@ func (r *AnswerReader) Consume(ctx context.Context, name string) error {
 	if err != nil || st == nil {
 		return err
 	}
-	if err := st.DeleteConsumer(ctx, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+	err = retry(ctx, r.log(), "answer consumer", func(ctx context.Context) error {
+		if err := st.DeleteConsumer(ctx, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return err
+		}
+		return nil
+	})
+	if ctx.Err() != nil {
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("answer consumer %s: %w", name, err)
 	}
 	if st.CachedInfo().State.Msgs == 0 {
 		cu.done()
 	}
-	cons, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable:       name,
-		Description:   "society analysis of run " + r.Subjects.Run,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		FilterSubject: r.Subjects.AllAnswers(),
-		AckWait:       time.Minute,
-		MaxAckPending: 4096,
-		// A consumer whose analysis is gone for good is cleaned away.
-		InactiveThreshold: 24 * time.Hour,
-		Replicas:          st.CachedInfo().Config.Replicas,
+	var cons jetstream.Consumer
+	err = retry(ctx, r.log(), "answer consumer", func(ctx context.Context) (err error) {
+		cons, err = st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+			Durable:       name,
+			Description:   "society analysis of run " + r.Subjects.Run,
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+			FilterSubject: r.Subjects.AllAnswers(),
+			AckWait:       time.Minute,
+			MaxAckPending: 4096,
+			// A consumer whose analysis is gone for good is cleaned away.
+			InactiveThreshold: 24 * time.Hour,
+			Replicas:          st.CachedInfo().Config.Replicas,
+		})
+		return err
 	})
+	if ctx.Err() != nil {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("answer consumer %s: %w", name, err)
 	}

@@ -4,10 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -92,8 +92,7 @@ func FuzzDecodeProgress(f *testing.F) {
 }
 
 func TestRegistry(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	ctx := t.Context()
 	js := newJetStream(t, bus.ServerOptions{})
 	reg, err := bus.OpenRegistry(ctx, js, bus.RegistryOptions{})
 	if err != nil {
@@ -168,12 +167,11 @@ func TestRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	timeout := time.After(10 * time.Second)
 	for len(states) < 4 {
 		select {
 		case r := <-seen:
 			states = append(states, r.State)
-		case <-timeout:
+		case <-ctx.Done():
 			t.Fatalf("got states %v from the watch, want running, complete, done, deleted", states)
 		}
 	}
@@ -195,8 +193,7 @@ func TestRegistry(t *testing.T) {
 // again with the same durable name rebuilds every answer from the stream,
 // counting nothing twice, and garbage on an answer subject is rejected.
 func TestConsumeRebuildsAfterRestart(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	ctx := t.Context()
 	js := newJetStream(t, bus.ServerOptions{})
 	in, err := questionnaires.Builtin("pvq40")
 	if err != nil {
@@ -230,7 +227,16 @@ func TestConsumeRebuildsAfterRestart(t *testing.T) {
 	consume := func(col *analysis.Collector, want int64) int64 {
 		var bad atomic.Int64
 		caught := make(chan struct{})
-		r := &bus.AnswerReader{JS: js, Subjects: subj, Sink: col.Add, Bad: func(error) { bad.Add(1) },
+		stored := make(chan struct{}, 1)
+		sink := func(b *agent.Batch) error {
+			err := col.Add(b)
+			select {
+			case stored <- struct{}{}:
+			default:
+			}
+			return err
+		}
+		r := &bus.AnswerReader{JS: js, Subjects: subj, Sink: sink, Bad: func(error) { bad.Add(1) },
 			CaughtUp: func() { close(caught) }}
 		cctx, stop := context.WithCancel(ctx)
 		done := make(chan error, 1)
@@ -240,13 +246,10 @@ func TestConsumeRebuildsAfterRestart(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatal("never caught up")
 		}
-		for {
+		waitUntil(t, stored, func() bool {
 			_, v, _ := col.Counts()
-			if v >= want || ctx.Err() != nil {
-				break
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+			return v >= want
+		})
 		stop()
 		if err := <-done; err != nil {
 			t.Fatal(err)
@@ -276,8 +279,7 @@ func TestConsumeRebuildsAfterRestart(t *testing.T) {
 }
 
 func TestHostStats(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	ctx := t.Context()
 	js := newJetStream(t, bus.ServerOptions{})
 	reg, err := bus.OpenRegistry(ctx, js, bus.RegistryOptions{})
 	if err != nil {
@@ -305,13 +307,26 @@ func TestHostStats(t *testing.T) {
 	if len(got) != 2 || calls != 9 || hits != 1 || retries != 2 {
 		t.Errorf("got %+v, want two hosts with 9 calls, 1 cache hit and 2 retries in all", got)
 	}
-	// The statistics are no runs: a watch does not report them.
-	seen := make(chan bus.RunRecord, 8)
-	wctx, stop := context.WithTimeout(ctx, 500*time.Millisecond)
+	// The statistics are no runs: a watch does not report them. A run
+	// registered after them marks the end: the watch reports in the
+	// bucket's order, so whatever it reports of the statistics comes
+	// before that run.
+	later := goodRecord()
+	later.ID = "study-43"
+	if _, err := reg.Create(ctx, later); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	wctx, stop := context.WithCancel(ctx)
 	defer stop()
-	reg.Watch(wctx, func(r bus.RunRecord) { seen <- r }, func(err error) { t.Errorf("watch: %v", err) })
-	if n := len(seen); n != 1 {
-		t.Errorf("got %d records from the watch, want 1 (the run)", n)
+	reg.Watch(wctx, func(r bus.RunRecord) {
+		seen = append(seen, r.ID)
+		if r.ID == later.ID {
+			stop()
+		}
+	}, func(err error) { t.Errorf("watch: %v", err) })
+	if want := []string{"study-42", "study-43"}; !slices.Equal(seen, want) {
+		t.Errorf("got records %q from the watch, want %q (the runs only)", seen, want)
 	}
 	if err := reg.ClearHostStats(ctx, "study-42"); err != nil {
 		t.Fatal(err)

@@ -10,7 +10,6 @@ package bus
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
 	"time"
 
@@ -38,6 +37,14 @@ type ServerOptions struct {
 	// 8 MiB. Publishers split answer batches to fit it (SplitBatch).
 	MaxPayload int32
 }
+
+// writeDeadline is how long the embedded server waits for a client to read
+// before it drops the connection.
+const writeDeadline = 5 * time.Minute
+
+// readyWait is how long the embedded server may take to start: a second
+// when the machine is idle, far longer when it is starved.
+const readyWait = time.Minute
 
 // Server is an embedded nats-server with JetStream.
 type Server struct {
@@ -84,6 +91,13 @@ func StartServer(o ServerOptions) (*Server, error) {
 		NoSigs:             true,
 		// Answer batches for large shards run to hundreds of kilobytes.
 		MaxPayload: cmp.Or(o.MaxPayload, 8<<20),
+		// A client that has not read what the server writes within the
+		// write deadline is dropped as a slow consumer. The default 10s
+		// dropped the run's own in-process connections when both cores
+		// were busy (a busy machine, a million agents): a slow reader in
+		// this process is never a dead one, and a dropped connection only
+		// makes work to redo.
+		WriteDeadline: writeDeadline,
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
@@ -91,10 +105,10 @@ func StartServer(o ServerOptions) (*Server, error) {
 		return nil, fmt.Errorf("embedded nats: %w", err)
 	}
 	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
+	if !ns.ReadyForConnections(readyWait) {
 		ns.Shutdown()
 		s.cleanup()
-		return nil, errors.New("embedded nats: not ready after 10s")
+		return nil, fmt.Errorf("embedded nats: not ready after %v", readyWait)
 	}
 	s.ns = ns
 	return s, nil

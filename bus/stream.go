@@ -37,17 +37,21 @@ func EnsureAnswerStream(ctx context.Context, js jetstream.JetStream, s Subjects,
 	if o.File {
 		storage = jetstream.FileStorage
 	}
-	st, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        s.Stream(),
-		Description: "society answers of run " + s.Run,
-		Subjects:    []string{s.AllAnswers()},
-		Retention:   jetstream.LimitsPolicy,
-		Discard:     jetstream.DiscardNew,
-		MaxBytes:    o.MaxBytes,
-		Storage:     storage,
-		Duplicates:  o.Duplicates,
-		MaxMsgSize:  8 << 20,
-		Replicas:    max(o.Replicas, 1),
+	var st jetstream.Stream
+	err := retry(ctx, nil, "answer stream", func(ctx context.Context) (err error) {
+		st, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name:        s.Stream(),
+			Description: "society answers of run " + s.Run,
+			Subjects:    []string{s.AllAnswers()},
+			Retention:   jetstream.LimitsPolicy,
+			Discard:     jetstream.DiscardNew,
+			MaxBytes:    o.MaxBytes,
+			Storage:     storage,
+			Duplicates:  o.Duplicates,
+			MaxMsgSize:  8 << 20,
+			Replicas:    max(o.Replicas, 1),
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("answer stream %s: %w", s.Stream(), err)
@@ -61,9 +65,16 @@ func EnsureAnswerStream(ctx context.Context, js jetstream.JetStream, s Subjects,
 // replays from the first message, an analysis that restarts loses nothing;
 // the sink must treat a batch it has seen as a no-op.
 func ConsumeAnswers(ctx context.Context, js jetstream.JetStream, s Subjects, sink func(*agent.Batch) error, bad func(error)) error {
-	cons, err := js.OrderedConsumer(ctx, s.Stream(), jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{s.AllAnswers()},
+	var cons jetstream.Consumer
+	err := retry(ctx, nil, "answer consumer", func(ctx context.Context) (err error) {
+		cons, err = js.OrderedConsumer(ctx, s.Stream(), jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{s.AllAnswers()},
+		})
+		return err
 	})
+	if ctx.Err() != nil {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("answer consumer: %w", err)
 	}

@@ -90,48 +90,57 @@ func EnsureTaskQueue(ctx context.Context, js jetstream.JetStream, s Subjects, o 
 	if o.File {
 		storage = jetstream.FileStorage
 	}
-	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        s.TaskStream(),
-		Description: "society tasks of run " + s.Run,
-		Subjects:    []string{s.AllTasks()},
-		Retention:   jetstream.WorkQueuePolicy,
-		Discard:     jetstream.DiscardNew,
-		MaxBytes:    o.MaxBytes,
-		Storage:     storage,
-		Replicas:    o.Replicas,
-		// The orchestrator re-publishes a task whose ack it did not get
-		// with the same id; an hour covers any outage it rides out.
-		Duplicates: time.Hour,
+	if err := retry(ctx, nil, "task stream", func(ctx context.Context) error {
+		_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name:        s.TaskStream(),
+			Description: "society tasks of run " + s.Run,
+			Subjects:    []string{s.AllTasks()},
+			Retention:   jetstream.WorkQueuePolicy,
+			Discard:     jetstream.DiscardNew,
+			MaxBytes:    o.MaxBytes,
+			Storage:     storage,
+			Replicas:    o.Replicas,
+			// The orchestrator re-publishes a task whose ack it did not get
+			// with the same id; an hour covers any outage it rides out.
+			Duplicates: time.Hour,
+		})
+		return err
 	}); err != nil {
 		return fmt.Errorf("task stream %s: %w", s.TaskStream(), err)
 	}
-	if _, err := js.CreateOrUpdateConsumer(ctx, s.TaskStream(), jetstream.ConsumerConfig{
-		Durable:       TaskConsumer,
-		Description:   "agent hosts of run " + s.Run,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		FilterSubject: s.AllTasks(),
-		// The server takes the first backoff as the ack wait.
-		AckWait:    o.Backoff()[0],
-		BackOff:    o.Backoff(),
-		MaxDeliver: o.MaxDeliver,
-		// Every task may be in flight at once: there are only as many as
-		// shards, and a host takes one only when it has room.
-		MaxAckPending: -1,
-		Replicas:      o.Replicas,
+	if err := retry(ctx, nil, "task consumer", func(ctx context.Context) error {
+		_, err := js.CreateOrUpdateConsumer(ctx, s.TaskStream(), jetstream.ConsumerConfig{
+			Durable:       TaskConsumer,
+			Description:   "agent hosts of run " + s.Run,
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+			FilterSubject: s.AllTasks(),
+			// The server takes the first backoff as the ack wait.
+			AckWait:    o.Backoff()[0],
+			BackOff:    o.Backoff(),
+			MaxDeliver: o.MaxDeliver,
+			// Every task may be in flight at once: there are only as many as
+			// shards, and a host takes one only when it has room.
+			MaxAckPending: -1,
+			Replicas:      o.Replicas,
+		})
+		return err
 	}); err != nil {
 		return fmt.Errorf("task consumer %s: %w", s.TaskStream(), err)
 	}
-	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        s.DeadStream(),
-		Description: "society dead-letter tasks of run " + s.Run,
-		Subjects:    []string{s.DeadLetters()},
-		Retention:   jetstream.LimitsPolicy,
-		Discard:     jetstream.DiscardNew,
-		MaxBytes:    16 << 20,
-		Storage:     storage,
-		Replicas:    o.Replicas,
-		Duplicates:  time.Hour,
+	if err := retry(ctx, nil, "dead-letter stream", func(ctx context.Context) error {
+		_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name:        s.DeadStream(),
+			Description: "society dead-letter tasks of run " + s.Run,
+			Subjects:    []string{s.DeadLetters()},
+			Retention:   jetstream.LimitsPolicy,
+			Discard:     jetstream.DiscardNew,
+			MaxBytes:    16 << 20,
+			Storage:     storage,
+			Replicas:    o.Replicas,
+			Duplicates:  time.Hour,
+		})
+		return err
 	}); err != nil {
 		return fmt.Errorf("dead-letter stream %s: %w", s.DeadStream(), err)
 	}
@@ -179,9 +188,10 @@ func TaskMsgID(run, wave string, t TaskMsg) string {
 }
 
 // PublishTasks queues tasks and waits until the stream has stored every one.
-// A publish that times out or finds no server (one that is restarting) is
-// tried again with the same id until ctx is done; a stream that refuses a
-// task (full, say) fails at once.
+// A publish that fails for a transient reason (a timeout, a server that is
+// restarting or too busy to answer) or stays unanswered while nothing is
+// acknowledged is tried again with the same id until ctx is done; a stream
+// that refuses a task (full, say) fails at once.
 func PublishTasks(ctx context.Context, js jetstream.JetStream, s Subjects, wave string, tasks []TaskMsg, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -189,39 +199,37 @@ func PublishTasks(ctx context.Context, js jetstream.JetStream, s Subjects, wave 
 	pending := tasks
 	for attempt := 0; len(pending) > 0; attempt++ {
 		if attempt > 0 {
-			log.Warn("tasks not stored yet; publishing them again", "tasks", len(pending), "attempt", attempt+1)
-			if !sleep(ctx, min(time.Duration(attempt)*500*time.Millisecond, 5*time.Second)) {
+			if attempt%10 == 1 {
+				log.Warn("tasks not stored yet; publishing them again", "tasks", len(pending), "attempt", attempt+1)
+			}
+			if !sleep(ctx, retryPause(attempt)) {
 				return ctx.Err()
 			}
 		}
 		var again []TaskMsg
-		futures := make([]jetstream.PubAckFuture, 0, len(pending))
-		for _, t := range pending {
+		futures := make([]jetstream.PubAckFuture, len(pending))
+		for i, t := range pending {
 			f, err := js.PublishMsgAsync(&nats.Msg{Subject: s.Tasks(t.Shard), Data: EncodeTask(t)},
-				jetstream.WithMsgID(TaskMsgID(s.Run, wave, t)), jetstream.WithExpectStream(s.TaskStream()))
+				jetstream.WithMsgID(TaskMsgID(s.Run, wave, t)), jetstream.WithExpectStream(s.TaskStream()),
+				jetstream.WithStallWait(publishStallWait))
 			if err != nil {
-				again = append(again, t)
-				futures = append(futures, nil)
-				continue
-			}
-			futures = append(futures, f)
-		}
-		for i, f := range futures {
-			if f == nil {
-				continue
-			}
-			select {
-			case <-f.Ok():
-			case err := <-f.Err():
-				if Permanent(err) {
+				if !transient(err) {
 					return fmt.Errorf("publish tasks: %w", err)
 				}
-				again = append(again, pending[i])
-			case <-time.After(10 * time.Second):
-				again = append(again, pending[i])
-			case <-ctx.Done():
-				return ctx.Err()
+				again = append(again, t)
+				continue
 			}
+			futures[i] = f
+		}
+		idx, err := awaitAcks(ctx, futures, ackQuiet)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			return fmt.Errorf("publish tasks: %w", err)
+		}
+		for _, i := range idx {
+			again = append(again, pending[i])
 		}
 		pending = again
 	}

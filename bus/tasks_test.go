@@ -2,6 +2,7 @@ package bus_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -106,28 +107,60 @@ func (f *queueFixture) tasks(items []int) []bus.TaskMsg {
 	return out
 }
 
-func (f *queueFixture) collect(ctx context.Context, col *analysis.Collector, wg *sync.WaitGroup) {
-	r := &bus.AnswerReader{JS: f.js, Subjects: f.subj, Sink: col.Add}
+// collect follows the answer stream into col; the returned channel
+// receives a token after each batch col stores, for waiting on counts.
+func (f *queueFixture) collect(ctx context.Context, col *analysis.Collector, wg *sync.WaitGroup) <-chan struct{} {
+	stored := make(chan struct{}, 1)
+	r := &bus.AnswerReader{JS: f.js, Subjects: f.subj, Sink: func(b *agent.Batch) error {
+		err := col.Add(b)
+		select {
+		case stored <- struct{}{}:
+		default:
+		}
+		return err
+	}}
 	wg.Add(1)
 	go func() { defer wg.Done(); r.Follow(ctx) }()
+	return stored
+}
+
+// waitUntil waits for cond, checking it after each token of changed; the
+// test's own deadline (go test -timeout) bounds the wait.
+func waitUntil(t *testing.T, changed <-chan struct{}, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		select {
+		case <-changed:
+		case <-t.Context().Done():
+			t.Fatal("test ended while waiting")
+		}
+	}
 }
 
 // TestWorkersShareTasks: two workers pull from the shared consumer; every
 // task is served once and every answer arrives, from whichever worker took
 // the task.
 func TestWorkersShareTasks(t *testing.T) {
-	f := newQueueFixture(t, bus.TaskQueueOptions{AckWait: time.Second})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	// The default ack wait: a worker slowed by a busy machine must not see
+	// its task handed to the other, which would count it twice.
+	f := newQueueFixture(t, bus.TaskQueueOptions{})
+	ctx := t.Context()
 	items := []int{0, 1, 2, 3, 4, 5, 6, 7}
 	col := analysis.NewCollector(f.agents, []analysis.Plan{{Model: "m", Instrument: f.in, Items: items}})
 	var wg sync.WaitGroup
 	runCtx, stop := context.WithCancel(ctx)
 	f.collect(runCtx, col, &wg)
 	var served [2]atomic.Int64
+	acked := make(chan struct{}, 1)
 	for i := range 2 {
 		w := f.worker(runCtx, fmt.Sprint("host", i), &llmtest.Model{}, &wg)
-		w.Served = func(bus.TaskMsg) { served[i].Add(1) }
+		w.Served = func(bus.TaskMsg) {
+			served[i].Add(1)
+			select {
+			case acked <- struct{}{}:
+			default:
+			}
+		}
 		wg.Add(1)
 		go func() { defer wg.Done(); w.Run(runCtx) }()
 	}
@@ -141,13 +174,11 @@ func TestWorkersShareTasks(t *testing.T) {
 	select {
 	case <-col.Done():
 	case <-ctx.Done():
-		t.Fatal("timed out waiting for the answers")
+		t.Fatal("test ended while waiting for the answers")
 	}
 	// Answers are stored before their task is acknowledged: wait for the
 	// acknowledgements too.
-	for served[0].Load()+served[1].Load() < int64(f.shards) && ctx.Err() == nil {
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitUntil(t, acked, func() bool { return served[0].Load()+served[1].Load() >= int64(f.shards) })
 	stop()
 	wg.Wait()
 	if got := served[0].Load() + served[1].Load(); got != int64(f.shards) {
@@ -207,8 +238,7 @@ func TestPublishTasksDeduplicates(t *testing.T) {
 // on its next delivery.
 func TestFailingTaskIsRedeliveredThenDead(t *testing.T) {
 	f := newQueueFixture(t, bus.TaskQueueOptions{AckWait: 200 * time.Millisecond, MaxDeliver: 3})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := t.Context()
 	var failedOnce sync.Map
 	var shard3Calls atomic.Int64
 	m := &llmtest.Model{Reply: func(q *agent.Question) (agent.Reply, error) {
@@ -230,7 +260,7 @@ func TestFailingTaskIsRedeliveredThenDead(t *testing.T) {
 	col := analysis.NewCollector(f.agents, []analysis.Plan{{Model: "m", Instrument: f.in, Items: items}})
 	var wg sync.WaitGroup
 	runCtx, stop := context.WithCancel(ctx)
-	f.collect(runCtx, col, &wg)
+	stored := f.collect(runCtx, col, &wg)
 	w := f.worker(runCtx, "host-a", m, &wg)
 	// Sample carries the agent id, so the model can tell shards apart.
 	inner := w.Shard
@@ -262,17 +292,13 @@ func TestFailingTaskIsRedeliveredThenDead(t *testing.T) {
 	select {
 	case d = <-dead:
 	case <-ctx.Done():
-		t.Fatal("timed out waiting for a dead letter")
+		t.Fatal("test ended while waiting for a dead letter")
 	}
 	// Every shard but 3 completes.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		e, v, _ := col.Counts()
-		if v == e-int64(len(items)*30) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitUntil(t, stored, func() bool {
+		e, v, i := col.Counts()
+		return v+i >= e-int64(len(items)*30)
+	})
 	stop()
 	wg.Wait()
 	if d.Task.Shard != 3 || d.Deliveries != 3 || d.Host != "host-a" || d.Reason == "" {
@@ -411,17 +437,43 @@ func FuzzDecodeDeadLetter(f *testing.F) {
 	})
 }
 
-// TestSlowTaskKeepsItsDelivery: a task that takes several ack waits is not
-// delivered to another worker while its worker sends heartbeats.
+// TestSlowTaskKeepsItsDelivery: a task that takes longer than an ack wait
+// is not delivered to another worker while its worker sends heartbeats.
+// The task is held until the server has received five heartbeats, which
+// the worker sends a quarter of an ack wait apart at the soonest: longer
+// than an ack wait, whatever the machine's speed. The ack wait is long
+// enough that a busy machine does not delay a heartbeat past it.
 func TestSlowTaskKeepsItsDelivery(t *testing.T) {
-	f := newQueueFixture(t, bus.TaskQueueOptions{AckWait: 200 * time.Millisecond, MaxDeliver: 2})
+	const ackWait = 2 * time.Second
+	f := newQueueFixture(t, bus.TaskQueueOptions{AckWait: ackWait, MaxDeliver: 2})
 	f.shards = 1
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := t.Context()
+
+	// Heartbeats travel as "+WPI" acknowledgements on the consumer's ack
+	// subjects; a plain subscription sees them.
+	held, redelivered := make(chan struct{}), make(chan struct{})
+	var beats atomic.Int64
+	sub, err := f.nc.Subscribe("$JS.ACK."+f.subj.TaskStream()+".>", func(m *nats.Msg) {
+		if string(m.Data) == "+WPI" && beats.Add(1) == 5 {
+			close(held)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+
 	var calls atomic.Int64
 	slow := &llmtest.Model{Reply: func(q *agent.Question) (agent.Reply, error) {
 		if calls.Add(1) == 1 {
-			time.Sleep(time.Second) // five ack waits
+			// Without heartbeats the task goes to the other worker; the
+			// hold ends then too, so that the test fails rather than hangs.
+			select {
+			case <-held:
+			case <-redelivered:
+			case <-ctx.Done():
+				return agent.Reply{}, ctx.Err()
+			}
 		}
 		return agent.Reply{Answer: llmtest.PersonaAnswer(q)}, nil
 	}}
@@ -429,14 +481,18 @@ func TestSlowTaskKeepsItsDelivery(t *testing.T) {
 	col := analysis.NewCollector(f.agents, []analysis.Plan{{Model: "m", Instrument: f.in, Items: items}})
 	var wg sync.WaitGroup
 	runCtx, stop := context.WithCancel(ctx)
+	defer func() { stop(); wg.Wait() }()
 	f.collect(runCtx, col, &wg)
-	var served, taken atomic.Int64
+	served := make(chan struct{}, 2)
+	var taken atomic.Int64
 	for i := range 2 {
 		w := f.worker(runCtx, fmt.Sprint("host", i), slow, &wg)
-		w.Served = func(bus.TaskMsg) { served.Add(1) }
+		w.Served = func(bus.TaskMsg) { served <- struct{}{} }
 		inner := w.Shard
 		w.Shard = func(ctx context.Context, id int) (*agent.Shard, error) {
-			taken.Add(1) // once per delivery
+			if taken.Add(1) == 2 { // once per delivery
+				close(redelivered)
+			}
 			return inner(ctx, id)
 		}
 		wg.Add(1)
@@ -445,24 +501,40 @@ func TestSlowTaskKeepsItsDelivery(t *testing.T) {
 	if err := bus.PublishTasks(ctx, f.js, f.subj, "w1", f.tasks(items), nil); err != nil {
 		t.Fatal(err)
 	}
-	for served.Load() < 1 && ctx.Err() == nil {
-		time.Sleep(10 * time.Millisecond)
+	select {
+	case <-served:
+	case <-ctx.Done():
+		t.Fatal("test ended before the slow task was served")
 	}
-	time.Sleep(300 * time.Millisecond) // a redelivery would show now
-	stop()
-	wg.Wait()
-	if got := taken.Load(); got != 1 {
+	// The server counts every delivery of the consumer: a redelivery
+	// during the hold would show here, once the task is acknowledged.
+	cons, err := f.js.Consumer(ctx, f.subj.TaskStream(), bus.TaskConsumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.Delivered.Consumer; got != 1 {
 		t.Errorf("got the slow task delivered %d times, want once (heartbeats keep it)", got)
+	}
+	if got := taken.Load(); got != 1 {
+		t.Errorf("got the slow task taken by a worker %d times, want once", got)
+	}
+	if got := beats.Load(); got < 5 {
+		t.Errorf("got %d heartbeats, want at least 5", got)
 	}
 }
 
 // TestStoppedWorkerHandsTaskBack: a worker stopped in the middle of a task
-// hands it back at once, and another worker serves it.
+// hands it back at once (a NAK without delay), and another worker serves
+// it. The ack wait is longer than any test, so only the hand-back can
+// bring the task to the second worker.
 func TestStoppedWorkerHandsTaskBack(t *testing.T) {
-	f := newQueueFixture(t, bus.TaskQueueOptions{AckWait: 10 * time.Second})
+	f := newQueueFixture(t, bus.TaskQueueOptions{AckWait: time.Hour})
 	f.shards = 1
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := t.Context()
 	started := make(chan struct{})
 	var once sync.Once
 	blockingCtx := func(ctx context.Context) *llmtest.Model {
@@ -472,6 +544,14 @@ func TestStoppedWorkerHandsTaskBack(t *testing.T) {
 			return agent.Reply{}, ctx.Err()
 		}}
 	}
+	// The acknowledgements the workers send, as the server receives them.
+	acks := make(chan *nats.Msg, 64)
+	sub, err := f.nc.ChanSubscribe("$JS.ACK."+f.subj.TaskStream()+".>", acks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+
 	items := []int{0, 1}
 	col := analysis.NewCollector(f.agents, []analysis.Plan{{Model: "m", Instrument: f.in, Items: items}})
 	var wg sync.WaitGroup
@@ -481,14 +561,35 @@ func TestStoppedWorkerHandsTaskBack(t *testing.T) {
 
 	firstCtx, stopFirst := context.WithCancel(runCtx)
 	first := f.worker(firstCtx, "first", blockingCtx(firstCtx), &wg)
+	firstDone := make(chan struct{})
 	wg.Add(1)
-	go func() { defer wg.Done(); first.Run(firstCtx) }()
+	go func() { defer wg.Done(); defer close(firstDone); first.Run(firstCtx) }()
 	if err := bus.PublishTasks(ctx, f.js, f.subj, "w1", f.tasks(items), nil); err != nil {
 		t.Fatal(err)
 	}
 	<-started
 	stopFirst()
-	start := time.Now()
+	<-firstDone
+	// The worker and the subscription share the connection: once a round
+	// trip to the server is done, what the worker sent is in acks.
+	if err := f.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var handedBack bool
+	for len(acks) > 0 {
+		m := <-acks
+		// A plain NAK would wait out the consumer's backoff (the hour);
+		// handing back at once takes an explicit short delay.
+		var nak struct {
+			Delay time.Duration `json:"delay"`
+		}
+		if data, ok := strings.CutPrefix(string(m.Data), "-NAK "); ok && json.Unmarshal([]byte(data), &nak) == nil && nak.Delay < time.Second {
+			handedBack = true
+		}
+	}
+	if !handedBack {
+		t.Fatal("the stopped worker did not hand its task back (no NAK with a short delay)")
+	}
 	second := f.worker(runCtx, "second", &llmtest.Model{}, &wg)
 	wg.Add(1)
 	go func() { defer wg.Done(); second.Run(runCtx) }()
@@ -496,8 +597,5 @@ func TestStoppedWorkerHandsTaskBack(t *testing.T) {
 	case <-col.Done():
 	case <-ctx.Done():
 		t.Fatal("the task handed back was never served")
-	}
-	if el := time.Since(start); el > 5*time.Second {
-		t.Errorf("the task came back after %v, want at once (not after the 10s ack wait)", el)
 	}
 }

@@ -221,7 +221,7 @@ func (w *Worker) serve(ctx context.Context, t TaskMsg) error {
 	if err != nil {
 		return fmt.Errorf("shard %d: %w", t.Shard, err)
 	}
-	return publishBatches(ctx, w.JS, w.Subjects, batches)
+	return publishBatches(ctx, w.JS, w.Subjects, batches, w.Logger)
 }
 
 // permanent reports whether an error in err's chain says that no delivery

@@ -113,6 +113,9 @@ type stored struct {
 type group[T any] struct {
 	mu    sync.Mutex
 	calls map[string]*call[T]
+	// waiting counts the callers waiting for another's call, so that a
+	// test can tell when every caller has joined a call in flight.
+	waiting atomic.Int64
 }
 
 type call[T any] struct {
@@ -128,13 +131,16 @@ func (g *group[T]) do(ctx context.Context, key string, fn func() (T, error)) (T,
 			g.calls = map[string]*call[T]{}
 		}
 		if c, ok := g.calls[key]; ok {
+			g.waiting.Add(1)
 			g.mu.Unlock()
 			select {
 			case <-c.done:
 			case <-ctx.Done():
+				g.waiting.Add(-1)
 				var zero T
 				return zero, ctx.Err()
 			}
+			g.waiting.Add(-1)
 			if c.err != nil && isContextErr(c.err) && ctx.Err() == nil {
 				continue
 			}

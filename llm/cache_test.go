@@ -10,7 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
+	"testing/synctest"
 
 	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/values"
@@ -92,42 +92,9 @@ func TestDefaultCacheDir(t *testing.T) {
 
 func TestCacheDo(t *testing.T) {
 	ctx := context.Background()
-	c := NewCache(NewMemStore())
-	var fetches atomic.Int64
-	release := make(chan struct{})
-	fetch := func(context.Context) ([]byte, error) {
-		fetches.Add(1)
-		<-release
-		return []byte("answer"), nil
-	}
-	const callers = 20
-	var wg sync.WaitGroup
-	var hits atomic.Int64
-	for range callers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			v, hit, err := c.Do(ctx, "k1k", nil, fetch)
-			if err != nil || string(v) != "answer" {
-				t.Errorf("Do: got %q, %v; want answer", v, err)
-			}
-			if hit {
-				hits.Add(1)
-			}
-		}()
-	}
-	time.Sleep(20 * time.Millisecond) // let the callers pile up on the miss
-	close(release)
-	wg.Wait()
-	if got := fetches.Load(); got != 1 {
-		t.Errorf("got %d fetches for %d concurrent misses, want 1", got, callers)
-	}
-	if got := hits.Load(); got != 0 {
-		t.Errorf("got %d hits while the value was being fetched, want 0", got)
-	}
-	if _, hit, _ := c.Do(ctx, "k1k", nil, fetch); !hit || fetches.Load() != 1 {
-		t.Errorf("second Do: got hit %v after %d fetches, want a hit and no new fetch", hit, fetches.Load())
-	}
+	// In a bubble, synctest.Wait returns once every caller is blocked:
+	// on the fetch (the first) or on the fetch in flight (the others).
+	synctest.Test(t, func(t *testing.T) { testCacheDoConcurrentMisses(t) })
 
 	t.Run("unusable value is fetched again", func(t *testing.T) {
 		c := NewCache(NewMemStore())
@@ -306,15 +273,54 @@ func TestClientDistributionSharesRequests(t *testing.T) {
 			}
 		}()
 	}
-	// The first request is held at the server until every agent has
-	// had time to ask.
-	for srv.calls.Load() == 0 {
-		time.Sleep(time.Millisecond)
+	// The first request is held at the server until every other agent
+	// waits for it.
+	for srv.calls.Load() == 0 || c.dists.waiting.Load() < 29 {
+		runtime.Gosched()
 	}
-	time.Sleep(200 * time.Millisecond)
 	close(release)
 	wg.Wait()
 	if got := srv.calls.Load(); got != 1 {
 		t.Errorf("got %d requests for 30 agents asking one prompt, want 1", got)
+	}
+}
+
+func testCacheDoConcurrentMisses(t *testing.T) {
+	ctx := context.Background()
+	c := NewCache(NewMemStore())
+	var fetches atomic.Int64
+	release := make(chan struct{})
+	fetch := func(context.Context) ([]byte, error) {
+		fetches.Add(1)
+		<-release
+		return []byte("answer"), nil
+	}
+	const callers = 20
+	var wg sync.WaitGroup
+	var hits atomic.Int64
+	for range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v, hit, err := c.Do(ctx, "k1k", nil, fetch)
+			if err != nil || string(v) != "answer" {
+				t.Errorf("Do: got %q, %v; want answer", v, err)
+			}
+			if hit {
+				hits.Add(1)
+			}
+		}()
+	}
+	synctest.Wait() // every caller waits on the one fetch
+	close(release)
+	wg.Wait()
+	if got := fetches.Load(); got != 1 {
+		t.Errorf("got %d fetches for %d concurrent misses, want 1", got, callers)
+	}
+	if got := hits.Load(); got != 0 {
+		t.Errorf("got %d hits while the value was being fetched, want 0", got)
+	}
+	if _, hit, _ := c.Do(ctx, "k1k", nil, fetch); !hit || fetches.Load() != 1 {
+		t.Errorf("second Do: got hit %v after %d fetches, want a hit and no new fetch", hit, fetches.Load())
 	}
 }

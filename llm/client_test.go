@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -590,6 +591,12 @@ func TestClientBreaker(t *testing.T) {
 	cfg.MaxRetries = -1 // one attempt per request: failures are easy to count
 	cfg.BreakerThreshold, cfg.BreakerCooldown = 3, time.Second
 	c := newClient(t, cfg)
+	// The breaker reads the client's clock: a clock that moves only when
+	// the test says makes "still open" and "cooled down" independent of
+	// how fast the machine runs the requests.
+	start := time.Now()
+	var elapsed atomic.Int64
+	c.doer.now = func() time.Time { return start.Add(time.Duration(elapsed.Load())) }
 	ask := func(sample int) error {
 		_, err := c.Ask(context.Background(), question(in, values.Conformity, 6, sample))
 		return err
@@ -618,7 +625,7 @@ func TestClientBreaker(t *testing.T) {
 	mu.Lock()
 	healthy = true
 	mu.Unlock()
-	time.Sleep(cfg.BreakerCooldown + 200*time.Millisecond)
+	elapsed.Add(int64(cfg.BreakerCooldown + time.Millisecond))
 	// Half-open: one probe goes through, succeeds, and closes the breaker.
 	for i := range 5 {
 		if err := ask(100 + i); err != nil {

@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -288,7 +287,7 @@ func TestServe(t *testing.T) {
 		if err != nil {
 			t.Errorf("Serve: got %v, want nil after cancel", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-t.Context().Done():
 		t.Fatal("Serve did not return after cancel")
 	}
 }

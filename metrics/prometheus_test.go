@@ -63,9 +63,10 @@ func TestDashboardOnPrometheus(t *testing.T) {
 		t.Fatal(err)
 	}
 	queries := dashboardQueries(t, dash)
-	deadline := time.Now().Add(30 * time.Second)
+	// Each panel's query gets data once Prometheus has scraped enough,
+	// however long a busy machine takes; go test -timeout bounds it.
 	pending := queries
-	for len(pending) > 0 && time.Now().Before(deadline) {
+	for len(pending) > 0 && t.Context().Err() == nil {
 		var still []panelQuery
 		for _, q := range pending {
 			res, err := prom.Query(ctx, expand(q.Expr, "2s"), time.Now())
@@ -82,7 +83,7 @@ func TestDashboardOnPrometheus(t *testing.T) {
 		}
 	}
 	for _, q := range pending {
-		t.Errorf("panel %q: query returned no data after 30s: %s", q.Panel, q.Expr)
+		t.Errorf("panel %q: query returned no data: %s", q.Panel, q.Expr)
 	}
 
 	// Every request takes 0.12s. Native buckets (factor 1.1) put the median

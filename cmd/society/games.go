@@ -7,6 +7,7 @@ import (
 	"math"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/analysis"
@@ -155,29 +156,33 @@ func (gr *gameRun) tasks(r int) func(lo, hi int) []bus.TaskMsg {
 	}
 }
 
-// publishPhase sends a phase's tasks: one per plan and shard, or the
-// phase's own messages (a game round) for each shard of agents.
-func publishPhase(nc *nats.Conn, subj bus.Subjects, ph phase, styles map[string]agent.Style, shards, agents int) error {
+// publishPhase queues a phase's tasks in the run's work queue: one per plan
+// and shard, or the phase's own messages (a game round) for each shard of
+// agents. It waits until the stream has stored every task, publishing
+// again what a busy server did not acknowledge (bus.PublishTasks), so that
+// a slow machine makes the run slower, never failed.
+func publishPhase(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, subj bus.Subjects, wave string, ph phase, styles map[string]agent.Style, shards, agents int) error {
+	var tasks []bus.TaskMsg
 	if ph.tasks == nil {
-		return publishTasks(nc, subj, ph.plans, styles, shards)
-	}
-	for s := range shards {
-		lo, hi := s*agents/shards, (s+1)*agents/shards
-		for _, msg := range ph.tasks(lo, hi) {
-			msg.Shard = s
-			data := bus.EncodeTask(msg)
-			if limit := nc.MaxPayload(); int64(len(data)) > limit {
-				return fmt.Errorf("publish tasks: a game round for shard %d is %d bytes, more than the server's %d; use more shards (run.shards)", s, len(data), limit)
+		for _, pl := range ph.plans {
+			for s := range shards {
+				tasks = append(tasks, bus.TaskMsg{Model: pl.Model, Instrument: pl.Instrument.Name, Items: pl.Items,
+					Round: pl.Round, Shard: s, Style: string(styles[pl.Model])})
 			}
-			if err := nc.Publish(subj.Tasks(s), data); err != nil {
-				return fmt.Errorf("publish tasks: %w", err)
+		}
+	} else {
+		for s := range shards {
+			lo, hi := s*agents/shards, (s+1)*agents/shards
+			for _, msg := range ph.tasks(lo, hi) {
+				msg.Shard = s
+				if size, limit := int64(len(bus.EncodeTask(msg))), nc.MaxPayload(); size > limit {
+					return fmt.Errorf("publish tasks: a game round for shard %d is %d bytes, more than the server's %d; use more shards (run.shards)", s, size, limit)
+				}
+				tasks = append(tasks, msg)
 			}
 		}
 	}
-	if err := nc.Flush(); err != nil {
-		return fmt.Errorf("publish tasks: %w", err)
-	}
-	return nil
+	return bus.PublishTasks(ctx, js, subj, wave, tasks, nil)
 }
 
 // printGames adds the games to the run's summary: a few lines per game.

@@ -227,13 +227,13 @@ func TestRunServesMetrics(t *testing.T) {
 			if err != nil {
 				t.Errorf("run: %v\n%s", err, stderr.String())
 			}
-		case <-time.After(30 * time.Second):
+		case <-t.Context().Done():
 			t.Error("run did not return after its context was cancelled")
 		}
 	}()
 
-	// The results are written before the linger starts.
-	deadline := time.Now().Add(2 * time.Minute)
+	// The results are written before the linger starts; the test's own
+	// deadline bounds the wait.
 	for {
 		if _, err := os.Stat(filepath.Join(out, "results.json")); err == nil {
 			break
@@ -241,10 +241,9 @@ func TestRunServesMetrics(t *testing.T) {
 		select {
 		case err := <-errc:
 			t.Fatalf("run ended before writing results: %v\n%s", err, stderr.String())
+		case <-t.Context().Done():
+			t.Fatal("no results.json before the test ended")
 		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no results.json after 2 minutes")
 		}
 	}
 	res := readResults(t, out)
@@ -252,7 +251,8 @@ func TestRunServesMetrics(t *testing.T) {
 	// The final counters reach Prometheus with the next scrapes.
 	want := map[string]float64{"valid": float64(res.Answers.Valid), "invalid": float64(res.Answers.Invalid)}
 	got := map[string]float64{}
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+	// They reach it however long a busy machine takes to scrape.
+	for ; t.Context().Err() == nil; time.Sleep(200 * time.Millisecond) {
 		series, err := prom.Query(ctx, "sum by (outcome) (society_answers_total)", time.Now())
 		if err != nil {
 			t.Fatal(err)

@@ -370,7 +370,7 @@ func runScenario(ctx context.Context, cfg runConfig) (*runResult, error) {
 			cfg.Hooks.Progress(e, v, i)
 		}
 	}
-	for _, ph := range p.phases {
+	for i, ph := range p.phases {
 		if ph.before != nil {
 			if err := ph.before(runCtx, col); err != nil {
 				bar.finish()
@@ -381,9 +381,12 @@ func runScenario(ctx context.Context, cfg runConfig) (*runResult, error) {
 		if cfg.Hooks.Publish != nil {
 			cfg.Hooks.Publish(ph.plans, shards)
 		}
-		if err := publishPhase(nc, subj, ph, p.styles, shards, n); err != nil {
+		if err := publishPhase(runCtx, js, nc, subj, fmt.Sprint("phase", i), ph, p.styles, shards, n); err != nil {
 			bar.finish()
 			stopAll()
+			if runCtx.Err() != nil {
+				return nil, cause(runCtx)
+			}
 			return nil, err
 		}
 	wait:
@@ -455,22 +458,6 @@ func totalItems(p *plan) int {
 
 func runID(sc *scenarios.Scenario) string {
 	return fmt.Sprintf("%s-%d", sc.Name, sc.Seed)
-}
-
-func publishTasks(nc *nats.Conn, subj bus.Subjects, plans []analysis.Plan, styles map[string]agent.Style, shards int) error {
-	for _, pl := range plans {
-		for s := range shards {
-			msg := bus.EncodeTask(bus.TaskMsg{Model: pl.Model, Instrument: pl.Instrument.Name, Items: pl.Items,
-				Round: pl.Round, Shard: s, Style: string(styles[pl.Model])})
-			if err := nc.Publish(subj.Tasks(s), msg); err != nil {
-				return fmt.Errorf("publish tasks: %w", err)
-			}
-		}
-	}
-	if err := nc.Flush(); err != nil {
-		return fmt.Errorf("publish tasks: %w", err)
-	}
-	return nil
 }
 
 func printSummary(w io.Writer, r *runResult, dir string) {

@@ -17,8 +17,7 @@ import (
 // a dead letter by the orchestrator from the server's advisory, and the
 // run fails naming it.
 func TestExhaustedDeliveriesBecomeDeadLetters(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	ctx := t.Context()
 	srv, err := bus.StartServer(bus.ServerOptions{})
 	if err != nil {
 		t.Fatal(err)
