@@ -439,8 +439,9 @@ func (c *Client) Ask(ctx context.Context, q *agent.Question) (agent.Reply, error
 	if c.cfg.Mode == ModeDistribution && !oneTokenOptions(q.Instrument.Scale) {
 		// An option of two or more characters ("10", "-1") spans several
 		// tokens, and the first token's alternatives cannot tell "1" from
-		// the start of "10": the question is sampled instead.
-		c.stats.fallbacks.Add(1)
+		// the start of "10": the question is sampled instead, as in
+		// sample mode (it is not a fallback of a distribution request:
+		// none is made).
 		c.warnOnce("multi-token-scale", "the scale's options do not fit in one token; its questions are sampled instead of read from log-probabilities",
 			"instrument", q.Instrument.Name, "scale", fmt.Sprintf("%d-%d", q.Instrument.Scale.Min, q.Instrument.Scale.Max))
 		r.Answer, err = c.askSample(ctx, q, p)

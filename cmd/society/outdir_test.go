@@ -14,7 +14,7 @@ seed = 3
 size = 60
 [[questionnaires]]
 name = "pvq40"
-items = 4
+items = 12
 [analysis]
 bootstrap_iterations = 5
 bootstrap_size = 30

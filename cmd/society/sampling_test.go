@@ -66,9 +66,9 @@ func newOneChoiceServer(t *testing.T) *oneChoiceServer {
 	return s
 }
 
-// TestSampleRunPaysForUsedSamples: 50 agents answer 10 items in sample
+// TestSampleRunPaysForUsedSamples: 50 agents answer 12 items in sample
 // mode from a server that ignores n, every first reply unreadable. Only
-// the 500 samples agents use are fetched and strict-retried (before sample
+// the 600 samples agents use are fetched and strict-retried (before sample
 // requests were sized to the demand, the same run with 40 items fetched
 // and strict-retried 4,800 samples for 2,000 answers), and no seed is
 // shared by two prompts.
@@ -94,7 +94,7 @@ concurrency = 8
 timeout = "10s"
 [[questionnaires]]
 name = "pvq40"
-items = 10
+items = 12
 [analysis]
 bootstrap_iterations = 20
 references = ["pvq40_smacof_mrat"]
@@ -104,7 +104,7 @@ references = ["pvq40_smacof_mrat"]
 				t.Fatalf("exit %d: %s", code, stderr)
 			}
 			r := readResults(t, out)
-			const answers = 50 * 10
+			const answers = 50 * 12
 			if r.Answers.Expected != answers || r.Answers.Valid+r.Answers.Invalid != answers {
 				t.Fatalf("answers %+v, want %d reconciled", r.Answers, answers)
 			}
@@ -192,11 +192,11 @@ func TestCompatRuns(t *testing.T) {
 		values     string // the answers valid ones may take
 		warn       string // a warning the run prints once, if any
 	}{
-		{"think_inline", "sample", 40, "4", ""},
+		{"think_inline", "sample", 240, "4", ""},
 		{"think_truncated", "sample", 0, "", "raise max_tokens"},
 		{"reasoning_empty", "sample", 0, "", "raise max_tokens"},
-		{"tokenizer_space_marker", "distribution", 40, "345", ""},
-		{"top_logprobs_empty", "distribution", 40, "4", "no alternatives (top_logprobs)"},
+		{"tokenizer_space_marker", "distribution", 240, "345", ""},
+		{"top_logprobs_empty", "distribution", 240, "4", "no alternatives (top_logprobs)"},
 		// error_in_200_logprobs is a client test (llm): at the scenario's
 		// retry schedule its retries take minutes.
 	}
@@ -228,7 +228,7 @@ concurrency = 4
 timeout = "10s"
 [[questionnaires]]
 name = "pvq40"
-items = 2
+items = 12
 [analysis]
 bootstrap_iterations = 20
 references = ["pvq40_smacof_mrat"]
@@ -245,8 +245,9 @@ references = ["pvq40_smacof_mrat"]
 				t.Fatalf("exit %d: %s", code, stderr)
 			}
 			r := readResults(t, out)
-			if r.Answers.Expected != 40 || r.Answers.Valid+r.Answers.Invalid != 40 || r.Answers.Valid != int64(tt.valid) {
-				t.Fatalf("answers %+v, want 40 expected, %d valid, reconciled", r.Answers, tt.valid)
+			// 20 agents × the first 12 items, the fewest that score every value.
+			if r.Answers.Expected != 240 || r.Answers.Valid+r.Answers.Invalid != 240 || r.Answers.Valid != int64(tt.valid) {
+				t.Fatalf("answers %+v, want 240 expected, %d valid, reconciled", r.Answers, tt.valid)
 			}
 			answers, err := os.ReadFile(filepath.Join(out, "answers.csv"))
 			if err != nil {
@@ -277,8 +278,8 @@ references = ["pvq40_smacof_mrat"]
 				if err != nil {
 					t.Fatal(err)
 				}
-				if n := strings.Count(string(inv), "truncated"); n < 40 {
-					t.Errorf("invalid.jsonl names truncation %d times, want every answer (40)", n)
+				if n := strings.Count(string(inv), "truncated"); n < 240 {
+					t.Errorf("invalid.jsonl names truncation %d times, want every answer (240)", n)
 				}
 			}
 			if n := strings.Count(stderr, tt.warn); tt.warn != "" && n != 1 {
