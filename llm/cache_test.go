@@ -324,3 +324,39 @@ func testCacheDoConcurrentMisses(t *testing.T) {
 		t.Errorf("second Do: got hit %v after %d fetches, want a hit and no new fetch", hit, fetches.Load())
 	}
 }
+
+// Agent hosts share the run's cache, and each fetches the segments its
+// own agents need: a host that finds part of a segment stored by another
+// (or by itself before a restart) still gets, for the samples it asks,
+// the replies of the segment fetched whole. The model server draws choice
+// j of a request from the request's seed and j, as servers honouring n
+// do, so a request for only the missing samples would answer them
+// differently.
+func TestCacheSharedSegmentSameAnswers(t *testing.T) {
+	in := pvq(t)
+	_, ts := srvTestServer(t, ServerOptions{Seed: 3})
+	config := func(store Store) ClientConfig {
+		cfg := testConfig(ts.URL)
+		cfg.Samples, cfg.Seed, cfg.Cache = 10, ptr(uint64(5)), NewCache(store)
+		return cfg
+	}
+	questionsOf := func(samples ...int) []*agent.Question {
+		var qs []*agent.Question
+		for _, s := range samples {
+			qs = append(qs, question(in, values.Achievement, 2, s))
+		}
+		return qs
+	}
+	all := []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}
+	want := askAll(t, newClient(t, config(NewMemStore())), questionsOf(all...))
+
+	shared := NewMemStore()
+	first := askAll(t, newClient(t, config(shared)), questionsOf(0, 1, 2, 3))
+	second := askAll(t, newClient(t, config(shared)), questionsOf(4, 5, 6, 7, 8, 9))
+	got := append(first, second...)
+	for i := range all {
+		if got[i].Answer != want[i].Answer {
+			t.Errorf("sample %d: got %+v with part of its segment cached, want %+v as fetched whole", i, got[i].Answer, want[i].Answer)
+		}
+	}
+}

@@ -855,17 +855,26 @@ func decodeAnswer(raw []byte) (agent.Answer, bool) {
 	return agent.Answer{Value: e.Value, Valid: e.Valid, Raw: e.Raw, Reason: e.Reason}, true
 }
 
-// fetchSegment asks for the samples [start, end) that the cache does not
-// hold (always including sample want), in as few requests as the server
-// allows: a server that ignores n returns fewer choices than asked, and
-// the rest are asked for again, each request seeded from its first sample.
-// Choices beyond the ones asked for are ignored.
+// fetchSegment fetches the samples [start, end) and returns the replies
+// of those the cache does not hold (always including sample want). The
+// requests are the same whatever the cache holds: a server honouring n
+// draws choice j of a request from the request's seed and j, so a request
+// for only the missing samples, seeded from the first of them, would give
+// them other replies than the run that fetched the segment whole; which
+// samples are cached depends on which agent host or restarted process got
+// there first, and the same seed must give the same answers. The segment
+// is therefore asked for whole, from its first sample; a server that
+// ignores n returns fewer choices than asked, and the rest are asked for
+// again, each request seeded from its first sample. Choices beyond the
+// ones asked for are ignored.
 func (c *Client) fetchSegment(ctx context.Context, q *agent.Question, p agent.Prompt, start, end, want int) (map[int]choice, error) {
-	need := make([]int, 0, end-start)
+	need := make(map[int]bool, end-start)
 	for i := start; i < end; i++ {
 		if i != want && c.cfg.Cache != nil {
 			// A crash may have left the segment half stored, and an
-			// earlier run with fewer agents stored its first samples.
+			// earlier run with fewer agents, or another agent host,
+			// stored some of its samples: those keep their stored
+			// answers, and their replies are not kept.
 			raw, ok, err := c.cfg.Cache.store.Get(ctx, c.cacheKey(p, strconv.Itoa(i)))
 			if err != nil {
 				return nil, fmt.Errorf("cache get: %w", err)
@@ -874,23 +883,25 @@ func (c *Client) fetchSegment(ctx context.Context, q *agent.Question, p agent.Pr
 				continue
 			}
 		}
-		need = append(need, i)
+		need[i] = true
 	}
 	if c.cfg.Cache != nil {
 		// One miss per segment fetched: the lookup that costs a call.
 		c.doer.obs.CacheLookup(c.doer.model, false)
 	}
 	out := make(map[int]choice, len(need))
-	for got := 0; got < len(need); {
-		chs, err := c.sampleChoices(ctx, q, p, len(need)-got, need[got])
+	for got := start; got < end; {
+		chs, err := c.sampleChoices(ctx, q, p, end-got, got)
 		if err != nil {
 			return nil, err
 		}
 		if len(chs) == 0 {
 			return nil, errors.New("server returned no choices")
 		}
-		for _, ch := range chs[:min(len(chs), len(need)-got)] {
-			out[need[got]] = ch
+		for _, ch := range chs[:min(len(chs), end-got)] {
+			if need[got] {
+				out[got] = ch
+			}
 			got++
 		}
 	}
