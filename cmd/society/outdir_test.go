@@ -108,6 +108,13 @@ func TestOutOtherStudy(t *testing.T) {
 	if _, stderr, code := runCLI(t, "report", res, "--out", filepath.Join(dir, "res2")); code != 0 {
 		t.Fatalf("report --out new dir: exit %d: %s", code, stderr)
 	}
+	// Another run's results of the same scenario are not replaced by a
+	// rebuild either: their answers may not be made again.
+	before := readDirFiles(t, filepath.Join(dir, "res2"))
+	if _, stderr, code := runCLI(t, "report", res, "--out", filepath.Join(dir, "res2")); code != 2 || !strings.Contains(stderr, "--force") {
+		t.Fatalf("report --out another run of the same scenario: got exit %d (stderr %q), want 2", code, stderr)
+	}
+	checkFiles(t, filepath.Join(dir, "res2"), before)
 	if _, stderr, code := runCLI(t, "report", res, "--out", otherDir, "--force"); code != 0 {
 		t.Fatalf("report --out --force: exit %d: %s", code, stderr)
 	}
@@ -150,4 +157,25 @@ func TestDefaultOutUnique(t *testing.T) {
 	if len(entries) != 2 {
 		t.Fatalf("got %d results directories, want 2", len(entries))
 	}
+}
+
+// readDirFiles reads the regular files directly in dir, by name.
+func readDirFiles(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[e.Name()] = string(b)
+	}
+	return out
 }

@@ -60,8 +60,16 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if !ok {
 			return fmt.Errorf("%w: %s is not a results directory (no readable scenario.toml)", errBadInput, dir)
 		}
+		// A rebuild into another directory writes dir's answers there: any
+		// results already in it (even of the same scenario: another run,
+		// another model, paid calls) would be lost, so only a new or empty
+		// directory is taken without --force.
 		if err := checkOut(*out, name, *force); err != nil {
 			return err
+		}
+		if prev, ok := resultsScenario(*out); ok && !*force {
+			return fmt.Errorf("%w: --out %s: holds the results of a run of %q, which a rebuild of %s would replace (name a new directory, or pass --force to replace them)",
+				errUsage, *out, prev, dir)
 		}
 	}
 	o, err := rebuild(ctx, dir)
