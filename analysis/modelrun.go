@@ -25,6 +25,11 @@ type ModelTraffic struct {
 	// endpoint in distribution mode, CoverageSum their covered probability
 	// masses, Fallbacks those whose questions were sampled instead.
 	Distributions, Fallbacks int64
+	// Questions counts the questions asked in distribution mode: those
+	// with a distribution and those sampled because their reply had no
+	// alternatives or their request failed (0 in results written before
+	// it was counted: Distributions is used instead).
+	Questions int64
 	CoverageSum              float64
 }
 
@@ -64,6 +69,7 @@ type ModelLLM struct {
 	PromptTokens     int64 `json:"prompt_tokens"`
 	CompletionTokens int64 `json:"completion_tokens"`
 	Distributions    int64 `json:"distributions"`
+	Questions        int64 `json:"questions"`
 	CoveredMass      Num   `json:"covered_mass"`
 	Fallbacks        int64 `json:"fallbacks"`
 }
@@ -96,10 +102,14 @@ func queryMode(m ModelInfo, t *ModelTraffic) string {
 	if m.Mode != "distribution" || t == nil || t.Fallbacks == 0 {
 		return m.Mode
 	}
-	if t.Fallbacks >= t.Distributions {
+	questions := t.Questions
+	if questions == 0 {
+		questions = t.Distributions
+	}
+	if t.Fallbacks >= questions {
 		return fmt.Sprintf("distribution (all %d questions fell back to sampling)", t.Fallbacks)
 	}
-	return fmt.Sprintf("distribution (%d of %d questions fell back to sampling)", t.Fallbacks, t.Distributions)
+	return fmt.Sprintf("distribution (%d of %d questions fell back to sampling)", t.Fallbacks, questions)
 }
 
 // modelRuns builds each model's run from its traffic (nil entries: not
@@ -122,7 +132,7 @@ func modelRuns(models []ModelInfo, traffic map[string]ModelTraffic, c *Collector
 			t = &x
 			mr.LLM = &ModelLLM{Calls: t.Calls, CacheHits: t.CacheHits, Retries: t.Retries, StrictRetries: t.StrictRetries,
 				PromptTokens: t.PromptTokens, CompletionTokens: t.CompletionTokens, Distributions: t.Distributions,
-				CoveredMass: Num(math.NaN()), Fallbacks: t.Fallbacks}
+				Questions: t.Questions, CoveredMass: Num(math.NaN()), Fallbacks: t.Fallbacks}
 			if t.Distributions > 0 {
 				mr.LLM.CoveredMass = Num(t.CoverageSum / float64(t.Distributions))
 			}

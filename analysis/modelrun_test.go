@@ -86,6 +86,14 @@ func TestModelRuns(t *testing.T) {
 	if got := queryMode(ModelInfo{Mode: "distribution"}, &ModelTraffic{Distributions: 40, Fallbacks: 40}); got != "distribution (all 40 questions fell back to sampling)" {
 		t.Errorf("all fallen back: got %q", got)
 	}
+	// 84 replies gave a distribution (some of them too little mass), 24
+	// had none: the fallbacks are counted against all 108 questions.
+	if got := queryMode(ModelInfo{Mode: "distribution"}, &ModelTraffic{Distributions: 84, Questions: 108, Fallbacks: 24}); got != "distribution (24 of 108 questions fell back to sampling)" {
+		t.Errorf("mixed: got %q", got)
+	}
+	if got := queryMode(ModelInfo{Mode: "distribution"}, &ModelTraffic{Distributions: 60, Questions: 120, Fallbacks: 60}); got != "distribution (60 of 120 questions fell back to sampling)" {
+		t.Errorf("half without alternatives: got %q", got)
+	}
 	line := ModelRunLine(good)
 	for _, s := range []string{"good: openai, distribution (3 of 4 questions fell back to sampling) mode", "covered mass 0.300 over 4 distributions, 3 fell back"} {
 		if !strings.Contains(line, s) {

@@ -300,6 +300,7 @@ type HostModelStats struct {
 	PromptTokens     int64   `json:"prompt_tokens"`
 	CompletionTokens int64   `json:"completion_tokens"`
 	Distributions    int64   `json:"distributions"`
+	Questions        int64   `json:"questions"`
 	Fallbacks        int64   `json:"fallbacks"`
 	CoverageSum      float64 `json:"coverage_sum"`
 	ServedModel      string  `json:"served_model,omitempty"`

@@ -249,7 +249,7 @@ func (b *backends) traffic() map[string]analysis.ModelTraffic {
 		s := c.Stats()
 		out[name] = analysis.ModelTraffic{Calls: s.Calls, CacheHits: s.CacheHits, Retries: s.Retries, StrictRetries: s.StrictRetries,
 			PromptTokens: s.PromptTokens, CompletionTokens: s.CompletionTokens,
-			Distributions: s.CoverageN, Fallbacks: s.Fallbacks, CoverageSum: s.CoverageSum}
+			Distributions: s.CoverageN, Questions: distQuestions(s), Fallbacks: s.Fallbacks, CoverageSum: s.CoverageSum}
 	}
 	return out
 }
@@ -265,7 +265,7 @@ func (b *backends) hostStats(ctx context.Context, host string) bus.HostStats {
 		s, sv := cl.Stats(), cl.Served(ctx)
 		out.Models = append(out.Models, bus.HostModelStats{Model: name, Calls: s.Calls, CacheHits: s.CacheHits, Retries: s.Retries,
 			StrictRetries: s.StrictRetries, PromptTokens: s.PromptTokens, CompletionTokens: s.CompletionTokens,
-			Distributions: s.CoverageN, Fallbacks: s.Fallbacks, CoverageSum: s.CoverageSum,
+			Distributions: s.CoverageN, Questions: distQuestions(s), Fallbacks: s.Fallbacks, CoverageSum: s.CoverageSum,
 			ServedModel: sv.Model, Fingerprint: sv.Fingerprint, Synthetic: sv.Synthetic})
 	}
 	return out
@@ -288,6 +288,7 @@ func hostsTraffic(stats []bus.HostStats, models []analysis.ModelInfo) (map[strin
 			t.PromptTokens += m.PromptTokens
 			t.CompletionTokens += m.CompletionTokens
 			t.Distributions += m.Distributions
+			t.Questions += m.Questions
 			t.Fallbacks += m.Fallbacks
 			t.CoverageSum += m.CoverageSum
 			traffic[m.Model] = t
@@ -334,4 +335,12 @@ func fieldOfModel(sc *scenarios.Scenario, name, key string) string {
 		}
 	}
 	return "models"
+}
+
+// distQuestions is the number of questions a client asked in distribution
+// mode: those whose reply gave a distribution (CoverageN, low coverage
+// included), and those sampled because the reply had no alternatives or
+// the request failed.
+func distQuestions(s llm.ClientStats) int64 {
+	return s.CoverageN + s.NoAlternatives + s.FallbackErrors
 }

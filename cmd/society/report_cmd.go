@@ -494,8 +494,8 @@ func previousModels(models []analysis.ModelInfo, prev *analysis.Results) ([]anal
 				sum = float64(l.CoveredMass) * float64(l.Distributions)
 			}
 			traffic[r.Model] = analysis.ModelTraffic{Calls: l.Calls, CacheHits: l.CacheHits, Retries: l.Retries, StrictRetries: l.StrictRetries,
-				PromptTokens: l.PromptTokens, CompletionTokens: l.CompletionTokens, Distributions: l.Distributions, Fallbacks: l.Fallbacks,
-				CoverageSum: sum}
+				PromptTokens: l.PromptTokens, CompletionTokens: l.CompletionTokens, Distributions: l.Distributions, Questions: l.Questions,
+				Fallbacks: l.Fallbacks, CoverageSum: sum}
 		}
 	}
 	return out, traffic
