@@ -29,8 +29,8 @@ type ModelTraffic struct {
 	// with a distribution and those sampled because their reply had no
 	// alternatives or their request failed (0 in results written before
 	// it was counted: Distributions is used instead).
-	Questions int64
-	CoverageSum              float64
+	Questions   int64
+	CoverageSum float64
 }
 
 // ModelRun is what really happened with one model in a run: the query
@@ -253,4 +253,33 @@ func (r *Results) Unscored() error {
 		return nil
 	}
 	return fmt.Errorf("%w: %w", ErrUnscored, errors.Join(errs...))
+}
+
+// UndefinedSimilarities explains each model and instrument whose agents
+// were scored but whose values similarity is undefined in every row: the
+// agents' value scores do not vary (a model that gives every item the
+// same answer), so their correlations, and the map built on them, do not
+// exist. Tables show NA there; this says why.
+func (r *Results) UndefinedSimilarities() []string {
+	type group struct{ model, instrument string }
+	var order []group
+	defined := map[group]bool{}
+	for _, v := range r.ValueStructure {
+		g := group{v.Model, v.Instrument}
+		if v.Agents == 0 {
+			continue
+		}
+		if _, ok := defined[g]; !ok {
+			order = append(order, g)
+		}
+		defined[g] = defined[g] || !math.IsNaN(float64(v.ValuesSimilarity))
+	}
+	var out []string
+	for _, g := range order {
+		if !defined[g] {
+			out = append(out, fmt.Sprintf("model %s: values similarity on %s is undefined (NA): the agents' value scores do not vary "+
+				"(the model gave the items alike answers), so their correlations do not exist", g.model, g.instrument))
+		}
+	}
+	return out
 }

@@ -149,3 +149,20 @@ func TestUnscored(t *testing.T) {
 		t.Errorf("partly scored: got %v, want nil", err)
 	}
 }
+
+// A model whose scored agents all answered alike has no values similarity
+// anywhere: the run says why instead of leaving bare NAs.
+func TestUndefinedSimilarities(t *testing.T) {
+	nan := Num(math.NaN())
+	r := &Results{ValueStructure: []ValueStructureRow{
+		{Model: "flat", Instrument: "pvq40", Agents: 20, ValuesSimilarity: nan},
+		{Model: "flat", Instrument: "pvq40", Agents: 20, ValuesSimilarity: nan},
+		{Model: "good", Instrument: "pvq40", Agents: 20, ValuesSimilarity: nan},
+		{Model: "good", Instrument: "pvq40", Agents: 20, ValuesSimilarity: 0.8},
+		{Model: "none", Instrument: "pvq40", Agents: 0, ValuesSimilarity: nan},
+	}}
+	got := r.UndefinedSimilarities()
+	if len(got) != 1 || !strings.Contains(got[0], "model flat") || !strings.Contains(got[0], "do not vary") {
+		t.Errorf("got %q, want one warning, for model flat", got)
+	}
+}

@@ -512,7 +512,10 @@ func writeReport(w io.Writer, o *Output, figures []string, paper paperFigures) e
 		}
 	}
 
-	fmt.Fprintf(b, "Values similarity: %s (`analysis.mds = \"%s\"`).\n", r.MDS.Describe(), r.mdsName())
+	fmt.Fprintf(b, "\nValues similarity: %s (`analysis.mds = \"%s\"`).\n", r.MDS.Describe(), r.mdsName())
+	for _, w := range r.UndefinedSimilarities() {
+		b.WriteString("\n**WARNING: " + w + "**\n")
+	}
 	b.WriteString(paperTables(o))
 	b.WriteString("\n## Values similarity against every reference\n\n")
 	b.WriteString("Similarity of the population's value structure to each human reference: the 10×10 correlation matrix of value scores, " +

@@ -494,6 +494,9 @@ func printModelRuns(w io.Writer, res *analysis.Results) {
 		fmt.Fprintln(w, "  "+analysis.ModelRunLine(mr))
 	}
 	fmt.Fprintln(w)
+	for _, s := range res.UndefinedSimilarities() {
+		fmt.Fprintln(w, "WARNING: "+s)
+	}
 }
 
 // runVerdict warns on stderr of every model whose answers are mostly
@@ -504,6 +507,9 @@ func runVerdict(stderr io.Writer, res *analysis.Results, dir string) error {
 		if s := analysis.MostlyInvalidWarning(mr); s != "" {
 			fmt.Fprintln(stderr, s)
 		}
+	}
+	for _, s := range res.UndefinedSimilarities() {
+		fmt.Fprintln(stderr, "WARNING: "+s)
 	}
 	if err := res.Unscored(); err != nil {
 		return fmt.Errorf("run %s: %w (the answers are in %s)", res.Scenario, err, dir)
