@@ -58,15 +58,39 @@ func checkOut(dir, name string, force bool) error {
 		}
 	}
 	parent := filepath.Dir(filepath.Clean(dir))
+	// The folders made for the probe are removed again: a run that fails
+	// before writing leaves no empty results/ behind (the writer makes
+	// them when it has something to write).
+	made := missingAncestors(parent)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("%w: --out %s: %v", errUsage, dir, err)
 	}
 	probe, err := os.MkdirTemp(parent, ".society-probe-")
+	defer func() {
+		for _, d := range made { // innermost first
+			os.Remove(d)
+		}
+	}()
 	if err != nil {
 		return fmt.Errorf("%w: --out %s: cannot write in %s: %v", errUsage, dir, parent, err)
 	}
 	os.Remove(probe)
 	return nil
+}
+
+// missingAncestors lists dir and those of its ancestors that do not exist
+// yet, innermost first.
+func missingAncestors(dir string) []string {
+	var out []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil || !errors.Is(err, fs.ErrNotExist) {
+			return out
+		}
+		out = append(out, d)
+		if filepath.Dir(d) == d {
+			return out
+		}
+	}
 }
 
 // resultsScenario reports the scenario name of the results directory dir:
