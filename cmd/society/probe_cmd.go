@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -81,7 +82,13 @@ func cmdProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			fmt.Fprintf(stdout, "model %s at %s\n  reachable:          no: %v\n", cfg.Name, cfg.BaseURL, err)
+			// A server that answered with an error is reachable: it
+			// refused (a quota, a key, a model), which is another fix.
+			if re, ok := errors.AsType[*llm.RequestError](err); ok && re.Status != 0 {
+				fmt.Fprintf(stdout, "model %s at %s\n  reachable:          yes, but it refused: %v\n", cfg.Name, cfg.BaseURL, err)
+			} else {
+				fmt.Fprintf(stdout, "model %s at %s\n  reachable:          no: %v\n", cfg.Name, cfg.BaseURL, err)
+			}
 			failed = append(failed, fmt.Sprintf("model %s: %v", cfg.Name, err))
 			continue
 		}

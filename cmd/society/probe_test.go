@@ -137,3 +137,18 @@ func TestProbeUnreachable(t *testing.T) {
 		t.Errorf("got exit %d, %s; want exit 1 naming %s and the refused connection", code, stderr, url)
 	}
 }
+
+// A server that answers with a refusal is reachable: the probe says it
+// refused, with the server's message, not that nothing is there.
+func TestProbeRefused(t *testing.T) {
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusTooManyRequests)
+		io.WriteString(w, `{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}`)
+	}))
+	t.Cleanup(hs.Close)
+	stdout, stderr, code := runCLI(t, "probe", "m", "--base-url", hs.URL+"/v1")
+	if code != 1 || !strings.Contains(stdout, "reachable:          yes, but it refused") || !strings.Contains(stdout, "You exceeded your current quota") {
+		t.Errorf("got exit %d, stdout %q, stderr %q; want exit 1 saying the endpoint refused with its message", code, stdout, stderr)
+	}
+}
