@@ -1,0 +1,341 @@
+package llm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	openai "github.com/sashabaranov/go-openai"
+
+	"github.com/society-sim/society/agent"
+)
+
+// This file is sample mode: one completion per answer, fetched in
+// segments of up to Samples completions per request, read, retried with
+// the strict instruction when unreadable, and stored.
+
+// answerEntry is a cached sample: the answer with its raw text.
+type answerEntry struct {
+	Value  int    `json:"value"`
+	Valid  bool   `json:"valid"`
+	Raw    string `json:"raw"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// askSample returns sample q.Sample of the prompt: from the cache, or read
+// from a reply fetched for the sample's segment (see segmentOf), retried
+// with the strict instruction when unreadable, and then stored. Only the
+// samples agents ask for are parsed, retried and stored.
+func (c *Client) askSample(ctx context.Context, q *agent.Question, p agent.Prompt) (agent.Answer, error) {
+	key := c.cacheKey(p, strconv.Itoa(q.Sample))
+	return c.samples.do(ctx, key, func() (agent.Answer, error) {
+		if c.cfg.Cache != nil {
+			raw, ok, err := c.cfg.Cache.Get(ctx, key)
+			if err != nil {
+				return agent.Answer{}, err
+			}
+			if a, decoded := decodeAnswer(raw); ok && decoded {
+				c.stats.cacheHits.Add(1)
+				c.doer.obs.CacheLookup(c.doer.model, true)
+				return a, nil
+			}
+		}
+		ch, err := c.sampleReply(ctx, q, p)
+		if err != nil {
+			return agent.Answer{}, err
+		}
+		a, err := c.readSample(ctx, q, p, ch)
+		if err != nil {
+			return agent.Answer{}, err
+		}
+		if c.cfg.Cache != nil {
+			raw, err := json.Marshal(answerEntry{Value: a.Value, Valid: a.Valid, Raw: a.Raw, Reason: a.Reason})
+			if err != nil {
+				return agent.Answer{}, err
+			}
+			if err := c.cfg.Cache.Put(ctx, key, raw); err != nil {
+				return agent.Answer{}, err
+			}
+		}
+		if !a.Valid {
+			c.stats.invalid.Add(1)
+		}
+		return a, nil
+	})
+}
+
+// segmentOf returns the samples [start, end) fetched together with sample
+// i. Samples come in blocks of Samples (one request with n = Samples when
+// the server honours n); a block is cut where the run's demand for the
+// persona ends (Demand), so that a block is fetched only as far as agents
+// will use it, and the samples past the demand (asked for only when the
+// demand was wrong) form a segment of their own. The segments depend on
+// the demand and the index only, never on which agent asked first, so the
+// same run sends the same requests with the same seeds.
+func (c *Client) segmentOf(persona agent.Persona, i int) (start, end int) {
+	s := c.cfg.Samples
+	blockStart := i / s * s
+	blockEnd := blockStart + s
+	cut := blockEnd
+	if c.cfg.Demand != nil {
+		if d := c.cfg.Demand(persona); d > 0 {
+			cut = min(max(d, blockStart), blockEnd)
+		}
+	}
+	if i < cut {
+		return blockStart, cut
+	}
+	return cut, blockEnd
+}
+
+// segment holds the replies of a segment fetched in this run until each
+// has been read once.
+type segment struct {
+	replies map[int]choice
+}
+
+// sampleReply returns the reply for sample q.Sample, fetching its segment
+// when no request of this run has.
+func (c *Client) sampleReply(ctx context.Context, q *agent.Question, p agent.Prompt) (choice, error) {
+	i := q.Sample
+	start, end := c.segmentOf(q.Persona, i)
+	key := c.cacheKey(p, "segment/"+strconv.Itoa(start)+"-"+strconv.Itoa(end))
+	// A segment fetched earlier whose samples were all read is fetched
+	// again for a sample asked a second time (only without a cache): a
+	// bounded number of rounds, not a loop on a server that drops choices.
+	for range 3 {
+		if ch, ok := c.takeReply(key, i); ok {
+			return ch, nil
+		}
+		_, err := c.segs.do(ctx, key, func() (struct{}, error) {
+			if c.hasReply(key, i) {
+				return struct{}{}, nil
+			}
+			replies, err := c.fetchSegment(ctx, q, p, start, end, i)
+			if err != nil {
+				return struct{}{}, err
+			}
+			c.keepReplies(key, replies)
+			return struct{}{}, nil
+		})
+		if err != nil {
+			return choice{}, err
+		}
+	}
+	return choice{}, fmt.Errorf("sample %d: no reply after fetching its samples", i)
+}
+
+func (c *Client) hasReply(key string, i int) bool {
+	c.segMu.Lock()
+	defer c.segMu.Unlock()
+	sg := c.segments[key]
+	if sg == nil {
+		return false
+	}
+	_, ok := sg.replies[i]
+	return ok
+}
+
+func (c *Client) keepReplies(key string, replies map[int]choice) {
+	c.segMu.Lock()
+	defer c.segMu.Unlock()
+	if c.segments == nil {
+		c.segments = map[string]*segment{}
+	}
+	sg := c.segments[key]
+	if sg == nil {
+		sg = &segment{replies: map[int]choice{}}
+		c.segments[key] = sg
+	}
+	for i, ch := range replies {
+		sg.replies[i] = ch
+	}
+}
+
+// takeReply hands out the reply of sample i once, forgetting the segment
+// once every reply has been handed out.
+func (c *Client) takeReply(key string, i int) (choice, bool) {
+	c.segMu.Lock()
+	defer c.segMu.Unlock()
+	sg := c.segments[key]
+	if sg == nil {
+		return choice{}, false
+	}
+	ch, ok := sg.replies[i]
+	if ok {
+		delete(sg.replies, i)
+		if len(sg.replies) == 0 {
+			delete(c.segments, key)
+		}
+	}
+	return ch, ok
+}
+
+func decodeAnswer(raw []byte) (agent.Answer, bool) {
+	if raw == nil {
+		return agent.Answer{}, false
+	}
+	var e answerEntry
+	if err := json.Unmarshal(raw, &e); err != nil {
+		return agent.Answer{}, false
+	}
+	return agent.Answer{Value: e.Value, Valid: e.Valid, Raw: e.Raw, Reason: e.Reason}, true
+}
+
+// fetchSegment fetches the samples [start, end) and returns the replies
+// of those the cache does not hold (always including sample want). The
+// requests are the same whatever the cache holds: a server honouring n
+// draws choice j of a request from the request's seed and j, so a request
+// for only the missing samples, seeded from the first of them, would give
+// them other replies than the run that fetched the segment whole; which
+// samples are cached depends on which agent host or restarted process got
+// there first, and the same seed must give the same answers. The segment
+// is therefore asked for whole, from its first sample; a server that
+// ignores n returns fewer choices than asked, and the rest are asked for
+// again, each request seeded from its first sample. Choices beyond the
+// ones asked for are ignored.
+func (c *Client) fetchSegment(ctx context.Context, q *agent.Question, p agent.Prompt, start, end, want int) (map[int]choice, error) {
+	need := make(map[int]bool, end-start)
+	for i := start; i < end; i++ {
+		if i != want && c.cfg.Cache != nil {
+			// A crash may have left the segment half stored, and an
+			// earlier run with fewer agents, or another agent host,
+			// stored some of its samples: those keep their stored
+			// answers, and their replies are not kept.
+			raw, ok, err := c.cfg.Cache.store.Get(ctx, c.cacheKey(p, strconv.Itoa(i)))
+			if err != nil {
+				return nil, fmt.Errorf("cache get: %w", err)
+			}
+			if _, decoded := decodeAnswer(raw); ok && decoded {
+				continue
+			}
+		}
+		need[i] = true
+	}
+	if c.cfg.Cache != nil {
+		// One miss per segment fetched: the lookup that costs a call.
+		c.doer.obs.CacheLookup(c.doer.model, false)
+	}
+	out := make(map[int]choice, len(need))
+	for got := start; got < end; {
+		chs, err := c.sampleChoices(ctx, q, p, end-got, got)
+		if err != nil {
+			return nil, err
+		}
+		if len(chs) == 0 {
+			return nil, errors.New("server returned no choices")
+		}
+		for _, ch := range chs[:min(len(chs), end-got)] {
+			if need[got] {
+				out[got] = ch
+			}
+			got++
+		}
+	}
+	return out, nil
+}
+
+// readSample reads the answer of a reply; an unreadable one is asked
+// again with the strict instruction.
+func (c *Client) readSample(ctx context.Context, q *agent.Question, p agent.Prompt, ch choice) (agent.Answer, error) {
+	sc := q.Instrument.Scale
+	text, cut := truncationReason(ch, sc)
+	if cut == "" {
+		v, reason, ok := ParseAnswer(text, sc)
+		if ok {
+			return agent.Answer{Value: v, Valid: true, Raw: ch.content}, nil
+		}
+		return c.strictRetry(ctx, q, p, ch, text, reason, false)
+	}
+	c.warnOnce("truncated", "replies are cut off by the token limit (a reasoning model spends it on reasoning): "+
+		"raise max_tokens or switch reasoning off", "max_tokens", c.cfg.MaxTokens)
+	return c.strictRetry(ctx, q, p, ch, text, cut, true)
+}
+
+// strictRetry asks once more with the strict instruction after the first
+// reply's answer text, when it had any: an assistant turn is never empty,
+// and a reply that was nothing but reasoning is not shown again. A reply
+// cut off by the token limit is retried with truncatedBudget times the
+// budget, not the budget that already failed. An answer still unreadable
+// is recorded invalid, with both replies: it is never guessed.
+func (c *Client) strictRetry(ctx context.Context, q *agent.Question, p agent.Prompt, first choice, text, reason string, truncated bool) (agent.Answer, error) {
+	c.stats.strictRetries.Add(1)
+	strict := agent.StrictInstruction(q.Instrument)
+	budget := c.cfg.MaxTokens
+	if truncated {
+		budget *= truncatedBudget
+	}
+	prev := strings.TrimSpace(text)
+	seed := seedFor(c.cfg.Seed, p, q.Sample, true)
+	var again choice
+	if c.cfg.Endpoint == EndpointCompletions {
+		prompt := completionPrompt(p)
+		if prev != "" {
+			prompt += " " + prev + "\n\n" + strict + "\n\nAnswer:"
+		} else {
+			prompt = strings.TrimSuffix(prompt, "Answer:") + strict + "\n\nAnswer:"
+		}
+		resp, err := c.complete(ctx, c.completionRequest(prompt, 1, budget), q, seed)
+		if err != nil {
+			return agent.Answer{}, err
+		}
+		if chs := completionChoices(resp); len(chs) > 0 {
+			again = chs[0]
+		}
+	} else {
+		msgs := chatMessages(p)
+		if prev != "" {
+			msgs = append(msgs,
+				openai.ChatCompletionMessage{Role: openai.ChatMessageRoleAssistant, Content: prev},
+				openai.ChatCompletionMessage{Role: openai.ChatMessageRoleUser, Content: strict})
+		} else {
+			// Two user turns in a row break chat templates that want
+			// the roles to alternate: the instruction joins the question.
+			last := &msgs[len(msgs)-1]
+			last.Content += "\n\n" + strict
+		}
+		resp, err := c.chat(ctx, c.chatRequest(msgs, 1, budget), q, seed)
+		if err != nil {
+			return agent.Answer{}, err
+		}
+		if chs := chatChoices(resp); len(chs) > 0 {
+			again = chs[0]
+		}
+	}
+	text2, reason2 := truncationReason(again, q.Instrument.Scale)
+	if reason2 == "" {
+		v, r, ok := ParseAnswer(text2, q.Instrument.Scale)
+		if ok {
+			return agent.Answer{Value: v, Valid: true, Raw: again.content}, nil
+		}
+		reason2 = r
+	}
+	return agent.Answer{
+		Raw:    first.content,
+		Reason: fmt.Sprintf("%s; after the strict instruction: %s (reply %q)", reason, reason2, again.content),
+	}, nil
+}
+
+// truncatedBudget multiplies the token budget of the strict retry of a
+// reply cut off by the token limit.
+const truncatedBudget = 4
+
+// sampleChoices asks for n completions whose first sample index is first.
+func (c *Client) sampleChoices(ctx context.Context, q *agent.Question, p agent.Prompt, n, first int) ([]choice, error) {
+	seed := seedFor(c.cfg.Seed, p, first, false)
+	if c.cfg.Endpoint == EndpointCompletions {
+		resp, err := c.complete(ctx, c.completionRequest(completionPrompt(p), n, c.cfg.MaxTokens), q, seed)
+		if err != nil {
+			return nil, err
+		}
+		return completionChoices(resp), nil
+	}
+	resp, err := c.chat(ctx, c.chatRequest(chatMessages(p), n, c.cfg.MaxTokens), q, seed)
+	if err != nil {
+		return nil, err
+	}
+	return chatChoices(resp), nil
+}
