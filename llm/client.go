@@ -211,7 +211,6 @@ type Client struct {
 	served served // what the endpoint said about itself (served.go)
 
 	samples group[agent.Answer]
-	segs    group[struct{}]
 	dists   group[[]byte]
 
 	// memo keeps decoded distributions in memory: in distribution mode
@@ -222,8 +221,14 @@ type Client struct {
 	memoMu sync.RWMutex
 	memo   map[memoKey]memoEntry
 
+	// segMu guards segments (replies fetched and not yet read) and
+	// fetching (segments being fetched or queued by Prefetch).
 	segMu    sync.Mutex
 	segments map[string]*segment
+	fetching map[string]*segFetch
+	// segWaiting counts the Asks waiting for a segment in flight, so that
+	// a test can tell when they have joined it.
+	segWaiting atomic.Int64
 
 	log    *slog.Logger
 	warned sync.Map // warning kind → struct{}: each is logged once
@@ -417,10 +422,7 @@ func (c *Client) Ask(ctx context.Context, q *agent.Question) (agent.Reply, error
 	var mk memoKey
 	if c.cfg.Mode == ModeDistribution {
 		mk = memoKey{q.Persona, q.Instrument, q.Item, q.Context}
-		c.memoMu.RLock()
-		e, ok := c.memo[mk]
-		c.memoMu.RUnlock()
-		if ok {
+		if e, ok := c.remembered(mk); ok {
 			// A prompt answered by a request of this run is not a cache
 			// hit (one request per prompt is the point of distribution
 			// mode); one read from the store counts for every agent.
@@ -448,14 +450,7 @@ func (c *Client) Ask(ctx context.Context, q *agent.Question) (agent.Reply, error
 		var hit bool
 		r, hit, err = c.askDist(ctx, q, p)
 		if err == nil && r.Dist != nil {
-			c.memoMu.Lock()
-			if c.memo == nil {
-				c.memo = make(map[memoKey]memoEntry)
-			}
-			if len(c.memo) < memoLimit {
-				c.memo[mk] = memoEntry{dist: r.Dist, stored: hit}
-			}
-			c.memoMu.Unlock()
+			c.remember(mk, memoEntry{dist: r.Dist, stored: hit})
 		}
 	} else {
 		r.Answer, err = c.askSample(ctx, q, p)
@@ -464,6 +459,26 @@ func (c *Client) Ask(ctx context.Context, q *agent.Question) (agent.Reply, error
 		return agent.Reply{}, c.redact(fmt.Errorf("llm %s: %s item %d: %w", c.name, q.Instrument.Name, q.Instrument.Items[q.Item].ID, err))
 	}
 	return r, nil
+}
+
+// remember keeps a distribution in memory while there is room.
+func (c *Client) remember(mk memoKey, e memoEntry) {
+	c.memoMu.Lock()
+	defer c.memoMu.Unlock()
+	if c.memo == nil {
+		c.memo = make(map[memoKey]memoEntry)
+	}
+	if len(c.memo) < memoLimit {
+		c.memo[mk] = e
+	}
+}
+
+// remembered returns the distribution kept for mk.
+func (c *Client) remembered(mk memoKey) (memoEntry, bool) {
+	c.memoMu.RLock()
+	defer c.memoMu.RUnlock()
+	e, ok := c.memo[mk]
+	return e, ok
 }
 
 // warnOnce logs a warning of a kind once per client (one model).

@@ -24,36 +24,9 @@ type distEntry struct {
 }
 
 func (c *Client) askDist(ctx context.Context, q *agent.Question, p agent.Prompt) (agent.Reply, bool, error) {
-	points := q.Instrument.Scale.Points()
-	key := c.cacheKey(p, "dist")
-	fetch := func(ctx context.Context) ([]byte, error) {
-		// Runs once per prompt however many agents wait for it: the one
-		// miss that costs a call.
-		c.doer.obs.CacheLookup(c.doer.model, false)
-		e, err := c.fetchDist(ctx, q, p)
-		if err != nil {
-			return nil, err
-		}
-		return json.Marshal(e)
-	}
-	var (
-		raw []byte
-		hit bool
-		err error
-	)
-	if c.cfg.Cache != nil {
-		raw, hit, err = c.cfg.Cache.Do(ctx, key, func(b []byte) bool {
-			var e distEntry
-			return json.Unmarshal(b, &e) == nil && (e.Fallback || len(e.Dist) == points)
-		}, fetch)
-		if hit {
-			c.stats.cacheHits.Add(1)
-			c.doer.obs.CacheLookup(c.doer.model, true)
-		}
-	} else {
-		// Without a cache, concurrent agents asking the same prompt
-		// still share one request.
-		raw, err = c.dists.do(ctx, key, func() ([]byte, error) { return fetch(ctx) })
+	e, hit, err := c.distOf(ctx, q, p)
+	if hit {
+		c.stats.cacheHits.Add(1)
 	}
 	if err != nil {
 		if ctx.Err() != nil || !errors.Is(err, ErrUnavailable) {
@@ -70,15 +43,50 @@ func (c *Client) askDist(ctx context.Context, q *agent.Question, p agent.Prompt)
 		a, err := c.askSample(ctx, q, p)
 		return agent.Reply{Answer: a}, false, err
 	}
-	var e distEntry
-	if err := json.Unmarshal(raw, &e); err != nil {
-		return agent.Reply{}, false, fmt.Errorf("cached distribution: %w", err)
-	}
 	if e.Fallback {
 		a, err := c.askSample(ctx, q, p)
 		return agent.Reply{Answer: a}, false, err
 	}
 	return agent.Reply{Dist: e.Dist}, hit, nil
+}
+
+// distOf returns the distribution-mode entry of prompt p: from the store
+// (hit), or fetched and stored. However many callers ask for a prompt at
+// once, one request is made.
+func (c *Client) distOf(ctx context.Context, q *agent.Question, p agent.Prompt) (e distEntry, hit bool, err error) {
+	points := q.Instrument.Scale.Points()
+	key := c.cacheKey(p, "dist")
+	fetch := func(ctx context.Context) ([]byte, error) {
+		// Runs once per prompt however many agents wait for it: the one
+		// miss that costs a call.
+		c.doer.obs.CacheLookup(c.doer.model, false)
+		e, err := c.fetchDist(ctx, q, p)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(e)
+	}
+	var raw []byte
+	if c.cfg.Cache != nil {
+		raw, hit, err = c.cfg.Cache.Do(ctx, key, func(b []byte) bool {
+			var e distEntry
+			return json.Unmarshal(b, &e) == nil && (e.Fallback || len(e.Dist) == points)
+		}, fetch)
+		if hit {
+			c.doer.obs.CacheLookup(c.doer.model, true)
+		}
+	} else {
+		// Without a cache, concurrent agents asking the same prompt
+		// still share one request.
+		raw, err = c.dists.do(ctx, key, func() ([]byte, error) { return fetch(ctx) })
+	}
+	if err != nil {
+		return distEntry{}, hit, err
+	}
+	if err := json.Unmarshal(raw, &e); err != nil {
+		return distEntry{}, hit, fmt.Errorf("cached distribution: %w", err)
+	}
+	return e, hit, nil
 }
 
 // Reasons a distribution-mode question is sampled instead, kept in the

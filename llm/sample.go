@@ -97,81 +97,125 @@ type segment struct {
 	replies map[int]choice
 }
 
+// segFetch is a segment being fetched, or queued to be by Prefetch.
+// Whoever registered it (claimSegment, Prefetch) fetches it and ends it
+// with endSegment; everyone else waits for done. A segment still queued
+// is taken over by the first Ask that wants it rather than waited for.
+// prefetched marks a fetch made by Prefetch: its failure is not the
+// waiting Ask's, which then fetches the segment itself. queued and
+// prefetched are guarded by Client.segMu.
+type segFetch struct {
+	done       chan struct{}
+	err        error // set before done is closed
+	prefetched bool
+	queued     bool
+}
+
+// segmentKey is the key under which the replies of samples [start, end)
+// of prompt p are kept.
+func (c *Client) segmentKey(p agent.Prompt, start, end int) string {
+	return c.cacheKey(p, "segment/"+strconv.Itoa(start)+"-"+strconv.Itoa(end))
+}
+
 // sampleReply returns the reply for sample q.Sample, fetching its segment
-// when no request of this run has.
+// when no request of this run has, or waiting for the request that is
+// fetching it (another agent's or Prefetch's): a segment is requested
+// once however many ask for it at once.
 func (c *Client) sampleReply(ctx context.Context, q *agent.Question, p agent.Prompt) (choice, error) {
 	i := q.Sample
 	start, end := c.segmentOf(q.Persona, i)
-	key := c.cacheKey(p, "segment/"+strconv.Itoa(start)+"-"+strconv.Itoa(end))
+	key := c.segmentKey(p, start, end)
 	// A segment fetched earlier whose samples were all read is fetched
 	// again for a sample asked a second time (only without a cache): a
 	// bounded number of rounds, not a loop on a server that drops choices.
-	for range 3 {
-		if ch, ok := c.takeReply(key, i); ok {
+	// A round that waited for a failed prefetch does not count.
+	for rounds := 0; rounds < 3; {
+		ch, ok, f, owner := c.claimSegment(key, i)
+		switch {
+		case ok:
 			return ch, nil
-		}
-		_, err := c.segs.do(ctx, key, func() (struct{}, error) {
-			if c.hasReply(key, i) {
-				return struct{}{}, nil
-			}
+		case owner:
+			rounds++
 			replies, err := c.fetchSegment(ctx, q, p, start, end, i)
+			c.endSegment(key, f, replies, err)
 			if err != nil {
-				return struct{}{}, err
+				return choice{}, err
 			}
-			c.keepReplies(key, replies)
-			return struct{}{}, nil
-		})
-		if err != nil {
-			return choice{}, err
+		default:
+			c.segWaiting.Add(1)
+			select {
+			case <-f.done:
+			case <-ctx.Done():
+				c.segWaiting.Add(-1)
+				return choice{}, ctx.Err()
+			}
+			c.segWaiting.Add(-1)
+			c.segMu.Lock()
+			prefetched := f.prefetched
+			c.segMu.Unlock()
+			if f.err != nil && !prefetched {
+				if !isContextErr(f.err) || ctx.Err() != nil {
+					return choice{}, f.err
+				}
+				rounds++ // the fetching Ask's context ended: try again
+			}
 		}
 	}
 	return choice{}, fmt.Errorf("sample %d: no reply after fetching its samples", i)
 }
 
-func (c *Client) hasReply(key string, i int) bool {
+// claimSegment hands out the reply of sample i once, forgetting the
+// segment once every reply has been handed out. Without a reply it returns
+// the segment's fetch in progress, or registers a new one that the caller
+// owns (owner) and must end with endSegment.
+func (c *Client) claimSegment(key string, i int) (ch choice, ok bool, f *segFetch, owner bool) {
 	c.segMu.Lock()
 	defer c.segMu.Unlock()
-	sg := c.segments[key]
-	if sg == nil {
-		return false
-	}
-	_, ok := sg.replies[i]
-	return ok
-}
-
-func (c *Client) keepReplies(key string, replies map[int]choice) {
-	c.segMu.Lock()
-	defer c.segMu.Unlock()
-	if c.segments == nil {
-		c.segments = map[string]*segment{}
-	}
-	sg := c.segments[key]
-	if sg == nil {
-		sg = &segment{replies: map[int]choice{}}
-		c.segments[key] = sg
-	}
-	for i, ch := range replies {
-		sg.replies[i] = ch
-	}
-}
-
-// takeReply hands out the reply of sample i once, forgetting the segment
-// once every reply has been handed out.
-func (c *Client) takeReply(key string, i int) (choice, bool) {
-	c.segMu.Lock()
-	defer c.segMu.Unlock()
-	sg := c.segments[key]
-	if sg == nil {
-		return choice{}, false
-	}
-	ch, ok := sg.replies[i]
-	if ok {
-		delete(sg.replies, i)
-		if len(sg.replies) == 0 {
-			delete(c.segments, key)
+	if sg := c.segments[key]; sg != nil {
+		if ch, ok := sg.replies[i]; ok {
+			delete(sg.replies, i)
+			if len(sg.replies) == 0 {
+				delete(c.segments, key)
+			}
+			return ch, true, nil, false
 		}
 	}
-	return ch, ok
+	if f := c.fetching[key]; f != nil {
+		if f.queued {
+			f.queued, f.prefetched = false, false
+			return choice{}, false, f, true
+		}
+		return choice{}, false, f, false
+	}
+	f = &segFetch{done: make(chan struct{})}
+	if c.fetching == nil {
+		c.fetching = map[string]*segFetch{}
+	}
+	c.fetching[key] = f
+	return choice{}, false, f, true
+}
+
+// endSegment keeps the replies of a fetch that succeeded and wakes those
+// waiting for it.
+func (c *Client) endSegment(key string, f *segFetch, replies map[int]choice, err error) {
+	c.segMu.Lock()
+	if err == nil && len(replies) > 0 {
+		if c.segments == nil {
+			c.segments = map[string]*segment{}
+		}
+		sg := c.segments[key]
+		if sg == nil {
+			sg = &segment{replies: make(map[int]choice, len(replies))}
+			c.segments[key] = sg
+		}
+		for i, ch := range replies {
+			sg.replies[i] = ch
+		}
+	}
+	delete(c.fetching, key)
+	f.err = err
+	c.segMu.Unlock()
+	close(f.done)
 }
 
 func decodeAnswer(raw []byte) (agent.Answer, bool) {
@@ -196,7 +240,9 @@ func decodeAnswer(raw []byte) (agent.Answer, bool) {
 // is therefore asked for whole, from its first sample; a server that
 // ignores n returns fewer choices than asked, and the rest are asked for
 // again, each request seeded from its first sample. Choices beyond the
-// ones asked for are ignored.
+// ones asked for are ignored. A want below start (Prefetch) asks for no
+// sample in particular: a segment whose samples are all stored costs no
+// request.
 func (c *Client) fetchSegment(ctx context.Context, q *agent.Question, p agent.Prompt, start, end, want int) (map[int]choice, error) {
 	need := make(map[int]bool, end-start)
 	for i := start; i < end; i++ {
@@ -214,6 +260,9 @@ func (c *Client) fetchSegment(ctx context.Context, q *agent.Question, p agent.Pr
 			}
 		}
 		need[i] = true
+	}
+	if len(need) == 0 {
+		return nil, nil // only for Prefetch (want < 0): every sample is stored
 	}
 	if c.cfg.Cache != nil {
 		// One miss per segment fetched: the lookup that costs a call.
