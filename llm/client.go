@@ -224,14 +224,20 @@ type Client struct {
 	// segMu guards segments (replies fetched and not yet read) and
 	// fetching (segments being fetched or queued by Prefetch).
 	segMu    sync.Mutex
-	segments map[string]*segment
-	fetching map[string]*segFetch
+	segments map[segKey]*segment
+	fetching map[segKey]*segFetch
 	// segWaiting counts the Asks waiting for a segment in flight, so that
 	// a test can tell when they have joined it.
 	segWaiting atomic.Int64
 
 	log    *slog.Logger
 	warned sync.Map // warning kind → struct{}: each is logged once
+
+	static  *extraFields // body fields every request carries (extra)
+	choices sync.Map     // [2]int{min, max} → structured_outputs value
+
+	readings  sync.Map // parseKey → reading (parseAnswer)
+	nReadings atomic.Int64
 }
 
 // memoEntry is a distribution held in memory; stored marks one read from
@@ -350,6 +356,11 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	c.params = c.paramString()
+	static, err := staticExtra(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("llm client %s: extra body: %w", name, err)
+	}
+	c.static = static
 	return c, nil
 }
 

@@ -2,7 +2,11 @@ package llm
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -68,5 +72,83 @@ func BenchmarkClientCall(b *testing.B) {
 		if _, err := c.Ask(context.Background(), question(in, values.Power, 0, i)); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// instantServer answers every chat request at once with the same reply,
+// as vLLM writes it, without decoding the request: what remains of a
+// call's cost is the client's own and the loopback round trip.
+func instantServer(b *testing.B) *httptest.Server {
+	reply := []byte(`{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"test-model",` +
+		`"choices":[{"index":0,"message":{"role":"assistant","content":"4","reasoning_content":null,"tool_calls":[]},` +
+		`"logprobs":null,"finish_reason":"stop","stop_reason":null}],` +
+		`"usage":{"prompt_tokens":120,"total_tokens":121,"completion_tokens":1,"prompt_tokens_details":null},` +
+		`"prompt_logprobs":null}`)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(reply)
+	}))
+	b.Cleanup(srv.Close)
+	return srv
+}
+
+// BenchmarkClientSample is the sample path's cost per call against an
+// endpoint that answers at once: one request per answer (every agent has
+// its own sample), no cache. Sequential measures one call's latency on
+// an idle client; Parallel many callers at the configured concurrency,
+// where ns/op is the client's (and the loopback's) throughput limit.
+func BenchmarkClientSample(b *testing.B) {
+	for _, parallel := range []bool{false, true} {
+		name := "Sequential"
+		if parallel {
+			name = "Parallel"
+		}
+		b.Run(name, func(b *testing.B) {
+			srv := instantServer(b)
+			cfg := testConfig(srv.URL)
+			cfg.Seed, cfg.Concurrency = ptr(uint64(1)), 64
+			c := newClient(b, cfg)
+			in := pvq(b)
+			var next atomic.Int64
+			b.ReportAllocs()
+			defer reportCPU(b)()
+			if !parallel {
+				for i := 0; b.Loop(); i++ {
+					if _, err := c.Ask(context.Background(), question(in, values.Power, i%len(in.Items), i)); err != nil {
+						b.Fatal(err)
+					}
+				}
+				return
+			}
+			b.SetParallelism(32)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := int(next.Add(1))
+					if _, err := c.Ask(context.Background(), question(in, values.Power, i%len(in.Items), i)); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// reportCPU reports the process's CPU time (user and system) per op from
+// the call to the call of the function it returns: unlike ns/op, it does
+// not grow when other processes hold the cores. The in-process server's
+// share is included.
+func reportCPU(b *testing.B) func() {
+	cpu := func() time.Duration {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			b.Fatal(err)
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	start := cpu()
+	return func() {
+		b.ReportMetric(float64(cpu()-start)/float64(b.N), "cpu-ns/op")
 	}
 }

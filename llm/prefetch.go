@@ -73,7 +73,7 @@ type prefetchJob struct {
 	p          agent.Prompt
 	dist       bool
 	start, end int
-	key        string    // segment key
+	key        segKey
 	seg        *segFetch // registered in c.fetching
 }
 
@@ -85,7 +85,7 @@ func (c *Client) plan(qs []*agent.Question) ([]*prefetchJob, error) {
 		errs  []error
 		jobs  []*prefetchJob
 		dists = map[memoKey]bool{}
-		segs  = map[string]bool{}
+		segs  = map[segKey]bool{}
 	)
 	for i, q := range qs {
 		if q == nil || q.Instrument == nil || q.Item < 0 || q.Item >= len(q.Instrument.Items) || q.Sample < 0 {
@@ -146,7 +146,7 @@ func (c *Client) register(jobs []*prefetchJob) []*prefetchJob {
 	c.segMu.Lock()
 	defer c.segMu.Unlock()
 	if c.fetching == nil {
-		c.fetching = map[string]*segFetch{}
+		c.fetching = map[segKey]*segFetch{}
 	}
 	out := jobs[:0]
 	for _, j := range jobs {

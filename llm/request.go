@@ -2,6 +2,7 @@ package llm
 
 import (
 	"context"
+	"encoding/json"
 	"hash/fnv"
 	"math"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	openai "github.com/sashabaranov/go-openai"
 
 	"github.com/society-sim/society/agent"
+	"github.com/society-sim/society/questionnaires"
 )
 
 // This file builds the requests both modes send (chat or completions
@@ -88,30 +90,53 @@ func (c *Client) completionRequest(prompt string, n, maxTokens int) openai.Compl
 
 // extra lists the body fields go-openai cannot send: the temperature even
 // when zero (its struct omits a zero), a seed beyond int range, and vLLM's
-// structured_outputs restricting the answer to the scale's options.
-func (c *Client) extra(q *agent.Question, seed *uint64) map[string]any {
-	m := make(map[string]any, len(c.cfg.ExtraBody)+4)
-	for k, v := range c.cfg.ExtraBody {
-		m[k] = v
+// structured_outputs restricting the answer to the scale's options. The
+// fields every request shares are encoded once (staticExtra); a request
+// adds its seed and its scale's choices.
+func (c *Client) extra(q *agent.Question, seed *uint64) *extraFields {
+	if seed == nil && !c.cfg.StructuredOutputs {
+		return c.static
 	}
-	if c.cfg.ReasoningEffort != "" {
-		m["reasoning_effort"] = c.cfg.ReasoningEffort
-	}
-	if c.cfg.Temperature != nil {
-		m["temperature"] = *c.cfg.Temperature
-	}
+	f := c.static.clone(2)
 	if seed != nil {
-		m["seed"] = *seed
+		f.set("seed", strconv.AppendUint(nil, *seed, 10))
 	}
 	if c.cfg.StructuredOutputs {
-		sc := q.Instrument.Scale
-		choices := make([]string, 0, sc.Points())
-		for x := sc.Min; x <= sc.Max; x++ {
-			choices = append(choices, strconv.Itoa(x))
-		}
-		m["structured_outputs"] = map[string]any{"choice": choices}
+		f.set("structured_outputs", c.choicesField(q.Instrument.Scale))
 	}
-	return m
+	return f
+}
+
+// staticExtra encodes the extra fields every request carries: the
+// configured ExtraBody, overridden by the fields the client sets itself.
+func staticExtra(cfg ClientConfig) (*extraFields, error) {
+	m := make(map[string]any, len(cfg.ExtraBody)+2)
+	for k, v := range cfg.ExtraBody {
+		m[k] = v
+	}
+	if cfg.ReasoningEffort != "" {
+		m["reasoning_effort"] = cfg.ReasoningEffort
+	}
+	if cfg.Temperature != nil {
+		m["temperature"] = *cfg.Temperature
+	}
+	return encodeFields(m)
+}
+
+// choicesField is the structured_outputs value of scale sc, encoded once
+// per scale.
+func (c *Client) choicesField(sc questionnaires.Scale) []byte {
+	k := [2]int{sc.Min, sc.Max}
+	if v, ok := c.choices.Load(k); ok {
+		return v.([]byte)
+	}
+	choices := make([]string, 0, sc.Points())
+	for x := sc.Min; x <= sc.Max; x++ {
+		choices = append(choices, strconv.Itoa(x))
+	}
+	b, _ := json.Marshal(map[string]any{"choice": choices}) // strings always encode
+	c.choices.Store(k, b)
+	return b
 }
 
 func (c *Client) chat(ctx context.Context, req openai.ChatCompletionRequest, q *agent.Question, seed *uint64) (openai.ChatCompletionResponse, error) {

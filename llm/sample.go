@@ -11,6 +11,7 @@ import (
 	openai "github.com/sashabaranov/go-openai"
 
 	"github.com/society-sim/society/agent"
+	"github.com/society-sim/society/questionnaires"
 )
 
 // This file is sample mode: one completion per answer, fetched in
@@ -111,10 +112,18 @@ type segFetch struct {
 	queued     bool
 }
 
+// segKey identifies the samples [start, end) of a prompt in memory. The
+// segments of a run live in this process only, so the prompt itself is
+// the key (hashed by the map, not by SHA-256 into a new string per call).
+type segKey struct {
+	system, user string
+	start, end   int
+}
+
 // segmentKey is the key under which the replies of samples [start, end)
 // of prompt p are kept.
-func (c *Client) segmentKey(p agent.Prompt, start, end int) string {
-	return c.cacheKey(p, "segment/"+strconv.Itoa(start)+"-"+strconv.Itoa(end))
+func (c *Client) segmentKey(p agent.Prompt, start, end int) segKey {
+	return segKey{p.System, p.User, start, end}
 }
 
 // sampleReply returns the reply for sample q.Sample, fetching its segment
@@ -137,9 +146,16 @@ func (c *Client) sampleReply(ctx context.Context, q *agent.Question, p agent.Pro
 		case owner:
 			rounds++
 			replies, err := c.fetchSegment(ctx, q, p, start, end, i)
+			// The fetching Ask keeps its own reply; the others wait
+			// for theirs in c.segments.
+			ch, ok := replies[i]
+			delete(replies, i)
 			c.endSegment(key, f, replies, err)
 			if err != nil {
 				return choice{}, err
+			}
+			if ok {
+				return ch, nil
 			}
 		default:
 			c.segWaiting.Add(1)
@@ -168,7 +184,7 @@ func (c *Client) sampleReply(ctx context.Context, q *agent.Question, p agent.Pro
 // segment once every reply has been handed out. Without a reply it returns
 // the segment's fetch in progress, or registers a new one that the caller
 // owns (owner) and must end with endSegment.
-func (c *Client) claimSegment(key string, i int) (ch choice, ok bool, f *segFetch, owner bool) {
+func (c *Client) claimSegment(key segKey, i int) (ch choice, ok bool, f *segFetch, owner bool) {
 	c.segMu.Lock()
 	defer c.segMu.Unlock()
 	if sg := c.segments[key]; sg != nil {
@@ -189,7 +205,7 @@ func (c *Client) claimSegment(key string, i int) (ch choice, ok bool, f *segFetc
 	}
 	f = &segFetch{done: make(chan struct{})}
 	if c.fetching == nil {
-		c.fetching = map[string]*segFetch{}
+		c.fetching = map[segKey]*segFetch{}
 	}
 	c.fetching[key] = f
 	return choice{}, false, f, true
@@ -197,11 +213,11 @@ func (c *Client) claimSegment(key string, i int) (ch choice, ok bool, f *segFetc
 
 // endSegment keeps the replies of a fetch that succeeded and wakes those
 // waiting for it.
-func (c *Client) endSegment(key string, f *segFetch, replies map[int]choice, err error) {
+func (c *Client) endSegment(key segKey, f *segFetch, replies map[int]choice, err error) {
 	c.segMu.Lock()
 	if err == nil && len(replies) > 0 {
 		if c.segments == nil {
-			c.segments = map[string]*segment{}
+			c.segments = map[segKey]*segment{}
 		}
 		sg := c.segments[key]
 		if sg == nil {
@@ -293,7 +309,7 @@ func (c *Client) readSample(ctx context.Context, q *agent.Question, p agent.Prom
 	sc := q.Instrument.Scale
 	text, cut := truncationReason(ch, sc)
 	if cut == "" {
-		v, reason, ok := ParseAnswer(text, sc)
+		v, reason, ok := c.parseAnswer(text, q.Instrument)
 		if ok {
 			return agent.Answer{Value: v, Valid: true, Raw: ch.content}, nil
 		}
@@ -356,7 +372,7 @@ func (c *Client) strictRetry(ctx context.Context, q *agent.Question, p agent.Pro
 	}
 	text2, reason2 := truncationReason(again, q.Instrument.Scale)
 	if reason2 == "" {
-		v, r, ok := ParseAnswer(text2, q.Instrument.Scale)
+		v, r, ok := c.parseAnswer(text2, q.Instrument)
 		if ok {
 			return agent.Answer{Value: v, Valid: true, Raw: again.content}, nil
 		}
@@ -387,4 +403,47 @@ func (c *Client) sampleChoices(ctx context.Context, q *agent.Question, p agent.P
 		return nil, err
 	}
 	return chatChoices(resp), nil
+}
+
+// parseKey is a short reply to an instrument's items.
+type parseKey struct {
+	in   *questionnaires.Instrument
+	text string
+}
+
+// reading is what ParseAnswer made of a reply.
+type reading struct {
+	value  int
+	reason string
+	ok     bool
+}
+
+// Bounds of the readings kept: replies up to parseMemoText bytes, at most
+// parseMemoLimit of them (a few hundred KiB).
+const (
+	parseMemoText  = 32
+	parseMemoLimit = 4096
+)
+
+// parseAnswer is ParseAnswer on the scale of in, remembering the readings
+// of short replies: sample mode reads the same few replies ("4", "Like
+// me") once per answer, and reading one anew costs more of the client's
+// CPU than the rest of the reply. ParseAnswer depends on the text and the
+// scale only, so a remembered reading is the one it would give.
+func (c *Client) parseAnswer(text string, in *questionnaires.Instrument) (int, string, bool) {
+	if len(text) > parseMemoText {
+		return ParseAnswer(text, in.Scale)
+	}
+	k := parseKey{in, text}
+	if r, ok := c.readings.Load(k); ok {
+		r := r.(reading)
+		return r.value, r.reason, r.ok
+	}
+	v, reason, ok := ParseAnswer(text, in.Scale)
+	if c.nReadings.Load() < parseMemoLimit {
+		if _, loaded := c.readings.LoadOrStore(k, reading{v, reason, ok}); !loaded {
+			c.nReadings.Add(1)
+		}
+	}
+	return v, reason, ok
 }
