@@ -236,6 +236,9 @@ type Client struct {
 	static  *extraFields // body fields every request carries (extra)
 	choices sync.Map     // [2]int{min, max} → structured_outputs value
 
+	prompts  sync.Map // promptKey → agent.Prompt (render)
+	nPrompts atomic.Int64
+
 	readings  sync.Map // parseKey → reading (parseAnswer)
 	nReadings atomic.Int64
 }
@@ -443,7 +446,7 @@ func (c *Client) Ask(ctx context.Context, q *agent.Question) (agent.Reply, error
 			return agent.Reply{Dist: e.dist}, nil
 		}
 	}
-	p := agent.Render(q)
+	p := c.render(q)
 	var (
 		r   agent.Reply
 		err error
@@ -470,6 +473,39 @@ func (c *Client) Ask(ctx context.Context, q *agent.Question) (agent.Reply, error
 		return agent.Reply{}, c.redact(fmt.Errorf("llm %s: %s item %d: %w", c.name, q.Instrument.Name, q.Instrument.Items[q.Item].ID, err))
 	}
 	return r, nil
+}
+
+// promptKey is a question without a context: its prompt depends on
+// nothing else.
+type promptKey struct {
+	persona agent.Persona
+	inst    *questionnaires.Instrument
+	item    int
+}
+
+// promptLimit bounds the prompts kept (personas × styles × items of a
+// run: a few thousand).
+const promptLimit = 1 << 16
+
+// render is agent.Render, remembered for questions without a context: in
+// sample mode every agent of a persona asks the same prompts, and
+// rendering one (value prefix, instruction with every label) costs a
+// dozen allocations per call.
+func (c *Client) render(q *agent.Question) agent.Prompt {
+	if q.Context != "" {
+		return agent.Render(q)
+	}
+	k := promptKey{q.Persona, q.Instrument, q.Item}
+	if p, ok := c.prompts.Load(k); ok {
+		return p.(agent.Prompt)
+	}
+	p := agent.Render(q)
+	if c.nPrompts.Load() < promptLimit {
+		if _, loaded := c.prompts.LoadOrStore(k, p); !loaded {
+			c.nPrompts.Add(1)
+		}
+	}
+	return p
 }
 
 // remember keeps a distribution in memory while there is room.

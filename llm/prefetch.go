@@ -93,7 +93,7 @@ func (c *Client) plan(qs []*agent.Question) ([]*prefetchJob, error) {
 			continue
 		}
 		qq := *q
-		p := agent.Render(&qq)
+		p := c.render(&qq)
 		if c.cfg.Mode == ModeDistribution && oneTokenOptions(qq.Instrument.Scale) {
 			mk := memoKey{qq.Persona, qq.Instrument, qq.Item, qq.Context}
 			if dists[mk] {
