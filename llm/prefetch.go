@@ -39,8 +39,10 @@ import (
 // (server prefix caches hit). Distributions are kept in memory and in the
 // response cache; sampled replies are kept in memory until their Ask reads
 // them (it parses them, retries an unreadable one with the strict
-// instruction, and stores the answer). Samples already in the cache cost
-// no request.
+// instruction, and stores the answer). A segment whose samples are all in
+// the cache costs no request. The plan holds one entry per request (in
+// sample mode one per segment of up to Samples answers), a few hundred
+// bytes each.
 //
 // No request is made twice: an Ask for a question whose request is in
 // flight waits for it, and an Ask for a question Prefetch has not reached
@@ -66,8 +68,8 @@ func (c *Client) Prefetch(ctx context.Context, qs []*agent.Question) error {
 	return nil
 }
 
-// prefetchJob is one request Prefetch makes: a distribution, or the
-// samples [start, end) of a prompt (seg set).
+// prefetchJob is one request Prefetch makes: a distribution (dist), or
+// the samples [start, end) of a prompt.
 type prefetchJob struct {
 	q          agent.Question
 	p          agent.Prompt
