@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/society-sim/society/bus"
+	"github.com/society-sim/society/results"
 	"github.com/society-sim/society/scenarios"
 )
 
@@ -106,7 +107,7 @@ func exitCode(err error, stderr io.Writer) int {
 		return 0
 	case errors.Is(err, errHelp):
 		return 0
-	case errors.Is(err, errUsage), errors.Is(err, scenarios.ErrInvalid), errors.Is(err, errBadInput):
+	case errors.Is(err, errUsage), errors.Is(err, scenarios.ErrInvalid), errors.Is(err, errBadInput), errors.Is(err, results.ErrBadInput):
 		fmt.Fprintf(stderr, "society: %v\n", err)
 		return 2
 	case errors.Is(err, context.Canceled):

@@ -1,0 +1,10 @@
+package analysis
+
+// Output is what a results directory is made from.
+type Output struct {
+	Outcome   *Outcome
+	Collector *Collector
+	Study     *Study
+	// Scenario is the exact scenario used, defaults filled in, as TOML.
+	Scenario []byte
+}
