@@ -1,7 +1,8 @@
 // Command society simulates human populations with value-prompted language
 // models (or built-in synthetic respondents) and measures how human-like
 // they are. It is the only package that wires the adapters (bus, llm,
-// metrics) to the domain.
+// metrics) to the domain: it may import every package of the module, and
+// no package imports it.
 package main
 
 import (
