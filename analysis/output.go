@@ -1,6 +1,7 @@
 package analysis
 
-// Output is what a results directory is made from.
+// Output is what a results directory is made from: results.Write writes
+// it, and "society report" reads it back from the directory.
 type Output struct {
 	Outcome   *Outcome
 	Collector *Collector

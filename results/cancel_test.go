@@ -10,10 +10,10 @@ import (
 	"github.com/society-sim/society/analysis"
 )
 
-// TestWriteDirStopsWhenCancelled: cancelled at any point of writing a
+// TestWriteStopsWhenCancelled: cancelled at any point of writing a
 // results directory, Write returns the context's error, leaves
 // an earlier directory as it was and no partial one behind.
-func TestWriteDirStopsWhenCancelled(t *testing.T) {
+func TestWriteStopsWhenCancelled(t *testing.T) {
 	st, col := syntheticRun(t, 600)
 	st.BootstrapIterations = 5
 	outcome, err := st.Compute(context.Background(), col)
