@@ -16,6 +16,7 @@ import (
 
 	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/analysis"
+	"github.com/society-sim/society/results"
 	"github.com/society-sim/society/scenarios"
 )
 
@@ -172,7 +173,7 @@ func runNoBus(ctx context.Context, sc *scenarios.Scenario, out, cacheDir string)
 		return 0, 0, err
 	}
 	outcome.Results.LLM = p.backends.counts()
-	if err := analysis.WriteDir(out, &analysis.Output{Outcome: outcome, Collector: col, Study: p.study, Scenario: p.resolved}); err != nil {
+	if err := results.Write(context.Background(), out, &analysis.Output{Outcome: outcome, Collector: col, Study: p.study, Scenario: p.resolved}); err != nil {
 		return 0, 0, err
 	}
 	return answered, outcome.Results.Answers.Expected, nil

@@ -20,6 +20,7 @@ import (
 
 	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/llm"
+	"github.com/society-sim/society/llm/modelserver"
 	"github.com/society-sim/society/population"
 	"github.com/society-sim/society/questionnaires"
 	"github.com/society-sim/society/values"
@@ -519,7 +520,7 @@ func countedRun(ctx context.Context, pool *population.Pool, insts []*questionnai
 	if err != nil {
 		return 0, 0, err
 	}
-	h := llm.NewServer(llm.NewSynthetic(1, means), llm.ServerOptions{Seed: 1})
+	h := modelserver.New(llm.NewSynthetic(1, means), modelserver.Options{Seed: 1})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, 0, err

@@ -20,6 +20,7 @@ import (
 	"github.com/society-sim/society/bus"
 	"github.com/society-sim/society/games"
 	"github.com/society-sim/society/llm"
+	"github.com/society-sim/society/llm/modelserver"
 	"github.com/society-sim/society/population"
 	"github.com/society-sim/society/questionnaires"
 	"github.com/society-sim/society/scenarios"
@@ -385,7 +386,7 @@ func TestCharityRoundsModelServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(llm.NewServer(llm.NewSynthetic(1, means), llm.ServerOptions{}))
+	hs := httptest.NewServer(modelserver.New(llm.NewSynthetic(1, means), modelserver.Options{}))
 	t.Cleanup(hs.Close)
 	src := fmt.Sprintf(`name = "charity-served"
 seed = 4

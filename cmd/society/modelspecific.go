@@ -16,6 +16,7 @@ import (
 	"github.com/society-sim/society/analysis"
 	"github.com/society-sim/society/population"
 	"github.com/society-sim/society/questionnaires"
+	"github.com/society-sim/society/results"
 	"github.com/society-sim/society/scenarios"
 	"github.com/society-sim/society/values"
 )
@@ -490,7 +491,7 @@ func printBehaviorSummary(w io.Writer, res *analysis.Results) {
 		}
 	}
 	fmt.Fprintf(w, "\nBehaviour similarity to the value-behaviour references (theory references, and published ones when given) under %s (bootstrap mean [95%% interval]):\n\n", strategy)
-	fmt.Fprint(w, analysis.BehaviorTable(res.ValueBehavior, strategy))
+	fmt.Fprint(w, results.BehaviorTable(res.ValueBehavior, strategy))
 	if res.Note != "" {
 		fmt.Fprintln(w, "\nThe synthetic respondents are built from the theory templates: their behaviour similarity is the pipeline's ceiling, not a finding.")
 	}

@@ -17,7 +17,7 @@ import (
 
 // checkOut decides, before any work, whether the results of scenario name
 // may be written at dir. A results directory is written beside dir and
-// renamed into place (analysis.WriteDir), so dir may be:
+// renamed into place (results.Write), so dir may be:
 //   - absent (its parent is created),
 //   - an empty directory,
 //   - an earlier results directory of the same scenario, which is kept until

@@ -21,6 +21,7 @@ import (
 	"github.com/society-sim/society/llm"
 	"github.com/society-sim/society/population"
 	"github.com/society-sim/society/questionnaires"
+	"github.com/society-sim/society/results"
 	"github.com/society-sim/society/scenarios"
 	"github.com/society-sim/society/values"
 )
@@ -434,7 +435,7 @@ func runScenario(ctx context.Context, cfg runConfig) (*runResult, error) {
 		return nil, err // interrupted: nothing is written
 	}
 	if cfg.Out != "" {
-		if err := analysis.WriteDirContext(ctx, cfg.Out, &analysis.Output{Outcome: outcome, Collector: col, Study: p.study, Scenario: p.resolved}); err != nil {
+		if err := results.Write(ctx, cfg.Out, &analysis.Output{Outcome: outcome, Collector: col, Study: p.study, Scenario: p.resolved}); err != nil {
 			return nil, err
 		}
 	}
@@ -472,7 +473,7 @@ func printSummary(w io.Writer, r *runResult, dir string) {
 	fmt.Fprintf(w, "Values similarity to human value structure by %s (1 = identical; 95%% interval: %s; p: permutation test, %d permutations):\n",
 		res.MDS.Describe(), res.Bootstrap.Label, res.Bootstrap.NullIterations)
 	fmt.Fprintln(w)
-	fmt.Fprint(w, analysis.ValueStructureTable(res.ValueStructure))
+	fmt.Fprint(w, results.ValueStructureTable(res.ValueStructure))
 	printBehaviorSummary(w, res)
 	printGames(w, res)
 	fmt.Fprintf(w, "\nResults: %s (report.md, results.json, answers, figures)\n", dir)

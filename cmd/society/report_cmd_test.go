@@ -94,7 +94,7 @@ func TestPaperRunAndReport(t *testing.T) {
 	}
 	// Rebuilt in place: the derived files come out byte for byte, the
 	// stored answers are left alone. (--out writes the same files through
-	// analysis.WriteDir into a new directory.)
+	// results.Write into a new directory.)
 	before := map[string][]byte{}
 	for _, f := range []string{"report.md", "results.json", "value_behavior.csv", "value_structure.csv", "persona_agreement.csv", "answers.csv"} {
 		before[f], _ = os.ReadFile(filepath.Join(moved, f))

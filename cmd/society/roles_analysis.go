@@ -17,6 +17,7 @@ import (
 
 	"github.com/society-sim/society/analysis"
 	"github.com/society-sim/society/bus"
+	"github.com/society-sim/society/results"
 )
 
 // analysisService is the analysis role: for every running run it rebuilds
@@ -169,7 +170,7 @@ func (a *analysisService) analyse(ctx context.Context, rec bus.RunRecord, r *ana
 		return err
 	}
 	outcome.Results.LLM = llmCounts
-	if err := analysis.WriteDirContext(ctx, dir, &analysis.Output{Outcome: outcome, Collector: col, Study: p.study, Scenario: p.resolved}); err != nil {
+	if err := results.Write(ctx, dir, &analysis.Output{Outcome: outcome, Collector: col, Study: p.study, Scenario: p.resolved}); err != nil {
 		return err
 	}
 	results, err := os.ReadFile(filepath.Join(dir, "results.json"))

@@ -19,6 +19,7 @@ import (
 	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/analysis"
 	"github.com/society-sim/society/bus"
+	"github.com/society-sim/society/results"
 	"github.com/society-sim/society/scenarios"
 )
 
@@ -496,7 +497,7 @@ func (o *orchestrator) writeOwn(ctx context.Context, dir string) (bus.RunRecord,
 		}
 	}
 	outcome.Results.LLM = llm
-	if err := analysis.WriteDirContext(ctx, dir, &analysis.Output{Outcome: outcome, Collector: o.col, Study: o.p.study, Scenario: o.p.resolved}); err != nil {
+	if err := results.Write(ctx, dir, &analysis.Output{Outcome: outcome, Collector: o.col, Study: o.p.study, Scenario: o.p.resolved}); err != nil {
 		return bus.RunRecord{}, err
 	}
 	abs, err := filepath.Abs(dir)

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/society-sim/society/llm"
+	"github.com/society-sim/society/llm/modelserver"
 )
 
 // withoutLogprobs serves h as a server that ignores logprob requests (as
@@ -59,7 +59,7 @@ func TestRunReportsWhatHappened(t *testing.T) {
 	// Most answers invalid: no agent has every value scored, so the run
 	// also ends with exit 1, after writing and summarising what happened.
 	t.Run("sample mode, mostly invalid", func(t *testing.T) {
-		hs, _ := testModelServer(t, llm.ServerOptions{Seed: 4, GarbageRate: 0.85})
+		hs, _ := testModelServer(t, modelserver.Options{Seed: 4, GarbageRate: 0.85})
 		sc := writeScenario(t, dir, "garbage", small(openaiScenario("garbage", hs.URL, "sample", 20, ""))+pvq12)
 		out := filepath.Join(dir, "garbage")
 		stdout, stderr, code := runCLI(t, "run", sc, "--out", out, "--cache", filepath.Join(dir, "cache-garbage"))
@@ -101,7 +101,7 @@ func TestRunReportsWhatHappened(t *testing.T) {
 	})
 
 	t.Run("distribution mode, all fallen back", func(t *testing.T) {
-		_, srv := testModelServer(t, llm.ServerOptions{Seed: 4})
+		_, srv := testModelServer(t, modelserver.Options{Seed: 4})
 		hs := withoutLogprobs(t, srv)
 		sc := writeScenario(t, dir, "nologprobs", small(openaiScenario("nologprobs", hs.URL, "distribution", 20, ""))+pvq12)
 		out := filepath.Join(dir, "nologprobs")
@@ -135,7 +135,7 @@ func TestRunReportsWhatHappened(t *testing.T) {
 	})
 
 	t.Run("no valid answer", func(t *testing.T) {
-		hs, _ := testModelServer(t, llm.ServerOptions{Seed: 4, GarbageRate: 1})
+		hs, _ := testModelServer(t, modelserver.Options{Seed: 4, GarbageRate: 1})
 		sc := writeScenario(t, dir, "allgarbage", small(openaiScenario("allgarbage", hs.URL, "sample", 20, ""))+pvq12)
 		out := filepath.Join(dir, "allgarbage")
 		_, stderr, code := runCLI(t, "run", sc, "--out", out, "--cache", filepath.Join(dir, "cache-allgarbage"))

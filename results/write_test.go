@@ -1,22 +1,22 @@
-package analysis
+package results
 
 import (
 	"bytes"
 	"compress/gzip"
-	"context"
 	"io"
 	"math/rand/v2"
 	"strconv"
 	"testing"
 
 	"github.com/society-sim/society/agent"
+	"github.com/society-sim/society/analysis"
 	"github.com/society-sim/society/population"
 	"github.com/society-sim/society/questionnaires"
 )
 
 // pvqOutput is a results directory's input for size agents answering the
 // PVQ-40 at random, every 97th answer invalid, in shards of 1,000 agents.
-func pvqOutput(tb testing.TB, size int) *Output {
+func pvqOutput(tb testing.TB, size int) *analysis.Output {
 	tb.Helper()
 	in, err := questionnaires.Builtin("pvq40")
 	if err != nil {
@@ -32,8 +32,8 @@ func pvqOutput(tb testing.TB, size int) *Output {
 	for i := range items {
 		items[i] = i
 	}
-	plans := []Plan{{Model: "m", Instrument: in, Items: items}}
-	col := NewCollector(size, plans)
+	plans := []analysis.Plan{{Model: "m", Instrument: in, Items: items}}
+	col := analysis.NewCollector(size, plans)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for first := 0; first < size; first += 1000 {
 		n := min(1000, size-first)
@@ -49,7 +49,7 @@ func pvqOutput(tb testing.TB, size int) *Output {
 			}
 		}
 	}
-	return &Output{Outcome: &Outcome{}, Collector: col, Study: &Study{Name: "t", Pool: pool, Plans: plans}}
+	return &analysis.Output{Outcome: &analysis.Outcome{}, Collector: col, Study: &analysis.Study{Name: "t", Pool: pool, Plans: plans}}
 }
 
 func TestAnswersGzipIsTheCSV(t *testing.T) {
@@ -85,7 +85,7 @@ func TestAnswersGzipIsTheCSV(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := bytes.Split(plain.Bytes(), []byte("\n"))
-	sheet := o.Collector.sheets[sheetKey{"m", "pvq40", 0}]
+	sheet := o.Collector.Sheets(o.Study.Plans)[0]
 	if sheet.Codes[0] != 0 || sheet.Codes[40] == 0 {
 		t.Fatalf("fixture: got codes %d and %d, want agent 0's first answer invalid and agent 1's valid", sheet.Codes[0], sheet.Codes[40])
 	}
@@ -125,55 +125,4 @@ func BenchmarkWriteAnswersGzip(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*20000*40), "ns/row")
-}
-
-// BenchmarkCollectorAdd stores one batch of 4,096 answers (one shard, one
-// item) into the agent-major sheet. Reported per answer.
-func BenchmarkCollectorAdd(b *testing.B) {
-	in, err := questionnaires.Builtin("pvq40")
-	if err != nil {
-		b.Fatal(err)
-	}
-	const shard, shards = 4096, 64
-	items := make([]int, len(in.Items))
-	for i := range items {
-		items[i] = i
-	}
-	plans := []Plan{{Model: "m", Instrument: in, Items: items}}
-	codes := make([]uint8, shard)
-	for i := range codes {
-		codes[i] = uint8(1 + i%6)
-	}
-	col := NewCollector(shard*shards, plans)
-	i := 0
-	for b.Loop() {
-		// Batches are told apart by shard and item; a new collector is
-		// made when every one has been stored.
-		s, it := i%shards, (i/shards)%len(items)
-		if i > 0 && s == 0 && it == 0 {
-			b.StopTimer()
-			col = NewCollector(shard*shards, plans)
-			b.StartTimer()
-		}
-		if err := col.Add(&agent.Batch{Model: "m", Instrument: "pvq40", Item: it, Shard: s, First: s * shard, Codes: codes}); err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*shard), "ns/answer")
-}
-
-// BenchmarkComputePVQ is the whole analysis of 20,000 agents' PVQ-40:
-// scores, correlations, MDS and Procrustes against three references, and
-// the study's bootstrap (100 resamples of 500).
-func BenchmarkComputePVQ(b *testing.B) {
-	o := pvqOutput(b, 20000)
-	st := o.Study
-	st.References = []string{"pvq40_smacof_mrat", "gss2012_mrat", "ess_sweden_mrat"}
-	st.BootstrapIterations, st.BootstrapSize = 100, 500
-	for b.Loop() {
-		if _, err := st.Compute(context.Background(), o.Collector); err != nil {
-			b.Fatal(err)
-		}
-	}
 }

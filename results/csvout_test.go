@@ -1,10 +1,12 @@
-package analysis
+package results
 
 import (
 	"bytes"
 	"encoding/csv"
 	"io"
 	"testing"
+
+	"github.com/society-sim/society/analysis"
 )
 
 // TestCSVQuotesNames: a name holding a comma, a quote or a line break
@@ -17,16 +19,16 @@ func TestCSVQuotesNames(t *testing.T) {
 		write  func(io.Writer) error
 	}{
 		{"value_structure.csv", 18, func(w io.Writer) error {
-			return writeValueStructure(w, []ValueStructureRow{{Model: name, Strategy: "h-np", Instrument: "pvq40", Reference: "r"}})
+			return writeValueStructure(w, []analysis.ValueStructureRow{{Model: name, Strategy: "h-np", Instrument: "pvq40", Reference: "r"}})
 		}},
 		{"value_behavior.csv", 19, func(w io.Writer) error {
-			return writeValueBehavior(w, []ValueBehaviorRow{{Model: name, Strategy: "h-np", Instrument: "bfi2"}})
+			return writeValueBehavior(w, []analysis.ValueBehaviorRow{{Model: name, Strategy: "h-np", Instrument: "bfi2"}})
 		}},
 		{"persona_agreement.csv", 5, func(w io.Writer) error {
-			return writeAgreement(w, []AgreementRow{{Model: name, Behavior: "b", Group: "SD"}})
+			return writeAgreement(w, []analysis.AgreementRow{{Model: name, Behavior: "b", Group: "SD"}})
 		}},
 		{"model_specific.csv", 8, func(w io.Writer) error {
-			return writeCalibration(w, []CalibrationRow{{Model: name, Persona: "SD"}})
+			return writeCalibration(w, []analysis.CalibrationRow{{Model: name, Persona: "SD"}})
 		}},
 	}
 	for _, tc := range tables {

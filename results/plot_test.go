@@ -1,18 +1,20 @@
-package analysis
+package results
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"gonum.org/v1/gonum/mat"
 
+	"github.com/society-sim/society/analysis"
 	"github.com/society-sim/society/values"
 )
 
 func TestPlotMDS(t *testing.T) {
-	human, _ := LookupReference(DefaultReference)
-	h, m, _, err := MDSMap(circumplex(0.5), human.R)
+	human, _ := analysis.LookupReference(analysis.DefaultReference)
+	h, m, _, err := analysis.MDSMap(circumplex(0.5), human.R)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,4 +55,23 @@ func TestPlotMDSErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// circumplex is a 10×10 correlation matrix of a perfect circumplex: the
+// correlation of two values is a times the cosine of their angle apart.
+func circumplex(a float64) *mat.SymDense {
+	r := mat.NewSymDense(values.N, nil)
+	for i, vi := range values.All() {
+		for j, vj := range values.All() {
+			if j < i {
+				continue
+			}
+			v := a * math.Cos(vi.Angle()-vj.Angle())
+			if i == j {
+				v = 1
+			}
+			r.SetSym(i, j, v)
+		}
+	}
+	return r
 }

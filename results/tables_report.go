@@ -1,4 +1,4 @@
-package analysis
+package results
 
 import (
 	"context"
@@ -9,8 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/BurntSushi/toml"
-
+	"github.com/society-sim/society/analysis"
 	"github.com/society-sim/society/population"
 	"github.com/society-sim/society/questionnaires"
 	"github.com/society-sim/society/values"
@@ -33,7 +32,7 @@ type paperFigures struct {
 
 // figureStrategy is the strategy the heat-maps show: H-NP when the run has
 // it (the strategy of Table 2), else the first.
-func figureStrategy(r *Results) string {
+func figureStrategy(r *analysis.Results) string {
 	if s := tableStrategy(r.Population, population.HNP); s != "" {
 		return s
 	}
@@ -46,7 +45,7 @@ func figureStrategy(r *Results) string {
 
 // writePaperFiles writes the behaviour and persona CSV files, the stored
 // instruments and references, and the heat-maps.
-func writePaperFiles(ctx context.Context, dir string, o *Output) (paperFigures, error) {
+func writePaperFiles(ctx context.Context, dir string, o *analysis.Output) (paperFigures, error) {
 	var figs paperFigures
 	r := &o.Outcome.Results
 	files := []struct {
@@ -97,11 +96,11 @@ func writePaperFiles(ctx context.Context, dir string, o *Output) (paperFigures, 
 		}
 		panels := []Heatmap{{Title: fmt.Sprintf("%s, %s (n=%d)", bm.Model, bm.Strategy, bm.Agents), Rows: values.Codes(), Cols: bm.Keys, Z: matrixRows(bm.M)}}
 		var refNames []string
-		for _, ref := range o.Study.referencesFor(instrumentOf(o.Study, bm.Instrument)) {
+		for _, ref := range o.Study.ReferencesFor(instrumentOf(o.Study, bm.Instrument)) {
 			// Theory templates are expectations, not human data: they are
 			// never labelled "human".
 			title := "theory reference (template)"
-			if ref.Kind != KindTheory {
+			if ref.Kind != analysis.KindTheory {
 				title = ref.Kind + " reference: " + ref.Name
 			}
 			panels = append(panels, Heatmap{Title: title, Rows: values.Codes(), Cols: ref.Keys, Z: matrixRows(ref.M)})
@@ -119,14 +118,14 @@ func writePaperFiles(ctx context.Context, dir string, o *Output) (paperFigures, 
 			return figs, err
 		}
 		m := fileToken(pa.Model)
-		groups := GroupCodes()
+		groups := analysis.GroupCodes()
 		items := []struct {
 			base    string
 			panels  []Heatmap
 			lo, hi  float64
 			caption string
 		}{
-			{"persona_values_" + m, []Heatmap{{Title: pa.Model + ": agreement by value prompt", Rows: pa.Behaviors, Cols: PersonaColumns(), Z: pa.Value}}, 0, 1,
+			{"persona_values_" + m, []Heatmap{{Title: pa.Model + ": agreement by value prompt", Rows: pa.Behaviors, Cols: analysis.PersonaColumns(), Z: pa.Value}}, 0, 1,
 				"Persona statements: share of answers matching each behaviour (rows) by the agents of each value prompt and the unprimed ones (columns)."},
 			{"persona_higher_" + m, []Heatmap{{Title: pa.Model + ": agreement by higher-order value", Rows: pa.Behaviors, Cols: groups, Z: pa.Higher}}, 0, 1,
 				"Persona statements: agreement by higher-order value (OC Openness to Change, SEN Self-Enhancement, CON Conservation, STR Self-Transcendence; Hedonism counts in OC and SEN)."},
@@ -146,7 +145,7 @@ func writePaperFiles(ctx context.Context, dir string, o *Output) (paperFigures, 
 				panels  []Heatmap
 				lo, hi  float64
 				caption string
-			}{"persona_politics_" + m, []Heatmap{{Title: pa.Model + ": politics", Rows: names, Cols: PersonaColumns(), Z: rows}}, 0, 1,
+			}{"persona_politics_" + m, []Heatmap{{Title: pa.Model + ": politics", Rows: names, Cols: analysis.PersonaColumns(), Z: rows}}, 0, 1,
 				"Politics panel: agreement with the political behaviours by value prompt."})
 		}
 		for _, it := range items {
@@ -159,7 +158,7 @@ func writePaperFiles(ctx context.Context, dir string, o *Output) (paperFigures, 
 	return figs, nil
 }
 
-func instrumentOf(st *Study, name string) *questionnaires.Instrument {
+func instrumentOf(st *analysis.Study, name string) *questionnaires.Instrument {
 	for _, p := range st.Plans {
 		if p.Instrument.Name == name {
 			return p.Instrument
@@ -196,7 +195,7 @@ func mkdirFor(path string) error {
 // one (a user's file, the sampled persona statements) as
 // instruments/NAME.toml, and every published reference as
 // references/INSTRUMENT_NAME.csv.
-func writeStoredInputs(dir string, st *Study) error {
+func writeStoredInputs(dir string, st *analysis.Study) error {
 	seen := map[string]bool{}
 	for _, p := range st.Plans {
 		in := p.Instrument
@@ -207,11 +206,11 @@ func writeStoredInputs(dir string, st *Study) error {
 		if b, err := questionnaires.Builtin(in.Name); err == nil && b == in {
 			continue
 		}
-		path := StoredInstrumentPath(dir, in.Name)
+		path := questionnaires.StoredPath(dir, in.Name)
 		if err := mkdirFor(path); err != nil {
 			return err
 		}
-		if err := writeFile(path, func(w io.Writer) error { return WriteInstrument(w, in) }); err != nil {
+		if err := writeFile(path, func(w io.Writer) error { return questionnaires.Write(w, in) }); err != nil {
 			return err
 		}
 	}
@@ -220,23 +219,14 @@ func writeStoredInputs(dir string, st *Study) error {
 		if err := mkdirFor(path); err != nil {
 			return err
 		}
-		if err := writeFile(path, func(w io.Writer) error { return WriteBehaviorReference(w, ref) }); err != nil {
+		if err := writeFile(path, func(w io.Writer) error { return analysis.WriteBehaviorReference(w, ref) }); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// WriteInstrument writes an instrument in the project's instrument format,
-// which questionnaires.Parse reads back.
-func WriteInstrument(w io.Writer, in *questionnaires.Instrument) error {
-	if _, err := fmt.Fprintf(w, "# Instrument %q as used in this run.\n", in.Name); err != nil {
-		return err
-	}
-	return toml.NewEncoder(w).Encode(in)
-}
-
-func writeValueBehavior(w io.Writer, rows []ValueBehaviorRow) error {
+func writeValueBehavior(w io.Writer, rows []analysis.ValueBehaviorRow) error {
 	t := newCSVTable(w, "model,strategy,instrument,reference,reference_kind,agents,behavior_similarity,bootstrap_mean,ci95_low,ci95_high,"+inferenceHeader)
 	for _, r := range rows {
 		t.row(append([]string{r.Model, r.Strategy, r.Instrument, r.Reference, r.ReferenceKind, strconv.Itoa(r.Agents),
@@ -245,7 +235,7 @@ func writeValueBehavior(w io.Writer, rows []ValueBehaviorRow) error {
 	return t.close()
 }
 
-func writeAgreement(w io.Writer, rows []AgreementRow) error {
+func writeAgreement(w io.Writer, rows []analysis.AgreementRow) error {
 	t := newCSVTable(w, "model,behavior,group,agreement,answers")
 	for _, r := range rows {
 		t.row(r.Model, r.Behavior, r.Group, fmtNum(r.Agreement, 4), strconv.Itoa(r.Answers))
@@ -253,7 +243,7 @@ func writeAgreement(w io.Writer, rows []AgreementRow) error {
 	return t.close()
 }
 
-func writeCalibration(w io.Writer, rows []CalibrationRow) error {
+func writeCalibration(w io.Writer, rows []analysis.CalibrationRow) error {
 	t := newCSVTable(w, "model,persona,reference,agents,values_similarity,pearson,rule,weight")
 	for _, r := range rows {
 		t.row(r.Model, r.Persona, r.Reference, strconv.Itoa(r.Agents), fmtNum(r.ValuesSimilarity, 6), fmtNum(r.Pearson, 6), r.Rule, fmtNum(r.Weight, 6))
@@ -262,7 +252,7 @@ func writeCalibration(w io.Writer, rows []CalibrationRow) error {
 }
 
 // paperTables is the report's section with Tables 1–4.
-func paperTables(o *Output) string {
+func paperTables(o *analysis.Output) string {
 	r := &o.Outcome.Results
 	b := &strings.Builder{}
 	ref := ""
@@ -359,7 +349,7 @@ func paperTables(o *Output) string {
 
 // paperFigureSections is the report's section with the heat-maps, the
 // full behaviour rows and the persona analysis.
-func paperFigureSections(o *Output, figs paperFigures) string {
+func paperFigureSections(o *analysis.Output, figs paperFigures) string {
 	r := &o.Outcome.Results
 	b := &strings.Builder{}
 	if len(figs.valueCorr) > 0 {
@@ -391,14 +381,14 @@ func paperFigureSections(o *Output, figs paperFigures) string {
 				continue
 			}
 			fmt.Fprintf(b, "Politics panel, %s (agreement by value prompt):\n\n| behaviour |", pa.Model)
-			for _, c := range PersonaColumns() {
+			for _, c := range analysis.PersonaColumns() {
 				b.WriteString(" " + c + " |")
 			}
-			b.WriteString("\n|---|" + strings.Repeat("---:|", len(PersonaColumns())) + "\n")
+			b.WriteString("\n|---|" + strings.Repeat("---:|", len(analysis.PersonaColumns())) + "\n")
 			for i, n := range names {
 				fmt.Fprintf(b, "| %s |", n)
 				for _, x := range rows[i] {
-					fmt.Fprintf(b, " %s |", fmtNum(Num(x), 2))
+					fmt.Fprintf(b, " %s |", fmtNum(analysis.Num(x), 2))
 				}
 				b.WriteString("\n")
 			}
@@ -409,12 +399,6 @@ func paperFigureSections(o *Output, figs paperFigures) string {
 		}
 	}
 	return b.String()
-}
-
-// StoredInstrumentPath is where a results directory keeps an instrument
-// that is not built in.
-func StoredInstrumentPath(dir, name string) string {
-	return filepath.Join(dir, "instruments", name+".toml")
 }
 
 // StoredReferencePath is where a results directory keeps a published

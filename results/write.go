@@ -1,4 +1,4 @@
-package analysis
+package results
 
 import (
 	"bufio"
@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/society-sim/society/analysis"
 	"github.com/society-sim/society/population"
 	"github.com/society-sim/society/values"
 )
@@ -25,27 +26,13 @@ import (
 // written gzip-compressed as answers.csv.gz (about 30 MB of text).
 const GzipAnswersAbove = 1_000_000
 
-// Output is what a results directory is made from.
-type Output struct {
-	Outcome   *Outcome
-	Collector *Collector
-	Study     *Study
-	// Scenario is the exact scenario used, defaults filled in, as TOML.
-	Scenario []byte
-}
-
-// WriteDir writes a complete results directory at dir. It writes into a
-// sibling temporary directory and renames it into place only when every file
-// is complete, so a crash or an error never leaves a half-written dir; an
-// existing dir is replaced.
-func WriteDir(dir string, o *Output) error {
-	return WriteDirContext(context.Background(), dir, o)
-}
-
-// WriteDirContext is WriteDir that stops between files and figures once
-// ctx is done (the figures of a large study take tens of seconds),
-// returning ctx's error and leaving dir as it was.
-func WriteDirContext(ctx context.Context, dir string, o *Output) error {
+// Write writes a complete results directory at dir. It writes into a
+// sibling temporary directory and renames it into place only when every
+// file is complete, so a crash or an error never leaves a half-written dir;
+// an existing dir is replaced. It stops between files and figures once ctx
+// is done (the figures of a large study take tens of seconds), returning
+// ctx's error and leaving dir as it was.
+func Write(ctx context.Context, dir string, o *analysis.Output) error {
 	parent := filepath.Dir(dir)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("results dir: %w", err)
@@ -84,7 +71,7 @@ func WriteDirContext(ctx context.Context, dir string, o *Output) error {
 	return nil
 }
 
-func writeAll(ctx context.Context, dir string, o *Output) error {
+func writeAll(ctx context.Context, dir string, o *analysis.Output) error {
 	steps := []struct {
 		name string
 		fn   func(io.Writer) error
@@ -206,9 +193,9 @@ func writePopulation(w io.Writer, p *population.Pool) error {
 	return nil
 }
 
-func sortedInvalid(c *Collector) []InvalidAnswer {
+func sortedInvalid(c *analysis.Collector) []analysis.InvalidAnswer {
 	iv := c.Invalid()
-	slices.SortFunc(iv, func(a, b InvalidAnswer) int {
+	slices.SortFunc(iv, func(a, b analysis.InvalidAnswer) int {
 		if c := strings.Compare(a.Model, b.Model); c != 0 {
 			return c
 		}
@@ -226,7 +213,7 @@ func sortedInvalid(c *Collector) []InvalidAnswer {
 	return iv
 }
 
-func writeInvalid(w io.Writer, c *Collector) error {
+func writeInvalid(w io.Writer, c *analysis.Collector) error {
 	enc := json.NewEncoder(w)
 	for _, iv := range sortedInvalid(c) {
 		if err := enc.Encode(iv); err != nil {
@@ -239,7 +226,7 @@ func writeInvalid(w io.Writer, c *Collector) error {
 // answersHeader is the first line of answers.csv.
 const answersHeader = "model,agent,persona,instrument,item,round,answer,valid\n"
 
-func writeAnswers(w io.Writer, o *Output) error {
+func writeAnswers(w io.Writer, o *analysis.Output) error {
 	if _, err := io.WriteString(w, answersHeader); err != nil {
 		return err
 	}
@@ -255,7 +242,7 @@ func writeAnswers(w io.Writer, o *Output) error {
 
 // answerChunk is a run of answers.csv rows: the agents lo..hi-1 of a sheet.
 type answerChunk struct {
-	sheet  *Sheet
+	sheet  *analysis.Sheet
 	lo, hi int
 }
 
@@ -267,7 +254,7 @@ const answerChunkBytes = 4 << 20
 // answerChunks cuts the rows of answers.csv into chunks, in file order.
 // The cut depends only on the sheets, so the file is the same however
 // many cores write it.
-func answerChunks(o *Output) []answerChunk {
+func answerChunks(o *analysis.Output) []answerChunk {
 	var out []answerChunk
 	agents := o.Collector.Agents()
 	for _, sh := range o.Collector.Sheets(o.Study.Plans) {
@@ -284,7 +271,7 @@ func answerChunks(o *Output) []answerChunk {
 // prefix (model, agent, persona, instrument), the item's part (item,
 // round) and the answer's part (answer, valid), each made once and copied
 // per row.
-func appendAnswerRows(dst []byte, o *Output, c answerChunk) []byte {
+func appendAnswerRows(dst []byte, o *analysis.Output, c answerChunk) []byte {
 	sh := c.sheet
 	n := len(sh.Instrument.Items)
 	round := strconv.Itoa(sh.Round)
@@ -327,7 +314,7 @@ func appendAnswerRows(dst []byte, o *Output, c answerChunk) []byte {
 // zcat and Go's gzip.Reader read as the whole text. Workers format and
 // compress chunks; the writer takes them in file order, and at most
 // 2·GOMAXPROCS chunks are in memory at once.
-func writeAnswersGzip(w io.Writer, o *Output) error {
+func writeAnswersGzip(w io.Writer, o *analysis.Output) error {
 	chunks := answerChunks(o)
 	if len(chunks) == 0 {
 		zw, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
@@ -406,7 +393,7 @@ func writeAnswersGzip(w io.Writer, o *Output) error {
 	return err
 }
 
-func writeValueStructure(w io.Writer, rows []ValueStructureRow) error {
+func writeValueStructure(w io.Writer, rows []analysis.ValueStructureRow) error {
 	t := newCSVTable(w, "model,strategy,instrument,reference,agents,values_similarity,bootstrap_mean,ci95_low,ci95_high,"+inferenceHeader)
 	for _, r := range rows {
 		t.row(append([]string{r.Model, r.Strategy, r.Instrument, r.Reference, strconv.Itoa(r.Agents),
@@ -415,7 +402,7 @@ func writeValueStructure(w io.Writer, rows []ValueStructureRow) error {
 	return t.close()
 }
 
-func fmtNum(n Num, prec int) string {
+func fmtNum(n analysis.Num, prec int) string {
 	b, _ := n.MarshalJSON()
 	if string(b) == "null" {
 		return "NA"
@@ -428,7 +415,7 @@ func fmtNum(n Num, prec int) string {
 const inferenceHeader = "p_value,p_value_resolution,null_mean,null_ci95_low,null_ci95_high,random_mean,random_ci95_low,random_ci95_high,p_value_paper_ttest"
 
 // inferenceFields are the CSV fields of inferenceHeader.
-func inferenceFields(in Inference) []string {
+func inferenceFields(in analysis.Inference) []string {
 	return []string{fmtP(in.PValue), fmtP(in.PValueResolution), fmtNum(in.NullMean, 4), fmtNum(in.NullCI95[0], 4),
 		fmtNum(in.NullCI95[1], 4), fmtNum(in.RandomMean, 4), fmtNum(in.RandomCI95[0], 4), fmtNum(in.RandomCI95[1], 4),
 		fmtP(in.PValuePaperTTest)}
@@ -436,7 +423,7 @@ func inferenceFields(in Inference) []string {
 
 // fmtP writes a p-value for a CSV file: a number (four significant
 // digits, never rounded to 0), or NA.
-func fmtP(p Prob) string {
+func fmtP(p analysis.Prob) string {
 	f := float64(p)
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return "NA"
@@ -447,7 +434,7 @@ func fmtP(p Prob) string {
 // fmtPText writes a permutation p-value for a person: at its resolution
 // (no null value reached the observed one) as "≤ resolution", since the
 // permutations cannot tell smaller p-values apart.
-func fmtPText(p, resolution Prob) string {
+func fmtPText(p, resolution analysis.Prob) string {
 	f, r := float64(p), float64(resolution)
 	switch {
 	case math.IsNaN(f):
@@ -458,7 +445,7 @@ func fmtPText(p, resolution Prob) string {
 	return strconv.FormatFloat(f, 'g', 3, 64)
 }
 
-func writeReport(w io.Writer, o *Output, figures []string, paper paperFigures) error {
+func writeReport(w io.Writer, o *analysis.Output, figures []string, paper paperFigures) error {
 	r := &o.Outcome.Results
 	b := &strings.Builder{}
 	fmt.Fprintf(b, "# %s\n\n", r.Scenario)
@@ -466,13 +453,13 @@ func writeReport(w io.Writer, o *Output, figures []string, paper paperFigures) e
 		fmt.Fprintf(b, "> **Synthetic respondents.** %s\n\n", r.Note)
 	}
 	for _, mr := range r.ModelRuns {
-		if w := MostlyInvalidWarning(mr); w != "" {
+		if w := analysis.MostlyInvalidWarning(mr); w != "" {
 			fmt.Fprintf(b, "> **%s**\n\n", w)
 		}
 	}
 	fmt.Fprintf(b, "Seed %d. Models:\n\n", r.Seed)
 	for _, m := range r.Models {
-		label := backendLabel(m.Backend, m.Synthetic)
+		label := analysis.BackendLabel(m.Backend, m.Synthetic)
 		if m.Model != "" {
 			label += " `" + m.Model + "`"
 		}
@@ -508,11 +495,11 @@ func writeReport(w io.Writer, o *Output, figures []string, paper paperFigures) e
 		b.WriteString("\n## Model runs\n\nWhat each model really did: its query mode (with the questions that fell back from distributions to sampling), " +
 			"traffic, the mean probability mass the answer options covered in the distributions fetched, and its invalid answers with their most frequent reasons.\n\n")
 		for _, mr := range r.ModelRuns {
-			b.WriteString("- " + ModelRunLine(mr) + "\n")
+			b.WriteString("- " + analysis.ModelRunLine(mr) + "\n")
 		}
 	}
 
-	fmt.Fprintf(b, "\nValues similarity: %s (`analysis.mds = \"%s\"`).\n", r.MDS.Describe(), r.mdsName())
+	fmt.Fprintf(b, "\nValues similarity: %s (`analysis.mds = \"%s\"`).\n", r.MDS.Describe(), r.MDSMethod())
 	for _, w := range r.UndefinedSimilarities() {
 		b.WriteString("\n**WARNING: " + w + "**\n")
 	}
@@ -544,18 +531,18 @@ func writeReport(w io.Writer, o *Output, figures []string, paper paperFigures) e
 
 // ValueStructureTable lays out value-structure rows as a Markdown table:
 // one row per model and strategy, one column per reference.
-func ValueStructureTable(rows []ValueStructureRow) string {
+func ValueStructureTable(rows []analysis.ValueStructureRow) string {
 	var refs []string
 	type rk struct{ model, strategy, instrument string }
 	var order []rk
-	cells := map[rk]map[string]ValueStructureRow{}
+	cells := map[rk]map[string]analysis.ValueStructureRow{}
 	for _, r := range rows {
 		if !slices.Contains(refs, r.Reference) {
 			refs = append(refs, r.Reference)
 		}
 		k := rk{r.Model, r.Strategy, r.Instrument}
 		if cells[k] == nil {
-			cells[k] = map[string]ValueStructureRow{}
+			cells[k] = map[string]analysis.ValueStructureRow{}
 			order = append(order, k)
 		}
 		cells[k][r.Reference] = r

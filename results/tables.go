@@ -1,4 +1,4 @@
-package analysis
+package results
 
 import (
 	"fmt"
@@ -6,7 +6,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/society-sim/society/analysis"
 	"github.com/society-sim/society/population"
+	"github.com/society-sim/society/values"
 )
 
 // The study's tables, laid out as in the paper: models in rows. Each cell
@@ -23,7 +25,7 @@ import (
 //   - Table 4: Behavior Similarity under Uniform.
 
 // cell formats a figure with its 95% interval.
-func cell(x Num, ci [2]Num) string {
+func cell(x analysis.Num, ci [2]analysis.Num) string {
 	if math.IsNaN(float64(x)) {
 		return "NA"
 	}
@@ -54,9 +56,9 @@ func appendNew(list []string, s string) []string {
 
 // Table1 lays out Values Similarity against reference as models ×
 // strategies (bootstrap means and intervals), with a mean row over models.
-func Table1(rows []ValueStructureRow, reference string) string {
+func Table1(rows []analysis.ValueStructureRow, reference string) string {
 	var models, strategies []string
-	cells := map[[2]string]ValueStructureRow{}
+	cells := map[[2]string]analysis.ValueStructureRow{}
 	for _, r := range rows {
 		if r.Reference != reference {
 			continue
@@ -91,7 +93,7 @@ func Table1(rows []ValueStructureRow, reference string) string {
 	if len(models) > 1 {
 		b.WriteString("| **mean** |")
 		for j := range strategies {
-			fmt.Fprintf(b, " **%s** |", fmtNum(Num(mean(means[j])), 2))
+			fmt.Fprintf(b, " **%s** |", fmtNum(analysis.Num(mean(means[j])), 2))
 		}
 		b.WriteString("\n")
 	}
@@ -102,15 +104,15 @@ func Table1(rows []ValueStructureRow, reference string) string {
 // instruments: one column per instrument and reference (the reference's
 // name is added when it is not the theory template), and a mean column
 // over the instruments of the first reference kind found.
-func BehaviorTable(rows []ValueBehaviorRow, strategy string) string {
+func BehaviorTable(rows []analysis.ValueBehaviorRow, strategy string) string {
 	var models, columns []string
-	cells := map[[2]string]ValueBehaviorRow{}
+	cells := map[[2]string]analysis.ValueBehaviorRow{}
 	for _, r := range rows {
 		if r.Strategy != strategy {
 			continue
 		}
 		col := r.Instrument
-		if r.ReferenceKind != KindTheory {
+		if r.ReferenceKind != analysis.KindTheory {
 			col += " (" + r.Reference + ")"
 		}
 		models = appendNew(models, r.Model)
@@ -143,21 +145,21 @@ func BehaviorTable(rows []ValueBehaviorRow, strategy string) string {
 		}
 		mm := mean(xs)
 		all = append(all, mm)
-		fmt.Fprintf(b, " %s |\n", fmtNum(Num(mm), 2))
+		fmt.Fprintf(b, " %s |\n", fmtNum(analysis.Num(mm), 2))
 	}
 	if len(models) > 1 {
 		b.WriteString("| **mean** |")
 		for j := range columns {
-			fmt.Fprintf(b, " **%s** |", fmtNum(Num(mean(colMeans[j])), 2))
+			fmt.Fprintf(b, " **%s** |", fmtNum(analysis.Num(mean(colMeans[j])), 2))
 		}
-		fmt.Fprintf(b, " **%s** |\n", fmtNum(Num(mean(all)), 2))
+		fmt.Fprintf(b, " **%s** |\n", fmtNum(analysis.Num(mean(all)), 2))
 	}
 	return b.String()
 }
 
 // backendKey groups the models of one backend: the models of a priming
 // ablation differ only by priming and style.
-func backendKey(m ModelInfo) string {
+func backendKey(m analysis.ModelInfo) string {
 	if m.Model != "" {
 		return m.Backend + " " + m.Model
 	}
@@ -165,7 +167,7 @@ func backendKey(m ModelInfo) string {
 }
 
 // condition is a model's column in Table 3.
-func condition(m ModelInfo) string {
+func condition(m analysis.ModelInfo) string {
 	p, s := m.Priming, m.Style
 	if p == "" {
 		p = "priming"
@@ -181,7 +183,7 @@ func condition(m ModelInfo) string {
 // strategy against reference and the mean Behavior Similarity (theory
 // references) under the same strategy. It is empty when no backend is run
 // under more than one condition.
-func Table3(models []ModelInfo, vs []ValueStructureRow, vb []ValueBehaviorRow, strategy, reference string) string {
+func Table3(models []analysis.ModelInfo, vs []analysis.ValueStructureRow, vb []analysis.ValueBehaviorRow, strategy, reference string) string {
 	var groups, conds []string
 	byCell := map[[2]string]string{} // (group, condition) → model name
 	perGroup := map[string]int{}
@@ -202,7 +204,7 @@ func Table3(models []ModelInfo, vs []ValueStructureRow, vb []ValueBehaviorRow, s
 		return ""
 	}
 	slices.SortStableFunc(conds, func(a, b string) int { return conditionRank(a) - conditionRank(b) })
-	valueSim := map[string]ValueStructureRow{}
+	valueSim := map[string]analysis.ValueStructureRow{}
 	for _, r := range vs {
 		if r.Strategy == strategy && r.Reference == reference {
 			valueSim[r.Model] = r
@@ -210,7 +212,7 @@ func Table3(models []ModelInfo, vs []ValueStructureRow, vb []ValueBehaviorRow, s
 	}
 	behav := map[string][]float64{}
 	for _, r := range vb {
-		if r.Strategy == strategy && r.ReferenceKind == KindTheory {
+		if r.Strategy == strategy && r.ReferenceKind == analysis.KindTheory {
 			behav[r.Model] = append(behav[r.Model], float64(r.BootstrapMean))
 		}
 	}
@@ -233,7 +235,7 @@ func Table3(models []ModelInfo, vs []ValueStructureRow, vb []ValueBehaviorRow, s
 				vsText = fmtNum(r.BootstrapMean, 2)
 			}
 			if xs := behav[name]; len(xs) > 0 {
-				bsText = fmtNum(Num(mean(xs)), 2)
+				bsText = fmtNum(analysis.Num(mean(xs)), 2)
 			}
 			fmt.Fprintf(b, " VS %s · BS %s |", vsText, bsText)
 		}
@@ -267,7 +269,7 @@ func conditionRank(c string) int {
 
 // tableStrategy is the strategy a paper table is computed under: want when
 // the run has it, else "".
-func tableStrategy(pop []PopulationRow, want population.Strategy) string {
+func tableStrategy(pop []analysis.PopulationRow, want population.Strategy) string {
 	for _, p := range pop {
 		name, _, _ := strings.Cut(p.Strategy, "@")
 		if name == string(want) {
@@ -279,7 +281,7 @@ func tableStrategy(pop []PopulationRow, want population.Strategy) string {
 
 // ValueBehaviorTable lists every behaviour row with its interval and
 // p-value: the detail behind Tables 2 and 4.
-func ValueBehaviorTable(rows []ValueBehaviorRow) string {
+func ValueBehaviorTable(rows []analysis.ValueBehaviorRow) string {
 	b := &strings.Builder{}
 	b.WriteString("| model | strategy | instrument | reference | kind | agents | similarity [95% CI] | null mean [95%] | random [95%] | p |\n")
 	b.WriteString("|---|---|---|---|---|---:|---:|---:|---:|---:|\n")
@@ -294,7 +296,7 @@ func ValueBehaviorTable(rows []ValueBehaviorRow) string {
 // ComparisonTable lists the paired comparisons of one measure and factor
 // against reference ("": every reference): the difference A − B with its paired bootstrap
 // interval, and whether the interval excludes 0. Empty when there are none.
-func ComparisonTable(rows []ComparisonRow, measure, factor, reference string) string {
+func ComparisonTable(rows []analysis.ComparisonRow, measure, factor, reference string) string {
 	b := &strings.Builder{}
 	for _, r := range rows {
 		if r.Measure != measure || r.Factor != factor || (reference != "" && r.Reference != reference) {
@@ -313,6 +315,43 @@ func ComparisonTable(rows []ComparisonRow, measure, factor, reference string) st
 		}
 		fmt.Fprintf(b, "| %s − %s | %s | %s | %s | %s [%s, %s] | %s |\n", r.A, r.B, within, r.Instrument, r.Reference,
 			fmtNum(r.Difference, 3), fmtNum(r.CI95[0], 3), fmtNum(r.CI95[1], 3), excl)
+	}
+	return b.String()
+}
+
+// CalibrationTable lays out calibration rows as Markdown: one row per
+// model, one column per value prompt, each cell the fit that set the
+// weight (CalibrationRow.Fit) and the weight it earned.
+func CalibrationTable(rows []analysis.CalibrationRow) string {
+	if len(rows) == 0 {
+		return ""
+	}
+	var models []string
+	cells := map[string]map[string]analysis.CalibrationRow{}
+	for _, r := range rows {
+		if cells[r.Model] == nil {
+			cells[r.Model] = map[string]analysis.CalibrationRow{}
+			models = append(models, r.Model)
+		}
+		cells[r.Model][r.Persona] = r
+	}
+	b := &strings.Builder{}
+	b.WriteString("| model |")
+	for _, c := range values.Codes() {
+		b.WriteString(" " + c + " |")
+	}
+	b.WriteString("\n|---|" + strings.Repeat("---:|", values.N) + "\n")
+	for _, m := range models {
+		fmt.Fprintf(b, "| %s |", m)
+		for _, c := range values.Codes() {
+			r, ok := cells[m][c]
+			if !ok {
+				b.WriteString(" |")
+				continue
+			}
+			fmt.Fprintf(b, " %s (w %s) |", fmtNum(r.Fit(), 2), fmtNum(r.Weight, 2))
+		}
+		b.WriteString("\n")
 	}
 	return b.String()
 }

@@ -1,4 +1,4 @@
-package llm
+package modelserver
 
 import (
 	"math"
@@ -149,4 +149,21 @@ func (s *Server) distribution(q srvQuestion) []float64 {
 // srvLog is a log-probability that JSON can carry: log(0) would be -Inf.
 func srvLog(p float64) float64 {
 	return math.Log(max(p, 1e-30))
+}
+
+// discretisedNormal gives P(answer = x) for x in [lo, hi], the mass of a
+// normal(mu, sd) between x−½ and x+½ with the tails folded into the ends.
+func discretisedNormal(mu, sd float64, lo, hi int) []float64 {
+	out := make([]float64, hi-lo+1)
+	cdf := func(x float64) float64 { return 0.5 * math.Erfc(-(x-mu)/(sd*math.Sqrt2)) }
+	prev := 0.0
+	for x := lo; x <= hi; x++ {
+		c := 1.0
+		if x < hi {
+			c = cdf(float64(x) + 0.5)
+		}
+		out[x-lo] = c - prev
+		prev = c
+	}
+	return out
 }

@@ -1,4 +1,4 @@
-package llm
+package modelserver
 
 import (
 	"bytes"
@@ -21,23 +21,24 @@ import (
 	openai "github.com/sashabaranov/go-openai"
 
 	"github.com/society-sim/society/agent"
+	"github.com/society-sim/society/llm"
 	"github.com/society-sim/society/population"
 	"github.com/society-sim/society/questionnaires"
 	"github.com/society-sim/society/values"
 )
 
-func srvTestSynthetic(t *testing.T) *Synthetic {
+func srvTestSynthetic(t *testing.T) *llm.Synthetic {
 	t.Helper()
 	means, err := population.HumanMeans("pvq40_smacof")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return NewSynthetic(1, means)
+	return llm.NewSynthetic(1, means)
 }
 
-func srvTestServer(t *testing.T, o ServerOptions) (*Server, *httptest.Server) {
+func srvTestServer(t *testing.T, o Options) (*Server, *httptest.Server) {
 	t.Helper()
-	s := NewServer(srvTestSynthetic(t), o)
+	s := New(srvTestSynthetic(t), o)
 	ts := httptest.NewServer(s)
 	t.Cleanup(ts.Close)
 	return s, ts
@@ -226,7 +227,7 @@ func srvTestName(in *questionnaires.Instrument) string {
 }
 
 func TestServerFollowsPersona(t *testing.T) {
-	_, ts := srvTestServer(t, ServerOptions{Seed: 3})
+	_, ts := srvTestServer(t, Options{Seed: 3})
 	pvq := srvTestInstrument(t, "pvq40")
 	mean := func(t *testing.T, chat bool, p agent.Persona, key string) float64 {
 		t.Helper()
@@ -282,7 +283,7 @@ func TestServerFollowsPersona(t *testing.T) {
 }
 
 func TestServerChoices(t *testing.T) {
-	_, ts := srvTestServer(t, ServerOptions{Seed: 5})
+	_, ts := srvTestServer(t, Options{Seed: 5})
 	pvq := srvTestInstrument(t, "pvq40")
 	q := &agent.Question{Persona: agent.Persona{Value: values.Hedonism, Style: agent.StyleDescription}, Instrument: pvq, Item: 9}
 	t.Run("chat n", func(t *testing.T) {
@@ -395,7 +396,7 @@ func TestServerChoices(t *testing.T) {
 
 func TestServerLogprobs(t *testing.T) {
 	s := srvTestSynthetic(t)
-	_, ts := srvTestServer(t, ServerOptions{Seed: 9})
+	_, ts := srvTestServer(t, Options{Seed: 9})
 	cases := []struct {
 		instrument string
 		item       int
@@ -476,7 +477,7 @@ func TestServerLogprobs(t *testing.T) {
 }
 
 func TestServerStructuredOutputs(t *testing.T) {
-	_, ts := srvTestServer(t, ServerOptions{Seed: 2, GarbageRate: 0.5})
+	_, ts := srvTestServer(t, Options{Seed: 2, GarbageRate: 0.5})
 	pvq := srvTestInstrument(t, "pvq40")
 	q := &agent.Question{Persona: agent.Persona{Value: values.Security, Style: agent.StyleDescription}, Instrument: pvq, Item: 4}
 	cases := []struct {
@@ -524,7 +525,7 @@ func srvTestBounds(n int, p float64) (lo, hi float64) {
 func TestServerErrorRate(t *testing.T) {
 	const n = 2000
 	const rate = 0.2
-	s, ts := srvTestServer(t, ServerOptions{Seed: 4, ErrorRate: rate})
+	s, ts := srvTestServer(t, Options{Seed: 4, ErrorRate: rate})
 	pvq := srvTestInstrument(t, "pvq40")
 	body := srvTestChatBody(&agent.Question{Persona: agent.Persona{Value: values.Achievement}, Instrument: pvq, Item: 3}, nil)
 	counts := map[int]int{}
@@ -565,7 +566,7 @@ func TestServerErrorRate(t *testing.T) {
 func TestServerGarbageRate(t *testing.T) {
 	const requests, perRequest = 100, 20
 	const rate = 0.1
-	s, ts := srvTestServer(t, ServerOptions{Seed: 6, GarbageRate: rate})
+	s, ts := srvTestServer(t, Options{Seed: 6, GarbageRate: rate})
 	pvq := srvTestInstrument(t, "pvq40")
 	bad := 0
 	kinds := map[string]bool{}
@@ -592,7 +593,7 @@ func TestServerGarbageRate(t *testing.T) {
 }
 
 func TestServerSlots(t *testing.T) {
-	s, ts := srvTestServer(t, ServerOptions{Seed: 1, Slots: 2, Latency: 50 * time.Millisecond})
+	s, ts := srvTestServer(t, Options{Seed: 1, Slots: 2, Latency: 50 * time.Millisecond})
 	pvq := srvTestInstrument(t, "pvq40")
 	body := srvTestChatBody(&agent.Question{Persona: agent.Persona{Value: values.Power}, Instrument: pvq, Item: 1}, nil)
 	var wg sync.WaitGroup
@@ -643,7 +644,7 @@ func TestServerCancellation(t *testing.T) {
 		return err
 	}
 	t.Run("timeout hangs until the client gives up", func(t *testing.T) {
-		s, ts := srvTestServer(t, ServerOptions{TimeoutRate: 1})
+		s, ts := srvTestServer(t, Options{TimeoutRate: 1})
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- send(ctx, ts.URL) }()
@@ -654,7 +655,7 @@ func TestServerCancellation(t *testing.T) {
 		}
 	})
 	t.Run("queued request leaves when its client gives up", func(t *testing.T) {
-		s, ts := srvTestServer(t, ServerOptions{Slots: 1, Latency: time.Hour})
+		s, ts := srvTestServer(t, Options{Slots: 1, Latency: time.Hour})
 		ctxA, cancelA := context.WithCancel(context.Background())
 		ctxB, cancelB := context.WithCancel(context.Background())
 		doneA, doneB := make(chan error, 1), make(chan error, 1)
@@ -678,7 +679,7 @@ func TestServerCancellation(t *testing.T) {
 }
 
 func TestServerHTTP(t *testing.T) {
-	_, ts := srvTestServer(t, ServerOptions{Models: []string{"synthetic-a", "synthetic-b"}})
+	_, ts := srvTestServer(t, Options{Models: []string{"synthetic-a", "synthetic-b"}})
 	pvq := srvTestInstrument(t, "pvq40")
 	good := srvTestChatBody(&agent.Question{Persona: agent.Persona{Value: values.Power}, Instrument: pvq, Item: 1}, map[string]any{"model": "synthetic-b"})
 	with := func(k string, v any) map[string]any {
@@ -747,8 +748,8 @@ func TestServerHTTP(t *testing.T) {
 			if resp.StatusCode != c.status {
 				t.Fatalf("status: got %d, want %d (%s)", resp.StatusCode, c.status, raw)
 			}
-			if got := resp.Header.Get("X-Society-Backend"); got != SyntheticName {
-				t.Errorf("X-Society-Backend: got %q, want %q", got, SyntheticName)
+			if got := resp.Header.Get("X-Society-Backend"); got != llm.SyntheticName {
+				t.Errorf("X-Society-Backend: got %q, want %q", got, llm.SyntheticName)
 			}
 			if c.errorBody {
 				var e openai.ErrorResponse
@@ -781,7 +782,7 @@ func TestServerHTTP(t *testing.T) {
 // TestServerGoOpenAI talks to the server through go-openai's own client,
 // as the project's OpenAI backend does.
 func TestServerGoOpenAI(t *testing.T) {
-	_, ts := srvTestServer(t, ServerOptions{Seed: 8})
+	_, ts := srvTestServer(t, Options{Seed: 8})
 	cfg := openai.DefaultConfig("unused")
 	cfg.BaseURL = ts.URL + "/v1"
 	client := openai.NewClientWithConfig(cfg)
@@ -825,7 +826,7 @@ func TestServerGoOpenAI(t *testing.T) {
 }
 
 func TestServerRateLimitThroughGoOpenAI(t *testing.T) {
-	_, ts := srvTestServer(t, ServerOptions{ErrorRate: 1})
+	_, ts := srvTestServer(t, Options{ErrorRate: 1})
 	cfg := openai.DefaultConfig("unused")
 	cfg.BaseURL = ts.URL + "/v1"
 	client := openai.NewClientWithConfig(cfg)

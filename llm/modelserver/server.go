@@ -1,4 +1,4 @@
-package llm
+package modelserver
 
 import (
 	"context"
@@ -11,11 +11,27 @@ import (
 	"time"
 
 	"github.com/society-sim/society/agent"
+	"github.com/society-sim/society/questionnaires"
 )
 
-// ServerOptions configure a Server: its randomness and the faults it injects
+// Respondents answer the questions the server recognises: the probability
+// of each option of in's scale, from Scale.Min up, for persona p's answer
+// to item (llm.Synthetic is the one the command serves).
+type Respondents interface {
+	Distribution(in *questionnaires.Instrument, item int, p agent.Persona) []float64
+}
+
+// The server declares itself as the synthetic respondents in the header
+// and under the name that llm's client recognises (llm.BackendHeader,
+// llm.SyntheticName; a test holds them equal).
+const (
+	backendHeader = "X-Society-Backend"
+	syntheticName = "synthetic"
+)
+
+// Options configure a Server: its randomness and the faults it injects
 // so that clients meet, on loopback, what a loaded GPU server does to them.
-type ServerOptions struct {
+type Options struct {
 	// Seed drives every random choice the server makes (answers when the
 	// request carries no seed, formats, garbage, injected faults).
 	Seed uint64
@@ -39,10 +55,10 @@ type ServerOptions struct {
 	Models []string
 }
 
-// ServerStats count what a Server did. Requests counts requests to the two
+// Stats count what a Server did. Requests counts requests to the two
 // completion endpoints; a request that is neither served, failed on purpose
 // nor hung was malformed or abandoned by its client while queued.
-type ServerStats struct {
+type Stats struct {
 	Requests    int64 // completion requests received
 	Served      int64 // answered with completions (status 200)
 	Errors      int64 // injected 429 and 500 responses
@@ -55,7 +71,7 @@ type ServerStats struct {
 // for a real model: POST /v1/chat/completions, POST /v1/completions,
 // GET /v1/models and GET /health. It is a test double and a benchmark
 // target, not a language model: it recognises the prompts that agent.Render
-// writes, answers from Synthetic.Distribution, and says it is synthetic in
+// writes, answers from its Respondents (the synthetic respondents of package llm), and says it is synthetic in
 // the X-Society-Backend header, the system fingerprint and the model list.
 //
 // # Prompts
@@ -95,8 +111,8 @@ type ServerStats struct {
 // alone, 5% a sentence ("I'd say 4."). Garbage is a refusal, an empty text
 // or a range ("Somewhere between 2 and 5.").
 type Server struct {
-	syn    *Synthetic
-	opt    ServerOptions
+	syn    Respondents
+	opt    Options
 	slots  chan struct{} // one token per request in service; nil when unbounded
 	index  *srvIndex
 	models map[string]bool
@@ -111,10 +127,10 @@ type Server struct {
 	maxInFlight atomic.Int64
 }
 
-// NewServer returns a server answering from s. Rates are clamped to [0, 1].
-func NewServer(s *Synthetic, o ServerOptions) *Server {
+// New returns a server answering from s. Rates are clamped to [0, 1].
+func New(s Respondents, o Options) *Server {
 	if s == nil {
-		panic("llm.NewServer: nil Synthetic")
+		panic("modelserver.New: nil Respondents")
 	}
 	clamp := func(x float64) float64 { return min(max(x, 0), 1) }
 	o.ErrorRate = clamp(o.ErrorRate)
@@ -135,8 +151,8 @@ func NewServer(s *Synthetic, o ServerOptions) *Server {
 }
 
 // Stats returns the counters so far.
-func (s *Server) Stats() ServerStats {
-	return ServerStats{
+func (s *Server) Stats() Stats {
+	return Stats{
 		Requests:    s.requests.Load(),
 		Served:      s.served.Load(),
 		Errors:      s.errored.Load(),
@@ -152,7 +168,7 @@ const srvMaxBody = 8 << 20
 
 // ServeHTTP routes the OpenAI endpoints.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set(BackendHeader, SyntheticName)
+	w.Header().Set(backendHeader, syntheticName)
 	path := strings.TrimSuffix(r.URL.Path, "/")
 	switch path {
 	case "/health":
@@ -189,7 +205,7 @@ func srvMethod(w http.ResponseWriter, r *http.Request, allowed ...string) bool {
 func (s *Server) listModels(w http.ResponseWriter) {
 	names := s.opt.Models
 	if len(names) == 0 {
-		names = []string{SyntheticName}
+		names = []string{syntheticName}
 	}
 	type model struct {
 		ID      string `json:"id"`
@@ -202,7 +218,7 @@ func (s *Server) listModels(w http.ResponseWriter) {
 		Data   []model `json:"data"`
 	}{Object: "list"}
 	for _, n := range names {
-		out.Data = append(out.Data, model{ID: n, Object: "model", OwnedBy: "society-" + SyntheticName})
+		out.Data = append(out.Data, model{ID: n, Object: "model", OwnedBy: "society-" + syntheticName})
 	}
 	srvWriteJSON(w, http.StatusOK, out)
 }
@@ -340,7 +356,7 @@ func (s *Server) serve(ctx context.Context, req uint64, model string, chat bool,
 func (s *Server) model(name string) (string, bool) {
 	if s.models == nil {
 		if name == "" {
-			name = SyntheticName
+			name = syntheticName
 		}
 		return name, true
 	}

@@ -1,7 +1,8 @@
-package llm
+package modelserver
 
 import (
 	"fmt"
+	"hash/fnv"
 	"math"
 	"regexp"
 	"sort"
@@ -53,7 +54,7 @@ func (s *Server) prepare(req uint64, text string, p srvParams) *srvPrompt {
 	first = append(first, srvTop{srvNonAnswerToken, srvLog(srvNonAnswer)})
 	sort.SliceStable(first, func(i, j int) bool { return first[i].logprob > first[j].logprob })
 
-	h := hash(text)
+	h := promptHash(text)
 	var base uint64
 	switch {
 	case p.temperature == 0:
@@ -322,7 +323,7 @@ type srvCompletionLogprobs struct {
 	TopLogprobs   []map[string]float64 `json:"top_logprobs"`
 }
 
-const srvFingerprint = "society-" + SyntheticName
+const srvFingerprint = "society-" + syntheticName
 
 func srvBytes(s string) []int {
 	out := make([]int, len(s))
@@ -338,7 +339,7 @@ func (s *Server) chatResponse(req uint64, model string, p srvParams) *srvChatRes
 	text := p.prompts[0]
 	pr := s.prepare(req, text, p)
 	out := &srvChatResponse{
-		ID:                fmt.Sprintf("chatcmpl-%s-%d", SyntheticName, req),
+		ID:                fmt.Sprintf("chatcmpl-%s-%d", syntheticName, req),
 		Object:            "chat.completion",
 		Created:           time.Now().Unix(),
 		Model:             model,
@@ -375,7 +376,7 @@ func (s *Server) chatResponse(req uint64, model string, p srvParams) *srvChatRes
 
 func (s *Server) completionResponse(req uint64, model string, p srvParams) *srvCompletionResponse {
 	out := &srvCompletionResponse{
-		ID:                fmt.Sprintf("cmpl-%s-%d", SyntheticName, req),
+		ID:                fmt.Sprintf("cmpl-%s-%d", syntheticName, req),
 		Object:            "text_completion",
 		Created:           time.Now().Unix(),
 		Model:             model,
@@ -418,4 +419,11 @@ func (s *Server) completionResponse(req uint64, model string, p srvParams) *srvC
 	}
 	out.Usage.TotalTokens = out.Usage.PromptTokens + out.Usage.CompletionTokens
 	return out
+}
+
+// promptHash is the 64-bit FNV-1a hash of a prompt.
+func promptHash(text string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(text))
+	return h.Sum64()
 }
