@@ -745,6 +745,7 @@ func (d *decoder) questionnaires(top table) []Questionnaire {
 		d.add("questionnaires", "must list at least one questionnaire, or be left out for %s", DefaultInstrument)
 	}
 	var out []Questionnaire
+	var asked []askedInstrument
 	seen := map[string]string{}
 	for _, t := range list {
 		d.known(t, "name", "file", "items", "dir", "download", "optional", "behaviors", "statements")
@@ -777,14 +778,22 @@ func (d *decoder) questionnaires(top table) []Questionnaire {
 				inst, _ = questionnaires.Builtin(name)
 			}
 		}
+		if hasFile && inst != nil && q.Name != "" && inst.Name != q.Name {
+			// The run keeps answers, items and references under the
+			// instrument's own name: this one would be ignored.
+			d.add(t.field("name"), "%q differs from the name %q that %s gives its instrument, under which the run keeps its answers, items and references; set name = %q",
+				q.Name, inst.Name, file, inst.Name)
+		}
 		q.Items = d.intIn(t, "items", 1, MaxItems, 0)
 		d.personaOptions(t, &q)
 		if inst != nil && q.Items > len(inst.Items) {
 			d.add(t.field("items"), "must be at most %d (%s has %d items), got %d", len(inst.Items), inst.Name, len(inst.Items), q.Items)
 			q.Items = 0
 		}
+		asked = append(asked, askedInstrument{t: t, q: q, inst: inst})
 		out = append(out, q)
 	}
+	d.feasible(asked)
 	return out
 }
 
