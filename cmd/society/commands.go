@@ -82,6 +82,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	if err := unrelatedInstruments(sc); err != nil {
+		return err
+	}
 	dir := *out
 	if dir == "" {
 		dir = defaultOut(sc.Name)
@@ -125,8 +128,12 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	unrelated := unrelatedInstruments(sc)
 	if _, err := buildPlan(sc, ""); err != nil {
-		return err
+		return errors.Join(unrelated, err)
+	}
+	if unrelated != nil {
+		return unrelated
 	}
 	for _, w := range scenarioWarnings(sc) {
 		fmt.Fprintln(stderr, "warning:", w)

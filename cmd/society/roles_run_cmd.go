@@ -59,6 +59,9 @@ func cmdRunDistributed(ctx context.Context, d *runDistFlags, pos []string, out s
 		if sc, err = scenarios.Open(name); err != nil {
 			return err
 		}
+		if err := unrelatedInstruments(sc); err != nil {
+			return err
+		}
 	}
 	name := ""
 	if sc != nil {

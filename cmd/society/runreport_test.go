@@ -151,14 +151,14 @@ func TestRunReportsWhatHappened(t *testing.T) {
 	})
 }
 
-// A scenario whose items leave values unscored ends with exit 1 and says
-// why, instead of exit 0 with NA tables.
-func TestRunUnscoredExits1(t *testing.T) {
+// A scenario whose items leave values unscored is refused before the run
+// (exit 2, file, line and field), instead of exit 0 with NA tables.
+func TestRunUnscoredExits2(t *testing.T) {
 	dir := t.TempDir()
 	sc := writeScenario(t, dir, "fouritems", "name = \"fouritems\"\nseed = 1\n[population]\nsize = 50\n[[questionnaires]]\nname = \"pvq40\"\nitems = 4\n")
 	_, stderr, code := runCLI(t, "run", sc, "--out", filepath.Join(dir, "out"))
-	if code != 1 || !strings.Contains(stderr, "no agent has a score for every value on pvq40") {
-		t.Errorf("exit %d, want 1 saying why:\n%s", code, stderr)
+	if code != 2 || !strings.Contains(stderr, "fouritems.toml:7: questionnaires[0].items") || !strings.Contains(stderr, "pvq40 needs at least its first 12 items") {
+		t.Errorf("exit %d, want 2 saying where and why:\n%s", code, stderr)
 	}
 }
 
