@@ -126,3 +126,14 @@ func BenchmarkWriteAnswersGzip(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*20000*40), "ns/row")
 }
+
+// BenchmarkWriteAnswersParquet is the same as answers.parquet.
+func BenchmarkWriteAnswersParquet(b *testing.B) {
+	o := pvqOutput(b, 20000)
+	for b.Loop() {
+		if err := writeAnswersParquet(io.Discard, o); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*20000*40), "ns/row")
+}
