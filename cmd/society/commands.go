@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/society-sim/society/llm"
+	"github.com/society-sim/society/results"
 	"github.com/society-sim/society/scenarios"
 )
 
@@ -84,7 +85,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	dir := *out
 	if dir == "" {
-		dir = defaultOut(sc.Name)
+		dir = results.DefaultOut(sc.Name)
 	}
 	if err := checkOut(dir, sc.Name, *force); err != nil {
 		return err
@@ -198,4 +199,13 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// checkOut refuses, as bad input, a --out that would destroy what it names
+// (see results.CheckOut).
+func checkOut(dir, name string, force bool) error {
+	if err := results.CheckOut(dir, name, force); err != nil {
+		return fmt.Errorf("%w: --out %w", errUsage, err)
+	}
+	return nil
 }
