@@ -41,6 +41,14 @@ func TestDomainDependencies(t *testing.T) {
 			forbidden []string
 		}{a, f})
 	}
+	// A bench harness measures its one adapter, so it imports no other.
+	cases = append(cases, struct {
+		pkg       string
+		forbidden []string
+	}{"bus/busbench", []string{mod + "llm", mod + "metrics", mod + "cmd/"}}, struct {
+		pkg       string
+		forbidden []string
+	}{"llm/llmbench", []string{mod + "bus", mod + "metrics", mod + "cmd/"}})
 	for _, c := range cases {
 		t.Run(c.pkg, func(t *testing.T) {
 			out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", "../../"+c.pkg).CombinedOutput()
