@@ -25,6 +25,12 @@ import (
 // needed to report their traffic.
 type backends struct {
 	cacheDir string // "" = the user's cache directory
+	// cacheMode says whether the cache's stores are read and written;
+	// cacheShared is the shared tier (an agent host's KV bucket), nil
+	// without one.
+	cacheMode   llm.CacheMode
+	cacheShared llm.Store
+	cacheFile   *llm.FileStore
 	// demand is the number of agents holding a persona, for sample
 	// requests sized to what agents use; nil before the plan knows it.
 	demand func(values.Value) int
@@ -153,12 +159,28 @@ func (b *backends) sharedCache() (*llm.Cache, error) {
 			}
 			dir = d
 		}
-		st, err := llm.NewDirStore(dir)
+		opts := []llm.CacheOption{llm.WithMode(b.cacheMode), llm.WithShared(b.cacheShared)}
+		if b.cacheMode == llm.CacheOff {
+			b.cache = llm.NewCache(nil, opts...)
+			return
+		}
+		st, err := llm.OpenFileStore(dir, llm.FileStoreOptions{Logger: b.logger()})
+		if errors.Is(err, llm.ErrStoreLocked) {
+			// Another process on this machine (another agent host, a
+			// second run) holds the file: this one keeps its replies in
+			// memory, and shares them through the shared tier if any.
+			// (Said on the process's stderr: the run's logger is not
+			// chosen yet.)
+			slog.Warn("model cache in use by another process; this process keeps its replies in memory", "err", err)
+			b.cache = llm.NewCache(llm.NewMemStore(), opts...)
+			return
+		}
 		if err != nil {
 			b.cacheEr = fmt.Errorf("model cache: %w", err)
 			return
 		}
-		b.cache = llm.NewCache(st)
+		b.cacheFile = st
+		b.cache = llm.NewCache(st, opts...)
 	})
 	return b.cache, b.cacheEr
 }
@@ -325,6 +347,9 @@ func (b *backends) label(ctx context.Context, models []analysis.ModelInfo) []ana
 func (b *backends) close() {
 	for _, c := range b.clients {
 		c.Close()
+	}
+	if b.cacheFile != nil {
+		b.cacheFile.Close()
 	}
 }
 
