@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -45,8 +46,14 @@ type Cache struct {
 type CacheOption func(*tiers)
 
 // WithShared adds s as the shared tier, looked up after the local store
-// and written with it.
+// and written with it. The shared tier only saves calls: when it fails (a
+// full bucket, a lost connection) the lookup counts as its miss and the
+// write is skipped, with a warning on the first failure (see
+// SharedErrors), and the run goes on with the local store.
 func WithShared(s Store) CacheOption { return func(t *tiers) { t.shared = s } }
+
+// WithLogger sets where the cache warns (slog.Default() unless set).
+func WithLogger(l *slog.Logger) CacheOption { return func(t *tiers) { t.log = l } }
 
 // WithMode sets the cache's mode (CacheReadWrite unless set).
 func WithMode(m CacheMode) CacheOption { return func(t *tiers) { t.mode = m } }
@@ -66,6 +73,10 @@ func (c *Cache) Mode() CacheMode { return c.store.mode }
 // SharedHits is the number of lookups the local store missed and the
 // shared store answered.
 func (c *Cache) SharedHits() int64 { return c.store.sharedHits.Load() }
+
+// SharedErrors is the number of lookups and writes of the shared store
+// that failed (and were passed over).
+func (c *Cache) SharedErrors() int64 { return c.store.sharedErrs.Load() }
 
 // Hits is the number of lookups answered by the store.
 func (c *Cache) Hits() int64 { return c.hits.Load() }
@@ -243,6 +254,8 @@ type tiers struct {
 	local, shared Store // either may be nil
 	mode          CacheMode
 	sharedHits    atomic.Int64
+	sharedErrs    atomic.Int64
+	log           *slog.Logger
 	// run holds the replies of this run in modes that do not write
 	// them to the stores (read, off), so that a reply is fetched once
 	// per run all the same.
@@ -290,8 +303,12 @@ func (t *tiers) lookup(ctx context.Context, key string, promote bool) ([]byte, b
 		return nil, false, nil
 	}
 	v, ok, err := t.shared.Get(ctx, key)
-	if err != nil || !ok {
-		return nil, false, wrapTier("shared store", err)
+	if err != nil {
+		t.sharedFailed(ctx, "get", err)
+		return nil, false, nil
+	}
+	if !ok {
+		return nil, false, nil
 	}
 	t.sharedHits.Add(1)
 	if promote && t.local != nil {
@@ -314,7 +331,7 @@ func (t *tiers) Put(ctx context.Context, key string, val []byte) error {
 	}
 	if t.shared != nil {
 		if err := t.shared.Put(ctx, key, val); err != nil {
-			return wrapTier("shared store", err)
+			t.sharedFailed(ctx, "put", err)
 		}
 	}
 	if t.mode == CacheWrite {
@@ -325,11 +342,19 @@ func (t *tiers) Put(ctx context.Context, key string, val []byte) error {
 	return nil
 }
 
-func wrapTier(tier string, err error) error {
-	if err == nil {
-		return nil
+// sharedFailed counts a failure of the shared store, and warns of the
+// first. A failure because the caller's context ended is not the store's.
+func (t *tiers) sharedFailed(ctx context.Context, op string, err error) {
+	if ctx.Err() != nil {
+		return
 	}
-	return fmt.Errorf("%s: %w", tier, err)
+	if t.sharedErrs.Add(1) == 1 {
+		l := t.log
+		if l == nil {
+			l = slog.Default()
+		}
+		l.Warn("shared model cache failed; going on without it for this reply (further failures are counted, not logged)", "op", op, "err", err)
+	}
 }
 
 // MemStore is a Store in memory, for one process and one run.

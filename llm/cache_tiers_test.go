@@ -2,6 +2,8 @@ package llm
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -109,5 +111,36 @@ func TestCacheTiers(t *testing.T) {
 	c = NewCache(nil, WithShared(shared))
 	if v, hit, err := c.Do(ctx, inShared, nil, fetch); err != nil || !hit || string(v) != "from shared" {
 		t.Errorf("no local store: got %q, hit %v, %v; want the shared value", v, hit, err)
+	}
+}
+
+// brokenStore fails every call, as a full bucket or a lost connection does.
+type brokenStore struct{}
+
+func (brokenStore) Get(context.Context, string) ([]byte, bool, error) {
+	return nil, false, errors.New("nats: connection closed")
+}
+
+func (brokenStore) Put(context.Context, string, []byte) error {
+	return errors.New("nats: maximum bytes exceeded")
+}
+
+// A failing shared tier costs calls, never the run: the reply is fetched
+// and kept locally, and the failures are counted.
+func TestCacheSharedFailing(t *testing.T) {
+	ctx := context.Background()
+	local := NewMemStore()
+	c := NewCache(local, WithShared(brokenStore{}), WithLogger(slog.New(slog.DiscardHandler)))
+	key := keyHash("k")
+	v, hit, err := c.Do(ctx, key, nil, func(context.Context) ([]byte, error) { return []byte("fetched"), nil })
+	if err != nil || hit || string(v) != "fetched" {
+		t.Fatalf("got %q, hit %v, %v; want the fetched value", v, hit, err)
+	}
+	if v, ok, _ := local.Get(ctx, key); !ok || string(v) != "fetched" {
+		t.Errorf("local store: got %q, %v; want the fetched value", v, ok)
+	}
+	// Two lookups (before the flight and in it) and one write.
+	if got := c.SharedErrors(); got != 3 {
+		t.Errorf("got %d shared failures counted, want 3", got)
 	}
 }
