@@ -173,6 +173,19 @@ func (s *FileStore) Close() error {
 
 var errStoreClosed = errors.New("store closed")
 
+// Len is the number of values stored.
+func (s *FileStore) Len() (int, error) {
+	if s.closed.Load() {
+		return 0, errStoreClosed
+	}
+	var n int
+	err := s.db.db.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(repliesBucket).Stats().KeyN
+		return nil
+	})
+	return n, err
+}
+
 // Get returns the value of key.
 func (s *FileStore) Get(_ context.Context, key string) ([]byte, bool, error) {
 	if s.closed.Load() {

@@ -72,6 +72,9 @@ func TestFileStoreOneFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	if got, err := s.Len(); got != n || err != nil {
+		t.Errorf("Len: got %d, %v; want %d", got, err, n)
+	}
 	for i := range n {
 		v, ok, err := s.Get(ctx, keyHash(fmt.Sprint(i)))
 		if err != nil || !ok || !bytes.Equal(v, entry(i)) {
