@@ -37,6 +37,7 @@ type Cache struct {
 	// store is the tiers as one Store with the mode applied; the client
 	// reads it directly for lookups that are not counted.
 	store  *tiers
+	file   *FileStore // the file OpenCache opened, closed by Close
 	hits   atomic.Int64
 	misses atomic.Int64
 	flight group[stored]
@@ -65,6 +66,43 @@ func NewCache(s Store, opts ...CacheOption) *Cache {
 		o(t)
 	}
 	return &Cache{store: t}
+}
+
+// OpenCache opens a process's cache: the FileStore in dir as its local
+// tier (no file at all in CacheOff mode), and shared, when not nil, as its
+// shared tier. When another process holds dir's file (a second run or
+// agent host on the machine), this one keeps its replies in memory
+// instead, warns on log (nil: slog.Default()), and shares them through
+// the shared tier if any. Errors are those of OpenFileStore other than
+// ErrStoreLocked. Close releases the file.
+func OpenCache(dir string, mode CacheMode, shared Store, log *slog.Logger) (*Cache, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	opts := []CacheOption{WithMode(mode), WithShared(shared), WithLogger(log)}
+	if mode == CacheOff {
+		return NewCache(nil, opts...), nil
+	}
+	fs, err := OpenFileStore(dir, FileStoreOptions{Logger: log})
+	if errors.Is(err, ErrStoreLocked) {
+		log.Warn("model cache in use by another process; this process keeps its replies in memory", "err", err)
+		return NewCache(NewMemStore(), opts...), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	c := NewCache(fs, opts...)
+	c.file = fs
+	return c, nil
+}
+
+// Close closes the file OpenCache opened, if any; the cache must not be
+// used after.
+func (c *Cache) Close() error {
+	if c.file == nil {
+		return nil
+	}
+	return c.file.Close()
 }
 
 // Mode is the cache's mode.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -373,6 +374,20 @@ func TestFileStoreOtherProcess(t *testing.T) {
 		t.Fatalf("got %v, want ErrStoreLocked naming the file", err)
 	}
 
+	// A process's cache then keeps its replies in memory, and says so.
+	var logged bytes.Buffer
+	c, err := OpenCache(dir, CacheReadWrite, nil, slog.New(slog.NewTextHandler(&logged, nil)))
+	if err != nil {
+		t.Fatalf("OpenCache beside the other process: %v", err)
+	}
+	if _, hit, err := c.Do(context.Background(), keyHash("held"), nil, func(context.Context) ([]byte, error) { return []byte("m"), nil }); err != nil || hit {
+		t.Errorf("cache in memory: got hit %v, %v; want a fetch (the file is not read)", hit, err)
+	}
+	if !strings.Contains(logged.String(), "in use by another process") {
+		t.Errorf("got log %q, want a warning that the file is in use", logged.String())
+	}
+	c.Close()
+
 	stdin.Close()
 	if _, err := io.Copy(io.Discard, out); err != nil { // until the child exits
 		t.Fatal(err)
@@ -387,5 +402,35 @@ func TestFileStoreOtherProcess(t *testing.T) {
 	defer s.Close()
 	if v, ok, err := s.Get(context.Background(), keyHash("held")); err != nil || !ok || string(v) != "v" {
 		t.Errorf("the other process's value: got %q, %v, %v; want v", v, ok, err)
+	}
+}
+
+func TestOpenCache(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "cache")
+	off, err := OpenCache(dir, CacheOff, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("cache off: got %v for its directory, want nothing created", err)
+	}
+	if err := off.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the second time, the file the first closed
+		c, err := OpenCache(dir, CacheReadWrite, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := c.Do(ctx, keyHash("k"), nil, func(context.Context) ([]byte, error) { return []byte("v"), nil }); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, FileName)); err != nil {
+		t.Errorf("read-write: %v, want the cache file", err)
 	}
 }

@@ -30,7 +30,6 @@ type backends struct {
 	// without one.
 	cacheMode   llm.CacheMode
 	cacheShared llm.Store
-	cacheFile   *llm.FileStore
 	// demand is the number of agents holding a persona, for sample
 	// requests sized to what agents use; nil before the plan knows it.
 	demand func(values.Value) int
@@ -159,28 +158,14 @@ func (b *backends) sharedCache() (*llm.Cache, error) {
 			}
 			dir = d
 		}
-		opts := []llm.CacheOption{llm.WithMode(b.cacheMode), llm.WithShared(b.cacheShared)}
-		if b.cacheMode == llm.CacheOff {
-			b.cache = llm.NewCache(nil, opts...)
-			return
-		}
-		st, err := llm.OpenFileStore(dir, llm.FileStoreOptions{Logger: b.logger()})
-		if errors.Is(err, llm.ErrStoreLocked) {
-			// Another process on this machine (another agent host, a
-			// second run) holds the file: this one keeps its replies in
-			// memory, and shares them through the shared tier if any.
-			// (Said on the process's stderr: the run's logger is not
-			// chosen yet.)
-			slog.Warn("model cache in use by another process; this process keeps its replies in memory", "err", err)
-			b.cache = llm.NewCache(llm.NewMemStore(), opts...)
-			return
-		}
+		// A warning that another process holds the file goes to the
+		// process's stderr: the run's logger is not chosen yet.
+		c, err := llm.OpenCache(dir, b.cacheMode, b.cacheShared, nil)
 		if err != nil {
 			b.cacheEr = fmt.Errorf("model cache: %w", err)
 			return
 		}
-		b.cacheFile = st
-		b.cache = llm.NewCache(st, opts...)
+		b.cache = c
 	})
 	return b.cache, b.cacheEr
 }
@@ -348,8 +333,8 @@ func (b *backends) close() {
 	for _, c := range b.clients {
 		c.Close()
 	}
-	if b.cacheFile != nil {
-		b.cacheFile.Close()
+	if b.cache != nil {
+		b.cache.Close()
 	}
 }
 
