@@ -14,7 +14,7 @@ import (
 
 func TestPlotMDS(t *testing.T) {
 	human, _ := analysis.LookupReference(analysis.DefaultReference)
-	h, m, _, err := analysis.MDSMap(circumplex(0.5), human.R)
+	h, m, _, err := analysis.MDSMapBy(analysis.Classical, circumplex(0.5), human.R)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,6 +50,10 @@ func depRules() []depRule {
 			"the synthetic respondents answer from the instruments' theory templates, not from the analysis that scores them"},
 		{[]string{"llm/modelserver"}, []string{module + "llm"},
 			"llm's own tests run their client against the model server: it declares the port it answers from instead"},
+		{[]string{"bus/busbench"}, []string{module + "llm", module + "metrics"},
+			"a bench harness measures its one adapter, so it imports no other"},
+		{[]string{"llm/llmbench"}, []string{module + "bus", module + "metrics"},
+			"a bench harness measures its one adapter, so it imports no other"},
 		{[]string{"llm/modelserver"}, []string{module + "bus", module + "metrics", "github.com/nats-io/", "github.com/prometheus/"},
 			"the model server is an HTTP test double: it needs no bus and no metrics"},
 	}

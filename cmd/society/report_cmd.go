@@ -40,7 +40,7 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	elsewhere := *out != "" && filepath.Clean(*out) != filepath.Clean(dir)
 	if elsewhere {
-		name, ok := storedScenarioName(dir)
+		name, ok := results.StoredScenarioName(dir)
 		if !ok {
 			return fmt.Errorf("%w: %s is not a results directory (no readable scenario.toml)", errBadInput, dir)
 		}
@@ -51,7 +51,7 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err := checkOut(*out, name, *force); err != nil {
 			return err
 		}
-		if prev, ok := resultsScenario(*out); ok && !*force {
+		if prev, ok := results.DirScenario(*out); ok && !*force {
 			return fmt.Errorf("%w: --out %s: holds the results of a run of %q, which a rebuild of %s would replace (name a new directory, or pass --force to replace them)",
 				errUsage, *out, prev, dir)
 		}

@@ -1,15 +1,10 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"sort"
 	"sync"
-	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/analysis"
@@ -171,27 +166,4 @@ func decodePrep(raw json.RawMessage) (preparation, error) {
 		return preparation{}, fmt.Errorf("run preparation: %w", err)
 	}
 	return preparation{calibration: r.Calibration, notes: r.Notes}, nil
-}
-
-// openRegistryWait opens the run registry, waiting while the cluster's
-// JetStream is not ready (a server that is starting); nil with a nil
-// error means ctx ended first.
-func openRegistryWait(ctx context.Context, js jetstream.JetStream, log *slog.Logger) (*bus.Registry, error) {
-	for attempt := 0; ; attempt++ {
-		octx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		reg, err := bus.OpenRegistry(octx, js, bus.RegistryOptions{})
-		cancel()
-		if err == nil {
-			return reg, nil
-		}
-		if ctx.Err() != nil {
-			return nil, nil
-		}
-		if attempt == 0 {
-			log.Warn("run registry not reachable yet; trying again", "err", err)
-		}
-		if !sleepCtx(ctx, time.Second) {
-			return nil, nil
-		}
-	}
 }

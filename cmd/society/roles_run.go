@@ -31,7 +31,7 @@ import (
 
 // distConfig configures a distributed run.
 type distConfig struct {
-	NATS *natsFlags
+	NATS *bus.Flags
 	// Scenario is the study to run; nil with Resume, which names a
 	// registered run instead.
 	Scenario *scenarios.Scenario
@@ -71,7 +71,7 @@ func runDistributed(ctx context.Context, cfg distConfig) (*distResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer closeNATS(nc)
+	defer bus.Drain(nc)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package main
+package bus
 
 import (
 	"flag"
@@ -25,23 +25,23 @@ func TestNATSOptions(t *testing.T) {
 	}{
 		{"host:port becomes a URL", []string{"--nats", "127.0.0.1:4222"}, nil, []string{"nats://127.0.0.1:4222"}, "no auth", ""},
 		{"cluster", []string{"--nats", "nats://a:4222, tls://b:4222"}, nil, []string{"nats://a:4222", "tls://b:4222"}, "no auth", ""},
-		{"user from the environment", []string{"--nats", "nats://a:4222"}, map[string]string{envNATSUser: "ann", envNATSPassword: "pw-9f2"}, nil, "user ann", ""},
-		{"token from the environment", []string{"--nats", "nats://a:4222"}, map[string]string{envNATSToken: "tok-77"}, nil, "token", ""},
-		{"credentials file from the environment", []string{"--nats", "nats://a:4222"}, map[string]string{envNATSCreds: creds}, nil, "credentials file", ""},
+		{"user from the environment", []string{"--nats", "nats://a:4222"}, map[string]string{EnvUser: "ann", EnvPassword: "pw-9f2"}, nil, "user ann", ""},
+		{"token from the environment", []string{"--nats", "nats://a:4222"}, map[string]string{EnvToken: "tok-77"}, nil, "token", ""},
+		{"credentials file from the environment", []string{"--nats", "nats://a:4222"}, map[string]string{EnvCreds: creds}, nil, "credentials file", ""},
 		{"credentials file flag", []string{"--nats", "nats://a:4222", "--nats-creds", creds}, nil, nil, "credentials file", ""},
 		{"password in the URL", []string{"--nats", "nats://ann:pw-9f2@a:4222"}, nil, nil, "", "carries credentials"},
-		{"two ways to authenticate", []string{"--nats", "nats://a:4222", "--nats-creds", creds}, map[string]string{envNATSToken: "tok-77"}, nil, "", "more than one way"},
+		{"two ways to authenticate", []string{"--nats", "nats://a:4222", "--nats-creds", creds}, map[string]string{EnvToken: "tok-77"}, nil, "", "more than one way"},
 		{"missing key file", []string{"--nats", "nats://a:4222", "--tls-cert", creds}, nil, nil, "", "needs its key"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			fs := flag.NewFlagSet("x", flag.ContinueOnError)
 			fs.SetOutput(io.Discard)
-			nf := addNATSFlags(fs, true)
+			nf := AddFlags(fs, true)
 			if err := fs.Parse(c.args); err != nil {
 				t.Fatal(err)
 			}
-			o, err := nf.options("test", func(k string) string { return c.env[k] }, nil)
+			o, err := nf.Options("test", func(k string) string { return c.env[k] }, nil)
 			if c.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
 					t.Fatalf("got %v, want an error saying %q", err, c.wantErr)
@@ -65,30 +65,6 @@ func TestNATSOptions(t *testing.T) {
 				if strings.Contains(s, secret) {
 					t.Errorf("a secret shows in %q", s)
 				}
-			}
-		})
-	}
-}
-
-func TestRoleCommandsBadInput(t *testing.T) {
-	cases := []struct {
-		args []string
-		want string
-	}{
-		{[]string{"agents"}, "--nats URL is required"},
-		{[]string{"agents", "--nats", "nats://127.0.0.1:1", "--tasks", "0"}, "--tasks"},
-		{[]string{"agents", "--nats", "nats://127.0.0.1:1", "extra"}, "takes no arguments"},
-		{[]string{"analyze"}, "--nats URL is required"},
-		{[]string{"analyze", "--nats", "nats://u:p@127.0.0.1:1"}, "carries credentials"},
-		{[]string{"run", "--resume", "x"}, "need --nats"},
-		{[]string{"run", "--nats", "nats://127.0.0.1:1", "--max-deliver", "0"}, "--max-deliver"},
-		{[]string{"run", "--nats", "nats://127.0.0.1:1", "--ack-wait", "1ms"}, "--ack-wait"},
-	}
-	for _, c := range cases {
-		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
-			_, stderr, code := runCLI(t, c.args...)
-			if code != 2 || !strings.Contains(stderr, c.want) {
-				t.Errorf("got exit %d and %q, want exit 2 saying %q", code, stderr, c.want)
 			}
 		})
 	}

@@ -1,4 +1,9 @@
-package main
+// Package busbench measures the NATS transport a run's answers take: the
+// size of an answer batch on the wire, and how fast such messages go from a
+// publisher to a subscriber over core NATS and through a JetStream memory
+// stream on an embedded server. It measures the bus adapter alone and must
+// not import llm, metrics or cmd.
+package busbench
 
 import (
 	"context"
@@ -15,41 +20,43 @@ import (
 	"github.com/society-sim/society/bus"
 )
 
-// natsResult is the raw transport's rate for one message size.
-type natsResult struct {
+// Result is the raw transport's rate for one message size.
+type Result struct {
 	Messages               int
 	MsgsPerSecond          float64
 	BytesPerSecond         float64
 	JetStreamMsgsPerSecond float64
 }
 
-// answerMessageSize is the wire size of one answer batch of a run of
-// agents cut into shards: one byte per agent and a short header.
-func answerMessageSize(agents, shards int) int {
+// AnswerMessageSize is the wire size of one answer batch of a run of
+// agents cut into shards, answering an instrument of items items from
+// model: one byte per agent and a short header. It sizes the last batch of
+// the last shard, whose numbers are the largest.
+func AnswerMessageSize(model, instrument string, items, agents, shards int) int {
 	per := (agents + shards - 1) / shards
-	b := agent.Batch{Model: "synthetic", Instrument: "pvq40", Item: pvqItems - 1, Shard: shards - 1,
+	b := agent.Batch{Model: model, Instrument: instrument, Item: items - 1, Shard: shards - 1,
 		First: agents - per, Codes: make([]uint8, per)}
 	return len(bus.AppendBatch(nil, &b))
 }
 
-// natsMinBytes and natsMinMsgs make every rate measurement long enough to
-// be a rate rather than the cost of starting: small runs have only a few
+// MinBytes and MinMsgs make every rate measurement long enough to be a
+// rate rather than the cost of starting: small runs have only a few
 // hundred messages, so the same messages are sent again until both are met
-// (the bytes up to natsMaxMsgs messages, for tiny messages).
+// (the bytes up to maxMsgs messages, for tiny messages).
 const (
-	natsMinBytes = 64 << 20
-	natsMinMsgs  = 20000
-	natsMaxMsgs  = 100000
+	MinBytes = 64 << 20
+	MinMsgs  = 20000
+	maxMsgs  = 100000
 )
 
-// benchNATSAtLeast measures, on a fresh embedded server with in-process
+// Measure measures, on a fresh embedded server with in-process
 // connections, how fast messages of size bytes go from a publisher to a
 // subscriber (core NATS), and from an acknowledged JetStream publish
 // through a memory stream to an ordered consumer, as the answers of a run
 // do. msgs is the run's message count; more are sent when it is below
 // minMsgs or minBytes.
-func benchNATSAtLeast(ctx context.Context, size, msgs, minMsgs, minBytes int) (*natsResult, error) {
-	total := max(msgs, minMsgs, min(minBytes/max(size, 1), natsMaxMsgs))
+func Measure(ctx context.Context, size, msgs, minMsgs, minBytes int) (*Result, error) {
+	total := max(msgs, minMsgs, min(minBytes/max(size, 1), maxMsgs))
 	srv, err := bus.StartServer(bus.ServerOptions{MaxMemory: 2 << 30})
 	if err != nil {
 		return nil, err
@@ -82,7 +89,7 @@ func benchNATSAtLeast(ctx context.Context, size, msgs, minMsgs, minBytes int) (*
 	if err != nil {
 		return nil, fmt.Errorf("bench jetstream: %w", err)
 	}
-	return &natsResult{Messages: total, MsgsPerSecond: float64(total) / core.Seconds(),
+	return &Result{Messages: total, MsgsPerSecond: float64(total) / core.Seconds(),
 		BytesPerSecond: float64(total) * float64(size) / core.Seconds(), JetStreamMsgsPerSecond: float64(total) / js.Seconds()}, nil
 }
 

@@ -1,4 +1,4 @@
-package main
+package results
 
 import (
 	"crypto/rand"
@@ -15,7 +15,7 @@ import (
 	"github.com/BurntSushi/toml"
 )
 
-// checkOut decides, before any work, whether the results of scenario name
+// CheckOut decides, before any work, whether the results of scenario name
 // may be written at dir. A results directory is written beside dir and
 // renamed into place (results.Write), so dir may be:
 //   - absent (its parent is created),
@@ -24,11 +24,13 @@ import (
 //     the new one is complete and then replaced.
 //
 // Anything else (a file, a directory holding other things or another
-// study's results) would be destroyed, so it is refused with errUsage
-// unless force is set. The parent must be writable: that is where the new
-// directory is built. name "" accepts an earlier results directory of any
-// scenario (a resumed run whose scenario is not known yet).
-func checkOut(dir, name string, force bool) error {
+// study's results) would be destroyed, so it is refused unless force is
+// set. The parent must be writable: that is where the new directory is
+// built. name "" accepts an earlier results directory of any scenario (a
+// resumed run whose scenario is not known yet). Every error is a refusal
+// that begins with dir; its advice names the society command's --force
+// flag, which sets force.
+func CheckOut(dir, name string, force bool) error {
 	if dir == "" {
 		return nil
 	}
@@ -36,24 +38,24 @@ func checkOut(dir, name string, force bool) error {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
-		return fmt.Errorf("%w: --out %s: %v", errUsage, dir, err)
+		return fmt.Errorf("%s: %v", dir, err)
 	case force:
 	case !st.IsDir():
-		return fmt.Errorf("%w: --out %s: is a file, not a directory; it would be replaced (name a new directory, or pass --force to replace it)", errUsage, dir)
+		return fmt.Errorf("%s: is a file, not a directory; it would be replaced (name a new directory, or pass --force to replace it)", dir)
 	default:
 		entries, err := os.ReadDir(dir)
 		if err != nil {
-			return fmt.Errorf("%w: --out %s: %v", errUsage, dir, err)
+			return fmt.Errorf("%s: %v", dir, err)
 		}
 		if len(entries) > 0 {
-			prev, ok := resultsScenario(dir)
+			prev, ok := DirScenario(dir)
 			switch {
 			case !ok:
-				return fmt.Errorf("%w: --out %s: not empty and not a results directory (it holds %s); its contents would be replaced (name a new directory, or pass --force to replace it)",
-					errUsage, dir, listSome(entries))
+				return fmt.Errorf("%s: not empty and not a results directory (it holds %s); its contents would be replaced (name a new directory, or pass --force to replace it)",
+					dir, listSome(entries))
 			case name != "" && prev != name:
-				return fmt.Errorf("%w: --out %s: holds the results of scenario %q, not %q; they would be replaced (name a new directory, or pass --force to replace them)",
-					errUsage, dir, prev, name)
+				return fmt.Errorf("%s: holds the results of scenario %q, not %q; they would be replaced (name a new directory, or pass --force to replace them)",
+					dir, prev, name)
 			}
 		}
 	}
@@ -63,7 +65,7 @@ func checkOut(dir, name string, force bool) error {
 	// them when it has something to write).
 	made := missingAncestors(parent)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return fmt.Errorf("%w: --out %s: %v", errUsage, dir, err)
+		return fmt.Errorf("%s: %v", dir, err)
 	}
 	probe, err := os.MkdirTemp(parent, ".society-probe-")
 	defer func() {
@@ -72,7 +74,7 @@ func checkOut(dir, name string, force bool) error {
 		}
 	}()
 	if err != nil {
-		return fmt.Errorf("%w: --out %s: cannot write in %s: %v", errUsage, dir, parent, err)
+		return fmt.Errorf("%s: cannot write in %s: %v", dir, parent, err)
 	}
 	os.Remove(probe)
 	return nil
@@ -93,18 +95,19 @@ func missingAncestors(dir string) []string {
 	}
 }
 
-// resultsScenario reports the scenario name of the results directory dir:
-// one that holds the results.json and scenario.toml a run writes.
-func resultsScenario(dir string) (string, bool) {
+// DirScenario reports the scenario name of the results directory dir: one
+// that holds the results.json and scenario.toml a run writes. ok is false
+// for anything else.
+func DirScenario(dir string) (string, bool) {
 	if _, err := os.Stat(filepath.Join(dir, "results.json")); err != nil {
 		return "", false
 	}
-	return storedScenarioName(dir)
+	return StoredScenarioName(dir)
 }
 
-// storedScenarioName reads the name of the scenario kept in dir's
-// scenario.toml.
-func storedScenarioName(dir string) (string, bool) {
+// StoredScenarioName reads the name of the scenario kept in dir's
+// scenario.toml; ok is false when it is missing, unreadable or unnamed.
+func StoredScenarioName(dir string) (string, bool) {
 	f, err := os.Open(filepath.Join(dir, "scenario.toml"))
 	if err != nil {
 		return "", false
@@ -135,11 +138,11 @@ func listSome(entries []os.DirEntry) string {
 	return strings.Join(names, ", ")
 }
 
-// defaultOut is the results directory of a run given no --out:
-// results/NAME-TIMESTAMP-ID. The random run id keeps runs started within
+// DefaultOut is the results directory of a run of scenario name given no
+// other: results/NAME-TIMESTAMP-ID, relative to the working directory. The random run id keeps runs started within
 // the same second (a seed sweep) from sharing, and so replacing, a
 // directory.
-func defaultOut(name string) string {
+func DefaultOut(name string) string {
 	var b [4]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		panic(err) // crypto/rand never fails on supported platforms
