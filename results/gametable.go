@@ -30,13 +30,13 @@ func replayGame(o *analysis.Output, g *analysis.CharityGame, fn func(round int, 
 	for !s.Done() {
 		r := s.Next()
 		for a := range n {
-			partner[a], before[a] = int32(s.Partner(a)), s.Payoff(a)
+			partner[a], before[a] = int32(s.Partner(a)), s.TotalPayoff(a)
 		}
 		if _, err := g.Record(s, o.Collector); err != nil {
 			return err
 		}
 		for a := range n {
-			payoff[a] = s.Payoff(a) - before[a]
+			payoff[a] = s.TotalPayoff(a) - before[a]
 		}
 		if err := fn(r, partner, payoff); err != nil {
 			return err

@@ -8,8 +8,6 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress/zstd"
-
-	"github.com/society-sim/society/analysis"
 )
 
 // answers.parquet holds the rows of answers.csv, typed: agent, item and
@@ -58,14 +56,6 @@ type answerCell struct {
 	played                     *bool
 }
 
-func writeAnswersParquet(w io.Writer, o *analysis.Output) error {
-	t, err := newAnswerTable(o)
-	if err != nil {
-		return err
-	}
-	return t.writeParquet(w)
-}
-
 // writeParquet writes answers.parquet, streaming: one chunk of rows at a
 // time goes to the writer, which flushes a row group every t.rowGroup
 // rows, so memory holds one chunk and one row group
@@ -83,9 +73,13 @@ func (t *answerTable) writeParquet(w io.Writer) error {
 	})
 }
 
+// answersCodec compresses answers.parquet's pages. It keeps its encoders
+// between files (each holds a few MB of tables), and is safe for
+// concurrent use.
+var answersCodec = &zstd.Codec{Level: zstd.SpeedDefault}
+
 func writeParquetRows[T any](w io.Writer, t *answerTable, record func(*answerCell) T) error {
-	pw := parquet.NewGenericWriter[T](w, parquet.Compression(&zstd.Codec{Level: zstd.SpeedDefault}),
-		parquet.MaxRowsPerRowGroup(t.rowGroup))
+	pw := parquet.NewGenericWriter[T](w, parquet.Compression(answersCodec), parquet.MaxRowsPerRowGroup(t.rowGroup))
 	var rows []T
 	pool := t.o.Study.Pool
 	truth := [2]bool{false, true}

@@ -275,14 +275,6 @@ func (t *answerTable) header() string {
 	return answersHeader
 }
 
-func writeAnswers(w io.Writer, o *analysis.Output) error {
-	t, err := newAnswerTable(o)
-	if err != nil {
-		return err
-	}
-	return t.writeCSV(w)
-}
-
 func (t *answerTable) writeCSV(w io.Writer) error {
 	if _, err := io.WriteString(w, t.header()); err != nil {
 		return err
@@ -379,14 +371,6 @@ func (t *answerTable) appendRows(dst []byte, c answerChunk) []byte {
 		}
 	}
 	return dst
-}
-
-func writeAnswersGzip(w io.Writer, o *analysis.Output) error {
-	t, err := newAnswerTable(o)
-	if err != nil {
-		return err
-	}
-	return t.writeGzip(w)
 }
 
 // writeGzip writes answers.csv gzip-compressed on every core. Each

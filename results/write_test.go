@@ -52,6 +52,32 @@ func pvqOutput(tb testing.TB, size int) *analysis.Output {
 	return &analysis.Output{Outcome: &analysis.Outcome{}, Collector: col, Study: &analysis.Study{Name: "t", Pool: pool, Plans: plans}}
 }
 
+// writeAnswers, writeAnswersGzip and writeAnswersParquet write the answers
+// of o in each form, as Write does.
+func writeAnswers(w io.Writer, o *analysis.Output) error {
+	t, err := newAnswerTable(o)
+	if err != nil {
+		return err
+	}
+	return t.writeCSV(w)
+}
+
+func writeAnswersGzip(w io.Writer, o *analysis.Output) error {
+	t, err := newAnswerTable(o)
+	if err != nil {
+		return err
+	}
+	return t.writeGzip(w)
+}
+
+func writeAnswersParquet(w io.Writer, o *analysis.Output) error {
+	t, err := newAnswerTable(o)
+	if err != nil {
+		return err
+	}
+	return t.writeParquet(w)
+}
+
 func TestAnswersGzipIsTheCSV(t *testing.T) {
 	for _, size := range []int{0, 7, 30000} {
 		o := pvqOutput(t, size)
