@@ -3,6 +3,7 @@ package results
 import (
 	"compress/gzip"
 	"io"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -67,12 +68,18 @@ func valueKeys(in *questionnaires.Instrument) []int {
 // among the scale's items asked, items the items asked. An agent that
 // serves several strategies has a row under each.
 func writeScores(w io.Writer, o *analysis.Output) error {
-	t := newCSVTable(w, scoresHeader)
+	if _, err := io.WriteString(w, scoresHeader+"\n"); err != nil {
+		return err
+	}
 	pool := o.Study.Pool
 	priming, style := map[string]string{}, map[string]string{}
 	for _, m := range o.Study.Models {
 		priming[m.Name], style[m.Name] = m.Priming, m.Style
 	}
+	// Rows are built as bytes, each field quoted once per sheet as
+	// encoding/csv would (csvField): a run of a million agents has ten
+	// million rows.
+	var buf, prefix []byte
 	for _, sh := range scoredSheets(o) {
 		in := sh.Instrument
 		n, keys := len(in.Items), in.Keys()
@@ -83,6 +90,15 @@ func writeScores(w io.Writer, o *analysis.Output) error {
 				asked[k]++
 			}
 		}
+		scale := make([]string, len(keys))
+		keyValue := make([]int, len(keys))
+		for k, key := range keys {
+			scale[k] = csvField(key)
+			if v, err := values.Parse(key); err == nil && v.Valid() {
+				keyValue[k] = int(v)
+			}
+		}
+		sheetPart := "," + csvField(priming[sh.Model]) + "," + csvField(style[sh.Model]) + "," + csvField(in.Name) + ","
 		answers := make([]int, n)
 		answered := make([]int, len(keys))
 		var raw []float64
@@ -92,6 +108,7 @@ func writeScores(w io.Writer, o *analysis.Output) error {
 			if !ok {
 				continue
 			}
+			lead := csvField(sh.Model) + "," + csvField(strategy) + ","
 			for a := range pool.Size() {
 				if !pool.In(si, a) {
 					continue
@@ -109,20 +126,45 @@ func writeScores(w io.Writer, o *analysis.Output) error {
 				}
 				raw = in.ScoreInto(raw, answers)
 				centred := keyOf != nil && analysis.ValueScores(keyOf, codes, vraw[:], mrat[:])
-				agent, persona := strconv.Itoa(a), pool.Persona[a].Code()
-				for k, key := range keys {
-					m := "NA"
+				prefix = append(prefix[:0], lead...)
+				prefix = strconv.AppendInt(prefix, int64(a), 10)
+				prefix = append(prefix, ',')
+				prefix = append(prefix, pool.Persona[a].Code()...)
+				prefix = append(prefix, sheetPart...)
+				buf = buf[:0]
+				for k := range keys {
+					buf = append(buf, prefix...)
+					buf = append(buf, scale[k]...)
+					buf = append(buf, ',')
+					buf = appendNum(buf, raw[k])
+					buf = append(buf, ',')
 					if centred {
-						v, _ := values.Parse(key)
-						m = fmtNum(analysis.Num(mrat[v]), 4)
+						buf = appendNum(buf, mrat[keyValue[k]])
+					} else {
+						buf = append(buf, "NA"...)
 					}
-					t.row(sh.Model, strategy, agent, persona, priming[sh.Model], style[sh.Model], in.Name, key,
-						fmtNum(analysis.Num(raw[k]), 4), m, strconv.Itoa(answered[k]), strconv.Itoa(asked[k]))
+					buf = append(buf, ',')
+					buf = strconv.AppendInt(buf, int64(answered[k]), 10)
+					buf = append(buf, ',')
+					buf = strconv.AppendInt(buf, int64(asked[k]), 10)
+					buf = append(buf, '\n')
+				}
+				if _, err := w.Write(buf); err != nil {
+					return err
 				}
 			}
 		}
 	}
-	return t.close()
+	return nil
+}
+
+// appendNum appends x with four decimals, or NA when it is not a number
+// (as fmtNum writes it).
+func appendNum(dst []byte, x float64) []byte {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return append(dst, "NA"...)
+	}
+	return strconv.AppendFloat(dst, x, 'f', 4, 64)
 }
 
 // writeScoresGzip writes scores.csv gzip-compressed, for runs whose table
