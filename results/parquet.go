@@ -1,6 +1,7 @@
 package results
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -59,15 +60,15 @@ type answerCell struct {
 // writeParquet writes answers.parquet, streaming: one chunk of rows at a
 // time goes to the writer, which flushes a row group every t.rowGroup
 // rows, so memory holds one chunk and one row group
-// whatever the run's size.
-func (t *answerTable) writeParquet(w io.Writer) error {
+// whatever the run's size. It stops between chunks once ctx is done.
+func (t *answerTable) writeParquet(ctx context.Context, w io.Writer) error {
 	if t.games {
-		return writeParquetRows(w, t, func(c *answerCell) gameAnswerRecord {
+		return writeParquetRows(ctx, w, t, func(c *answerCell) gameAnswerRecord {
 			return gameAnswerRecord{Model: c.model, Agent: c.agent, Persona: c.persona, Instrument: c.instrument,
 				Item: c.item, Round: c.round, Answer: c.answer, Valid: c.valid, Played: c.played}
 		})
 	}
-	return writeParquetRows(w, t, func(c *answerCell) answerRecord {
+	return writeParquetRows(ctx, w, t, func(c *answerCell) answerRecord {
 		return answerRecord{Model: c.model, Agent: c.agent, Persona: c.persona, Instrument: c.instrument,
 			Item: c.item, Round: c.round, Answer: c.answer, Valid: c.valid}
 	})
@@ -78,12 +79,15 @@ func (t *answerTable) writeParquet(w io.Writer) error {
 // concurrent use.
 var answersCodec = &zstd.Codec{Level: zstd.SpeedDefault}
 
-func writeParquetRows[T any](w io.Writer, t *answerTable, record func(*answerCell) T) error {
+func writeParquetRows[T any](ctx context.Context, w io.Writer, t *answerTable, record func(*answerCell) T) error {
 	pw := parquet.NewGenericWriter[T](w, parquet.Compression(answersCodec), parquet.MaxRowsPerRowGroup(t.rowGroup))
 	var rows []T
 	pool := t.o.Study.Pool
 	truth := [2]bool{false, true}
 	for _, ch := range t.chunks {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		sh := ch.sheet
 		n := len(sh.Instrument.Items)
 		// Answers point into this table, one entry per code, so that a row

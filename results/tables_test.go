@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -82,7 +83,7 @@ func TestAnswersParquetReadsBackAsTheCSV(t *testing.T) {
 				writeTestFile(t, filepath.Join(dir, "invalid.jsonl"), func(b *bytes.Buffer) error { return writeInvalid(b, o.Collector) })
 			}
 			writeTestFile(t, filepath.Join(csvDir, "answers.csv"), func(b *bytes.Buffer) error { return tab.writeCSV(b) })
-			writeTestFile(t, filepath.Join(pqDir, "answers.parquet"), func(b *bytes.Buffer) error { return tab.writeParquet(b) })
+			writeTestFile(t, filepath.Join(pqDir, "answers.parquet"), func(b *bytes.Buffer) error { return tab.writeParquet(context.Background(), b) })
 			// Were the CSV read here, the reader would fail on its first line.
 			if err := os.WriteFile(filepath.Join(pqDir, "answers.csv"), []byte("not,the,answers\n"), 0o644); err != nil {
 				t.Fatal(err)
@@ -395,5 +396,19 @@ func TestWriteAnalystTables(t *testing.T) {
 		if !bytes.Contains(report, []byte(want)) {
 			t.Errorf("report.md does not mention %s", want)
 		}
+	}
+}
+
+// TestAnswersParquetStopsWhenCancelled: the Parquet writer, which runs
+// beside the other files, gives up between chunks once told to.
+func TestAnswersParquetStopsWhenCancelled(t *testing.T) {
+	tab, err := newAnswerTable(pvqOutput(t, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := tab.writeParquet(ctx, io.Discard); !errors.Is(err, context.Canceled) {
+		t.Errorf("got %v, want context.Canceled", err)
 	}
 }

@@ -72,6 +72,34 @@ func Write(ctx context.Context, dir string, o *analysis.Output) error {
 }
 
 func writeAll(ctx context.Context, dir string, o *analysis.Output) error {
+	answers, err := newAnswerTable(o)
+	if err != nil {
+		return err
+	}
+	// answers.parquet takes a core of its own while the other files are
+	// written: at 40 million answers it is the longest file to write, and
+	// one goroutine of encoding and compression is all parquet-go's
+	// writer does. The goroutine stops at the next chunk of rows when the
+	// other files fail or ctx is done.
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	parquetDone := make(chan error, 1) // the goroutine never waits for the reader
+	go func() {
+		parquetDone <- writeFile(filepath.Join(dir, "answers.parquet"), func(w io.Writer) error { return answers.writeParquet(pctx, w) })
+	}()
+	err = writeOthers(ctx, dir, o, answers)
+	if err != nil {
+		cancel()
+	}
+	if perr := <-parquetDone; err == nil {
+		err = perr
+	}
+	return err
+}
+
+// writeOthers writes every file of the results directory but
+// answers.parquet.
+func writeOthers(ctx context.Context, dir string, o *analysis.Output, answers *answerTable) error {
 	steps := []struct {
 		name string
 		fn   func(io.Writer) error
@@ -86,16 +114,11 @@ func writeAll(ctx context.Context, dir string, o *analysis.Output) error {
 		name string
 		fn   func(io.Writer) error
 	}
-	answers, err := newAnswerTable(o)
-	if err != nil {
-		return err
-	}
 	if o.Outcome.Results.Answers.Expected > GzipAnswersAbove {
 		steps = append(steps, step{"answers.csv.gz", answers.writeGzip})
 	} else {
 		steps = append(steps, step{"answers.csv", answers.writeCSV})
 	}
-	steps = append(steps, step{"answers.parquet", answers.writeParquet})
 	if scoreRows(o) > GzipAnswersAbove {
 		steps = append(steps, step{"scores.csv.gz", func(w io.Writer) error { return writeScoresGzip(w, o) }})
 	} else {

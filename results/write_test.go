@@ -3,6 +3,7 @@ package results
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"io"
 	"math/rand/v2"
 	"strconv"
@@ -75,7 +76,7 @@ func writeAnswersParquet(w io.Writer, o *analysis.Output) error {
 	if err != nil {
 		return err
 	}
-	return t.writeParquet(w)
+	return t.writeParquet(context.Background(), w)
 }
 
 func TestAnswersGzipIsTheCSV(t *testing.T) {
