@@ -12,6 +12,7 @@ import (
 
 	"github.com/society-sim/society/llm"
 	"github.com/society-sim/society/scenarios"
+	"github.com/society-sim/society/sim"
 )
 
 // parseFlags parses flags and positional arguments in any order
@@ -98,9 +99,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer obs.close()
-	res, err := runScenario(ctx, runConfig{Scenario: sc, Out: dir, Progress: progress, Log: stderr, CacheDir: *cacheDir,
-		Hooks: obs.hooks()})
-	obs.finish(res)
+	cfg := runConfig{Scenario: sc, Out: dir, Progress: progress, Log: stderr, CacheDir: *cacheDir}
+	obs.wire(&cfg)
+	res, err := runScenario(ctx, cfg)
+	if res != nil {
+		obs.finish(res.Outcome)
+	}
 	if err != nil {
 		return err
 	}
@@ -125,7 +129,9 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if _, err := buildPlan(sc, ""); err != nil {
+	models := newModelSets("", nil, nil)
+	defer models.close()
+	if _, err := sim.NewPlan(sc, models.backends()); err != nil {
 		return err
 	}
 	for _, w := range scenarioWarnings(sc) {

@@ -11,7 +11,7 @@ import (
 // package, and adapters never import each other.
 func TestDomainDependencies(t *testing.T) {
 	const mod = "github.com/society-sim/society/"
-	domain := []string{"values", "questionnaires", "population", "agent", "games", "scenarios", "analysis"}
+	domain := []string{"values", "questionnaires", "population", "agent", "games", "scenarios", "analysis", "sim"}
 	forbiddenForDomain := []string{
 		"github.com/nats-io/",
 		"github.com/sashabaranov/go-openai",

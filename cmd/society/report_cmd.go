@@ -23,6 +23,7 @@ import (
 	"github.com/society-sim/society/population"
 	"github.com/society-sim/society/questionnaires"
 	"github.com/society-sim/society/scenarios"
+	"github.com/society-sim/society/sim"
 	"github.com/society-sim/society/values"
 )
 
@@ -114,12 +115,13 @@ func rebuild(ctx context.Context, dir string) (*analysis.Output, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(cache)
-	p, err := buildPlan(sc, cache)
+	models := newModelSets(cache, nil, nil)
+	p, err := sim.NewPlan(sc, models.backends())
+	models.close()
 	if err != nil {
 		return nil, err
 	}
-	p.backends.close()
-	st := p.study
+	st := p.Study
 
 	prev, err := readPrevious(filepath.Join(dir, "results.json"))
 	if err != nil {
@@ -313,7 +315,7 @@ type invalidKey struct {
 
 // readAnswers fills a collector from answers.csv (or .gz) and the raw text
 // of the invalid answers from invalid.jsonl.
-func readAnswers(dir string, p *plan, pool *population.Pool) (*analysis.Collector, error) {
+func readAnswers(dir string, p *sim.Plan, pool *population.Pool) (*analysis.Collector, error) {
 	raw, err := readInvalid(filepath.Join(dir, "invalid.jsonl"))
 	if err != nil {
 		return nil, err
@@ -366,7 +368,7 @@ func readAnswers(dir string, p *plan, pool *population.Pool) (*analysis.Collecto
 		if len(rec) != 8 {
 			return nil, fail("want 8 fields, got %d", len(rec))
 		}
-		in, ok := p.instruments[rec[3]]
+		in, ok := p.Instruments[rec[3]]
 		if !ok {
 			return nil, fail("instrument %q is not one of the scenario's", rec[3])
 		}
@@ -408,7 +410,7 @@ func readAnswers(dir string, p *plan, pool *population.Pool) (*analysis.Collecto
 			return nil, fail("valid is %q, want true or false", rec[7])
 		}
 	}
-	col := analysis.NewCollector(n, p.study.Plans)
+	col := analysis.NewCollector(n, p.Study.Plans)
 	for _, k := range order {
 		if err := col.Add(batches[k]); err != nil {
 			return nil, fmt.Errorf("%w: %s: %v", errBadInput, path, err)
