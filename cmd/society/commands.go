@@ -69,11 +69,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if len(pos) > 1 {
 		return fmt.Errorf("%w: run takes one scenario, got %d", errUsage, len(pos))
 	}
-	if dist.active() && *metricsAddr != "" {
-		return fmt.Errorf("%w: --metrics is not available with --nats yet", errUsage)
-	}
 	if dist.active() {
-		return cmdRunDistributed(ctx, dist, pos, *out, *force, *quiet, *cacheDir, stdout, stderr)
+		return cmdRunDistributed(ctx, dist, pos, *out, *force, *quiet, *cacheDir, *metricsAddr, *metricsLinger, stdout, stderr)
 	}
 	name := "quickstart"
 	if len(pos) == 1 {

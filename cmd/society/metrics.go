@@ -134,6 +134,15 @@ func (r *runMetrics) wire(cfg *runConfig) {
 	cfg.Observer, cfg.Model, cfg.BadMessage = r.live, r.srv.Metrics, r.srv.Metrics.BadMessage
 }
 
+// wireDist makes a distributed run's orchestrator report to the metrics:
+// its phases, the answers it follows and their backlog.
+func (r *runMetrics) wireDist(cfg *distConfig) {
+	if r == nil {
+		return
+	}
+	cfg.Observer, cfg.BadMessage = r.live, r.srv.Metrics.BadMessage
+}
+
 // finish stops the live figures and publishes the run's final ones: every
 // agent finished and, when the run succeeded (out not nil), the
 // similarities of results.json for the whole population.

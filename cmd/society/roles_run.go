@@ -52,6 +52,11 @@ type distConfig struct {
 	Log      *slog.Logger
 	// Stderr takes what a calibration run before the main run prints.
 	Stderr io.Writer
+	// Observer follows the run (the metrics) besides the progress bar;
+	// BadMessage is told about every message that could not be used.
+	// Either may be nil.
+	Observer   sim.Observer
+	BadMessage func(error)
 }
 
 // distResult is what a finished distributed run reports.
@@ -103,9 +108,9 @@ func runDistributed(ctx context.Context, cfg distConfig) (*distResult, error) {
 		sc = rsc
 	}
 	// As in a single-process run: the persona data and any model-specific
-	// calibration are settled first, so that the resolved scenario every
-	// host builds its agents from holds what the run really uses.
-	// A calibration runs in this process, as a single-process run does.
+	// calibration (run in this process) are settled first, so that the
+	// resolved scenario every host builds its agents from holds what the
+	// run really uses.
 	e, closeEngine := newEngine(runConfig{CacheDir: cfg.CacheDir, Log: cfg.Stderr})
 	defer closeEngine()
 	sc, prep, err := e.Prepare(ctx, sc)
@@ -185,9 +190,18 @@ func runDistributed(ctx context.Context, cfg distConfig) (*distResult, error) {
 		stall = 2 * cfg.Queue.Backoff()[0]
 	}
 	bar := newProgressBar(cfg.Progress, id)
-	queue := &bus.Queue{JS: js, Subjects: subj, Epoch: epoch, Logger: log, Bad: func(error) { o.bad.Add(1) }}
+	queue := &bus.Queue{JS: js, Subjects: subj, Epoch: epoch, Logger: log, Bad: func(err error) {
+		o.bad.Add(1)
+		if cfg.BadMessage != nil {
+			cfg.BadMessage(err)
+		}
+	}}
+	obs := sim.Observers{bar}
+	if cfg.Observer != nil {
+		obs = append(obs, cfg.Observer)
+	}
 	loop := &sim.Loop{Layout: sim.Layout{ID: id, Name: sc.Name, Plan: p, Shards: shards, Dispatcher: queue},
-		Observer: bar, Stall: stall, Log: log}
+		Observer: obs, Stall: stall, Log: log}
 	o.col, err = loop.Run(ctx)
 	bar.finish()
 	if err != nil {
