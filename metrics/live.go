@@ -143,11 +143,16 @@ func (l *Live) setAgents() {
 	l.m.Agents(StateFinished, 0)
 }
 
-// Phase marks every shard's agents as answering.
-func (l *Live) Phase(plans []analysis.Plan, shards int) {
+// Phase records the game rounds played so far and marks every shard's
+// agents as answering.
+func (l *Live) Phase(ph sim.PhaseStart) {
+	for _, r := range ph.Rounds {
+		l.m.Cooperation(r.Game, r.Round, r.ByValue)
+	}
+	shards := ph.Shards
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, pl := range plans {
+	for _, pl := range ph.Plans {
 		l.m.TasksPublished(pl.Model, pl.Instrument.Name, shards)
 		for s := 0; s < min(shards, len(l.outstanding)); s++ {
 			if l.outstanding[s] == 0 {
@@ -159,9 +164,11 @@ func (l *Live) Phase(plans []analysis.Plan, shards int) {
 	l.setAgents()
 }
 
-// Batch counts a stored batch and copies the sampled agents' answers. Its work is proportional to the sampled agents in the
+// Batch counts a stored batch, sets the run's answer counts and copies the
+// sampled agents' answers. Its work is proportional to the sampled agents in the
 // batch, not to the batch.
-func (l *Live) Batch(b *agent.Batch) {
+func (l *Live) Batch(b *agent.Batch, n sim.Counts) {
+	l.m.Progress(n.Expected, n.Valid, n.Invalid)
 	if !l.m.Batch(b) {
 		return // seen before: counted as a redelivery
 	}
@@ -320,12 +327,4 @@ func (l *Live) Finish(out *analysis.Outcome) {
 			l.m.BehaviorSimilarity(row.Model, row.Strategy, row.Instrument, row.Reference, v)
 		}
 	}
-}
-
-// Progress sets the answer counts.
-func (l *Live) Progress(expected, valid, invalid int64) { l.m.Progress(expected, valid, invalid) }
-
-// Round records a game round's cooperation by value.
-func (l *Live) Round(game string, round int, byValue map[string]float64) {
-	l.m.Cooperation(game, round, byValue)
 }

@@ -21,8 +21,8 @@ type gameRun struct {
 	sessions []*games.Session
 	styles   map[string]agent.Style
 	agents   int
-	// onRound is told about every round recorded (Observer.Round).
-	onRound func(game string, round int, byValue map[string]float64)
+	// rounds are the rounds recorded since the last call of recorded.
+	rounds []Round
 
 	// Set by a round's before for its tasks.
 	mems  [][]agent.Memory // by game, by agent
@@ -83,12 +83,15 @@ func addGames(sc *scenarios.Scenario, p *Plan) error {
 	return checkMemory(sc, p.TotalItems())
 }
 
-// observe sets the function told about every round recorded; a nil
-// gameRun (no game) ignores it.
-func (gr *gameRun) observe(fn func(game string, round int, byValue map[string]float64)) {
-	if gr != nil {
-		gr.onRound = fn
+// recorded returns the rounds recorded since it was last called (none
+// without a game).
+func (gr *gameRun) recorded() []Round {
+	if gr == nil {
+		return nil
 	}
+	out := gr.rounds
+	gr.rounds = nil
+	return out
 }
 
 // gameLabel names a game in metrics: the game, and the model when several
@@ -111,15 +114,13 @@ func (gr *gameRun) before(r int) func(context.Context, *analysis.Collector) erro
 				if err != nil {
 					return err
 				}
-				if gr.onRound != nil {
-					byValue := make(map[string]float64, len(round.ByValue))
-					for v, rate := range round.ByValue {
-						if rate.Decided > 0 {
-							byValue[population.Persona(v).Code()] = rate.Value()
-						}
+				byValue := make(map[string]float64, len(round.ByValue))
+				for v, rate := range round.ByValue {
+					if rate.Decided > 0 {
+						byValue[population.Persona(v).Code()] = rate.Value()
 					}
-					gr.onRound(gr.gameLabel(i), round.Round, byValue)
 				}
+				gr.rounds = append(gr.rounds, Round{Game: gr.gameLabel(i), Round: round.Round, ByValue: byValue})
 			}
 			if r > gr.games[i].Config.Rounds {
 				continue

@@ -72,32 +72,49 @@ type Dispatcher interface {
 }
 
 // Observer follows a run: the live metrics and the terminal's progress bar
-// implement it. Its methods are called from the run's goroutines, Batch
-// concurrently with the others, and must return quickly. Embed
-// NoObserver to implement only some.
+// implement it. Start and Phase are called from the loop's goroutine,
+// Batch from the dispatcher's, one batch at a time; all must return
+// quickly.
 type Observer interface {
 	// Start is called once, before any task goes out.
 	Start(Layout)
-	// Phase is called just before a phase's tasks go out to the shards.
-	Phase(plans []analysis.Plan, shards int)
-	// Batch is called for every answer batch stored.
-	Batch(b *agent.Batch)
-	// Progress is called about ten times a second, and once all answers
-	// are in, with the answer counts.
-	Progress(expected, valid, invalid int64)
-	// Round is called after a game round is recorded, with the share of
-	// players of each dominant value code who contributed.
-	Round(game string, round int, byValue map[string]float64)
+	// Phase is called just before a phase's tasks go out.
+	Phase(PhaseStart)
+	// Batch is called for every answer batch stored, with the run's answer
+	// counts once it is.
+	Batch(b *agent.Batch, n Counts)
+}
+
+// Counts are a run's answers: expected, and stored so far.
+type Counts struct {
+	Expected, Valid, Invalid int64
+}
+
+// PhaseStart is a phase about to hand out its tasks.
+type PhaseStart struct {
+	Plans  []analysis.Plan
+	Shards int
+	// Rounds are the game rounds recorded from the answers of the phases
+	// before (the previous round, the last one before the closing phase).
+	Rounds []Round
+}
+
+// Round is a recorded round of a game.
+type Round struct {
+	// Game names the game: the game, and the model when several play it.
+	Game  string
+	Round int
+	// ByValue is the share of players of each dominant value code who
+	// contributed.
+	ByValue map[string]float64
 }
 
 // NoObserver observes nothing; embed it to implement part of Observer.
 type NoObserver struct{}
 
-func (NoObserver) Start(Layout)                          {}
-func (NoObserver) Phase([]analysis.Plan, int)            {}
-func (NoObserver) Batch(*agent.Batch)                    {}
-func (NoObserver) Progress(int64, int64, int64)          {}
-func (NoObserver) Round(string, int, map[string]float64) {}
+func (NoObserver) Start(Layout)               {}
+func (NoObserver) Phase(PhaseStart)           {}
+func (NoObserver) Batch(*agent.Batch, Counts) {}
 
 // Observers is an Observer telling each of its members in turn.
 type Observers []Observer
@@ -108,27 +125,15 @@ func (os Observers) Start(l Layout) {
 	}
 }
 
-func (os Observers) Phase(plans []analysis.Plan, shards int) {
+func (os Observers) Phase(ph PhaseStart) {
 	for _, o := range os {
-		o.Phase(plans, shards)
+		o.Phase(ph)
 	}
 }
 
-func (os Observers) Batch(b *agent.Batch) {
+func (os Observers) Batch(b *agent.Batch, n Counts) {
 	for _, o := range os {
-		o.Batch(b)
-	}
-}
-
-func (os Observers) Progress(expected, valid, invalid int64) {
-	for _, o := range os {
-		o.Progress(expected, valid, invalid)
-	}
-}
-
-func (os Observers) Round(game string, round int, byValue map[string]float64) {
-	for _, o := range os {
-		o.Round(game, round, byValue)
+		o.Batch(b, n)
 	}
 }
 
@@ -170,8 +175,8 @@ type Loop struct {
 	Log   *slog.Logger // nil: no log
 }
 
-// progressEvery is how often the observer hears the answer counts.
-const progressEvery = 100 * time.Millisecond
+// stallEvery is how often a phase checks whether its answers stalled.
+const stallEvery = 100 * time.Millisecond
 
 // Run runs every phase and returns the collected answers. It returns
 // after every goroutine it started has exited; on an error or when ctx
@@ -190,7 +195,6 @@ func (l *Loop) Run(ctx context.Context) (*analysis.Collector, error) {
 	n := p.Study.Pool.Size()
 	col := analysis.NewCollector(n, p.Study.Plans)
 	have := newBatchSet()
-	p.games.observe(obs.Round)
 	obs.Start(lay)
 
 	runCtx, cancel := context.WithCancelCause(ctx)
@@ -205,7 +209,8 @@ func (l *Loop) Run(ctx context.Context) (*analysis.Collector, error) {
 			return err
 		}
 		have.add(b)
-		obs.Batch(b)
+		e, v, i := col.Counts()
+		obs.Batch(b, Counts{Expected: e, Valid: v, Invalid: i})
 		return nil
 	}
 	wg.Add(1)
@@ -224,12 +229,12 @@ func (l *Loop) Run(ctx context.Context) (*analysis.Collector, error) {
 		log.Info("answers already stored", "run", lay.ID, "stored", v+i, "expected", e)
 	}
 
-	tick := time.NewTicker(progressEvery)
-	defer tick.Stop()
-	progress := func() (answered int64) {
-		e, v, i := col.Counts()
-		obs.Progress(e, v, i)
-		return v + i
+	// Without a stall to watch, the loop waits only for answers.
+	var tick <-chan time.Time
+	if l.Stall > 0 {
+		t := time.NewTicker(stallEvery)
+		defer t.Stop()
+		tick = t.C
 	}
 	for _, ph := range p.Phases {
 		if ph.before != nil {
@@ -237,7 +242,7 @@ func (l *Loop) Run(ctx context.Context) (*analysis.Collector, error) {
 				return nil, err
 			}
 		}
-		obs.Phase(ph.Plans, lay.Shards)
+		obs.Phase(PhaseStart{Plans: ph.Plans, Shards: lay.Shards, Rounds: p.games.recorded()})
 		if err := l.dispatch(runCtx, ph, have); err != nil {
 			if runCtx.Err() != nil {
 				return nil, cause(runCtx)
@@ -250,11 +255,9 @@ func (l *Loop) Run(ctx context.Context) (*analysis.Collector, error) {
 			case <-col.Notify():
 			case <-runCtx.Done():
 				return nil, cause(runCtx)
-			case <-tick.C:
-				answered := progress()
-				if l.Stall <= 0 {
-					continue
-				}
+			case <-tick:
+				_, v, i := col.Counts()
+				answered := v + i
 				if answered != last {
 					last, lastMove = answered, time.Now()
 					continue
@@ -272,7 +275,6 @@ func (l *Loop) Run(ctx context.Context) (*analysis.Collector, error) {
 			}
 		}
 	}
-	progress()
 	return col, nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/scenarios"
 	"github.com/society-sim/society/sim"
 )
@@ -132,10 +133,10 @@ type answeredAt struct {
 	answered time.Duration
 }
 
-func (a *answeredAt) Progress(expected, valid, invalid int64) {
+func (a *answeredAt) Batch(_ *agent.Batch, n sim.Counts) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.answered == 0 && valid+invalid >= expected {
+	if a.answered == 0 && n.Valid+n.Invalid >= n.Expected {
 		a.answered = time.Since(a.start)
 	}
 }

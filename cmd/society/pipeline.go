@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/analysis"
 	"github.com/society-sim/society/bus"
 	"github.com/society-sim/society/llm"
@@ -140,8 +141,12 @@ type progressBar struct {
 	label string // "" takes the run's scenario name
 	name  string
 	start time.Time
-	drawn bool
+	drawn time.Time // zero: nothing drawn on the line
 }
+
+// barEvery is how often the bar is redrawn at most: a terminal needs no
+// more, and a large run stores thousands of batches a second.
+const barEvery = 100 * time.Millisecond
 
 func newProgressBar(w io.Writer, label string) *progressBar {
 	return &progressBar{w: w, label: label, name: label, start: time.Now()}
@@ -150,14 +155,20 @@ func newProgressBar(w io.Writer, label string) *progressBar {
 // Start begins the bar of a run.
 func (b *progressBar) Start(l sim.Layout) {
 	b.finish()
-	b.drawn, b.start, b.name = false, time.Now(), b.label
+	b.start, b.name = time.Now(), b.label
 	if b.name == "" {
 		b.name = l.Name
 	}
 }
 
-// Progress redraws the bar.
-func (b *progressBar) Progress(expected, valid, invalid int64) { b.update(valid+invalid, expected) }
+// Batch redraws the bar, at most every barEvery and when the answers are
+// all in.
+func (b *progressBar) Batch(_ *agent.Batch, n sim.Counts) {
+	done := n.Valid + n.Invalid
+	if time.Since(b.drawn) >= barEvery || done >= n.Expected {
+		b.update(done, n.Expected)
+	}
+}
 
 func (b *progressBar) update(done, total int64) {
 	if b.w == nil || total == 0 {
@@ -170,14 +181,14 @@ func (b *progressBar) update(done, total int64) {
 	rate := float64(done) / max(el, 1e-9)
 	fmt.Fprintf(b.w, "\r%s [%s%s] %5.1f%% %d/%d answers  %.0f/s ", b.name,
 		strings.Repeat("=", full), strings.Repeat(" ", width-full), 100*f, done, total, rate)
-	b.drawn = true
+	b.drawn = time.Now()
 }
 
 // finish ends the bar's line.
 func (b *progressBar) finish() {
-	if b.w != nil && b.drawn {
+	if b.w != nil && !b.drawn.IsZero() {
 		fmt.Fprintln(b.w)
-		b.drawn = false
+		b.drawn = time.Time{}
 	}
 }
 

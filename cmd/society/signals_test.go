@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/society-sim/society/agent"
-	"github.com/society-sim/society/analysis"
 	"github.com/society-sim/society/scenarios"
 	"github.com/society-sim/society/sim"
 )
@@ -70,16 +69,14 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	}
 }
 
-// answeredObserver calls fn once every answer is in: the loop's last word
-// before the analysis.
+// answeredObserver calls fn once every answer is in: the loop's last
+// word before the analysis.
 type answeredObserver func()
 
-func (f answeredObserver) Start(sim.Layout)                      {}
-func (f answeredObserver) Phase([]analysis.Plan, int)            {}
-func (f answeredObserver) Batch(*agent.Batch)                    {}
-func (f answeredObserver) Round(string, int, map[string]float64) {}
-func (f answeredObserver) Progress(expected, valid, invalid int64) {
-	if expected > 0 && valid+invalid >= expected {
+func (f answeredObserver) Start(sim.Layout)     {}
+func (f answeredObserver) Phase(sim.PhaseStart) {}
+func (f answeredObserver) Batch(_ *agent.Batch, n sim.Counts) {
+	if n.Expected > 0 && n.Valid+n.Invalid >= n.Expected {
 		f()
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/society-sim/society/agent"
-	"github.com/society-sim/society/analysis"
 	"github.com/society-sim/society/scenarios"
 	"github.com/society-sim/society/sim"
 )
@@ -12,11 +11,9 @@ import (
 // batchObserver is a run's observer told about every stored batch.
 type batchObserver func(*agent.Batch)
 
-func (f batchObserver) Start(sim.Layout)                      {}
-func (f batchObserver) Phase([]analysis.Plan, int)            {}
-func (f batchObserver) Batch(b *agent.Batch)                  { f(b) }
-func (f batchObserver) Progress(int64, int64, int64)          {}
-func (f batchObserver) Round(string, int, map[string]float64) {}
+func (f batchObserver) Start(sim.Layout)                   {}
+func (f batchObserver) Phase(sim.PhaseStart)               {}
+func (f batchObserver) Batch(b *agent.Batch, _ sim.Counts) { f(b) }
 
 // buildPlan is the plan of sc with the model backends a run makes, closed
 // when the test ends.
