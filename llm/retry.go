@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -157,8 +158,52 @@ type extraKey struct{}
 // withExtra attaches JSON fields that the doer adds to the request body:
 // the ones go-openai cannot send (an explicit zero temperature, vendor
 // extensions such as vLLM's structured_outputs, a 64-bit seed).
-func withExtra(ctx context.Context, fields map[string]any) context.Context {
+func withExtra(ctx context.Context, fields *extraFields) context.Context {
 	return context.WithValue(ctx, extraKey{}, fields)
+}
+
+// extraFields are body fields with their values encoded as JSON, sorted
+// by key. Encoding them once per client rather than once per request
+// saves a map and a reflective encoding per field on every call.
+type extraFields struct {
+	keys []string
+	vals [][]byte
+}
+
+// encodeFields encodes the values of m.
+func encodeFields(m map[string]any) (*extraFields, error) {
+	f := &extraFields{keys: make([]string, 0, len(m)), vals: make([][]byte, 0, len(m))}
+	for k := range m {
+		f.keys = append(f.keys, k)
+	}
+	slices.Sort(f.keys)
+	for _, k := range f.keys {
+		v, err := json.Marshal(m[k])
+		if err != nil {
+			return nil, fmt.Errorf("field %s: %w", k, err)
+		}
+		f.vals = append(f.vals, v)
+	}
+	return f, nil
+}
+
+// clone copies f with room for more fields.
+func (f *extraFields) clone(more int) *extraFields {
+	return &extraFields{
+		keys: append(make([]string, 0, len(f.keys)+more), f.keys...),
+		vals: append(make([][]byte, 0, len(f.vals)+more), f.vals...),
+	}
+}
+
+// set sets field k to the encoded value v, keeping the keys sorted.
+func (f *extraFields) set(k string, v []byte) {
+	i, found := slices.BinarySearch(f.keys, k)
+	if found {
+		f.vals[i] = v
+		return
+	}
+	f.keys = slices.Insert(f.keys, i, k)
+	f.vals = slices.Insert(f.vals, i, v)
 }
 
 // doer is the HTTP doer handed to go-openai. Every request passes through
@@ -274,8 +319,8 @@ func (d *doer) Do(req *http.Request) (*http.Response, error) {
 		d.stats.failures.Add(1)
 		return nil, fmt.Errorf("request body: %w", err)
 	}
-	if extra, ok := ctx.Value(extraKey{}).(map[string]any); ok && len(extra) > 0 {
-		if body, err = addFields(body, extra); err != nil {
+	if extra, ok := ctx.Value(extraKey{}).(*extraFields); ok && len(extra.keys) > 0 {
+		if body, err = appendFields(body, extra); err != nil {
 			d.stats.failures.Add(1)
 			return nil, fmt.Errorf("request body: %w", err)
 		}
@@ -494,7 +539,7 @@ func (d *doer) send(ctx context.Context, req *http.Request, body []byte) (*http.
 	if err != nil {
 		return nil, 0, transportError(ctx, req, err, d.answered.Load(), d.timeout.String())
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	data, err := readSized(resp.Body, resp.ContentLength, maxResponseBytes)
 	resp.Body.Close()
 	if err != nil {
 		return nil, 0, transportError(ctx, req, err, d.answered.Load(), d.timeout.String())
@@ -555,56 +600,88 @@ func readBody(req *http.Request) ([]byte, error) {
 		return nil, nil
 	}
 	defer req.Body.Close()
-	return io.ReadAll(req.Body)
+	return readSized(req.Body, req.ContentLength, math.MaxInt64)
 }
 
-// addFields sets top-level fields of a JSON object body. The fields are
-// ones the request struct never sets, so they are appended before the
+// readSized reads r up to limit bytes into one buffer of the announced
+// size n (when known and within the limit) instead of growing one from
+// 512 bytes: a request body or reply of a few KiB costs one allocation,
+// not four or five.
+func readSized(r io.Reader, n, limit int64) ([]byte, error) {
+	if n <= 0 || n > limit {
+		return io.ReadAll(io.LimitReader(r, limit))
+	}
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return nil, err
+	}
+	// A body longer than announced is read whole, as ReadAll would.
+	var one [1]byte
+	for range 100 {
+		k, err := r.Read(one[:])
+		switch {
+		case k > 0:
+			rest, err := io.ReadAll(io.LimitReader(r, limit-n-1))
+			if err != nil {
+				return nil, err
+			}
+			return append(append(buf, one[0]), rest...), nil
+		case err == io.EOF:
+			return buf, nil
+		case err != nil:
+			return nil, err
+		}
+	}
+	return nil, io.ErrNoProgress
+}
+
+// addFields sets top-level fields of a JSON object body (appendFields).
+func addFields(body []byte, fields map[string]any) ([]byte, error) {
+	f, err := encodeFields(fields)
+	if err != nil {
+		return nil, err
+	}
+	return appendFields(body, f)
+}
+
+// appendFields sets top-level fields of a JSON object body. The fields
+// are ones the request struct never sets, so they are appended before the
 // closing brace, sorted; only when the body already has such a key is it
 // decoded and re-encoded, which costs a fifth of the client's CPU per call.
-func addFields(body []byte, fields map[string]any) ([]byte, error) {
+func appendFields(body []byte, f *extraFields) ([]byte, error) {
 	b := bytes.TrimRight(body, " \t\r\n")
 	if len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}' {
 		return nil, errors.New("not a JSON object")
 	}
-	keys := make([]string, 0, len(fields))
-	for k := range fields {
+	size := len(b)
+	for i, k := range f.keys {
 		if bytes.Contains(b, []byte(strconv.Quote(k)+":")) {
-			return replaceFields(b, fields)
+			return replaceFields(b, f)
 		}
-		keys = append(keys, k)
+		size += len(k) + len(f.vals[i]) + 4
 	}
-	slices.Sort(keys)
-	out := make([]byte, 0, len(b)+64*len(keys))
+	out := make([]byte, 0, size)
 	out = append(out, b[:len(b)-1]...)
 	empty := len(bytes.TrimSpace(b[1:len(b)-1])) == 0
-	for _, k := range keys {
-		v, err := json.Marshal(fields[k])
-		if err != nil {
-			return nil, fmt.Errorf("field %s: %w", k, err)
-		}
+	for i, k := range f.keys {
 		if !empty {
 			out = append(out, ',')
 		}
 		empty = false
 		out = strconv.AppendQuote(out, k)
 		out = append(out, ':')
-		out = append(out, v...)
+		out = append(out, f.vals[i]...)
 	}
 	return append(out, '}'), nil
 }
 
-func replaceFields(body []byte, fields map[string]any) ([]byte, error) {
+func replaceFields(body []byte, f *extraFields) ([]byte, error) {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(body, &m); err != nil {
 		return nil, err
 	}
-	for k, v := range fields {
-		raw, err := json.Marshal(v)
-		if err != nil {
-			return nil, fmt.Errorf("field %s: %w", k, err)
-		}
-		m[k] = raw
+	for i, k := range f.keys {
+		m[k] = f.vals[i]
 	}
 	return json.Marshal(m)
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -102,5 +103,32 @@ func TestBackoff(t *testing.T) {
 		if got := parseRetryAfter(tt.h, now); got != tt.want {
 			t.Errorf("parseRetryAfter(%q): got %v, want %v", tt.h, got, tt.want)
 		}
+	}
+}
+
+func TestReadSized(t *testing.T) {
+	tests := []struct {
+		name    string
+		body    string
+		n       int64
+		limit   int64
+		want    string
+		wantErr bool
+	}{
+		{"announced", "hello", 5, 100, "hello", false},
+		{"unknown", "hello", -1, 100, "hello", false},
+		{"longer than announced", "hello world", 5, 100, "hello world", false},
+		{"shorter than announced", "hi", 5, 100, "", true},
+		{"over the limit", "hello world", -1, 5, "hello", false},
+		{"announced over the limit", "hello world", 11, 5, "hello", false},
+		{"longer than announced, limited", "hello world", 5, 7, "hello w", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := readSized(strings.NewReader(tt.body), tt.n, tt.limit)
+			if (err != nil) != tt.wantErr || (!tt.wantErr && string(got) != tt.want) {
+				t.Errorf("got %q, %v; want %q, error %v", got, err, tt.want, tt.wantErr)
+			}
+		})
 	}
 }

@@ -1,0 +1,448 @@
+package llm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/society-sim/society/agent"
+	"github.com/society-sim/society/questionnaires"
+	"github.com/society-sim/society/values"
+)
+
+// seededReply answers as a vLLM server with a seed does: the same request
+// gets the same reply, choice j of a request drawn from its seed and j.
+// Distribution requests get top log-probabilities drawn from the prompt,
+// some covering too little of the mass (sampled instead); sampled replies
+// are mostly readable, some not, and a strict retry reads for half of
+// those.
+func seededReply(r seenReq) map[string]any {
+	h := func(parts ...string) uint64 {
+		f := fnv.New64a()
+		for _, p := range parts {
+			f.Write([]byte(p))
+			f.Write([]byte{0})
+		}
+		return f.Sum64()
+	}
+	text := r.text()
+	if r.dist() {
+		x := h(text)
+		a, b := strconv.Itoa(int(x%6)+1), strconv.Itoa(int(x/6%6)+1)
+		if x%5 == 0 {
+			return topReply(r, map[string]float64{"The": 0.8, a: 0.1})
+		}
+		return topReply(r, map[string]float64{a: 0.55, " " + b: 0.3, "I": 0.1})
+	}
+	seed, _ := r.seed()
+	texts := make([]string, r.n())
+	for j := range texts {
+		x := h(text, strconv.FormatUint(seed, 10), strconv.Itoa(j))
+		switch {
+		case r.strict() && x%2 == 0:
+			texts[j] = "I would rather not say."
+		case !r.strict() && x%7 == 0:
+			texts[j] = "As an AI, I cannot have values."
+		default:
+			texts[j] = strconv.Itoa(int(x%6) + 1)
+		}
+	}
+	return textsReply(r, texts...)
+}
+
+// phase is a phase's questions as the engine sees them: every persona,
+// a few items, perPersona agents of each persona.
+type phase struct {
+	in         *questionnaires.Instrument
+	items      []int
+	perPersona int
+}
+
+func (ph phase) personas() []agent.Persona { return agent.Personas(agent.StyleDescription) }
+
+// distinct is the phase's distinct questions, Sample the highest rank.
+func (ph phase) distinct() []*agent.Question {
+	var qs []*agent.Question
+	for _, p := range ph.personas() {
+		for _, it := range ph.items {
+			qs = append(qs, &agent.Question{Persona: p, Instrument: ph.in, Item: it, Sample: ph.perPersona - 1})
+		}
+	}
+	return qs
+}
+
+type answerKey struct {
+	v            values.Value
+	item, sample int
+}
+
+// answer asks as agents do: each agent its items one after another, the
+// agents at once.
+func (ph phase) answer(t *testing.T, c *Client) map[answerKey]agent.Reply {
+	t.Helper()
+	var (
+		mu   sync.Mutex
+		out  = map[answerKey]agent.Reply{}
+		errs []error
+		wg   sync.WaitGroup
+	)
+	for _, p := range ph.personas() {
+		for s := range ph.perPersona {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for _, it := range ph.items {
+					r, err := c.Ask(context.Background(), &agent.Question{Persona: p, Instrument: ph.in, Item: it, Sample: s})
+					mu.Lock()
+					if err != nil {
+						errs = append(errs, err)
+					}
+					out[answerKey{p.Value, it, s}] = r
+					mu.Unlock()
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// requestLog lists a server's requests, sorted, as (kind, prompt, seed, n).
+func requestLog(srv *openAIServer) []string {
+	var out []string
+	for _, r := range srv.requests() {
+		seed, _ := r.seed()
+		h := fnv.New64a()
+		h.Write([]byte(r.text()))
+		out = append(out, fmt.Sprintf("dist=%v n=%d seed=%d prompt=%x", r.dist(), r.n(), seed, h.Sum64()))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// sampleRequests is requestLog without the distribution requests.
+func sampleRequests(log []string) []string {
+	return slices.DeleteFunc(slices.Clone(log), func(s string) bool { return strings.HasPrefix(s, "dist=true") })
+}
+
+// Prefetch changes the order of the requests, never the answers: the same
+// agents get the same answers with and without it, from the same requests.
+func TestPrefetchSameAnswers(t *testing.T) {
+	ph := phase{in: pvq(t), items: []int{0, 13, 39}, perPersona: 5}
+	type variant struct {
+		mode     string
+		samples  int
+		demand   int // 0: unknown
+		cache    bool
+		parallel bool // agents ask while Prefetch runs
+	}
+	var vs []variant
+	for _, mode := range []string{ModeSample, ModeDistribution} {
+		for _, cache := range []bool{false, true} {
+			for _, par := range []bool{false, true} {
+				vs = append(vs, variant{mode, 1, 0, cache, par}, variant{mode, 3, 5, cache, par}, variant{mode, 3, 0, cache, par})
+			}
+		}
+	}
+	for _, v := range vs {
+		t.Run(fmt.Sprintf("%s samples %d demand %d cache %v parallel %v", v.mode, v.samples, v.demand, v.cache, v.parallel), func(t *testing.T) {
+			run := func(prefetch bool) (map[answerKey]agent.Reply, []string, ClientStats) {
+				srv := newOpenAIServer(t, func(r seenReq) (int, any) { return 200, seededReply(r) })
+				cfg := testConfig(srv.URL)
+				cfg.Mode, cfg.Samples, cfg.Seed, cfg.Concurrency = v.mode, v.samples, ptr(uint64(7)), 16
+				if v.demand > 0 {
+					cfg.Demand = func(agent.Persona) int { return v.demand }
+				}
+				if v.cache {
+					cfg.Cache = NewCache(NewMemStore())
+				}
+				c := newClient(t, cfg)
+				if !prefetch {
+					return ph.answer(t, c), requestLog(srv), c.Stats()
+				}
+				// plan, then run: as Prefetch does, with the agents
+				// asking only once the segments are registered.
+				jobs, err := c.plan(ph.distinct())
+				if err != nil {
+					t.Fatal(err)
+				}
+				done := make(chan error, 1)
+				go func() { done <- c.runPrefetch(context.Background(), jobs) }()
+				if !v.parallel {
+					if err := <-done; err != nil {
+						t.Fatal(err)
+					}
+				}
+				got := ph.answer(t, c)
+				if v.parallel {
+					if err := <-done; err != nil {
+						t.Fatal(err)
+					}
+				}
+				return got, requestLog(srv), c.Stats()
+			}
+			want, wantLog, wantSt := run(false)
+			got, gotLog, gotSt := run(true)
+			if len(got) != len(want) {
+				t.Fatalf("got %d answers, want %d", len(got), len(want))
+			}
+			var dists, invalid int
+			for k, w := range want {
+				g := got[k]
+				if !slices.Equal(g.Dist, w.Dist) || g.Answer != w.Answer {
+					t.Errorf("%v item %d sample %d: got %+v, want %+v", k.v, k.item, k.sample, g, w)
+				}
+				if w.Dist != nil {
+					dists++
+				}
+				if w.Dist == nil && !w.Answer.Valid {
+					invalid++
+				}
+			}
+			if v.mode == ModeDistribution && (dists == 0 || dists == len(want)) {
+				t.Errorf("%d of %d answers are distributions, want some and some sampled", dists, len(want))
+			}
+			if invalid == 0 {
+				t.Errorf("no invalid answer among %d, want the unreadable path covered", len(want))
+			}
+			// Without a cache, distribution-mode questions sampled
+			// instead ask for the distribution again on every Ask (as
+			// without Prefetch), so only their sample requests are
+			// compared request for request; the distinct requests are
+			// the same.
+			if v.mode == ModeDistribution && !v.cache {
+				if g, w := slices.Compact(slices.Clone(gotLog)), slices.Compact(slices.Clone(wantLog)); !slices.Equal(g, w) {
+					t.Errorf("distinct requests differ: got %d, want %d", len(g), len(w))
+				}
+				gotLog, wantLog = sampleRequests(gotLog), sampleRequests(wantLog)
+			}
+			if !slices.Equal(gotLog, wantLog) {
+				t.Errorf("requests differ: got %d, want %d\ngot  %q\nwant %q", len(gotLog), len(wantLog), gotLog, wantLog)
+			}
+			// Cache hits of distributions sampled instead depend on
+			// which Ask fetched the distribution (the others read it
+			// from the store), with or without Prefetch.
+			if gotSt.Invalid != wantSt.Invalid || gotSt.StrictRetries != wantSt.StrictRetries ||
+				(v.cache && gotSt.Calls != wantSt.Calls) ||
+				(v.cache && v.mode == ModeSample && gotSt.CacheHits != wantSt.CacheHits) {
+				t.Errorf("stats: got %+v, want %+v", gotSt, wantSt)
+			}
+		})
+	}
+}
+
+// gate is a counting server handler: each request waits until target
+// requests are in flight at once (or the client gives it up), then
+// answers. peak is the most ever in flight.
+type gate struct {
+	target   int64
+	inFlight atomic.Int64
+	peak     atomic.Int64
+	once     sync.Once
+	reached  chan struct{}
+}
+
+func newGate(target int) *gate { return &gate{target: int64(target), reached: make(chan struct{})} }
+
+func (g *gate) respond(r seenReq) (int, any) {
+	n := g.inFlight.Add(1)
+	defer g.inFlight.Add(-1)
+	for {
+		p := g.peak.Load()
+		if n <= p || g.peak.CompareAndSwap(p, n) {
+			break
+		}
+	}
+	if n >= g.target {
+		g.once.Do(func() { close(g.reached) })
+	}
+	select {
+	case <-g.reached:
+	case <-r.Ctx.Done():
+	}
+	return 200, seededReply(r)
+}
+
+// testContext ends a little before the test's deadline, so that a test
+// stuck waiting for a server reports what it saw instead of panicking.
+func testContext(t *testing.T) context.Context {
+	ctx := t.Context()
+	if d, ok := t.Deadline(); ok {
+		c, cancel := context.WithDeadline(ctx, d.Add(-10*time.Second))
+		t.Cleanup(cancel)
+		ctx = c
+	}
+	return ctx
+}
+
+// Prefetch keeps min(concurrency, distinct requests) in flight, where agents
+// walking their items hold one request per persona (distribution mode) or
+// per agent (sample mode).
+func TestPrefetchPeakInFlight(t *testing.T) {
+	in := pvq(t)
+	tests := []struct {
+		name        string
+		mode        string
+		items       int
+		demand      int
+		concurrency int
+		want        int
+	}{
+		{"distribution, concurrency below the prompts", ModeDistribution, 3, 0, 8, 8},
+		{"distribution, prompts below the concurrency", ModeDistribution, 3, 0, 64, 33},
+		{"sample, fewer agents than the concurrency", ModeSample, 5, 2, 16, 16},
+		{"sample, requests below the concurrency", ModeSample, 1, 2, 64, 22},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := newGate(tt.want)
+			srv := newOpenAIServer(t, g.respond)
+			cfg := testConfig(srv.URL)
+			cfg.Mode, cfg.Concurrency, cfg.Seed = tt.mode, tt.concurrency, ptr(uint64(1))
+			// A distribution sampled instead is read again from the
+			// cache by each Ask; without one it would be asked for again.
+			cfg.Cache = NewCache(NewMemStore())
+			if tt.demand > 0 {
+				cfg.Demand = func(agent.Persona) int { return tt.demand }
+			}
+			c := newClient(t, cfg)
+			var qs []*agent.Question
+			for _, p := range agent.Personas(agent.StyleDescription) {
+				for it := range tt.items {
+					qs = append(qs, &agent.Question{Persona: p, Instrument: in, Item: it})
+				}
+			}
+			err := c.Prefetch(testContext(t), qs)
+			if peak := g.peak.Load(); err != nil || peak != int64(tt.want) {
+				t.Fatalf("got peak %d in flight (error %v), want %d", peak, err, tt.want)
+			}
+			// Every answer is now in memory: asking costs no request.
+			calls := srv.calls.Load()
+			for _, q := range qs {
+				for s := range max(tt.demand, 1) {
+					qq := *q
+					qq.Sample = s
+					if _, err := c.Ask(context.Background(), &qq); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			// Except for the samples of distributions sampled instead
+			// (one per such prompt here), left to the Asks.
+			st := c.Stats()
+			if got := srv.calls.Load() - calls - st.StrictRetries; got != st.Fallbacks {
+				t.Errorf("asking after Prefetch made %d requests besides strict retries, want %d", got, st.Fallbacks)
+			}
+		})
+	}
+}
+
+// An Ask for a segment Prefetch is fetching waits for that request; one
+// for a segment Prefetch has queued but not started fetches it itself, and
+// Prefetch then skips it. Either way the segment is requested once.
+func TestPrefetchAskJoins(t *testing.T) {
+	in := pvq(t)
+	persona := agent.Persona{Value: values.Benevolence, Style: agent.StyleDescription}
+	q := &agent.Question{Persona: persona, Instrument: in, Item: 2, Sample: 3}
+	newPair := func(t *testing.T, respond func(seenReq) (int, any)) (*openAIServer, *Client) {
+		srv := newOpenAIServer(t, respond)
+		cfg := testConfig(srv.URL)
+		cfg.Samples, cfg.Seed = 4, ptr(uint64(3))
+		return srv, newClient(t, cfg)
+	}
+	askFour := func(t *testing.T, c *Client) {
+		var wg sync.WaitGroup
+		for s := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				qq := *q
+				qq.Sample = s
+				if _, err := c.Ask(context.Background(), &qq); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+
+	t.Run("in flight", func(t *testing.T) {
+		arrived, release := make(chan struct{}), make(chan struct{})
+		var once sync.Once
+		srv, c := newPair(t, func(r seenReq) (int, any) {
+			if !r.strict() {
+				once.Do(func() { close(arrived) })
+				<-release
+			}
+			return 200, seededReply(r)
+		})
+		done := make(chan error, 1)
+		go func() { done <- c.Prefetch(context.Background(), []*agent.Question{q}) }()
+		<-arrived
+		asked := make(chan struct{})
+		go func() { askFour(t, c); close(asked) }()
+		for c.segWaiting.Load() < 4 {
+			runtime.Gosched()
+		}
+		close(release)
+		<-asked
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if got := srv.calls.Load() - c.Stats().StrictRetries; got != 1 {
+			t.Errorf("got %d segment requests, want 1", got)
+		}
+	})
+
+	t.Run("queued", func(t *testing.T) {
+		srv, c := newPair(t, func(r seenReq) (int, any) { return 200, seededReply(r) })
+		jobs, err := c.plan([]*agent.Question{q})
+		if err != nil || len(jobs) != 1 {
+			t.Fatalf("got %d jobs (error %v), want 1", len(jobs), err)
+		}
+		askFour(t, c) // the queued segment must not hold them
+		if err := c.runPrefetch(context.Background(), jobs); err != nil {
+			t.Fatal(err)
+		}
+		if got := srv.calls.Load() - c.Stats().StrictRetries; got != 1 {
+			t.Errorf("got %d segment requests, want 1", got)
+		}
+	})
+
+	t.Run("canceled", func(t *testing.T) {
+		// A Prefetch whose context ends hands its queued segments back:
+		// the Asks fetch them themselves.
+		srv, c := newPair(t, func(r seenReq) (int, any) { return 200, seededReply(r) })
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if err := c.Prefetch(ctx, []*agent.Question{q}); !errors.Is(err, context.Canceled) {
+			t.Fatalf("got error %v, want context.Canceled", err)
+		}
+		askFour(t, c)
+		if got := srv.calls.Load() - c.Stats().StrictRetries; got != 1 {
+			t.Errorf("got %d segment requests, want 1", got)
+		}
+	})
+}
+
+func TestPrefetchMalformed(t *testing.T) {
+	srv := newOpenAIServer(t, func(r seenReq) (int, any) { return 200, seededReply(r) })
+	c := newClient(t, testConfig(srv.URL))
+	in := pvq(t)
+	err := c.Prefetch(context.Background(), []*agent.Question{nil, {Instrument: in, Item: len(in.Items)}, question(in, values.Power, 0, 0)})
+	if err == nil || srv.calls.Load() != 1 {
+		t.Errorf("got error %v and %d requests, want an error and the one good question fetched", err, srv.calls.Load())
+	}
+}

@@ -1,0 +1,166 @@
+package llm
+
+import (
+	"context"
+	"encoding/json"
+	"hash/fnv"
+	"math"
+	"strconv"
+
+	openai "github.com/sashabaranov/go-openai"
+
+	"github.com/society-sim/society/agent"
+	"github.com/society-sim/society/questionnaires"
+)
+
+// This file builds the requests both modes send (chat or completions
+// bodies, the fields go-openai cannot send, per-request seeds) and
+// counts what the replies report.
+
+// seedFor derives the seed of a request from the configured seed, the
+// prompt (persona prefix, context and item) and the index of its first
+// sample, so that no two prompts share their random draws: with a seed
+// from the index alone, sample k of every item of a persona would be drawn
+// with the same seed, and one simulated person's answers would be
+// correlated across items by construction. Strict retries get seeds of
+// their own. The result stays within int64, which servers parse.
+func seedFor(seed *uint64, p agent.Prompt, sample int, strict bool) *uint64 {
+	if seed == nil {
+		return nil
+	}
+	h := fnv.New64a()
+	h.Write([]byte(p.System))
+	h.Write([]byte{0})
+	h.Write([]byte(p.User))
+	x := 2 * uint64(sample)
+	if strict {
+		x++
+	}
+	s := splitmix(splitmix(*seed^splitmix(h.Sum64())) ^ x)
+	s &= math.MaxInt64
+	return &s
+}
+
+// splitmix is SplitMix64's output function: a bijection of uint64 whose
+// outputs for nearby inputs look unrelated.
+func splitmix(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	return x ^ x>>31
+}
+
+func chatMessages(p agent.Prompt) []openai.ChatCompletionMessage {
+	msgs := make([]openai.ChatCompletionMessage, 0, 4)
+	if p.System != "" {
+		msgs = append(msgs, openai.ChatCompletionMessage{Role: openai.ChatMessageRoleSystem, Content: p.System})
+	}
+	return append(msgs, openai.ChatCompletionMessage{Role: openai.ChatMessageRoleUser, Content: p.User})
+}
+
+// completionPrompt joins the prompt for /completions, the value prefix
+// first so that prefix caches hit, ending where the answer goes.
+func completionPrompt(p agent.Prompt) string {
+	if p.System == "" {
+		return p.User + "\n\nAnswer:"
+	}
+	return p.System + "\n\n" + p.User + "\n\nAnswer:"
+}
+
+func (c *Client) chatRequest(msgs []openai.ChatCompletionMessage, n, maxTokens int) openai.ChatCompletionRequest {
+	return openai.ChatCompletionRequest{
+		Model:    c.cfg.Model,
+		Messages: msgs,
+		//lint:ignore SA1019 max_tokens is what vLLM, llama.cpp and Ollama read; max_completion_tokens is OpenAI-only.
+		MaxTokens: maxTokens,
+		TopP:      float32(c.cfg.TopP),
+		N:         n,
+	}
+}
+
+func (c *Client) completionRequest(prompt string, n, maxTokens int) openai.CompletionRequest {
+	return openai.CompletionRequest{
+		Model:     c.cfg.Model,
+		Prompt:    prompt,
+		MaxTokens: maxTokens,
+		TopP:      float32(c.cfg.TopP),
+		N:         n,
+	}
+}
+
+// extra lists the body fields go-openai cannot send: the temperature even
+// when zero (its struct omits a zero), a seed beyond int range, and vLLM's
+// structured_outputs restricting the answer to the scale's options. The
+// fields every request shares are encoded once (staticExtra); a request
+// adds its seed and its scale's choices.
+func (c *Client) extra(q *agent.Question, seed *uint64) *extraFields {
+	if seed == nil && !c.cfg.StructuredOutputs {
+		return c.static
+	}
+	f := c.static.clone(2)
+	if seed != nil {
+		f.set("seed", strconv.AppendUint(nil, *seed, 10))
+	}
+	if c.cfg.StructuredOutputs {
+		f.set("structured_outputs", c.choicesField(q.Instrument.Scale))
+	}
+	return f
+}
+
+// staticExtra encodes the extra fields every request carries: the
+// configured ExtraBody, overridden by the fields the client sets itself.
+func staticExtra(cfg ClientConfig) (*extraFields, error) {
+	m := make(map[string]any, len(cfg.ExtraBody)+2)
+	for k, v := range cfg.ExtraBody {
+		m[k] = v
+	}
+	if cfg.ReasoningEffort != "" {
+		m["reasoning_effort"] = cfg.ReasoningEffort
+	}
+	if cfg.Temperature != nil {
+		m["temperature"] = *cfg.Temperature
+	}
+	return encodeFields(m)
+}
+
+// choicesField is the structured_outputs value of scale sc, encoded once
+// per scale.
+func (c *Client) choicesField(sc questionnaires.Scale) []byte {
+	k := [2]int{sc.Min, sc.Max}
+	if v, ok := c.choices.Load(k); ok {
+		return v.([]byte)
+	}
+	choices := make([]string, 0, sc.Points())
+	for x := sc.Min; x <= sc.Max; x++ {
+		choices = append(choices, strconv.Itoa(x))
+	}
+	b, _ := json.Marshal(map[string]any{"choice": choices}) // strings always encode
+	c.choices.Store(k, b)
+	return b
+}
+
+func (c *Client) chat(ctx context.Context, req openai.ChatCompletionRequest, q *agent.Question, seed *uint64) (openai.ChatCompletionResponse, error) {
+	resp, err := c.oa.CreateChatCompletion(withExtra(ctx, c.extra(q, seed)), req)
+	if err != nil {
+		return resp, err
+	}
+	c.noteServed(ctx, resp.Model, resp.SystemFingerprint, resp.Header())
+	c.stats.promptTokens.Add(int64(resp.Usage.PromptTokens))
+	c.stats.completionTokens.Add(int64(resp.Usage.CompletionTokens))
+	c.doer.obs.Tokens(c.doer.model, resp.Usage.PromptTokens, resp.Usage.CompletionTokens)
+	return resp, nil
+}
+
+func (c *Client) complete(ctx context.Context, req openai.CompletionRequest, q *agent.Question, seed *uint64) (openai.CompletionResponse, error) {
+	resp, err := c.oa.CreateCompletion(withExtra(ctx, c.extra(q, seed)), req)
+	if err != nil {
+		return resp, err
+	}
+	c.noteServed(ctx, resp.Model, "", resp.Header())
+	if resp.Usage != nil {
+		c.stats.promptTokens.Add(int64(resp.Usage.PromptTokens))
+		c.stats.completionTokens.Add(int64(resp.Usage.CompletionTokens))
+		c.doer.obs.Tokens(c.doer.model, resp.Usage.PromptTokens, resp.Usage.CompletionTokens)
+	}
+	return resp, nil
+}

@@ -1,0 +1,449 @@
+package llm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	openai "github.com/sashabaranov/go-openai"
+
+	"github.com/society-sim/society/agent"
+	"github.com/society-sim/society/questionnaires"
+)
+
+// This file is sample mode: one completion per answer, fetched in
+// segments of up to Samples completions per request, read, retried with
+// the strict instruction when unreadable, and stored.
+
+// answerEntry is a cached sample: the answer with its raw text.
+type answerEntry struct {
+	Value  int    `json:"value"`
+	Valid  bool   `json:"valid"`
+	Raw    string `json:"raw"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// askSample returns sample q.Sample of the prompt: from the cache, or read
+// from a reply fetched for the sample's segment (see segmentOf), retried
+// with the strict instruction when unreadable, and then stored. Only the
+// samples agents ask for are parsed, retried and stored.
+func (c *Client) askSample(ctx context.Context, q *agent.Question, p agent.Prompt) (agent.Answer, error) {
+	key := c.cacheKey(p, strconv.Itoa(q.Sample))
+	return c.samples.do(ctx, key, func() (agent.Answer, error) {
+		if c.cfg.Cache != nil {
+			raw, ok, err := c.cfg.Cache.Get(ctx, key)
+			if err != nil {
+				return agent.Answer{}, err
+			}
+			if a, decoded := decodeAnswer(raw); ok && decoded {
+				c.stats.cacheHits.Add(1)
+				c.doer.obs.CacheLookup(c.doer.model, true)
+				return a, nil
+			}
+		}
+		ch, err := c.sampleReply(ctx, q, p)
+		if err != nil {
+			return agent.Answer{}, err
+		}
+		a, err := c.readSample(ctx, q, p, ch)
+		if err != nil {
+			return agent.Answer{}, err
+		}
+		if c.cfg.Cache != nil {
+			raw, err := json.Marshal(answerEntry{Value: a.Value, Valid: a.Valid, Raw: a.Raw, Reason: a.Reason})
+			if err != nil {
+				return agent.Answer{}, err
+			}
+			if err := c.cfg.Cache.Put(ctx, key, raw); err != nil {
+				return agent.Answer{}, err
+			}
+		}
+		if !a.Valid {
+			c.stats.invalid.Add(1)
+		}
+		return a, nil
+	})
+}
+
+// segmentOf returns the samples [start, end) fetched together with sample
+// i. Samples come in blocks of Samples (one request with n = Samples when
+// the server honours n); a block is cut where the run's demand for the
+// persona ends (Demand), so that a block is fetched only as far as agents
+// will use it, and the samples past the demand (asked for only when the
+// demand was wrong) form a segment of their own. The segments depend on
+// the demand and the index only, never on which agent asked first, so the
+// same run sends the same requests with the same seeds.
+func (c *Client) segmentOf(persona agent.Persona, i int) (start, end int) {
+	s := c.cfg.Samples
+	blockStart := i / s * s
+	blockEnd := blockStart + s
+	cut := blockEnd
+	if c.cfg.Demand != nil {
+		if d := c.cfg.Demand(persona); d > 0 {
+			cut = min(max(d, blockStart), blockEnd)
+		}
+	}
+	if i < cut {
+		return blockStart, cut
+	}
+	return cut, blockEnd
+}
+
+// segment holds the replies of a segment fetched in this run until each
+// has been read once.
+type segment struct {
+	replies map[int]choice
+}
+
+// segFetch is a segment being fetched, or queued to be by Prefetch.
+// Whoever registered it (claimSegment, Prefetch) fetches it and ends it
+// with endSegment; everyone else waits for done. A segment still queued
+// is taken over by the first Ask that wants it rather than waited for.
+// prefetched marks a fetch made by Prefetch: its failure is not the
+// waiting Ask's, which then fetches the segment itself. queued and
+// prefetched are guarded by Client.segMu.
+type segFetch struct {
+	done       chan struct{}
+	err        error // set before done is closed
+	prefetched bool
+	queued     bool
+}
+
+// segKey identifies the samples [start, end) of a prompt in memory. The
+// segments of a run live in this process only, so the prompt itself is
+// the key (hashed by the map, not by SHA-256 into a new string per call).
+type segKey struct {
+	system, user string
+	start, end   int
+}
+
+// segmentKey is the key under which the replies of samples [start, end)
+// of prompt p are kept.
+func (c *Client) segmentKey(p agent.Prompt, start, end int) segKey {
+	return segKey{p.System, p.User, start, end}
+}
+
+// sampleReply returns the reply for sample q.Sample, fetching its segment
+// when no request of this run has, or waiting for the request that is
+// fetching it (another agent's or Prefetch's): a segment is requested
+// once however many ask for it at once.
+func (c *Client) sampleReply(ctx context.Context, q *agent.Question, p agent.Prompt) (choice, error) {
+	i := q.Sample
+	start, end := c.segmentOf(q.Persona, i)
+	key := c.segmentKey(p, start, end)
+	// A segment fetched earlier whose samples were all read is fetched
+	// again for a sample asked a second time (only without a cache): a
+	// bounded number of rounds, not a loop on a server that drops choices.
+	// A round that waited for a failed prefetch does not count.
+	for rounds := 0; rounds < 3; {
+		ch, ok, f, owner := c.claimSegment(key, i)
+		switch {
+		case ok:
+			return ch, nil
+		case owner:
+			rounds++
+			replies, err := c.fetchSegment(ctx, q, p, start, end, i)
+			// The fetching Ask keeps its own reply; the others wait
+			// for theirs in c.segments.
+			ch, ok := replies[i]
+			delete(replies, i)
+			c.endSegment(key, f, replies, err)
+			if err != nil {
+				return choice{}, err
+			}
+			if ok {
+				return ch, nil
+			}
+		default:
+			c.segWaiting.Add(1)
+			select {
+			case <-f.done:
+			case <-ctx.Done():
+				c.segWaiting.Add(-1)
+				return choice{}, ctx.Err()
+			}
+			c.segWaiting.Add(-1)
+			c.segMu.Lock()
+			prefetched := f.prefetched
+			c.segMu.Unlock()
+			if f.err != nil && !prefetched {
+				if !isContextErr(f.err) || ctx.Err() != nil {
+					return choice{}, f.err
+				}
+				rounds++ // the fetching Ask's context ended: try again
+			}
+		}
+	}
+	return choice{}, fmt.Errorf("sample %d: no reply after fetching its samples", i)
+}
+
+// claimSegment hands out the reply of sample i once, forgetting the
+// segment once every reply has been handed out. Without a reply it returns
+// the segment's fetch in progress, or registers a new one that the caller
+// owns (owner) and must end with endSegment.
+func (c *Client) claimSegment(key segKey, i int) (ch choice, ok bool, f *segFetch, owner bool) {
+	c.segMu.Lock()
+	defer c.segMu.Unlock()
+	if sg := c.segments[key]; sg != nil {
+		if ch, ok := sg.replies[i]; ok {
+			delete(sg.replies, i)
+			if len(sg.replies) == 0 {
+				delete(c.segments, key)
+			}
+			return ch, true, nil, false
+		}
+	}
+	if f := c.fetching[key]; f != nil {
+		if f.queued {
+			f.queued, f.prefetched = false, false
+			return choice{}, false, f, true
+		}
+		return choice{}, false, f, false
+	}
+	f = &segFetch{done: make(chan struct{})}
+	if c.fetching == nil {
+		c.fetching = map[segKey]*segFetch{}
+	}
+	c.fetching[key] = f
+	return choice{}, false, f, true
+}
+
+// endSegment keeps the replies of a fetch that succeeded and wakes those
+// waiting for it.
+func (c *Client) endSegment(key segKey, f *segFetch, replies map[int]choice, err error) {
+	c.segMu.Lock()
+	if err == nil && len(replies) > 0 {
+		if c.segments == nil {
+			c.segments = map[segKey]*segment{}
+		}
+		sg := c.segments[key]
+		if sg == nil {
+			sg = &segment{replies: make(map[int]choice, len(replies))}
+			c.segments[key] = sg
+		}
+		for i, ch := range replies {
+			sg.replies[i] = ch
+		}
+	}
+	delete(c.fetching, key)
+	f.err = err
+	c.segMu.Unlock()
+	close(f.done)
+}
+
+func decodeAnswer(raw []byte) (agent.Answer, bool) {
+	if raw == nil {
+		return agent.Answer{}, false
+	}
+	var e answerEntry
+	if err := json.Unmarshal(raw, &e); err != nil {
+		return agent.Answer{}, false
+	}
+	return agent.Answer{Value: e.Value, Valid: e.Valid, Raw: e.Raw, Reason: e.Reason}, true
+}
+
+// fetchSegment fetches the samples [start, end) and returns the replies
+// of those the cache does not hold (always including sample want). The
+// requests are the same whatever the cache holds: a server honouring n
+// draws choice j of a request from the request's seed and j, so a request
+// for only the missing samples, seeded from the first of them, would give
+// them other replies than the run that fetched the segment whole; which
+// samples are cached depends on which agent host or restarted process got
+// there first, and the same seed must give the same answers. The segment
+// is therefore asked for whole, from its first sample; a server that
+// ignores n returns fewer choices than asked, and the rest are asked for
+// again, each request seeded from its first sample. Choices beyond the
+// ones asked for are ignored. A want below start (Prefetch) asks for no
+// sample in particular: a segment whose samples are all stored costs no
+// request.
+func (c *Client) fetchSegment(ctx context.Context, q *agent.Question, p agent.Prompt, start, end, want int) (map[int]choice, error) {
+	need := make(map[int]bool, end-start)
+	for i := start; i < end; i++ {
+		if i != want && c.cfg.Cache != nil {
+			// A crash may have left the segment half stored, and an
+			// earlier run with fewer agents, or another agent host,
+			// stored some of its samples: those keep their stored
+			// answers, and their replies are not kept.
+			raw, ok, err := c.cfg.Cache.store.Get(ctx, c.cacheKey(p, strconv.Itoa(i)))
+			if err != nil {
+				return nil, fmt.Errorf("cache get: %w", err)
+			}
+			if _, decoded := decodeAnswer(raw); ok && decoded {
+				continue
+			}
+		}
+		need[i] = true
+	}
+	if len(need) == 0 {
+		return nil, nil // only for Prefetch (want < 0): every sample is stored
+	}
+	if c.cfg.Cache != nil {
+		// One miss per segment fetched: the lookup that costs a call.
+		c.doer.obs.CacheLookup(c.doer.model, false)
+	}
+	out := make(map[int]choice, len(need))
+	for got := start; got < end; {
+		chs, err := c.sampleChoices(ctx, q, p, end-got, got)
+		if err != nil {
+			return nil, err
+		}
+		if len(chs) == 0 {
+			return nil, errors.New("server returned no choices")
+		}
+		for _, ch := range chs[:min(len(chs), end-got)] {
+			if need[got] {
+				out[got] = ch
+			}
+			got++
+		}
+	}
+	return out, nil
+}
+
+// readSample reads the answer of a reply; an unreadable one is asked
+// again with the strict instruction.
+func (c *Client) readSample(ctx context.Context, q *agent.Question, p agent.Prompt, ch choice) (agent.Answer, error) {
+	sc := q.Instrument.Scale
+	text, cut := truncationReason(ch, sc)
+	if cut == "" {
+		v, reason, ok := c.parseAnswer(text, q.Instrument)
+		if ok {
+			return agent.Answer{Value: v, Valid: true, Raw: ch.content}, nil
+		}
+		return c.strictRetry(ctx, q, p, ch, text, reason, false)
+	}
+	c.warnOnce("truncated", "replies are cut off by the token limit (a reasoning model spends it on reasoning): "+
+		"raise max_tokens or switch reasoning off", "max_tokens", c.cfg.MaxTokens)
+	return c.strictRetry(ctx, q, p, ch, text, cut, true)
+}
+
+// strictRetry asks once more with the strict instruction after the first
+// reply's answer text, when it had any: an assistant turn is never empty,
+// and a reply that was nothing but reasoning is not shown again. A reply
+// cut off by the token limit is retried with truncatedBudget times the
+// budget, not the budget that already failed. An answer still unreadable
+// is recorded invalid, with both replies: it is never guessed.
+func (c *Client) strictRetry(ctx context.Context, q *agent.Question, p agent.Prompt, first choice, text, reason string, truncated bool) (agent.Answer, error) {
+	c.stats.strictRetries.Add(1)
+	strict := agent.StrictInstruction(q.Instrument)
+	budget := c.cfg.MaxTokens
+	if truncated {
+		budget *= truncatedBudget
+	}
+	prev := strings.TrimSpace(text)
+	seed := seedFor(c.cfg.Seed, p, q.Sample, true)
+	var again choice
+	if c.cfg.Endpoint == EndpointCompletions {
+		prompt := completionPrompt(p)
+		if prev != "" {
+			prompt += " " + prev + "\n\n" + strict + "\n\nAnswer:"
+		} else {
+			prompt = strings.TrimSuffix(prompt, "Answer:") + strict + "\n\nAnswer:"
+		}
+		resp, err := c.complete(ctx, c.completionRequest(prompt, 1, budget), q, seed)
+		if err != nil {
+			return agent.Answer{}, err
+		}
+		if chs := completionChoices(resp); len(chs) > 0 {
+			again = chs[0]
+		}
+	} else {
+		msgs := chatMessages(p)
+		if prev != "" {
+			msgs = append(msgs,
+				openai.ChatCompletionMessage{Role: openai.ChatMessageRoleAssistant, Content: prev},
+				openai.ChatCompletionMessage{Role: openai.ChatMessageRoleUser, Content: strict})
+		} else {
+			// Two user turns in a row break chat templates that want
+			// the roles to alternate: the instruction joins the question.
+			last := &msgs[len(msgs)-1]
+			last.Content += "\n\n" + strict
+		}
+		resp, err := c.chat(ctx, c.chatRequest(msgs, 1, budget), q, seed)
+		if err != nil {
+			return agent.Answer{}, err
+		}
+		if chs := chatChoices(resp); len(chs) > 0 {
+			again = chs[0]
+		}
+	}
+	text2, reason2 := truncationReason(again, q.Instrument.Scale)
+	if reason2 == "" {
+		v, r, ok := c.parseAnswer(text2, q.Instrument)
+		if ok {
+			return agent.Answer{Value: v, Valid: true, Raw: again.content}, nil
+		}
+		reason2 = r
+	}
+	return agent.Answer{
+		Raw:    first.content,
+		Reason: fmt.Sprintf("%s; after the strict instruction: %s (reply %q)", reason, reason2, again.content),
+	}, nil
+}
+
+// truncatedBudget multiplies the token budget of the strict retry of a
+// reply cut off by the token limit.
+const truncatedBudget = 4
+
+// sampleChoices asks for n completions whose first sample index is first.
+func (c *Client) sampleChoices(ctx context.Context, q *agent.Question, p agent.Prompt, n, first int) ([]choice, error) {
+	seed := seedFor(c.cfg.Seed, p, first, false)
+	if c.cfg.Endpoint == EndpointCompletions {
+		resp, err := c.complete(ctx, c.completionRequest(completionPrompt(p), n, c.cfg.MaxTokens), q, seed)
+		if err != nil {
+			return nil, err
+		}
+		return completionChoices(resp), nil
+	}
+	resp, err := c.chat(ctx, c.chatRequest(chatMessages(p), n, c.cfg.MaxTokens), q, seed)
+	if err != nil {
+		return nil, err
+	}
+	return chatChoices(resp), nil
+}
+
+// parseKey is a short reply to an instrument's items.
+type parseKey struct {
+	in   *questionnaires.Instrument
+	text string
+}
+
+// reading is what ParseAnswer made of a reply.
+type reading struct {
+	value  int
+	reason string
+	ok     bool
+}
+
+// Bounds of the readings kept: replies up to parseMemoText bytes, at most
+// parseMemoLimit of them (a few hundred KiB).
+const (
+	parseMemoText  = 32
+	parseMemoLimit = 4096
+)
+
+// parseAnswer is ParseAnswer on the scale of in, remembering the readings
+// of short replies: sample mode reads the same few replies ("4", "Like
+// me") once per answer, and reading one anew costs more of the client's
+// CPU than the rest of the reply. ParseAnswer depends on the text and the
+// scale only, so a remembered reading is the one it would give.
+func (c *Client) parseAnswer(text string, in *questionnaires.Instrument) (int, string, bool) {
+	if len(text) > parseMemoText {
+		return ParseAnswer(text, in.Scale)
+	}
+	k := parseKey{in, text}
+	if r, ok := c.readings.Load(k); ok {
+		r := r.(reading)
+		return r.value, r.reason, r.ok
+	}
+	v, reason, ok := ParseAnswer(text, in.Scale)
+	if c.nReadings.Load() < parseMemoLimit {
+		if _, loaded := c.readings.LoadOrStore(k, reading{v, reason, ok}); !loaded {
+			c.nReadings.Add(1)
+		}
+	}
+	return v, reason, ok
+}
