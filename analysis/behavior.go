@@ -233,9 +233,9 @@ func ScopedStrategy(member, model string) (string, bool) {
 	return name, owner == model
 }
 
-// referencesFor lists an instrument's references: its theory template
+// ReferencesFor lists an instrument's references: its theory template
 // (when any key has one) first, then the published files given for it.
-func (st *Study) referencesFor(in *questionnaires.Instrument) []BehaviorReference {
+func (st *Study) ReferencesFor(in *questionnaires.Instrument) []BehaviorReference {
 	var out []BehaviorReference
 	if ref, ok := TheoryReference(in); ok {
 		out = append(out, ref)
@@ -271,7 +271,7 @@ func (st *Study) computeBehavior(ctx context.Context, c *Collector, out *Outcome
 			if _, isValues := valueInstrument(sh.Instrument); isValues {
 				continue
 			}
-			refs := st.referencesFor(sh.Instrument)
+			refs := st.ReferencesFor(sh.Instrument)
 			if len(refs) == 0 {
 				continue
 			}

@@ -66,33 +66,6 @@ func (a *CorrAccumulator) Add(x []float64) {
 	}
 }
 
-// Merge adds everything b has accumulated to a, as if b's rows had been
-// added to a (Chan, Golub & LeVeque 1979, "Updating formulae and a pairwise
-// algorithm for computing sample variances", pairwise update of the
-// co-moments). It lets shards accumulate in parallel.
-func (a *CorrAccumulator) Merge(b *CorrAccumulator) {
-	if a.p != b.p {
-		panic(fmt.Sprintf("analysis: CorrAccumulator.Merge: %d variables into %d", b.p, a.p))
-	}
-	if b.n == 0 {
-		return
-	}
-	na, nb := float64(a.n), float64(b.n)
-	n := na + nb
-	for i := 0; i < a.p; i++ {
-		a.delta[i] = b.mean[i] - a.mean[i]
-	}
-	for i := 0; i < a.p; i++ {
-		for j := i; j < a.p; j++ {
-			a.co[i*a.p+j] += b.co[i*a.p+j] + a.delta[i]*a.delta[j]*na*nb/n
-		}
-	}
-	for i := 0; i < a.p; i++ {
-		a.mean[i] += a.delta[i] * nb / n
-	}
-	a.n += b.n
-}
-
 // Reset forgets every row, keeping the allocated memory.
 func (a *CorrAccumulator) Reset() {
 	a.n = 0

@@ -59,31 +59,20 @@ func TestCorrAccumulatorMatchesCorrelation(t *testing.T) {
 		rows[i] = x
 	}
 	want := Correlation(rows)
-	whole := NewCorrAccumulator(p)
-	a, b := NewCorrAccumulator(p), NewCorrAccumulator(p)
-	for i, r := range rows {
-		whole.Add(r)
-		if i%3 == 0 {
-			a.Add(r)
-		} else {
-			b.Add(r)
-		}
+	acc := NewCorrAccumulator(p)
+	for _, r := range rows {
+		acc.Add(r)
 	}
-	a.Merge(b)
-	for name, acc := range map[string]*CorrAccumulator{"streamed": whole, "merged": a} {
-		t.Run(name, func(t *testing.T) {
-			if acc.N() != len(rows) {
-				t.Errorf("N: got %d, want %d", acc.N(), len(rows))
+	if acc.N() != len(rows) {
+		t.Errorf("N: got %d, want %d", acc.N(), len(rows))
+	}
+	got := acc.Corr()
+	for i := range p {
+		for j := range p {
+			if d := math.Abs(got.At(i, j) - want.At(i, j)); d > 1e-9 {
+				t.Errorf("r[%d][%d]: got %v, want %v", i, j, got.At(i, j), want.At(i, j))
 			}
-			got := acc.Corr()
-			for i := range p {
-				for j := range p {
-					if d := math.Abs(got.At(i, j) - want.At(i, j)); d > 1e-9 {
-						t.Errorf("r[%d][%d]: got %v, want %v", i, j, got.At(i, j), want.At(i, j))
-					}
-				}
-			}
-		})
+		}
 	}
 	// Sanity: the data are correlated as built (variable 0 has no common
 	// part, variable 5 a large one).

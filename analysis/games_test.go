@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -165,27 +163,6 @@ func TestGamesResults(t *testing.T) {
 	}
 	if players != g.Players {
 		t.Errorf("payoff table: got %d players, want %d", players, g.Players)
-	}
-
-	dir := t.TempDir()
-	if err := writeGames(dir, &out.Results); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []string{"charity_cooperation_m.png", "charity_cooperation_m.svg", "charity_rounds.csv", "charity_payoffs.csv"} {
-		st, err := os.Stat(filepath.Join(dir, f))
-		if err != nil || st.Size() == 0 {
-			t.Errorf("%s: got %v, want a file", f, err)
-		}
-	}
-	rounds, _ := os.ReadFile(filepath.Join(dir, "charity_rounds.csv"))
-	if got := strings.Count(string(rounds), "\n"); got != 7 {
-		t.Errorf("charity_rounds.csv: got %d lines, want a header and 6 rounds", got)
-	}
-	sec := gamesSection(&out.Results)
-	for _, want := range []string{"## Paired Charity Game", "synthetic respondents", "charity_cooperation_m.png", "| persona |", "Conditional cooperation"} {
-		if !strings.Contains(sec, want) {
-			t.Errorf("report section lacks %q", want)
-		}
 	}
 }
 

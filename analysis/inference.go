@@ -834,3 +834,11 @@ func BCInterval(observed float64, boot []float64, alpha float64) [2]float64 {
 	a2 := norm.CDF(2*z0 + norm.Quantile(1-alpha))
 	return [2]float64{percentile(f, a1), percentile(f, a2)}
 }
+
+// appendNew appends s to list unless list holds it, keeping first-seen order.
+func appendNew(list []string, s string) []string {
+	if slices.Contains(list, s) {
+		return list
+	}
+	return append(list, s)
+}

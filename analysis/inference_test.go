@@ -138,9 +138,6 @@ func TestSyntheticSignificant(t *testing.T) {
 		if !(r.CI95[0] <= r.ValuesSimilarity && r.ValuesSimilarity <= r.CI95[1]) {
 			t.Errorf("%s/%s: similarity %v outside its interval %v", r.Strategy, r.Reference, r.ValuesSimilarity, r.CI95)
 		}
-		if got := fmtPText(r.PValue, r.PValueResolution); got != "≤ 0.005" {
-			t.Errorf("report p: got %q, want \"≤ 0.005\"", got)
-		}
 	}
 	// H-NP against Uniform, paired on the agents the strategies share.
 	found := 0

@@ -161,34 +161,25 @@ func orthogonal(a, b *mat.Dense) (*mat.Dense, float64, error) {
 	return &q, trace, nil
 }
 
-// ValuesSimilarity is the study's Values Similarity score: 1 minus the
-// Procrustes disparity between the two-dimensional classical MDS
-// configurations of the model's and the human value correlation matrices,
-// the model's fitted onto the human one. 1 means the same structure up to
-// rotation, reflection and scale.
-func ValuesSimilarity(model, human *mat.SymDense) (float64, error) {
-	return ValuesSimilarityBy(Classical, model, human)
-}
-
-// ValuesSimilarityBy is ValuesSimilarity with both configurations placed by
-// method (Embed).
+// ValuesSimilarityBy is the study's Values Similarity score: 1 minus the
+// Procrustes disparity between the two-dimensional MDS configurations of
+// the model's and the human value correlation matrices, both placed by
+// method (Embed; the study's is Classical), the model's fitted onto the
+// human one. 1 means the same structure up to rotation, reflection and
+// scale.
 func ValuesSimilarityBy(method MDSMethod, model, human *mat.SymDense) (float64, error) {
 	_, _, sim, err := mdsFit(method, model, human)
 	return sim, err
 }
 
-// MDSMap returns what a value map plots: the human two-dimensional
+// MDSMapBy returns what a value map plots: the human two-dimensional
 // configuration and the model's configuration fitted onto it, in one frame,
-// and their Values Similarity. For 10×10 value matrices the frame is turned
-// (rotation or reflection only) so that the human configuration lies as
-// close as it can to the idealised circle of values.Angle, and both are
-// scaled so that the human points lie at root-mean-square distance 1 from
-// the centre, the radius of that circle. Neither changes the similarity.
-func MDSMap(model, human *mat.SymDense) (humanCfg, modelFitted *mat.Dense, sim float64, err error) {
-	return MDSMapBy(Classical, model, human)
-}
-
-// MDSMapBy is MDSMap with both configurations placed by method (Embed).
+// both placed by method (Embed), and their Values Similarity. For 10×10
+// value matrices the frame is turned (rotation or reflection only) so that
+// the human configuration lies as close as it can to the idealised circle
+// of values.Angle, and both are scaled so that the human points lie at
+// root-mean-square distance 1 from the centre, the radius of that circle.
+// Neither changes the similarity.
 func MDSMapBy(method MDSMethod, model, human *mat.SymDense) (humanCfg, modelFitted *mat.Dense, sim float64, err error) {
 	humanCfg, modelFitted, sim, err = mdsFit(method, model, human)
 	if err != nil {

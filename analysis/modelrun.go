@@ -159,7 +159,7 @@ func modelRuns(models []ModelInfo, traffic map[string]ModelTraffic, c *Collector
 // and the terminal summary.
 func ModelRunLine(m ModelRun) string {
 	b := &strings.Builder{}
-	fmt.Fprintf(b, "%s: %s, %s mode", m.Model, backendLabel(m.Backend, m.Synthetic), m.QueryMode)
+	fmt.Fprintf(b, "%s: %s, %s mode", m.Model, BackendLabel(m.Backend, m.Synthetic), m.QueryMode)
 	if l := m.LLM; l != nil {
 		fmt.Fprintf(b, "; %d calls, %d cache hits, %d retries, %d strict retries, %d prompt + %d completion tokens",
 			l.Calls, l.CacheHits, l.Retries, l.StrictRetries, l.PromptTokens, l.CompletionTokens)
@@ -195,7 +195,9 @@ func MostlyInvalidWarning(m ModelRun) string {
 		m.Model, 100*float64(m.InvalidShare), m.Answers.Invalid, m.Answers.Expected, top)
 }
 
-func backendLabel(backend string, synthetic bool) string {
+// BackendLabel names a model's backend for a reader, saying when an
+// OpenAI-compatible endpoint served the synthetic respondents.
+func BackendLabel(backend string, synthetic bool) string {
 	if synthetic && backend != "synthetic" {
 		return backend + " serving synthetic respondents (society model-server)"
 	}

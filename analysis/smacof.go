@@ -34,22 +34,6 @@ func (m MDSMethod) Describe() string {
 	return string(m) + " MDS"
 }
 
-// MDSMethods lists the methods, the default first.
-func MDSMethods() []MDSMethod { return []MDSMethod{Classical, SMACOF} }
-
-// ParseMDSMethod returns the method of a name; "" is the default.
-func ParseMDSMethod(s string) (MDSMethod, error) {
-	if s == "" {
-		return Classical, nil
-	}
-	for _, m := range MDSMethods() {
-		if string(m) == s {
-			return m, nil
-		}
-	}
-	return "", fmt.Errorf("mds: unknown method %q (want classical or smacof)", s)
-}
-
 // Convergence of MetricSMACOF: it stops when an iteration lowers raw
 // stress by less than smacofTol of its value, or after smacofMaxIter
 // iterations. Ten points in two dimensions take a few hundred iterations

@@ -353,9 +353,9 @@ func (n *Num) UnmarshalJSON(b []byte) error {
 	return err
 }
 
-// mdsName is the MDS method's name; results written before it was
+// MDSMethod is the MDS method's name; results written before it was
 // recorded used classical MDS.
-func (r *Results) mdsName() MDSMethod {
+func (r *Results) MDSMethod() MDSMethod {
 	if r.MDS == "" {
 		return Classical
 	}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
 
 	"gonum.org/v1/gonum/mat"
 	"gonum.org/v1/gonum/stat"
@@ -147,41 +146,4 @@ func (r CalibrationRow) Fit() Num {
 		return r.Pearson
 	}
 	return r.ValuesSimilarity
-}
-
-// CalibrationTable lays out calibration rows as Markdown: one row per
-// model, one column per value prompt, each cell the fit that set the
-// weight (CalibrationRow.Fit) and the weight it earned.
-func CalibrationTable(rows []CalibrationRow) string {
-	if len(rows) == 0 {
-		return ""
-	}
-	var models []string
-	cells := map[string]map[string]CalibrationRow{}
-	for _, r := range rows {
-		if cells[r.Model] == nil {
-			cells[r.Model] = map[string]CalibrationRow{}
-			models = append(models, r.Model)
-		}
-		cells[r.Model][r.Persona] = r
-	}
-	b := &strings.Builder{}
-	b.WriteString("| model |")
-	for _, c := range values.Codes() {
-		b.WriteString(" " + c + " |")
-	}
-	b.WriteString("\n|---|" + strings.Repeat("---:|", values.N) + "\n")
-	for _, m := range models {
-		fmt.Fprintf(b, "| %s |", m)
-		for _, c := range values.Codes() {
-			r, ok := cells[m][c]
-			if !ok {
-				b.WriteString(" |")
-				continue
-			}
-			fmt.Fprintf(b, " %s (w %s) |", fmtNum(r.Fit(), 2), fmtNum(r.Weight, 2))
-		}
-		b.WriteString("\n")
-	}
-	return b.String()
 }

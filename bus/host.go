@@ -2,10 +2,8 @@ package bus
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -15,10 +13,10 @@ import (
 	"github.com/society-sim/society/questionnaires"
 )
 
-// Host is an agent host: it owns some shards of agents, receives their task
-// events through one wildcard subscription (never one per agent), hands each
-// event to the shard's agents and publishes their answers to the answer
-// stream, one batch per item.
+// Host is an agent host's shards and what serving them needs: the
+// connection, the run's subjects, how an instrument is found from a task's
+// name and who hears of unusable task messages. A Worker serves them from
+// the run's work queue.
 type Host struct {
 	Conn     *nats.Conn
 	Subjects Subjects
@@ -28,142 +26,13 @@ type Host struct {
 	// BadMessage is told about every task message that could not be used.
 	BadMessage func(error)
 	Logger     *slog.Logger
-
-	ready chan struct{}
-	once  sync.Once
-}
-
-// queueDepth is how many task events may wait per shard. A shard works one
-// event at a time; the orchestrator publishes one event per instrument and
-// round, so a small queue absorbs a whole questionnaire.
-const queueDepth = 64
-
-// Ready is closed once the host is subscribed and will receive tasks.
-func (h *Host) Ready() <-chan struct{} {
-	h.once.Do(func() { h.ready = make(chan struct{}) })
-	return h.ready
-}
-
-// Run serves until ctx is done or a shard fails; it returns after every
-// goroutine it started has exited.
-func (h *Host) Run(ctx context.Context) error {
-	h.Ready()
-	if h.Logger == nil {
-		h.Logger = slog.New(slog.DiscardHandler)
-	}
-	js, err := jetstream.New(h.Conn, jetstream.WithPublishAsyncMaxPending(1024))
-	if err != nil {
-		return fmt.Errorf("agent host: %w", err)
-	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-
-	var wg sync.WaitGroup
-	queues := make(map[int]chan TaskMsg, len(h.Shards))
-	for _, sh := range h.Shards {
-		q := make(chan TaskMsg, queueDepth)
-		queues[sh.ID] = q
-		wg.Add(2)
-		go func() {
-			defer wg.Done()
-			sh.Run(ctx)
-		}()
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case t := <-q:
-					if err := h.serve(ctx, js, sh, t); err != nil {
-						cancel(err)
-						return
-					}
-				}
-			}
-		}()
-	}
-
-	sub, err := h.Conn.Subscribe(h.Subjects.AllTasks(), func(m *nats.Msg) {
-		t, err := DecodeTask(m.Data)
-		if err != nil {
-			h.bad(err)
-			return
-		}
-		q, ok := queues[t.Shard]
-		if !ok {
-			return // another host's shard
-		}
-		select {
-		case q <- t:
-		case <-ctx.Done():
-		}
-	})
-	if err != nil {
-		cancel(err)
-		wg.Wait()
-		return fmt.Errorf("agent host: subscribe: %w", err)
-	}
-	sub.SetPendingLimits(-1, -1)
-	if err := h.Conn.Flush(); err != nil {
-		cancel(err)
-	}
-	close(h.ready)
-	<-ctx.Done()
-	sub.Unsubscribe()
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
-	return nil
-}
-
-func (h *Host) bad(err error) {
-	h.Logger.Warn("unusable task message", "err", err)
-	if h.BadMessage != nil {
-		h.BadMessage(err)
-	}
-}
-
-func (h *Host) serve(ctx context.Context, js jetstream.JetStream, sh *agent.Shard, t TaskMsg) error {
-	in, ok := h.Instrument(t.Instrument)
-	if !ok {
-		h.bad(fmt.Errorf("%w: unknown instrument %q", ErrBadMessage, t.Instrument))
-		return nil
-	}
-	for _, it := range t.Items {
-		if it < 0 || it >= len(in.Items) {
-			h.bad(fmt.Errorf("%w: item %d out of range for %s", ErrBadMessage, it, t.Instrument))
-			return nil
-		}
-	}
-	task := taskOf(t, in)
-	game, err := GameTask(t, sh, h.Instrument)
-	if err != nil {
-		h.bad(err)
-		return nil
-	}
-	task.Game = game
-	batches, err := sh.Do(ctx, task)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return fmt.Errorf("shard %d: %w", sh.ID, err)
-	}
-	return h.publish(ctx, js, batches)
 }
 
 // taskOf is the agents' view of a task message whose instrument is in.
-// Every host (Host, Worker) goes through it, so a field added to TaskMsg
-// reaches the agents the same way everywhere.
+// Every task a Worker serves goes through it, so a field added to TaskMsg
+// reaches the agents in one place.
 func taskOf(t TaskMsg, in *questionnaires.Instrument) *agent.Task {
 	return &agent.Task{Model: t.Model, Instrument: in, Items: t.Items, Round: t.Round, Style: agent.Style(t.Style)}
-}
-
-// publish sends the batches and waits for every acknowledgement.
-func (h *Host) publish(ctx context.Context, js jetstream.JetStream, batches []agent.Batch) error {
-	return publishBatches(ctx, js, h.Subjects, batches, h.Logger)
 }
 
 // publishStallWait is how long a publish may wait for a free place among

@@ -126,14 +126,6 @@ func (s *Server) Connect(name string) (*nats.Conn, error) {
 	return nc, nil
 }
 
-// ClientURL is the URL other processes can use, or "" when not listening.
-func (s *Server) ClientURL() string {
-	if s.ns.Addr() == nil {
-		return ""
-	}
-	return s.ns.ClientURL()
-}
-
 // Shutdown stops the server and removes its temporary store.
 func (s *Server) Shutdown() {
 	s.ns.Shutdown()

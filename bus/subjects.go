@@ -14,9 +14,6 @@ type Subjects struct {
 
 func (s Subjects) prefix() string { return "society." + token(s.Run) }
 
-// Control carries run-level commands and host announcements.
-func (s Subjects) Control() string { return s.prefix() + ".control" }
-
 // Tasks is the task subject of one shard.
 func (s Subjects) Tasks(shard int) string { return fmt.Sprintf("%s.tasks.%d", s.prefix(), shard) }
 

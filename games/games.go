@@ -43,7 +43,6 @@ import (
 	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/population"
 	"github.com/society-sim/society/questionnaires"
-	"github.com/society-sim/society/values"
 )
 
 // Pairing is how partners are chosen each round.
@@ -197,20 +196,4 @@ func Gini(xs []int64) float64 {
 		s += float64(2*(i+1)-n-1) * float64(x)
 	}
 	return s / (float64(n) * total)
-}
-
-// DistinctPrompts counts the distinct (persona, memory) pairs among agents:
-// the number of distinct prompts of a round, since an agent's prompt is its
-// persona's prefix and its rendered memory (agent.Round.Context), which is
-// canonical, and everything else in it is the same for every agent.
-func DistinctPrompts(personas []values.Value, mems []agent.Memory) int {
-	type key struct {
-		v values.Value
-		m agent.Memory
-	}
-	seen := make(map[key]struct{})
-	for i, m := range mems {
-		seen[key{personas[i], m}] = struct{}{}
-	}
-	return len(seen)
 }

@@ -120,9 +120,6 @@ func NewPairer(cfg Config, personas []values.Value) (*Pairer, error) {
 	return p, nil
 }
 
-// Players is the number of players.
-func (p *Pairer) Players() int { return p.n }
-
 // seats orders players around the circle by dominant value.
 func seats(personas []values.Value, seed uint64) []int32 {
 	n := len(personas)
@@ -212,19 +209,6 @@ func (p *Pairer) network() {
 	for i := range n {
 		slices.Sort(p.adj[p.adjStart[i]:p.adjStart[i+1]])
 	}
-}
-
-// Neighbours returns the players linked to player i in a ring or
-// small-world game (nil for the other schemes).
-func (p *Pairer) Neighbours(i int) []int32 {
-	switch p.cfg.Pairing {
-	case Ring:
-		pos := slices.Index(p.seat, int32(i))
-		return []int32{p.seat[(pos+p.n-1)%p.n], p.seat[(pos+1)%p.n]}
-	case SmallWorld:
-		return p.adj[p.adjStart[i]:p.adjStart[i+1]]
-	}
-	return nil
 }
 
 // Round returns the pairing of round r (1-based).
@@ -344,10 +328,4 @@ func (p *Pairer) matchNetwork(r int, m *Match) int {
 		mate[left[i]], mate[left[i+1]] = left[i+1], left[i]
 	}
 	return len(left) / 2
-}
-
-// Linked reports whether players a and b are neighbours in a ring or
-// small-world game.
-func (p *Pairer) Linked(a, b int32) bool {
-	return slices.Contains(p.Neighbours(int(a)), b)
 }

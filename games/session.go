@@ -143,26 +143,15 @@ func (s *Session) Players() []int32 { return s.player }
 // Config is the session's game.
 func (s *Session) Config() Config { return s.cfg }
 
-// Pairer is the session's pairer.
-func (s *Session) Pairer() *Pairer { return s.pairer }
-
 // Next is the number of the round to be played next (from 1).
 func (s *Session) Next() int { return s.round + 1 }
 
 // Done reports whether every round has been recorded.
 func (s *Session) Done() bool { return s.round >= s.cfg.Rounds }
 
-// Match is the pairing of the next round, by player index.
-func (s *Session) Match() Match { return s.next }
-
 // Memory is what agent a sees of its past in the next round: its last
 // Config.Memory rounds.
 func (s *Session) Memory(a int) agent.Memory { return s.mem[a].Window(s.cfg.Memory) }
-
-// View is what agent a knows in the next round, as its prompt shows it.
-func (s *Session) View(a int) agent.Round {
-	return agent.Round{Memory: s.Memory(a), RateShown: s.cfg.ShowRate && s.hasRate, Rate: s.rate}
-}
 
 // RateShown returns the rate shown in the next round's prompts, and whether
 // one is shown (never in the first round).
@@ -357,6 +346,3 @@ func (s *Session) Payoffs() ([]PersonaRow, float64) {
 	}
 	return out, Gini(pay)
 }
-
-// TotalPayoff is agent a's payoff over the rounds recorded.
-func (s *Session) TotalPayoff(a int) int64 { return s.payoff[a] }

@@ -13,6 +13,7 @@ import (
 	"testing/synctest"
 
 	"github.com/society-sim/society/agent"
+	"github.com/society-sim/society/llm/modelserver"
 	"github.com/society-sim/society/values"
 )
 
@@ -334,7 +335,7 @@ func testCacheDoConcurrentMisses(t *testing.T) {
 // differently.
 func TestCacheSharedSegmentSameAnswers(t *testing.T) {
 	in := pvq(t)
-	_, ts := srvTestServer(t, ServerOptions{Seed: 3})
+	_, ts := srvTestServer(t, modelserver.Options{Seed: 3})
 	config := func(store Store) ClientConfig {
 		cfg := testConfig(ts.URL)
 		cfg.Samples, cfg.Seed, cfg.Cache = 10, ptr(uint64(5)), NewCache(store)

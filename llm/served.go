@@ -8,15 +8,20 @@ import (
 	"sync"
 )
 
-// BackendHeader is the response header in which Server names the backend
-// that answered ("synthetic"): a client records it so that a run against
-// `society model-server` is never mistaken for a run against a model.
+// BackendHeader is the response header in which the model server
+// (llm/modelserver) names the backend that answered ("synthetic"): a client
+// records it so that a run against `society model-server` is never
+// mistaken for a run against a model.
 const BackendHeader = "X-Society-Backend"
+
+// SyntheticFingerprint starts the system_fingerprint of the model server's
+// replies.
+const SyntheticFingerprint = "society-" + SyntheticName
 
 // Served is what an endpoint said about itself in its replies: the model id
 // it served, its system_fingerprint, and whether it declared itself the
-// synthetic respondents (Server's BackendHeader, or a fingerprint starting
-// with "society-synthetic"). Fields are empty until a reply carried them.
+// synthetic respondents (BackendHeader, or a fingerprint starting with
+// SyntheticFingerprint). Fields are empty until a reply carried them.
 type Served struct {
 	Model       string `json:"model,omitempty"`
 	Fingerprint string `json:"fingerprint,omitempty"`
@@ -36,7 +41,7 @@ type served struct {
 // call, yet its answers came from the same server and must be labelled
 // as such.
 func (c *Client) noteServed(ctx context.Context, model, fingerprint string, h http.Header) {
-	synthetic := strings.HasPrefix(fingerprint, srvFingerprint) || h.Get(BackendHeader) == SyntheticName
+	synthetic := strings.HasPrefix(fingerprint, SyntheticFingerprint) || h.Get(BackendHeader) == SyntheticName
 	v := &c.served
 	v.mu.Lock()
 	if v.s.Model == "" {

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/society-sim/society/agent"
+	"github.com/society-sim/society/llm/modelserver"
 	"github.com/society-sim/society/values"
 )
 
@@ -17,7 +18,7 @@ func TestClientServed(t *testing.T) {
 		name, endpoint string
 	}{{"chat", EndpointChat}, {"completions", EndpointCompletions}} {
 		t.Run("model-server/"+tc.name, func(t *testing.T) {
-			_, ts := srvTestServer(t, ServerOptions{Seed: 3})
+			_, ts := srvTestServer(t, modelserver.Options{Seed: 3})
 			cfg := testConfig(ts.URL)
 			cfg.Endpoint = tc.endpoint
 			c := newClient(t, cfg)
@@ -36,7 +37,7 @@ func TestClientServed(t *testing.T) {
 	// A rerun from the cache makes no call, yet its answers came from the
 	// model server: the label comes back from the cache with them.
 	t.Run("model-server/cached", func(t *testing.T) {
-		_, ts := srvTestServer(t, ServerOptions{Seed: 3})
+		_, ts := srvTestServer(t, modelserver.Options{Seed: 3})
 		cfg := testConfig(ts.URL)
 		cfg.Cache = NewCache(NewMemStore())
 		first := newClient(t, cfg)

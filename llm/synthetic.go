@@ -1,8 +1,9 @@
 // Package llm owns the model backends behind agent.Model: the built-in
-// synthetic respondents, the OpenAI-compatible client, the response cache and
-// the OpenAI-compatible model server that serves synthetic respondents over
-// HTTP. It imports the domain packages and never another adapter (bus,
-// metrics).
+// synthetic respondents, the OpenAI-compatible client and the response
+// cache. The fake server that serves the synthetic respondents over HTTP is
+// llm/modelserver. It imports the domain packages (never analysis or
+// results: the synthetic respondents take their theory templates from
+// questionnaires) and never another adapter (bus, metrics).
 package llm
 
 import (

@@ -2,7 +2,6 @@ package llm
 
 import (
 	"github.com/society-sim/society/agent"
-	"github.com/society-sim/society/analysis"
 	"github.com/society-sim/society/questionnaires"
 	"github.com/society-sim/society/values"
 )
@@ -12,7 +11,7 @@ import (
 // An item of an instrument that does not measure values (BFI-2, Prosocialness,
 // Donation Causes, the Paired Charity Game, the EBQ, the persona statements)
 // loads on the ten values through its theory template
-// (analysis.TheoryTemplate): a persona with dominant value v answers from a
+// (questionnaires.TheoryTemplate): a persona with dominant value v answers from a
 // discretised normal distribution whose mean, on the PVQ's 1–6 latent scale,
 // is the scale's midpoint 3.5 plus
 //
@@ -42,7 +41,7 @@ func (s *Synthetic) buildBehavior(in *questionnaires.Instrument) [][]float64 {
 	ratio := float64(sc.Max-sc.Min) / 5
 	t := make([][]float64, len(in.Items)*(values.N+1))
 	for i, item := range in.Items {
-		tpl, ok := analysis.TheoryTemplate(in, item.Key)
+		tpl, ok := questionnaires.TheoryTemplate(in, item.Key)
 		load := tpl.Loadings()
 		offset := s.ItemSD * normal(s.Seed, uint64(i), hash(in.Name))
 		for p := 0; p <= values.N; p++ {

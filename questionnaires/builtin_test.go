@@ -327,9 +327,9 @@ func TestEBQ(t *testing.T) {
 	if len(counts) != 19 {
 		t.Errorf("got %d refined values, want 19", len(counts))
 	}
-	for _, c := range RefinedCodes() {
-		if n := counts[c]; n < 3 || n > 6 {
-			t.Errorf("%s: got %d items, want 3 to 6", c, n)
+	for _, r := range refined {
+		if n := counts[r.code]; n < 3 || n > 6 {
+			t.Errorf("%s: got %d items, want 3 to 6", r.code, n)
 		}
 	}
 }

@@ -1,6 +1,8 @@
 // Package questionnaires owns the instruments as data: items, answer scales
-// with their labels, scoring keys and reverse keys, and the loading of
-// built-in and user-supplied instrument files.
+// with their labels, scoring keys and reverse keys, the loading of built-in
+// and user-supplied instrument files and their writing back (Write, beside
+// Parse), and the theory templates that place each behaviour item on the
+// value circle (TheoryTemplate).
 //
 // Item wording of the built-in instruments is the project's own, written to
 // be faithful to the construct and key of each item, and is marked as adapted.
@@ -49,7 +51,8 @@
 // including the EBQ's 0..4 frequency scale where 0 is the answer "never".
 //
 // It is a domain package: it must never import nats.go, go-openai,
-// client_golang or an adapter package.
+// client_golang or an adapter package (bus, llm, metrics), nor analysis or
+// results, which build on it.
 package questionnaires
 
 // Scale is an ordinal answer scale from Min to Max with one label per point.

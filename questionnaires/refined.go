@@ -42,26 +42,6 @@ var refined = []struct {
 	{"BED", "Benevolence Dependability", values.Benevolence},
 }
 
-// RefinedCodes returns the codes of the 19 refined values in their order
-// around the circle.
-func RefinedCodes() []string {
-	out := make([]string, len(refined))
-	for i, r := range refined {
-		out[i] = r.code
-	}
-	return out
-}
-
-// RefinedName returns the full name of a refined value code, or "".
-func RefinedName(code string) string {
-	for _, r := range refined {
-		if r.code == code {
-			return r.name
-		}
-	}
-	return ""
-}
-
 // RefinedToBasic maps a refined value code (exact, upper case) to the basic
 // value it belongs to; see the package's refined table for Face and
 // Humility. ok is false for any other string.

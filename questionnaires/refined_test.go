@@ -43,16 +43,16 @@ func TestRefinedToBasic(t *testing.T) {
 			}
 		})
 	}
-	if got := len(RefinedCodes()); got != 19 {
+	if got := len(refined); got != 19 {
 		t.Errorf("got %d refined codes, want 19", got)
 	}
 	// Every basic value is refined by at least one refined value.
 	seen := map[values.Value]bool{}
-	for _, c := range RefinedCodes() {
-		v, _ := RefinedToBasic(c)
+	for _, r := range refined {
+		v, _ := RefinedToBasic(r.code)
 		seen[v] = true
-		if RefinedName(c) == "" {
-			t.Errorf("%s: got no name, want one", c)
+		if r.name == "" {
+			t.Errorf("%s: got no name, want one", r.code)
 		}
 	}
 	if len(seen) != values.N {

@@ -418,9 +418,29 @@ func (d *decoder) population(t table) Population {
 		}
 	}
 	p.Sampling = oneOf(d, t, "sampling", Stratified, Stratified, Random)
+	d.humanSplit(t, p)
 	p.Calibration = d.calibration(t, p.Strategies)
 	p.ModelSpecificWeight = d.modelSpecificWeight(t, p.Strategies)
 	return p
+}
+
+// humanSplit refuses population.shares and population.no_dominant when no
+// listed strategy uses them: only h-norm, h-even and h-np take the human
+// sample's dominant-value split, and only h-even and h-np the share without
+// a dominant value. The defaults are accepted, as a resolved scenario.toml
+// holds them whatever the strategies.
+func (d *decoder) humanSplit(t table, p Population) {
+	uses := func(list ...population.Strategy) bool {
+		return slices.ContainsFunc(p.Strategies, func(s population.Strategy) bool { return slices.Contains(list, s) })
+	}
+	if _, ok := t.m["shares"]; ok && p.Shares != population.DefaultShares && !uses(population.HNorm, population.HEven, population.HNP) {
+		d.add(t.field("shares"), "is used only by the h-norm, h-even and h-np strategies, and none of them is compared (%s); add one to population.strategies or remove the key",
+			strategyList(p.Strategies))
+	}
+	if _, ok := t.m["no_dominant"]; ok && p.NoDominant != population.DefaultNoDominant && !uses(population.HEven, population.HNP) {
+		d.add(t.field("no_dominant"), "is used only by the h-even and h-np strategies, and neither is compared (%s); add one to population.strategies or remove the key",
+			strategyList(p.Strategies))
+	}
 }
 
 // strategyField is where a strategy was named: population.strategies[i]
@@ -676,12 +696,14 @@ func (d *decoder) model(t table) Model {
 	return m
 }
 
-// syntheticSettings refuses the sampling keys that cannot apply to the
-// synthetic respondents, so that no setting is ignored without a word: they
-// answer from their own distributions, as a model sampled at temperature 1
-// would, and always in distribution mode. The values that describe what the
-// synthetic backend does anyway (mode "distribution", temperature 1, the
-// default samples) are accepted: a resolved scenario.toml holds them.
+// syntheticSettings refuses the keys that cannot apply to the synthetic
+// respondents, so that no setting is ignored without a word: they answer in
+// process from their own distributions, as a model sampled at temperature 1
+// would, always in distribution mode, with no request, server or
+// per-model seed (the scenario seed drives them). The values that describe
+// what the synthetic backend does anyway (mode "distribution", temperature
+// 1, and the default samples, concurrency and timeout) are accepted: a
+// resolved scenario.toml holds them for every model.
 func (d *decoder) syntheticSettings(t table, m Model) {
 	if _, ok := t.m["mode"]; ok && m.Mode == Sample {
 		d.add(t.field("mode"), "does not apply to backend synthetic, which always answers in distribution mode; use backend openai with `society model-server` to try sample mode")
@@ -692,7 +714,27 @@ func (d *decoder) syntheticSettings(t table, m Model) {
 	if _, ok := t.m["samples"]; ok && m.Samples != DefaultSamples {
 		d.add(t.field("samples"), "does not apply to backend synthetic, which answers in distribution mode (samples count repetitions in sample mode); remove the key")
 	}
+	if _, ok := t.m["concurrency"]; ok && m.Concurrency != DefaultConcurrency {
+		d.add(t.field("concurrency"), "does not apply to backend synthetic, which answers in process without requests; remove the key")
+	}
+	if _, ok := t.m["timeout"]; ok && m.Timeout != DefaultTimeout {
+		d.add(t.field("timeout"), "does not apply to backend synthetic, which answers in process without requests; remove the key")
+	}
+	for _, k := range openAIOnly {
+		if _, ok := t.m[k]; ok {
+			why := ""
+			if k == "seed" {
+				why = " (the synthetic respondents draw from the scenario's seed)"
+			}
+			d.add(t.field(k), "only applies to backend = \"openai\", whose requests it configures; backend synthetic answers in process and would ignore it%s; remove the key, or set backend = \"openai\"", why)
+		}
+	}
 }
+
+// openAIOnly are the model keys that configure requests to an
+// OpenAI-compatible endpoint and nothing else.
+var openAIOnly = []string{"base_url", "model", "api_key_env", "top_p", "max_tokens", "seed", "endpoint",
+	"structured_outputs", "reasoning_effort", "extra_body"}
 
 func (d *decoder) questionnaires(top table) []Questionnaire {
 	list, present := d.tables(top, "questionnaires")
@@ -703,6 +745,7 @@ func (d *decoder) questionnaires(top table) []Questionnaire {
 		d.add("questionnaires", "must list at least one questionnaire, or be left out for %s", DefaultInstrument)
 	}
 	var out []Questionnaire
+	var asked []askedInstrument
 	seen := map[string]string{}
 	for _, t := range list {
 		d.known(t, "name", "file", "items", "dir", "download", "optional", "behaviors", "statements")
@@ -735,14 +778,22 @@ func (d *decoder) questionnaires(top table) []Questionnaire {
 				inst, _ = questionnaires.Builtin(name)
 			}
 		}
+		if hasFile && inst != nil && q.Name != "" && inst.Name != q.Name {
+			// The run keeps answers, items and references under the
+			// instrument's own name: this one would be ignored.
+			d.add(t.field("name"), "%q differs from the name %q that %s gives its instrument, under which the run keeps its answers, items and references; set name = %q",
+				q.Name, inst.Name, file, inst.Name)
+		}
 		q.Items = d.intIn(t, "items", 1, MaxItems, 0)
 		d.personaOptions(t, &q)
 		if inst != nil && q.Items > len(inst.Items) {
 			d.add(t.field("items"), "must be at most %d (%s has %d items), got %d", len(inst.Items), inst.Name, len(inst.Items), q.Items)
 			q.Items = 0
 		}
+		asked = append(asked, askedInstrument{t: t, q: q, inst: inst})
 		out = append(out, q)
 	}
+	d.feasible(asked)
 	return out
 }
 

@@ -84,6 +84,16 @@ func (d *decoder) games(top table, pop Population) Games {
 			g.Rewire = x
 		}
 	}
+	// The network's shape applies only to the small-world pairing; the
+	// defaults are accepted, as a resolved scenario.toml holds them.
+	if g.Pairing != games.SmallWorld {
+		if _, ok := pc.m["neighbours"]; ok && g.Neighbours != games.DefaultNeighbours {
+			d.add(pc.field("neighbours"), "shapes the small-world network only, but pairing is %q; set pairing = %q or remove the key", g.Pairing, games.SmallWorld)
+		}
+		if _, ok := pc.m["rewire"]; ok && g.Rewire != games.DefaultRewire {
+			d.add(pc.field("rewire"), "shapes the small-world network only, but pairing is %q; set pairing = %q or remove the key", g.Pairing, games.SmallWorld)
+		}
+	}
 	if pop.Size < 2 {
 		d.add(pc.path, "needs at least 2 agents to pair, but population.size is %d", pop.Size)
 	}

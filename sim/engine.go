@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/society-sim/society/analysis"
+	"github.com/society-sim/society/results"
 	"github.com/society-sim/society/scenarios"
 )
 
@@ -91,7 +92,7 @@ func (e *Engine) run(ctx context.Context, sc *scenarios.Scenario, out string, ob
 		return nil, err // interrupted: nothing is written
 	}
 	if out != "" {
-		if err := analysis.WriteDirContext(ctx, out, &analysis.Output{Outcome: outcome, Collector: col, Study: p.Study, Scenario: p.Resolved}); err != nil {
+		if err := results.Write(ctx, out, &analysis.Output{Outcome: outcome, Collector: col, Study: p.Study, Scenario: p.Resolved}); err != nil {
 			return nil, err
 		}
 	}

@@ -59,7 +59,7 @@ strategy = "h-np"
 
 [[questionnaires]]
 name = "pvq40"
-items = 3
+items = 12
 
 [games.paired_charity]
 rounds = 3
@@ -158,7 +158,7 @@ func TestLoopHandsOutLostWorkAgain(t *testing.T) {
 		if d.calls != 2 {
 			t.Errorf("got %d dispatches, want 2: the phase, then its lost work", d.calls)
 		}
-		if got, want := len(model.contexts["pvq40"]), 3*p.Study.Pool.Size(); got != want {
+		if got, want := len(model.contexts["pvq40"]), 12*p.Study.Pool.Size(); got != want {
 			t.Errorf("got %d questions, want %d: the lost work once, nothing twice", got, want)
 		}
 	})
@@ -199,7 +199,7 @@ func TestLoopResumesWithWhatIsStored(t *testing.T) {
 	for _, b := range stored {
 		storedAnswers += len(b.Codes)
 	}
-	if want := 3*p.Study.Pool.Size() - storedAnswers; asked != want {
+	if want := 12*p.Study.Pool.Size() - storedAnswers; asked != want {
 		t.Errorf("resumed run asked %d questions, want %d (the %d stored answers not again)", asked, want, storedAnswers)
 	}
 }

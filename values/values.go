@@ -143,18 +143,6 @@ func (v Value) Angle() float64 {
 	return float64(v) * 2 * math.Pi / N
 }
 
-// Steps is the number of positions between a and b around the circle (0-5).
-func Steps(a, b Value) int {
-	d := int(a) - int(b)
-	if d < 0 {
-		d = -d
-	}
-	if d > N/2 {
-		d = N - d
-	}
-	return d
-}
-
 // Parse accepts a value's code or name, in any case, and "none".
 func Parse(s string) (Value, error) {
 	t := strings.TrimSpace(s)

@@ -47,24 +47,6 @@ func TestParse(t *testing.T) {
 	}
 }
 
-func TestStepsAroundTheCircle(t *testing.T) {
-	cases := []struct {
-		a, b values.Value
-		want int
-	}{
-		{values.SelfDirection, values.SelfDirection, 0},
-		{values.SelfDirection, values.Universalism, 1}, // neighbours across the wrap
-		{values.Power, values.Universalism, 5},         // opposite
-		{values.Achievement, values.Security, 2},
-		{values.Benevolence, values.Stimulation, 3},
-	}
-	for _, c := range cases {
-		if got := values.Steps(c.a, c.b); got != c.want || values.Steps(c.b, c.a) != c.want {
-			t.Errorf("Steps(%s, %s): got %d, want %d both ways", c.a, c.b, got, c.want)
-		}
-	}
-}
-
 func TestHigherOrderGroups(t *testing.T) {
 	want := map[values.Value][]values.Group{
 		values.SelfDirection: {values.OpennessToChange},

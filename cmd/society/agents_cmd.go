@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/society-sim/society/bus"
 )
 
 const agentsSynopsis = `agents --nats URL [--name NAME] [--tasks N] [--run ID] [--cache DIR]
@@ -16,12 +18,12 @@ hosts as you like, on as many machines, before or during a run; each takes
 whatever task is next, and the tasks of a host that stops go to the
 others. Stop it with Ctrl-C (its tasks in hand go back to the queue).
 
-` + natsHelp
+` + bus.FlagsHelp
 
 // cmdAgents runs "society agents" until ctx is done.
 func cmdAgents(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("agents", agentsSynopsis, stderr)
-	nf := addNATSFlags(fs, true)
+	nf := bus.AddFlags(fs, true)
 	host, _ := os.Hostname()
 	name := fs.String("name", fmt.Sprintf("%s-%d", host, os.Getpid()), "this host's name in logs and dead-letter records")
 	tasks := fs.Int("tasks", 4, "tasks served at once (each is one shard's agents answering one questionnaire)")
@@ -36,7 +38,7 @@ func cmdAgents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if len(pos) > 0 {
 		problems = append(problems, fmt.Sprintf("agents takes no arguments, got %q", strings.Join(pos, " ")))
 	}
-	if !nf.set() {
+	if !nf.Set() {
 		problems = append(problems, "--nats URL is required: an agent host serves the runs of a NATS cluster")
 	}
 	if *tasks < 1 {
@@ -50,7 +52,7 @@ func cmdAgents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil || reg == nil {
 		return err
 	}
-	defer closeNATS(nc)
+	defer bus.Drain(nc)
 	h := &agentHost{js: js, reg: reg, log: log, name: *name, concurrency: *tasks, cacheDir: *cacheDir, only: *only}
 	log.Info("agent host ready; waiting for runs")
 	err = h.serve(ctx)

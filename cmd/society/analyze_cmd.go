@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/society-sim/society/bus"
 )
 
 const analyzeSynopsis = `analyze --nats URL [--out DIR] [--name NAME] [--run ID]
@@ -17,12 +19,12 @@ directory DIR/RUN-ID. Killed and started again, it rebuilds everything
 from the answers JetStream keeps: nothing is lost or counted twice. Run
 one analysis service per name (two with the same name share a consumer).
 
-` + natsHelp
+` + bus.FlagsHelp
 
 // cmdAnalyze runs "society analyze" until ctx is done.
 func cmdAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("analyze", analyzeSynopsis, stderr)
-	nf := addNATSFlags(fs, true)
+	nf := bus.AddFlags(fs, true)
 	host, _ := os.Hostname()
 	out := fs.String("out", "results", "write each run's results directory under `DIR`")
 	name := fs.String("name", host, "this service's name (its durable consumers are named after it)")
@@ -36,7 +38,7 @@ func cmdAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if len(pos) > 0 {
 		problems = append(problems, fmt.Sprintf("analyze takes no arguments, got %q", strings.Join(pos, " ")))
 	}
-	if !nf.set() {
+	if !nf.Set() {
 		problems = append(problems, "--nats URL is required: the analysis service follows the runs of a NATS cluster")
 	}
 	if *name == "" {
@@ -50,7 +52,7 @@ func cmdAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil || reg == nil {
 		return err
 	}
-	defer closeNATS(nc)
+	defer bus.Drain(nc)
 	a := &analysisService{nc: nc, js: js, reg: reg, log: log, name: *name, out: *out, only: *only}
 	log.Info("analysis service ready; waiting for runs")
 	err = a.serve(ctx)

@@ -18,6 +18,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/society-sim/society/bus/busbench"
+	"github.com/society-sim/society/llm"
+	"github.com/society-sim/society/llm/llmbench"
+	"github.com/society-sim/society/population"
 	"github.com/society-sim/society/sim"
 )
 
@@ -106,11 +110,11 @@ type benchRow struct {
 // largest population, so that `bench --agents N --json` reads as one row.
 type benchReport struct {
 	benchRow
-	Note      string       `json:"note"`
-	Machine   machineInfo  `json:"machine"`
-	Runs      []benchRow   `json:"runs"`
-	ModelPath *modelBench  `json:"model_path,omitempty"`
-	Calls     *callsReport `json:"model_calls,omitempty"`
+	Note      string              `json:"note"`
+	Machine   machineInfo         `json:"machine"`
+	Runs      []benchRow          `json:"runs"`
+	ModelPath *llmbench.ModelPath `json:"model_path,omitempty"`
+	Calls     *llmbench.Calls     `json:"model_calls,omitempty"`
 }
 
 const benchNote = "SYNTHETIC RESPONDENTS (a generative psychometric model, not a language model): these are figures about the program, never about models."
@@ -219,7 +223,15 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 	}
 	if !o.Skip["model"] {
 		fmt.Fprintf(o.Log, "bench: model path, S=%d L=%v\n", o.Slots, o.Latency)
-		mb, err := benchModelPath(ctx, o)
+		mk := o.child
+		if mk == nil {
+			mk = selfCommand
+		}
+		mb, err := llmbench.MeasureModelPath(ctx, llmbench.Options{Slots: o.Slots, Latency: o.Latency, Calls: o.ModelCalls, Concurrency: o.Concurrency,
+			Server: func(ctx context.Context) (*exec.Cmd, error) {
+				return mk(ctx, []string{"model-server", "--addr", "127.0.0.1:0", "--latency", o.Latency.String(),
+					"--slots", strconv.Itoa(o.Slots), "--seed", strconv.FormatUint(o.Seed, 10)})
+			}})
 		if err != nil {
 			return nil, err
 		}
@@ -230,7 +242,11 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 	}
 	if !o.Skip["calls"] {
 		fmt.Fprintln(o.Log, "bench: model calls of the study's design, checked against the model server")
-		cr, err := benchCalls(ctx, o)
+		means, err := population.HumanMeans(syntheticMeans)
+		if err != nil {
+			return nil, err
+		}
+		cr, err := llmbench.MeasureCalls(ctx, o.PersonaK, o.Repetitions, means)
 		if err != nil {
 			return nil, err
 		}
@@ -259,7 +275,7 @@ func largestRun(runs []benchRow) benchRow {
 // benchPopulation measures one population size.
 func benchPopulation(ctx context.Context, o benchOptions, n int) (benchRow, error) {
 	row := benchRow{Agents: n, Answers: int64(n) * pvqItems, Shards: sim.ShardCount(n, 0)}
-	row.MessageBytes, row.Messages = answerMessageSize(n, row.Shards), row.Shards*pvqItems
+	row.MessageBytes, row.Messages = busbench.AnswerMessageSize(llm.SyntheticName, "pvq40", pvqItems, n, row.Shards), row.Shards*pvqItems
 	var pipe, nobus *childResult
 	if !o.Skip["pipeline"] {
 		fmt.Fprintf(o.Log, "bench: %d agents, full pipeline (child process)\n", n)
@@ -296,11 +312,11 @@ func benchPopulation(ctx context.Context, o benchOptions, n int) (benchRow, erro
 	}
 	if !o.Skip["nats"] {
 		fmt.Fprintf(o.Log, "bench: %d agents, raw NATS and JetStream for %d messages of %d bytes\n", n, row.Messages, row.MessageBytes)
-		minMsgs, minBytes := natsMinMsgs, natsMinBytes
+		minMsgs, minBytes := busbench.MinMsgs, busbench.MinBytes
 		if o.natsMinMsgs > 0 {
 			minMsgs, minBytes = o.natsMinMsgs, 0
 		}
-		nr, err := benchNATSAtLeast(ctx, row.MessageBytes, row.Messages, minMsgs, minBytes)
+		nr, err := busbench.Measure(ctx, row.MessageBytes, row.Messages, minMsgs, minBytes)
 		if err != nil {
 			return row, err
 		}
@@ -491,4 +507,39 @@ func si(x float64) string {
 		return fmt.Sprintf("%.1fk", x/1e3)
 	}
 	return fmt.Sprintf("%.0f", x)
+}
+
+func printCalls(w io.Writer, c *llmbench.Calls) {
+	d := c.Design
+	fmt.Fprintf(w, "\nModel calls of the study's design: %d prompts (ten values and no priming), %d items per respondent "+
+		"(pvq40 %d, bfi2 %d, prosocial %d, donation %d, charity %d+%d, ebq %d, persona statements %d × %d behaviours), N = %d:\n\n",
+		d.Prompts, d.Items, d.Instruments["pvq40"], d.Instruments["bfi2"], d.Instruments["prosocial"], d.Instruments["donation"],
+		d.Instruments["charity"], d.Instruments["charity_decision"], d.Instruments["ebq"], d.PersonaK, d.Behaviours, d.Repetitions)
+	fmt.Fprintf(w, "  %-28s %18s %18s %14s\n", "population", "per-answer", fmt.Sprintf("n-sampling (n=%d)", d.Repetitions), "distribution")
+	for _, r := range c.Counts {
+		fmt.Fprintf(w, "  %-28s %18s %18s %14s\n", r.Label, group(r.PerAnswer), group(r.NSampling), group(r.Distribution))
+	}
+	if len(c.Check) > 0 {
+		fmt.Fprintf(w, "\nChecked on %d agents (H-NP) × %d items of the built-in instruments against the model server:\n", c.Check[0].Agents, c.Check[0].Items)
+		for _, k := range c.Check {
+			verdict := "match"
+			if !k.Match {
+				verdict = "MISMATCH"
+			}
+			fmt.Fprintf(w, "  %-22s predicted %6d, client calls %6d, server requests %6d: %s\n", k.Mode, k.Predicted, k.ClientCalls, k.ServerRequests, verdict)
+		}
+	}
+}
+
+// group writes an integer with thousands separators.
+func group(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

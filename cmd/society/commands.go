@@ -6,11 +6,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"runtime/pprof"
 	"strings"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/society-sim/society/bus"
 	"github.com/society-sim/society/llm"
+	"github.com/society-sim/society/results"
 	"github.com/society-sim/society/scenarios"
 	"github.com/society-sim/society/sim"
 )
@@ -46,7 +52,7 @@ func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 }
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("run", "run [SCENARIO] [--out DIR] [--nats URL [--resume ID]]\n\nSCENARIO is a TOML file or a built-in name (see 'society scenarios'); default quickstart.\nWith --nats the run is the orchestrator of agent hosts ('society agents') and an\nanalysis service ('society analyze') on a NATS cluster.\n\n"+natsHelp, stderr)
+	fs := newFlagSet("run", "run [SCENARIO] [--out DIR] [--nats URL [--resume ID]]\n\nSCENARIO is a TOML file or a built-in name (see 'society scenarios'); default quickstart.\nWith --nats the run is the orchestrator of agent hosts ('society agents') and an\nanalysis service ('society analyze') on a NATS cluster.\n\n"+bus.FlagsHelp, stderr)
 	out := fs.String("out", "", "results directory (default results/NAME-TIMESTAMP-ID); refused when it holds anything but an earlier result of the same scenario")
 	force := fs.Bool("force", false, "let --out replace whatever it names (a file, a non-empty directory, another study's results)")
 	quiet := fs.Bool("quiet", false, "no progress display")
@@ -80,9 +86,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	if err := unrelatedInstruments(sc); err != nil {
+		return err
+	}
 	dir := *out
 	if dir == "" {
-		dir = defaultOut(sc.Name)
+		dir = results.DefaultOut(sc.Name)
 	}
 	if err := checkOut(dir, sc.Name, *force); err != nil {
 		return err
@@ -126,10 +135,14 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	unrelated := unrelatedInstruments(sc)
 	models := newModelSets("", nil, nil)
 	defer models.close()
 	if _, err := sim.NewPlan(sc, models.backends()); err != nil {
-		return err
+		return errors.Join(unrelated, err)
+	}
+	if unrelated != nil {
+		return unrelated
 	}
 	for _, w := range scenarioWarnings(sc) {
 		fmt.Fprintln(stderr, "warning:", w)
@@ -201,4 +214,63 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// checkOut refuses, as bad input, a --out that would destroy what it names
+// (see results.CheckOut).
+func checkOut(dir, name string, force bool) error {
+	if err := results.CheckOut(dir, name, force); err != nil {
+		return fmt.Errorf("%w: --out %w", errUsage, err)
+	}
+	return nil
+}
+
+// connectNATS connects a role to the cluster named by the flags; options
+// the flags cannot make are bad input.
+func connectNATS(ctx context.Context, f *bus.Flags, role string, log *slog.Logger) (*nats.Conn, error) {
+	host, _ := os.Hostname()
+	o, err := f.Options(fmt.Sprintf("society-%s@%s", role, host), os.Getenv, log)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --nats: %w", errUsage, err)
+	}
+	log.Info("connecting to nats", "nats", o.String())
+	nc, err := bus.Connect(ctx, o)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	return nc, nil
+}
+
+// joinCluster connects a long-running role (agent host, analysis service)
+// to the cluster and opens the run registry, waiting for the registry to
+// exist. A nil registry with a nil error means ctx ended first. The caller
+// closes the connection with bus.Drain.
+func joinCluster(ctx context.Context, f *bus.Flags, role string, log *slog.Logger) (*nats.Conn, jetstream.JetStream, *bus.Registry, error) {
+	nc, err := connectNATS(ctx, f, role, log)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		bus.Drain(nc)
+		return nil, nil, nil, err
+	}
+	reg, err := bus.OpenRegistryWait(ctx, js, log)
+	if err != nil || reg == nil {
+		bus.Drain(nc)
+		return nil, nil, nil, err
+	}
+	return nc, js, reg, nil
+}
+
+// roleLogger writes a role's log lines (text, one per line) to w.
+func roleLogger(w io.Writer, verbose bool) *slog.Logger {
+	level := slog.LevelInfo
+	if verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }

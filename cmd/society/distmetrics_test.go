@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -21,12 +22,13 @@ import (
 // the same observer, as a single-process run: its answer counters end
 // equal to results.json.
 func TestDistributedRunServesMetrics(t *testing.T) {
-	srv, err := bus.StartServer(bus.ServerOptions{})
+	port := freePort(t)
+	srv, err := bus.StartServer(bus.ServerOptions{Listen: true, Port: port})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Shutdown()
-	url := srv.ClientURL()
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
 	scen := writeWatchedScenario(t, "dist-watched", 300, "h-np")
 	out := filepath.Join(t.TempDir(), "out")
 	addr := promtest.FreeAddr(t)

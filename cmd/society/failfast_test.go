@@ -47,7 +47,7 @@ func TestRunStopsOnPermanentFailure(t *testing.T) {
 			}))
 			t.Cleanup(hs.Close)
 			dir := t.TempDir()
-			sc := writeScenario(t, dir, "fail", openaiScenario("fail", hs.URL, "sample", 20, "")+"[[questionnaires]]\nname = \"pvq40\"\nitems = 2\n")
+			sc := writeScenario(t, dir, "fail", openaiScenario("fail", hs.URL, "sample", 20, "")+"[[questionnaires]]\nname = \"pvq40\"\nitems = 12\n")
 			start := time.Now()
 			_, stderr, code := runCLI(t, "run", sc, "--out", filepath.Join(dir, "out"), "--cache", filepath.Join(dir, "cache"))
 			t.Logf("failed in %v after %d requests", time.Since(start), calls.Load())
@@ -76,7 +76,7 @@ func TestRunStopsWhenNothingListens(t *testing.T) {
 	url := hs.URL
 	hs.Close()
 	dir := t.TempDir()
-	sc := writeScenario(t, dir, "refused", openaiScenario("refused", url, "sample", 20, "")+"[[questionnaires]]\nname = \"pvq40\"\nitems = 2\n")
+	sc := writeScenario(t, dir, "refused", openaiScenario("refused", url, "sample", 20, "")+"[[questionnaires]]\nname = \"pvq40\"\nitems = 12\n")
 	start := time.Now()
 	_, stderr, code := runCLI(t, "run", sc, "--out", filepath.Join(dir, "out"), "--cache", filepath.Join(dir, "cache"))
 	t.Logf("failed in %v", time.Since(start))

@@ -20,6 +20,7 @@ import (
 	"github.com/society-sim/society/bus"
 	"github.com/society-sim/society/games"
 	"github.com/society-sim/society/llm"
+	"github.com/society-sim/society/llm/modelserver"
 	"github.com/society-sim/society/population"
 	"github.com/society-sim/society/questionnaires"
 	"github.com/society-sim/society/scenarios"
@@ -27,8 +28,8 @@ import (
 )
 
 // gameScenario writes a small scenario with a Paired Charity Game, after
-// the first two items of a questionnaire (pvq40 for the whole analysis,
-// donation for a light one).
+// the first twelve items of a questionnaire (pvq40: the fewest that score
+// every value).
 func gameScenario(t testing.TB, size, rounds int, game, questionnaire string) string {
 	t.Helper()
 	src := fmt.Sprintf(`name = "charity-small"
@@ -40,7 +41,7 @@ strategy = "h-np"
 
 [[questionnaires]]
 name = %q
-items = 2
+items = 12
 
 [games.paired_charity]
 rounds = %d
@@ -169,7 +170,7 @@ func TestCharityRoundsPairings(t *testing.T) {
 	for _, p := range games.Pairings() {
 		t.Run(string(p), func(t *testing.T) {
 			t.Parallel()
-			file := gameScenario(t, 151, 3, fmt.Sprintf("pairing = %q\nstrategy = \"h-np\"", p), "donation")
+			file := gameScenario(t, 151, 3, fmt.Sprintf("pairing = %q\nstrategy = \"h-np\"", p), "pvq40")
 			sc, err := scenarios.Load(file)
 			if err != nil {
 				t.Fatal(err)
@@ -201,7 +202,7 @@ func TestCharityRoundsPairings(t *testing.T) {
 // same game.
 func TestCharityRoundsReplay(t *testing.T) {
 	file := gameScenario(t, 150, 3, `pairing = "small-world"
-memory = 2`, "donation")
+memory = 2`, "pvq40")
 	sc, err := scenarios.Load(file)
 	if err != nil {
 		t.Fatal(err)
@@ -385,7 +386,7 @@ func TestCharityRoundsModelServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(llm.NewServer(llm.NewSynthetic(1, means), llm.ServerOptions{}))
+	hs := httptest.NewServer(modelserver.New(llm.NewSynthetic(1, means), modelserver.Options{}))
 	t.Cleanup(hs.Close)
 	src := fmt.Sprintf(`name = "charity-served"
 seed = 4
@@ -403,8 +404,8 @@ concurrency = 16
 timeout = "10s"
 
 [[questionnaires]]
-name = "donation"
-items = 1
+name = "pvq40"
+items = 12
 
 [games.paired_charity]
 rounds = 3
@@ -428,15 +429,15 @@ references = ["pvq40_smacof_mrat"]
 		}
 		_, played[i] = rawGames(t, out)
 		res := readResults(t, out)
-		if res.Answers.Invalid != 0 || res.Answers.Valid != res.Answers.Expected || res.Answers.Expected != 61*(1+2*3) {
-			t.Errorf("run %d: got answers %+v, want %d, all valid", i, res.Answers, 61*(1+2*3))
+		if res.Answers.Invalid != 0 || res.Answers.Valid != res.Answers.Expected || res.Answers.Expected != 61*(12+2*3) {
+			t.Errorf("run %d: got answers %+v, want %d, all valid", i, res.Answers, 61*(12+2*3))
 		}
 		g := res.Games.PairedCharity[0]
 		if !g.Synthetic || !g.Conserved || len(g.PerRound) != 3 || g.PerRound[0].SatOut != 1 {
 			t.Errorf("run %d: got synthetic %v conserved %v rounds %d, want a served game labelled synthetic (the model server says so), conserved, of 3 rounds with one sitting out",
 				i, g.Synthetic, g.Conserved, len(g.PerRound))
 		}
-		prompts := int64(values.N + 1) // the questionnaire item, once per persona
+		prompts := int64(12 * (values.N + 1)) // the questionnaire items, once per persona
 		for _, r := range g.PerRound {
 			prompts += int64(r.DistinctPrompts + r.DecisionPrompts)
 		}

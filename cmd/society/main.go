@@ -1,7 +1,8 @@
 // Command society simulates human populations with value-prompted language
 // models (or built-in synthetic respondents) and measures how human-like
 // they are. It is the only package that wires the adapters (bus, llm,
-// metrics) to the domain.
+// metrics) to the domain: it may import every package of the module, and
+// no package imports it.
 package main
 
 import (
@@ -15,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/society-sim/society/bus"
+	"github.com/society-sim/society/results"
 	"github.com/society-sim/society/scenarios"
 	"github.com/society-sim/society/sim"
 )
@@ -107,7 +109,7 @@ func exitCode(err error, stderr io.Writer) int {
 		return 0
 	case errors.Is(err, errHelp):
 		return 0
-	case errors.Is(err, errUsage), errors.Is(err, scenarios.ErrInvalid), errors.Is(err, errBadInput):
+	case errors.Is(err, errUsage), errors.Is(err, scenarios.ErrInvalid), errors.Is(err, errBadInput), errors.Is(err, results.ErrBadInput):
 		fmt.Fprintf(stderr, "society: %v\n", err)
 		return 2
 	case errors.Is(err, context.Canceled):

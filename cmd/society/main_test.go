@@ -171,6 +171,10 @@ func TestBadInput(t *testing.T) {
 		{"nested arrays", "name = \"x\"\nx = " + strings.Repeat("[", 30000) + strings.Repeat("]", 30000) + "\n", []string{"bad.toml:2", "nested more than 32 deep"}},
 		{"too large", "name = \"x\"\n" + strings.Repeat("# padding\n", 120_000), []string{"bad.toml", "too large"}},
 		{"model figures collide", "[[models]]\nname = \"a/b\"\n[[models]]\nname = \"a_b\"\n", []string{"bad.toml:4", "models[1].name", "same figure"}},
+		{"items leave values unscored", "[[questionnaires]]\nname = \"pvq40\"\nitems = 4\n", []string{"bad.toml:3", "questionnaires[0].items", "at least its first 12 items"}},
+		{"only bfi2", "[[questionnaires]]\nname = \"bfi2\"\n", []string{"bad.toml:2", "questionnaires[0].name", "no questionnaire of the scenario measures values"}},
+		{"synthetic top_p", "[[models]]\nbackend = \"synthetic\"\ntop_p = 0.5\n", []string{"bad.toml:3", "models[0].top_p", "only applies to backend = \"openai\""}},
+		{"shares unused", "[population]\nstrategy = \"uniform\"\nshares = \"ess_sweden\"\n", []string{"bad.toml:3", "population.shares"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/society-sim/society/llm"
+	"github.com/society-sim/society/llm/modelserver"
 	"github.com/society-sim/society/population"
 )
 
@@ -82,7 +83,7 @@ func cmdModelServer(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return fmt.Errorf("model-server: %w", err)
 	}
-	h := llm.NewServer(llm.NewSynthetic(*seed, means), llm.ServerOptions{
+	h := modelserver.New(llm.NewSynthetic(*seed, means), modelserver.Options{
 		Seed:        *seed,
 		Latency:     *latency,
 		Slots:       *slots,

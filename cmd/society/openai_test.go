@@ -16,18 +16,19 @@ import (
 
 	"github.com/society-sim/society/analysis"
 	"github.com/society-sim/society/llm"
+	"github.com/society-sim/society/llm/modelserver"
 	"github.com/society-sim/society/population"
 )
 
 // modelServer starts the synthetic respondents behind the OpenAI HTTP API on
 // loopback, as `society model-server` does.
-func testModelServer(t *testing.T, o llm.ServerOptions) (*httptest.Server, *llm.Server) {
+func testModelServer(t *testing.T, o modelserver.Options) (*httptest.Server, *modelserver.Server) {
 	t.Helper()
 	means, err := population.HumanMeans(syntheticMeans)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := llm.NewServer(llm.NewSynthetic(1, means), o)
+	s := modelserver.New(llm.NewSynthetic(1, means), o)
 	hs := httptest.NewServer(s)
 	t.Cleanup(hs.Close)
 	return hs, s
@@ -78,7 +79,7 @@ func similarity(t *testing.T, r analysis.Results) float64 {
 // HTTP (the model server) in both query modes gives the same value
 // structure as the in-process synthetic backend, within sampling error.
 func TestOpenAIBackendMatchesInProcess(t *testing.T) {
-	hs, _ := testModelServer(t, llm.ServerOptions{Seed: 3})
+	hs, _ := testModelServer(t, modelserver.Options{Seed: 3})
 	dir := t.TempDir()
 	const size = 1000
 	base := writeScenario(t, dir, "inproc", fmt.Sprintf("name = \"inproc\"\nseed = 5\n[population]\nsize = %d\n[analysis]\nbootstrap_iterations = 20\nreferences = [\"pvq40_smacof_mrat\"]\n", size))
@@ -115,7 +116,7 @@ func TestOpenAIBackendMatchesInProcess(t *testing.T) {
 // TestOpenAIFaultsAndCache: with errors and garbage the run completes and
 // reconciles; a rerun makes no calls.
 func TestOpenAIFaultsAndCache(t *testing.T) {
-	hs, srv := testModelServer(t, llm.ServerOptions{Seed: 4, ErrorRate: 0.2, GarbageRate: 0.05})
+	hs, srv := testModelServer(t, modelserver.Options{Seed: 4, ErrorRate: 0.2, GarbageRate: 0.05})
 	dir := t.TempDir()
 	sc := writeScenario(t, dir, "faults", openaiScenario("faults", hs.URL, "sample", 200, "")+"[[questionnaires]]\nname = \"pvq40\"\nitems = 12\n")
 	cache := filepath.Join(dir, "cache")
@@ -192,7 +193,7 @@ func TestOpenAIMissingKey(t *testing.T) {
 // TestOpenAIResumeAfterKill: a run stopped half-way and started again makes
 // only the calls the first one did not finish.
 func TestOpenAIResumeAfterKill(t *testing.T) {
-	hs, srv := testModelServer(t, llm.ServerOptions{Seed: 6, Latency: 20 * time.Millisecond, Slots: 4})
+	hs, srv := testModelServer(t, modelserver.Options{Seed: 6, Latency: 20 * time.Millisecond, Slots: 4})
 	dir := t.TempDir()
 	sc := writeScenario(t, dir, "resume", openaiScenario("resume", hs.URL, "distribution", 300, "")+"\n")
 	cache := filepath.Join(dir, "cache")

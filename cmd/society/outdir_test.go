@@ -1,8 +1,6 @@
 package main
 
 import (
-	"errors"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -180,17 +178,4 @@ func readDirFiles(t *testing.T, dir string) map[string]string {
 		out[e.Name()] = string(b)
 	}
 	return out
-}
-
-// TestOutCheckLeavesNoFolders: checking --out makes no folder that stays
-// behind when the run then fails before writing.
-func TestOutCheckLeavesNoFolders(t *testing.T) {
-	dir := t.TempDir()
-	out := filepath.Join(dir, "results", "nested", "run-1")
-	if err := checkOut(out, "tiny", false); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "results")); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("results/ after the check: got %v, want it absent", err)
-	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/society-sim/society/bus"
 	"github.com/society-sim/society/llm"
 	"github.com/society-sim/society/population"
+	"github.com/society-sim/society/results"
 	"github.com/society-sim/society/scenarios"
 	"github.com/society-sim/society/sim"
 )
@@ -87,7 +88,7 @@ func printSummary(w io.Writer, r *sim.Result, dir string) {
 	fmt.Fprintf(w, "Values similarity to human value structure by %s (1 = identical; 95%% interval: %s; p: permutation test, %d permutations):\n",
 		res.MDS.Describe(), res.Bootstrap.Label, res.Bootstrap.NullIterations)
 	fmt.Fprintln(w)
-	fmt.Fprint(w, analysis.ValueStructureTable(res.ValueStructure))
+	fmt.Fprint(w, results.ValueStructureTable(res.ValueStructure))
 	printBehaviorSummary(w, res)
 	printGames(w, res)
 	fmt.Fprintf(w, "\nResults: %s (report.md, results.json, answers, figures)\n", dir)
@@ -228,7 +229,7 @@ func printBehaviorSummary(w io.Writer, res *analysis.Results) {
 		}
 	}
 	fmt.Fprintf(w, "\nBehaviour similarity to the value-behaviour references (theory references, and published ones when given) under %s (bootstrap mean [95%% interval]):\n\n", strategy)
-	fmt.Fprint(w, analysis.BehaviorTable(res.ValueBehavior, strategy))
+	fmt.Fprint(w, results.BehaviorTable(res.ValueBehavior, strategy))
 	if res.Note != "" {
 		fmt.Fprintln(w, "\nThe synthetic respondents are built from the theory templates: their behaviour similarity is the pipeline's ceiling, not a finding.")
 	}

@@ -8,13 +8,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/society-sim/society/llm"
+	"github.com/society-sim/society/llm/modelserver"
 )
 
 // TestProbeModelServer probes the synthetic respondents behind the OpenAI
 // API, with injected 429s and 500s that the probe's retries absorb.
 func TestProbeModelServer(t *testing.T) {
-	hs, srv := testModelServer(t, llm.ServerOptions{Seed: 3, ErrorRate: 0.2, Models: []string{"respondents"}})
+	hs, srv := testModelServer(t, modelserver.Options{Seed: 3, ErrorRate: 0.2, Models: []string{"respondents"}})
 	stdout, stderr, code := runCLI(t, "probe", "respondents", "--base-url", hs.URL+"/v1")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)

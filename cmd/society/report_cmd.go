@@ -1,30 +1,17 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
-	"compress/gzip"
 	"context"
-	"encoding/csv"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
-	"strconv"
-	"strings"
 
-	"github.com/BurntSushi/toml"
-
-	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/analysis"
-	"github.com/society-sim/society/population"
 	"github.com/society-sim/society/questionnaires"
+	"github.com/society-sim/society/results"
 	"github.com/society-sim/society/scenarios"
 	"github.com/society-sim/society/sim"
-	"github.com/society-sim/society/values"
 )
 
 // "society report DIR" rebuilds a results directory's report, tables and
@@ -36,9 +23,6 @@ import (
 // of the same answers. What the answers cannot give back (the model-traffic
 // counts, the model-specific calibration, the run's notes) is read from
 // results.json when it is there.
-
-// rawFiles are the stored inputs a rebuild reads and never replaces.
-var rawFiles = []string{"answers.csv", "answers.csv.gz", "population.csv", "invalid.jsonl", "scenario.toml"}
 
 func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("report", "report DIR [--out DIR2]\n\nRebuild report.md, the tables and the figures of results directory DIR from its stored answers,\nwithout calling any model. By default the files are replaced in DIR; --out writes a complete\nresults directory elsewhere.", stderr)
@@ -57,7 +41,7 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	elsewhere := *out != "" && filepath.Clean(*out) != filepath.Clean(dir)
 	if elsewhere {
-		name, ok := storedScenarioName(dir)
+		name, ok := results.StoredScenarioName(dir)
 		if !ok {
 			return fmt.Errorf("%w: %s is not a results directory (no readable scenario.toml)", errBadInput, dir)
 		}
@@ -68,7 +52,7 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err := checkOut(*out, name, *force); err != nil {
 			return err
 		}
-		if prev, ok := resultsScenario(*out); ok && !*force {
+		if prev, ok := results.DirScenario(*out); ok && !*force {
 			return fmt.Errorf("%w: --out %s: holds the results of a run of %q, which a rebuild of %s would replace (name a new directory, or pass --force to replace them)",
 				errUsage, *out, prev, dir)
 		}
@@ -78,20 +62,20 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	if elsewhere {
-		if err := analysis.WriteDirContext(ctx, *out, o); err != nil {
+		if err := results.Write(ctx, *out, o); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "Rebuilt the report of %s in %s (no model was called).\n", dir, *out)
 		return nil
 	}
-	if err := rewriteDerived(ctx, dir, o); err != nil {
+	if err := results.Rewrite(ctx, dir, o); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "Rebuilt %s (no model was called).\n", filepath.Join(dir, "report.md"))
 	return nil
 }
 
-// rebuild reads a results directory back into what analysis.WriteDir
+// rebuild reads a results directory back into what results.Write
 // writes.
 func rebuild(ctx context.Context, dir string) (*analysis.Output, error) {
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
@@ -102,7 +86,7 @@ func rebuild(ctx context.Context, dir string) (*analysis.Output, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", errBadInput, dir, err)
 	}
-	local, err := storedInputs(dir, resolved)
+	local, err := results.StoredInputs(dir, resolved)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", errBadInput, scPath, err)
 	}
@@ -123,20 +107,20 @@ func rebuild(ctx context.Context, dir string) (*analysis.Output, error) {
 	}
 	st := p.Study
 
-	prev, err := readPrevious(filepath.Join(dir, "results.json"))
+	prev, err := results.ReadPrevious(filepath.Join(dir, "results.json"))
 	if err != nil {
 		return nil, err
 	}
 	if prev != nil {
 		st.Notes, st.Calibration = prev.Notes, prev.Calibration
-		st.Models, st.Traffic = previousModels(st.Models, prev)
+		st.Models, st.Traffic = results.PreviousModels(st.Models, prev)
 	}
-	pool, err := readPopulation(filepath.Join(dir, "population.csv"), st.Pool)
+	pool, err := results.ReadPopulation(filepath.Join(dir, "population.csv"), st.Pool)
 	if err != nil {
 		return nil, err
 	}
 	st.Pool = pool
-	col, err := readAnswers(dir, p, pool)
+	col, err := results.ReadAnswers(dir, p.Instruments, st.Plans, pool)
 	if err != nil {
 		return nil, err
 	}
@@ -148,357 +132,4 @@ func rebuild(ctx context.Context, dir string) (*analysis.Output, error) {
 		outcome.Results.LLM = prev.LLM
 	}
 	return &analysis.Output{Outcome: outcome, Collector: col, Study: st, Scenario: resolved}, nil
-}
-
-// storedInputs rewrites the scenario to use the copies of its instruments
-// and references that the results directory keeps, so that a rebuild needs
-// neither the original files nor the persona data set, and drops the
-// models' API key variables: nothing is called. It works on the TOML
-// itself, before the scenario is validated, because validation checks that
-// the original files exist.
-func storedInputs(dir string, resolved []byte) ([]byte, error) {
-	if line := questionnaires.TOMLTooDeep(resolved, questionnaires.MaxNesting); line > 0 {
-		return nil, fmt.Errorf("line %d: arrays or tables nested more than %d deep", line, questionnaires.MaxNesting)
-	}
-	var doc map[string]any
-	if _, err := toml.Decode(string(resolved), &doc); err != nil {
-		return nil, err
-	}
-	qs, _ := doc["questionnaires"].([]map[string]any)
-	for _, q := range qs {
-		name, _ := q["name"].(string)
-		if file, ok := q["file"].(string); ok {
-			if in, err := questionnaires.Load(file); err == nil {
-				name = in.Name
-			}
-		}
-		path := analysis.StoredInstrumentPath(dir, name)
-		if !fileExists(path) {
-			continue
-		}
-		for _, k := range []string{"dir", "download", "optional", "behaviors", "statements"} {
-			delete(q, k)
-		}
-		q["file"] = path
-	}
-	if an, ok := doc["analysis"].(map[string]any); ok {
-		refs, _ := an["behavior_references"].([]map[string]any)
-		for _, r := range refs {
-			inst, _ := r["instrument"].(string)
-			name, _ := r["name"].(string)
-			if path := analysis.StoredReferencePath(dir, inst, name); fileExists(path) {
-				r["file"] = path
-			}
-		}
-	}
-	ms, _ := doc["models"].([]map[string]any)
-	for _, m := range ms {
-		delete(m, "api_key_env")
-	}
-	var b bytes.Buffer
-	if err := toml.NewEncoder(&b).Encode(doc); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), nil
-}
-
-func fileExists(path string) bool {
-	st, err := os.Stat(path)
-	return err == nil && st.Mode().IsRegular()
-}
-
-// readPrevious reads the figures of results.json that answers cannot give
-// back; nil when there is no results.json.
-func readPrevious(path string) (*analysis.Results, error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var r analysis.Results
-	if err := json.Unmarshal(data, &r); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", errBadInput, path, err)
-	}
-	return &r, nil
-}
-
-// readPopulation rebuilds the pool from population.csv: each agent's
-// persona and the strategies it serves. Strategies keep the plan's order;
-// every strategy must use the first agents of each persona (as
-// population.Pool always does), which the file is checked against.
-func readPopulation(path string, planned *population.Pool) (*population.Pool, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errBadInput, err)
-	}
-	defer f.Close()
-	fail := func(line int, format string, args ...any) error {
-		return fmt.Errorf("%w: %s:%d: %s", errBadInput, path, line, fmt.Sprintf(format, args...))
-	}
-	names := make([]string, len(planned.Strategies))
-	for i, m := range planned.Strategies {
-		names[i] = m.Name
-	}
-	var personas []values.Value
-	type membership struct{ agent, strategy, line int }
-	var member []membership
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	line := 0
-	for sc.Scan() {
-		line++
-		text := sc.Text()
-		if line == 1 {
-			if text != "agent,persona,strategy" {
-				return nil, fail(line, "header is %q, want agent,persona,strategy", text)
-			}
-			continue
-		}
-		parts := strings.Split(text, ",")
-		if len(parts) != 3 {
-			return nil, fail(line, "want 3 fields (agent,persona,strategy), got %d", len(parts))
-		}
-		a, err := strconv.Atoi(parts[0])
-		if err != nil || a < 0 || a > len(personas) {
-			return nil, fail(line, "agent %q: want agents numbered from 0 in order", parts[0])
-		}
-		v, err := values.Parse(parts[1])
-		if err != nil {
-			return nil, fail(line, "%v", err)
-		}
-		if a == len(personas) {
-			personas = append(personas, v)
-		} else if personas[a] != v {
-			return nil, fail(line, "agent %d has persona %s here and %s before", a, v, personas[a])
-		}
-		s := slices.Index(names, parts[2])
-		if s < 0 {
-			return nil, fail(line, "strategy %q is not one of the scenario's (%s)", parts[2], strings.Join(names, ", "))
-		}
-		member = append(member, membership{a, s, line})
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", errBadInput, path, err)
-	}
-	pool := &population.Pool{Persona: personas, Rank: make([]int32, len(personas)), Strategies: make([]population.Member, len(names))}
-	var next [values.N + 1]int32
-	for a, v := range personas {
-		pool.Rank[a] = next[population.Index(v)]
-		next[population.Index(v)]++
-	}
-	for i, n := range names {
-		pool.Strategies[i].Name = n
-	}
-	for _, m := range member {
-		pool.Strategies[m.strategy].Counts[population.Index(personas[m.agent])]++
-	}
-	for _, m := range member {
-		if !pool.In(m.strategy, m.agent) {
-			return nil, fail(m.line, "agent %d serves %s out of its persona's order; the file does not come from a run", m.agent, names[m.strategy])
-		}
-	}
-	return pool, nil
-}
-
-// answerKey names one item's answers.
-type answerKey struct {
-	model, instrument string
-	round, item       int
-}
-
-type invalidKey struct {
-	answerKey
-	agent int
-}
-
-// readAnswers fills a collector from answers.csv (or .gz) and the raw text
-// of the invalid answers from invalid.jsonl.
-func readAnswers(dir string, p *sim.Plan, pool *population.Pool) (*analysis.Collector, error) {
-	raw, err := readInvalid(filepath.Join(dir, "invalid.jsonl"))
-	if err != nil {
-		return nil, err
-	}
-	path := filepath.Join(dir, "answers.csv")
-	var r io.Reader
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		path += ".gz"
-		f, err = os.Open(path)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: no answers.csv or answers.csv.gz: %v", errBadInput, dir, err)
-	}
-	defer f.Close()
-	r = bufio.NewReaderSize(f, 1<<20)
-	if strings.HasSuffix(path, ".gz") {
-		zr, err := gzip.NewReader(r)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", errBadInput, path, err)
-		}
-		defer zr.Close()
-		r = zr
-	}
-	n := pool.Size()
-	batches := map[answerKey]*agent.Batch{}
-	var order []answerKey
-	cr := csv.NewReader(r)
-	cr.ReuseRecord = true
-	fail := func(format string, args ...any) error {
-		line, _ := cr.FieldPos(0)
-		return fmt.Errorf("%w: %s:%d: %s", errBadInput, path, line, fmt.Sprintf(format, args...))
-	}
-	header := true
-	for {
-		rec, err := cr.Read()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", errBadInput, path, err)
-		}
-		if header {
-			header = false
-			if strings.Join(rec, ",") != "model,agent,persona,instrument,item,round,answer,valid" {
-				return nil, fail("header is %q, want model,agent,persona,instrument,item,round,answer,valid", strings.Join(rec, ","))
-			}
-			continue
-		}
-		if len(rec) != 8 {
-			return nil, fail("want 8 fields, got %d", len(rec))
-		}
-		in, ok := p.Instruments[rec[3]]
-		if !ok {
-			return nil, fail("instrument %q is not one of the scenario's", rec[3])
-		}
-		a, err1 := strconv.Atoi(rec[1])
-		id, err2 := strconv.Atoi(rec[4])
-		round, err3 := strconv.Atoi(rec[5])
-		switch {
-		case err1 != nil || a < 0 || a >= n:
-			return nil, fail("agent %q: want 0 to %d", rec[1], n-1)
-		case err2 != nil || id < 1 || id > len(in.Items):
-			return nil, fail("item %q: %s has items 1 to %d", rec[4], in.Name, len(in.Items))
-		case err3 != nil || round < 0:
-			return nil, fail("round %q: want a round number", rec[5])
-		case rec[2] != pool.Persona[a].Code():
-			return nil, fail("agent %d has persona %s, but population.csv says %s", a, rec[2], pool.Persona[a].Code())
-		}
-		k := answerKey{rec[0], in.Name, round, id - 1}
-		b := batches[k]
-		if b == nil {
-			b = &agent.Batch{Model: k.model, Instrument: k.instrument, Item: k.item, Round: round, Codes: make([]uint8, n)}
-			batches[k] = b
-			order = append(order, k)
-		}
-		switch rec[7] {
-		case "true":
-			x, err := strconv.Atoi(rec[6])
-			if err != nil || !in.Scale.Valid(x) {
-				return nil, fail("answer %q is not on the %d..%d scale of %s", rec[6], in.Scale.Min, in.Scale.Max, in.Name)
-			}
-			b.Codes[a] = uint8(x - in.Scale.Min + 1)
-		case "false":
-			iv := raw[invalidKey{answerKey{k.model, k.instrument, round, id}, a}]
-			iv.Agent = a
-			if iv.Reason == "" {
-				iv.Reason = "invalid (raw text not in invalid.jsonl)"
-			}
-			b.Invalid = append(b.Invalid, iv)
-		default:
-			return nil, fail("valid is %q, want true or false", rec[7])
-		}
-	}
-	col := analysis.NewCollector(n, p.Study.Plans)
-	for _, k := range order {
-		if err := col.Add(batches[k]); err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", errBadInput, path, err)
-		}
-	}
-	return col, nil
-}
-
-func readInvalid(path string) (map[invalidKey]agent.Invalid, error) {
-	out := map[invalidKey]agent.Invalid{}
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return out, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 4<<20)
-	for line := 1; sc.Scan(); line++ {
-		var iv analysis.InvalidAnswer
-		if err := json.Unmarshal(sc.Bytes(), &iv); err != nil {
-			return nil, fmt.Errorf("%w: %s:%d: %v", errBadInput, path, line, err)
-		}
-		out[invalidKey{answerKey{iv.Model, iv.Instrument, iv.Round, iv.Item}, iv.Agent}] = agent.Invalid{Agent: iv.Agent, Raw: iv.Raw, RawBytes: iv.RawBytes, Reason: iv.Reason}
-	}
-	return out, sc.Err()
-}
-
-// rewriteDerived writes the rebuilt directory beside dir and moves every
-// derived file into dir, leaving the stored inputs (and anything else in
-// dir) as they are.
-func rewriteDerived(ctx context.Context, dir string, o *analysis.Output) error {
-	tmp, err := os.MkdirTemp(filepath.Dir(filepath.Clean(dir)), "."+filepath.Base(dir)+".report-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-	built := filepath.Join(tmp, "out")
-	if err := analysis.WriteDirContext(ctx, built, o); err != nil {
-		return err
-	}
-	entries, err := os.ReadDir(built)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if slices.Contains(rawFiles, e.Name()) {
-			continue
-		}
-		dst := filepath.Join(dir, e.Name())
-		if e.IsDir() {
-			if err := os.RemoveAll(dst); err != nil {
-				return err
-			}
-		}
-		if err := os.Rename(filepath.Join(built, e.Name()), dst); err != nil {
-			return fmt.Errorf("report: %w", err)
-		}
-	}
-	return nil
-}
-
-// previousModels keeps what only the run could know about its models:
-// what their servers said about themselves and their traffic, since a
-// rebuild makes no call.
-func previousModels(models []analysis.ModelInfo, prev *analysis.Results) ([]analysis.ModelInfo, map[string]analysis.ModelTraffic) {
-	out := slices.Clone(models)
-	for i := range out {
-		for _, m := range prev.Models {
-			if m.Name == out[i].Name {
-				out[i].Synthetic = out[i].Synthetic || m.Synthetic
-				out[i].ServedModel, out[i].SystemFingerprint = m.ServedModel, m.SystemFingerprint
-			}
-		}
-	}
-	traffic := map[string]analysis.ModelTraffic{}
-	for _, r := range prev.ModelRuns {
-		if l := r.LLM; l != nil {
-			sum := 0.0
-			if l.Distributions > 0 {
-				sum = float64(l.CoveredMass) * float64(l.Distributions)
-			}
-			traffic[r.Model] = analysis.ModelTraffic{Calls: l.Calls, CacheHits: l.CacheHits, Retries: l.Retries, StrictRetries: l.StrictRetries,
-				PromptTokens: l.PromptTokens, CompletionTokens: l.CompletionTokens, Distributions: l.Distributions, Questions: l.Questions,
-				Fallbacks: l.Fallbacks, CoverageSum: sum}
-		}
-	}
-	return out, traffic
 }

@@ -94,7 +94,7 @@ func TestPaperRunAndReport(t *testing.T) {
 	}
 	// Rebuilt in place: the derived files come out byte for byte, the
 	// stored answers are left alone. (--out writes the same files through
-	// analysis.WriteDir into a new directory.)
+	// results.Write into a new directory.)
 	before := map[string][]byte{}
 	for _, f := range []string{"report.md", "results.json", "value_behavior.csv", "value_structure.csv", "persona_agreement.csv", "answers.csv"} {
 		before[f], _ = os.ReadFile(filepath.Join(moved, f))
@@ -208,9 +208,9 @@ func TestPaperBadInput(t *testing.T) {
 	}{
 		{"unknown behaviour", "[[questionnaires]]\nname = \"persona\"\ndir = \"persona\"\nbehaviors = [\"agreeablenes\"]\n",
 			[]string{"bad.toml:4", "questionnaires[0].behaviors[0]", "did you mean \"agreeableness\""}},
-		{"malformed jsonl", "[[questionnaires]]\nname = \"persona\"\ndir = \"persona\"\n",
+		{"malformed jsonl", "[[questionnaires]]\nname = \"persona\"\ndir = \"persona\"\n[[questionnaires]]\nname = \"pvq40\"\n",
 			[]string{"agreeableness.jsonl:2: not a JSON object"}},
-		{"persona data missing", "[[questionnaires]]\nname = \"persona\"\n",
+		{"persona data missing", "[[questionnaires]]\nname = \"persona\"\n[[questionnaires]]\nname = \"pvq40\"\n",
 			[]string{"bad.toml:2", "questionnaires[0].name", "no persona data set found"}},
 		{"wrong-shape reference", "[[questionnaires]]\nname = \"pvq40\"\n[[questionnaires]]\nname = \"bfi2\"\n[[analysis.behavior_references]]\ninstrument = \"bfi2\"\nfile = \"ref.csv\"\n",
 			[]string{"ref.csv:1: column 3 is \"Q\", not a key of bfi2", "ref.csv:3: missing rows for ST"}},

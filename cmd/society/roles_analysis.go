@@ -17,6 +17,7 @@ import (
 
 	"github.com/society-sim/society/analysis"
 	"github.com/society-sim/society/bus"
+	"github.com/society-sim/society/results"
 	"github.com/society-sim/society/sim"
 )
 
@@ -174,7 +175,7 @@ func (a *analysisService) analyse(ctx context.Context, rec bus.RunRecord, r *ana
 		return err
 	}
 	outcome.Results.LLM = llmCounts
-	if err := analysis.WriteDirContext(ctx, dir, &analysis.Output{Outcome: outcome, Collector: col, Study: p.Study, Scenario: p.Resolved}); err != nil {
+	if err := results.Write(ctx, dir, &analysis.Output{Outcome: outcome, Collector: col, Study: p.Study, Scenario: p.Resolved}); err != nil {
 		return err
 	}
 	results, err := os.ReadFile(filepath.Join(dir, "results.json"))

@@ -17,6 +17,7 @@ import (
 
 	"github.com/society-sim/society/analysis"
 	"github.com/society-sim/society/bus"
+	"github.com/society-sim/society/results"
 	"github.com/society-sim/society/scenarios"
 	"github.com/society-sim/society/sim"
 )
@@ -29,7 +30,7 @@ import (
 
 // distConfig configures a distributed run.
 type distConfig struct {
-	NATS *natsFlags
+	NATS *bus.Flags
 	// Scenario is the study to run; nil with Resume, which names a
 	// registered run instead.
 	Scenario *scenarios.Scenario
@@ -74,7 +75,7 @@ func runDistributed(ctx context.Context, cfg distConfig) (*distResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer closeNATS(nc)
+	defer bus.Drain(nc)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, err
@@ -302,7 +303,7 @@ func (o *orchestrator) writeOwn(ctx context.Context, dir string) (bus.RunRecord,
 		}
 	}
 	outcome.Results.LLM = llm
-	if err := analysis.WriteDirContext(ctx, dir, &analysis.Output{Outcome: outcome, Collector: o.col, Study: o.p.Study, Scenario: o.p.Resolved}); err != nil {
+	if err := results.Write(ctx, dir, &analysis.Output{Outcome: outcome, Collector: o.col, Study: o.p.Study, Scenario: o.p.Resolved}); err != nil {
 		return bus.RunRecord{}, err
 	}
 	abs, err := filepath.Abs(dir)

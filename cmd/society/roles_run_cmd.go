@@ -14,7 +14,7 @@ import (
 // runDistFlags are the options of "society run" that make it the
 // orchestrator of a run over an external NATS cluster.
 type runDistFlags struct {
-	nats       *natsFlags
+	nats       *bus.Flags
 	resume     string
 	fresh      bool
 	ackWait    time.Duration
@@ -24,7 +24,7 @@ type runDistFlags struct {
 }
 
 func addRunDistFlags(fs *flag.FlagSet) *runDistFlags {
-	d := &runDistFlags{nats: addNATSFlags(fs, false)}
+	d := &runDistFlags{nats: bus.AddFlags(fs, false)}
 	fs.StringVar(&d.resume, "resume", "", "with --nats: continue the registered run `ID` (rerunning the same scenario and seed does too)")
 	fs.BoolVar(&d.fresh, "fresh", false, "with --nats: discard what the run stored before and start it again")
 	fs.DurationVar(&d.ackWait, "ack-wait", 30*time.Second, "with --nats: how long a silent agent host keeps a task before it goes to another")
@@ -35,12 +35,12 @@ func addRunDistFlags(fs *flag.FlagSet) *runDistFlags {
 }
 
 // active reports whether a distributed option was given.
-func (d *runDistFlags) active() bool { return d.nats.set() || d.resume != "" || d.fresh }
+func (d *runDistFlags) active() bool { return d.nats.Set() || d.resume != "" || d.fresh }
 
 // cmdRunDistributed is "society run --nats URL": the orchestrator role.
 func cmdRunDistributed(ctx context.Context, d *runDistFlags, pos []string, out string, force, quiet bool, cacheDir, metricsAddr string, metricsLinger time.Duration, stdout, stderr io.Writer) error {
 	switch {
-	case !d.nats.set():
+	case !d.nats.Set():
 		return fmt.Errorf("%w: --resume and --fresh need --nats URL: the embedded server keeps nothing after a run", errUsage)
 	case d.ackWait < 100*time.Millisecond:
 		return fmt.Errorf("%w: --ack-wait: must be at least 100ms, got %v", errUsage, d.ackWait)
@@ -57,6 +57,9 @@ func cmdRunDistributed(ctx context.Context, d *runDistFlags, pos []string, out s
 		}
 		var err error
 		if sc, err = scenarios.Open(name); err != nil {
+			return err
+		}
+		if err := unrelatedInstruments(sc); err != nil {
 			return err
 		}
 	}

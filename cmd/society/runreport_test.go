@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/society-sim/society/llm"
+	"github.com/society-sim/society/llm/modelserver"
 )
 
 // withoutLogprobs serves h as a server that ignores logprob requests (as
@@ -59,7 +59,7 @@ func TestRunReportsWhatHappened(t *testing.T) {
 	// Most answers invalid: no agent has every value scored, so the run
 	// also ends with exit 1, after writing and summarising what happened.
 	t.Run("sample mode, mostly invalid", func(t *testing.T) {
-		hs, _ := testModelServer(t, llm.ServerOptions{Seed: 4, GarbageRate: 0.85})
+		hs, _ := testModelServer(t, modelserver.Options{Seed: 4, GarbageRate: 0.85})
 		sc := writeScenario(t, dir, "garbage", small(openaiScenario("garbage", hs.URL, "sample", 20, ""))+pvq12)
 		out := filepath.Join(dir, "garbage")
 		stdout, stderr, code := runCLI(t, "run", sc, "--out", out, "--cache", filepath.Join(dir, "cache-garbage"))
@@ -101,7 +101,7 @@ func TestRunReportsWhatHappened(t *testing.T) {
 	})
 
 	t.Run("distribution mode, all fallen back", func(t *testing.T) {
-		_, srv := testModelServer(t, llm.ServerOptions{Seed: 4})
+		_, srv := testModelServer(t, modelserver.Options{Seed: 4})
 		hs := withoutLogprobs(t, srv)
 		sc := writeScenario(t, dir, "nologprobs", small(openaiScenario("nologprobs", hs.URL, "distribution", 20, ""))+pvq12)
 		out := filepath.Join(dir, "nologprobs")
@@ -135,7 +135,7 @@ func TestRunReportsWhatHappened(t *testing.T) {
 	})
 
 	t.Run("no valid answer", func(t *testing.T) {
-		hs, _ := testModelServer(t, llm.ServerOptions{Seed: 4, GarbageRate: 1})
+		hs, _ := testModelServer(t, modelserver.Options{Seed: 4, GarbageRate: 1})
 		sc := writeScenario(t, dir, "allgarbage", small(openaiScenario("allgarbage", hs.URL, "sample", 20, ""))+pvq12)
 		out := filepath.Join(dir, "allgarbage")
 		_, stderr, code := runCLI(t, "run", sc, "--out", out, "--cache", filepath.Join(dir, "cache-allgarbage"))
@@ -151,14 +151,14 @@ func TestRunReportsWhatHappened(t *testing.T) {
 	})
 }
 
-// A scenario whose items leave values unscored ends with exit 1 and says
-// why, instead of exit 0 with NA tables.
-func TestRunUnscoredExits1(t *testing.T) {
+// A scenario whose items leave values unscored is refused before the run
+// (exit 2, file, line and field), instead of exit 0 with NA tables.
+func TestRunUnscoredExits2(t *testing.T) {
 	dir := t.TempDir()
 	sc := writeScenario(t, dir, "fouritems", "name = \"fouritems\"\nseed = 1\n[population]\nsize = 50\n[[questionnaires]]\nname = \"pvq40\"\nitems = 4\n")
 	_, stderr, code := runCLI(t, "run", sc, "--out", filepath.Join(dir, "out"))
-	if code != 1 || !strings.Contains(stderr, "no agent has a score for every value on pvq40") {
-		t.Errorf("exit %d, want 1 saying why:\n%s", code, stderr)
+	if code != 2 || !strings.Contains(stderr, "fouritems.toml:7: questionnaires[0].items") || !strings.Contains(stderr, "pvq40 needs at least its first 12 items") {
+		t.Errorf("exit %d, want 2 saying where and why:\n%s", code, stderr)
 	}
 }
 

@@ -1,5 +1,9 @@
 // Package llmtest provides test doubles of agent.Model, like httptest does
 // for HTTP: one shared fake for every package's tests.
+//
+// It imports only the domain (agent, values), never llm itself nor
+// nats.go, go-openai or client_golang, so that domain tests can use it
+// without reaching an adapter.
 package llmtest
 
 import (

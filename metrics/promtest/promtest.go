@@ -6,6 +6,9 @@
 // from Debian's package, or the first on PATH). Without one a test is
 // skipped, except when the environment variable CI is "true": there a
 // missing server fails the test, so that CI cannot pass by skipping.
+//
+// It imports only the standard library: it talks to Prometheus over HTTP,
+// never through client_golang or the metrics it checks.
 package promtest
 
 import (

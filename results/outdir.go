@@ -1,0 +1,151 @@
+package results
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// CheckOut decides, before any work, whether the results of scenario name
+// may be written at dir. A results directory is written beside dir and
+// renamed into place (results.Write), so dir may be:
+//   - absent (its parent is created),
+//   - an empty directory,
+//   - an earlier results directory of the same scenario, which is kept until
+//     the new one is complete and then replaced.
+//
+// Anything else (a file, a directory holding other things or another
+// study's results) would be destroyed, so it is refused unless force is
+// set. The parent must be writable: that is where the new directory is
+// built. name "" accepts an earlier results directory of any scenario (a
+// resumed run whose scenario is not known yet). Every error is a refusal
+// that begins with dir; its advice names the society command's --force
+// flag, which sets force.
+func CheckOut(dir, name string, force bool) error {
+	if dir == "" {
+		return nil
+	}
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("%s: %v", dir, err)
+	case force:
+	case !st.IsDir():
+		return fmt.Errorf("%s: is a file, not a directory; it would be replaced (name a new directory, or pass --force to replace it)", dir)
+	default:
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return fmt.Errorf("%s: %v", dir, err)
+		}
+		if len(entries) > 0 {
+			prev, ok := DirScenario(dir)
+			switch {
+			case !ok:
+				return fmt.Errorf("%s: not empty and not a results directory (it holds %s); its contents would be replaced (name a new directory, or pass --force to replace it)",
+					dir, listSome(entries))
+			case name != "" && prev != name:
+				return fmt.Errorf("%s: holds the results of scenario %q, not %q; they would be replaced (name a new directory, or pass --force to replace them)",
+					dir, prev, name)
+			}
+		}
+	}
+	parent := filepath.Dir(filepath.Clean(dir))
+	// The folders made for the probe are removed again: a run that fails
+	// before writing leaves no empty results/ behind (the writer makes
+	// them when it has something to write).
+	made := missingAncestors(parent)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("%s: %v", dir, err)
+	}
+	probe, err := os.MkdirTemp(parent, ".society-probe-")
+	defer func() {
+		for _, d := range made { // innermost first
+			os.Remove(d)
+		}
+	}()
+	if err != nil {
+		return fmt.Errorf("%s: cannot write in %s: %v", dir, parent, err)
+	}
+	os.Remove(probe)
+	return nil
+}
+
+// missingAncestors lists dir and those of its ancestors that do not exist
+// yet, innermost first.
+func missingAncestors(dir string) []string {
+	var out []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil || !errors.Is(err, fs.ErrNotExist) {
+			return out
+		}
+		out = append(out, d)
+		if filepath.Dir(d) == d {
+			return out
+		}
+	}
+}
+
+// DirScenario reports the scenario name of the results directory dir: one
+// that holds the results.json and scenario.toml a run writes. ok is false
+// for anything else.
+func DirScenario(dir string) (string, bool) {
+	if _, err := os.Stat(filepath.Join(dir, "results.json")); err != nil {
+		return "", false
+	}
+	return StoredScenarioName(dir)
+}
+
+// StoredScenarioName reads the name of the scenario kept in dir's
+// scenario.toml; ok is false when it is missing, unreadable or unnamed.
+func StoredScenarioName(dir string) (string, bool) {
+	f, err := os.Open(filepath.Join(dir, "scenario.toml"))
+	if err != nil {
+		return "", false
+	}
+	defer f.Close()
+	var sc struct {
+		Name string `toml:"name"`
+	}
+	if _, err := toml.NewDecoder(io.LimitReader(f, 1<<20)).Decode(&sc); err != nil || sc.Name == "" {
+		return "", false
+	}
+	return sc.Name, true
+}
+
+func listSome(entries []os.DirEntry) string {
+	var names []string
+	for i, e := range entries {
+		if i == 3 {
+			names = append(names, fmt.Sprintf("and %d more", len(entries)-3))
+			break
+		}
+		n := e.Name()
+		if e.IsDir() {
+			n += "/"
+		}
+		names = append(names, n)
+	}
+	return strings.Join(names, ", ")
+}
+
+// DefaultOut is the results directory of a run of scenario name given no
+// other: results/NAME-TIMESTAMP-ID, relative to the working directory. The random run id keeps runs started within
+// the same second (a seed sweep) from sharing, and so replacing, a
+// directory.
+func DefaultOut(name string) string {
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return filepath.Join("results", fmt.Sprintf("%s-%s-%s", name, time.Now().Format("20060102-150405"), hex.EncodeToString(b[:])))
+}

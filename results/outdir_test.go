@@ -1,0 +1,107 @@
+package results
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeTree(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestCheckOut(t *testing.T) {
+	earlier := map[string]string{"results.json": "{}\n", "scenario.toml": "name = \"tiny\"\n"}
+	cases := []struct {
+		name    string
+		files   map[string]string // made under the directory checked
+		file    bool              // the path checked is a file
+		scen    string
+		force   bool
+		wantErr string // "" accepts
+	}{
+		{"absent", nil, false, "tiny", false, ""},
+		{"empty directory", map[string]string{}, false, "tiny", false, ""},
+		{"earlier results of the scenario", earlier, false, "tiny", false, ""},
+		{"earlier results, scenario not known yet", earlier, false, "", false, ""},
+		{"results of another scenario", earlier, false, "other", false, `holds the results of scenario "tiny", not "other"`},
+		{"a study folder", map[string]string{"study.toml": "x", "notes.md": "y", "a/b": "c", "d": "e"}, false, "tiny", false, "not empty and not a results directory (it holds a/, d, notes.md, and 1 more)"},
+		{"a file", nil, true, "tiny", false, "is a file, not a directory"},
+		{"a file with force", nil, true, "tiny", true, ""},
+		{"a study folder with force", map[string]string{"notes.md": "y"}, false, "tiny", true, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "out")
+			switch {
+			case c.file:
+				writeTree(t, filepath.Dir(dir), map[string]string{"out": "draft"})
+			case c.files != nil:
+				if err := os.Mkdir(dir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				writeTree(t, dir, c.files)
+			}
+			err := CheckOut(dir, c.scen, c.force)
+			if c.wantErr == "" {
+				if err != nil {
+					t.Fatalf("got %v, want no error", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), c.wantErr) || !strings.HasPrefix(err.Error(), dir+": ") {
+				t.Fatalf("got %v, want an error beginning with %s and saying %q", err, dir, c.wantErr)
+			}
+		})
+	}
+}
+
+// TestCheckOutLeavesNoFolders: checking a directory makes no folder that
+// stays behind when the run then fails before writing.
+func TestCheckOutLeavesNoFolders(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "results", "nested", "run-1")
+	if err := CheckOut(out, "tiny", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "results")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("results/ after the check: got %v, want it absent", err)
+	}
+}
+
+func TestDirScenario(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"scenario.toml": "name = \"tiny\"\nseed = 3\n"})
+	if name, ok := StoredScenarioName(dir); !ok || name != "tiny" {
+		t.Errorf("StoredScenarioName: got %q, %v, want tiny, true", name, ok)
+	}
+	if _, ok := DirScenario(dir); ok {
+		t.Error("DirScenario without results.json: got ok, want not a results directory")
+	}
+	writeTree(t, dir, map[string]string{"results.json": "{}\n"})
+	if name, ok := DirScenario(dir); !ok || name != "tiny" {
+		t.Errorf("DirScenario: got %q, %v, want tiny, true", name, ok)
+	}
+	if _, ok := StoredScenarioName(t.TempDir()); ok {
+		t.Error("StoredScenarioName of an empty directory: got ok")
+	}
+}
+
+func TestDefaultOutUnique(t *testing.T) {
+	a, b := DefaultOut("tiny"), DefaultOut("tiny")
+	if a == b || !strings.HasPrefix(a, filepath.Join("results", "tiny-")) {
+		t.Errorf("got %q and %q, want two distinct results/tiny-... directories", a, b)
+	}
+}
