@@ -67,6 +67,11 @@ type backends struct {
 	cacheDir string // "" = the user's cache directory
 	obs      llm.Observer
 	log      *slog.Logger
+	// cacheMode says whether the cache's stores are read and written;
+	// cacheShared is the shared tier (an agent host's KV bucket), nil
+	// without one.
+	cacheMode   llm.CacheMode
+	cacheShared llm.Store
 
 	once    sync.Once
 	cache   *llm.Cache
@@ -88,12 +93,15 @@ func (b *backends) sharedCache() (*llm.Cache, error) {
 			}
 			dir = d
 		}
-		st, err := llm.NewDirStore(dir)
+		// A warning that another process holds the file goes to the
+		// process's stderr, whatever the clients' logger (some roles
+		// discard theirs): it concerns the whole process.
+		c, err := llm.OpenCache(dir, b.cacheMode, b.cacheShared, nil)
 		if err != nil {
 			b.cacheEr = fmt.Errorf("model cache: %w", err)
 			return
 		}
-		b.cache = llm.NewCache(st)
+		b.cache = c
 	})
 	return b.cache, b.cacheEr
 }
@@ -266,6 +274,9 @@ func (b *backends) label(ctx context.Context, models []analysis.ModelInfo) []ana
 func (b *backends) close() {
 	for _, c := range b.clients {
 		c.Close()
+	}
+	if b.cache != nil {
+		b.cache.Close()
 	}
 }
 
