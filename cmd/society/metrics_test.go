@@ -342,7 +342,6 @@ func TestRunMetricsFlag(t *testing.T) {
 		wantErr  string
 	}{
 		{"no port", []string{"--metrics", "localhost"}, 2, "want HOST:PORT"},
-		{"with nats", []string{"--metrics", ":0", "--nats", "nats://127.0.0.1:1"}, 2, "--metrics"},
 		{"loopback", []string{"--metrics", ":0"}, 0, "metrics on http://127.0.0.1:"},
 	}
 	scen := writeWatchedScenario(t, "flag", 500, "h-np")
