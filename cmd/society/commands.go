@@ -86,7 +86,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	if err := unrelatedInstruments(sc); err != nil {
+	if err := scenarios.Unrelated(sc); err != nil {
 		return err
 	}
 	dir := *out
@@ -135,7 +135,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	unrelated := unrelatedInstruments(sc)
+	unrelated := scenarios.Unrelated(sc)
 	models := newModelSets("", nil, nil)
 	defer models.close()
 	if _, err := sim.NewPlan(sc, models.backends()); err != nil {

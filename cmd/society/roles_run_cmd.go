@@ -59,7 +59,7 @@ func cmdRunDistributed(ctx context.Context, d *runDistFlags, pos []string, out s
 		if sc, err = scenarios.Open(name); err != nil {
 			return err
 		}
-		if err := unrelatedInstruments(sc); err != nil {
+		if err := scenarios.Unrelated(sc); err != nil {
 			return err
 		}
 	}

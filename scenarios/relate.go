@@ -1,4 +1,4 @@
-package main
+package scenarios
 
 import (
 	"errors"
@@ -6,33 +6,32 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/society-sim/society/analysis"
 	"github.com/society-sim/society/questionnaires"
-	"github.com/society-sim/society/scenarios"
 	"github.com/society-sim/society/values"
 )
 
-// unrelatedInstruments refuses the questionnaires whose answers nothing
-// would relate to the values: an instrument other than a values instrument
-// is analysed only against a reference, its theory template (analysis.
-// TheoryReference, for the built-in instruments, the persona behaviours
-// and refined-value keys) or a published matrix the scenario gives, and one
-// with neither would run and leave no value–behaviour row or figure. The
-// theory templates live in package analysis, which scenarios must not
-// import, so this check is made here, beside validation, by validate and
-// run. The persona statements are checked when their behaviours are
-// listed; otherwise they are known only at run time.
-func unrelatedInstruments(sc *scenarios.Scenario) error {
+// Unrelated refuses the questionnaires whose answers nothing would relate
+// to the values: an instrument other than a values instrument is analysed
+// only against a reference, its theory template (questionnaires.
+// TheoryTemplate of one of its keys, which analysis.TheoryReference builds
+// the reference from: the built-in instruments, the persona behaviours and
+// refined-value keys) or a published matrix the scenario gives, and one
+// with neither would run and leave no value–behaviour row or figure. It
+// reads the instrument files the scenario names, so validate and run call
+// it after Load, each problem located like Load's. The persona statements
+// are checked when their behaviours are listed; otherwise they are known
+// only at run time.
+func Unrelated(sc *Scenario) error {
 	var errs []error
 	for i, q := range sc.Questionnaires {
 		in, ok := instrumentToRelate(q)
 		if !ok || in.Kind == questionnaires.KindValues || valueKeyed(in) {
 			continue
 		}
-		if _, ok := analysis.TheoryReference(in); ok {
+		if hasTheory(in) {
 			continue
 		}
-		if slices.ContainsFunc(sc.Analysis.BehaviorReferences, func(r scenarios.BehaviorReference) bool { return r.Instrument == q.Name }) {
+		if slices.ContainsFunc(sc.Analysis.BehaviorReferences, func(r BehaviorReference) bool { return r.Instrument == q.Name }) {
 			continue
 		}
 		what := fmt.Sprintf("none of its keys (%s) has a theory template", joinKeys(in.Keys()))
@@ -50,7 +49,7 @@ func unrelatedInstruments(sc *scenarios.Scenario) error {
 
 // instrumentToRelate is the instrument of a questionnaire as the analysis
 // sees its keys; ok is false when they are not known before the run.
-func instrumentToRelate(q scenarios.Questionnaire) (*questionnaires.Instrument, bool) {
+func instrumentToRelate(q Questionnaire) (*questionnaires.Instrument, bool) {
 	switch {
 	case q.File != "":
 		in, err := questionnaires.Load(q.File)
@@ -67,6 +66,15 @@ func instrumentToRelate(q scenarios.Questionnaire) (*questionnaires.Instrument, 
 	}
 	in, err := questionnaires.Builtin(q.Name)
 	return in, err == nil
+}
+
+// hasTheory reports whether some key of in has a theory template: then
+// analysis.TheoryReference gives the instrument a reference.
+func hasTheory(in *questionnaires.Instrument) bool {
+	return slices.ContainsFunc(in.Keys(), func(k string) bool {
+		_, ok := questionnaires.TheoryTemplate(in, k)
+		return ok
+	})
 }
 
 // valueKeyed reports whether every key of in names a value: the analysis
