@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,11 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -22,7 +19,7 @@ import (
 	"github.com/society-sim/society/llm"
 	"github.com/society-sim/society/llm/llmbench"
 	"github.com/society-sim/society/population"
-	"github.com/society-sim/society/sim"
+	"github.com/society-sim/society/sim/simbench"
 )
 
 const benchSynopsis = `bench [--agents N[,N...]] [--json] [--latency D] [--slots S] [--skip PARTS]
@@ -65,32 +62,10 @@ type benchOptions struct {
 	natsMinMsgs int
 }
 
-// benchRow is one population size: the pipeline's figures and its
-// baselines. Ratios above one mean the pipeline took longer.
+// benchRow is one population size: the child runs' figures and the raw
+// transport's for the same messages.
 type benchRow struct {
-	Agents           int     `json:"agents"`
-	Answers          int64   `json:"answers"`
-	Shards           int     `json:"shards"`
-	WallSeconds      float64 `json:"wall_seconds"`
-	AnswersPerSecond float64 `json:"answers_per_second"`
-	PeakRSSBytes     int64   `json:"peak_rss_bytes"`
-	CPUSeconds       float64 `json:"cpu_seconds"`
-	// AnswerSeconds runs from the start until every answer is collected
-	// (agents started, tasks sent, answers stored and consumed);
-	// FinishSeconds is the rest: analysis and the results directory.
-	AnswerSeconds float64 `json:"answer_seconds"`
-	FinishSeconds float64 `json:"finish_seconds"`
-
-	NoBusSeconds       float64 `json:"nobus_seconds,omitempty"`
-	NoBusAnswerSeconds float64 `json:"nobus_answer_seconds,omitempty"`
-	NoBusPeakRSSBytes  int64   `json:"nobus_peak_rss_bytes,omitempty"`
-	// BaselineRatio is the pipeline's wall time over the no-bus run's;
-	// AnswerRatio compares the answer phases alone.
-	BaselineRatio float64 `json:"baseline_ratio,omitempty"`
-	AnswerRatio   float64 `json:"answer_ratio,omitempty"`
-	// SameResults reports whether both runs wrote the same results.json.
-	SameResults *bool `json:"same_results,omitempty"`
-
+	simbench.Row
 	MessageBytes int `json:"message_bytes"`
 	Messages     int `json:"messages"`
 	// NATSMsgsPerSecond is the raw core NATS publish/subscribe rate for
@@ -111,7 +86,7 @@ type benchRow struct {
 type benchReport struct {
 	benchRow
 	Note      string              `json:"note"`
-	Machine   machineInfo         `json:"machine"`
+	Machine   simbench.Machine    `json:"machine"`
 	Runs      []benchRow          `json:"runs"`
 	ModelPath *llmbench.ModelPath `json:"model_path,omitempty"`
 	Calls     *llmbench.Calls     `json:"model_calls,omitempty"`
@@ -213,7 +188,7 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
-	rep := &benchReport{Note: benchNote, Machine: readMachine()}
+	rep := &benchReport{Note: benchNote, Machine: simbench.ReadMachine()}
 	for _, n := range o.Agents {
 		row, err := benchPopulation(ctx, o, n)
 		if err != nil {
@@ -252,7 +227,7 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 		}
 		rep.Calls = cr
 	}
-	rep.Machine.LoadAfter = loadAverage()
+	rep.Machine.LoadAfter = simbench.LoadAverage()
 	if len(rep.Runs) > 0 {
 		rep.benchRow = largestRun(rep.Runs)
 	} else if rep.ModelPath != nil {
@@ -272,44 +247,19 @@ func largestRun(runs []benchRow) benchRow {
 	return best
 }
 
-// benchPopulation measures one population size.
+// benchPopulation measures one population size: the child runs, then the
+// raw transport for the run's answer messages.
 func benchPopulation(ctx context.Context, o benchOptions, n int) (benchRow, error) {
-	row := benchRow{Agents: n, Answers: int64(n) * pvqItems, Shards: sim.ShardCount(n, 0)}
-	row.MessageBytes, row.Messages = busbench.AnswerMessageSize(llm.SyntheticName, "pvq40", pvqItems, n, row.Shards), row.Shards*pvqItems
-	var pipe, nobus *childResult
-	if !o.Skip["pipeline"] {
-		fmt.Fprintf(o.Log, "bench: %d agents, full pipeline (child process)\n", n)
-		r, err := runChild(ctx, o, n, "pipeline")
-		if err != nil {
-			return row, err
-		}
-		pipe = r
-		row.WallSeconds, row.PeakRSSBytes, row.CPUSeconds = r.WallSeconds, r.PeakRSSBytes, r.CPUSeconds
-		row.AnswerSeconds, row.FinishSeconds = r.AnswerSeconds, r.WallSeconds-r.AnswerSeconds
-		row.Answers = r.Answers
-		if r.WallSeconds > 0 {
-			row.AnswersPerSecond = float64(r.Answers) / r.WallSeconds
-		}
+	mk := o.child
+	if mk == nil {
+		mk = selfCommand
 	}
-	if !o.Skip["nobus"] {
-		fmt.Fprintf(o.Log, "bench: %d agents, no bus (child process)\n", n)
-		r, err := runChild(ctx, o, n, "nobus")
-		if err != nil {
-			return row, err
-		}
-		nobus = r
-		row.NoBusSeconds, row.NoBusAnswerSeconds, row.NoBusPeakRSSBytes = r.WallSeconds, r.AnswerSeconds, r.PeakRSSBytes
+	r, err := simbench.Population(ctx, simbench.Options{Seed: o.Seed, Skip: o.Skip, ProfileDir: o.ProfileDir, Log: o.Log, Child: mk}, n)
+	row := benchRow{Row: r}
+	if err != nil {
+		return row, err
 	}
-	if pipe != nil && nobus != nil {
-		if nobus.WallSeconds > 0 {
-			row.BaselineRatio = pipe.WallSeconds / nobus.WallSeconds
-		}
-		if nobus.AnswerSeconds > 0 {
-			row.AnswerRatio = pipe.AnswerSeconds / nobus.AnswerSeconds
-		}
-		same := pipe.ResultsSHA256 == nobus.ResultsSHA256
-		row.SameResults = &same
-	}
+	row.MessageBytes, row.Messages = busbench.AnswerMessageSize(llm.SyntheticName, "pvq40", simbench.PVQItems, n, r.Shards), r.Shards*simbench.PVQItems
 	if !o.Skip["nats"] {
 		fmt.Fprintf(o.Log, "bench: %d agents, raw NATS and JetStream for %d messages of %d bytes\n", n, row.Messages, row.MessageBytes)
 		minMsgs, minBytes := busbench.MinMsgs, busbench.MinBytes
@@ -328,43 +278,6 @@ func benchPopulation(ctx context.Context, o benchOptions, n int) (benchRow, erro
 	return row, nil
 }
 
-// runChild runs one measurement in a fresh process and adds the process's
-// own accounting (peak RSS, CPU time) to what it reported.
-func runChild(ctx context.Context, o benchOptions, n int, part string) (*childResult, error) {
-	args := []string{"bench", "--one", strconv.Itoa(n), "--part", part, "--seed", strconv.FormatUint(o.Seed, 10)}
-	if o.ProfileDir != "" {
-		if err := os.MkdirAll(o.ProfileDir, 0o755); err != nil {
-			return nil, fmt.Errorf("bench: %w", err)
-		}
-		args = append(args, "--cpuprofile", filepath.Join(o.ProfileDir, fmt.Sprintf("%s-%d.prof", part, n)))
-	}
-	mk := o.child
-	if mk == nil {
-		mk = selfCommand
-	}
-	cmd, err := mk(ctx, args)
-	if err != nil {
-		return nil, err
-	}
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("bench: %s run of %d agents: %w: %s", part, n, err, strings.TrimSpace(errb.String()))
-	}
-	var r childResult
-	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
-		return nil, fmt.Errorf("bench: %s run of %d agents: read its report: %w", part, n, err)
-	}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		r.PeakRSSBytes = maxrssBytes(ru.Maxrss)
-		r.CPUSeconds = tvSeconds(ru.Utime) + tvSeconds(ru.Stime)
-	}
-	if r.PeakRSSBytes == 0 {
-		r.PeakRSSBytes = r.VmHWMBytes
-	}
-	return &r, nil
-}
-
 // selfCommand re-executes this binary.
 func selfCommand(ctx context.Context, args []string) (*exec.Cmd, error) {
 	exe, err := os.Executable()
@@ -372,66 +285,6 @@ func selfCommand(ctx context.Context, args []string) (*exec.Cmd, error) {
 		return nil, fmt.Errorf("bench: find this program: %w", err)
 	}
 	return exec.CommandContext(ctx, exe, args...), nil
-}
-
-// maxrssBytes converts getrusage's ru_maxrss, which Linux gives in KiB.
-func maxrssBytes(v int64) int64 {
-	if runtime.GOOS == "darwin" {
-		return v
-	}
-	return v << 10
-}
-
-func tvSeconds(tv syscall.Timeval) float64 {
-	return float64(tv.Sec) + float64(tv.Usec)/1e6
-}
-
-// machineInfo is what a figure needs to be read against.
-type machineInfo struct {
-	CPUs        int       `json:"cpus"`
-	CPUModel    string    `json:"cpu_model"`
-	MemoryBytes int64     `json:"memory_bytes"`
-	GoVersion   string    `json:"go_version"`
-	OS          string    `json:"os"`
-	Kernel      string    `json:"kernel,omitempty"`
-	LoadBefore  []float64 `json:"load_average_before,omitempty"`
-	LoadAfter   []float64 `json:"load_average_after,omitempty"`
-	Time        string    `json:"time"`
-}
-
-func readMachine() machineInfo {
-	m := machineInfo{CPUs: runtime.NumCPU(), MemoryBytes: sim.MemTotal(), GoVersion: runtime.Version(),
-		OS: runtime.GOOS + "/" + runtime.GOARCH, LoadBefore: loadAverage(), Time: time.Now().UTC().Format(time.RFC3339)}
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for line := range strings.SplitSeq(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				m.CPUModel = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		m.Kernel = strings.TrimSpace(string(b))
-	}
-	return m
-}
-
-// loadAverage reads the 1, 5 and 15 minute load averages; nil when unknown.
-func loadAverage() []float64 {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return nil
-	}
-	f := strings.Fields(string(b))
-	var out []float64
-	for i := 0; i < 3 && i < len(f); i++ {
-		x, err := strconv.ParseFloat(f[i], 64)
-		if err != nil {
-			return nil
-		}
-		out = append(out, x)
-	}
-	return out
 }
 
 func printBench(w io.Writer, r *benchReport) {

@@ -17,6 +17,7 @@ import (
 	"github.com/society-sim/society/llm"
 	"github.com/society-sim/society/population"
 	"github.com/society-sim/society/questionnaires"
+	"github.com/society-sim/society/sim/simbench"
 	"github.com/society-sim/society/values"
 )
 
@@ -58,10 +59,10 @@ func TestBenchNoBusMatchesPipeline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range []*childResult{pipe, nobus} {
-		if r.Answers != 500*pvqItems || r.WallSeconds <= 0 || r.AnswerSeconds <= 0 || r.AnswerSeconds > r.WallSeconds {
+	for _, r := range []*simbench.Result{pipe, nobus} {
+		if r.Answers != 500*simbench.PVQItems || r.WallSeconds <= 0 || r.AnswerSeconds <= 0 || r.AnswerSeconds > r.WallSeconds {
 			t.Errorf("%s: got %d answers in %v s (answers done at %v s), want %d answers and times in order",
-				r.Part, r.Answers, r.WallSeconds, r.AnswerSeconds, 500*pvqItems)
+				r.Part, r.Answers, r.WallSeconds, r.AnswerSeconds, 500*simbench.PVQItems)
 		}
 	}
 	if pipe.ResultsSHA256 == "" || pipe.ResultsSHA256 != nobus.ResultsSHA256 {
@@ -95,8 +96,8 @@ func TestBenchReport(t *testing.T) {
 			t.Errorf("JSON lacks %q", k)
 		}
 	}
-	if top["agents"] != 300.0 || top["answers"] != 300.0*pvqItems {
-		t.Errorf("top level: got %v agents, %v answers, want the run's (300, %d)", top["agents"], top["answers"], 300*pvqItems)
+	if top["agents"] != 300.0 || top["answers"] != 300.0*simbench.PVQItems {
+		t.Errorf("top level: got %v agents, %v answers, want the run's (300, %d)", top["agents"], top["answers"], 300*simbench.PVQItems)
 	}
 	if len(rep.Runs) != 1 {
 		t.Fatalf("got %d runs, want 1", len(rep.Runs))
@@ -133,7 +134,7 @@ func TestBenchReport(t *testing.T) {
 }
 
 func TestLargestRun(t *testing.T) {
-	runs := []benchRow{{Agents: 10}, {Agents: 1000, WallSeconds: 2}, {Agents: 100}}
+	runs := []benchRow{{Row: simbench.Row{Agents: 10}}, {Row: simbench.Row{Agents: 1000, WallSeconds: 2}}, {Row: simbench.Row{Agents: 100}}}
 	if got := largestRun(runs); got.Agents != 1000 || got.WallSeconds != 2 {
 		t.Errorf("got %+v, want the 1000-agent run", got)
 	}
