@@ -10,7 +10,7 @@ import (
 	"github.com/society-sim/society/bus"
 )
 
-const agentsSynopsis = `agents --nats URL [--name NAME] [--tasks N] [--run ID] [--cache DIR]
+const agentsSynopsis = `agents --nats URL [--name NAME] [--tasks N] [--run ID] [--cache DIR] [--cache-mode MODE | --no-cache]
 
 Runs an agent host: it learns the runs registered on the NATS cluster and
 answers their tasks with the scenario's agents and models. Start as many
@@ -28,7 +28,7 @@ func cmdAgents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	name := fs.String("name", fmt.Sprintf("%s-%d", host, os.Getpid()), "this host's name in logs and dead-letter records")
 	tasks := fs.Int("tasks", 4, "tasks served at once (each is one shard's agents answering one questionnaire)")
 	only := fs.String("run", "", "serve only the run `ID` (default: every run)")
-	cacheDir := fs.String("cache", "", "model response cache `DIR` (default: the user's cache directory)")
+	cache := addCacheFlags(fs, "shared by the runs this host serves")
 	verbose := fs.Bool("v", false, "log every step")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
@@ -47,13 +47,17 @@ func cmdAgents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if len(problems) > 0 {
 		return fmt.Errorf("%w: %s", errUsage, strings.Join(problems, "; "))
 	}
+	if err := cache.check(); err != nil {
+		return err
+	}
 	log := roleLogger(stderr, *verbose).With("role", "agents", "host", *name)
 	nc, js, reg, err := joinCluster(ctx, nf, "agents", log)
 	if err != nil || reg == nil {
 		return err
 	}
 	defer bus.Drain(nc)
-	h := &agentHost{js: js, reg: reg, log: log, name: *name, concurrency: *tasks, cacheDir: *cacheDir, only: *only}
+	h := &agentHost{js: js, reg: reg, log: log, name: *name, concurrency: *tasks, cacheDir: cache.dir,
+		cacheMode: cache.mode(), sharedBytes: cache.sharedBytes(), only: *only}
 	log.Info("agent host ready; waiting for runs")
 	err = h.serve(ctx)
 	fmt.Fprintf(stdout, "agent host %s: %d tasks served, %d unusable messages rejected\n", *name, h.served.Load(), h.bad.Load())
