@@ -6,7 +6,8 @@
 // references) and reading it back, so that "society report" rebuilds the
 // report from the stored answers without calling any model. The
 // measurements themselves (scores, correlations, MDS, Procrustes,
-// bootstrap, inference) are analysis's; results lays them out.
+// bootstrap, inference) are analysis's; results lays them out, and
+// writes the summary a terminal shows at the end of a run (Summary).
 //
 // It is a domain package: it must never import nats.go, go-openai,
 // client_golang or an adapter package (bus, llm, metrics). It draws with
