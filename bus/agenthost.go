@@ -1,4 +1,4 @@
-package main
+package bus
 
 import (
 	"context"
@@ -12,30 +12,31 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/society-sim/society/agent"
-	"github.com/society-sim/society/bus"
-	"github.com/society-sim/society/llm"
 	"github.com/society-sim/society/sim"
 )
 
-// agentHost is the agent-host role: it learns runs from the registry and
-// serves each running run's tasks with a bus.Worker, instantiating a
-// shard's agents the first time it gets one of the shard's tasks. It owns
-// no shards: several hosts share a run's tasks, and any host can take over
-// the tasks of one that left.
-type agentHost struct {
-	js          jetstream.JetStream
-	reg         *bus.Registry
-	log         *slog.Logger
-	name        string
-	concurrency int
-	cacheDir    string
-	// cacheMode is what the host does with its model cache, whose shared
-	// tier is the cluster's reply bucket of at most sharedBytes.
-	cacheMode   llm.CacheMode
-	sharedBytes int64
-	only        string // serve only this run; "" serves every run
+// HostModels are the models of one run on an agent host: the backends
+// its agents ask, and their traffic as the host reports it.
+type HostModels interface {
+	sim.Backends
+	HostStats(ctx context.Context, host string) HostStats
+}
 
-	shared llm.Store // nil: no shared tier
+// AgentHost is the agent-host role: it learns runs from the registry and
+// serves each running run's tasks with a Worker, instantiating a shard's
+// agents the first time it gets one of the shard's tasks. It owns no
+// shards: several hosts share a run's tasks, and any host can take over
+// the tasks of one that left.
+type AgentHost struct {
+	JS          jetstream.JetStream
+	Reg         *Registry
+	Log         *slog.Logger
+	Name        string
+	Concurrency int
+	Only        string // serve only this run; "" serves every run
+	// Models builds the models of a run (whatever serves them, with
+	// whatever cache), and the close of what it made.
+	Models func(run string, log *slog.Logger) (HostModels, func())
 
 	bad    atomic.Int64
 	served atomic.Int64
@@ -45,23 +46,26 @@ type agentHost struct {
 	wg   sync.WaitGroup
 }
 
+// Served is the number of tasks the host served.
+func (h *AgentHost) Served() int64 { return h.served.Load() }
+
+// Bad is the number of unusable messages the host rejected.
+func (h *AgentHost) Bad() int64 { return h.bad.Load() }
+
 // hostRun is one run served by the host.
 type hostRun struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
-// serve runs until ctx is done, then stops every run it serves and waits
+// Serve runs until ctx is done, then stops every run it serves and waits
 // for their goroutines.
-func (h *agentHost) serve(ctx context.Context) error {
+func (h *AgentHost) Serve(ctx context.Context) error {
 	h.runs = map[string]*hostRun{}
-	if kv := openReplies(ctx, h.js, h.cacheMode, h.sharedBytes, h.log); kv != nil {
-		h.shared = kv
-	}
-	err := h.reg.Watch(ctx, func(rec bus.RunRecord) { h.update(ctx, rec) },
+	err := h.Reg.Watch(ctx, func(rec RunRecord) { h.update(ctx, rec) },
 		func(err error) {
 			h.bad.Add(1)
-			h.log.Warn("unreadable run record", "err", err)
+			h.Log.Warn("unreadable run record", "err", err)
 		})
 	h.mu.Lock()
 	for _, r := range h.runs {
@@ -74,14 +78,14 @@ func (h *agentHost) serve(ctx context.Context) error {
 
 // update starts serving a run that is running and stops serving one that
 // is over.
-func (h *agentHost) update(ctx context.Context, rec bus.RunRecord) {
-	if h.only != "" && rec.ID != bus.RunID(h.only) {
+func (h *AgentHost) update(ctx context.Context, rec RunRecord) {
+	if h.Only != "" && rec.ID != RunID(h.Only) {
 		return
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	cur := h.runs[rec.ID]
-	active := rec.State == bus.RunRunning || rec.State == bus.RunComplete
+	active := rec.State == RunRunning || rec.State == RunComplete
 	switch {
 	case active && cur == nil:
 		rctx, cancel := context.WithCancel(ctx)
@@ -92,28 +96,27 @@ func (h *agentHost) update(ctx context.Context, rec bus.RunRecord) {
 			defer h.wg.Done()
 			defer close(r.done)
 			if err := h.serveRun(rctx, rec); err != nil {
-				h.log.Error("cannot serve run", "run", rec.ID, "err", err)
+				h.Log.Error("cannot serve run", "run", rec.ID, "err", err)
 			}
 		}()
 	case !active && cur != nil:
 		cur.cancel()
 		delete(h.runs, rec.ID)
 		if rec.State != "" {
-			h.log.Info("run over", "run", rec.ID, "state", rec.State)
+			h.Log.Info("run over", "run", rec.ID, "state", rec.State)
 		}
 	}
 }
 
 // serveRun serves one run's tasks until ctx is done.
-func (h *agentHost) serveRun(ctx context.Context, rec bus.RunRecord) error {
-	models := newModelSets(h.cacheDir, nil, h.log.With("run", rec.ID)).withCache(h.cacheMode, h.shared)
-	defer models.close()
-	b := models.set()
+func (h *AgentHost) serveRun(ctx context.Context, rec RunRecord) error {
+	b, done := h.Models(rec.ID, h.Log.With("run", rec.ID))
+	defer done()
 	_, p, err := sim.RecordPlan(rec.ID, []byte(rec.Scenario), rec.Prep, b, false)
 	if err != nil {
 		return err
 	}
-	h.log.Info("serving run", "run", rec.ID, "agents", p.Study.Pool.Size(), "shards", rec.Shards)
+	h.Log.Info("serving run", "run", rec.ID, "agents", p.Study.Pool.Size(), "shards", rec.Shards)
 
 	// Shards are instantiated on their first task and live as long as the
 	// run: their agents' goroutines are started here and stopped with ctx.
@@ -148,27 +151,27 @@ func (h *agentHost) serveRun(ctx context.Context, rec bus.RunRecord) error {
 		defer wg.Done()
 		h.reportStats(ctx, rec.ID, b)
 	}()
-	w := &bus.Worker{
-		JS: h.js, Subjects: bus.Subjects{Run: rec.ID}, Shard: shard,
+	w := &Worker{
+		JS: h.JS, Subjects: Subjects{Run: rec.ID}, Shard: shard,
 		Instrument:  p.Instrument,
-		Concurrency: h.concurrency, Host: h.name, Logger: h.log,
+		Concurrency: h.Concurrency, Host: h.Name, Logger: h.Log,
 		BadMessage: func(error) { h.bad.Add(1) },
-		Served:     func(bus.TaskMsg) { h.served.Add(1) },
+		Served:     func(TaskMsg) { h.served.Add(1) },
 	}
 	return w.Run(ctx)
 }
 
 // reportStats stores the host's model traffic for a run whenever it
 // changed, until ctx is done, and once more then.
-func (h *agentHost) reportStats(ctx context.Context, run string, b *backends) {
-	var last bus.HostStats
+func (h *AgentHost) reportStats(ctx context.Context, run string, b HostModels) {
+	var last HostStats
 	put := func(ctx context.Context) {
-		c := b.hostStats(ctx, h.name)
+		c := b.HostStats(ctx, h.Name)
 		if reflect.DeepEqual(c, last) {
 			return
 		}
-		if err := h.reg.PutHostStats(ctx, run, c); err != nil {
-			h.log.Debug("report model traffic", "run", run, "err", err)
+		if err := h.Reg.PutHostStats(ctx, run, c); err != nil {
+			h.Log.Debug("report model traffic", "run", run, "err", err)
 			return
 		}
 		last = c

@@ -1,4 +1,4 @@
-package main
+package bus
 
 import (
 	"context"
@@ -16,24 +16,26 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/society-sim/society/analysis"
-	"github.com/society-sim/society/bus"
 	"github.com/society-sim/society/results"
 	"github.com/society-sim/society/sim"
 )
 
-// analysisService is the analysis role: for every running run it rebuilds
-// the answers from the run's stream with its own durable consumer,
-// publishes progress, and when the orchestrator marks the run complete and
-// every answer is in, computes the results and writes the results
-// directory under out, recording where in the registry.
-type analysisService struct {
-	nc   *nats.Conn
-	js   jetstream.JetStream
-	reg  *bus.Registry
-	log  *slog.Logger
-	name string // this service's name: its consumers' and the record's
-	out  string
-	only string
+// Analyst is the analysis role: for every running run it rebuilds the
+// answers from the run's stream with its own durable consumer, publishes
+// progress, and when the orchestrator marks the run complete and every
+// answer is in, computes the results and writes the results directory
+// under Out, recording where in the registry.
+type Analyst struct {
+	NC   *nats.Conn
+	JS   jetstream.JetStream
+	Reg  *Registry
+	Log  *slog.Logger
+	Name string // this service's name: its consumers' and the record's
+	Out  string
+	Only string
+	// Backends builds a run's models, only to describe them: the analyst
+	// calls no model. done closes what it made.
+	Backends func() (b sim.Backends, done func())
 
 	bad     atomic.Int64
 	written atomic.Int64
@@ -56,14 +58,16 @@ func (r *analysisRun) markComplete() { r.once.Do(func() { close(r.complete) }) }
 const maxRecordResults = 512 << 10
 
 // consumerName is the durable consumer of this service on a run's answers.
-func (a *analysisService) consumerName() string { return "analysis_" + bus.RunID(a.name) }
+func (a *Analyst) consumerName() string { return "analysis_" + RunID(a.Name) }
 
-func (a *analysisService) serve(ctx context.Context) error {
+// Serve runs until ctx is done, then stops every run it follows and
+// waits for their goroutines.
+func (a *Analyst) Serve(ctx context.Context) error {
 	a.runs = map[string]*analysisRun{}
-	err := a.reg.Watch(ctx, func(rec bus.RunRecord) { a.update(ctx, rec) },
+	err := a.Reg.Watch(ctx, func(rec RunRecord) { a.update(ctx, rec) },
 		func(err error) {
 			a.bad.Add(1)
-			a.log.Warn("unreadable run record", "err", err)
+			a.Log.Warn("unreadable run record", "err", err)
 		})
 	a.mu.Lock()
 	for _, r := range a.runs {
@@ -74,14 +78,14 @@ func (a *analysisService) serve(ctx context.Context) error {
 	return err
 }
 
-func (a *analysisService) update(ctx context.Context, rec bus.RunRecord) {
-	if a.only != "" && rec.ID != bus.RunID(a.only) {
+func (a *Analyst) update(ctx context.Context, rec RunRecord) {
+	if a.Only != "" && rec.ID != RunID(a.Only) {
 		return
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	cur := a.runs[rec.ID]
-	active := rec.State == bus.RunRunning || rec.State == bus.RunComplete
+	active := rec.State == RunRunning || rec.State == RunComplete
 	switch {
 	case active && cur == nil:
 		rctx, cancel := context.WithCancel(ctx)
@@ -91,9 +95,9 @@ func (a *analysisService) update(ctx context.Context, rec bus.RunRecord) {
 		go func() {
 			defer a.wg.Done()
 			if err := a.analyse(rctx, rec, cur); err != nil && rctx.Err() == nil {
-				a.log.Error("analysis of run failed", "run", rec.ID, "err", err)
-				a.record(rec, func(r *bus.RunRecord) bool {
-					r.State, r.Error = bus.RunFailed, "analysis: "+err.Error()
+				a.Log.Error("analysis of run failed", "run", rec.ID, "err", err)
+				a.record(rec, func(r *RunRecord) bool {
+					r.State, r.Error = RunFailed, "analysis: "+err.Error()
 					return true
 				})
 			}
@@ -102,23 +106,23 @@ func (a *analysisService) update(ctx context.Context, rec bus.RunRecord) {
 		cur.cancel()
 		delete(a.runs, rec.ID)
 	}
-	if cur != nil && rec.State == bus.RunComplete {
+	if cur != nil && rec.State == RunComplete {
 		cur.markComplete()
 	}
 }
 
 // analyse follows one run until its results are written or ctx ends.
-func (a *analysisService) analyse(ctx context.Context, rec bus.RunRecord, r *analysisRun) error {
-	models := newModelSets("", nil, nil)
-	defer models.close()
-	_, p, err := sim.RecordPlan(rec.ID, []byte(rec.Scenario), rec.Prep, models.backends(), true)
+func (a *Analyst) analyse(ctx context.Context, rec RunRecord, r *analysisRun) error {
+	b, done := a.Backends()
+	defer done()
+	_, p, err := sim.RecordPlan(rec.ID, []byte(rec.Scenario), rec.Prep, b, true)
 	if err != nil {
 		return err
 	}
 	col := analysis.NewCollector(p.Study.Pool.Size(), p.Study.Plans)
-	subj := bus.Subjects{Run: rec.ID}
+	subj := Subjects{Run: rec.ID}
 	var bad atomic.Int64
-	reader := &bus.AnswerReader{JS: a.js, Subjects: subj, Logger: a.log, Sink: col.Add,
+	reader := &AnswerReader{JS: a.JS, Subjects: subj, Logger: a.Log, Sink: col.Add,
 		Bad: func(error) { bad.Add(1); a.bad.Add(1) }}
 	rctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -132,12 +136,12 @@ func (a *analysisService) analyse(ctx context.Context, rec bus.RunRecord, r *ana
 			cancel(err)
 		}
 	}()
-	a.log.Info("analysing run", "run", rec.ID, "agents", p.Study.Pool.Size())
+	a.Log.Info("analysing run", "run", rec.ID, "agents", p.Study.Pool.Size())
 
-	progress := func(state bus.RunState, dir string) {
+	progress := func(state RunState, dir string) {
 		e, v, i := col.Counts()
-		a.nc.Publish(subj.Results(), bus.EncodeProgress(bus.Progress{Run: rec.ID, Expected: e, Valid: v, Invalid: i,
-			Bad: bad.Load(), State: state, Dir: dir, Host: a.name}))
+		a.NC.Publish(subj.Results(), EncodeProgress(Progress{Run: rec.ID, Expected: e, Valid: v, Invalid: i,
+			Bad: bad.Load(), State: state, Dir: dir, Host: a.Name}))
 	}
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
@@ -150,7 +154,7 @@ func (a *analysisService) analyse(ctx context.Context, rec bus.RunRecord, r *ana
 			}
 			return rctx.Err()
 		case <-tick.C:
-			progress(bus.RunRunning, "")
+			progress(RunRunning, "")
 			if answered == nil && complete != nil && a.completeNow(rctx, rec.ID) {
 				complete = nil
 			}
@@ -158,16 +162,16 @@ func (a *analysisService) analyse(ctx context.Context, rec bus.RunRecord, r *ana
 			complete = nil
 		case <-answered:
 			answered = nil
-			progress(bus.RunRunning, "")
+			progress(RunRunning, "")
 		}
 	}
 
-	dir, err := filepath.Abs(filepath.Join(a.out, rec.ID))
+	dir, err := filepath.Abs(filepath.Join(a.Out, rec.ID))
 	if err != nil {
 		return err
 	}
 	llmCounts, hosts := a.hostTraffic(ctx, rec.ID)
-	if traffic, models := hostsTraffic(hosts, p.Study.Models); len(traffic) > 0 {
+	if traffic, models := Traffic(hosts, p.Study.Models); len(traffic) > 0 {
 		p.Study.Traffic, p.Study.Models = traffic, models
 	}
 	outcome, err := p.Study.Compute(ctx, col)
@@ -186,50 +190,50 @@ func (a *analysisService) analyse(ctx context.Context, rec bus.RunRecord, r *ana
 		results = nil
 	}
 	a.written.Add(1)
-	a.log.Info("results written", "run", rec.ID, "dir", dir)
-	progress(bus.RunDone, dir)
+	a.Log.Info("results written", "run", rec.ID, "dir", dir)
+	progress(RunDone, dir)
 	// Only a run still complete is done: an orchestrator that took the
 	// run up again meanwhile marks it complete again when it is, and this
 	// service writes it again then.
-	a.record(rec, func(r *bus.RunRecord) bool {
-		if r.State != bus.RunComplete {
+	a.record(rec, func(r *RunRecord) bool {
+		if r.State != RunComplete {
 			return false
 		}
-		r.State, r.Dir, r.Host, r.Results, r.Error = bus.RunDone, dir, a.name, results, ""
+		r.State, r.Dir, r.Host, r.Results, r.Error = RunDone, dir, a.Name, results, ""
 		return true
 	})
 	return nil
 }
 
 // record updates the run's record unless the run is over meanwhile.
-func (a *analysisService) record(rec bus.RunRecord, fn func(*bus.RunRecord) bool) {
+func (a *Analyst) record(rec RunRecord, fn func(*RunRecord) bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	errStale := errors.New("run moved on")
-	_, err := a.reg.Modify(ctx, rec.ID, func(r *bus.RunRecord) error {
-		if r.State != bus.RunComplete && r.State != bus.RunRunning || !fn(r) {
+	_, err := a.Reg.Modify(ctx, rec.ID, func(r *RunRecord) error {
+		if r.State != RunComplete && r.State != RunRunning || !fn(r) {
 			return errStale
 		}
 		return nil
 	})
 	if err != nil && !errors.Is(err, errStale) {
-		a.log.Error("update run record", "run", rec.ID, "err", err)
+		a.Log.Error("update run record", "run", rec.ID, "err", err)
 	}
 }
 
 // String names the service in its summary line.
-func (a *analysisService) String() string {
-	return fmt.Sprintf("analysis service %s: %d results written, %d unusable messages rejected", a.name, a.written.Load(), a.bad.Load())
+func (a *Analyst) String() string {
+	return fmt.Sprintf("analysis service %s: %d results written, %d unusable messages rejected", a.Name, a.written.Load(), a.bad.Load())
 }
 
 // hostTraffic adds up the model traffic the agent hosts reported for a run.
 // Hosts report about once a second, so a host that died just after its
 // last call may have left its last second out.
-func (a *analysisService) hostTraffic(ctx context.Context, run string) (analysis.LLMCounts, []bus.HostStats) {
+func (a *Analyst) hostTraffic(ctx context.Context, run string) (analysis.LLMCounts, []HostStats) {
 	var out analysis.LLMCounts
-	stats, err := a.reg.HostStats(ctx, run, func(error) { a.bad.Add(1) })
+	stats, err := a.Reg.HostStats(ctx, run, func(error) { a.bad.Add(1) })
 	if err != nil {
-		a.log.Warn("read the hosts' model traffic", "run", run, "err", err)
+		a.Log.Warn("read the hosts' model traffic", "run", run, "err", err)
 		return out, nil
 	}
 	for _, s := range stats {
@@ -242,9 +246,9 @@ func (a *analysisService) hostTraffic(ctx context.Context, run string) (analysis
 
 // completeNow reads whether the registry says the run is complete: the
 // watch that normally tells may lag behind a server restart by seconds.
-func (a *analysisService) completeNow(ctx context.Context, run string) bool {
+func (a *Analyst) completeNow(ctx context.Context, run string) bool {
 	gctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	rec, _, ok, err := a.reg.Get(gctx, run)
-	return err == nil && ok && rec.State == bus.RunComplete
+	rec, _, ok, err := a.Reg.Get(gctx, run)
+	return err == nil && ok && rec.State == RunComplete
 }

@@ -1,12 +1,19 @@
 // Package bus owns everything that travels over NATS: the embedded
 // nats-server with JetStream, the subjects of a run, the wire encoding of
-// tasks and answer batches, the answer stream, the agent host that hands task
+// tasks and answer batches, the answer stream, the worker that hands task
 // events to its shards of agents, and the consumer that feeds answers to the
 // analysis. The run's work queue is sim's Dispatcher (Queue for a
 // distributed run's orchestrator, Embedded for a single-process run).
 //
+// The three roles of a distributed run live here too: Orchestrator
+// registers a run and drives sim's loop over the Queue, AgentHost serves
+// the registered runs' tasks, and Analyst turns a run's answers into its
+// results directory. What they need of the models they take through ports
+// (HostModels, sim.Backends) that cmd/society wires to llm.
+//
 // It is an adapter: it imports the domain packages (agent, questionnaires,
-// values, sim) and never another adapter (llm, metrics).
+// values, analysis, results, sim) and never another adapter (llm,
+// metrics).
 package bus
 
 import (

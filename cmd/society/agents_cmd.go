@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 
 	"github.com/society-sim/society/bus"
+	"github.com/society-sim/society/llm"
 )
 
 const agentsSynopsis = `agents --nats URL [--name NAME] [--tasks N] [--run ID] [--cache DIR] [--cache-mode MODE | --no-cache]
@@ -56,10 +58,19 @@ func cmdAgents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer bus.Drain(nc)
-	h := &agentHost{js: js, reg: reg, log: log, name: *name, concurrency: *tasks, cacheDir: cache.dir,
-		cacheMode: cache.mode(), sharedBytes: cache.sharedBytes(), only: *only}
 	log.Info("agent host ready; waiting for runs")
-	err = h.serve(ctx)
-	fmt.Fprintf(stdout, "agent host %s: %d tasks served, %d unusable messages rejected\n", *name, h.served.Load(), h.bad.Load())
+	// The shared tier is the cluster's reply bucket, opened once for every
+	// run the host serves.
+	var shared llm.Store
+	if kv := openReplies(ctx, js, cache.mode(), cache.sharedBytes(), log); kv != nil {
+		shared = kv
+	}
+	h := &bus.AgentHost{JS: js, Reg: reg, Log: log, Name: *name, Concurrency: *tasks, Only: *only,
+		Models: func(_ string, log *slog.Logger) (bus.HostModels, func()) {
+			models := newModelSets(cache.dir, nil, log).WithCache(cache.mode(), shared)
+			return hostModels{models.Set()}, models.Close
+		}}
+	err = h.Serve(ctx)
+	fmt.Fprintf(stdout, "agent host %s: %d tasks served, %d unusable messages rejected\n", *name, h.Served(), h.Bad())
 	return err
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/society-sim/society/bus"
+	"github.com/society-sim/society/sim"
 )
 
 const analyzeSynopsis = `analyze --nats URL [--out DIR] [--name NAME] [--run ID]
@@ -53,9 +54,13 @@ func cmdAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer bus.Drain(nc)
-	a := &analysisService{nc: nc, js: js, reg: reg, log: log, name: *name, out: *out, only: *only}
+	a := &bus.Analyst{NC: nc, JS: js, Reg: reg, Log: log, Name: *name, Out: *out, Only: *only,
+		Backends: func() (sim.Backends, func()) {
+			models := newModelSets("", nil, nil)
+			return models.Backends(), models.Close
+		}}
 	log.Info("analysis service ready; waiting for runs")
-	err = a.serve(ctx)
+	err = a.Serve(ctx)
 	fmt.Fprintln(stdout, a)
 	return err
 }

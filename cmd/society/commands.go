@@ -141,9 +141,9 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	unrelated := scenarios.Unrelated(sc)
 	// The plan is only checked: the model cache is neither opened nor
 	// created (another process may be using it).
-	models := newModelSets("", nil, nil).withCache(llm.CacheOff, nil)
-	defer models.close()
-	if _, err := sim.NewPlan(sc, models.backends()); err != nil {
+	models := newModelSets("", nil, nil).WithCache(llm.CacheOff, nil)
+	defer models.Close()
+	if _, err := sim.NewPlan(sc, models.Backends()); err != nil {
 		return errors.Join(unrelated, err)
 	}
 	if unrelated != nil {

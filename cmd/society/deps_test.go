@@ -54,6 +54,8 @@ func depRules() []depRule {
 			"a bench harness measures its one adapter, so it imports no other"},
 		{[]string{"llm/llmbench"}, []string{module + "bus", module + "metrics"},
 			"a bench harness measures its one adapter, so it imports no other"},
+		{[]string{"llm/backend"}, []string{module + "bus", module + "metrics", "github.com/nats-io/", "github.com/prometheus/"},
+			"the model backends are llm's side of sim.Backends: a bus or metrics need is the caller's, wired in cmd/society"},
 		{[]string{"sim/simbench"}, []string{module + "bus", module + "llm", module + "metrics", "github.com/nats-io/", "github.com/sashabaranov/go-openai", "github.com/prometheus/"},
 			"the whole-run harness measures the engine its caller wires, so it imports no adapter"},
 		{[]string{"llm/modelserver"}, []string{module + "bus", module + "metrics", "github.com/nats-io/", "github.com/prometheus/"},

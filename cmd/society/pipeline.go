@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"strings"
 	"time"
 
@@ -13,7 +12,6 @@ import (
 	"github.com/society-sim/society/analysis"
 	"github.com/society-sim/society/bus"
 	"github.com/society-sim/society/llm"
-	"github.com/society-sim/society/population"
 	"github.com/society-sim/society/results"
 	"github.com/society-sim/society/scenarios"
 	"github.com/society-sim/society/sim"
@@ -46,10 +44,6 @@ type runConfig struct {
 	BadMessage func(error)
 }
 
-// syntheticMeans is the human sample whose value means centre the synthetic
-// respondents' answers: the PVQ-40 sample, whose instrument they answer.
-const syntheticMeans = "pvq40_smacof"
-
 // newEngine is the engine of a single-process run and the close of the
 // model backends it makes.
 func newEngine(cfg runConfig) (*sim.Engine, func()) {
@@ -57,19 +51,19 @@ func newEngine(cfg runConfig) (*sim.Engine, func()) {
 	if cfg.Log != nil {
 		log = slog.New(slog.NewTextHandler(cfg.Log, nil))
 	}
-	models := newModelSets(cfg.CacheDir, cfg.Model, log).withCache(cfg.CacheMode, cfg.CacheShared)
+	models := newModelSets(cfg.CacheDir, cfg.Model, log).WithCache(cfg.CacheMode, cfg.CacheShared)
 	bar := newProgressBar(cfg.Progress, "")
 	obs := sim.Observers{bar}
 	if cfg.Observer != nil {
 		obs = append(obs, cfg.Observer)
 	}
 	e := &sim.Engine{
-		Backends:    models.backends,
+		Backends:    models.Backends,
 		Open:        bus.Embedded{MaxPayload: cfg.NATSMaxPayload, Bad: cfg.BadMessage}.Open,
 		Observer:    obs,
 		Calibration: bar,
 	}
-	return e, func() { bar.finish(); models.close() }
+	return e, func() { bar.finish(); models.Close() }
 }
 
 // runScenario runs cfg.Scenario in this process and writes its results
@@ -81,42 +75,7 @@ func runScenario(ctx context.Context, cfg runConfig) (*sim.Result, error) {
 }
 
 func printSummary(w io.Writer, r *sim.Result, dir string) {
-	res := &r.Outcome.Results
-	if res.Note != "" {
-		fmt.Fprintln(w, "SYNTHETIC RESPONDENTS: "+res.Note)
-		fmt.Fprintln(w)
-	}
-	fmt.Fprintf(w, "Scenario %s (seed %d): %d answers expected, %d valid, %d invalid, in %.1fs.\n\n",
-		res.Scenario, res.Seed, res.Answers.Expected, res.Answers.Valid, res.Answers.Invalid, r.Elapsed.Seconds())
-	printModelRuns(w, res)
-	fmt.Fprintf(w, "Values similarity to human value structure by %s (1 = identical; 95%% interval: %s; p: permutation test, %d permutations):\n",
-		res.MDS.Describe(), res.Bootstrap.Label, res.Bootstrap.NullIterations)
-	fmt.Fprintln(w)
-	fmt.Fprint(w, results.ValueStructureTable(res.ValueStructure))
-	printBehaviorSummary(w, res)
-	printGames(w, res)
-	fmt.Fprintf(w, "\nResults: %s (report.md, results.json, answers, figures)\n", dir)
-}
-
-// printModelRuns says what each model really did, and loudly when its
-// answers are mostly invalid.
-func printModelRuns(w io.Writer, res *analysis.Results) {
-	if len(res.ModelRuns) == 0 {
-		return
-	}
-	for _, mr := range res.ModelRuns {
-		if s := analysis.MostlyInvalidWarning(mr); s != "" {
-			fmt.Fprintln(w, s)
-		}
-	}
-	fmt.Fprintln(w, "Models:")
-	for _, mr := range res.ModelRuns {
-		fmt.Fprintln(w, "  "+analysis.ModelRunLine(mr))
-	}
-	fmt.Fprintln(w)
-	for _, s := range res.UndefinedSimilarities() {
-		fmt.Fprintln(w, "WARNING: "+s)
-	}
+	results.Summary(w, &r.Outcome.Results, r.Elapsed, dir)
 }
 
 // runVerdict warns on stderr of every model whose answers are mostly
@@ -194,47 +153,5 @@ func (b *progressBar) finish() {
 	if b.w != nil && !b.drawn.IsZero() {
 		fmt.Fprintln(b.w)
 		b.drawn = time.Time{}
-	}
-}
-
-// printGames adds the games to the run's summary: a few lines per game.
-func printGames(w io.Writer, res *analysis.Results) {
-	if res.Games == nil {
-		return
-	}
-	for _, g := range res.Games.PairedCharity {
-		label := ""
-		if g.Synthetic {
-			label = " (synthetic respondents)"
-		}
-		first, last := math.NaN(), math.NaN()
-		if n := len(g.PerRound); n > 0 {
-			first, last = float64(g.PerRound[0].Cooperation), float64(g.PerRound[n-1].Cooperation)
-		}
-		fmt.Fprintf(w, "\nPaired Charity Game, %s%s: %d players, %d rounds, %s pairing.\n", g.Model, label, g.Players, g.Rounds, g.Pairing)
-		fmt.Fprintf(w, "  cooperation %.3f (round 1 %.3f, round %d %.3f); %d points to causes; accounts conserved: %v\n",
-			float64(g.Cooperation), first, g.Rounds, last, g.CharityTotal, g.Conserved)
-		fmt.Fprintf(w, "  after a contributing partner %.3f, after a keeping one %.3f; fit to the study's finding r = %.3f (signs)\n",
-			float64(g.Conditional.AfterPartnerContributed), float64(g.Conditional.AfterPartnerKept), float64(g.Theory.RSigns))
-	}
-}
-
-// printBehaviorSummary adds the behaviour similarities of the run's
-// strategy of Table 2 (H-NP when it is there) to the run's summary.
-func printBehaviorSummary(w io.Writer, res *analysis.Results) {
-	if len(res.ValueBehavior) == 0 {
-		return
-	}
-	strategy := res.ValueBehavior[0].Strategy
-	for _, r := range res.ValueBehavior {
-		if r.Strategy == string(population.HNP) {
-			strategy = r.Strategy
-			break
-		}
-	}
-	fmt.Fprintf(w, "\nBehaviour similarity to the value-behaviour references (theory references, and published ones when given) under %s (bootstrap mean [95%% interval]):\n\n", strategy)
-	fmt.Fprint(w, results.BehaviorTable(res.ValueBehavior, strategy))
-	if res.Note != "" {
-		fmt.Fprintln(w, "\nThe synthetic respondents are built from the theory templates: their behaviour similarity is the pipeline's ceiling, not a finding.")
 	}
 }

@@ -75,6 +75,6 @@ func rebuild(ctx context.Context, dir string) (*analysis.Output, error) {
 	}
 	defer os.RemoveAll(cache)
 	models := newModelSets(cache, nil, nil)
-	defer models.close()
-	return sim.Rebuild(ctx, dir, models.backends())
+	defer models.Close()
+	return sim.Rebuild(ctx, dir, models.Backends())
 }

@@ -20,6 +20,6 @@ func (f batchObserver) Batch(b *agent.Batch, _ sim.Counts) { f(b) }
 func buildPlan(t testing.TB, sc *scenarios.Scenario) (*sim.Plan, error) {
 	t.Helper()
 	models := newModelSets(t.TempDir(), nil, nil)
-	t.Cleanup(models.close)
-	return sim.NewPlan(sc, models.backends())
+	t.Cleanup(models.Close)
+	return sim.NewPlan(sc, models.Backends())
 }

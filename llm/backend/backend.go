@@ -1,19 +1,25 @@
-package main
+// Package backend builds a scenario's models for the engine: it implements
+// sim.Backends over the llm clients and the synthetic respondents, one
+// reply cache per set of a plan's models, and reports their traffic in
+// the analysis's terms.
+//
+// It is part of the llm adapter and imports llm and the domain (agent,
+// analysis, population, scenarios, sim, values); it must not import bus,
+// metrics or nats, and llm must not import it (the synthetic respondents
+// answer from the theory templates, not from the analysis).
+package backend
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"os"
 	"slices"
 	"sync"
 
 	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/analysis"
-	"github.com/society-sim/society/bus"
 	"github.com/society-sim/society/llm"
 	"github.com/society-sim/society/population"
 	"github.com/society-sim/society/scenarios"
@@ -21,11 +27,16 @@ import (
 	"github.com/society-sim/society/values"
 )
 
-// modelSets makes the model backends of each plan a process runs (the
+// SyntheticMeans is the human sample whose value means centre the
+// synthetic respondents' answers: the PVQ-40 sample, whose instrument
+// they answer.
+const SyntheticMeans = "pvq40_smacof"
+
+// Sets makes the model backends of each plan a process runs (the
 // main run's, a calibration's) and closes them all when the process is
 // done with them. Every client reports to obs and logs to log, both known
 // before any client is built.
-type modelSets struct {
+type Sets struct {
 	cacheDir string // "" = the user's cache directory
 	obs      llm.Observer
 	log      *slog.Logger
@@ -34,46 +45,51 @@ type modelSets struct {
 	cacheShared llm.Store
 
 	mu   sync.Mutex
-	sets []*backends
+	sets []*Set
 }
 
-func newModelSets(cacheDir string, obs llm.Observer, log *slog.Logger) *modelSets {
+// New makes the sets of a process whose clients cache their replies in
+// cacheDir ("" = the user's cache directory), report to obs and log to
+// log; obs and log may be nil.
+func New(cacheDir string, obs llm.Observer, log *slog.Logger) *Sets {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &modelSets{cacheDir: cacheDir, obs: obs, log: log}
+	return &Sets{cacheDir: cacheDir, obs: obs, log: log}
 }
 
-// withCache sets the mode and the shared tier of the model cache of every
+// WithCache sets the mode and the shared tier of the model cache of every
 // set made after.
-func (m *modelSets) withCache(mode llm.CacheMode, shared llm.Store) *modelSets {
+func (m *Sets) WithCache(mode llm.CacheMode, shared llm.Store) *Sets {
 	m.cacheMode, m.cacheShared = mode, shared
 	return m
 }
 
-// backends makes a fresh set (sim.Engine.Backends).
-func (m *modelSets) backends() sim.Backends { return m.set() }
+// Backends makes a fresh set (sim.Engine.Backends).
+func (m *Sets) Backends() sim.Backends { return m.Set() }
 
-func (m *modelSets) set() *backends {
-	b := &backends{cacheDir: m.cacheDir, obs: m.obs, log: m.log, cacheMode: m.cacheMode, cacheShared: m.cacheShared}
+// Set makes a fresh set, closed with the others by Close.
+func (m *Sets) Set() *Set {
+	b := &Set{cacheDir: m.cacheDir, obs: m.obs, log: m.log, cacheMode: m.cacheMode, cacheShared: m.cacheShared}
 	m.mu.Lock()
 	m.sets = append(m.sets, b)
 	m.mu.Unlock()
 	return b
 }
 
-func (m *modelSets) close() {
+// Close closes every set made.
+func (m *Sets) Close() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, b := range m.sets {
-		b.close()
+		b.Close()
 	}
 	m.sets = nil
 }
 
-// backends builds the model backends of one plan and keeps what is
-// needed to report their traffic.
-type backends struct {
+// Set builds the model backends of one plan and keeps what is needed to
+// report their traffic.
+type Set struct {
 	cacheDir string // "" = the user's cache directory
 	obs      llm.Observer
 	log      *slog.Logger
@@ -90,9 +106,9 @@ type backends struct {
 	byName  map[string]*llm.Client
 }
 
-var _ sim.Backends = (*backends)(nil)
+var _ sim.Backends = (*Set)(nil)
 
-func (b *backends) sharedCache() (*llm.Cache, error) {
+func (b *Set) sharedCache() (*llm.Cache, error) {
 	b.once.Do(func() {
 		dir := b.cacheDir
 		if dir == "" {
@@ -117,10 +133,10 @@ func (b *backends) sharedCache() (*llm.Cache, error) {
 }
 
 // Model builds one scenario model.
-func (b *backends) Model(sc *scenarios.Scenario, m scenarios.Model, demand func(values.Value) int) (agent.Model, analysis.ModelInfo, error) {
+func (b *Set) Model(sc *scenarios.Scenario, m scenarios.Model, demand func(values.Value) int) (agent.Model, analysis.ModelInfo, error) {
 	switch m.Backend {
 	case scenarios.Synthetic:
-		means, err := population.HumanMeans(syntheticMeans)
+		means, err := population.HumanMeans(SyntheticMeans)
 		if err != nil {
 			return nil, analysis.ModelInfo{}, err
 		}
@@ -158,12 +174,12 @@ func (b *backends) Model(sc *scenarios.Scenario, m scenarios.Model, demand func(
 	}
 }
 
-// check asks every model endpoint for its model list before any work, so
+// Check asks every model endpoint for its model list before any work, so
 // that an endpoint that cannot serve the run (nothing listening, a DNS or
 // TLS failure, a rejected key) stops it within seconds, naming the URL and
 // the cause. A model missing from the list is only logged: servers accept
 // aliases of the names they list.
-func (b *backends) Check(ctx context.Context) error {
+func (b *Set) Check(ctx context.Context) error {
 	errs := make([]error, len(b.clients))
 	var wg sync.WaitGroup
 	for i, c := range b.clients {
@@ -183,8 +199,8 @@ func (b *backends) Check(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// counts sums the traffic of every client.
-func (b *backends) counts() analysis.LLMCounts {
+// Counts sums the traffic of every client.
+func (b *Set) Counts() analysis.LLMCounts {
 	var out analysis.LLMCounts
 	for _, c := range b.clients {
 		s := c.Stats()
@@ -195,79 +211,31 @@ func (b *backends) counts() analysis.LLMCounts {
 	return out
 }
 
-// traffic is each model client's traffic, by model name.
-func (b *backends) traffic() map[string]analysis.ModelTraffic {
+// Traffic is each model client's traffic, by model name.
+func (b *Set) Traffic() map[string]analysis.ModelTraffic {
 	out := make(map[string]analysis.ModelTraffic, len(b.byName))
 	for name, c := range b.byName {
 		s := c.Stats()
 		out[name] = analysis.ModelTraffic{Calls: s.Calls, CacheHits: s.CacheHits, Retries: s.Retries, StrictRetries: s.StrictRetries,
 			PromptTokens: s.PromptTokens, CompletionTokens: s.CompletionTokens,
-			Distributions: s.CoverageN, Questions: distQuestions(s), Fallbacks: s.Fallbacks, CoverageSum: s.CoverageSum}
+			Distributions: s.CoverageN, Questions: Questions(s), Fallbacks: s.Fallbacks, CoverageSum: s.CoverageSum}
 	}
 	return out
 }
 
-// hostStats is the clients' traffic, per model too, as an agent host
-// reports it.
-func (b *backends) hostStats(ctx context.Context, host string) bus.HostStats {
-	c := b.counts()
-	out := bus.HostStats{Host: host, Calls: c.Calls, CacheHits: c.CacheHits, Retries: c.Retries}
-	names := slices.Sorted(maps.Keys(b.byName))
-	for _, name := range names {
-		cl := b.byName[name]
-		s, sv := cl.Stats(), cl.Served(ctx)
-		out.Models = append(out.Models, bus.HostModelStats{Model: name, Calls: s.Calls, CacheHits: s.CacheHits, Retries: s.Retries,
-			StrictRetries: s.StrictRetries, PromptTokens: s.PromptTokens, CompletionTokens: s.CompletionTokens,
-			Distributions: s.CoverageN, Questions: distQuestions(s), Fallbacks: s.Fallbacks, CoverageSum: s.CoverageSum,
-			ServedModel: sv.Model, Fingerprint: sv.Fingerprint, Synthetic: sv.Synthetic})
-	}
-	return out
-}
-
-// hostsTraffic adds up the agent hosts' reports per model, and labels the
-// models with what their servers said, as traffic and label do in one
-// process. Models no host reported on keep their description and have no
-// traffic entry.
-func hostsTraffic(stats []bus.HostStats, models []analysis.ModelInfo) (map[string]analysis.ModelTraffic, []analysis.ModelInfo) {
-	traffic := map[string]analysis.ModelTraffic{}
-	out := slices.Clone(models)
-	for _, h := range stats {
-		for _, m := range h.Models {
-			t := traffic[m.Model]
-			t.Calls += m.Calls
-			t.CacheHits += m.CacheHits
-			t.Retries += m.Retries
-			t.StrictRetries += m.StrictRetries
-			t.PromptTokens += m.PromptTokens
-			t.CompletionTokens += m.CompletionTokens
-			t.Distributions += m.Distributions
-			t.Questions += m.Questions
-			t.Fallbacks += m.Fallbacks
-			t.CoverageSum += m.CoverageSum
-			traffic[m.Model] = t
-			for i := range out {
-				if out[i].Name != m.Model {
-					continue
-				}
-				out[i].Synthetic = out[i].Synthetic || m.Synthetic
-				out[i].ServedModel = cmp.Or(out[i].ServedModel, m.ServedModel)
-				out[i].SystemFingerprint = cmp.Or(out[i].SystemFingerprint, m.Fingerprint)
-			}
-		}
-	}
-	return traffic, out
-}
+// Clients are the set's model clients, by model name.
+func (b *Set) Clients() map[string]*llm.Client { return b.byName }
 
 // Report is the clients' traffic, and the models' descriptions labelled
 // with what their endpoints said (sim.Backends).
-func (b *backends) Report(ctx context.Context, models []analysis.ModelInfo) sim.Report {
-	return sim.Report{Traffic: b.traffic(), Models: b.label(ctx, models), Counts: b.counts()}
+func (b *Set) Report(ctx context.Context, models []analysis.ModelInfo) sim.Report {
+	return sim.Report{Traffic: b.Traffic(), Models: b.label(ctx, models), Counts: b.Counts()}
 }
 
 // label records in the models' descriptions what their endpoints said
 // about themselves: a model served by the model server is synthetic
 // respondents, whatever its name.
-func (b *backends) label(ctx context.Context, models []analysis.ModelInfo) []analysis.ModelInfo {
+func (b *Set) label(ctx context.Context, models []analysis.ModelInfo) []analysis.ModelInfo {
 	out := slices.Clone(models)
 	for i, m := range out {
 		c, ok := b.byName[m.Name]
@@ -281,13 +249,13 @@ func (b *backends) label(ctx context.Context, models []analysis.ModelInfo) []ana
 	return out
 }
 
-// keepShared copies the replies of the cluster's shared bucket that the
-// cache's file lacks into it, so that a later run on this machine finds
-// them without the cluster: the bucket's persistent store behind it. A
-// failure only costs those later runs calls, so it is logged. Nothing is
-// copied when no model of the plan opened the cache, or when its mode
-// writes no store.
-func (b *backends) keepShared(ctx context.Context, kv *bus.KVStore) {
+// Keep copies the replies each lists (the cluster's shared bucket) that
+// the cache's file lacks into it, so that a later run on this machine
+// finds them without the cluster: the bucket's persistent store behind
+// it. A failure only costs those later runs calls, so it is logged.
+// Nothing is copied when no model of the plan opened the cache, or when
+// its mode writes no store.
+func (b *Set) Keep(ctx context.Context, each func(ctx context.Context, fn func(key string, val []byte) error) error) {
 	if b.cache == nil {
 		return
 	}
@@ -296,7 +264,7 @@ func (b *backends) keepShared(ctx context.Context, kv *bus.KVStore) {
 		log = slog.Default()
 	}
 	kept := 0
-	err := kv.Each(ctx, func(key string, val []byte) error {
+	err := each(ctx, func(key string, val []byte) error {
 		ok, err := b.cache.Keep(ctx, key, val)
 		if ok {
 			kept++
@@ -310,7 +278,8 @@ func (b *backends) keepShared(ctx context.Context, kv *bus.KVStore) {
 	log.Debug("shared model cache copied to this machine's", "kept", kept)
 }
 
-func (b *backends) close() {
+// Close closes the set's clients and its cache.
+func (b *Set) Close() {
 	for _, c := range b.clients {
 		c.Close()
 	}
@@ -328,10 +297,10 @@ func fieldOfModel(sc *scenarios.Scenario, name, key string) string {
 	return "models"
 }
 
-// distQuestions is the number of questions a client asked in distribution
+// Questions is the number of questions a client asked in distribution
 // mode: those whose reply gave a distribution (CoverageN, low coverage
 // included), and those sampled because the reply had no alternatives or
 // the request failed.
-func distQuestions(s llm.ClientStats) int64 {
+func Questions(s llm.ClientStats) int64 {
 	return s.CoverageN + s.NoAlternatives + s.FallbackErrors
 }

@@ -1,0 +1,285 @@
+package bus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/society-sim/society/analysis"
+	"github.com/society-sim/society/results"
+	"github.com/society-sim/society/scenarios"
+	"github.com/society-sim/society/sim"
+)
+
+// Orchestrator is the orchestrator of a distributed run: it registers the
+// run, queues the tasks each phase still lacks (sim.Loop over a Queue),
+// follows the answers to know when a phase is complete, and finally asks
+// the analysis service (through the registry) to compute and write the
+// results, or writes them itself. It holds nothing that cannot be
+// rebuilt: killed and started again, it carries on where the run stands.
+type Orchestrator struct {
+	NC  *nats.Conn
+	JS  jetstream.JetStream
+	Reg *Registry
+	Log *slog.Logger
+	// Fresh discards whatever the run stored before.
+	Fresh bool
+	Queue TaskQueueOptions
+	// Stall is how long a phase may go without a new answer while no task
+	// is queued before its missing work is handed out again; 0 means
+	// twice the ack wait.
+	Stall time.Duration
+	// Observer follows the run; BadMessage is told about every message
+	// that could not be used. Either may be nil.
+	Observer   sim.Observer
+	BadMessage func(error)
+	// Answered, when set, is called once the loop is over, with its error
+	// (nil: every answer is stored), before the results are written.
+	Answered func(ctx context.Context, err error)
+}
+
+// Orchestrated is what a finished distributed run reports.
+type Orchestrated struct {
+	ID      string
+	Record  RunRecord
+	Outcome *analysis.Outcome // nil when the results did not fit the record
+}
+
+// Run runs the prepared scenario sc, whose plan is p (prep applied), until
+// its results are written: into out by this process when out is set,
+// otherwise by an analysis service. A run registered with another
+// scenario under the same name and seed is sim.ErrBadInput.
+func (o *Orchestrator) Run(ctx context.Context, sc *scenarios.Scenario, p *sim.Plan, prep sim.Preparation, out string) (*Orchestrated, error) {
+	id := RunID(sim.RunID(sc))
+	subj := Subjects{Run: id}
+
+	// Register, or take up, the run.
+	rec, rev, exists, err := o.Reg.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if exists && o.Fresh {
+		o.Log.Info("discarding what the run stored before (--fresh)", "run", id)
+		if err := DeleteRunStreams(ctx, o.JS, subj); err != nil {
+			return nil, err
+		}
+		if err := o.Reg.Delete(ctx, id); err != nil {
+			return nil, err
+		}
+		exists = false
+	}
+	if exists && rec.Scenario != string(p.Resolved) {
+		return nil, fmt.Errorf("%w: run %s is registered with a different scenario (same name and seed, other settings); change the name or the seed, or pass --fresh to discard the stored run", sim.ErrBadInput, id)
+	}
+	n := p.Study.Pool.Size()
+	shards := sim.ShardCount(n, sc.Run.Shards)
+	epoch := 1
+	if exists {
+		shards, epoch = rec.Shards, rec.Epoch+1
+		o.Log.Info("resuming run", "run", id, "state", rec.State, "epoch", epoch)
+	}
+	expectedBytes := int64(n)*int64(p.TotalItems())*2 + 64<<20
+	if _, err := EnsureAnswerStream(ctx, o.JS, subj, StreamOptions{MaxBytes: expectedBytes, File: true,
+		Duplicates: 2 * time.Hour, Replicas: o.Queue.Replicas}); err != nil {
+		return nil, err
+	}
+	q := o.Queue
+	q.File = true
+	if err := EnsureTaskQueue(ctx, o.JS, subj, q); err != nil {
+		return nil, err
+	}
+	if exists {
+		if err := PurgeTasks(ctx, o.JS, subj); err != nil {
+			return nil, err
+		}
+		if err := o.Reg.ClearHostStats(ctx, id); err != nil {
+			return nil, err
+		}
+	}
+	prepRaw := prep.Encode()
+	if exists && prepRaw == nil {
+		prepRaw = rec.Prep // settled by the run's first start
+	}
+	rec = RunRecord{ID: id, Scenario: string(p.Resolved), Shards: shards, Epoch: epoch, State: RunRunning, Prep: prepRaw}
+	if exists {
+		_, err = o.Reg.Update(ctx, rec, rev)
+	} else {
+		_, err = o.Reg.Create(ctx, rec)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w (is another orchestrator starting the same run?)", err)
+	}
+
+	r := &orchestration{log: o.Log, nc: o.NC, reg: o.Reg, subj: subj, p: p, id: id, epoch: epoch}
+	stall := o.Stall
+	if stall <= 0 {
+		stall = 2 * o.Queue.Backoff()[0]
+	}
+	queue := &Queue{JS: o.JS, Subjects: subj, Epoch: epoch, Logger: o.Log, Bad: func(err error) {
+		r.bad.Add(1)
+		if o.BadMessage != nil {
+			o.BadMessage(err)
+		}
+	}}
+	var obs sim.Observer = sim.NoObserver{}
+	if o.Observer != nil {
+		obs = o.Observer
+	}
+	loop := &sim.Loop{Layout: sim.Layout{ID: id, Name: sc.Name, Plan: p, Shards: shards, Dispatcher: queue},
+		Observer: obs, Stall: stall, Log: o.Log}
+	r.col, err = loop.Run(ctx)
+	if o.Answered != nil {
+		o.Answered(ctx, err)
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			r.fail(err)
+		}
+		return nil, err
+	}
+	var final RunRecord
+	if out != "" {
+		final, err = r.writeOwn(ctx, out)
+	} else {
+		final, err = r.await(ctx)
+	}
+	if err != nil {
+		return nil, err
+	}
+	res := &Orchestrated{ID: id, Record: final}
+	if len(final.Results) > 0 {
+		var r analysis.Results
+		if err := json.Unmarshal(final.Results, &r); err == nil {
+			res.Outcome = &analysis.Outcome{Results: r}
+		}
+	}
+	return res, nil
+}
+
+// orchestration is one run's orchestrator state.
+type orchestration struct {
+	log   *slog.Logger
+	nc    *nats.Conn
+	reg   *Registry
+	subj  Subjects
+	p     *sim.Plan
+	id    string
+	epoch int
+	col   *analysis.Collector
+	bad   atomic.Int64
+}
+
+// await marks the run complete, which asks the analysis service to compute
+// and write the results, and waits until it has.
+func (o *orchestration) await(ctx context.Context) (RunRecord, error) {
+	if _, err := o.reg.Modify(ctx, o.id, func(r *RunRecord) error {
+		r.State = RunComplete
+		return nil
+	}); err != nil {
+		return RunRecord{}, err
+	}
+	o.log.Info("every answer is stored; waiting for the analysis service to write the results", "run", o.id)
+	var heard atomic.Bool
+	sub, err := o.nc.Subscribe(o.subj.Results(), func(m *nats.Msg) {
+		if _, err := DecodeProgress(m.Data); err == nil {
+			heard.Store(true)
+		}
+	})
+	if err == nil {
+		defer sub.Unsubscribe()
+	}
+	hinted := time.Now()
+	for {
+		rec, _, ok, err := o.reg.Get(ctx, o.id)
+		switch {
+		case err != nil:
+			o.log.Debug("read run record", "run", o.id, "err", err)
+		case !ok:
+			return RunRecord{}, fmt.Errorf("run %s: removed from the registry while finishing", o.id)
+		case rec.Epoch != o.epoch:
+			return RunRecord{}, fmt.Errorf("run %s: taken over by another orchestrator (epoch %d)", o.id, rec.Epoch)
+		case rec.State == RunDone:
+			return rec, nil
+		case rec.State == RunFailed:
+			return rec, fmt.Errorf("run %s: %s", o.id, rec.Error)
+		}
+		if !heard.Load() && time.Since(hinted) > 5*time.Second {
+			o.log.Warn("no analysis service has reported on this run yet; start one with 'society analyze --nats URL'", "run", o.id)
+			hinted = time.Now()
+		}
+		if !sleepCtx(ctx, 200*time.Millisecond) {
+			return RunRecord{}, ctx.Err()
+		}
+	}
+}
+
+// writeOwn computes the results from the answers the orchestrator
+// followed and writes them to dir, as the analysis service would, and
+// records the run done.
+func (o *orchestration) writeOwn(ctx context.Context, dir string) (RunRecord, error) {
+	outcome, err := o.p.Study.Compute(ctx, o.col)
+	if err != nil {
+		return RunRecord{}, err
+	}
+	var llm analysis.LLMCounts
+	if stats, err := o.reg.HostStats(ctx, o.id, nil); err == nil {
+		for _, s := range stats {
+			llm.Calls, llm.CacheHits, llm.Retries = llm.Calls+s.Calls, llm.CacheHits+s.CacheHits, llm.Retries+s.Retries
+		}
+	}
+	outcome.Results.LLM = llm
+	if err := results.Write(ctx, dir, &analysis.Output{Outcome: outcome, Collector: o.col, Study: o.p.Study, Scenario: o.p.Resolved}); err != nil {
+		return RunRecord{}, err
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		abs = dir
+	}
+	results, err := os.ReadFile(filepath.Join(dir, "results.json"))
+	if err != nil || len(results) > maxRecordResults {
+		results = nil
+	}
+	host, _ := os.Hostname()
+	return o.reg.Modify(ctx, o.id, func(r *RunRecord) error {
+		if r.Epoch != o.epoch {
+			return fmt.Errorf("run %s: taken over by another orchestrator (epoch %d)", o.id, r.Epoch)
+		}
+		r.State, r.Dir, r.Host, r.Results, r.Error = RunDone, abs, host, results, ""
+		return nil
+	})
+}
+
+// fail records the run's failure in the registry, for every role to see.
+func (o *orchestration) fail(err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, merr := o.reg.Modify(ctx, o.id, func(r *RunRecord) error {
+		if r.Epoch != o.epoch {
+			return errors.New("taken over")
+		}
+		r.State, r.Error = RunFailed, err.Error()
+		return nil
+	}); merr != nil {
+		o.log.Error("record the run's failure", "run", o.id, "err", merr)
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

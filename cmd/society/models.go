@@ -1,0 +1,44 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"maps"
+	"slices"
+
+	"github.com/society-sim/society/bus"
+	"github.com/society-sim/society/llm"
+	"github.com/society-sim/society/llm/backend"
+)
+
+// syntheticMeans is the human sample whose value means centre the synthetic
+// respondents' answers.
+const syntheticMeans = backend.SyntheticMeans
+
+// newModelSets makes the model backends of the plans a process runs.
+func newModelSets(cacheDir string, obs llm.Observer, log *slog.Logger) *backend.Sets {
+	return backend.New(cacheDir, obs, log)
+}
+
+// hostModels are an agent host's models of one run: a backend set, which
+// reports its traffic to the registry as bus.HostStats.
+type hostModels struct{ *backend.Set }
+
+var _ bus.HostModels = hostModels{}
+
+// HostStats is the clients' traffic, per model too, as an agent host
+// reports it.
+func (h hostModels) HostStats(ctx context.Context, host string) bus.HostStats {
+	c := h.Counts()
+	out := bus.HostStats{Host: host, Calls: c.Calls, CacheHits: c.CacheHits, Retries: c.Retries}
+	clients := h.Clients()
+	for _, name := range slices.Sorted(maps.Keys(clients)) {
+		cl := clients[name]
+		s, sv := cl.Stats(), cl.Served(ctx)
+		out.Models = append(out.Models, bus.HostModelStats{Model: name, Calls: s.Calls, CacheHits: s.CacheHits, Retries: s.Retries,
+			StrictRetries: s.StrictRetries, PromptTokens: s.PromptTokens, CompletionTokens: s.CompletionTokens,
+			Distributions: s.CoverageN, Questions: backend.Questions(s), Fallbacks: s.Fallbacks, CoverageSum: s.CoverageSum,
+			ServedModel: sv.Model, Fingerprint: sv.Fingerprint, Synthetic: sv.Synthetic})
+	}
+	return out
+}
