@@ -147,7 +147,7 @@ func dashboardQueries(t *testing.T, dash []byte) []panelQuery {
 
 // expand replaces Grafana's variables as Grafana would with "All" selected.
 func expand(expr, window string) string {
-	return strings.NewReplacer("$__rate_interval", window, "$model", ".*", "$strategy", ".*").Replace(expr)
+	return strings.NewReplacer("$__rate_interval", window, "$instance", ".*", "$run", ".*", "$model", ".*", "$strategy", ".*").Replace(expr)
 }
 
 // registeredNames returns the series names the program exposes: each family

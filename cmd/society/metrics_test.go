@@ -331,7 +331,7 @@ func dashboardPanelQueries(t *testing.T, dash []byte) []struct{ Panel, Expr stri
 
 // grafanaExpand replaces Grafana's variables as Grafana does with "All" selected.
 func grafanaExpand(expr, window string) string {
-	return strings.NewReplacer("$__rate_interval", window, "$model", ".*", "$strategy", ".*").Replace(expr)
+	return strings.NewReplacer("$__rate_interval", window, "$instance", ".*", "$run", ".*", "$model", ".*", "$strategy", ".*").Replace(expr)
 }
 
 func TestRunMetricsFlag(t *testing.T) {
