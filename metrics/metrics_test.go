@@ -3,10 +3,13 @@ package metrics
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -321,5 +324,55 @@ func BenchmarkBatch(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		m.Batch(&agent.Batch{Model: "m", Instrument: "pvq40", Item: i % 40, Shard: i / 40, Codes: codes})
+	}
+}
+
+// TestEndedRunsAreBounded: a process that follows runs one after another
+// keeps the series of its KeepRuns latest ended runs and no more, so the
+// run label stays bounded; a run still going is never dropped.
+func TestEndedRunsAreBounded(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := New(reg, BuildInfo{})
+	going := m.Run(RunInfo{ID: "going", Scenario: "s", Seed: 1})
+	going.Progress(10, 1, 0)
+	for i := range KeepRuns + 2 {
+		r := m.Run(RunInfo{ID: fmt.Sprintf("r%d", i), Scenario: "s", Seed: uint64(i)})
+		r.Progress(10, 10, 0)
+		r.Batch(&agent.Batch{Model: "m", Instrument: "pvq40", Codes: []uint8{1}})
+		r.End()
+	}
+	runs := map[string]bool{}
+	for _, f := range gather(t, reg) {
+		for _, s := range f.GetMetric() {
+			for _, l := range s.GetLabel() {
+				if l.GetName() == "run" {
+					runs[l.GetValue()] = true
+				}
+			}
+		}
+	}
+	want := map[string]bool{"going": true}
+	for i := 2; i < KeepRuns+2; i++ {
+		want[fmt.Sprintf("r%d", i)] = true
+	}
+	if !maps.Equal(runs, want) {
+		t.Errorf("runs exported: got %v, want %v", slices.Sorted(maps.Keys(runs)), slices.Sorted(maps.Keys(want)))
+	}
+	if got := count(m.info); got != KeepRuns+1 {
+		t.Errorf("society_run_info: got %d series, want %d", got, KeepRuns+1)
+	}
+}
+
+// TestRunStartedAgainStartsOver: a run taken up again in the same process
+// counts its answers from zero, as its analysis does.
+func TestRunStartedAgainStartsOver(t *testing.T) {
+	m := New(prometheus.NewRegistry(), BuildInfo{})
+	b := &agent.Batch{Model: "m", Instrument: "pvq40", Codes: []uint8{1, 2}}
+	m.Run(RunInfo{ID: "r"}).Batch(b)
+	if !m.Run(RunInfo{ID: "r"}).Batch(b) {
+		t.Errorf("batch in the restarted run: got a redelivery, want new answers")
+	}
+	if got := value(t, m.answers.WithLabelValues("r", "m", "pvq40", "valid")); got != 2 {
+		t.Errorf("valid answers: got %v, want 2", got)
 	}
 }
