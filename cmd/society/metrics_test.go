@@ -359,6 +359,19 @@ func TestRunMetricsFlag(t *testing.T) {
 	}
 }
 
+// TestServiceMetricsFlag: agents and analyze refuse a --metrics address
+// without a port before they join the cluster, like run.
+func TestServiceMetricsFlag(t *testing.T) {
+	for _, role := range []string{"agents", "analyze"} {
+		t.Run(role, func(t *testing.T) {
+			_, stderr, code := runCLI(t, role, "--nats", "nats://127.0.0.1:1", "--metrics", "localhost")
+			if code != 2 || !strings.Contains(stderr, "want HOST:PORT") {
+				t.Errorf("got exit %d, %q; want 2 and a message about HOST:PORT", code, stderr)
+			}
+		})
+	}
+}
+
 // TestDashboardsCommand writes the provisioning tree with the compose
 // file's addresses and compares it with the committed deploy/ folder: the
 // command and the repository serve the same files.
