@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/society-sim/society/agent"
+	"github.com/society-sim/society/scenarios"
 	"github.com/society-sim/society/sim"
 )
 
@@ -37,6 +38,10 @@ type AgentHost struct {
 	// Models builds the models of a run (whatever serves them, with
 	// whatever cache), and the close of what it made.
 	Models func(run string, log *slog.Logger) (HostModels, func())
+	// Follow, when set, is told of each run the host starts serving (the
+	// metrics' run label); it returns what to call when the host stops
+	// serving it.
+	Follow func(rec RunRecord, sc *scenarios.Scenario, p *sim.Plan) (end func())
 
 	bad    atomic.Int64
 	served atomic.Int64
@@ -112,9 +117,12 @@ func (h *AgentHost) update(ctx context.Context, rec RunRecord) {
 func (h *AgentHost) serveRun(ctx context.Context, rec RunRecord) error {
 	b, done := h.Models(rec.ID, h.Log.With("run", rec.ID))
 	defer done()
-	_, p, err := sim.RecordPlan(rec.ID, []byte(rec.Scenario), rec.Prep, b, false)
+	sc, p, err := sim.RecordPlan(rec.ID, []byte(rec.Scenario), rec.Prep, b, false)
 	if err != nil {
 		return err
+	}
+	if h.Follow != nil {
+		defer h.Follow(rec, sc, p)()
 	}
 	h.Log.Info("serving run", "run", rec.ID, "agents", p.Study.Pool.Size(), "shards", rec.Shards)
 

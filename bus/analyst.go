@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/analysis"
 	"github.com/society-sim/society/results"
 	"github.com/society-sim/society/sim"
@@ -36,6 +37,12 @@ type Analyst struct {
 	// Backends builds a run's models, only to describe them: the analyst
 	// calls no model. done closes what it made.
 	Backends func() (b sim.Backends, done func())
+	// Follow, when set, follows each run it analyses as the orchestrator's
+	// observer does (the metrics): given the run's layout and collector, it
+	// returns the sink the run's answers are stored through (col.Add and
+	// whatever counts them once col holds them) and finish, called with
+	// the outcome once computed and with nil when the analysis ends.
+	Follow func(ctx context.Context, l sim.Layout, col *analysis.Collector) (sink func(*agent.Batch) error, finish func(*analysis.Outcome))
 
 	bad     atomic.Int64
 	written atomic.Int64
@@ -115,14 +122,19 @@ func (a *Analyst) update(ctx context.Context, rec RunRecord) {
 func (a *Analyst) analyse(ctx context.Context, rec RunRecord, r *analysisRun) error {
 	b, done := a.Backends()
 	defer done()
-	_, p, err := sim.RecordPlan(rec.ID, []byte(rec.Scenario), rec.Prep, b, true)
+	sc, p, err := sim.RecordPlan(rec.ID, []byte(rec.Scenario), rec.Prep, b, true)
 	if err != nil {
 		return err
 	}
 	col := analysis.NewCollector(p.Study.Pool.Size(), p.Study.Plans)
+	sink, finish := col.Add, func(*analysis.Outcome) {}
+	if a.Follow != nil {
+		sink, finish = a.Follow(ctx, sim.Layout{ID: rec.ID, Name: sc.Name, Plan: p, Shards: rec.Shards}, col)
+	}
+	defer finish(nil)
 	subj := Subjects{Run: rec.ID}
 	var bad atomic.Int64
-	reader := &AnswerReader{JS: a.JS, Subjects: subj, Logger: a.Log, Sink: col.Add,
+	reader := &AnswerReader{JS: a.JS, Subjects: subj, Logger: a.Log, Sink: sink,
 		Bad: func(error) { bad.Add(1); a.bad.Add(1) }}
 	rctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -179,6 +191,7 @@ func (a *Analyst) analyse(ctx context.Context, rec RunRecord, r *analysisRun) er
 		return err
 	}
 	outcome.Results.LLM = llmCounts
+	finish(outcome)
 	if err := results.Write(ctx, dir, &analysis.Output{Outcome: outcome, Collector: col, Study: p.Study, Scenario: p.Resolved}); err != nil {
 		return err
 	}

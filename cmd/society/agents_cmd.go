@@ -10,9 +10,12 @@ import (
 
 	"github.com/society-sim/society/bus"
 	"github.com/society-sim/society/llm"
+	"github.com/society-sim/society/metrics"
+	"github.com/society-sim/society/scenarios"
+	"github.com/society-sim/society/sim"
 )
 
-const agentsSynopsis = `agents --nats URL [--name NAME] [--tasks N] [--run ID] [--cache DIR] [--cache-mode MODE | --no-cache]
+const agentsSynopsis = `agents --nats URL [--name NAME] [--tasks N] [--run ID] [--cache DIR] [--cache-mode MODE | --no-cache] [--metrics ADDR]
 
 Runs an agent host: it learns the runs registered on the NATS cluster and
 answers their tasks with the scenario's agents and models. Start as many
@@ -32,6 +35,7 @@ func cmdAgents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	only := fs.String("run", "", "serve only the run `ID` (default: every run)")
 	cache := addCacheFlags(fs, "shared by the runs this host serves")
 	verbose := fs.Bool("v", false, "log every step")
+	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics on `ADDR` (HOST:PORT; :PORT binds 127.0.0.1) while the service runs")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -52,6 +56,11 @@ func cmdAgents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := cache.check(); err != nil {
 		return err
 	}
+	srv, err := startMetrics(ctx, *metricsAddr, stderr)
+	if err != nil {
+		return err
+	}
+	defer srv.close()
 	log := roleLogger(stderr, *verbose).With("role", "agents", "host", *name)
 	nc, js, reg, err := joinCluster(ctx, nf, "agents", log)
 	if err != nil || reg == nil {
@@ -65,10 +74,14 @@ func cmdAgents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if kv := openReplies(ctx, js, cache.mode(), cache.sharedBytes(), log); kv != nil {
 		shared = kv
 	}
+	m := srv.metricsOf()
 	h := &bus.AgentHost{JS: js, Reg: reg, Log: log, Name: *name, Concurrency: *tasks, Only: *only,
 		Models: func(_ string, log *slog.Logger) (bus.HostModels, func()) {
-			models := newModelSets(cache.dir, nil, log).WithCache(cache.mode(), shared)
+			models := newModelSets(cache.dir, modelObserver(m), log).WithCache(cache.mode(), shared)
 			return hostModels{models.Set()}, models.Close
+		},
+		Follow: func(rec bus.RunRecord, sc *scenarios.Scenario, p *sim.Plan) func() {
+			return m.Run(metrics.RunInfo{ID: rec.ID, Scenario: sc.Name, Seed: p.Seed}).End
 		}}
 	err = h.Serve(ctx)
 	fmt.Fprintf(stdout, "agent host %s: %d tasks served, %d unusable messages rejected\n", *name, h.Served(), h.Bad())

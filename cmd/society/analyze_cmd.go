@@ -7,11 +7,13 @@ import (
 	"os"
 	"strings"
 
+	"github.com/society-sim/society/agent"
+	"github.com/society-sim/society/analysis"
 	"github.com/society-sim/society/bus"
 	"github.com/society-sim/society/sim"
 )
 
-const analyzeSynopsis = `analyze --nats URL [--out DIR] [--name NAME] [--run ID]
+const analyzeSynopsis = `analyze --nats URL [--out DIR] [--name NAME] [--run ID] [--metrics ADDR]
 
 Runs the analysis service: it follows the answers of every run registered
 on the NATS cluster, publishes progress, and when a run's orchestrator
@@ -31,6 +33,7 @@ func cmdAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	name := fs.String("name", host, "this service's name (its durable consumers are named after it)")
 	only := fs.String("run", "", "analyse only the run `ID` (default: every run)")
 	verbose := fs.Bool("v", false, "log every step")
+	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics on `ADDR` (HOST:PORT; :PORT binds 127.0.0.1) while the service runs")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -48,16 +51,26 @@ func cmdAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if len(problems) > 0 {
 		return fmt.Errorf("%w: %s", errUsage, strings.Join(problems, "; "))
 	}
+	srv, err := startMetrics(ctx, *metricsAddr, stderr)
+	if err != nil {
+		return err
+	}
+	defer srv.close()
 	log := roleLogger(stderr, *verbose).With("role", "analyze", "name", *name)
 	nc, js, reg, err := joinCluster(ctx, nf, "analyze", log)
 	if err != nil || reg == nil {
 		return err
 	}
 	defer bus.Drain(nc)
+	m := srv.metricsOf()
 	a := &bus.Analyst{NC: nc, JS: js, Reg: reg, Log: log, Name: *name, Out: *out, Only: *only,
 		Backends: func() (sim.Backends, func()) {
 			models := newModelSets("", nil, nil)
 			return models.Backends(), models.Close
+		},
+		Follow: func(ctx context.Context, l sim.Layout, col *analysis.Collector) (func(*agent.Batch) error, func(*analysis.Outcome)) {
+			live := followRun(ctx, m, l)
+			return live.sink(col), live.finish
 		}}
 	log.Info("analysis service ready; waiting for runs")
 	err = a.Serve(ctx)
