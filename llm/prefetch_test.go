@@ -446,3 +446,31 @@ func TestPrefetchMalformed(t *testing.T) {
 		t.Errorf("got error %v and %d requests, want an error and the one good question fetched", err, srv.calls.Load())
 	}
 }
+
+// A caller that missed the memory just before another request's flight
+// for the same prompt ended makes no second request: the flight
+// remembered the distribution before it ended, and a new flight looks
+// there first. Without a cache nothing else would stop the second
+// request (Prefetch and agents asking the same prompt meet this).
+func TestDistributionFlightLooksFirst(t *testing.T) {
+	srv := newOpenAIServer(t, func(r seenReq) (int, any) {
+		return 200, topReply(r, map[string]float64{"4": 0.6, "5": 0.3, "3": 0.1})
+	})
+	cfg := testConfig(srv.URL)
+	cfg.Mode = ModeDistribution
+	c := newClient(t, cfg)
+	q := &agent.Question{Persona: agent.Persona{Value: values.Power, Style: agent.StyleDescription}, Instrument: pvq(t), Item: 1}
+	first, err := c.Ask(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The caller past its look at the memory, as when it looked just
+	// before the first request's flight ended.
+	e, _, err := c.distOf(context.Background(), q, c.render(q))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.calls.Load(); got != 1 || !slices.Equal(e.Dist, first.Dist) {
+		t.Errorf("got %d requests and distribution %v, want 1 and the first's %v", got, e.Dist, first.Dist)
+	}
+}
