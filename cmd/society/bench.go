@@ -220,7 +220,11 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 		o.Log = io.Discard
 	}
 	rep := &benchReport{Note: benchNote, Machine: readMachine()}
-	for _, n := range o.Agents {
+	populations := o.Agents
+	if o.Skip["pipeline"] && o.Skip["nobus"] && o.Skip["nats"] {
+		populations = nil // nothing measured per population
+	}
+	for _, n := range populations {
 		row, err := benchPopulation(ctx, o, n)
 		if err != nil {
 			return nil, err

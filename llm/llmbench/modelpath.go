@@ -81,7 +81,8 @@ type Run struct {
 	MinSeconds     float64 `json:"min_seconds"`
 	CallsPerSecond float64 `json:"calls_per_second"`
 	Efficiency     float64 `json:"efficiency"` // CallsPerSecond over S/L
-	// Steady* leave out the phase's first and last tenth of calls.
+	// Steady* leave out the phase's first and last tenth of calls; 0 for a
+	// phase shorter than steadyLatencies latencies.
 	SteadyCallsPerSecond float64 `json:"steady_calls_per_second"`
 	SteadyEfficiency     float64 `json:"steady_efficiency"`
 	// PeakInFlight is the most requests the server had open at once
@@ -162,6 +163,11 @@ func MeasureModelPath(ctx context.Context, o Options) (*ModelPath, error) {
 			}
 			r.MinSeconds = math.Ceil(float64(r.Calls)/float64(o.Slots)) * o.Latency.Seconds()
 			r.Efficiency = r.CallsPerSecond / mp.IdealCallsPerSecond
+			if r.Seconds < steadyLatencies*o.Latency.Seconds() {
+				// A phase of a few waves has no steady state: its rate
+				// between the tenths is one wave's burst.
+				r.SteadyCallsPerSecond = 0
+			}
 			r.SteadyEfficiency = r.SteadyCallsPerSecond / mp.IdealCallsPerSecond
 			if bare {
 				c.Bare = r
@@ -249,8 +255,9 @@ func (ph phase) questions() []*agent.Question {
 
 // society runs the phase through the society client as the engine does:
 // the shard's agents ask their items in turn while Prefetch, started just
-// before, fetches every request the phase needs at the client's
-// concurrency (in sample mode the samples up to each persona's demand).
+// before (StartPrefetch), fetches every request the phase needs at the
+// client's concurrency (in sample mode the samples up to each persona's
+// demand).
 func (ph phase) society(ctx context.Context, url string) (Run, error) {
 	d := ph.demand()
 	client, err := llm.NewClient(llm.ClientConfig{Name: "bench", BaseURL: url, Model: llm.SyntheticName,
@@ -271,13 +278,12 @@ func (ph phase) society(ctx context.Context, url string) (Run, error) {
 	m := startMeter(func() int64 { return client.Stats().Calls - before.Calls })
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	prefetched := make(chan error, 1)
-	go func() { prefetched <- client.Prefetch(pctx, qs) }()
+	prefetched := client.StartPrefetch(pctx, qs)
 	_, err = sh.Do(ctx, &agent.Task{Model: "bench", Instrument: ph.pvq, Items: its})
 	if err != nil {
 		cancel()
 	}
-	perr := <-prefetched
+	perr := prefetched()
 	el, cpu, samples := m.end()
 	if err = errors.Join(err, perr); err != nil {
 		return Run{}, err
@@ -337,6 +343,10 @@ func (m *meter) end() (time.Duration, float64, []callSample) {
 	<-m.done
 	return el, cpu, m.samples
 }
+
+// steadyLatencies is the shortest phase, in latencies L, whose steady
+// rate is reported.
+const steadyLatencies = 10
 
 // modelSampleEvery is how often a timed model-path run counts the calls
 // made so far, to find its steady rate.
