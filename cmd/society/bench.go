@@ -495,6 +495,12 @@ func printModelPath(w io.Writer, mp *llmbench.ModelPath) {
 	tw.Flush()
 	fmt.Fprintln(w)
 	for _, c := range []llmbench.Comparison{mp.Sample, mp.Distribution} {
+		for _, x := range []llmbench.Run{c.Society, c.Bare} {
+			if x.Calls != x.ServerRequests {
+				fmt.Fprintf(w, "  WARNING: %s mode, %s client: %d calls counted by the client, %d requests by the server\n",
+					c.Mode, x.Client, x.Calls, x.ServerRequests)
+			}
+		}
 		want := min(int64(mp.Concurrency), c.Society.Calls)
 		verdict := "reached"
 		if c.Society.PeakInFlight < want {
