@@ -23,14 +23,11 @@ type distEntry struct {
 	Reason   string    `json:"reason,omitempty"` // why sampled instead
 }
 
-func (c *Client) askDist(ctx context.Context, q *agent.Question, p agent.Prompt) (agent.Reply, bool, error) {
+func (c *Client) askDist(ctx context.Context, q *agent.Question, p agent.Prompt, mk memoKey) (agent.Reply, error) {
 	e, hit, err := c.distOf(ctx, q, p)
-	if hit {
-		c.stats.cacheHits.Add(1)
-	}
 	if err != nil {
 		if ctx.Err() != nil || !errors.Is(err, ErrUnavailable) {
-			return agent.Reply{}, false, err
+			return agent.Reply{}, err
 		}
 		// The log-probability request kept failing although the
 		// endpoint may still sample (a server overloaded by logprobs
@@ -41,13 +38,17 @@ func (c *Client) askDist(ctx context.Context, q *agent.Question, p agent.Prompt)
 		c.stats.fallbackErrors.Add(1)
 		c.warnOnce("dist-error", "distribution request failed; sampling this question instead (not cached)", "err", err)
 		a, err := c.askSample(ctx, q, p)
-		return agent.Reply{Answer: a}, false, err
+		return agent.Reply{Answer: a}, err
 	}
+	// A fallback is kept too: without a cache, the next agent would
+	// otherwise ask for the distribution again.
+	m := c.remember(mk, &memoEntry{dist: e.Dist, stored: hit, fallback: e.Fallback})
+	c.useDist(m)
 	if e.Fallback {
 		a, err := c.askSample(ctx, q, p)
-		return agent.Reply{Answer: a}, false, err
+		return agent.Reply{Answer: a}, err
 	}
-	return agent.Reply{Dist: e.Dist}, hit, nil
+	return agent.Reply{Dist: e.Dist}, nil
 }
 
 // distOf returns the distribution-mode entry of prompt p: from the store
