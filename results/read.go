@@ -384,7 +384,7 @@ func PreviousModels(models []analysis.ModelInfo, prev *analysis.Results) ([]anal
 			if l.Distributions > 0 {
 				sum = float64(l.CoveredMass) * float64(l.Distributions)
 			}
-			traffic[r.Model] = analysis.ModelTraffic{Calls: l.Calls, CacheHits: l.CacheHits, Retries: l.Retries, StrictRetries: l.StrictRetries,
+			traffic[r.Model] = analysis.ModelTraffic{Calls: l.Calls, CacheHits: l.CacheHits, AnswersReused: l.AnswersReused, Retries: l.Retries, StrictRetries: l.StrictRetries,
 				PromptTokens: l.PromptTokens, CompletionTokens: l.CompletionTokens, Distributions: l.Distributions, Questions: l.Questions,
 				Fallbacks: l.Fallbacks, CoverageSum: sum}
 		}
