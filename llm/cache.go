@@ -6,7 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -26,15 +26,95 @@ type Store interface {
 // for the same answer. Keys are built by the client from everything that
 // changes a model's output (see cacheKey); values are the parsed replies as
 // JSON. Concurrent misses of one key share one fetch.
+//
+// It has up to two tiers: the local store (a FileStore on this machine)
+// and a shared one (the JetStream KV bucket of a run's cluster, which
+// every agent host reads): a lookup asks the local store, then the shared
+// one, and the model is asked only when both miss; a fetched reply is
+// written to both, and one found only in the shared store is copied to
+// the local one. The mode (see CacheMode) decides which of that is done.
 type Cache struct {
-	store  Store
+	// store is the tiers as one Store with the mode applied; the client
+	// reads it directly for lookups that are not counted.
+	store  *tiers
+	file   *FileStore // the file OpenCache opened, closed by Close
 	hits   atomic.Int64
 	misses atomic.Int64
 	flight group[stored]
 }
 
-// NewCache returns a cache over s.
-func NewCache(s Store) *Cache { return &Cache{store: s} }
+// CacheOption is a setting of NewCache.
+type CacheOption func(*tiers)
+
+// WithShared adds s as the shared tier, looked up after the local store
+// and written with it. The shared tier only saves calls: when it fails (a
+// full bucket, a lost connection) the lookup counts as its miss and the
+// write is skipped, with a warning on the first failure (see
+// SharedErrors), and the run goes on with the local store.
+func WithShared(s Store) CacheOption { return func(t *tiers) { t.shared = s } }
+
+// WithLogger sets where the cache warns (slog.Default() unless set).
+func WithLogger(l *slog.Logger) CacheOption { return func(t *tiers) { t.log = l } }
+
+// WithMode sets the cache's mode (CacheReadWrite unless set).
+func WithMode(m CacheMode) CacheOption { return func(t *tiers) { t.mode = m } }
+
+// NewCache returns a cache over the local store s (nil for none).
+func NewCache(s Store, opts ...CacheOption) *Cache {
+	t := &tiers{local: s, run: NewMemStore(), written: map[string]struct{}{}}
+	for _, o := range opts {
+		o(t)
+	}
+	return &Cache{store: t}
+}
+
+// OpenCache opens a process's cache: the FileStore in dir as its local
+// tier (no file at all in CacheOff mode), and shared, when not nil, as its
+// shared tier. When another process holds dir's file (a second run or
+// agent host on the machine), this one keeps its replies in memory
+// instead, warns on log (nil: slog.Default()), and shares them through
+// the shared tier if any. Errors are those of OpenFileStore other than
+// ErrStoreLocked. Close releases the file.
+func OpenCache(dir string, mode CacheMode, shared Store, log *slog.Logger) (*Cache, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	opts := []CacheOption{WithMode(mode), WithShared(shared), WithLogger(log)}
+	if mode == CacheOff {
+		return NewCache(nil, opts...), nil
+	}
+	fs, err := OpenFileStore(dir, FileStoreOptions{Logger: log})
+	if errors.Is(err, ErrStoreLocked) {
+		log.Warn("model cache in use by another process; this process keeps its replies in memory", "err", err)
+		return NewCache(NewMemStore(), opts...), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	c := NewCache(fs, opts...)
+	c.file = fs
+	return c, nil
+}
+
+// Close closes the file OpenCache opened, if any; the cache must not be
+// used after.
+func (c *Cache) Close() error {
+	if c.file == nil {
+		return nil
+	}
+	return c.file.Close()
+}
+
+// Mode is the cache's mode.
+func (c *Cache) Mode() CacheMode { return c.store.mode }
+
+// SharedHits is the number of lookups the local store missed and the
+// shared store answered.
+func (c *Cache) SharedHits() int64 { return c.store.sharedHits.Load() }
+
+// SharedErrors is the number of lookups and writes of the shared store
+// that failed (and were passed over).
+func (c *Cache) SharedErrors() int64 { return c.store.sharedErrs.Load() }
 
 // Hits is the number of lookups answered by the store.
 func (c *Cache) Hits() int64 { return c.hits.Load() }
@@ -167,6 +247,154 @@ func isContextErr(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
+// CacheMode says what a run does with the persistent stores (the local
+// and shared tiers) of its cache.
+type CacheMode int
+
+const (
+	// CacheReadWrite uses stored replies and stores new ones: the
+	// default, with which a rerun costs no model calls.
+	CacheReadWrite CacheMode = iota
+	// CacheRead uses stored replies but never writes the stores: replies
+	// fetched by the run are kept in memory for the run only.
+	CacheRead
+	// CacheWrite refreshes the stores: replies stored before the run are
+	// never used; every reply the run needs is fetched and stored,
+	// replacing the old one (and then used for the rest of the run).
+	CacheWrite
+	// CacheOff neither reads nor writes the stores: replies are kept in
+	// memory for the run only.
+	CacheOff
+)
+
+var cacheModes = [...]string{CacheReadWrite: "read-write", CacheRead: "read", CacheWrite: "write", CacheOff: "off"}
+
+// String is the mode's name, as ParseCacheMode reads it.
+func (m CacheMode) String() string {
+	if m < 0 || int(m) >= len(cacheModes) {
+		return "CacheMode(" + strconv.Itoa(int(m)) + ")"
+	}
+	return cacheModes[m]
+}
+
+// ParseCacheMode reads a mode name: read-write, read, write or off.
+func ParseCacheMode(s string) (CacheMode, error) {
+	for m, name := range cacheModes {
+		if s == name {
+			return CacheMode(m), nil
+		}
+	}
+	return 0, fmt.Errorf("cache mode %q: want one of read-write, read, write, off", s)
+}
+
+// tiers is a cache's stores seen as one Store, with the mode applied.
+type tiers struct {
+	local, shared Store // either may be nil
+	mode          CacheMode
+	sharedHits    atomic.Int64
+	sharedErrs    atomic.Int64
+	log           *slog.Logger
+	// run holds the replies of this run in modes that do not write
+	// them to the stores (read, off), so that a reply is fetched once
+	// per run all the same.
+	run *MemStore
+	// written holds the keys this run stored in write mode: those, and
+	// only those, are read back from the stores. About 100 bytes per
+	// reply written.
+	mu      sync.Mutex
+	written map[string]struct{}
+}
+
+var _ Store = (*tiers)(nil)
+
+func (t *tiers) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	switch t.mode {
+	case CacheOff:
+		return t.run.Get(ctx, key)
+	case CacheRead:
+		if v, ok, _ := t.run.Get(ctx, key); ok {
+			return v, true, nil
+		}
+		return t.lookup(ctx, key, false)
+	case CacheWrite:
+		t.mu.Lock()
+		_, ok := t.written[key]
+		t.mu.Unlock()
+		if !ok {
+			return nil, false, nil
+		}
+		return t.lookup(ctx, key, false)
+	}
+	return t.lookup(ctx, key, true)
+}
+
+// lookup asks the local store, then the shared one; promote writes a value
+// found only in the shared store to the local one.
+func (t *tiers) lookup(ctx context.Context, key string, promote bool) ([]byte, bool, error) {
+	if t.local != nil {
+		v, ok, err := t.local.Get(ctx, key)
+		if err != nil || ok {
+			return v, ok, err
+		}
+	}
+	if t.shared == nil {
+		return nil, false, nil
+	}
+	v, ok, err := t.shared.Get(ctx, key)
+	if err != nil {
+		t.sharedFailed(ctx, "get", err)
+		return nil, false, nil
+	}
+	if !ok {
+		return nil, false, nil
+	}
+	t.sharedHits.Add(1)
+	if promote && t.local != nil {
+		if err := t.local.Put(ctx, key, v); err != nil {
+			return nil, false, err
+		}
+	}
+	return v, true, nil
+}
+
+func (t *tiers) Put(ctx context.Context, key string, val []byte) error {
+	switch t.mode {
+	case CacheOff, CacheRead:
+		return t.run.Put(ctx, key, val)
+	}
+	if t.local != nil {
+		if err := t.local.Put(ctx, key, val); err != nil {
+			return err
+		}
+	}
+	if t.shared != nil {
+		if err := t.shared.Put(ctx, key, val); err != nil {
+			t.sharedFailed(ctx, "put", err)
+		}
+	}
+	if t.mode == CacheWrite {
+		t.mu.Lock()
+		t.written[key] = struct{}{}
+		t.mu.Unlock()
+	}
+	return nil
+}
+
+// sharedFailed counts a failure of the shared store, and warns of the
+// first. A failure because the caller's context ended is not the store's.
+func (t *tiers) sharedFailed(ctx context.Context, op string, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	if t.sharedErrs.Add(1) == 1 {
+		l := t.log
+		if l == nil {
+			l = slog.Default()
+		}
+		l.Warn("shared model cache failed; going on without it for this reply (further failures are counted, not logged)", "op", op, "err", err)
+	}
+}
+
 // MemStore is a Store in memory, for one process and one run.
 type MemStore struct {
 	mu sync.RWMutex
@@ -204,28 +432,6 @@ func (s *MemStore) Len() int {
 	return len(s.m)
 }
 
-// DirStore is a Store with one file per key under dir/xx/key, where xx is
-// the key's first two characters (so that no directory grows to millions of
-// entries). Files are written to a temporary name and renamed, so a reader
-// never sees half a value; a value torn by a machine crash fails to decode
-// and is fetched again by the cache. It outlives runs and processes.
-type DirStore struct {
-	dir string
-}
-
-var _ Store = (*DirStore)(nil)
-
-// NewDirStore opens (creating it if needed) a store in dir.
-func NewDirStore(dir string) (*DirStore, error) {
-	if dir == "" {
-		return nil, errors.New("cache dir: empty path")
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("cache dir: %w", err)
-	}
-	return &DirStore{dir: dir}, nil
-}
-
 // DefaultCacheDir is where replies are cached unless the user says
 // otherwise: society/cache under the user's cache directory
 // ($XDG_CACHE_HOME or ~/.cache on Linux), so that it outlives any one run
@@ -236,65 +442,6 @@ func DefaultCacheDir() (string, error) {
 		return "", fmt.Errorf("default cache dir: %w", err)
 	}
 	return filepath.Join(d, "society", "cache"), nil
-}
-
-// Dir is the store's directory.
-func (s *DirStore) Dir() string { return s.dir }
-
-func (s *DirStore) path(key string) (string, error) {
-	if len(key) < 3 {
-		return "", fmt.Errorf("cache key %q: too short", key)
-	}
-	for i := 0; i < len(key); i++ {
-		c := key[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-' || c == '_' || c == '=') {
-			return "", fmt.Errorf("cache key %q: character %s not allowed", key, strconv.QuoteRune(rune(c)))
-		}
-	}
-	return filepath.Join(s.dir, key[:2], key), nil
-}
-
-// Get reads the value of key.
-func (s *DirStore) Get(_ context.Context, key string) ([]byte, bool, error) {
-	p, err := s.path(key)
-	if err != nil {
-		return nil, false, err
-	}
-	v, err := os.ReadFile(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	return v, true, nil
-}
-
-// Put writes the value of key atomically.
-func (s *DirStore) Put(_ context.Context, key string, val []byte) error {
-	p, err := s.path(key)
-	if err != nil {
-		return err
-	}
-	dir := filepath.Dir(p)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, werr := f.Write(val)
-	cerr := f.Close()
-	if err := errors.Join(werr, cerr); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	if err := os.Rename(f.Name(), p); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return nil
 }
 
 // keyHash is the content address of a cache entry: SHA-256 over the parts,

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -19,14 +17,11 @@ import (
 
 func TestStores(t *testing.T) {
 	ctx := context.Background()
-	dir, err := NewDirStore(filepath.Join(t.TempDir(), "cache"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	file := mustFileStore(t)
 	stores := []struct {
 		name string
 		s    Store
-	}{{"mem", NewMemStore()}, {"dir", dir}}
+	}{{"mem", NewMemStore()}, {"file", file}}
 	key := keyHash("a", "b")
 	for _, st := range stores {
 		t.Run(st.name, func(t *testing.T) {
@@ -49,34 +44,6 @@ func TestStores(t *testing.T) {
 				t.Errorf("after overwrite: got %q, want 2", v)
 			}
 		})
-	}
-}
-
-func TestDirStoreFiles(t *testing.T) {
-	ctx := context.Background()
-	root := t.TempDir()
-	s, err := NewDirStore(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := keyHash("x")
-	if err := s.Put(ctx, key, []byte("v")); err != nil {
-		t.Fatal(err)
-	}
-	if b, err := os.ReadFile(filepath.Join(root, key[:2], key)); err != nil || string(b) != "v" {
-		t.Errorf("file %s/%s: got %q, %v; want v", key[:2], key, b, err)
-	}
-	entries, _ := os.ReadDir(filepath.Join(root, key[:2]))
-	if len(entries) != 1 {
-		t.Errorf("got %d files in the shard directory, want 1 (no temporary files left)", len(entries))
-	}
-	for _, bad := range []string{"", "ab", "../../etc/passwd", "ab/cd", "ab\x00cd", "abc.d"} {
-		if err := s.Put(ctx, bad, []byte("v")); err == nil {
-			t.Errorf("Put(%q): got no error, want the key rejected", bad)
-		}
-		if _, _, err := s.Get(ctx, bad); err == nil {
-			t.Errorf("Get(%q): got no error, want the key rejected", bad)
-		}
 	}
 }
 
@@ -198,7 +165,7 @@ func TestCacheRerunAndResume(t *testing.T) {
 			dir := t.TempDir()
 			run := func(qs []*agent.Question) ([]agent.Reply, ClientStats) {
 				t.Helper()
-				store, err := NewDirStore(dir)
+				store, err := OpenFileStore(dir, FileStoreOptions{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -207,6 +174,9 @@ func TestCacheRerunAndResume(t *testing.T) {
 				c := newClient(t, cfg)
 				r := askAll(t, c, qs)
 				c.Close()
+				if err := store.Close(); err != nil {
+					t.Fatal(err)
+				}
 				return r, c.Stats()
 			}
 			// 11 personas × 4 items: 44 distinct prompts, one request

@@ -296,7 +296,7 @@ func TestCompatErrorIn200(t *testing.T) {
 func TestCompatErrorIn200Logprobs(t *testing.T) {
 	in := pvq(t)
 	q := question(in, values.Benevolence, 2, 0)
-	cache := NewCache(mustDirStore(t))
+	cache := NewCache(mustFileStore(t))
 	srv := newOpenAIServer(t, func(r seenReq) (int, any) {
 		if r.dist() {
 			return 200, compatBody(t, "error_in_200_logprobs")
@@ -345,15 +345,6 @@ func TestCompatErrorIn200Logprobs(t *testing.T) {
 	if got := healthy.calls.Load(); got != 1 {
 		t.Errorf("rerun: got %d requests, want 1 (the distribution asked again)", got)
 	}
-}
-
-func mustDirStore(t *testing.T) Store {
-	t.Helper()
-	s, err := NewDirStore(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 // TestCompatDistributionReplies serves distribution-mode bodies and checks

@@ -25,6 +25,11 @@ import (
 // needed to report their traffic.
 type backends struct {
 	cacheDir string // "" = the user's cache directory
+	// cacheMode says whether the cache's stores are read and written;
+	// cacheShared is the shared tier (an agent host's KV bucket), nil
+	// without one.
+	cacheMode   llm.CacheMode
+	cacheShared llm.Store
 	// demand is the number of agents holding a persona, for sample
 	// requests sized to what agents use; nil before the plan knows it.
 	demand func(values.Value) int
@@ -153,12 +158,14 @@ func (b *backends) sharedCache() (*llm.Cache, error) {
 			}
 			dir = d
 		}
-		st, err := llm.NewDirStore(dir)
+		// A warning that another process holds the file goes to the
+		// process's stderr: the run's logger is not chosen yet.
+		c, err := llm.OpenCache(dir, b.cacheMode, b.cacheShared, nil)
 		if err != nil {
 			b.cacheEr = fmt.Errorf("model cache: %w", err)
 			return
 		}
-		b.cache = llm.NewCache(st)
+		b.cache = c
 	})
 	return b.cache, b.cacheEr
 }
@@ -325,6 +332,9 @@ func (b *backends) label(ctx context.Context, models []analysis.ModelInfo) []ana
 func (b *backends) close() {
 	for _, c := range b.clients {
 		c.Close()
+	}
+	if b.cache != nil {
+		b.cache.Close()
 	}
 }
 

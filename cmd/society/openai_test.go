@@ -214,13 +214,15 @@ func TestOpenAIResumeAfterKill(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "killed")); !os.IsNotExist(err) {
 		t.Fatal("the interrupted run wrote results")
 	}
-	stored := 0
-	filepath.WalkDir(cache, func(_ string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			stored++
-		}
-		return nil
-	})
+	store, err := llm.OpenFileStore(cache, llm.FileStoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := store.Len()
+	store.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
 	// One entry is not a prompt: the record of what the server said
 	// about itself, kept beside the answers (llm.Client.Served).
 	stored--

@@ -1,0 +1,380 @@
+package llm
+
+import (
+	"bytes"
+	"compress/flate"
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"hash/fnv"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// FileStore is a Store in one file, dir/replies.db: a B+tree database
+// (bbolt) whose transactions are atomic and durable, so however many
+// replies it holds the cache is one file, and a crash at any moment leaves
+// either the value written or none. Concurrent Puts are committed together
+// in one transaction (up to 1,000 per commit, waiting at most
+// MaxBatchDelay for others to join), so writers pay one file sync per
+// batch rather than one per reply.
+//
+// Each value carries a CRC-32C of its bytes and is compressed with
+// DEFLATE when that makes it smaller (long raw replies); a value whose
+// checksum does not match (a disk that lost bits) is reported missing, so
+// that the cache fetches it again: it is never returned.
+//
+// Only one process can open the file at a time (it is locked); another
+// process waits up to the store's lock wait and then gets an error
+// wrapping ErrStoreLocked. Within one process, stores opened on the same
+// directory share one open database.
+//
+// Directories of earlier versions, which held one file per reply under
+// two-character subdirectories, are neither read nor removed.
+type FileStore struct {
+	path   string
+	db     *openDB
+	closed atomic.Bool
+	log    *slog.Logger
+	bad    atomic.Int64
+}
+
+var _ Store = (*FileStore)(nil)
+
+// ErrStoreLocked is returned (wrapped) by OpenFileStore when another
+// process holds the cache file.
+var ErrStoreLocked = errors.New("in use by another process")
+
+// FileStoreOptions are the settings of OpenFileStore; the zero value is
+// the default.
+type FileStoreOptions struct {
+	// LockWait is how long to wait for another process to release the
+	// file before giving up with ErrStoreLocked; 0 means 1 s (enough for a
+	// process that is closing it).
+	LockWait time.Duration
+	// Logger receives a warning for each value found corrupt; nil means
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// FileName is the name of the store's file in its directory.
+const FileName = "replies.db"
+
+// repliesBucket is the bbolt bucket of the replies; a later format would
+// use another name, so that an older file is never misread.
+var repliesBucket = []byte("replies/v1")
+
+// openDB is one open database shared by the stores of a process.
+type openDB struct {
+	db   *bolt.DB
+	refs int
+}
+
+// openFiles holds the databases open in this process by absolute path: the
+// file lock belongs to an open file, so a second bolt.Open of the same
+// file in the same process would wait for the first to close.
+var openFiles = struct {
+	sync.Mutex
+	m map[string]*openDB
+}{m: map[string]*openDB{}}
+
+// OpenFileStore opens, creating it if needed, the store in dir. Errors: an
+// empty dir, a directory that cannot be created, a file held by another
+// process (ErrStoreLocked), or a file that is not a valid database (for
+// example one truncated by a crash of the disk): then the error names the
+// file, and removing it starts a fresh cache.
+func OpenFileStore(dir string, o FileStoreOptions) (*FileStore, error) {
+	if dir == "" {
+		return nil, errors.New("cache dir: empty path")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("cache dir: %w", err)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("cache dir: %w", err)
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = real
+	}
+	path := filepath.Join(abs, FileName)
+	if o.LockWait <= 0 {
+		o.LockWait = time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+
+	openFiles.Lock()
+	defer openFiles.Unlock()
+	if d, ok := openFiles.m[path]; ok {
+		d.refs++
+		return &FileStore{path: path, db: d, log: o.Logger}, nil
+	}
+	if err := checkLength(path); err != nil {
+		return nil, fmt.Errorf("cache file %s: %w (remove the file to start a fresh cache)", path, err)
+	}
+	db, err := bolt.Open(path, 0o644, &bolt.Options{Timeout: o.LockWait, FreelistType: bolt.FreelistMapType})
+	switch {
+	case errors.Is(err, bolterrors.ErrTimeout):
+		return nil, fmt.Errorf("cache file %s: %w (waited %s)", path, ErrStoreLocked, o.LockWait)
+	case err != nil:
+		return nil, fmt.Errorf("cache file %s: %w (remove the file to start a fresh cache)", path, err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(repliesBucket)
+		return err
+	}); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("cache file %s: %w", path, err)
+	}
+	d := &openDB{db: db, refs: 1}
+	openFiles.m[path] = d
+	return &FileStore{path: path, db: d, log: o.Logger}, nil
+}
+
+// Path is the store's file.
+func (s *FileStore) Path() string { return s.path }
+
+// Corrupt is the number of values this store found with a wrong checksum
+// (and reported missing).
+func (s *FileStore) Corrupt() int64 { return s.bad.Load() }
+
+// Close releases the store; the file is closed (and its lock released)
+// when the last store of the process on it is closed. Closing twice is a
+// no-op.
+func (s *FileStore) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	openFiles.Lock()
+	defer openFiles.Unlock()
+	s.db.refs--
+	if s.db.refs > 0 {
+		return nil
+	}
+	delete(openFiles.m, s.path)
+	if err := s.db.db.Close(); err != nil {
+		return fmt.Errorf("cache file %s: close: %w", s.path, err)
+	}
+	return nil
+}
+
+var errStoreClosed = errors.New("store closed")
+
+// Len is the number of values stored.
+func (s *FileStore) Len() (int, error) {
+	if s.closed.Load() {
+		return 0, errStoreClosed
+	}
+	var n int
+	err := s.db.db.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(repliesBucket).Stats().KeyN
+		return nil
+	})
+	return n, err
+}
+
+// Get returns the value of key.
+func (s *FileStore) Get(_ context.Context, key string) ([]byte, bool, error) {
+	if s.closed.Load() {
+		return nil, false, errStoreClosed
+	}
+	k, err := binaryKey(key)
+	if err != nil {
+		return nil, false, err
+	}
+	var rec []byte
+	err = s.db.db.View(func(tx *bolt.Tx) error {
+		// The value is only valid inside the transaction: copied out.
+		rec = bytes.Clone(tx.Bucket(repliesBucket).Get(k))
+		return nil
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if rec == nil {
+		return nil, false, nil
+	}
+	v, err := openRecord(rec)
+	if err != nil {
+		s.bad.Add(1)
+		s.log.Warn("cache value corrupt; fetching it again", "file", s.path, "key", key, "err", err)
+		return nil, false, nil
+	}
+	return v, true, nil
+}
+
+// Put stores val under key, in a transaction shared with the Puts of other
+// goroutines at the same time; it returns once the value is on disk.
+func (s *FileStore) Put(_ context.Context, key string, val []byte) error {
+	if s.closed.Load() {
+		return errStoreClosed
+	}
+	k, err := binaryKey(key)
+	if err != nil {
+		return err
+	}
+	rec, err := sealRecord(val)
+	if err != nil {
+		return err
+	}
+	// Batch may run the function more than once: putting the same
+	// record again is harmless.
+	return s.db.db.Batch(func(tx *bolt.Tx) error {
+		return tx.Bucket(repliesBucket).Put(k, rec)
+	})
+}
+
+// binaryKey is the key's bytes: cache keys are hex (SHA-256 sums), stored
+// as the 32 bytes they spell rather than 64 characters.
+func binaryKey(key string) ([]byte, error) {
+	if len(key) < 2 || len(key)%2 != 0 {
+		return nil, fmt.Errorf("cache key %q: want an even number of hex digits", key)
+	}
+	for i := 0; i < len(key); i++ {
+		if c := key[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return nil, fmt.Errorf("cache key %q: want lowercase hex digits", key)
+		}
+	}
+	return hex.DecodeString(key)
+}
+
+// A record is a kind byte, the CRC-32C of the value (little endian), and
+// the value, raw or DEFLATE-compressed.
+const (
+	recordRaw     = 1
+	recordDeflate = 2
+	recordHeader  = 5
+	// compressAbove is the size from which compressing is tried: shorter
+	// JSON replies (a value and a one-token raw text, about 60 bytes)
+	// do not shrink.
+	compressAbove = 256
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+var deflaters = sync.Pool{New: func() any {
+	w, _ := flate.NewWriter(nil, flate.BestSpeed)
+	return w
+}}
+
+func sealRecord(val []byte) ([]byte, error) {
+	head := make([]byte, recordHeader, recordHeader+len(val))
+	head[0] = recordRaw
+	binary.LittleEndian.PutUint32(head[1:], crc32.Checksum(val, castagnoli))
+	if len(val) > compressAbove {
+		var buf bytes.Buffer
+		buf.Write(head)
+		w := deflaters.Get().(*flate.Writer)
+		w.Reset(&buf)
+		_, werr := w.Write(val)
+		cerr := w.Close()
+		deflaters.Put(w)
+		if err := errors.Join(werr, cerr); err != nil {
+			return nil, fmt.Errorf("compress cache value: %w", err)
+		}
+		if buf.Len() < recordHeader+len(val) {
+			rec := buf.Bytes()
+			rec[0] = recordDeflate
+			return rec, nil
+		}
+	}
+	return append(head, val...), nil
+}
+
+func openRecord(rec []byte) ([]byte, error) {
+	if len(rec) < recordHeader {
+		return nil, fmt.Errorf("record of %d bytes: shorter than its header", len(rec))
+	}
+	sum, body := binary.LittleEndian.Uint32(rec[1:]), rec[recordHeader:]
+	var v []byte
+	switch rec[0] {
+	case recordRaw:
+		v = body
+	case recordDeflate:
+		r := flate.NewReader(bytes.NewReader(body))
+		var err error
+		v, err = io.ReadAll(r)
+		if err != nil {
+			return nil, fmt.Errorf("decompress: %w", err)
+		}
+	default:
+		return nil, fmt.Errorf("record kind %d: unknown", rec[0])
+	}
+	if got := crc32.Checksum(v, castagnoli); got != sum {
+		return nil, fmt.Errorf("checksum %08x, want %08x", got, sum)
+	}
+	return v, nil
+}
+
+// checkLength refuses a database file shorter than its own header says:
+// bbolt maps the file and would fault, or panic, on the first page past
+// its end. The header is bbolt's meta page, twice (at offset 0 and at one
+// page): magic, version, page size, flags, root bucket (page, sequence),
+// free list page, high-water page, transaction id, and an FNV-64a checksum
+// of those, native-endian, after a 16-byte page header; the valid copy
+// with the higher transaction id is the current one. A file that does not
+// exist, or whose header is invalid (which bbolt reports itself), passes.
+func checkLength(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	const (
+		at      = 16 // the page header
+		sumAt   = at + 56
+		metaEnd = sumAt + 8
+		magic   = 0xED0CDAED
+	)
+	var best struct {
+		ok         bool
+		txid, need uint64
+	}
+	read := func(off int64) {
+		var b [metaEnd]byte
+		if _, err := f.ReadAt(b[:], off); err != nil {
+			return
+		}
+		le := binary.NativeEndian
+		h := fnv.New64a()
+		h.Write(b[at:sumAt])
+		if le.Uint32(b[at:]) != magic || h.Sum64() != le.Uint64(b[sumAt:]) {
+			return
+		}
+		pageSize, pages, txid := uint64(le.Uint32(b[at+8:])), le.Uint64(b[at+40:]), le.Uint64(b[at+48:])
+		if !best.ok || txid > best.txid {
+			best.ok, best.txid, best.need = true, txid, pages*pageSize
+		}
+	}
+	read(0)
+	var b [at + 12]byte
+	if _, err := f.ReadAt(b[:], 0); err == nil {
+		if ps := binary.NativeEndian.Uint32(b[at+8:]); ps >= 512 && ps <= 1<<20 {
+			read(int64(ps))
+		}
+	}
+	if best.ok && uint64(fi.Size()) < best.need {
+		return fmt.Errorf("truncated: %d bytes, its header says %d", fi.Size(), best.need)
+	}
+	return nil
+}
