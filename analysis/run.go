@@ -60,12 +60,13 @@ type RunModel struct {
 	MaxRetries      int      `json:"max_retries,omitempty"`
 	// ServedModel and SystemFingerprint are the first the server reported
 	// in its replies, LastServedModel and LastSystemFingerprint the last;
-	// ServedChanged marks a run whose replies reported more than one.
+	// FingerprintChanged marks a run whose replies reported more than one
+	// fingerprint: its answers may come from different model builds.
 	ServedModel           string `json:"served_model,omitempty"`
 	LastServedModel       string `json:"last_served_model,omitempty"`
 	SystemFingerprint     string `json:"system_fingerprint,omitempty"`
 	LastSystemFingerprint string `json:"last_system_fingerprint,omitempty"`
-	ServedChanged         bool   `json:"served_changed"`
+	FingerprintChanged    bool   `json:"fingerprint_changed"`
 	// LLM is the model's traffic (as in model_runs); null when the run
 	// could not count it.
 	LLM *ModelLLM `json:"llm"`
@@ -165,9 +166,9 @@ func RunLines(run *Run) []string {
 		if m.ServedModel != "" || m.SystemFingerprint != "" {
 			fmt.Fprintf(b, "; served %s (fingerprint %s)", orNone(m.ServedModel), orNone(m.SystemFingerprint))
 		}
-		if m.ServedChanged {
-			fmt.Fprintf(b, "; WARNING: the served model or fingerprint changed during the run, to %s (%s)",
-				orNone(m.LastServedModel), orNone(m.LastSystemFingerprint))
+		if m.FingerprintChanged {
+			fmt.Fprintf(b, "; WARNING: the system_fingerprint changed during the run, to %s (model %s): answers may come from different model builds",
+				orNone(m.LastSystemFingerprint), orNone(m.LastServedModel))
 		}
 		if l := m.LLM; l != nil {
 			fmt.Fprintf(b, "; %d calls, %d saved by the cache, %d answers reused, %d retries, %d prompt + %d completion tokens",

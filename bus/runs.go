@@ -311,11 +311,12 @@ type HostModelStats struct {
 	ServedModel      string  `json:"served_model,omitempty"`
 	Fingerprint      string  `json:"system_fingerprint,omitempty"`
 	// LastServedModel and LastFingerprint are the last the server
-	// reported, ServedChanged whether its replies reported more than one.
-	LastServedModel string `json:"last_served_model,omitempty"`
-	LastFingerprint string `json:"last_system_fingerprint,omitempty"`
-	ServedChanged   bool   `json:"served_changed,omitempty"`
-	Synthetic       bool   `json:"synthetic,omitempty"`
+	// reported, FingerprintChanged whether its replies reported more than
+	// one fingerprint.
+	LastServedModel    string `json:"last_served_model,omitempty"`
+	LastFingerprint    string `json:"last_system_fingerprint,omitempty"`
+	FingerprintChanged bool   `json:"fingerprint_changed,omitempty"`
+	Synthetic          bool   `json:"synthetic,omitempty"`
 }
 
 const hostStatsVersion = 1

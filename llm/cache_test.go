@@ -357,9 +357,10 @@ func TestCacheHitsCountCallsSaved(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			store := NewMemStore()
 			qs := questions(t, 0, 3, 4)
+			var obs lookups
 			run := func() ClientStats {
 				cfg := testConfig(tt.url)
-				cfg.Mode, cfg.Samples, cfg.Cache = tt.mode, 4, NewCache(store)
+				cfg.Mode, cfg.Samples, cfg.Cache, cfg.Observer = tt.mode, 4, NewCache(store), &obs
 				c := newClient(t, cfg)
 				askAll(t, c, qs)
 				return c.Stats()
@@ -375,7 +376,13 @@ func TestCacheHitsCountCallsSaved(t *testing.T) {
 			if first.Calls == 0 || first.CacheHits != 0 {
 				t.Fatalf("first run: got %d calls, %d cache hits; want some calls, no hits", first.Calls, first.CacheHits)
 			}
+			if obs.hits.Load() != 0 {
+				t.Errorf("first run: the metric counted %d calls saved, want 0", obs.hits.Load())
+			}
 			second := run()
+			if got := obs.hits.Load(); got != second.CacheHits {
+				t.Errorf("rerun: the metric counted %d calls saved, the client %d", got, second.CacheHits)
+			}
 			if second.Calls != 0 || second.CacheHits != first.Calls {
 				t.Errorf("rerun: got %d calls, %d cache hits; want 0 calls, %d cache hits (the first run's calls)",
 					second.Calls, second.CacheHits, first.Calls)
@@ -386,5 +393,19 @@ func TestCacheHitsCountCallsSaved(t *testing.T) {
 			t.Logf("first run: %d calls (%d strict retries), %d answers reused; rerun: %d cache hits, %d answers reused, %d answers",
 				first.Calls, first.StrictRetries, first.AnswersReused, second.CacheHits, second.AnswersReused, len(qs))
 		})
+	}
+}
+
+// lookups counts the cache lookups a client reports to its observer.
+type lookups struct {
+	nopObserver
+	hits, misses atomic.Int64
+}
+
+func (l *lookups) CacheLookup(_ string, hit bool) {
+	if hit {
+		l.hits.Add(1)
+	} else {
+		l.misses.Add(1)
 	}
 }

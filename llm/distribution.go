@@ -60,7 +60,9 @@ func (c *Client) distOf(ctx context.Context, q *agent.Question, p agent.Prompt) 
 	fetch := func(ctx context.Context) ([]byte, error) {
 		// Runs once per prompt however many agents wait for it: the one
 		// miss that costs a call.
-		c.doer.obs.CacheLookup(c.doer.model, false)
+		if c.cfg.Cache != nil {
+			c.doer.obs.CacheLookup(c.doer.model, false)
+		}
 		e, err := c.fetchDist(ctx, q, p)
 		if err != nil {
 			return nil, err
@@ -73,9 +75,8 @@ func (c *Client) distOf(ctx context.Context, q *agent.Question, p agent.Prompt) 
 			var e distEntry
 			return json.Unmarshal(b, &e) == nil && (e.Fallback || len(e.Dist) == points)
 		}, fetch)
-		if hit {
-			c.doer.obs.CacheLookup(c.doer.model, true)
-		}
+		// A hit is counted as a call saved by the first answer the
+		// reply serves (useDist), not at every lookup.
 	} else {
 		// Without a cache, concurrent agents asking the same prompt
 		// still share one request.

@@ -20,9 +20,11 @@ const BackendHeader = "X-Society-Backend"
 const SyntheticFingerprint = "society-" + SyntheticName
 
 // Served is what an endpoint said about itself in its replies: the model id
-// it served and its system_fingerprint, first and last seen, whether
-// either changed between replies (a server updated or a load balancer
-// over different builds: answers of one run from different models), and
+// it served and its system_fingerprint, first and last seen, whether the
+// fingerprint changed between replies (a server updated or a load
+// balancer over different builds: answers of one run from different
+// model builds; the model id alone varies harmlessly, an alias answered
+// with the served name), and
 // whether it declared itself the synthetic respondents (BackendHeader, or
 // a fingerprint starting with SyntheticFingerprint). Fields are empty
 // until a reply carried them.
@@ -31,8 +33,9 @@ type Served struct {
 	Fingerprint     string `json:"fingerprint,omitempty"`
 	LastModel       string `json:"last_model,omitempty"`
 	LastFingerprint string `json:"last_fingerprint,omitempty"`
-	Changed         bool   `json:"changed,omitempty"`
-	Synthetic       bool   `json:"synthetic,omitempty"`
+	// FingerprintChanged marks replies with more than one fingerprint.
+	FingerprintChanged bool `json:"fingerprint_changed,omitempty"`
+	Synthetic          bool `json:"synthetic,omitempty"`
 }
 
 // served keeps the first and last non-empty model id and fingerprint seen,
@@ -65,12 +68,11 @@ func (c *Client) noteServed(ctx context.Context, model, fingerprint string, h ht
 	if v.s.Fingerprint == "" {
 		v.s.Fingerprint = fingerprint
 	}
-	changed := (model != "" && v.s.LastModel != "" && model != v.s.LastModel) ||
-		(fingerprint != "" && v.s.LastFingerprint != "" && fingerprint != v.s.LastFingerprint)
+	changed := fingerprint != "" && v.s.LastFingerprint != "" && fingerprint != v.s.LastFingerprint
 	v.s.LastModel = cmp.Or(model, v.s.LastModel)
 	v.s.LastFingerprint = cmp.Or(fingerprint, v.s.LastFingerprint)
-	first := changed && !v.s.Changed
-	v.s.Changed = v.s.Changed || changed
+	first := changed && !v.s.FingerprintChanged
+	v.s.FingerprintChanged = v.s.FingerprintChanged || changed
 	v.s.Synthetic = v.s.Synthetic || synthetic
 	now, write := v.s, news(v.s, v.stored)
 	if write {
@@ -78,7 +80,7 @@ func (c *Client) noteServed(ctx context.Context, model, fingerprint string, h ht
 	}
 	v.mu.Unlock()
 	if first {
-		c.warnOnce("served-changed", "the server's model id or system_fingerprint changed during the run: "+
+		c.warnOnce("fingerprint-changed", "the server's system_fingerprint changed during the run: "+
 			"its answers may come from different model builds",
 			"first_model", now.Model, "first_fingerprint", now.Fingerprint, "model", now.LastModel, "fingerprint", now.LastFingerprint)
 	}

@@ -99,7 +99,7 @@ func TestClientServed(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		want := Served{Model: "llama", Fingerprint: "fp_a", LastModel: "llama", LastFingerprint: "fp_b", Changed: true}
+		want := Served{Model: "llama", Fingerprint: "fp_a", LastModel: "llama", LastFingerprint: "fp_b", FingerprintChanged: true}
 		if got := c.Served(context.Background()); got != want {
 			t.Errorf("served: got %+v, want %+v", got, want)
 		}
