@@ -2,10 +2,11 @@
 // nats-server with JetStream, the subjects of a run, the wire encoding of
 // tasks and answer batches, the answer stream, the agent host that hands task
 // events to its shards of agents, and the consumer that feeds answers to the
-// analysis.
+// analysis. The run's work queue is sim's Dispatcher (Queue for a
+// distributed run's orchestrator, Embedded for a single-process run).
 //
 // It is an adapter: it imports the domain packages (agent, questionnaires,
-// values) and never another adapter (llm, metrics).
+// values, sim) and never another adapter (llm, metrics).
 package bus
 
 import (

@@ -32,6 +32,3 @@ func (p *Pairer) Linked(a, b int32) bool {
 func (s *Session) View(a int) agent.Round {
 	return agent.Round{Memory: s.Memory(a), RateShown: s.cfg.ShowRate && s.hasRate, Rate: s.rate}
 }
-
-// TotalPayoff is agent a's payoff over the rounds recorded.
-func (s *Session) TotalPayoff(a int) int64 { return s.payoff[a] }

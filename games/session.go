@@ -294,6 +294,11 @@ func personaIndex(v values.Value) int {
 	return int(v)
 }
 
+// TotalPayoff is agent a's payoff summed over the rounds recorded (0 for
+// an agent who does not play); results' games.csv takes each round's from
+// it.
+func (s *Session) TotalPayoff(a int) int64 { return s.payoff[a] }
+
 // Rounds returns the rounds recorded so far.
 func (s *Session) Rounds() []Round { return s.rounds }
 

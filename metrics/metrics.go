@@ -4,8 +4,11 @@
 // value, instrument, game, outcome, reference, state, kind, and a model's
 // backend, mode and synthetic flag): never one series per agent.
 //
-// It is an adapter: it may import the domain packages and client_golang,
-// never bus or llm. Callers hand it a prometheus.Registerer; it keeps no
+// Live is a run's sim.Observer: it turns the run's events into the live
+// figures (progress, agents at work, values similarity so far).
+//
+// It is an adapter: it may import the domain packages (sim among them) and
+// client_golang, never bus or llm. Callers hand it a prometheus.Registerer; it keeps no
 // global state.
 package metrics
 

@@ -1,13 +1,14 @@
 // Package results owns the results directory of a run: writing it
-// (results.json, report.md, answers.csv or answers.csv.gz, population.csv,
-// invalid.jsonl, the CSV tables, the Markdown tables and the PNG and SVG
-// figures, the stored instruments and references) and reading it back, so
-// that "society report" rebuilds the report from the stored answers without
-// calling any model. The measurements themselves (scores, correlations,
-// MDS, Procrustes, bootstrap, inference) are analysis's; results lays them
-// out.
+// (results.json, report.md, answers.csv or answers.csv.gz and
+// answers.parquet, population.csv, invalid.jsonl, the CSV tables — among
+// them the analyst's scores.csv, items.csv and games.csv —, the Markdown
+// tables and the PNG and SVG figures, the stored instruments and
+// references) and reading it back, so that "society report" rebuilds the
+// report from the stored answers without calling any model. The
+// measurements themselves (scores, correlations, MDS, Procrustes,
+// bootstrap, inference) are analysis's; results lays them out.
 //
 // It is a domain package: it must never import nats.go, go-openai,
 // client_golang or an adapter package (bus, llm, metrics). It draws with
-// gonum/plot.
+// gonum/plot and writes Parquet with parquet-go.
 package results

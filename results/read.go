@@ -36,7 +36,7 @@ import (
 var ErrBadInput = errors.New("bad input")
 
 // rawFiles are the stored inputs a rebuild reads and never replaces.
-var rawFiles = []string{"answers.csv", "answers.csv.gz", "population.csv", "invalid.jsonl", "scenario.toml"}
+var rawFiles = []string{"answers.parquet", "answers.csv", "answers.csv.gz", "population.csv", "invalid.jsonl", "scenario.toml"}
 
 // StoredInputs rewrites the scenario to use the copies of its instruments
 // and references that the results directory keeps, so that a rebuild needs
@@ -201,103 +201,72 @@ type invalidKey struct {
 	agent int
 }
 
-// ReadAnswers fills a collector from answers.csv (or .gz) and the raw text
-// of the invalid answers from invalid.jsonl. instruments are the scenario's
-// by name and plans the study's answer plans; pool is ReadPopulation's.
+// answerRow is one row of answers.csv or answers.parquet, parsed.
+type answerRow struct {
+	model, persona, instrument string
+	agent, item, round         int
+	answer                     int
+	valid                      bool
+}
+
+// ReadAnswers fills a collector from answers.parquet when the directory
+// has one, else from answers.csv (or .gz), and the raw text of the invalid
+// answers from invalid.jsonl. instruments are the scenario's by name and
+// plans the study's answer plans; pool is ReadPopulation's.
 func ReadAnswers(dir string, instruments map[string]*questionnaires.Instrument, plans []analysis.Plan, pool *population.Pool) (*analysis.Collector, error) {
 	raw, err := readInvalid(filepath.Join(dir, "invalid.jsonl"))
 	if err != nil {
 		return nil, err
 	}
-	path := filepath.Join(dir, "answers.csv")
-	var r io.Reader
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		path += ".gz"
-		f, err = os.Open(path)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: no answers.csv or answers.csv.gz: %v", ErrBadInput, dir, err)
-	}
-	defer f.Close()
-	r = bufio.NewReaderSize(f, 1<<20)
-	if strings.HasSuffix(path, ".gz") {
-		zr, err := gzip.NewReader(r)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrBadInput, path, err)
-		}
-		defer zr.Close()
-		r = zr
-	}
 	n := pool.Size()
 	batches := map[answerKey]*agent.Batch{}
 	var order []answerKey
-	cr := csv.NewReader(r)
-	cr.ReuseRecord = true
-	fail := func(format string, args ...any) error {
-		line, _ := cr.FieldPos(0)
-		return fmt.Errorf("%w: %s:%d: %s", ErrBadInput, path, line, fmt.Sprintf(format, args...))
-	}
-	header := true
-	for {
-		rec, err := cr.Read()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrBadInput, path, err)
-		}
-		if header {
-			header = false
-			if strings.Join(rec, ",") != "model,agent,persona,instrument,item,round,answer,valid" {
-				return nil, fail("header is %q, want model,agent,persona,instrument,item,round,answer,valid", strings.Join(rec, ","))
-			}
-			continue
-		}
-		if len(rec) != 8 {
-			return nil, fail("want 8 fields, got %d", len(rec))
-		}
-		in, ok := instruments[rec[3]]
-		if !ok {
-			return nil, fail("instrument %q is not one of the scenario's", rec[3])
-		}
-		a, err1 := strconv.Atoi(rec[1])
-		id, err2 := strconv.Atoi(rec[4])
-		round, err3 := strconv.Atoi(rec[5])
+	// add checks a row against the scenario and the population and stores
+	// it; fail names the row's place in its file.
+	add := func(r *answerRow, fail func(format string, args ...any) error) error {
+		in, ok := instruments[r.instrument]
 		switch {
-		case err1 != nil || a < 0 || a >= n:
-			return nil, fail("agent %q: want 0 to %d", rec[1], n-1)
-		case err2 != nil || id < 1 || id > len(in.Items):
-			return nil, fail("item %q: %s has items 1 to %d", rec[4], in.Name, len(in.Items))
-		case err3 != nil || round < 0:
-			return nil, fail("round %q: want a round number", rec[5])
-		case rec[2] != pool.Persona[a].Code():
-			return nil, fail("agent %d has persona %s, but population.csv says %s", a, rec[2], pool.Persona[a].Code())
+		case !ok:
+			return fail("instrument %q is not one of the scenario's", r.instrument)
+		case r.agent < 0 || r.agent >= n:
+			return fail("agent %d: want 0 to %d", r.agent, n-1)
+		case r.item < 1 || r.item > len(in.Items):
+			return fail("item %d: %s has items 1 to %d", r.item, in.Name, len(in.Items))
+		case r.round < 0:
+			return fail("round %d: want a round number", r.round)
+		case r.persona != pool.Persona[r.agent].Code():
+			return fail("agent %d has persona %s, but population.csv says %s", r.agent, r.persona, pool.Persona[r.agent].Code())
 		}
-		k := answerKey{rec[0], in.Name, round, id - 1}
+		k := answerKey{r.model, in.Name, r.round, r.item - 1}
 		b := batches[k]
 		if b == nil {
-			b = &agent.Batch{Model: k.model, Instrument: k.instrument, Item: k.item, Round: round, Codes: make([]uint8, n)}
+			b = &agent.Batch{Model: k.model, Instrument: k.instrument, Item: k.item, Round: r.round, Codes: make([]uint8, n)}
 			batches[k] = b
 			order = append(order, k)
 		}
-		switch rec[7] {
-		case "true":
-			x, err := strconv.Atoi(rec[6])
-			if err != nil || !in.Scale.Valid(x) {
-				return nil, fail("answer %q is not on the %d..%d scale of %s", rec[6], in.Scale.Min, in.Scale.Max, in.Name)
+		if r.valid {
+			if !in.Scale.Valid(r.answer) {
+				return fail("answer \"%d\" is not on the %d..%d scale of %s", r.answer, in.Scale.Min, in.Scale.Max, in.Name)
 			}
-			b.Codes[a] = uint8(x - in.Scale.Min + 1)
-		case "false":
-			iv := raw[invalidKey{answerKey{k.model, k.instrument, round, id}, a}]
-			iv.Agent = a
-			if iv.Reason == "" {
-				iv.Reason = "invalid (raw text not in invalid.jsonl)"
-			}
-			b.Invalid = append(b.Invalid, iv)
-		default:
-			return nil, fail("valid is %q, want true or false", rec[7])
+			b.Codes[r.agent] = uint8(r.answer - in.Scale.Min + 1)
+			return nil
 		}
+		iv := raw[invalidKey{answerKey{k.model, k.instrument, r.round, r.item}, r.agent}]
+		iv.Agent = r.agent
+		if iv.Reason == "" {
+			iv.Reason = "invalid (raw text not in invalid.jsonl)"
+		}
+		b.Invalid = append(b.Invalid, iv)
+		return nil
+	}
+	path := filepath.Join(dir, "answers.parquet")
+	if fileExists(path) {
+		err = readAnswersParquet(path, add)
+	} else {
+		path, err = readAnswersCSV(dir, add)
+	}
+	if err != nil {
+		return nil, err
 	}
 	col := analysis.NewCollector(n, plans)
 	for _, k := range order {
@@ -306,6 +275,90 @@ func ReadAnswers(dir string, instruments map[string]*questionnaires.Instrument, 
 		}
 	}
 	return col, nil
+}
+
+// readAnswersCSV reads answers.csv, or answers.csv.gz, row by row into
+// add, and returns the path it read.
+func readAnswersCSV(dir string, add func(*answerRow, func(string, ...any) error) error) (string, error) {
+	path := filepath.Join(dir, "answers.csv")
+	var r io.Reader
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		path += ".gz"
+		f, err = os.Open(path)
+	}
+	if err != nil {
+		return path, fmt.Errorf("%w: %s: no answers.parquet, answers.csv or answers.csv.gz: %v", ErrBadInput, dir, err)
+	}
+	defer f.Close()
+	r = bufio.NewReaderSize(f, 1<<20)
+	if strings.HasSuffix(path, ".gz") {
+		zr, err := gzip.NewReader(r)
+		if err != nil {
+			return path, fmt.Errorf("%w: %s: %v", ErrBadInput, path, err)
+		}
+		defer zr.Close()
+		r = zr
+	}
+	cr := csv.NewReader(r)
+	cr.ReuseRecord = true
+	fail := func(format string, args ...any) error {
+		line, _ := cr.FieldPos(0)
+		return fmt.Errorf("%w: %s:%d: %s", ErrBadInput, path, line, fmt.Sprintf(format, args...))
+	}
+	header := true
+	fields := 0
+	var row answerRow
+	for {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			return path, nil
+		}
+		if err != nil {
+			return path, fmt.Errorf("%w: %s: %v", ErrBadInput, path, err)
+		}
+		if header {
+			header = false
+			// Runs that played a game add the played column, which the
+			// rebuild does not need: the game's replay knows who played.
+			switch h := strings.Join(rec, ","); h + "\n" {
+			case answersHeader, answersGameHeader:
+				fields = len(rec)
+			default:
+				return path, fail("header is %q, want %s", h, strings.TrimSuffix(answersHeader, "\n"))
+			}
+			continue
+		}
+		if len(rec) != fields {
+			return path, fail("want %d fields, got %d", fields, len(rec))
+		}
+		a, err1 := strconv.Atoi(rec[1])
+		id, err2 := strconv.Atoi(rec[4])
+		round, err3 := strconv.Atoi(rec[5])
+		switch {
+		case err1 != nil:
+			return path, fail("agent %q: want a number", rec[1])
+		case err2 != nil:
+			return path, fail("item %q: want an item number", rec[4])
+		case err3 != nil:
+			return path, fail("round %q: want a round number", rec[5])
+		}
+		row = answerRow{model: rec[0], agent: a, persona: rec[2], instrument: rec[3], item: id, round: round}
+		switch rec[7] {
+		case "true":
+			x, err := strconv.Atoi(rec[6])
+			if err != nil {
+				return path, fail("answer %q: want a number", rec[6])
+			}
+			row.answer, row.valid = x, true
+		case "false":
+		default:
+			return path, fail("valid is %q, want true or false", rec[7])
+		}
+		if err := add(&row, fail); err != nil {
+			return path, err
+		}
+	}
 }
 
 func readInvalid(path string) (map[invalidKey]agent.Invalid, error) {
@@ -348,7 +401,9 @@ func Rewrite(ctx context.Context, dir string, o *analysis.Output) error {
 		return err
 	}
 	for _, e := range entries {
-		if slices.Contains(rawFiles, e.Name()) {
+		// Stored inputs stay as they are; answers.parquet, new to a
+		// directory written before it existed, is added.
+		if slices.Contains(rawFiles, e.Name()) && (e.Name() != "answers.parquet" || fileExists(filepath.Join(dir, e.Name()))) {
 			continue
 		}
 		dst := filepath.Join(dir, e.Name())

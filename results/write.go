@@ -72,6 +72,34 @@ func Write(ctx context.Context, dir string, o *analysis.Output) error {
 }
 
 func writeAll(ctx context.Context, dir string, o *analysis.Output) error {
+	answers, err := newAnswerTable(o)
+	if err != nil {
+		return err
+	}
+	// answers.parquet takes a core of its own while the other files are
+	// written: at 40 million answers it is the longest file to write, and
+	// one goroutine of encoding and compression is all parquet-go's
+	// writer does. The goroutine stops at the next chunk of rows when the
+	// other files fail or ctx is done.
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	parquetDone := make(chan error, 1) // the goroutine never waits for the reader
+	go func() {
+		parquetDone <- writeFile(filepath.Join(dir, "answers.parquet"), func(w io.Writer) error { return answers.writeParquet(pctx, w) })
+	}()
+	err = writeOthers(ctx, dir, o, answers)
+	if err != nil {
+		cancel()
+	}
+	if perr := <-parquetDone; err == nil {
+		err = perr
+	}
+	return err
+}
+
+// writeOthers writes every file of the results directory but
+// answers.parquet.
+func writeOthers(ctx context.Context, dir string, o *analysis.Output, answers *answerTable) error {
 	steps := []struct {
 		name string
 		fn   func(io.Writer) error
@@ -82,17 +110,23 @@ func writeAll(ctx context.Context, dir string, o *analysis.Output) error {
 		{"invalid.jsonl", func(w io.Writer) error { return writeInvalid(w, o.Collector) }},
 		{"value_structure.csv", func(w io.Writer) error { return writeValueStructure(w, o.Outcome.Results.ValueStructure) }},
 	}
-	rows := o.Outcome.Results.Answers.Expected
-	if rows > GzipAnswersAbove {
-		steps = append(steps, struct {
-			name string
-			fn   func(io.Writer) error
-		}{"answers.csv.gz", func(w io.Writer) error { return writeAnswersGzip(w, o) }})
+	type step = struct {
+		name string
+		fn   func(io.Writer) error
+	}
+	if o.Outcome.Results.Answers.Expected > GzipAnswersAbove {
+		steps = append(steps, step{"answers.csv.gz", answers.writeGzip})
 	} else {
-		steps = append(steps, struct {
-			name string
-			fn   func(io.Writer) error
-		}{"answers.csv", func(w io.Writer) error { return writeAnswers(w, o) }})
+		steps = append(steps, step{"answers.csv", answers.writeCSV})
+	}
+	if scoreRows(o) > GzipAnswersAbove {
+		steps = append(steps, step{"scores.csv.gz", func(w io.Writer) error { return writeScoresGzip(w, o) }})
+	} else {
+		steps = append(steps, step{"scores.csv", func(w io.Writer) error { return writeScores(w, o) }})
+	}
+	steps = append(steps, step{"items.csv", func(w io.Writer) error { return writeItems(w, o) }})
+	if len(o.Study.Games) > 0 {
+		steps = append(steps, step{"games.csv", func(w io.Writer) error { return writeGameDecisions(w, o) }})
 	}
 	for _, s := range steps {
 		if err := ctx.Err(); err != nil {
@@ -223,16 +257,54 @@ func writeInvalid(w io.Writer, c *analysis.Collector) error {
 	return nil
 }
 
-// answersHeader is the first line of answers.csv.
-const answersHeader = "model,agent,persona,instrument,item,round,answer,valid\n"
+// answersHeader is the first line of answers.csv; answersGameHeader is
+// it in a run that played a game, whose rows say whether the agent played
+// the round the answer belongs to (empty for questionnaire rows).
+const (
+	answersHeader     = "model,agent,persona,instrument,item,round,answer,valid\n"
+	answersGameHeader = "model,agent,persona,instrument,item,round,answer,valid,played\n"
+)
 
-func writeAnswers(w io.Writer, o *analysis.Output) error {
-	if _, err := io.WriteString(w, answersHeader); err != nil {
+// answerTable is the rows of answers.csv (and answers.parquet), cut into
+// chunks in file order.
+type answerTable struct {
+	o      *analysis.Output
+	chunks []answerChunk
+	// games: the run played a game, so rows carry the played column.
+	games bool
+	// rowGroup is the most rows a row group of answers.parquet holds.
+	rowGroup int64
+}
+
+// newAnswerTable lays out the answers of o. A run with games replays them
+// to learn who played each round.
+func newAnswerTable(o *analysis.Output) (*answerTable, error) {
+	t := &answerTable{o: o, games: len(o.Study.Games) > 0, rowGroup: parquetRowGroup}
+	var plays map[sheetRef][]uint64
+	if t.games {
+		var err error
+		if plays, err = gamePlays(o); err != nil {
+			return nil, err
+		}
+	}
+	t.chunks = answerChunks(o, plays)
+	return t, nil
+}
+
+func (t *answerTable) header() string {
+	if t.games {
+		return answersGameHeader
+	}
+	return answersHeader
+}
+
+func (t *answerTable) writeCSV(w io.Writer) error {
+	if _, err := io.WriteString(w, t.header()); err != nil {
 		return err
 	}
 	var text []byte
-	for _, c := range answerChunks(o) {
-		text = appendAnswerRows(text[:0], o, c)
+	for _, c := range t.chunks {
+		text = t.appendRows(text[:0], c)
 		if _, err := w.Write(text); err != nil {
 			return err
 		}
@@ -244,6 +316,9 @@ func writeAnswers(w io.Writer, o *analysis.Output) error {
 type answerChunk struct {
 	sheet  *analysis.Sheet
 	lo, hi int
+	// played has a bit per agent, set when the agent played the round (a
+	// partner was drawn for it); nil for a sheet of no game.
+	played []uint64
 }
 
 // answerChunkBytes is the text one chunk of answers.csv holds, about: big
@@ -253,25 +328,27 @@ const answerChunkBytes = 4 << 20
 
 // answerChunks cuts the rows of answers.csv into chunks, in file order.
 // The cut depends only on the sheets, so the file is the same however
-// many cores write it.
-func answerChunks(o *analysis.Output) []answerChunk {
+// many cores write it. plays are the game sheets' played bits.
+func answerChunks(o *analysis.Output, plays map[sheetRef][]uint64) []answerChunk {
 	var out []answerChunk
 	agents := o.Collector.Agents()
 	for _, sh := range o.Collector.Sheets(o.Study.Plans) {
 		row := 40 + len(sh.Model) + len(sh.Instrument.Name) // bytes, a generous guess
 		per := max(1, answerChunkBytes/(row*max(1, len(sh.Items))))
+		played := plays[sheetRef{sh.Model, sh.Instrument.Name, sh.Round}]
 		for lo := 0; lo < agents; lo += per {
-			out = append(out, answerChunk{sheet: sh, lo: lo, hi: min(lo+per, agents)})
+			out = append(out, answerChunk{sheet: sh, lo: lo, hi: min(lo+per, agents), played: played})
 		}
 	}
 	return out
 }
 
-// appendAnswerRows appends the rows of chunk c to dst. A row is the agent's
+// appendRows appends the rows of chunk c to dst. A row is the agent's
 // prefix (model, agent, persona, instrument), the item's part (item,
-// round) and the answer's part (answer, valid), each made once and copied
-// per row.
-func appendAnswerRows(dst []byte, o *analysis.Output, c answerChunk) []byte {
+// round), the answer's part (answer, valid) and the end (played and the
+// line break), each made once and copied per row.
+func (t *answerTable) appendRows(dst []byte, c answerChunk) []byte {
+	o := t.o
 	sh := c.sheet
 	n := len(sh.Instrument.Items)
 	round := strconv.Itoa(sh.Round)
@@ -282,9 +359,13 @@ func appendAnswerRows(dst []byte, o *analysis.Output, c answerChunk) []byte {
 	// Codes are bytes: code 0 is an invalid answer, any other code c the
 	// value c-1+Scale.Min.
 	var answers [256][]byte
-	answers[0] = []byte(",false\n")
+	answers[0] = []byte(",false")
 	for code := 1; code < len(answers); code++ {
-		answers[code] = append(strconv.AppendInt(nil, int64(code-1+sh.Instrument.Scale.Min), 10), ",true\n"...)
+		answers[code] = append(strconv.AppendInt(nil, int64(code-1+sh.Instrument.Scale.Min), 10), ",true"...)
+	}
+	end := "\n"
+	if t.games {
+		end = ",\n"
 	}
 	pool := o.Study.Pool
 	model, instrument := csvField(sh.Model), csvField(sh.Instrument.Name)
@@ -298,27 +379,34 @@ func appendAnswerRows(dst []byte, o *analysis.Output, c answerChunk) []byte {
 		prefix = append(prefix, ',')
 		prefix = append(prefix, instrument...)
 		prefix = append(prefix, ',')
+		if c.played != nil {
+			end = ",false\n"
+			if c.played[a/64]&(1<<(a%64)) != 0 {
+				end = ",true\n"
+			}
+		}
 		codes := sh.Codes[a*n : (a+1)*n]
 		for k, it := range sh.Items {
 			dst = append(dst, prefix...)
 			dst = append(dst, items[k]...)
 			dst = append(dst, answers[codes[it]]...)
+			dst = append(dst, end...)
 		}
 	}
 	return dst
 }
 
-// writeAnswersGzip writes answers.csv gzip-compressed on every core. Each
+// writeGzip writes answers.csv gzip-compressed on every core. Each
 // chunk of rows becomes its own gzip member; members written one after
 // another form one valid gzip file (RFC 1952, section 2.2), which gunzip,
 // zcat and Go's gzip.Reader read as the whole text. Workers format and
 // compress chunks; the writer takes them in file order, and at most
 // 2·GOMAXPROCS chunks are in memory at once.
-func writeAnswersGzip(w io.Writer, o *analysis.Output) error {
-	chunks := answerChunks(o)
+func (t *answerTable) writeGzip(w io.Writer) error {
+	chunks := t.chunks
 	if len(chunks) == 0 {
 		zw, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
-		if _, err := io.WriteString(zw, answersHeader); err != nil {
+		if _, err := io.WriteString(zw, t.header()); err != nil {
 			return err
 		}
 		return zw.Close()
@@ -364,9 +452,9 @@ func writeAnswersGzip(w io.Writer, o *analysis.Output) error {
 			for i := range jobs {
 				text = text[:0]
 				if i == 0 {
-					text = append(text, answersHeader...)
+					text = append(text, t.header()...)
 				}
-				text = appendAnswerRows(text, o, chunks[i])
+				text = t.appendRows(text, chunks[i])
 				zb.Reset()
 				zw.Reset(&zb)
 				_, err := zw.Write(text)
@@ -532,7 +620,22 @@ func writeReport(w io.Writer, o *analysis.Output, figures []string, paper paperF
 	b.WriteString("\n## Files\n\n`results.json` (machine-readable), `answers.csv` (or `.csv.gz`), `population.csv`, `invalid.jsonl`, " +
 		"`value_structure.csv`, `value_behavior.csv`, `persona_agreement.csv` and `calibration.csv` (when the run has them), " +
 		"`instruments/` and `references/` (the instruments and published references that are not built in, for `society report`), " +
-		"`scenario.toml` (the exact scenario, to run again), figures as PNG and SVG.\n")
+		"`scenario.toml` (the exact scenario, to run again), figures as PNG and SVG.\n\n" +
+		"Tables for analysis:\n\n" +
+		"- `answers.parquet`: the rows of answers.csv, typed (answer null when invalid), text columns dictionary-encoded; " +
+		"`society report` reads it when present.\n" +
+		"- `scores.csv` (`.csv.gz` when large): one row per model, strategy, agent, instrument and scale: the raw mean of the agent's valid answers " +
+		"to the scale's items (reverse-keyed items recoded), the MRAT-centred score for value instruments (NA when a value has no valid answer: " +
+		"the analysis leaves that agent out), the items answered and asked. An agent serving several strategies has a row under each.\n" +
+		"- `items.csv`: every item of every instrument of the run: number, key (value or scale), facet, reverse keying, text, scale and labels.\n")
+	if len(o.Study.Games) > 0 {
+		b.WriteString("- `games.csv`: every agent in every round of every game: partner, probable choice, final decision, the round's payoff, " +
+			"and `player` (the agent belongs to the playing strategy) and `played` (it played this round). Every agent is asked each round, " +
+			"so that prompts are shared, but only players with a partner count: in a run with games answers.csv and answers.parquet mark " +
+			"the game rows of agents who did not play the round (other strategies' agents, the player sitting out) with `played` false; " +
+			"they are kept, not left out, because the round's prompt statistics and the rebuild by `society report` use every agent's answers. " +
+			"`played` is empty on questionnaire rows.\n")
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }

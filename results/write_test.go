@@ -3,6 +3,7 @@ package results
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"io"
 	"math/rand/v2"
 	"strconv"
@@ -50,6 +51,32 @@ func pvqOutput(tb testing.TB, size int) *analysis.Output {
 		}
 	}
 	return &analysis.Output{Outcome: &analysis.Outcome{}, Collector: col, Study: &analysis.Study{Name: "t", Pool: pool, Plans: plans}}
+}
+
+// writeAnswers, writeAnswersGzip and writeAnswersParquet write the answers
+// of o in each form, as Write does.
+func writeAnswers(w io.Writer, o *analysis.Output) error {
+	t, err := newAnswerTable(o)
+	if err != nil {
+		return err
+	}
+	return t.writeCSV(w)
+}
+
+func writeAnswersGzip(w io.Writer, o *analysis.Output) error {
+	t, err := newAnswerTable(o)
+	if err != nil {
+		return err
+	}
+	return t.writeGzip(w)
+}
+
+func writeAnswersParquet(w io.Writer, o *analysis.Output) error {
+	t, err := newAnswerTable(o)
+	if err != nil {
+		return err
+	}
+	return t.writeParquet(context.Background(), w)
 }
 
 func TestAnswersGzipIsTheCSV(t *testing.T) {
@@ -121,6 +148,17 @@ func BenchmarkWriteAnswersGzip(b *testing.B) {
 	o := pvqOutput(b, 20000)
 	for b.Loop() {
 		if err := writeAnswersGzip(io.Discard, o); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*20000*40), "ns/row")
+}
+
+// BenchmarkWriteAnswersParquet is the same as answers.parquet.
+func BenchmarkWriteAnswersParquet(b *testing.B) {
+	o := pvqOutput(b, 20000)
+	for b.Loop() {
+		if err := writeAnswersParquet(io.Discard, o); err != nil {
 			b.Fatal(err)
 		}
 	}

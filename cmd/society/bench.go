@@ -22,6 +22,7 @@ import (
 	"github.com/society-sim/society/llm"
 	"github.com/society-sim/society/llm/llmbench"
 	"github.com/society-sim/society/population"
+	"github.com/society-sim/society/sim"
 )
 
 const benchSynopsis = `bench [--agents N[,N...]] [--json] [--latency D] [--slots S] [--skip PARTS]
@@ -273,7 +274,7 @@ func largestRun(runs []benchRow) benchRow {
 
 // benchPopulation measures one population size.
 func benchPopulation(ctx context.Context, o benchOptions, n int) (benchRow, error) {
-	row := benchRow{Agents: n, Answers: int64(n) * pvqItems, Shards: shardCount(n, 0)}
+	row := benchRow{Agents: n, Answers: int64(n) * pvqItems, Shards: sim.ShardCount(n, 0)}
 	row.MessageBytes, row.Messages = busbench.AnswerMessageSize(llm.SyntheticName, "pvq40", pvqItems, n, row.Shards), row.Shards*pvqItems
 	var pipe, nobus *childResult
 	if !o.Skip["pipeline"] {
@@ -399,7 +400,7 @@ type machineInfo struct {
 }
 
 func readMachine() machineInfo {
-	m := machineInfo{CPUs: runtime.NumCPU(), MemoryBytes: memTotal(), GoVersion: runtime.Version(),
+	m := machineInfo{CPUs: runtime.NumCPU(), MemoryBytes: sim.MemTotal(), GoVersion: runtime.Version(),
 		OS: runtime.GOOS + "/" + runtime.GOARCH, LoadBefore: loadAverage(), Time: time.Now().UTC().Format(time.RFC3339)}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for line := range strings.SplitSeq(string(b), "\n") {

@@ -15,9 +15,8 @@ import (
 	"time"
 
 	"github.com/society-sim/society/agent"
-	"github.com/society-sim/society/analysis"
-	"github.com/society-sim/society/results"
 	"github.com/society-sim/society/scenarios"
+	"github.com/society-sim/society/sim"
 )
 
 // pvqItems is the PVQ-40's length: every bench agent answers all of it.
@@ -83,7 +82,7 @@ func benchScenario(n int, seed uint64) (*scenarios.Scenario, error) {
 }
 
 // measureOne runs one population through the pipeline or through the
-// no-bus baseline, writing the results into a temporary directory that it
+// no-bus baseline (the same engine in memory), writing the results into a temporary directory that it
 // removes, and reports the times.
 func measureOne(ctx context.Context, n int, seed uint64, part string) (*childResult, error) {
 	sc, err := benchScenario(n, seed)
@@ -99,34 +98,23 @@ func measureOne(ctx context.Context, n int, seed uint64, part string) (*childRes
 	cacheDir := filepath.Join(tmp, "cache")
 	r := &childResult{Part: part, Agents: n}
 	start := time.Now()
-	switch part {
-	case "pipeline":
-		var mu sync.Mutex
-		var answered time.Duration
-		hooks := runHooks{Progress: func(expected, valid, invalid int64) {
-			mu.Lock()
-			defer mu.Unlock()
-			if answered == 0 && valid+invalid >= expected {
-				answered = time.Since(start)
-			}
-		}}
-		res, err := runScenario(ctx, runConfig{Scenario: sc, Out: out, Hooks: hooks, CacheDir: cacheDir})
-		if err != nil {
-			return nil, err
-		}
-		r.WallSeconds = time.Since(start).Seconds()
-		r.Answers = res.Outcome.Results.Answers.Expected
-		mu.Lock()
-		r.AnswerSeconds = answered.Seconds()
-		mu.Unlock()
-	case "nobus":
-		answered, answers, err := runNoBus(ctx, sc, out, cacheDir)
-		if err != nil {
-			return nil, err
-		}
-		r.WallSeconds = time.Since(start).Seconds()
-		r.AnswerSeconds, r.Answers = answered.Seconds(), answers
+	answered := &answeredAt{start: start}
+	cfg := runConfig{Scenario: sc, Out: out, CacheDir: cacheDir, Observer: answered}
+	e, done := newEngine(cfg)
+	defer done()
+	if part == "nobus" {
+		// The same plan, shards and analysis, minus NATS: every task runs
+		// straight on its shard and every batch goes straight to the
+		// collector (sim.Local).
+		e.Open = sim.OpenLocal
 	}
+	res, err := e.Run(ctx, sc, out)
+	if err != nil {
+		return nil, err
+	}
+	r.WallSeconds = time.Since(start).Seconds()
+	r.Answers = res.Outcome.Results.Answers.Expected
+	r.AnswerSeconds = answered.seconds()
 	sum, err := fileSHA256(filepath.Join(out, "results.json"))
 	if err != nil {
 		return nil, err
@@ -136,107 +124,30 @@ func measureOne(ctx context.Context, n int, seed uint64, part string) (*childRes
 	return r, nil
 }
 
-// runNoBus does what runScenario does for a questionnaire run, minus NATS:
-// the same plan, the same shards of agent goroutines, each shard serving
-// its tasks in its own goroutine as an agent host does, every batch stored
-// straight into the collector, then the same analysis and results
-// directory. It returns how long the answers took and how many there were.
-func runNoBus(ctx context.Context, sc *scenarios.Scenario, out, cacheDir string) (time.Duration, int64, error) {
-	start := time.Now()
-	p, err := buildPlan(sc, cacheDir)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer p.backends.close()
-	n := p.study.Pool.Size()
-	shards := benchShards(p, sc)
-	col := analysis.NewCollector(n, p.study.Plans)
+// answeredAt notes when a run's last answer came in.
+type answeredAt struct {
+	sim.NoObserver
+	start time.Time
 
-	runCtx, cancel := context.WithCancel(ctx)
-	var agents sync.WaitGroup
-	for _, sh := range shards {
-		agents.Add(1)
-		go func() {
-			defer agents.Done()
-			sh.Run(runCtx)
-		}()
-	}
-	err = serveNoBus(runCtx, p, shards, col)
-	cancel()
-	agents.Wait()
-	if err != nil {
-		return 0, 0, err
-	}
-	answered := time.Since(start)
-	outcome, err := p.study.Compute(ctx, col)
-	if err != nil {
-		return 0, 0, err
-	}
-	outcome.Results.LLM = p.backends.counts()
-	if err := results.Write(context.Background(), out, &analysis.Output{Outcome: outcome, Collector: col, Study: p.study, Scenario: p.resolved}); err != nil {
-		return 0, 0, err
-	}
-	return answered, outcome.Results.Answers.Expected, nil
+	mu       sync.Mutex
+	answered time.Duration
 }
 
-// benchShards cuts the pool into shards exactly as runScenario does.
-func benchShards(p *plan, sc *scenarios.Scenario) []*agent.Shard {
-	pool := p.study.Pool
-	n := pool.Size()
-	count := shardCount(n, sc.Run.Shards)
-	out := make([]*agent.Shard, 0, count)
-	for s := range count {
-		lo, hi := s*n/count, (s+1)*n/count
-		agents := make([]agent.Agent, hi-lo)
-		for i := range agents {
-			id := lo + i
-			agents[i] = agent.New(id, agent.Persona{Value: pool.Persona[id]}, int(pool.Rank[id]), sc.Seed)
-		}
-		out = append(out, agent.NewShard(s, lo, agents, p.models))
+func (a *answeredAt) Batch(_ *agent.Batch, n sim.Counts) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.answered == 0 && n.Valid+n.Invalid >= n.Expected {
+		a.answered = time.Since(a.start)
 	}
-	return out
 }
 
-// serveNoBus runs every phase: each shard works through the phase's plans
-// in order in its own goroutine and stores its batches in the collector.
-func serveNoBus(ctx context.Context, p *plan, shards []*agent.Shard, col *analysis.Collector) error {
-	for _, ph := range p.phases {
-		if ph.before != nil {
-			if err := ph.before(ctx, col); err != nil {
-				return err
-			}
-		}
-		var wg sync.WaitGroup
-		errs := make([]error, len(shards))
-		for i, sh := range shards {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for _, pl := range ph.plans {
-					t := &agent.Task{Model: pl.Model, Instrument: pl.Instrument, Items: pl.Items, Round: pl.Round, Style: p.styles[pl.Model]}
-					batches, err := sh.Do(ctx, t)
-					if err != nil {
-						errs[i] = fmt.Errorf("shard %d: %w", sh.ID, err)
-						return
-					}
-					for k := range batches {
-						if err := col.Add(&batches[k]); err != nil {
-							errs[i] = err
-							return
-						}
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		for _, err := range errs {
-			if err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+func (a *answeredAt) seconds() float64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.answered.Seconds()
 }
+
+func gib(b int64) string { return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30)) }
 
 func fileSHA256(path string) (string, error) {
 	b, err := os.ReadFile(path)

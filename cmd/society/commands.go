@@ -18,6 +18,7 @@ import (
 	"github.com/society-sim/society/llm"
 	"github.com/society-sim/society/results"
 	"github.com/society-sim/society/scenarios"
+	"github.com/society-sim/society/sim"
 )
 
 // parseFlags parses flags and positional arguments in any order
@@ -74,11 +75,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if len(pos) > 1 {
 		return fmt.Errorf("%w: run takes one scenario, got %d", errUsage, len(pos))
 	}
-	if dist.active() && *metricsAddr != "" {
-		return fmt.Errorf("%w: --metrics is not available with --nats yet", errUsage)
-	}
 	if dist.active() {
-		return cmdRunDistributed(ctx, dist, pos, *out, *force, *quiet, *cacheDir, stdout, stderr)
+		return cmdRunDistributed(ctx, dist, pos, *out, *force, *quiet, *cacheDir, *metricsAddr, *metricsLinger, stdout, stderr)
 	}
 	name := "quickstart"
 	if len(pos) == 1 {
@@ -107,9 +105,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer obs.close()
-	res, err := runScenario(ctx, runConfig{Scenario: sc, Out: dir, Progress: progress, Log: stderr, CacheDir: *cacheDir,
-		Hooks: obs.hooks()})
-	obs.finish(res)
+	cfg := runConfig{Scenario: sc, Out: dir, Progress: progress, Log: stderr, CacheDir: *cacheDir}
+	obs.wire(&cfg)
+	res, err := runScenario(ctx, cfg)
+	if res != nil {
+		obs.finish(res.Outcome)
+	}
 	if err != nil {
 		return err
 	}
@@ -135,7 +136,9 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	unrelated := unrelatedInstruments(sc)
-	if _, err := buildPlan(sc, ""); err != nil {
+	models := newModelSets("", nil, nil)
+	defer models.close()
+	if _, err := sim.NewPlan(sc, models.backends()); err != nil {
 		return errors.Join(unrelated, err)
 	}
 	if unrelated != nil {

@@ -209,32 +209,32 @@ memory = 2`, "pvq40")
 	}
 	var mu sync.Mutex
 	var batches []*agent.Batch
-	res, err := runScenario(context.Background(), runConfig{Scenario: sc, Out: t.TempDir(), Hooks: runHooks{Batch: func(b *agent.Batch) {
+	res, err := runScenario(context.Background(), runConfig{Scenario: sc, Out: t.TempDir(), Observer: batchObserver(func(b *agent.Batch) {
 		c := *b
 		c.Codes = append([]uint8(nil), b.Codes...)
 		mu.Lock()
 		batches = append(batches, &c)
 		mu.Unlock()
-	}}})
+	})})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want, _ := json.Marshal(res.Outcome.Results.Games)
 	for i := range 2 {
-		p, err := buildPlan(sc, t.TempDir())
+		p, err := buildPlan(t, sc)
 		if err != nil {
 			t.Fatal(err)
 		}
 		again := append([]*agent.Batch(nil), batches...)
 		again = append(again, batches[:len(batches)/2]...)
 		rand.New(rand.NewPCG(uint64(i), 9)).Shuffle(len(again), func(a, b int) { again[a], again[b] = again[b], again[a] })
-		col := analysis.NewCollector(p.study.Pool.Size(), p.study.Plans)
+		col := analysis.NewCollector(p.Study.Pool.Size(), p.Study.Plans)
 		for _, b := range again {
 			if err := col.Add(b); err != nil {
 				t.Fatal(err)
 			}
 		}
-		out, err := p.study.Compute(context.Background(), col)
+		out, err := p.Study.Compute(context.Background(), col)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -254,7 +254,7 @@ func TestCharityRoundsBuiltin(t *testing.T) {
 		sc.Models[0].Backend != scenarios.Synthetic {
 		t.Fatalf("got size %d game %+v backend %s, want 10000 agents, 20 random rounds, memory 3, synthetic", sc.Population.Size, g, sc.Models[0].Backend)
 	}
-	if _, err := buildPlan(sc, t.TempDir()); err != nil {
+	if _, err := buildPlan(t, sc); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -360,12 +360,12 @@ func BenchmarkCharityRounds(b *testing.B) {
 				runs++
 				var mu sync.Mutex
 				last := map[int]time.Time{}
-				hooks := runHooks{Batch: func(bt *agent.Batch) {
+				obs := batchObserver(func(bt *agent.Batch) {
 					mu.Lock()
 					last[bt.Round] = time.Now()
 					mu.Unlock()
-				}}
-				if _, err := runScenario(context.Background(), runConfig{Scenario: sc, Out: b.TempDir(), Hooks: hooks}); err != nil {
+				})
+				if _, err := runScenario(context.Background(), runConfig{Scenario: sc, Out: b.TempDir(), Observer: obs}); err != nil {
 					b.Fatal(err)
 				}
 				total += last[rounds].Sub(last[1])

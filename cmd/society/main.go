@@ -18,6 +18,7 @@ import (
 	"github.com/society-sim/society/bus"
 	"github.com/society-sim/society/results"
 	"github.com/society-sim/society/scenarios"
+	"github.com/society-sim/society/sim"
 )
 
 const usage = `society simulates human populations with value-prompted language models
@@ -125,8 +126,8 @@ func exitCode(err error, stderr io.Writer) int {
 var errHelp = errors.New("help requested")
 
 // errBadInput marks input errors found outside scenario validation (an
-// instrument file, a reference file).
-var errBadInput = errors.New("bad input")
+// instrument file, a reference file): the engine's, so that both exit 2.
+var errBadInput = sim.ErrBadInput
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {

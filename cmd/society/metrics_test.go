@@ -18,10 +18,10 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/society-sim/society/agent"
-	"github.com/society-sim/society/analysis"
 	"github.com/society-sim/society/metrics"
 	"github.com/society-sim/society/metrics/promtest"
 	"github.com/society-sim/society/scenarios"
+	"github.com/society-sim/society/sim"
 )
 
 // writeWatchedScenario writes a PVQ-40 scenario of size agents under the
@@ -109,7 +109,7 @@ func TestLiveSimilarity(t *testing.T) {
 		name      string
 		tolerance float64
 		reg       *prometheus.Registry
-		live      *liveRun
+		live      *metrics.Live
 	}
 	// One run, followed by two observers that sample differently; the
 	// first also reads the answer backlog once while answers arrive.
@@ -125,27 +125,12 @@ func TestLiveSimilarity(t *testing.T) {
 		{"a third of the agents", 1100, 0.05},
 	} {
 		reg := prometheus.NewRegistry()
-		fs = append(fs, follower{c.name, c.tolerance, reg, newLiveRun(metrics.New(reg, metrics.BuildInfo{}), c.sampleMax)})
+		fs = append(fs, follower{c.name, c.tolerance, reg, metrics.NewLive(metrics.New(reg, metrics.BuildInfo{}), c.sampleMax)})
 	}
-	hooks := runHooks{
-		Start: func(rs runStart) {
-			for _, f := range fs {
-				f.live.start(rs)
-			}
-		},
-		Publish: func(plans []analysis.Plan, shards int) {
-			for _, f := range fs {
-				f.live.publish(plans, shards)
-			}
-		},
-		Batch: func(b *agent.Batch) {
-			for _, f := range fs {
-				f.live.batch(b)
-			}
-			pendingOnce.Do(func() { pendingErr = fs[0].live.pending(context.Background()) })
-		},
-	}
-	res, err := runScenario(context.Background(), runConfig{Scenario: sc, Out: t.TempDir(), Log: io.Discard, Hooks: hooks})
+	obs := sim.Observers{fs[0].live, fs[1].live, batchObserver(func(*agent.Batch) {
+		pendingOnce.Do(func() { pendingErr = fs[0].live.Refresh(context.Background()) })
+	})}
+	res, err := runScenario(context.Background(), runConfig{Scenario: sc, Out: t.TempDir(), Log: io.Discard, Observer: obs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +146,7 @@ func TestLiveSimilarity(t *testing.T) {
 	ref := sc.Analysis.References[0]
 	for _, f := range fs {
 		t.Run(f.name, func(t *testing.T) {
-			f.live.similarity()
+			_ = f.live.Refresh(context.Background()) // the backlog is gone with the run
 			checked := 0
 			for _, row := range res.Outcome.Results.ValueStructure {
 				if row.Reference != ref {
@@ -188,7 +173,7 @@ func TestLiveSimilarity(t *testing.T) {
 			if got, _ := gathered(t, f.reg, "society_tasks_published_total", nil); got <= 0 {
 				t.Errorf("tasks published: got %v, want some", got)
 			}
-			f.live.finish(res)
+			f.live.Finish(res.Outcome)
 			if got, _ := gathered(t, f.reg, "society_agents", map[string]string{"state": metrics.StateFinished}); got != agents {
 				t.Errorf("after finish: finished agents: got %v, want %v", got, agents)
 			}
@@ -357,7 +342,6 @@ func TestRunMetricsFlag(t *testing.T) {
 		wantErr  string
 	}{
 		{"no port", []string{"--metrics", "localhost"}, 2, "want HOST:PORT"},
-		{"with nats", []string{"--metrics", ":0", "--nats", "nats://127.0.0.1:1"}, 2, "--metrics"},
 		{"loopback", []string{"--metrics", ":0"}, 0, "metrics on http://127.0.0.1:"},
 	}
 	scen := writeWatchedScenario(t, "flag", 500, "h-np")

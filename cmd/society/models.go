@@ -10,7 +10,6 @@ import (
 	"os"
 	"slices"
 	"sync"
-	"sync/atomic"
 
 	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/analysis"
@@ -18,134 +17,70 @@ import (
 	"github.com/society-sim/society/llm"
 	"github.com/society-sim/society/population"
 	"github.com/society-sim/society/scenarios"
+	"github.com/society-sim/society/sim"
 	"github.com/society-sim/society/values"
 )
 
-// backends builds the model backends of a scenario and keeps what is
+// modelSets makes the model backends of each plan a process runs (the
+// main run's, a calibration's) and closes them all when the process is
+// done with them. Every client reports to obs and logs to log, both known
+// before any client is built.
+type modelSets struct {
+	cacheDir string // "" = the user's cache directory
+	obs      llm.Observer
+	log      *slog.Logger
+
+	mu   sync.Mutex
+	sets []*backends
+}
+
+func newModelSets(cacheDir string, obs llm.Observer, log *slog.Logger) *modelSets {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &modelSets{cacheDir: cacheDir, obs: obs, log: log}
+}
+
+// backends makes a fresh set (sim.Engine.Backends).
+func (m *modelSets) backends() sim.Backends { return m.set() }
+
+func (m *modelSets) set() *backends {
+	b := &backends{cacheDir: m.cacheDir, obs: m.obs, log: m.log}
+	m.mu.Lock()
+	m.sets = append(m.sets, b)
+	m.mu.Unlock()
+	return b
+}
+
+func (m *modelSets) close() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, b := range m.sets {
+		b.close()
+	}
+	m.sets = nil
+}
+
+// backends builds the model backends of one plan and keeps what is
 // needed to report their traffic.
 type backends struct {
 	cacheDir string // "" = the user's cache directory
+	obs      llm.Observer
+	log      *slog.Logger
 	// cacheMode says whether the cache's stores are read and written;
 	// cacheShared is the shared tier (an agent host's KV bucket), nil
 	// without one.
 	cacheMode   llm.CacheMode
 	cacheShared llm.Store
-	// demand is the number of agents holding a persona, for sample
-	// requests sized to what agents use; nil before the plan knows it.
-	demand func(values.Value) int
 
 	once    sync.Once
 	cache   *llm.Cache
 	cacheEr error
 	clients []*llm.Client
 	byName  map[string]*llm.Client
-	obs     forwardObserver
-	// logh receives the clients' log lines (failed attempts as they
-	// happen, limits an endpoint states) once the run has chosen its
-	// logger; until then they are dropped.
-	logh forwardHandler
 }
 
-// setLogger sends the clients' log lines to l.
-func (b *backends) setLogger(l *slog.Logger) {
-	if l != nil {
-		h := l.Handler()
-		b.logh.to.Store(&h)
-	}
-}
-
-// logger is the clients' logger, writing through logh.
-func (b *backends) logger() *slog.Logger { return slog.New(&b.logh) }
-
-// forwardHandler is a slog.Handler that hands records to a handler chosen
-// later, or drops them while there is none.
-type forwardHandler struct {
-	to atomic.Pointer[slog.Handler]
-}
-
-func (f *forwardHandler) target() slog.Handler {
-	if h := f.to.Load(); h != nil {
-		return *h
-	}
-	return slog.DiscardHandler
-}
-
-func (f *forwardHandler) Enabled(ctx context.Context, l slog.Level) bool {
-	return f.target().Enabled(ctx, l)
-}
-
-func (f *forwardHandler) Handle(ctx context.Context, r slog.Record) error {
-	return f.target().Handle(ctx, r)
-}
-
-// WithAttrs and WithGroup fix the target at the time of the call; the
-// clients log without them.
-func (f *forwardHandler) WithAttrs(as []slog.Attr) slog.Handler { return f.target().WithAttrs(as) }
-func (f *forwardHandler) WithGroup(g string) slog.Handler       { return f.target().WithGroup(g) }
-
-// forwardObserver lets the clients built with a plan report to an observer
-// chosen later (the metrics of the run that executes the plan).
-type forwardObserver struct {
-	to atomic.Pointer[llm.Observer]
-}
-
-func (f *forwardObserver) set(o llm.Observer) {
-	if o != nil {
-		f.to.Store(&o)
-	}
-}
-
-func (f *forwardObserver) get() llm.Observer {
-	if p := f.to.Load(); p != nil {
-		return *p
-	}
-	return nil
-}
-
-func (f *forwardObserver) ObserveRequest(model, outcome string, seconds float64) {
-	if o := f.get(); o != nil {
-		o.ObserveRequest(model, outcome, seconds)
-	}
-}
-
-func (f *forwardObserver) ObserveQueueWait(model string, seconds float64) {
-	if o := f.get(); o != nil {
-		o.ObserveQueueWait(model, seconds)
-	}
-}
-
-func (f *forwardObserver) InFlight(model string, delta int) {
-	if o := f.get(); o != nil {
-		o.InFlight(model, delta)
-	}
-}
-
-func (f *forwardObserver) Tokens(model string, prompt, completion int) {
-	if o := f.get(); o != nil {
-		o.Tokens(model, prompt, completion)
-	}
-}
-
-func (f *forwardObserver) CacheLookup(model string, hit bool) {
-	if o := f.get(); o != nil {
-		o.CacheLookup(model, hit)
-	}
-}
-
-func (f *forwardObserver) Coverage(model string, mass float64) {
-	if o := f.get(); o != nil {
-		o.Coverage(model, mass)
-	}
-}
-
-// demandOf is the number of agents of the run holding persona p (0 while
-// unknown).
-func (b *backends) demandOf(p agent.Persona) int {
-	if b.demand == nil {
-		return 0
-	}
-	return b.demand(p.Value)
-}
+var _ sim.Backends = (*backends)(nil)
 
 func (b *backends) sharedCache() (*llm.Cache, error) {
 	b.once.Do(func() {
@@ -159,7 +94,8 @@ func (b *backends) sharedCache() (*llm.Cache, error) {
 			dir = d
 		}
 		// A warning that another process holds the file goes to the
-		// process's stderr: the run's logger is not chosen yet.
+		// process's stderr, whatever the clients' logger (some roles
+		// discard theirs): it concerns the whole process.
 		c, err := llm.OpenCache(dir, b.cacheMode, b.cacheShared, nil)
 		if err != nil {
 			b.cacheEr = fmt.Errorf("model cache: %w", err)
@@ -170,8 +106,8 @@ func (b *backends) sharedCache() (*llm.Cache, error) {
 	return b.cache, b.cacheEr
 }
 
-// model builds one scenario model.
-func (b *backends) model(sc *scenarios.Scenario, m scenarios.Model) (agent.Model, analysis.ModelInfo, error) {
+// Model builds one scenario model.
+func (b *backends) Model(sc *scenarios.Scenario, m scenarios.Model, demand func(values.Value) int) (agent.Model, analysis.ModelInfo, error) {
 	switch m.Backend {
 	case scenarios.Synthetic:
 		means, err := population.HumanMeans(syntheticMeans)
@@ -196,10 +132,10 @@ func (b *backends) model(sc *scenarios.Scenario, m scenarios.Model) (agent.Model
 			Samples: m.Samples, Concurrency: m.Concurrency, Timeout: m.Timeout, Seed: m.Seed,
 			Endpoint: m.Endpoint, StructuredOutputs: m.StructuredOutputs,
 			ReasoningEffort: m.ReasoningEffort, ExtraBody: m.ExtraBody,
-			Cache: cache, Observer: &b.obs, Logger: b.logger(), Demand: b.demandOf,
+			Cache: cache, Observer: b.obs, Logger: b.log, Demand: func(p agent.Persona) int { return demand(p.Value) },
 		})
 		if err != nil {
-			return nil, analysis.ModelInfo{}, fmt.Errorf("%w: model %q: %v", errBadInput, m.Name, err)
+			return nil, analysis.ModelInfo{}, fmt.Errorf("%w: model %q: %v", sim.ErrBadInput, m.Name, err)
 		}
 		b.clients = append(b.clients, c)
 		if b.byName == nil {
@@ -208,7 +144,7 @@ func (b *backends) model(sc *scenarios.Scenario, m scenarios.Model) (agent.Model
 		b.byName[m.Name] = c
 		return c, analysis.ModelInfo{Name: m.Name, Backend: "openai", Model: m.Model, Mode: string(m.Mode)}, nil
 	default:
-		return nil, analysis.ModelInfo{}, fmt.Errorf("%w: model %q: unknown backend %q", errBadInput, m.Name, m.Backend)
+		return nil, analysis.ModelInfo{}, fmt.Errorf("%w: model %q: unknown backend %q", sim.ErrBadInput, m.Name, m.Backend)
 	}
 }
 
@@ -217,7 +153,7 @@ func (b *backends) model(sc *scenarios.Scenario, m scenarios.Model) (agent.Model
 // TLS failure, a rejected key) stops it within seconds, naming the URL and
 // the cause. A model missing from the list is only logged: servers accept
 // aliases of the names they list.
-func (b *backends) check(ctx context.Context) error {
+func (b *backends) Check(ctx context.Context) error {
 	errs := make([]error, len(b.clients))
 	var wg sync.WaitGroup
 	for i, c := range b.clients {
@@ -229,7 +165,7 @@ func (b *backends) check(ctx context.Context) error {
 			case err != nil:
 				errs[i] = err
 			case !served:
-				b.logger().Warn("the endpoint does not list the model; its first request will tell", "model", c.Name(), "listed", listed)
+				b.log.Warn("the endpoint does not list the model; its first request will tell", "model", c.Name(), "listed", listed)
 			}
 		}()
 	}
@@ -310,6 +246,12 @@ func hostsTraffic(stats []bus.HostStats, models []analysis.ModelInfo) (map[strin
 		}
 	}
 	return traffic, out
+}
+
+// Report is the clients' traffic, and the models' descriptions labelled
+// with what their endpoints said (sim.Backends).
+func (b *backends) Report(ctx context.Context, models []analysis.ModelInfo) sim.Report {
+	return sim.Report{Traffic: b.traffic(), Models: b.label(ctx, models), Counts: b.counts()}
 }
 
 // label records in the models' descriptions what their endpoints said

@@ -89,12 +89,12 @@ shards = 1
 	)
 	out := filepath.Join(dir, "out")
 	res, err := runScenario(context.Background(), runConfig{Scenario: sc, Out: out, CacheDir: filepath.Join(dir, "cache"),
-		NATSMaxPayload: maxPayload, Hooks: runHooks{Batch: func(b *agent.Batch) {
+		NATSMaxPayload: maxPayload, Observer: batchObserver(func(b *agent.Batch) {
 			batches.Add(1)
 			if n := int64(len(bus.AppendBatch(nil, b))); n > biggest.Load() {
 				biggest.Store(n)
 			}
-		}}})
+		})})
 	if err != nil {
 		t.Fatal(err)
 	}

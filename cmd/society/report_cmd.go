@@ -11,6 +11,7 @@ import (
 	"github.com/society-sim/society/questionnaires"
 	"github.com/society-sim/society/results"
 	"github.com/society-sim/society/scenarios"
+	"github.com/society-sim/society/sim"
 )
 
 // "society report DIR" rebuilds a results directory's report, tables and
@@ -98,12 +99,13 @@ func rebuild(ctx context.Context, dir string) (*analysis.Output, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(cache)
-	p, err := buildPlan(sc, cache)
+	models := newModelSets(cache, nil, nil)
+	p, err := sim.NewPlan(sc, models.backends())
+	models.close()
 	if err != nil {
 		return nil, err
 	}
-	p.backends.close()
-	st := p.study
+	st := p.Study
 
 	prev, err := results.ReadPrevious(filepath.Join(dir, "results.json"))
 	if err != nil {
@@ -118,7 +120,7 @@ func rebuild(ctx context.Context, dir string) (*analysis.Output, error) {
 		return nil, err
 	}
 	st.Pool = pool
-	col, err := results.ReadAnswers(dir, p.instruments, st.Plans, pool)
+	col, err := results.ReadAnswers(dir, p.Instruments, st.Plans, pool)
 	if err != nil {
 		return nil, err
 	}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/bus"
-	"github.com/society-sim/society/questionnaires"
+	"github.com/society-sim/society/sim"
 )
 
 // agentHost is the agent-host role: it learns runs from the registry and
@@ -96,13 +96,14 @@ func (h *agentHost) update(ctx context.Context, rec bus.RunRecord) {
 
 // serveRun serves one run's tasks until ctx is done.
 func (h *agentHost) serveRun(ctx context.Context, rec bus.RunRecord) error {
-	sc, p, err := recordPlan(rec, h.cacheDir, false)
+	models := newModelSets(h.cacheDir, nil, h.log.With("run", rec.ID))
+	defer models.close()
+	b := models.set()
+	_, p, err := sim.RecordPlan(rec.ID, []byte(rec.Scenario), rec.Prep, b, false)
 	if err != nil {
 		return err
 	}
-	defer p.backends.close()
-	p.backends.setLogger(h.log.With("run", rec.ID))
-	h.log.Info("serving run", "run", rec.ID, "agents", p.study.Pool.Size(), "shards", rec.Shards)
+	h.log.Info("serving run", "run", rec.ID, "agents", p.Study.Pool.Size(), "shards", rec.Shards)
 
 	// Shards are instantiated on their first task and live as long as the
 	// run: their agents' goroutines are started here and stopped with ctx.
@@ -121,7 +122,7 @@ func (h *agentHost) serveRun(ctx context.Context, rec bus.RunRecord) error {
 		if sh, ok := shards[id]; ok {
 			return sh, nil
 		}
-		sh := newShard(p, sc.Seed, id, rec.Shards)
+		sh := p.NewShard(id, rec.Shards)
 		shards[id] = sh
 		wg.Add(1)
 		go func() {
@@ -135,14 +136,11 @@ func (h *agentHost) serveRun(ctx context.Context, rec bus.RunRecord) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		h.reportStats(ctx, rec.ID, p.backends)
+		h.reportStats(ctx, rec.ID, b)
 	}()
 	w := &bus.Worker{
 		JS: h.js, Subjects: bus.Subjects{Run: rec.ID}, Shard: shard,
-		Instrument: func(name string) (*questionnaires.Instrument, bool) {
-			in, ok := p.instruments[name]
-			return in, ok
-		},
+		Instrument:  p.Instrument,
 		Concurrency: h.concurrency, Host: h.name, Logger: h.log,
 		BadMessage: func(error) { h.bad.Add(1) },
 		Served:     func(bus.TaskMsg) { h.served.Add(1) },

@@ -18,6 +18,7 @@ import (
 	"github.com/society-sim/society/analysis"
 	"github.com/society-sim/society/bus"
 	"github.com/society-sim/society/results"
+	"github.com/society-sim/society/sim"
 )
 
 // analysisService is the analysis role: for every running run it rebuilds
@@ -108,12 +109,13 @@ func (a *analysisService) update(ctx context.Context, rec bus.RunRecord) {
 
 // analyse follows one run until its results are written or ctx ends.
 func (a *analysisService) analyse(ctx context.Context, rec bus.RunRecord, r *analysisRun) error {
-	_, p, err := recordPlan(rec, "", true)
+	models := newModelSets("", nil, nil)
+	defer models.close()
+	_, p, err := sim.RecordPlan(rec.ID, []byte(rec.Scenario), rec.Prep, models.backends(), true)
 	if err != nil {
 		return err
 	}
-	defer p.backends.close()
-	col := analysis.NewCollector(p.study.Pool.Size(), p.study.Plans)
+	col := analysis.NewCollector(p.Study.Pool.Size(), p.Study.Plans)
 	subj := bus.Subjects{Run: rec.ID}
 	var bad atomic.Int64
 	reader := &bus.AnswerReader{JS: a.js, Subjects: subj, Logger: a.log, Sink: col.Add,
@@ -130,7 +132,7 @@ func (a *analysisService) analyse(ctx context.Context, rec bus.RunRecord, r *ana
 			cancel(err)
 		}
 	}()
-	a.log.Info("analysing run", "run", rec.ID, "agents", p.study.Pool.Size())
+	a.log.Info("analysing run", "run", rec.ID, "agents", p.Study.Pool.Size())
 
 	progress := func(state bus.RunState, dir string) {
 		e, v, i := col.Counts()
@@ -143,7 +145,10 @@ func (a *analysisService) analyse(ctx context.Context, rec bus.RunRecord, r *ana
 	for complete != nil || answered != nil {
 		select {
 		case <-rctx.Done():
-			return cause(rctx)
+			if err := context.Cause(rctx); err != nil {
+				return err
+			}
+			return rctx.Err()
 		case <-tick.C:
 			progress(bus.RunRunning, "")
 			if answered == nil && complete != nil && a.completeNow(rctx, rec.ID) {
@@ -162,15 +167,15 @@ func (a *analysisService) analyse(ctx context.Context, rec bus.RunRecord, r *ana
 		return err
 	}
 	llmCounts, hosts := a.hostTraffic(ctx, rec.ID)
-	if traffic, models := hostsTraffic(hosts, p.study.Models); len(traffic) > 0 {
-		p.study.Traffic, p.study.Models = traffic, models
+	if traffic, models := hostsTraffic(hosts, p.Study.Models); len(traffic) > 0 {
+		p.Study.Traffic, p.Study.Models = traffic, models
 	}
-	outcome, err := p.study.Compute(ctx, col)
+	outcome, err := p.Study.Compute(ctx, col)
 	if err != nil {
 		return err
 	}
 	outcome.Results.LLM = llmCounts
-	if err := results.Write(ctx, dir, &analysis.Output{Outcome: outcome, Collector: col, Study: p.study, Scenario: p.resolved}); err != nil {
+	if err := results.Write(ctx, dir, &analysis.Output{Outcome: outcome, Collector: col, Study: p.Study, Scenario: p.Resolved}); err != nil {
 		return err
 	}
 	results, err := os.ReadFile(filepath.Join(dir, "results.json"))

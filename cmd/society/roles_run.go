@@ -9,18 +9,17 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/analysis"
 	"github.com/society-sim/society/bus"
 	"github.com/society-sim/society/results"
 	"github.com/society-sim/society/scenarios"
+	"github.com/society-sim/society/sim"
 )
 
 // The orchestrator of a distributed run: it registers the run, queues the
@@ -54,6 +53,11 @@ type distConfig struct {
 	Log      *slog.Logger
 	// Stderr takes what a calibration run before the main run prints.
 	Stderr io.Writer
+	// Observer follows the run (the metrics) besides the progress bar;
+	// BadMessage is told about every message that could not be used.
+	// Either may be nil.
+	Observer   sim.Observer
+	BadMessage func(error)
 }
 
 // distResult is what a finished distributed run reports.
@@ -94,8 +98,8 @@ func runDistributed(ctx context.Context, cfg distConfig) (*distResult, error) {
 		if err != nil {
 			return nil, fmt.Errorf("run %s: stored scenario: %w", rec.ID, err)
 		}
-		if sc != nil && runID(sc) != runID(rsc) {
-			return nil, fmt.Errorf("%w: --resume %s, but the scenario given is run %s", errUsage, cfg.Resume, runID(sc))
+		if sc != nil && sim.RunID(sc) != sim.RunID(rsc) {
+			return nil, fmt.Errorf("%w: --resume %s, but the scenario given is run %s", errUsage, cfg.Resume, sim.RunID(sc))
 		}
 		if sc == nil {
 			if err := checkOut(cfg.Out, rsc.Name, cfg.Force); err != nil {
@@ -105,19 +109,23 @@ func runDistributed(ctx context.Context, cfg distConfig) (*distResult, error) {
 		sc = rsc
 	}
 	// As in a single-process run: the persona data and any model-specific
-	// calibration are settled first, so that the resolved scenario every
-	// host builds its agents from holds what the run really uses.
-	sc, prep, err := prepareRun(ctx, runConfig{Scenario: sc, CacheDir: cfg.CacheDir, Log: cfg.Stderr})
+	// calibration (run in this process) are settled first, so that the
+	// resolved scenario every host builds its agents from holds what the
+	// run really uses.
+	e, closeEngine := newEngine(runConfig{CacheDir: cfg.CacheDir, Log: cfg.Stderr})
+	defer closeEngine()
+	sc, prep, err := e.Prepare(ctx, sc)
 	if err != nil {
 		return nil, err
 	}
-	p, err := buildPlan(sc, cfg.CacheDir)
+	models := newModelSets(cfg.CacheDir, nil, nil)
+	defer models.close()
+	p, err := sim.NewPlan(sc, models.backends())
 	if err != nil {
 		return nil, err
 	}
-	prep.apply(p)
-	defer p.backends.close()
-	id := bus.RunID(runID(sc))
+	prep.Apply(p)
+	id := bus.RunID(sim.RunID(sc))
 	subj := bus.Subjects{Run: id}
 
 	// Register, or take up, the run.
@@ -135,17 +143,17 @@ func runDistributed(ctx context.Context, cfg distConfig) (*distResult, error) {
 		}
 		exists = false
 	}
-	if exists && rec.Scenario != string(p.resolved) {
+	if exists && rec.Scenario != string(p.Resolved) {
 		return nil, fmt.Errorf("%w: run %s is registered with a different scenario (same name and seed, other settings); change the name or the seed, or pass --fresh to discard the stored run", errBadInput, id)
 	}
-	n := p.study.Pool.Size()
-	shards := shardCount(n, sc.Run.Shards)
+	n := p.Study.Pool.Size()
+	shards := sim.ShardCount(n, sc.Run.Shards)
 	epoch := 1
 	if exists {
 		shards, epoch = rec.Shards, rec.Epoch+1
 		log.Info("resuming run", "run", id, "state", rec.State, "epoch", epoch)
 	}
-	expectedBytes := int64(n)*int64(totalItems(p))*2 + 64<<20
+	expectedBytes := int64(n)*int64(p.TotalItems())*2 + 64<<20
 	if _, err := bus.EnsureAnswerStream(ctx, js, subj, bus.StreamOptions{MaxBytes: expectedBytes, File: true,
 		Duplicates: 2 * time.Hour, Replicas: cfg.Queue.Replicas}); err != nil {
 		return nil, err
@@ -163,11 +171,11 @@ func runDistributed(ctx context.Context, cfg distConfig) (*distResult, error) {
 			return nil, err
 		}
 	}
-	prepRaw := encodePrep(prep)
+	prepRaw := prep.Encode()
 	if exists && prepRaw == nil {
 		prepRaw = rec.Prep // settled by the run's first start
 	}
-	rec = bus.RunRecord{ID: id, Scenario: string(p.resolved), Shards: shards, Epoch: epoch, State: bus.RunRunning, Prep: prepRaw}
+	rec = bus.RunRecord{ID: id, Scenario: string(p.Resolved), Shards: shards, Epoch: epoch, State: bus.RunRunning, Prep: prepRaw}
 	if exists {
 		_, err = reg.Update(ctx, rec, rev)
 	} else {
@@ -177,9 +185,26 @@ func runDistributed(ctx context.Context, cfg distConfig) (*distResult, error) {
 		return nil, fmt.Errorf("%w (is another orchestrator starting the same run?)", err)
 	}
 
-	o := &orchestrator{cfg: cfg, log: log, nc: nc, js: js, reg: reg, subj: subj, p: p, id: id, shards: shards, epoch: epoch,
-		col: analysis.NewCollector(n, p.study.Plans), have: newBatchSet()}
-	err = o.run(ctx)
+	o := &orchestrator{cfg: cfg, log: log, nc: nc, js: js, reg: reg, subj: subj, p: p, id: id, epoch: epoch}
+	stall := cfg.Stall
+	if stall <= 0 {
+		stall = 2 * cfg.Queue.Backoff()[0]
+	}
+	bar := newProgressBar(cfg.Progress, id)
+	queue := &bus.Queue{JS: js, Subjects: subj, Epoch: epoch, Logger: log, Bad: func(err error) {
+		o.bad.Add(1)
+		if cfg.BadMessage != nil {
+			cfg.BadMessage(err)
+		}
+	}}
+	obs := sim.Observers{bar}
+	if cfg.Observer != nil {
+		obs = append(obs, cfg.Observer)
+	}
+	loop := &sim.Loop{Layout: sim.Layout{ID: id, Name: sc.Name, Plan: p, Shards: shards, Dispatcher: queue},
+		Observer: obs, Stall: stall, Log: log}
+	o.col, err = loop.Run(ctx)
+	bar.finish()
 	if err != nil {
 		if ctx.Err() == nil {
 			o.fail(err)
@@ -206,236 +231,17 @@ func runDistributed(ctx context.Context, cfg distConfig) (*distResult, error) {
 }
 
 type orchestrator struct {
-	cfg    distConfig
-	log    *slog.Logger
-	nc     *nats.Conn
-	js     jetstream.JetStream
-	reg    *bus.Registry
-	subj   bus.Subjects
-	p      *plan
-	id     string
-	shards int
-	epoch  int
-	wave   int
-	col    *analysis.Collector
-	have   *batchSet
-	bad    atomic.Int64
-}
-
-// run drives the phases until every answer is stored.
-func (o *orchestrator) run(ctx context.Context) error {
-	runCtx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel(nil)
-
-	caughtUp := make(chan struct{})
-	reader := &bus.AnswerReader{JS: o.js, Subjects: o.subj, Logger: o.log,
-		Sink: func(b *agent.Batch) error {
-			if err := o.col.Add(b); err != nil {
-				return err
-			}
-			o.have.add(b)
-			return nil
-		},
-		Bad:      func(error) { o.bad.Add(1) },
-		CaughtUp: func() { close(caughtUp) },
-	}
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		if err := reader.Follow(runCtx); err != nil {
-			cancel(err)
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		if err := o.watchDead(runCtx); err != nil {
-			cancel(err)
-		}
-	}()
-	stopAdvisories, err := o.deliveriesExhausted(runCtx)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		cancel(nil) // first: an advisory's dead letter may be waiting for the server
-		stopAdvisories()
-	}()
-
-	select {
-	case <-caughtUp:
-	case <-runCtx.Done():
-		return cause(runCtx)
-	}
-	if e, v, i := o.col.Counts(); v+i > 0 {
-		o.log.Info("answers already stored", "run", o.id, "stored", v+i, "expected", e)
-	}
-
-	bar := newProgressBar(o.cfg.Progress, o.id)
-	defer bar.finish()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	stall := o.cfg.Stall
-	if stall <= 0 {
-		stall = 2 * o.cfg.Queue.Backoff()[0]
-	}
-	for _, ph := range o.p.phases {
-		if ph.before != nil {
-			if err := ph.before(runCtx, o.col); err != nil {
-				return err
-			}
-		}
-		if err := o.publish(runCtx, ph); err != nil {
-			return err
-		}
-		lastCount, lastMove := int64(-1), time.Now()
-		for !o.phaseDone(ph) {
-			select {
-			case <-o.col.Notify():
-			case <-runCtx.Done():
-				return cause(runCtx)
-			case <-tick.C:
-				e, v, i := o.col.Counts()
-				bar.update(v+i, e)
-				if v+i != lastCount {
-					lastCount, lastMove = v+i, time.Now()
-					continue
-				}
-				if time.Since(lastMove) < stall {
-					continue
-				}
-				lastMove = time.Now()
-				if queued, err := o.queued(runCtx); err == nil && queued == 0 && !o.phaseDone(ph) {
-					o.log.Warn("answers are missing and no task is queued; handing the missing work out again", "run", o.id)
-					if err := o.publish(runCtx, ph); err != nil {
-						return err
-					}
-				}
-			}
-		}
-	}
-	e, v, i := o.col.Counts()
-	bar.update(v+i, e)
-	return nil
-}
-
-func (o *orchestrator) phaseDone(ph phase) bool {
-	for _, pl := range ph.plans {
-		if !o.col.Complete(pl) {
-			return false
-		}
-	}
-	return true
-}
-
-// publish queues the phase's missing tasks as a new wave.
-func (o *orchestrator) publish(ctx context.Context, ph phase) error {
-	tasks := missingTasks(ph, o.have, o.p.styles, o.shards, o.p.study.Pool.Size())
-	if len(tasks) == 0 {
-		return nil
-	}
-	o.wave++
-	wave := fmt.Sprintf("e%d-w%d", o.epoch, o.wave)
-	o.log.Info("queueing tasks", "run", o.id, "tasks", len(tasks), "wave", wave)
-	return bus.PublishTasks(ctx, o.js, o.subj, wave, tasks, o.log)
-}
-
-// queued is the number of tasks in the queue, delivered or not: a work
-// queue drops a task only when a host acknowledges it, after its answers
-// are stored.
-func (o *orchestrator) queued(ctx context.Context) (uint64, error) {
-	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	st, err := o.js.Stream(ictx, o.subj.TaskStream())
-	if err != nil {
-		return 0, err
-	}
-	return st.CachedInfo().State.Msgs, nil
-}
-
-// watchDead fails the run on the first dead-letter record.
-func (o *orchestrator) watchDead(ctx context.Context) error {
-	for ctx.Err() == nil {
-		cons, err := o.js.OrderedConsumer(ctx, o.subj.DeadStream(), jetstream.OrderedConsumerConfig{})
-		if err != nil {
-			if !sleepCtx(ctx, time.Second) {
-				return nil
-			}
-			continue
-		}
-		errc := make(chan error, 1)
-		cc, err := cons.Consume(func(m jetstream.Msg) {
-			d, err := bus.DecodeDeadLetter(m.Data())
-			if err != nil {
-				o.bad.Add(1)
-				return
-			}
-			select {
-			case errc <- fmt.Errorf("run %s: %s", o.id, d):
-			default:
-			}
-		})
-		if err != nil {
-			if !sleepCtx(ctx, time.Second) {
-				return nil
-			}
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			cc.Stop()
-			return nil
-		case err := <-errc:
-			cc.Stop()
-			return err
-		}
-	}
-	return nil
-}
-
-// deliveriesExhausted turns the server's advisory about a task delivered
-// MaxDeliver times without an acknowledgement (every host that took it
-// died or hung) into a dead letter: a host that fails a task records it
-// itself, but one that dies cannot.
-func (o *orchestrator) deliveriesExhausted(ctx context.Context) (func(), error) {
-	subject := fmt.Sprintf("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.%s.%s", o.subj.TaskStream(), bus.TaskConsumer)
-	var wg sync.WaitGroup
-	sub, err := o.nc.Subscribe(subject, func(m *nats.Msg) {
-		var adv struct {
-			StreamSeq  uint64 `json:"stream_seq"`
-			Deliveries int    `json:"deliveries"`
-		}
-		if err := json.Unmarshal(m.Data, &adv); err != nil || adv.StreamSeq == 0 {
-			return
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			st, err := o.js.Stream(ctx, o.subj.TaskStream())
-			if err != nil {
-				return
-			}
-			raw, err := st.GetMsg(ctx, adv.StreamSeq)
-			if err != nil {
-				return
-			}
-			t, err := bus.DecodeTask(raw.Data)
-			if err != nil {
-				return
-			}
-			d := bus.DeadLetter{Task: t, Deliveries: adv.Deliveries,
-				Reason: "no host finished it: every host that took it stopped or hung"}
-			if err := bus.PublishDeadLetter(ctx, o.js, o.subj, d); err != nil && ctx.Err() == nil {
-				o.log.Error("record dead letter", "run", o.id, "err", err)
-			}
-		}()
-	})
-	if err != nil {
-		return nil, fmt.Errorf("subscribe to delivery advisories: %w", err)
-	}
-	return func() { sub.Unsubscribe(); wg.Wait() }, nil
+	cfg   distConfig
+	log   *slog.Logger
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	reg   *bus.Registry
+	subj  bus.Subjects
+	p     *sim.Plan
+	id    string
+	epoch int
+	col   *analysis.Collector
+	bad   atomic.Int64
 }
 
 // await marks the run complete, which asks the analysis service to compute
@@ -486,7 +292,7 @@ func (o *orchestrator) await(ctx context.Context) (bus.RunRecord, error) {
 // followed and writes them to dir, as the analysis service would, and
 // records the run done.
 func (o *orchestrator) writeOwn(ctx context.Context, dir string) (bus.RunRecord, error) {
-	outcome, err := o.p.study.Compute(ctx, o.col)
+	outcome, err := o.p.Study.Compute(ctx, o.col)
 	if err != nil {
 		return bus.RunRecord{}, err
 	}
@@ -497,7 +303,7 @@ func (o *orchestrator) writeOwn(ctx context.Context, dir string) (bus.RunRecord,
 		}
 	}
 	outcome.Results.LLM = llm
-	if err := results.Write(ctx, dir, &analysis.Output{Outcome: outcome, Collector: o.col, Study: o.p.study, Scenario: o.p.resolved}); err != nil {
+	if err := results.Write(ctx, dir, &analysis.Output{Outcome: outcome, Collector: o.col, Study: o.p.Study, Scenario: o.p.Resolved}); err != nil {
 		return bus.RunRecord{}, err
 	}
 	abs, err := filepath.Abs(dir)
@@ -547,7 +353,7 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 // printDistSummary tells where the analysis service wrote the results.
 func printDistSummary(w io.Writer, r *distResult) {
 	if r.Outcome != nil {
-		printSummary(w, &runResult{Outcome: r.Outcome, Elapsed: r.Elapsed}, r.Record.Dir)
+		printSummary(w, &sim.Result{Outcome: r.Outcome, Elapsed: r.Elapsed}, r.Record.Dir)
 	} else {
 		fmt.Fprintf(w, "Run %s done in %.1fs.\nResults: %s\n", r.ID, r.Elapsed.Seconds(), r.Record.Dir)
 	}

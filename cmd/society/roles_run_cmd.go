@@ -38,7 +38,7 @@ func addRunDistFlags(fs *flag.FlagSet) *runDistFlags {
 func (d *runDistFlags) active() bool { return d.nats.Set() || d.resume != "" || d.fresh }
 
 // cmdRunDistributed is "society run --nats URL": the orchestrator role.
-func cmdRunDistributed(ctx context.Context, d *runDistFlags, pos []string, out string, force, quiet bool, cacheDir string, stdout, stderr io.Writer) error {
+func cmdRunDistributed(ctx context.Context, d *runDistFlags, pos []string, out string, force, quiet bool, cacheDir, metricsAddr string, metricsLinger time.Duration, stdout, stderr io.Writer) error {
 	switch {
 	case !d.nats.Set():
 		return fmt.Errorf("%w: --resume and --fresh need --nats URL: the embedded server keeps nothing after a run", errUsage)
@@ -74,17 +74,28 @@ func cmdRunDistributed(ctx context.Context, d *runDistFlags, pos []string, out s
 	if !quiet && isTerminal(stderr) {
 		progress = stderr
 	}
-	res, err := runDistributed(ctx, distConfig{
-		NATS: d.nats, Scenario: sc, Resume: d.resume, Fresh: d.fresh, CacheDir: cacheDir, Out: out, Force: force,
-		Queue:    bus.TaskQueueOptions{AckWait: d.ackWait, MaxDeliver: d.maxDeliver, Replicas: d.replicas},
-		Progress: progress, Log: roleLogger(stderr, d.verbose).With("role", "run"), Stderr: stderr,
-	})
+	obs, err := startRunMetrics(ctx, metricsAddr, stderr)
 	if err != nil {
 		return err
 	}
+	defer obs.close()
+	cfg := distConfig{
+		NATS: d.nats, Scenario: sc, Resume: d.resume, Fresh: d.fresh, CacheDir: cacheDir, Out: out, Force: force,
+		Queue:    bus.TaskQueueOptions{AckWait: d.ackWait, MaxDeliver: d.maxDeliver, Replicas: d.replicas},
+		Progress: progress, Log: roleLogger(stderr, d.verbose).With("role", "run"), Stderr: stderr,
+	}
+	obs.wireDist(&cfg)
+	res, err := runDistributed(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	obs.finish(res.Outcome)
 	printDistSummary(stdout, res)
 	if res.Outcome != nil {
-		return runVerdict(stderr, &res.Outcome.Results, res.Record.Dir)
+		if err := runVerdict(stderr, &res.Outcome.Results, res.Record.Dir); err != nil {
+			return err
+		}
 	}
+	obs.linger(ctx, metricsLinger, stderr)
 	return nil
 }

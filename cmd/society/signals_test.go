@@ -10,7 +10,9 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/scenarios"
+	"github.com/society-sim/society/sim"
 )
 
 // TestInterruptDuringAnalysis: an interrupt that arrives while the answers
@@ -25,7 +27,7 @@ func TestInterruptDuringAnalysis(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	_, err = runScenario(ctx, runConfig{Scenario: sc, Out: out, CacheDir: t.TempDir(), Hooks: runHooks{Analysis: cancel}})
+	_, err = runScenario(ctx, runConfig{Scenario: sc, Out: out, CacheDir: t.TempDir(), Observer: answeredObserver(cancel)})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
@@ -64,5 +66,17 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	<-done
 	if !strings.Contains(e.String(), "interrupt again") {
 		t.Errorf("got message %q, want it to say a second interrupt exits at once", e.String())
+	}
+}
+
+// answeredObserver calls fn once every answer is in: the loop's last
+// word before the analysis.
+type answeredObserver func()
+
+func (f answeredObserver) Start(sim.Layout)     {}
+func (f answeredObserver) Phase(sim.PhaseStart) {}
+func (f answeredObserver) Batch(_ *agent.Batch, n sim.Counts) {
+	if n.Expected > 0 && n.Valid+n.Invalid >= n.Expected {
+		f()
 	}
 }

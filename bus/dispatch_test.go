@@ -1,24 +1,23 @@
-package main
+package bus
 
 import (
 	"context"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/society-sim/society/bus"
+	"github.com/society-sim/society/agent"
 )
 
 // TestExhaustedDeliveriesBecomeDeadLetters: a task taken by hosts that
 // all died before finishing it (no host could record why) is turned into
-// a dead letter by the orchestrator from the server's advisory, and the
-// run fails naming it.
+// a dead letter by the orchestrator's Queue from the server's advisory,
+// and its Deliver fails naming it.
 func TestExhaustedDeliveriesBecomeDeadLetters(t *testing.T) {
 	ctx := t.Context()
-	srv, err := bus.StartServer(bus.ServerOptions{})
+	srv, err := StartServer(ServerOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,27 +31,36 @@ func TestExhaustedDeliveriesBecomeDeadLetters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	subj := bus.Subjects{Run: "exhausted-1"}
-	if err := bus.EnsureTaskQueue(ctx, js, subj, bus.TaskQueueOptions{AckWait: 100 * time.Millisecond, MaxDeliver: 2}); err != nil {
+	subj := Subjects{Run: "exhausted-1"}
+	if err := EnsureTaskQueue(ctx, js, subj, TaskQueueOptions{AckWait: 100 * time.Millisecond, MaxDeliver: 2}); err != nil {
 		t.Fatal(err)
 	}
-	o := &orchestrator{log: slog.New(slog.DiscardHandler), nc: nc, js: js, subj: subj, id: subj.Run}
+	if _, err := EnsureAnswerStream(ctx, js, subj, StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	q := &Queue{JS: js, Subjects: subj}
 	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	stopAdvisories, err := o.deliveriesExhausted(runCtx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { stop(); stopAdvisories() }()
 	dead := make(chan error, 1)
-	go func() { dead <- o.watchDead(runCtx) }()
+	caughtUp := make(chan struct{})
+	go func() {
+		dead <- q.Deliver(runCtx, func(*agent.Batch) error { return nil }, func() { close(caughtUp) })
+	}()
+	select {
+	case <-caughtUp:
+	case err := <-dead:
+		t.Fatalf("deliver: %v", err)
+	}
+	defer func() {
+		stop()
+		<-dead
+	}()
 
-	task := bus.TaskMsg{Model: "m", Instrument: "pvq40", Items: []int{0, 1}, Shard: 3}
-	if err := bus.PublishTasks(ctx, js, subj, "w1", []bus.TaskMsg{task}, nil); err != nil {
+	task := TaskMsg{Model: "m", Instrument: "pvq40", Items: []int{0, 1}, Shard: 3}
+	if err := PublishTasks(ctx, js, subj, "w1", []TaskMsg{task}, nil); err != nil {
 		t.Fatal(err)
 	}
 	// A "host" takes the task twice and dies each time: it never acks.
-	cons, err := js.Consumer(ctx, subj.TaskStream(), bus.TaskConsumer)
+	cons, err := js.Consumer(ctx, subj.TaskStream(), TaskConsumer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,6 +76,7 @@ func TestExhaustedDeliveriesBecomeDeadLetters(t *testing.T) {
 	}
 	select {
 	case err := <-dead:
+		dead <- nil // for the deferred wait
 		if err == nil || !strings.Contains(err.Error(), "shard 3") || !strings.Contains(err.Error(), "after 2 deliveries") {
 			t.Errorf("got %v, want the run failed naming shard 3's task after 2 deliveries", err)
 		}

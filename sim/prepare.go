@@ -1,10 +1,9 @@
-package main
+package sim
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"math"
 	"math/rand/v2"
@@ -16,7 +15,6 @@ import (
 	"github.com/society-sim/society/analysis"
 	"github.com/society-sim/society/population"
 	"github.com/society-sim/society/questionnaires"
-	"github.com/society-sim/society/results"
 	"github.com/society-sim/society/scenarios"
 	"github.com/society-sim/society/values"
 )
@@ -34,33 +32,35 @@ import (
 //   - the behaviour references and the fields of the study the paper's
 //     tables need.
 
-// preparation is what prepareRun settled that the plan cannot derive from
-// the scenario: the calibration as it came out, and notes for the report.
-type preparation struct {
+// Preparation is what Engine.Prepare settled that the plan cannot derive
+// from the scenario: the calibration as it came out, and notes for the
+// report.
+type Preparation struct {
 	calibration []analysis.CalibrationRow
 	notes       []string
 }
 
-func (pr preparation) apply(p *plan) {
-	p.study.Calibration = pr.calibration
-	p.study.Notes = append(pr.notes, p.study.Notes...)
+// Apply puts the preparation into the plan's study.
+func (pr Preparation) Apply(p *Plan) {
+	p.Study.Calibration = pr.calibration
+	p.Study.Notes = append(pr.notes, p.Study.Notes...)
 }
 
-// prepareRun returns the scenario to run: cfg.Scenario with the persona
+// Prepare returns the scenario to run: sc with the persona
 // data's directory filled in (downloaded first when the scenario asks),
 // the persona statements left out when they are optional and absent, and
 // the model-specific weights of every model that lacks them, from a
 // calibration run. The returned scenario is a copy; the caller's is left
 // as it was.
-func prepareRun(ctx context.Context, cfg runConfig) (*scenarios.Scenario, preparation, error) {
-	var prep preparation
-	sc, notes, err := preparePersona(ctx, cfg.Scenario)
+func (e *Engine) Prepare(ctx context.Context, in *scenarios.Scenario) (*scenarios.Scenario, Preparation, error) {
+	var prep Preparation
+	sc, notes, err := preparePersona(ctx, in)
 	if err != nil {
 		return nil, prep, err
 	}
 	prep.notes = notes
-	if needsCalibration(sc) {
-		sc, prep.calibration, err = calibrate(ctx, cfg, sc)
+	if NeedsCalibration(sc) {
+		sc, prep.calibration, err = e.calibrate(ctx, sc)
 		if err != nil {
 			return nil, prep, err
 		}
@@ -123,40 +123,40 @@ const (
 		"set $" + questionnaires.PersonaDirEnv + ", set download = true to fetch it, or optional = true to run without it"
 )
 
-// addPaper completes a plan built by buildPlan: a note when the persona
+// addPaper completes a plan built by NewPlan: a note when the persona
 // statements were skipped, the model-specific strategy's members, the
 // priming modes' models, the models' conditions, and the study fields the
-// paper's tables use. It reads no network: prepareRun has put the persona
+// paper's tables use. It reads no network: Prepare has put the persona
 // data in place (validate and the distributed roles, which do not prepare,
 // load it when it is there and say so when it is not).
-func addPaper(sc *scenarios.Scenario, p *plan) error {
+func addPaper(sc *scenarios.Scenario, p *Plan) error {
 	var errs []error
 	for _, q := range sc.Questionnaires {
-		if q.Name == questionnaires.PersonaName && q.File == "" && p.instruments[questionnaires.PersonaName] == nil {
-			p.study.Notes = append(p.study.Notes, personaSkipped)
+		if q.Name == questionnaires.PersonaName && q.File == "" && p.Instruments[questionnaires.PersonaName] == nil {
+			p.Study.Notes = append(p.Study.Notes, personaSkipped)
 		}
 	}
 
 	refs, err := behaviorReferences(sc, p)
 	errs = append(errs, err)
-	p.study.BehaviorReferences = refs
-	p.study.MainStrategy = string(sc.Population.Strategy)
+	p.Study.BehaviorReferences = refs
+	p.Study.MainStrategy = string(sc.Population.Strategy)
 
 	if slices.Contains(sc.Population.Strategies, population.ModelSpecific) {
-		members, notes, err := modelSpecificMembers(sc, p.study.Pool.Strategies)
+		members, notes, err := modelSpecificMembers(sc, p.Study.Pool.Strategies)
 		if err != nil {
 			errs = append(errs, err)
 		} else {
-			p.study.Pool = population.NewPool(members, sc.Seed)
-			p.study.Notes = append(p.study.Notes, notes...)
+			p.Study.Pool = population.NewPool(members, sc.Seed)
+			p.Study.Notes = append(p.Study.Notes, notes...)
 		}
 	}
 
 	pvq := valueInstrument(sc, p)
 	for i, m := range sc.Models {
-		for j := range p.study.Models {
-			if p.study.Models[j].Name == m.Name {
-				p.study.Models[j].Priming, p.study.Models[j].Style = string(m.Priming), string(m.Style)
+		for j := range p.Study.Models {
+			if p.Study.Models[j].Name == m.Name {
+				p.Study.Models[j].Priming, p.Study.Models[j].Style = string(m.Priming), string(m.Style)
 			}
 		}
 		if m.Priming == scenarios.PrimingOnly || m.Priming == "" {
@@ -167,7 +167,7 @@ func addPaper(sc *scenarios.Scenario, p *plan) error {
 				fmt.Sprintf("%s needs a value-prompted model to fill in the test, but style is \"none\"", m.Priming)))
 			continue
 		}
-		p.models[m.Name] = &testPrimed{inner: p.models[m.Name], mode: m.Priming, style: m.Style, pvq: pvq, samples: min(m.Samples, testSamples)}
+		p.Models[m.Name] = &testPrimed{inner: p.Models[m.Name], mode: m.Priming, style: m.Style, pvq: pvq, samples: min(m.Samples, testSamples)}
 	}
 	return errors.Join(errs...)
 }
@@ -196,9 +196,9 @@ func personaInstrument(sc *scenarios.Scenario, q scenarios.Questionnaire) (*ques
 
 // valueInstrument is the PVQ a "test" priming shows: the scenario's first
 // value instrument, else the built-in PVQ-40.
-func valueInstrument(sc *scenarios.Scenario, p *plan) *questionnaires.Instrument {
+func valueInstrument(sc *scenarios.Scenario, p *Plan) *questionnaires.Instrument {
 	for _, q := range sc.Questionnaires {
-		if in, ok := p.instruments[q.Name]; ok && in.Kind == questionnaires.KindValues {
+		if in, ok := p.Instruments[q.Name]; ok && in.Kind == questionnaires.KindValues {
 			return in
 		}
 	}
@@ -208,17 +208,17 @@ func valueInstrument(sc *scenarios.Scenario, p *plan) *questionnaires.Instrument
 
 // behaviorReferences reads the scenario's published value × behaviour
 // matrices against their instruments' keys.
-func behaviorReferences(sc *scenarios.Scenario, p *plan) ([]analysis.BehaviorReference, error) {
+func behaviorReferences(sc *scenarios.Scenario, p *Plan) ([]analysis.BehaviorReference, error) {
 	var out []analysis.BehaviorReference
 	var errs []error
 	for _, r := range sc.Analysis.BehaviorReferences {
-		in, ok := p.instruments[r.Instrument]
+		in, ok := p.Instruments[r.Instrument]
 		if !ok {
 			continue // a persona questionnaire skipped for want of data
 		}
 		ref, err := analysis.LoadBehaviorReference(r.File, r.Name, r.Instrument, in.Keys())
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%w: behavior reference %q for %s: %v", errBadInput, r.Name, r.Instrument, err))
+			errs = append(errs, fmt.Errorf("%w: behavior reference %q for %s: %v", ErrBadInput, r.Name, r.Instrument, err))
 			continue
 		}
 		out = append(out, ref)
@@ -253,7 +253,7 @@ func modelSpecificMembers(sc *scenarios.Scenario, others []population.Member) ([
 			}
 			w, err := population.CustomWeights(ws)
 			if err != nil {
-				return nil, nil, fmt.Errorf("%w: population.model_specific.%s: %v", errBadInput, m.Name, err)
+				return nil, nil, fmt.Errorf("%w: population.model_specific.%s: %v", ErrBadInput, m.Name, err)
 			}
 			if sc.Population.Sampling == scenarios.Random {
 				member.Counts = population.Draw(w, sc.Population.Size, rand.New(rand.NewPCG(sc.Seed, 0x64726177)))
@@ -266,7 +266,9 @@ func modelSpecificMembers(sc *scenarios.Scenario, others []population.Member) ([
 	return out, notes, nil
 }
 
-func needsCalibration(sc *scenarios.Scenario) bool {
+// NeedsCalibration reports whether sc uses the model-specific strategy for
+// a model without weights, which Engine.Prepare calibrates.
+func NeedsCalibration(sc *scenarios.Scenario) bool {
 	if !slices.Contains(sc.Population.Strategies, population.ModelSpecific) {
 		return false
 	}
@@ -287,7 +289,7 @@ func needsCalibration(sc *scenarios.Scenario) bool {
 // proportional to the fit the scenario names (population.model_specific_weight:
 // App. E's Pearson correlation by default; population.ModelSpecificWeights).
 // A prompt whose structure cannot be computed counts as 0.
-func calibrate(ctx context.Context, cfg runConfig, sc *scenarios.Scenario) (*scenarios.Scenario, []analysis.CalibrationRow, error) {
+func (e *Engine) calibrate(ctx context.Context, sc *scenarios.Scenario) (*scenarios.Scenario, []analysis.CalibrationRow, error) {
 	c := copyScenario(sc)
 	c.Name = sc.Name + "-calibration"
 	per := sc.Population.Calibration
@@ -316,7 +318,7 @@ func calibrate(ctx context.Context, cfg runConfig, sc *scenarios.Scenario) (*sce
 	// The calibration reads only each prompt's whole-population similarity:
 	// one tiny resample and no null keep its analysis nearly free.
 	c.Analysis = scenarios.Analysis{Bootstrap: scenarios.BootstrapPaper, BootstrapIterations: 1, BootstrapSize: values.N, MDS: sc.Analysis.MDS, References: sc.Analysis.References[:1]}
-	res, err := runScenario(ctx, runConfig{Scenario: c, Progress: cfg.Progress, Log: cfg.Log, CacheDir: cfg.CacheDir})
+	res, err := e.run(ctx, c, "", e.Calibration, Preparation{})
 	if err != nil {
 		return nil, nil, fmt.Errorf("model-specific calibration: %w", err)
 	}
@@ -475,24 +477,4 @@ func (t *testPrimed) modal(ctx context.Context, v values.Value, item int) (int, 
 		return questionnaires.Missing, nil
 	}
 	return sc.Min + best, nil
-}
-
-// printBehaviorSummary adds the behaviour similarities of the run's
-// strategy of Table 2 (H-NP when it is there) to the run's summary.
-func printBehaviorSummary(w io.Writer, res *analysis.Results) {
-	if len(res.ValueBehavior) == 0 {
-		return
-	}
-	strategy := res.ValueBehavior[0].Strategy
-	for _, r := range res.ValueBehavior {
-		if r.Strategy == string(population.HNP) {
-			strategy = r.Strategy
-			break
-		}
-	}
-	fmt.Fprintf(w, "\nBehaviour similarity to the value-behaviour references (theory references, and published ones when given) under %s (bootstrap mean [95%% interval]):\n\n", strategy)
-	fmt.Fprint(w, results.BehaviorTable(res.ValueBehavior, strategy))
-	if res.Note != "" {
-		fmt.Fprintln(w, "\nThe synthetic respondents are built from the theory templates: their behaviour similarity is the pipeline's ceiling, not a finding.")
-	}
 }

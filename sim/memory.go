@@ -1,4 +1,4 @@
-package main
+package sim
 
 import (
 	"bufio"
@@ -19,7 +19,7 @@ const bytesPerAgent = 4 << 10
 // checkMemory refuses a population that cannot fit in this machine's
 // memory, before anything starts, naming the field to change.
 func checkMemory(sc *scenarios.Scenario, answersPerAgent int) error {
-	total := memTotal()
+	total := MemTotal()
 	if total == 0 {
 		return nil
 	}
@@ -33,8 +33,8 @@ func checkMemory(sc *scenarios.Scenario, answersPerAgent int) error {
 
 func gib(b int64) string { return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30)) }
 
-// memTotal reads the machine's memory from /proc/meminfo; 0 when unknown.
-func memTotal() int64 {
+// MemTotal reads the machine's memory from /proc/meminfo; 0 when unknown.
+func MemTotal() int64 {
 	f, err := os.Open("/proc/meminfo")
 	if err != nil {
 		return 0
