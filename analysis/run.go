@@ -79,8 +79,9 @@ const RunTimeLayout = "2006-01-02T15:04:05.000Z07:00"
 // RunTime formats t for the run block.
 func RunTime(t time.Time) string { return t.UTC().Format(RunTimeLayout) }
 
-// Finish completes the run block at end: the end time and wall time, and
-// for each model its synthetic label, what its server said it served
+// Finish completes the run block at end: the end time and wall time, the
+// models (from Models when the block has none), and for each model its
+// synthetic label, what its server said it served
 // (from Models, unless the block has it already) and its traffic (from
 // ModelRuns). It sets r.Run to the completed block.
 func (r *Results) Finish(run *Run, end time.Time) {
@@ -90,6 +91,13 @@ func (r *Results) Finish(run *Run, end time.Time) {
 	out := *run
 	out.Models = make([]RunModel, len(run.Models))
 	copy(out.Models, run.Models)
+	if len(out.Models) == 0 {
+		// A run that did not hold the models' clients (its agents ran on
+		// other hosts) knows their descriptions only.
+		for _, m := range r.Models {
+			out.Models = append(out.Models, RunModel{Name: m.Name, Backend: m.Backend, Model: m.Model, Mode: m.Mode})
+		}
+	}
 	start, err := time.Parse(time.RFC3339, run.Start)
 	out.End = RunTime(end)
 	if err == nil {
@@ -135,9 +143,6 @@ func RunLines(run *Run) []string {
 	for _, m := range run.Models {
 		b := &strings.Builder{}
 		fmt.Fprintf(b, "%s: %s", m.Name, BackendLabel(m.Backend, m.Synthetic))
-		if m.Synthetic {
-			b.WriteString(" [synthetic]")
-		}
 		if m.BaseURL != "" {
 			fmt.Fprintf(b, " at %s", m.BaseURL)
 		}

@@ -38,7 +38,7 @@ func TestResultsFinishRun(t *testing.T) {
 		t.Error("Finish changed the block it was given")
 	}
 	lines := strings.Join(RunLines(got), "\n")
-	for _, want := range []string{"Run r1 on h", "90.5 s", "llama: openai serving synthetic respondents (society model-server) [synthetic]", "temperature 0.7", "4 saved by the cache, 30 answers reused"} {
+	for _, want := range []string{"Run r1 on h", "90.5 s", "llama: openai serving synthetic respondents (society model-server)", "temperature 0.7", "4 saved by the cache, 30 answers reused"} {
 		if !strings.Contains(lines, want) {
 			t.Errorf("run lines: got %q, want %q in them", lines, want)
 		}

@@ -61,6 +61,10 @@ type RunRecord struct {
 	Dir     string          `json:"dir,omitempty"`
 	Host    string          `json:"host,omitempty"`
 	Results json.RawMessage `json:"results,omitempty"`
+	// Start is when the run was first started (RFC 3339, UTC), kept when
+	// it is resumed: the results' run block starts there. Records that
+	// predate it have none.
+	Start string `json:"start,omitempty"`
 }
 
 // EncodeRunRecord encodes a record.

@@ -82,6 +82,9 @@ func (l *Live) Start(lay sim.Layout) {
 	st := lay.Plan.Study
 	n := st.Pool.Size()
 	l.m.NewRun()
+	for _, m := range st.Models {
+		l.m.ModelInfo(m.Name, m.Backend, m.Mode, m.Synthetic)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.study = st
@@ -317,6 +320,11 @@ func (l *Live) Finish(out *analysis.Outcome) {
 	}
 	l.m.NATSPending(0)
 	r := &out.Results
+	// An endpoint served by society model-server is known synthetic only
+	// from its replies.
+	for _, m := range r.Models {
+		l.m.ModelInfo(m.Name, m.Backend, m.Mode, m.Synthetic)
+	}
 	for _, row := range r.ValueStructure {
 		if v := float64(row.ValuesSimilarity); !math.IsNaN(v) {
 			l.m.Similarity(row.Model, row.Strategy, row.Reference, v)

@@ -39,7 +39,7 @@ func TestRunBlockWrittenAndRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"## Run", "Run t-1 on node1", "society v1.2.3, revision 0123abc", "SYNTHETIC",
-		"m: openai serving synthetic respondents (society model-server) [synthetic] at http://127.0.0.1:8000/v1",
+		"m: openai serving synthetic respondents (society model-server) at http://127.0.0.1:8000/v1",
 		"5 made, 2 saved by the cache (cache_hits), 23 answers reused"} {
 		if !strings.Contains(report.String(), want) {
 			t.Errorf("report.md: want %q in it, got:\n%s", want, report.String())

@@ -64,6 +64,14 @@ func TestQuickstartEndToEnd(t *testing.T) {
 	if len(r.Models) != 1 || !r.Models[0].Synthetic || r.Note == "" {
 		t.Errorf("results do not label the synthetic respondents: %+v", r.Models)
 	}
+	v := programVersion()
+	if run := r.Run; run == nil || run.ID != "quickstart-1" || run.Version != v.Version || run.Revision != v.Revision || run.Host == "" ||
+		run.Start == "" || run.End < run.Start || run.WallSeconds <= 0 || !run.Synthetic || len(run.Models) != 1 || !run.Models[0].Synthetic {
+		t.Errorf("run block: got %+v, want the run's id, build, host, times and its synthetic model", run)
+	}
+	if !strings.Contains(stdout, "Run quickstart-1 on ") {
+		t.Errorf("stdout lacks the run line:\n%s", stdout)
+	}
 	// p_value is a number in the CSV too, its resolution in a column of
 	// its own.
 	csvText, err := os.ReadFile(filepath.Join(a, "value_structure.csv"))
