@@ -446,3 +446,19 @@ func PreviousModels(models []analysis.ModelInfo, prev *analysis.Results) ([]anal
 	}
 	return out, traffic
 }
+
+// WithoutRun returns the text of a results.json without its run block
+// (analysis.Run): what two runs of one study write alike, for comparing
+// them byte for byte. Text without a run block is returned as it is.
+func WithoutRun(data []byte) []byte {
+	const from, to = "\n  \"run\": {\n", "\n  },"
+	i := bytes.Index(data, []byte(from))
+	if i < 0 {
+		return data
+	}
+	j := bytes.Index(data[i+len(from):], []byte(to))
+	if j < 0 {
+		return data
+	}
+	return append(data[:i:i], data[i+len(from)+j+len(to):]...)
+}

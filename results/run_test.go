@@ -2,6 +2,7 @@ package results
 
 import (
 	"bytes"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -34,6 +35,19 @@ func TestRunBlockWrittenAndRead(t *testing.T) {
 		len(run.Models) != 1 || !run.Models[0].Synthetic || run.Models[0].LLM == nil || run.Models[0].LLM.CacheHits != 2 {
 		t.Fatalf("read back: got %+v, want the block written", run)
 	}
+	var without bytes.Buffer
+	noRun := *r
+	noRun.Run = nil
+	if err := writeJSON(&without, &noRun); err != nil {
+		t.Fatal(err)
+	}
+	written, err := os.ReadFile(filepath.Join(dir, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(WithoutRun(written), without.Bytes()) {
+		t.Error("WithoutRun: got another text than the results written without a run block")
+	}
 	var report bytes.Buffer
 	if err := writeReport(&report, o, nil, paperFigures{}); err != nil {
 		t.Fatal(err)
@@ -44,5 +58,16 @@ func TestRunBlockWrittenAndRead(t *testing.T) {
 		if !strings.Contains(report.String(), want) {
 			t.Errorf("report.md: want %q in it, got:\n%s", want, report.String())
 		}
+	}
+}
+
+func TestWithoutRun(t *testing.T) {
+	with := []byte("{\n  \"run\": {\n    \"id\": \"x\",\n    \"models\": [\n      {\n        \"name\": \"m\"\n      }\n    ]\n  },\n  \"scenario\": \"s\"\n}\n")
+	want := "{\n  \"scenario\": \"s\"\n}\n"
+	if got := string(WithoutRun(with)); got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if got := string(WithoutRun([]byte(want))); got != want {
+		t.Errorf("without a run block: got %q, want it unchanged", got)
 	}
 }

@@ -24,8 +24,8 @@ var update = flag.Bool("update", false, "rewrite the golden results under testda
 // byte. results.json is kept whole, for a readable diff; every file is
 // pinned by its SHA-256 in SHA256SUMS. Only the run block (its times, host
 // and build: what tells two runs of one study apart) is cut out of
-// results.json and report.md first (withoutRun); nothing else is left out. Rewrite with -update after a change meant
-// to alter results.
+// results.json and report.md first (withoutRun); nothing else is left
+// out. Rewrite with -update after a change meant to alter results.
 func TestGoldenResults(t *testing.T) {
 	const name = "small"
 	golden := filepath.Join("testdata", "golden", name)
@@ -102,7 +102,7 @@ func withoutRun(t *testing.T, dir string) {
 			t.Fatal(err)
 		}
 	}
-	cut("results.json", "\n  \"run\": {\n", "\n  },")
+	cut("results.json", "\n  \"run\": {\n", "\n  },") // as results.WithoutRun
 	cut("report.md", "## Run\n\n", "\n\n")
 }
 
