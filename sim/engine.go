@@ -24,6 +24,10 @@ type Engine struct {
 	// Model-Specific calibration run before it. Either may be nil.
 	Observer    Observer
 	Calibration Observer
+	// Provenance, when set, starts the run block of a run with id that
+	// starts at start (the program's build, the host); the engine adds the
+	// models and the end, and the results record it.
+	Provenance func(id string, start time.Time) *analysis.Run
 }
 
 // Result is what a run that wrote its results reports.
@@ -57,6 +61,7 @@ func (e *Engine) Run(ctx context.Context, sc *scenarios.Scenario, out string) (*
 }
 
 func (e *Engine) run(ctx context.Context, sc *scenarios.Scenario, out string, obs Observer, prep Preparation) (*Result, error) {
+	start := time.Now()
 	b := e.Backends()
 	p, err := NewPlan(sc, b)
 	if err != nil {
@@ -88,6 +93,11 @@ func (e *Engine) run(ctx context.Context, sc *scenarios.Scenario, out string, ob
 		return nil, err
 	}
 	outcome.Results.LLM = rep.Counts
+	if e.Provenance != nil {
+		run := e.Provenance(lay.ID, start)
+		run.Models = rep.Run
+		outcome.Results.Finish(run, time.Now())
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err // interrupted: nothing is written
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/society-sim/society/agent"
+	"github.com/society-sim/society/results"
 	"github.com/society-sim/society/scenarios"
 	"github.com/society-sim/society/sim"
 )
@@ -115,11 +116,14 @@ func measureOne(ctx context.Context, n int, seed uint64, part string) (*childRes
 	r.WallSeconds = time.Since(start).Seconds()
 	r.Answers = res.Outcome.Results.Answers.Expected
 	r.AnswerSeconds = answered.seconds()
-	sum, err := fileSHA256(filepath.Join(out, "results.json"))
+	// The run block (times, host) tells any two runs apart: the sum is
+	// of the rest.
+	data, err := os.ReadFile(filepath.Join(out, "results.json"))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("bench: %w", err)
 	}
-	r.ResultsSHA256 = sum
+	sum := sha256.Sum256(results.WithoutRun(data))
+	r.ResultsSHA256 = hex.EncodeToString(sum[:])
 	r.VmHWMBytes = vmHWM()
 	return r, nil
 }
@@ -148,15 +152,6 @@ func (a *answeredAt) seconds() float64 {
 }
 
 func gib(b int64) string { return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30)) }
-
-func fileSHA256(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("bench: %w", err)
-	}
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:]), nil
-}
 
 // vmHWM is this process's peak resident set size from /proc/self/status;
 // 0 when unknown.

@@ -47,6 +47,7 @@ Usage:
                                        measure the pipeline, its baselines and the model path
   society dashboards --out DIR         write the Grafana dashboard, its provisioning and a
                                        prometheus.yml for watching runs ('run --metrics ADDR')
+  society version                      print the version and VCS revision (also --version)
 
 SCENARIO is a TOML file or the name of a built-in scenario.
 Exit status: 0 success, 1 the run failed or was interrupted, 2 bad input.
@@ -155,6 +156,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdBench(ctx, rest, stdout, stderr)
 	case "dashboards":
 		return cmdDashboards(rest, stdout, stderr)
+	case "version", "--version", "-version":
+		return cmdVersion(rest, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -180,6 +180,7 @@ func (b *backends) counts() analysis.LLMCounts {
 		s := c.Stats()
 		out.Calls += s.Calls
 		out.CacheHits += s.CacheHits
+		out.AnswersReused += s.AnswersReused
 		out.Retries += s.Retries
 	}
 	return out
@@ -190,7 +191,7 @@ func (b *backends) traffic() map[string]analysis.ModelTraffic {
 	out := make(map[string]analysis.ModelTraffic, len(b.byName))
 	for name, c := range b.byName {
 		s := c.Stats()
-		out[name] = analysis.ModelTraffic{Calls: s.Calls, CacheHits: s.CacheHits, Retries: s.Retries, StrictRetries: s.StrictRetries,
+		out[name] = analysis.ModelTraffic{Calls: s.Calls, CacheHits: s.CacheHits, AnswersReused: s.AnswersReused, Retries: s.Retries, StrictRetries: s.StrictRetries,
 			PromptTokens: s.PromptTokens, CompletionTokens: s.CompletionTokens,
 			Distributions: s.CoverageN, Questions: distQuestions(s), Fallbacks: s.Fallbacks, CoverageSum: s.CoverageSum}
 	}
@@ -201,15 +202,16 @@ func (b *backends) traffic() map[string]analysis.ModelTraffic {
 // reports it.
 func (b *backends) hostStats(ctx context.Context, host string) bus.HostStats {
 	c := b.counts()
-	out := bus.HostStats{Host: host, Calls: c.Calls, CacheHits: c.CacheHits, Retries: c.Retries}
+	out := bus.HostStats{Host: host, Calls: c.Calls, CacheHits: c.CacheHits, AnswersReused: c.AnswersReused, Retries: c.Retries}
 	names := slices.Sorted(maps.Keys(b.byName))
 	for _, name := range names {
 		cl := b.byName[name]
 		s, sv := cl.Stats(), cl.Served(ctx)
-		out.Models = append(out.Models, bus.HostModelStats{Model: name, Calls: s.Calls, CacheHits: s.CacheHits, Retries: s.Retries,
+		out.Models = append(out.Models, bus.HostModelStats{Model: name, Calls: s.Calls, CacheHits: s.CacheHits, AnswersReused: s.AnswersReused, Retries: s.Retries,
 			StrictRetries: s.StrictRetries, PromptTokens: s.PromptTokens, CompletionTokens: s.CompletionTokens,
 			Distributions: s.CoverageN, Questions: distQuestions(s), Fallbacks: s.Fallbacks, CoverageSum: s.CoverageSum,
-			ServedModel: sv.Model, Fingerprint: sv.Fingerprint, Synthetic: sv.Synthetic})
+			ServedModel: sv.Model, Fingerprint: sv.Fingerprint, Synthetic: sv.Synthetic,
+			LastServedModel: sv.LastModel, LastFingerprint: sv.LastFingerprint, FingerprintChanged: sv.FingerprintChanged})
 	}
 	return out
 }
@@ -226,6 +228,7 @@ func hostsTraffic(stats []bus.HostStats, models []analysis.ModelInfo) (map[strin
 			t := traffic[m.Model]
 			t.Calls += m.Calls
 			t.CacheHits += m.CacheHits
+			t.AnswersReused += m.AnswersReused
 			t.Retries += m.Retries
 			t.StrictRetries += m.StrictRetries
 			t.PromptTokens += m.PromptTokens
@@ -251,7 +254,12 @@ func hostsTraffic(stats []bus.HostStats, models []analysis.ModelInfo) (map[strin
 // Report is the clients' traffic, and the models' descriptions labelled
 // with what their endpoints said (sim.Backends).
 func (b *backends) Report(ctx context.Context, models []analysis.ModelInfo) sim.Report {
-	return sim.Report{Traffic: b.traffic(), Models: b.label(ctx, models), Counts: b.counts()}
+	labelled := b.label(ctx, models)
+	run := make([]analysis.RunModel, len(labelled))
+	for i, m := range labelled {
+		run[i] = runModel(ctx, m, b.byName[m.Name])
+	}
+	return sim.Report{Traffic: b.traffic(), Models: labelled, Counts: b.counts(), Run: run}
 }
 
 // label records in the models' descriptions what their endpoints said

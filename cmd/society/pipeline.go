@@ -60,6 +60,7 @@ func newEngine(cfg runConfig) (*sim.Engine, func()) {
 		obs = append(obs, cfg.Observer)
 	}
 	e := &sim.Engine{
+		Provenance:  runBlock,
 		Backends:    models.backends,
 		Open:        bus.Embedded{MaxPayload: cfg.NATSMaxPayload, Bad: cfg.BadMessage}.Open,
 		Observer:    obs,
@@ -82,8 +83,12 @@ func printSummary(w io.Writer, r *sim.Result, dir string) {
 		fmt.Fprintln(w, "SYNTHETIC RESPONDENTS: "+res.Note)
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintf(w, "Scenario %s (seed %d): %d answers expected, %d valid, %d invalid, in %.1fs.\n\n",
+	fmt.Fprintf(w, "Scenario %s (seed %d): %d answers expected, %d valid, %d invalid, in %.1fs.\n",
 		res.Scenario, res.Seed, res.Answers.Expected, res.Answers.Valid, res.Answers.Invalid, r.Elapsed.Seconds())
+	if lines := analysis.RunLines(res.Run); len(lines) > 0 {
+		fmt.Fprintln(w, lines[0]) // the rest is in report.md
+	}
+	fmt.Fprintln(w)
 	printModelRuns(w, res)
 	fmt.Fprintf(w, "Values similarity to human value structure by %s (1 = identical; 95%% interval: %s; p: permutation test, %d permutations):\n",
 		res.MDS.Describe(), res.Bootstrap.Label, res.Bootstrap.NullIterations)

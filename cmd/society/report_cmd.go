@@ -129,7 +129,7 @@ func rebuild(ctx context.Context, dir string) (*analysis.Output, error) {
 		return nil, err
 	}
 	if prev != nil {
-		outcome.Results.LLM = prev.LLM
+		outcome.Results.LLM, outcome.Results.Run = prev.LLM, prev.Run
 	}
 	return &analysis.Output{Outcome: outcome, Collector: col, Study: st, Scenario: resolved}, nil
 }

@@ -180,6 +180,7 @@ func (a *analysisService) analyse(ctx context.Context, rec bus.RunRecord, r *ana
 		return err
 	}
 	outcome.Results.LLM = llmCounts
+	outcome.Results.Finish(distributedRun(rec.ID, rec.Start), time.Now())
 	live.finish(outcome)
 	if err := results.Write(ctx, dir, &analysis.Output{Outcome: outcome, Collector: col, Study: p.Study, Scenario: p.Resolved}); err != nil {
 		return err
@@ -241,6 +242,7 @@ func (a *analysisService) hostTraffic(ctx context.Context, run string) (analysis
 	for _, s := range stats {
 		out.Calls += s.Calls
 		out.CacheHits += s.CacheHits
+		out.AnswersReused += s.AnswersReused
 		out.Retries += s.Retries
 	}
 	return out, stats

@@ -175,7 +175,11 @@ func runDistributed(ctx context.Context, cfg distConfig) (*distResult, error) {
 	if exists && prepRaw == nil {
 		prepRaw = rec.Prep // settled by the run's first start
 	}
-	rec = bus.RunRecord{ID: id, Scenario: string(p.Resolved), Shards: shards, Epoch: epoch, State: bus.RunRunning, Prep: prepRaw}
+	first := analysis.RunTime(start)
+	if exists && rec.Start != "" {
+		first = rec.Start // a resumed run started when it first did
+	}
+	rec = bus.RunRecord{ID: id, Scenario: string(p.Resolved), Shards: shards, Epoch: epoch, State: bus.RunRunning, Prep: prepRaw, Start: first}
 	if exists {
 		_, err = reg.Update(ctx, rec, rev)
 	} else {
@@ -185,7 +189,7 @@ func runDistributed(ctx context.Context, cfg distConfig) (*distResult, error) {
 		return nil, fmt.Errorf("%w (is another orchestrator starting the same run?)", err)
 	}
 
-	o := &orchestrator{cfg: cfg, log: log, nc: nc, js: js, reg: reg, subj: subj, p: p, id: id, epoch: epoch}
+	o := &orchestrator{cfg: cfg, log: log, nc: nc, js: js, reg: reg, subj: subj, p: p, id: id, epoch: epoch, start: first}
 	stall := cfg.Stall
 	if stall <= 0 {
 		stall = 2 * cfg.Queue.Backoff()[0]
@@ -240,6 +244,7 @@ type orchestrator struct {
 	p     *sim.Plan
 	id    string
 	epoch int
+	start string // the run's first start (bus.RunRecord.Start)
 	col   *analysis.Collector
 	bad   atomic.Int64
 }
@@ -300,9 +305,11 @@ func (o *orchestrator) writeOwn(ctx context.Context, dir string) (bus.RunRecord,
 	if stats, err := o.reg.HostStats(ctx, o.id, nil); err == nil {
 		for _, s := range stats {
 			llm.Calls, llm.CacheHits, llm.Retries = llm.Calls+s.Calls, llm.CacheHits+s.CacheHits, llm.Retries+s.Retries
+			llm.AnswersReused += s.AnswersReused
 		}
 	}
 	outcome.Results.LLM = llm
+	outcome.Results.Finish(distributedRun(o.id, o.start), time.Now())
 	if err := results.Write(ctx, dir, &analysis.Output{Outcome: outcome, Collector: o.col, Study: o.p.Study, Scenario: o.p.Resolved}); err != nil {
 		return bus.RunRecord{}, err
 	}
