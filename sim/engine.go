@@ -24,9 +24,6 @@ type Engine struct {
 	// Model-Specific calibration run before it. Either may be nil.
 	Observer    Observer
 	Calibration Observer
-	// NoPrefetch leaves every question to the agent that asks it (see
-	// Loop.Prefetch): the answers are the same, only slower to come.
-	NoPrefetch bool
 }
 
 // Result is what a run that wrote its results reports.
@@ -75,7 +72,7 @@ func (e *Engine) run(ctx context.Context, sc *scenarios.Scenario, out string, ob
 		return nil, err
 	}
 	lay.Dispatcher = d
-	loop := &Loop{Layout: lay, Observer: obs, Prefetch: !e.NoPrefetch}
+	loop := &Loop{Layout: lay, Observer: obs}
 	col, err := loop.Run(ctx)
 	// Stop intake and drain the transport before the analysis.
 	if cerr := closeD(); err == nil && cerr != nil {
