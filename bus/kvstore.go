@@ -62,3 +62,30 @@ func (s *KVStore) Put(ctx context.Context, key string, val []byte) error {
 	}
 	return nil
 }
+
+// Each calls fn with every key of the bucket and its value, until fn
+// returns an error, which Each returns. Keys deleted while it lists them
+// are passed over.
+func (s *KVStore) Each(ctx context.Context, fn func(key string, val []byte) error) error {
+	l, err := s.kv.ListKeys(ctx)
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("kv %s list: %w", s.bucket, err)
+	}
+	defer l.Stop()
+	for key := range l.Keys() {
+		v, ok, err := s.Get(ctx, key)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		if err := fn(key, v); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}

@@ -105,6 +105,21 @@ func (c *Cache) Close() error {
 	return c.file.Close()
 }
 
+// Keep writes val under key to the local store alone, when the mode
+// writes the stores and the local store lacks key: how a run's
+// orchestrator keeps on its machine the replies its agent hosts put in
+// the shared tier, for later runs there. It reports whether it wrote.
+func (c *Cache) Keep(ctx context.Context, key string, val []byte) (bool, error) {
+	t := c.store
+	if t.local == nil || (t.mode != CacheReadWrite && t.mode != CacheWrite) {
+		return false, nil
+	}
+	if _, ok, err := t.local.Get(ctx, key); err != nil || ok {
+		return false, err
+	}
+	return true, t.local.Put(ctx, key, val)
+}
+
 // Mode is the cache's mode.
 func (c *Cache) Mode() CacheMode { return c.store.mode }
 

@@ -10,7 +10,7 @@ import (
 	"github.com/society-sim/society/bus"
 )
 
-const agentsSynopsis = `agents --nats URL [--name NAME] [--tasks N] [--run ID] [--cache DIR] [--metrics ADDR]
+const agentsSynopsis = `agents --nats URL [--name NAME] [--tasks N] [--run ID] [--cache DIR] [--cache-mode MODE | --no-cache] [--metrics ADDR]
 
 Runs an agent host: it learns the runs registered on the NATS cluster and
 answers their tasks with the scenario's agents and models. Start as many
@@ -28,7 +28,7 @@ func cmdAgents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	name := fs.String("name", fmt.Sprintf("%s-%d", host, os.Getpid()), "this host's name in logs and dead-letter records")
 	tasks := fs.Int("tasks", 4, "tasks served at once (each is one shard's agents answering one questionnaire)")
 	only := fs.String("run", "", "serve only the run `ID` (default: every run)")
-	cacheDir := fs.String("cache", "", "model response cache `DIR` (default: the user's cache directory)")
+	cache := addCacheFlags(fs, "shared by the runs this host serves")
 	verbose := fs.Bool("v", false, "log every step")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics on `ADDR` (HOST:PORT; :PORT binds 127.0.0.1) while the service runs")
 	pos, err := parseFlags(fs, args)
@@ -48,6 +48,9 @@ func cmdAgents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if len(problems) > 0 {
 		return fmt.Errorf("%w: %s", errUsage, strings.Join(problems, "; "))
 	}
+	if err := cache.check(); err != nil {
+		return err
+	}
 	srv, err := startMetrics(ctx, *metricsAddr, stderr)
 	if err != nil {
 		return err
@@ -59,8 +62,8 @@ func cmdAgents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer bus.Drain(nc)
-	h := &agentHost{js: js, reg: reg, log: log, name: *name, concurrency: *tasks, cacheDir: *cacheDir, only: *only,
-		metrics: srv.metricsOf()}
+	h := &agentHost{js: js, reg: reg, log: log, name: *name, concurrency: *tasks, cacheDir: cache.dir,
+		cacheMode: cache.mode(), sharedBytes: cache.sharedBytes(), only: *only, metrics: srv.metricsOf()}
 	log.Info("agent host ready; waiting for runs")
 	err = h.serve(ctx)
 	fmt.Fprintf(stdout, "agent host %s: %d tasks served, %d unusable messages rejected\n", *name, h.served.Load(), h.bad.Load())

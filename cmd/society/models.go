@@ -29,6 +29,9 @@ type modelSets struct {
 	cacheDir string // "" = the user's cache directory
 	obs      llm.Observer
 	log      *slog.Logger
+	// cacheMode and cacheShared go to every set (see backends).
+	cacheMode   llm.CacheMode
+	cacheShared llm.Store
 
 	mu   sync.Mutex
 	sets []*backends
@@ -41,11 +44,18 @@ func newModelSets(cacheDir string, obs llm.Observer, log *slog.Logger) *modelSet
 	return &modelSets{cacheDir: cacheDir, obs: obs, log: log}
 }
 
+// withCache sets the mode and the shared tier of the model cache of every
+// set made after.
+func (m *modelSets) withCache(mode llm.CacheMode, shared llm.Store) *modelSets {
+	m.cacheMode, m.cacheShared = mode, shared
+	return m
+}
+
 // backends makes a fresh set (sim.Engine.Backends).
 func (m *modelSets) backends() sim.Backends { return m.set() }
 
 func (m *modelSets) set() *backends {
-	b := &backends{cacheDir: m.cacheDir, obs: m.obs, log: m.log}
+	b := &backends{cacheDir: m.cacheDir, obs: m.obs, log: m.log, cacheMode: m.cacheMode, cacheShared: m.cacheShared}
 	m.mu.Lock()
 	m.sets = append(m.sets, b)
 	m.mu.Unlock()
@@ -277,6 +287,35 @@ func (b *backends) label(ctx context.Context, models []analysis.ModelInfo) []ana
 		out[i].Synthetic = out[i].Synthetic || s.Synthetic
 	}
 	return out
+}
+
+// keepShared copies the replies of the cluster's shared bucket that the
+// cache's file lacks into it, so that a later run on this machine finds
+// them without the cluster: the bucket's persistent store behind it. A
+// failure only costs those later runs calls, so it is logged. Nothing is
+// copied when no model of the plan opened the cache, or when its mode
+// writes no store.
+func (b *backends) keepShared(ctx context.Context, kv *bus.KVStore) {
+	if b.cache == nil {
+		return
+	}
+	log := b.log
+	if log == nil {
+		log = slog.Default()
+	}
+	kept := 0
+	err := kv.Each(ctx, func(key string, val []byte) error {
+		ok, err := b.cache.Keep(ctx, key, val)
+		if ok {
+			kept++
+		}
+		return err
+	})
+	if err != nil {
+		log.Warn("copy the shared model cache to this machine's", "kept", kept, "err", err)
+		return
+	}
+	log.Debug("shared model cache copied to this machine's", "kept", kept)
 }
 
 func (b *backends) close() {

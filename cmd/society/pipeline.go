@@ -31,6 +31,10 @@ type runConfig struct {
 	// CacheDir holds the model response cache; "" is the user's cache
 	// directory.
 	CacheDir string
+	// CacheMode is what the run does with the cache (read-write unless
+	// set); CacheShared, when not nil, is its shared tier.
+	CacheMode   llm.CacheMode
+	CacheShared llm.Store
 	// NATSMaxPayload is the embedded server's max payload; zero is its
 	// default. Tests lower it to hold the run to a small limit.
 	NATSMaxPayload int32
@@ -53,7 +57,7 @@ func newEngine(cfg runConfig) (*sim.Engine, func()) {
 	if cfg.Log != nil {
 		log = slog.New(slog.NewTextHandler(cfg.Log, nil))
 	}
-	models := newModelSets(cfg.CacheDir, cfg.Model, log)
+	models := newModelSets(cfg.CacheDir, cfg.Model, log).withCache(cfg.CacheMode, cfg.CacheShared)
 	bar := newProgressBar(cfg.Progress, "")
 	obs := sim.Observers{bar}
 	if cfg.Observer != nil {

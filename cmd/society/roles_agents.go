@@ -13,6 +13,7 @@ import (
 
 	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/bus"
+	"github.com/society-sim/society/llm"
 	"github.com/society-sim/society/metrics"
 	"github.com/society-sim/society/sim"
 )
@@ -29,8 +30,14 @@ type agentHost struct {
 	name        string
 	concurrency int
 	cacheDir    string
+	// cacheMode is what the host does with its model cache, whose shared
+	// tier is the cluster's reply bucket of at most sharedBytes.
+	cacheMode   llm.CacheMode
+	sharedBytes int64
 	only        string           // serve only this run; "" serves every run
 	metrics     *metrics.Metrics // nil: no --metrics
+
+	shared llm.Store // nil: no shared tier
 
 	bad    atomic.Int64
 	served atomic.Int64
@@ -50,6 +57,9 @@ type hostRun struct {
 // for their goroutines.
 func (h *agentHost) serve(ctx context.Context) error {
 	h.runs = map[string]*hostRun{}
+	if kv := openReplies(ctx, h.js, h.cacheMode, h.sharedBytes, h.log); kv != nil {
+		h.shared = kv
+	}
 	err := h.reg.Watch(ctx, func(rec bus.RunRecord) { h.update(ctx, rec) },
 		func(err error) {
 			h.bad.Add(1)
@@ -98,7 +108,7 @@ func (h *agentHost) update(ctx context.Context, rec bus.RunRecord) {
 
 // serveRun serves one run's tasks until ctx is done.
 func (h *agentHost) serveRun(ctx context.Context, rec bus.RunRecord) error {
-	models := newModelSets(h.cacheDir, modelObserver(h.metrics), h.log.With("run", rec.ID))
+	models := newModelSets(h.cacheDir, modelObserver(h.metrics), h.log.With("run", rec.ID)).withCache(h.cacheMode, h.shared)
 	defer models.close()
 	b := models.set()
 	sc, p, err := sim.RecordPlan(rec.ID, []byte(rec.Scenario), rec.Prep, b, false)

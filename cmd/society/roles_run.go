@@ -17,6 +17,7 @@ import (
 
 	"github.com/society-sim/society/analysis"
 	"github.com/society-sim/society/bus"
+	"github.com/society-sim/society/llm"
 	"github.com/society-sim/society/results"
 	"github.com/society-sim/society/scenarios"
 	"github.com/society-sim/society/sim"
@@ -45,6 +46,11 @@ type distConfig struct {
 	Fresh    bool
 	Queue    bus.TaskQueueOptions
 	CacheDir string
+	// CacheMode is what the run does with the model cache; the cluster's
+	// shared reply bucket (at most SharedCacheBytes, 0 for the default)
+	// is its shared tier, and is copied to the cache's file at the end.
+	CacheMode        llm.CacheMode
+	SharedCacheBytes int64
 	// Stall is how long a phase may go without a new answer while no task
 	// is queued before its missing work is handed out again; 0 means
 	// twice the ack wait.
@@ -112,15 +118,21 @@ func runDistributed(ctx context.Context, cfg distConfig) (*distResult, error) {
 	// calibration (run in this process) are settled first, so that the
 	// resolved scenario every host builds its agents from holds what the
 	// run really uses.
-	e, closeEngine := newEngine(runConfig{CacheDir: cfg.CacheDir, Log: cfg.Stderr})
+	replies := openReplies(ctx, js, cfg.CacheMode, cfg.SharedCacheBytes, log)
+	var shared llm.Store
+	if replies != nil {
+		shared = replies
+	}
+	e, closeEngine := newEngine(runConfig{CacheDir: cfg.CacheDir, CacheMode: cfg.CacheMode, CacheShared: shared, Log: cfg.Stderr})
 	defer closeEngine()
 	sc, prep, err := e.Prepare(ctx, sc)
 	if err != nil {
 		return nil, err
 	}
-	models := newModelSets(cfg.CacheDir, nil, nil)
+	models := newModelSets(cfg.CacheDir, nil, nil).withCache(cfg.CacheMode, shared)
 	defer models.close()
-	p, err := sim.NewPlan(sc, models.backends())
+	b := models.set()
+	p, err := sim.NewPlan(sc, b)
 	if err != nil {
 		return nil, err
 	}
@@ -214,6 +226,9 @@ func runDistributed(ctx context.Context, cfg distConfig) (*distResult, error) {
 			o.fail(err)
 		}
 		return nil, err
+	}
+	if replies != nil {
+		b.keepShared(ctx, replies)
 	}
 	var final bus.RunRecord
 	if cfg.Out != "" {

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/society-sim/society/bus"
+	"github.com/society-sim/society/llm"
+	"github.com/society-sim/society/llm/modelserver"
+)
+
+// cachedReplies is the number of replies stored in the cache in dir.
+func cachedReplies(t *testing.T, dir string) int {
+	t.Helper()
+	fs, err := llm.OpenFileStore(dir, llm.FileStoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Close()
+	n, err := fs.Len()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestCacheModeFlags: --no-cache creates no cache file and makes every
+// call again; --cache-mode read uses the cache but never writes it; a bad
+// mode, or --no-cache with another mode, is a usage error.
+func TestCacheModeFlags(t *testing.T) {
+	hs, srv := testModelServer(t, modelserver.Options{Seed: 4})
+	dir := t.TempDir()
+	sc := writeScenario(t, dir, "modes", openaiScenario("modes", hs.URL, "sample", 40, "")+"[[questionnaires]]\nname = \"pvq40\"\nitems = 12\n")
+	calls := func(args ...string) int64 {
+		t.Helper()
+		before := srv.Stats().Requests
+		out := filepath.Join(dir, fmt.Sprint("out", before))
+		if _, stderr, code := runCLI(t, append([]string{"run", sc, "--out", out, "--quiet"}, args...)...); code != 0 {
+			t.Fatalf("run %v: exit %d\n%s", args, code, stderr)
+		}
+		return srv.Stats().Requests - before
+	}
+
+	off := filepath.Join(dir, "off")
+	first := calls("--no-cache", "--cache", off)
+	if first == 0 {
+		t.Fatal("the run made no model calls")
+	}
+	if again := calls("--no-cache", "--cache", off); again != first {
+		t.Errorf("second --no-cache run: got %d calls, want %d (every call again)", again, first)
+	}
+	if _, err := os.Stat(off); !os.IsNotExist(err) {
+		t.Errorf("--no-cache: got %v for the cache directory, want it never created", err)
+	}
+
+	read := filepath.Join(dir, "read")
+	if got := calls("--cache-mode", "read", "--cache", read); got != first {
+		t.Errorf("--cache-mode read on an empty cache: got %d calls, want %d", got, first)
+	}
+	if n := cachedReplies(t, read); n != 0 {
+		t.Errorf("--cache-mode read: got %d replies stored, want 0", n)
+	}
+	// Filled by a read-write run, the cache answers a read run.
+	if got := calls("--cache", read); got != first {
+		t.Errorf("read-write run: got %d calls, want %d", got, first)
+	}
+	stored := cachedReplies(t, read)
+	if got := calls("--cache-mode", "read", "--cache", read); got != 0 {
+		t.Errorf("--cache-mode read on a full cache: got %d calls, want 0", got)
+	}
+	if n := cachedReplies(t, read); n != stored {
+		t.Errorf("--cache-mode read: got %d replies stored after, want %d", n, stored)
+	}
+
+	for _, args := range [][]string{
+		{"run", sc, "--cache-mode", "sometimes"},
+		{"run", sc, "--no-cache", "--cache-mode", "read"},
+		{"run", sc, "--nats", "nats://127.0.0.1:1", "--no-cache", "--cache-mode", "write"},
+		{"agents", "--nats", "nats://127.0.0.1:1", "--cache-mode", "sometimes"},
+		{"agents", "--nats", "nats://127.0.0.1:1", "--no-cache", "--cache-mode", "read-write"},
+	} {
+		if _, stderr, code := runCLI(t, args...); code != 2 {
+			t.Errorf("%v: got exit %d, want 2 (usage)\n%s", args, code, stderr)
+		}
+	}
+}
+
+// TestCacheSharedRoles: agent hosts share the cluster's reply bucket, and
+// the orchestrator keeps its replies on its machine. A run served by one
+// host pays for its replies; the same questions asked by a second run,
+// served by another host with a cache of its own, cost no call; and after
+// the first run, the orchestrator's own cache answers a run without the
+// cluster.
+func TestCacheSharedRoles(t *testing.T) {
+	port := freePort(t)
+	srv, err := bus.StartServer(bus.ServerOptions{Listen: true, Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	hs, ms := testModelServer(t, modelserver.Options{Seed: 4})
+	dir := t.TempDir()
+	scenario := func(name string) string {
+		return writeScenario(t, dir, name, openaiScenario(name, hs.URL, "sample", 40, "")+"[[questionnaires]]\nname = \"pvq40\"\nitems = 12\n[run]\nshards = 4\n")
+	}
+	orchCache := filepath.Join(dir, "orchestrator-cache")
+	// distributed runs scenario name with one agent host of its own cache
+	// and returns the model calls the run made.
+	distributed := func(name, host string) int64 {
+		t.Helper()
+		before := ms.Stats().Requests
+		ctx, cancel := context.WithCancel(t.Context())
+		hostDone := make(chan error, 1)
+		go func() {
+			hostDone <- run(ctx, []string{"agents", "--nats", url, "--name", host, "--run", name + "-5",
+				"--cache", filepath.Join(dir, host+"-cache")}, io.Discard, io.Discard)
+		}()
+		_, stderr, code := runCLI(t, "run", scenario(name), "--nats", url, "--out", filepath.Join(dir, name), "--quiet", "--cache", orchCache)
+		cancel()
+		if err := <-hostDone; err != nil {
+			t.Errorf("agent host %s: %v", host, err)
+		}
+		if code != 0 {
+			t.Fatalf("run %s: exit %d\n%s", name, code, stderr)
+		}
+		return ms.Stats().Requests - before
+	}
+	first := distributed("share-a", "host-1")
+	if first == 0 {
+		t.Fatal("the first run made no model calls")
+	}
+	second := distributed("share-b", "host-2")
+	t.Logf("model calls: host-1 %d (empty caches), host-2 %d (its own cache empty, the bucket full)", first, second)
+	if second != 0 {
+		t.Errorf("second host: got %d model calls, want 0 (every reply in the shared bucket)", second)
+	}
+	a, b := readResults(t, filepath.Join(dir, "share-a")), readResults(t, filepath.Join(dir, "share-b"))
+	if a.Answers != b.Answers || a.Answers.Valid == 0 {
+		t.Errorf("got answers %+v from the bucket, want %+v", b.Answers, a.Answers)
+	}
+
+	// Without the cluster, the orchestrator's cache answers the same
+	// questions.
+	before := ms.Stats().Requests
+	if _, stderr, code := runCLI(t, "run", scenario("share-c"), "--out", filepath.Join(dir, "share-c"), "--quiet", "--cache", orchCache); code != 0 {
+		t.Fatalf("embedded run: exit %d\n%s", code, stderr)
+	}
+	if got := ms.Stats().Requests - before; got != 0 {
+		t.Errorf("embedded run on the orchestrator's cache: got %d model calls, want 0", got)
+	}
+}
+
+// TestValidateOpensNoCache: validating a scenario with a model builds its
+// plan without the model cache: no file is created, and none held by a
+// running process is waited for.
+func TestValidateOpensNoCache(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", home)
+	t.Setenv("HOME", home)
+	dir := t.TempDir()
+	sc := writeScenario(t, dir, "check", openaiScenario("check", "http://127.0.0.1:1", "sample", 40, "")+"[[questionnaires]]\nname = \"pvq40\"\n")
+	if _, stderr, code := runCLI(t, "validate", sc); code != 0 {
+		t.Fatalf("validate: exit %d\n%s", code, stderr)
+	}
+	entries, err := os.ReadDir(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 0 {
+		t.Errorf("validate wrote %v under the user's cache directory, want nothing", entries)
+	}
+}
