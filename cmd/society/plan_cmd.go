@@ -136,7 +136,7 @@ func planRun(ctx context.Context, sc *scenarios.Scenario, latency time.Duration)
 		// A fresh reply cache, as a first run has: the calibration's
 		// replies serve the main run's equal prompts, as they will.
 		Backends: sets.backends,
-		Open: sim.OpenLocal,
+		Open:     sim.OpenLocal,
 	}
 	r, err := e.Rehearse(ctx, rehearsal)
 	if err != nil {
