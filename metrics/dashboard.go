@@ -23,13 +23,36 @@ const DashboardUID = "society-run"
 // DataSourceUID is the provisioned Prometheus data source's identifier.
 const DataSourceUID = "society-prometheus"
 
-// Filters every panel applies: the dashboard's model and strategy
-// variables. Their "All" value is the regular expression ".*".
+// Filters the panels apply: the dashboard's instance, run, model and
+// strategy variables. Their "All" value is the regular expression ".*".
+//
+// A run's series carry its id as the run label (forRun selects them);
+// the rest describe a process (its model clients, its transport), and a
+// panel shows those of the processes that follow or serve the selected
+// runs (onRunInstances).
 const (
 	rateWindow = "$__rate_interval"
+	byInstance = `instance=~"$instance"`
+	byRun      = `run=~"$run"`
+	forRun     = byInstance + "," + byRun
 	byModel    = `model=~"$model"`
 	byStrategy = `strategy=~"$strategy"`
 )
+
+// onRunInstances keeps the series of expr that come from a process
+// following or serving one of the selected runs (one that exports its
+// society_run_info).
+func onRunInstances(expr string) string {
+	return fmt.Sprintf("(%s and on (instance) society_run_info{%s})", expr, forRun)
+}
+
+// perRun aggregates a run-scoped counter or gauge by the run and the given
+// labels. Every process following a run (its orchestrator, an analysis
+// service) counts all of its answers: their figures are alternatives, not
+// parts, so the largest is taken across processes, never their sum.
+func perRun(expr, by string) string {
+	return fmt.Sprintf("max by (run, %s) (sum by (run, instance, %s) (%s))", by, by, expr)
+}
 
 // panelKind is the Grafana visualisation of a panel.
 type panelKind int
@@ -62,64 +85,86 @@ type rowSpec struct {
 
 func ptr[T any](v T) *T { return &v }
 
-// rate is the per-second rate of a counter, summed by the given labels.
+// rate is the per-second rate of a process's counter, summed by the given
+// labels over the processes of the selected runs.
 func rate(metric, match, by string) string {
-	return fmt.Sprintf("sum by (%s) (rate(%s{%s}[%s]))", by, metric, match, rateWindow)
+	return fmt.Sprintf("sum by (%s) (%s)", by, onRunInstances(fmt.Sprintf("rate(%s{%s}[%s])", metric, join(byInstance, match), rateWindow)))
+}
+
+// runRate is the per-second rate of a run's counter by run and the given
+// labels (see perRun).
+func runRate(metric, match, by string) string {
+	return perRun(fmt.Sprintf("rate(%s{%s}[%s])", metric, join(forRun, match), rateWindow), by)
+}
+
+// join joins label matchers, leaving out empty ones.
+func join(matchers ...string) string {
+	var out []string
+	for _, m := range matchers {
+		if m != "" {
+			out = append(out, m)
+		}
+	}
+	return strings.Join(out, ",")
 }
 
 // quantile is a latency quantile from a histogram that the server stored
 // either as a native histogram (Prometheus with native histograms enabled)
 // or as classic buckets (every other Prometheus): whichever exists answers.
 func quantile(q, metric string) string {
-	return fmt.Sprintf("histogram_quantile(%s, sum by (model) (rate(%s{%s}[%s])))\nor\n"+
-		"histogram_quantile(%s, sum by (model, le) (rate(%s_bucket{%s}[%s])))",
-		q, metric, byModel, rateWindow, q, metric, byModel, rateWindow)
+	native := onRunInstances(fmt.Sprintf("rate(%s{%s,%s}[%s])", metric, byInstance, byModel, rateWindow))
+	classic := onRunInstances(fmt.Sprintf("rate(%s_bucket{%s,%s}[%s])", metric, byInstance, byModel, rateWindow))
+	return fmt.Sprintf("histogram_quantile(%s, sum by (model) %s)\nor\n"+
+		"histogram_quantile(%s, sum by (model, le) %s)", q, native, q, classic)
 }
 
 // rows is the dashboard, top to bottom. Each description says what the
-// panel means to someone watching a run.
+// panel means to someone watching a run. Run-scoped panels show one series
+// per run, so that runs that overlap never add up.
 func rows() []rowSpec {
 	answers := "society_answers_total"
+	received := perRun(fmt.Sprintf("%s{%s}", answers, forRun), "outcome")
 	return []rowSpec{
 		{"Run", []panelSpec{
 			{kind: statPanel, title: "Progress", unit: "percentunit", w: 4, h: 5, min: ptr(0.0), max: ptr(1.0),
-				desc:    "Share of the run's expected answers received so far, valid or invalid.",
-				queries: []query{{"max(society_run_progress_ratio)", "progress"}}},
+				desc:    "Share of each run's expected answers received so far, valid or invalid.",
+				queries: []query{{fmt.Sprintf("max by (run) (society_run_progress_ratio{%s})", forRun), "{{run}}"}}},
 			{kind: statPanel, title: "Time left", unit: "s", w: 4, h: 5,
-				desc: "Answers still expected divided by the current answer rate. Empty once the run is complete or stalled.",
-				queries: []query{{fmt.Sprintf("(max(society_answers_expected) - sum(society_answers_total)) / (sum(rate(%s[%s])) > 0)",
-					answers, rateWindow), "time left"}}},
+				desc: "Answers a run still expects divided by its current answer rate. Empty once the run is complete or stalled.",
+				queries: []query{{fmt.Sprintf("(max by (run) (society_answers_expected{%s}) - sum by (run) (%s)) / (sum by (run) (%s) > 0)",
+					forRun, received, runRate(answers, "", "outcome")), "{{run}}"}}},
 			{kind: timeSeries, title: "Answers expected and received", unit: "short", w: 10, h: 5,
 				desc: "Expected answers (every agent × item × model × round) against those received, by outcome. Valid + invalid reaches expected when the run is complete.",
 				queries: []query{
-					{"max(society_answers_expected)", "expected"},
-					{"sum by (outcome) (society_answers_total)", "{{outcome}}"},
+					{fmt.Sprintf("max by (run) (society_answers_expected{%s})", forRun), "{{run}} expected"},
+					{received, "{{run}} {{outcome}}"},
 				}},
 			{kind: statPanel, title: "Build", unit: "none", w: 6, h: 5, showName: true,
-				desc:    "Version of the society program being scraped.",
-				queries: []query{{"max by (version, revision, go_version) (society_build_info)", "{{version}} {{revision}} {{go_version}}"}}},
+				desc: "Version of the society program of each process scraped (orchestrator, agent hosts, analysis services).",
+				queries: []query{{"max by (instance, version, revision, go_version) " + onRunInstances(fmt.Sprintf("society_build_info{%s}", byInstance)),
+					"{{instance}} {{version}} {{revision}} {{go_version}}"}}},
 			{kind: timeSeries, title: "Agents by state", unit: "short", w: 12, h: 7, stack: true,
-				desc:    "Simulated people: answering (items of a published task outstanding), idle (alive, waiting for a task) and finished (the run is over).",
-				queries: []query{{"sum by (state) (society_agents)", "{{state}}"}}},
+				desc:    "Simulated people: answering (items of a published task outstanding), idle (alive, waiting for a task) and finished (the run is over), as the run's orchestrator sees them.",
+				queries: []query{{fmt.Sprintf("max by (run, state) (society_agents{%s})", forRun), "{{run}} {{state}}"}}},
 			{kind: barGauge, title: "Population by dominant value", unit: "short", w: 12, h: 7,
 				desc:    "How many agents each strategy uses per dominant value; none is answered by the unprimed model.",
-				queries: []query{{fmt.Sprintf("sum by (strategy, value) (society_population_agents{%s})", byStrategy), "{{strategy}} {{value}}"}}},
+				queries: []query{{fmt.Sprintf("max by (run, strategy, value) (society_population_agents{%s,%s})", forRun, byStrategy), "{{run}} {{strategy}} {{value}}"}}},
 		}},
 		{"Answers", []panelSpec{
 			{kind: timeSeries, title: "Answer rate", unit: "cps", w: 12, h: 8, stack: true,
-				desc:    "Answers per second reaching the analysis, by instrument and outcome.",
-				queries: []query{{rate(answers, byModel, "instrument, outcome"), "{{instrument}} {{outcome}}"}}},
+				desc:    "Answers per second reaching the analysis, by run, instrument and outcome.",
+				queries: []query{{runRate(answers, byModel, "instrument, outcome"), "{{run}} {{instrument}} {{outcome}}"}}},
 			{kind: timeSeries, title: "Invalid answers", unit: "percentunit", w: 8, h: 8, min: ptr(0.0),
 				desc: "Share of answers that could not be used (unparseable or refused after the stricter retry). They are kept with their raw text in invalid.jsonl.",
-				queries: []query{{rate(answers, byModel+`,outcome="invalid"`, "model, instrument") + "\n/\n" +
-					rate(answers, byModel, "model, instrument"), "{{model}} {{instrument}}"}}},
+				queries: []query{{runRate(answers, byModel+`,outcome="invalid"`, "model, instrument") + "\n/\n" +
+					runRate(answers, byModel, "model, instrument"), "{{run}} {{model}} {{instrument}}"}}},
 			{kind: statPanel, title: "Tasks published", unit: "short", w: 4, h: 8,
 				desc:    "Task messages sent to agent shards: one per shard, model, instrument and round.",
-				queries: []query{{fmt.Sprintf("sum by (model, instrument) (society_tasks_published_total{%s})", byModel), "{{model}} {{instrument}}"}}},
+				queries: []query{{fmt.Sprintf("max by (run, model, instrument) (society_tasks_published_total{%s,%s})", forRun, byModel), "{{run}} {{model}} {{instrument}}"}}},
 		}},
 		{"Model endpoints", []panelSpec{
 			{kind: timeSeries, title: "Model requests by outcome", unit: "reqps", w: 8, h: 8, stack: true,
-				desc:    "Requests per second to each model endpoint: ok, retry (an attempt that failed and was retried), 429 (rate limited), 5xx, 4xx, timeout, canceled, error.",
+				desc:    "Requests per second to each model endpoint from the processes of the selected runs: ok, retry (an attempt that failed and was retried), 429 (rate limited), 5xx, 4xx, timeout, canceled, error.",
 				queries: []query{{rate("society_model_requests_total", byModel, "model, outcome"), "{{model}} {{outcome}}"}}},
 			{kind: timeSeries, title: "Model errors", unit: "percentunit", w: 8, h: 8, min: ptr(0.0),
 				desc: "Share of request attempts that did not succeed at once. Retries that later succeed count here too.",
@@ -127,7 +172,7 @@ func rows() []rowSpec {
 					rate("society_model_requests_total", byModel, "model"), "{{model}}"}}},
 			{kind: timeSeries, title: "Requests in flight", unit: "short", w: 8, h: 8,
 				desc:    "Requests sent and not yet answered; it stays at the model's concurrency when the endpoint is the bottleneck.",
-				queries: []query{{fmt.Sprintf("sum by (model) (society_model_requests_in_flight{%s})", byModel), "{{model}}"}}},
+				queries: []query{{"sum by (model) " + onRunInstances(fmt.Sprintf("society_model_requests_in_flight{%s,%s}", byInstance, byModel)), "{{model}}"}}},
 			{kind: timeSeries, title: "Request latency", unit: "s", w: 8, h: 8,
 				desc: "Median, 90th and 99th percentile time of a request attempt.",
 				queries: []query{
@@ -151,8 +196,8 @@ func rows() []rowSpec {
 				queries: []query{{rate("society_cache_lookups_total", byModel+`,outcome="hit"`, "model") + "\n/\n" +
 					rate("society_cache_lookups_total", byModel, "model"), "{{model}}"}}},
 			{kind: statPanel, title: "Model calls saved", unit: "short", w: 8, h: 7,
-				desc:    "Cache hits since the program started: model calls not paid for.",
-				queries: []query{{fmt.Sprintf(`sum by (model) (society_cache_lookups_total{%s,outcome="hit"})`, byModel), "{{model}}"}}},
+				desc:    "Cache hits since each process started, summed over the processes of the selected runs: model calls not paid for.",
+				queries: []query{{"sum by (model) " + onRunInstances(fmt.Sprintf(`society_cache_lookups_total{%s,%s,outcome="hit"}`, byInstance, byModel)), "{{model}}"}}},
 			{kind: timeSeries, title: "Distribution coverage", unit: "percentunit", w: 8, h: 7, min: ptr(0.0), max: ptr(1.0),
 				desc: "Mean probability mass the answer options cover in distribution mode. Low coverage means the model often starts its reply with something else; such questions are sampled instead.",
 				queries: []query{{rate("society_distribution_coverage_ratio_sum", byModel, "model") + "\n/\n" +
@@ -161,30 +206,30 @@ func rows() []rowSpec {
 		{"Human-likeness", []panelSpec{
 			{kind: timeSeries, title: "Values similarity so far", unit: "none", w: 12, h: 9, min: ptr(0.0), max: ptr(1.0),
 				desc: "How close the population's value structure is to people's (1 = the same MDS map after Procrustes). During the run it comes from a sample of the agents who answered every item; the last point is the whole population's, as in results.json.",
-				queries: []query{{fmt.Sprintf("max by (model, strategy, reference) (society_values_similarity{%s,%s})", byModel, byStrategy),
-					"{{model}} {{strategy}} vs {{reference}}"}}},
+				queries: []query{{fmt.Sprintf("max by (run, model, strategy, reference) (society_values_similarity{%s,%s,%s})", forRun, byModel, byStrategy),
+					"{{run}} {{model}} {{strategy}} vs {{reference}}"}}},
 			{kind: timeSeries, title: "Behaviour similarity", unit: "none", w: 12, h: 9, min: ptr(-1.0), max: ptr(1.0),
 				desc: "Correlation between the population's value × behaviour matrix and the reference's, per behaviour instrument.",
-				queries: []query{{fmt.Sprintf("max by (model, strategy, instrument, reference) (society_behavior_similarity{%s,%s})", byModel, byStrategy),
-					"{{model}} {{strategy}} {{instrument}} vs {{reference}}"}}},
+				queries: []query{{fmt.Sprintf("max by (run, model, strategy, instrument, reference) (society_behavior_similarity{%s,%s,%s})", forRun, byModel, byStrategy),
+					"{{run}} {{model}} {{strategy}} {{instrument}} vs {{reference}}"}}},
 		}},
 		{"Games", []panelSpec{
 			{kind: timeSeries, title: "Cooperation by value", unit: "percentunit", w: 18, h: 9, min: ptr(0.0), max: ptr(1.0),
 				desc:    "Paired Charity Game: share of players of each dominant value who contributed in the latest round.",
-				queries: []query{{"max by (game, value) (society_game_cooperation_ratio)", "{{game}} {{value}}"}}},
+				queries: []query{{fmt.Sprintf("max by (run, game, value) (society_game_cooperation_ratio{%s})", forRun), "{{run}} {{game}} {{value}}"}}},
 			{kind: statPanel, title: "Round", unit: "none", w: 6, h: 9,
 				desc:    "Latest round played of each game.",
-				queries: []query{{"max by (game) (society_game_round)", "{{game}}"}}},
+				queries: []query{{fmt.Sprintf("max by (run, game) (society_game_round{%s})", forRun), "{{run}} {{game}}"}}},
 		}},
 		{"Transport", []panelSpec{
 			{kind: timeSeries, title: "Answers waiting in NATS", unit: "short", w: 12, h: 7,
-				desc:    "Answer batches in the JetStream stream not yet delivered to the analysis. A growing backlog means the analysis is the bottleneck.",
-				queries: []query{{"max(society_nats_pending_messages)", "pending"}}},
+				desc:    "Answer batches in a run's JetStream stream not yet delivered to the analysis. A growing backlog means the analysis is the bottleneck.",
+				queries: []query{{fmt.Sprintf("max by (run) (society_nats_pending_messages{%s})", forRun), "{{run}}"}}},
 			{kind: timeSeries, title: "Redeliveries and bad messages", unit: "cps", w: 12, h: 7,
-				desc: "Answer batches delivered more than once (ignored by the analysis) and messages that could not be decoded (skipped), per second.",
+				desc: "Answer batches delivered more than once (ignored by the analysis) and messages that could not be decoded (skipped), per second, over the processes of the selected runs.",
 				queries: []query{
-					{fmt.Sprintf("sum(rate(society_nats_redeliveries_total[%s]))", rateWindow), "redeliveries"},
-					{fmt.Sprintf("sum(rate(society_bad_messages_total[%s]))", rateWindow), "bad messages"},
+					{"sum " + onRunInstances(fmt.Sprintf("rate(society_nats_redeliveries_total{%s}[%s])", byInstance, rateWindow)), "redeliveries"},
+					{"sum " + onRunInstances(fmt.Sprintf("rate(society_bad_messages_total{%s}[%s])", byInstance, rateWindow)), "bad messages"},
 				}},
 		}},
 	}
@@ -200,15 +245,17 @@ func Dashboard() ([]byte, error) {
 	//lint:ignore SA1019 see above
 	b := dashboard.NewDashboardBuilder("society: run").
 		Uid(DashboardUID).
-		Description("A society run as it happens: progress, answer rates, model endpoints, cache, values similarity so far, games and transport.").
+		Description("Society runs as they happen: progress, answer rates, model endpoints, cache, values similarity so far, games and transport; one series per run (society_run_info names its scenario and seed).").
 		Tags([]string{"society"}).
 		Refresh("5s").
 		Time("now-30m", "now").
 		Timezone(common.TimeZoneBrowser).
 		Tooltip(dashboard.DashboardCursorSyncCrosshair).
 		WithVariable(dashboard.NewDatasourceVariableBuilder("datasource").Label("Data source").Type("prometheus")).
-		WithVariable(labelVariable("model", "Model", "society_answers_total", ds)).
-		WithVariable(labelVariable("strategy", "Strategy", "society_population_agents", ds))
+		WithVariable(labelVariable("instance", "Instance", "society_build_info", ds)).
+		WithVariable(labelVariable("run", "Run", "society_run_info{"+byInstance+"}", ds)).
+		WithVariable(labelVariable("model", "Model", "society_answers_total{"+forRun+"}", ds)).
+		WithVariable(labelVariable("strategy", "Strategy", "society_population_agents{"+forRun+"}", ds))
 	// Explicit ids: Grafana keys panel state and links on them.
 	id := uint32(0)
 	for _, r := range rows() {

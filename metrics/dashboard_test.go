@@ -86,7 +86,11 @@ func TestDeployOptions(t *testing.T) {
 		{name: "minute scrape", o: DeployOptions{ScrapeInterval: time.Minute}, want: map[string]string{
 			PrometheusConfigFile: "scrape_interval: 60s",
 		}},
+		{name: "several targets", o: DeployOptions{Target: "run:9464,agents:9465,analyze:9466"}, want: map[string]string{
+			PrometheusConfigFile: `targets: ["run:9464", "agents:9465", "analyze:9466"]`,
+		}},
 		{name: "bad target", o: DeployOptions{Target: "society"}, wantErr: `target "society"`},
+		{name: "bad second target", o: DeployOptions{Target: "run:9464,agents"}, wantErr: `target "agents"`},
 		{name: "bad url", o: DeployOptions{PrometheusURL: "prometheus:9090"}, wantErr: `prometheus url`},
 		{name: "quote", o: DeployOptions{DashboardsPath: `/x"y`}, wantErr: `quotes`},
 	}
@@ -147,7 +151,7 @@ func dashboardQueries(t *testing.T, dash []byte) []panelQuery {
 
 // expand replaces Grafana's variables as Grafana would with "All" selected.
 func expand(expr, window string) string {
-	return strings.NewReplacer("$__rate_interval", window, "$model", ".*", "$strategy", ".*").Replace(expr)
+	return strings.NewReplacer("$__rate_interval", window, "$instance", ".*", "$run", ".*", "$model", ".*", "$strategy", ".*").Replace(expr)
 }
 
 // registeredNames returns the series names the program exposes: each family

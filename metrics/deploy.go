@@ -11,7 +11,9 @@ import (
 // finds Prometheus. The zero value suits Prometheus and Grafana running on
 // the same machine as `society run --metrics 127.0.0.1:9464`.
 type DeployOptions struct {
-	// Target is the host:port Prometheus scrapes (default 127.0.0.1:9464).
+	// Target is the host:port Prometheus scrapes (default 127.0.0.1:9464),
+	// or several separated by commas: a distributed run's orchestrator,
+	// agent hosts and analysis services, each started with --metrics.
 	Target string
 	// PrometheusURL is Grafana's data source URL (default
 	// http://127.0.0.1:9090).
@@ -53,8 +55,10 @@ func (o DeployOptions) withDefaults() (DeployOptions, error) {
 		o.DashboardsPath = DefaultDashboardsPath
 	}
 	var errs []string
-	if _, _, err := net.SplitHostPort(o.Target); err != nil {
-		errs = append(errs, fmt.Sprintf("target %q: want host:port", o.Target))
+	for _, t := range strings.Split(o.Target, ",") {
+		if _, _, err := net.SplitHostPort(t); err != nil {
+			errs = append(errs, fmt.Sprintf("target %q: want host:port", t))
+		}
 	}
 	if !strings.HasPrefix(o.PrometheusURL, "http://") && !strings.HasPrefix(o.PrometheusURL, "https://") {
 		errs = append(errs, fmt.Sprintf("prometheus url %q: want http:// or https://", o.PrometheusURL))
@@ -108,7 +112,7 @@ scrape_configs:
   - job_name: society
     static_configs:
       - targets: ["%s"]
-`, promDuration(o.ScrapeInterval), promDuration(o.ScrapeInterval), o.Target)
+`, promDuration(o.ScrapeInterval), promDuration(o.ScrapeInterval), strings.Join(strings.Split(o.Target, ","), `", "`))
 }
 
 func dashboardProvider(o DeployOptions) string {

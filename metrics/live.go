@@ -31,6 +31,12 @@ type Live struct {
 	m         *Metrics
 	sampleMax int
 
+	// run is the run's series, set by Start; read it with runSeries.
+	run *Run
+	// answersOnly: the process reads the run's answers but not its tasks
+	// (FollowAnswers).
+	answersOnly bool
+
 	mu          sync.Mutex
 	finished    bool
 	study       *analysis.Study
@@ -77,13 +83,23 @@ func NewLive(m *Metrics, sampleMax int) *Live {
 
 var _ sim.Observer = (*Live)(nil)
 
+// FollowAnswers makes l follow a run whose answers this process reads but
+// whose tasks it never sees (the analysis service): it cannot tell which
+// agents are answering, so it leaves society_agents to the orchestrator
+// rather than report every agent idle. Call it before Start.
+func (l *Live) FollowAnswers() *Live {
+	l.answersOnly = true
+	return l
+}
+
 // Start learns the run's layout.
 func (l *Live) Start(lay sim.Layout) {
 	st := lay.Plan.Study
 	n := st.Pool.Size()
-	l.m.NewRun()
+	run := l.m.Run(RunInfo{ID: lay.ID, Scenario: lay.Name, Seed: lay.Plan.Seed})
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.run = run
 	l.study = st
 	l.stride = max(1, (n+l.sampleMax-1)/l.sampleMax)
 	l.sampled = (n + l.stride - 1) / l.stride
@@ -106,13 +122,16 @@ func (l *Live) Start(lay sim.Layout) {
 	l.outstanding = make([]int, lay.Shards)
 	l.agents = n
 	l.backlog, _ = lay.Dispatcher.(backlogger)
+	if l.backlog != nil {
+		run.NATSPending(0) // nothing is published before the first phase
+	}
 	l.setAgents()
 	for _, s := range st.Pool.Strategies {
 		counts := map[string]int{}
 		for p, c := range s.Counts {
 			counts[population.Persona(p).Code()] = c
 		}
-		l.m.Population(s.Name, counts)
+		run.Population(s.Name, counts)
 	}
 }
 
@@ -131,29 +150,41 @@ func valueKeys(pl analysis.Plan) ([]int, bool) {
 	return keyOf, len(keyOf) > 0
 }
 
+// runSeries returns the run's series (nil before Start).
+func (l *Live) runSeries() *Run {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.run
+}
+
+// setAgents sets society_agents; the caller holds l.mu.
 func (l *Live) setAgents() {
-	if l.finished {
-		l.m.Agents(StateIdle, 0)
-		l.m.Agents(StateAnswering, 0)
-		l.m.Agents(StateFinished, l.agents)
+	if l.answersOnly {
 		return
 	}
-	l.m.Agents(StateIdle, l.agents-l.answering)
-	l.m.Agents(StateAnswering, l.answering)
-	l.m.Agents(StateFinished, 0)
+	if l.finished {
+		l.run.Agents(StateIdle, 0)
+		l.run.Agents(StateAnswering, 0)
+		l.run.Agents(StateFinished, l.agents)
+		return
+	}
+	l.run.Agents(StateIdle, l.agents-l.answering)
+	l.run.Agents(StateAnswering, l.answering)
+	l.run.Agents(StateFinished, 0)
 }
 
 // Phase records the game rounds played so far and marks every shard's
 // agents as answering.
 func (l *Live) Phase(ph sim.PhaseStart) {
+	run := l.runSeries()
 	for _, r := range ph.Rounds {
-		l.m.Cooperation(r.Game, r.Round, r.ByValue)
+		run.Cooperation(r.Game, r.Round, r.ByValue)
 	}
 	shards := ph.Shards
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, pl := range ph.Plans {
-		l.m.TasksPublished(pl.Model, pl.Instrument.Name, shards)
+		run.TasksPublished(pl.Model, pl.Instrument.Name, shards)
 		for s := 0; s < min(shards, len(l.outstanding)); s++ {
 			if l.outstanding[s] == 0 {
 				l.answering += l.shardSize[s]
@@ -168,8 +199,9 @@ func (l *Live) Phase(ph sim.PhaseStart) {
 // sampled agents' answers. Its work is proportional to the sampled agents in the
 // batch, not to the batch.
 func (l *Live) Batch(b *agent.Batch, n sim.Counts) {
-	l.m.Progress(n.Expected, n.Valid, n.Invalid)
-	if !l.m.Batch(b) {
+	run := l.runSeries()
+	run.Progress(n.Expected, n.Valid, n.Invalid)
+	if !run.Batch(b) {
 		return // seen before: counted as a redelivery
 	}
 	l.mu.Lock()
@@ -238,7 +270,7 @@ func (l *Live) similarity() {
 		l.mu.Unlock()
 		return
 	}
-	st, ref, stride := l.study, l.ref, l.stride
+	st, ref, stride, run := l.study, l.ref, l.stride, l.run
 	var snaps []snap
 	for _, sh := range l.sheets {
 		s := snap{model: sh.model, keyOf: sh.keyOf, codes: append([]uint8(nil), sh.codes...), complete: make([]bool, len(sh.received))}
@@ -276,7 +308,7 @@ func (l *Live) similarity() {
 			if err != nil || math.IsNaN(sim) {
 				continue
 			}
-			l.m.Similarity(s.model, strat.Name, ref.Name, sim)
+			run.Similarity(s.model, strat.Name, ref.Name, sim)
 		}
 	}
 }
@@ -295,13 +327,14 @@ func (l *Live) pending(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	l.m.NATSPending(n)
+	l.runSeries().NATSPending(n)
 	return nil
 }
 
 // Finish publishes the final figures: agents finished, nothing pending
 // and, after a successful run (out not nil), the similarities of
-// results.json. Later calls do nothing.
+// results.json; then it ends the run's series (Run.End). Later calls do
+// nothing.
 func (l *Live) Finish(out *analysis.Outcome) {
 	l.mu.Lock()
 	if l.finished {
@@ -311,20 +344,22 @@ func (l *Live) Finish(out *analysis.Outcome) {
 	l.finished = true
 	l.backlog = nil
 	l.setAgents()
+	run := l.run
 	l.mu.Unlock()
+	defer run.End()
 	if out == nil {
 		return
 	}
-	l.m.NATSPending(0)
+	run.NATSPending(0)
 	r := &out.Results
 	for _, row := range r.ValueStructure {
 		if v := float64(row.ValuesSimilarity); !math.IsNaN(v) {
-			l.m.Similarity(row.Model, row.Strategy, row.Reference, v)
+			run.Similarity(row.Model, row.Strategy, row.Reference, v)
 		}
 	}
 	for _, row := range r.ValueBehavior {
 		if v := float64(row.BehaviorSimilarity); !math.IsNaN(v) {
-			l.m.BehaviorSimilarity(row.Model, row.Strategy, row.Instrument, row.Reference, v)
+			run.BehaviorSimilarity(row.Model, row.Strategy, row.Instrument, row.Reference, v)
 		}
 	}
 }

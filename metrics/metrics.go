@@ -17,8 +17,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/society-sim/society/agent"
 )
 
 // BuildInfo identifies the running program in society_build_info.
@@ -78,8 +76,9 @@ type Metrics struct {
 	population  *prometheus.GaugeVec
 	tasks       *prometheus.CounterVec
 	answers     *prometheus.CounterVec
-	expected    prometheus.Gauge
-	progress    prometheus.Gauge
+	expected    *prometheus.GaugeVec
+	progress    *prometheus.GaugeVec
+	info        *prometheus.GaugeVec
 	requests    *prometheus.CounterVec
 	duration    *prometheus.HistogramVec
 	queueWait   *prometheus.HistogramVec
@@ -87,7 +86,7 @@ type Metrics struct {
 	tokens      *prometheus.CounterVec
 	cache       *prometheus.CounterVec
 	coverage    *prometheus.HistogramVec
-	pending     prometheus.Gauge
+	pending     *prometheus.GaugeVec
 	redelivered prometheus.Counter
 	bad         prometheus.Counter
 	valuesSim   *prometheus.GaugeVec
@@ -95,8 +94,9 @@ type Metrics struct {
 	cooperation *prometheus.GaugeVec
 	round       *prometheus.GaugeVec
 
-	mu   sync.Mutex
-	seen map[batchKey]struct{}
+	mu    sync.Mutex
+	runs  map[string]*Run // by id: the runs whose series are exported
+	ended []string        // ids of ended runs still exported, oldest first
 }
 
 // batchKey identifies an answer batch the way the analysis de-duplicates
@@ -113,20 +113,25 @@ func New(reg prometheus.Registerer, build BuildInfo) *Metrics {
 	m := &Metrics{
 		agents: f.gaugeVec("society_agents",
 			"Simulated people by state: idle (alive, nothing to answer), answering (items of a published task outstanding), finished (the run is over).",
-			"state"),
+			"run", "state"),
 		population: f.gaugeVec("society_population_agents",
 			"Agents each population strategy uses, by dominant value (none: the unprimed model).",
-			"strategy", "value"),
+			"run", "strategy", "value"),
 		tasks: f.counterVec("society_tasks_published_total",
 			"Task messages published to agent shards (one per shard, model, instrument and round).",
-			"model", "instrument"),
+			"run", "model", "instrument"),
 		answers: f.counterVec("society_answers_total",
 			"Answers received by the analysis, counted once per answer batch however often it is delivered; outcome is valid or invalid.",
-			"model", "instrument", "outcome"),
-		expected: f.gauge("society_answers_expected",
-			"Answers the run expects in all (agents × items, every model, instrument and round)."),
-		progress: f.gauge("society_run_progress_ratio",
-			"Share of the expected answers received so far (valid + invalid) / expected."),
+			"run", "model", "instrument", "outcome"),
+		expected: f.gaugeVec("society_answers_expected",
+			"Answers the run expects in all (agents × items, every model, instrument and round).",
+			"run"),
+		progress: f.gaugeVec("society_run_progress_ratio",
+			"Share of the expected answers received so far (valid + invalid) / expected.",
+			"run"),
+		info: f.gaugeVec("society_run_info",
+			"The runs this process follows or serves, by run id (the run label of the other run-scoped series), scenario name and seed; always 1.",
+			"run", "scenario", "seed"),
 		requests: f.counterVec("society_model_requests_total",
 			"Requests to model endpoints by outcome: ok, retry, 429, 5xx, 4xx, timeout, canceled, error.",
 			"model", "outcome"),
@@ -148,31 +153,29 @@ func New(reg prometheus.Registerer, build BuildInfo) *Metrics {
 		coverage: f.histogramVec("society_distribution_coverage_ratio",
 			"Probability mass that the answer options cover in a distribution-mode reply (1 = every token was an answer option).",
 			[]float64{.1, .2, .3, .4, .5, .6, .7, .8, .9, .95, .99, 1}, false, "model"),
-		pending: f.gauge("society_nats_pending_messages",
-			"Answer messages in the JetStream stream not yet delivered to the analysis."),
+		pending: f.gaugeVec("society_nats_pending_messages",
+			"Answer messages in the run's JetStream stream not yet delivered to the analysis.",
+			"run"),
 		redelivered: f.counter("society_nats_redeliveries_total",
 			"Answer batches delivered again after their first delivery (redeliveries, replays); the analysis ignores them."),
 		bad: f.counter("society_bad_messages_total",
 			"Messages that could not be decoded and were skipped."),
 		valuesSim: f.gaugeVec("society_values_similarity",
 			"Values similarity to a human reference (1 − normalised Procrustes disparity of the MDS maps). During a run it is computed from a sample of the agents who answered every item so far; at the end from the whole population, as in results.json.",
-			"model", "strategy", "reference"),
+			"run", "model", "strategy", "reference"),
 		behaviorSim: f.gaugeVec("society_behavior_similarity",
 			"Behaviour similarity: Pearson r between the model's and the reference's value × behaviour correlation matrices.",
-			"model", "strategy", "instrument", "reference"),
+			"run", "model", "strategy", "instrument", "reference"),
 		cooperation: f.gaugeVec("society_game_cooperation_ratio",
 			"Share of players who contributed in the latest Paired Charity Game round, by dominant value.",
-			"game", "value"),
+			"run", "game", "value"),
 		round: f.gaugeVec("society_game_round",
 			"Latest round played of each game.",
-			"game"),
-		seen: map[batchKey]struct{}{},
+			"run", "game"),
+		runs: map[string]*Run{},
 	}
 	info := f.gaugeVec("society_build_info", "The running program's version; always 1.", "version", "revision", "go_version")
 	info.WithLabelValues(orUnknown(build.Version), orUnknown(build.Revision), orUnknown(build.GoVersion)).Set(1)
-	for _, s := range []string{StateIdle, StateAnswering, StateFinished} {
-		m.agents.WithLabelValues(s)
-	}
 	return m
 }
 
@@ -190,12 +193,6 @@ func (f factory) register(c prometheus.Collector) {
 	if f.reg != nil {
 		f.reg.MustRegister(c)
 	}
-}
-
-func (f factory) gauge(name, help string) prometheus.Gauge {
-	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
-	f.register(g)
-	return g
 }
 
 func (f factory) counter(name, help string) prometheus.Counter {
@@ -231,127 +228,12 @@ func (f factory) histogramVec(name, help string, buckets []float64, native bool,
 	return h
 }
 
-// Batch counts an answer batch once: it reports false, and counts a
-// redelivery instead, for a batch whose key (model, instrument, round,
-// item, shard) it has seen before, as the analysis ignores those too. It is
-// called once per batch, so its cost does not grow with the answers.
-func (m *Metrics) Batch(b *agent.Batch) bool {
-	if m == nil {
-		return false
-	}
-	k := batchKey{b.Model, b.Instrument, b.Round, b.Item, b.Shard}
-	m.mu.Lock()
-	_, dup := m.seen[k]
-	if !dup {
-		m.seen[k] = struct{}{}
-	}
-	m.mu.Unlock()
-	if dup {
-		m.redelivered.Inc()
-		return false
-	}
-	valid := b.Valid()
-	m.answers.WithLabelValues(b.Model, b.Instrument, "valid").Add(float64(valid))
-	m.answers.WithLabelValues(b.Model, b.Instrument, "invalid").Add(float64(len(b.Invalid)))
-	return true
-}
-
-// NewRun forgets the batches seen so far: a process that follows several
-// runs one after another (an analysis service) calls it when a run starts,
-// so that the next run's batches, whose keys repeat, count as new.
-func (m *Metrics) NewRun() {
-	if m == nil {
-		return
-	}
-	m.mu.Lock()
-	m.seen = map[batchKey]struct{}{}
-	m.mu.Unlock()
-}
-
-// Progress records the run's answer counts: expected in all, valid and
-// invalid so far.
-func (m *Metrics) Progress(expected, valid, invalid int64) {
-	if m == nil {
-		return
-	}
-	m.expected.Set(float64(expected))
-	if expected > 0 {
-		m.progress.Set(float64(valid+invalid) / float64(expected))
-	}
-}
-
-// TasksPublished counts n task messages for a model and instrument.
-func (m *Metrics) TasksPublished(model, instrument string, n int) {
-	if m == nil {
-		return
-	}
-	m.tasks.WithLabelValues(model, instrument).Add(float64(n))
-}
-
-// Agents sets how many agents are in a state (StateIdle, StateAnswering,
-// StateFinished).
-func (m *Metrics) Agents(state string, n int) {
-	if m == nil {
-		return
-	}
-	m.agents.WithLabelValues(state).Set(float64(n))
-}
-
-// Population sets how many agents a strategy uses per dominant value code
-// (SD … UN, none).
-func (m *Metrics) Population(strategy string, byValue map[string]int) {
-	if m == nil {
-		return
-	}
-	for v, n := range byValue {
-		m.population.WithLabelValues(strategy, v).Set(float64(n))
-	}
-}
-
 // BadMessage counts a message that could not be decoded.
 func (m *Metrics) BadMessage(error) {
 	if m == nil {
 		return
 	}
 	m.bad.Inc()
-}
-
-// NATSPending sets the number of answer messages not yet delivered.
-func (m *Metrics) NATSPending(n int64) {
-	if m == nil {
-		return
-	}
-	m.pending.Set(float64(n))
-}
-
-// Similarity sets the values similarity of a model and strategy against a
-// human reference.
-func (m *Metrics) Similarity(model, strategy, reference string, v float64) {
-	if m == nil {
-		return
-	}
-	m.valuesSim.WithLabelValues(model, strategy, reference).Set(v)
-}
-
-// BehaviorSimilarity sets the behaviour similarity of a model and strategy
-// on a behaviour instrument against a reference.
-func (m *Metrics) BehaviorSimilarity(model, strategy, instrument, reference string, v float64) {
-	if m == nil {
-		return
-	}
-	m.behaviorSim.WithLabelValues(model, strategy, instrument, reference).Set(v)
-}
-
-// Cooperation records a game round: the round number and, per dominant
-// value code, the share of players who contributed.
-func (m *Metrics) Cooperation(game string, round int, byValue map[string]float64) {
-	if m == nil {
-		return
-	}
-	m.round.WithLabelValues(game).Set(float64(round))
-	for v, r := range byValue {
-		m.cooperation.WithLabelValues(game, v).Set(r)
-	}
 }
 
 // The methods below are the model client's observer: the OpenAI-compatible

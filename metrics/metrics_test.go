@@ -3,10 +3,13 @@ package metrics
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -20,19 +23,19 @@ import (
 // exercise calls every method once or more, so that every collector has a
 // series to gather; call n (0, 1, …) sends new answer batches each time.
 func exercise(m *Metrics, n int) {
-	m.Batch(&agent.Batch{Model: "m1", Instrument: "pvq40", Item: 0, Shard: n, Codes: []uint8{1, 2, 0},
+	r := testRun(m)
+	r.Batch(&agent.Batch{Model: "m1", Instrument: "pvq40", Item: 0, Shard: n, Codes: []uint8{1, 2, 0},
 		Invalid: []agent.Invalid{{Agent: 2, Raw: "?", Reason: "unparseable"}}})
-	m.Batch(&agent.Batch{Model: "m1", Instrument: "pvq40", Item: 0, Shard: n, Codes: []uint8{1, 2, 0}}) // redelivery
-	m.Progress(1e9, int64(2*n+2), int64(n+1))
-	m.TasksPublished("m1", "pvq40", 4)
-	m.Agents(StateAnswering, 3)
-	m.Population("h-np", map[string]int{"SD": 1, "none": 2})
+	r.Batch(&agent.Batch{Model: "m1", Instrument: "pvq40", Item: 0, Shard: n, Codes: []uint8{1, 2, 0}}) // redelivery
+	r.Progress(1e9, int64(2*n+2), int64(n+1))
+	r.TasksPublished("m1", "pvq40", 4)
+	r.Agents(StateAnswering, 3)
+	r.Population("h-np", map[string]int{"SD": 1, "none": 2})
 	m.BadMessage(errors.New("bad"))
-	m.NATSPending(5)
-	m.NewRun()
-	m.Similarity("m1", "h-np", "pvq40_smacof_mrat", 0.8)
-	m.BehaviorSimilarity("m1", "h-np", "bfi2", "theory", 0.5)
-	m.Cooperation("charity", 2, map[string]float64{"BE": 0.9, "PO": 0.2})
+	r.NATSPending(5)
+	r.Similarity("m1", "h-np", "pvq40_smacof_mrat", 0.8)
+	r.BehaviorSimilarity("m1", "h-np", "bfi2", "theory", 0.5)
+	r.Cooperation("charity", 2, map[string]float64{"BE": 0.9, "PO": 0.2})
 	for _, o := range []string{OutcomeOK, OutcomeOK, OutcomeRetry, Outcome429, Outcome5xx, OutcomeTimeout} {
 		m.ObserveRequest("m1", o, 0.12)
 	}
@@ -43,6 +46,21 @@ func exercise(m *Metrics, n int) {
 	m.CacheLookup("m1", true)
 	m.CacheLookup("m1", false)
 	m.Coverage("m1", 0.97)
+}
+
+// testRun is the run exercise reports on: started on the first call and
+// the same on later ones.
+func testRun(m *Metrics) *Run {
+	if m == nil {
+		return nil
+	}
+	m.mu.Lock()
+	r := m.runs["study-7"]
+	m.mu.Unlock()
+	if r == nil {
+		r = m.Run(RunInfo{ID: "study-7", Scenario: "study", Seed: 7})
+	}
+	return r
 }
 
 // value reads a counter's or gauge's current value.
@@ -96,7 +114,8 @@ func TestNames(t *testing.T) {
 	fams := gather(t, reg)
 	units := regexp.MustCompile(`^society_[a-z_]+_(total|seconds|ratio|messages|agents|expected|similarity|info|round|in_flight)$|^society_agents$`)
 	allowed := map[string]bool{"model": true, "strategy": true, "value": true, "instrument": true, "game": true,
-		"outcome": true, "reference": true, "state": true, "kind": true, "version": true, "revision": true, "go_version": true}
+		"outcome": true, "reference": true, "state": true, "kind": true, "version": true, "revision": true, "go_version": true,
+		"run": true, "scenario": true, "seed": true}
 	if len(fams) < 20 {
 		t.Errorf("got %d metric families, want every collector (at least 20)", len(fams))
 	}
@@ -122,29 +141,32 @@ func TestNames(t *testing.T) {
 func TestBatchCountsOnce(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := New(reg, BuildInfo{})
+	r := m.Run(RunInfo{ID: "s-1"})
 	b := &agent.Batch{Model: "m", Instrument: "pvq40", Item: 3, Shard: 1, First: 10, Codes: []uint8{1, 0, 6, 2},
 		Invalid: []agent.Invalid{{Agent: 11, Raw: "maybe", Reason: "unparseable"}}}
-	if !m.Batch(b) {
+	if !r.Batch(b) {
 		t.Errorf("first delivery: got false, want true")
 	}
-	if m.Batch(b) {
+	if r.Batch(b) {
 		t.Errorf("second delivery: got true, want false")
 	}
 	other := *b
 	other.Shard = 2
-	if !m.Batch(&other) {
+	if !r.Batch(&other) {
 		t.Errorf("same item, other shard: got false, want true")
 	}
-	m.NewRun()
-	if !m.Batch(b) {
+	next := m.Run(RunInfo{ID: "s-2"})
+	if !next.Batch(b) {
 		t.Errorf("first delivery in the next run: got false, want true")
 	}
 	cases := []struct {
 		c    prometheus.Collector
 		want float64
 	}{
-		{m.answers.WithLabelValues("m", "pvq40", "valid"), 9},
-		{m.answers.WithLabelValues("m", "pvq40", "invalid"), 3},
+		{m.answers.WithLabelValues("s-1", "m", "pvq40", "valid"), 6},
+		{m.answers.WithLabelValues("s-1", "m", "pvq40", "invalid"), 2},
+		{m.answers.WithLabelValues("s-2", "m", "pvq40", "valid"), 3},
+		{m.answers.WithLabelValues("s-2", "m", "pvq40", "invalid"), 1},
 		{m.redelivered, 1},
 	}
 	for i, c := range cases {
@@ -168,11 +190,11 @@ func TestRequestOutcomesAreBounded(t *testing.T) {
 
 func TestProgress(t *testing.T) {
 	m := New(prometheus.NewRegistry(), BuildInfo{})
-	m.Progress(200, 90, 10)
-	if got := value(t, m.progress); got != 0.5 {
+	m.Run(RunInfo{ID: "s-1"}).Progress(200, 90, 10)
+	if got := value(t, m.progress.WithLabelValues("s-1")); got != 0.5 {
 		t.Errorf("progress: got %v, want 0.5", got)
 	}
-	if got := value(t, m.expected); got != 200 {
+	if got := value(t, m.expected.WithLabelValues("s-1")); got != 200 {
 		t.Errorf("expected: got %v, want 200", got)
 	}
 }
@@ -294,7 +316,7 @@ func TestServe(t *testing.T) {
 
 // BenchmarkBatch is the per-batch cost the pipeline pays with metrics on.
 func BenchmarkBatch(b *testing.B) {
-	m := New(prometheus.NewRegistry(), BuildInfo{})
+	m := New(prometheus.NewRegistry(), BuildInfo{}).Run(RunInfo{ID: "s-1"})
 	codes := make([]uint8, 4096)
 	for i := range codes {
 		codes[i] = uint8(1 + i%6)
@@ -302,5 +324,55 @@ func BenchmarkBatch(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		m.Batch(&agent.Batch{Model: "m", Instrument: "pvq40", Item: i % 40, Shard: i / 40, Codes: codes})
+	}
+}
+
+// TestEndedRunsAreBounded: a process that follows runs one after another
+// keeps the series of its KeepRuns latest ended runs and no more, so the
+// run label stays bounded; a run still going is never dropped.
+func TestEndedRunsAreBounded(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := New(reg, BuildInfo{})
+	going := m.Run(RunInfo{ID: "going", Scenario: "s", Seed: 1})
+	going.Progress(10, 1, 0)
+	for i := range KeepRuns + 2 {
+		r := m.Run(RunInfo{ID: fmt.Sprintf("r%d", i), Scenario: "s", Seed: uint64(i)})
+		r.Progress(10, 10, 0)
+		r.Batch(&agent.Batch{Model: "m", Instrument: "pvq40", Codes: []uint8{1}})
+		r.End()
+	}
+	runs := map[string]bool{}
+	for _, f := range gather(t, reg) {
+		for _, s := range f.GetMetric() {
+			for _, l := range s.GetLabel() {
+				if l.GetName() == "run" {
+					runs[l.GetValue()] = true
+				}
+			}
+		}
+	}
+	want := map[string]bool{"going": true}
+	for i := 2; i < KeepRuns+2; i++ {
+		want[fmt.Sprintf("r%d", i)] = true
+	}
+	if !maps.Equal(runs, want) {
+		t.Errorf("runs exported: got %v, want %v", slices.Sorted(maps.Keys(runs)), slices.Sorted(maps.Keys(want)))
+	}
+	if got := count(m.info); got != KeepRuns+1 {
+		t.Errorf("society_run_info: got %d series, want %d", got, KeepRuns+1)
+	}
+}
+
+// TestRunStartedAgainStartsOver: a run taken up again in the same process
+// counts its answers from zero, as its analysis does.
+func TestRunStartedAgainStartsOver(t *testing.T) {
+	m := New(prometheus.NewRegistry(), BuildInfo{})
+	b := &agent.Batch{Model: "m", Instrument: "pvq40", Codes: []uint8{1, 2}}
+	m.Run(RunInfo{ID: "r"}).Batch(b)
+	if !m.Run(RunInfo{ID: "r"}).Batch(b) {
+		t.Errorf("batch in the restarted run: got a redelivery, want new answers")
+	}
+	if got := value(t, m.answers.WithLabelValues("r", "m", "pvq40", "valid")); got != 2 {
+		t.Errorf("valid answers: got %v, want 2", got)
 	}
 }

@@ -2,13 +2,16 @@ package metrics
 
 import (
 	"context"
+	"maps"
 	"math"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/metrics/promtest"
 )
 
@@ -99,5 +102,130 @@ func TestDashboardOnPrometheus(t *testing.T) {
 	}
 	if got := res[0].Last; math.IsNaN(got) || got < 0.114 || got > 0.126 {
 		t.Errorf("median latency: got %v, want 0.12 ± 5%%", got)
+	}
+}
+
+// TestOverlappingRunsOnPrometheus: two runs overlap, each with its own
+// orchestrator, and one analysis service follows both; one Prometheus
+// scrapes the three. Run a is half way while run b is complete: the
+// dashboard's progress must read 50% for a and 100% for b (a query over
+// every series, as before the run label, reads 100%), and the answers
+// the orchestrator and the analysis both count are not added up.
+func TestOverlappingRunsOnPrometheus(t *testing.T) {
+	promtest.Require(t)
+	const expected = 100
+	runs := []struct {
+		info     RunInfo
+		answered int
+	}{
+		{RunInfo{ID: "a-1", Scenario: "a", Seed: 1}, expected / 2},
+		{RunInfo{ID: "b-2", Scenario: "b", Seed: 2}, expected},
+	}
+	report := func(m *Metrics, info RunInfo, answered int) {
+		r := m.Run(info)
+		codes := make([]uint8, answered)
+		for i := range codes {
+			codes[i] = 1 + uint8(i%6)
+		}
+		r.Batch(&agent.Batch{Model: "m", Instrument: "pvq40", Codes: codes})
+		r.Progress(expected, int64(answered), 0)
+	}
+	service := prometheus.NewRegistry()
+	sm := New(service, BuildInfo{Version: "test"})
+	gatherers := []prometheus.Gatherer{service}
+	for _, r := range runs {
+		reg := prometheus.NewRegistry()
+		report(New(reg, BuildInfo{Version: "test"}), r.info, r.answered)
+		report(sm, r.info, r.answered)
+		gatherers = append(gatherers, reg)
+	}
+
+	// Every figure is set before Prometheus starts, so the first scrape
+	// of each endpoint holds the final values.
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	var targets []string
+	for _, g := range gatherers {
+		ln, err := Listen("127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		targets = append(targets, ln.Addr().String())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := Serve(ctx, ln, g); err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		}()
+	}
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	files, err := DeployFiles(DeployOptions{Target: strings.Join(targets, ","), ScrapeInterval: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prom := promtest.Start(t, string(files[PrometheusConfigFile]))
+	// Scraped every endpoint: a's and b's orchestrators and the service,
+	// which follows both.
+	for {
+		res, err := prom.Query(ctx, "count(society_run_info)", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res) == 1 && res[0].Last == 4 {
+			break
+		}
+		select {
+		case <-t.Context().Done():
+			t.Fatalf("prometheus did not scrape every endpoint before the test ended: %v", res)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+
+	dash, err := Dashboard()
+	if err != nil {
+		t.Fatal(err)
+	}
+	panel := func(title string, i int) string {
+		t.Helper()
+		for _, q := range dashboardQueries(t, dash) {
+			if q.Panel == title {
+				if i == 0 {
+					return expand(q.Expr, "1m")
+				}
+				i--
+			}
+		}
+		t.Fatalf("no query %d in panel %q", i, title)
+		return ""
+	}
+	byRun := func(expr string) map[string]float64 {
+		t.Helper()
+		res, err := prom.Query(ctx, expr, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]float64{}
+		for _, s := range res {
+			out[s.Metric["run"]+s.Metric["outcome"]] = s.Last
+		}
+		return out
+	}
+	if got, want := byRun(panel("Progress", 0)), map[string]float64{"a-1": 0.5, "b-2": 1}; !maps.Equal(got, want) {
+		t.Errorf("Progress: got %v, want %v", got, want)
+	}
+	if got, want := byRun(panel("Answers expected and received", 1)), map[string]float64{"a-1valid": 50, "a-1invalid": 0, "b-2valid": 100, "b-2invalid": 0}; !maps.Equal(got, want) {
+		t.Errorf("answers received: got %v, want %v (each counted by two processes, shown once)", got, want)
+	}
+	if got := byRun("max(society_run_progress_ratio)"); got[""] != 1 {
+		t.Errorf("progress over every series: got %v, want 1 (the mix the run label prevents)", got)
+	}
+	// Choosing a run in the dashboard shows that run only.
+	one := strings.ReplaceAll(panel("Progress", 0), `run=~".*"`, `run=~"a-1"`)
+	if got, want := byRun(one), map[string]float64{"a-1": 0.5}; !maps.Equal(got, want) {
+		t.Errorf("Progress of run a-1 alone: got %v, want %v", got, want)
 	}
 }

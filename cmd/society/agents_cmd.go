@@ -10,7 +10,7 @@ import (
 	"github.com/society-sim/society/bus"
 )
 
-const agentsSynopsis = `agents --nats URL [--name NAME] [--tasks N] [--run ID] [--cache DIR]
+const agentsSynopsis = `agents --nats URL [--name NAME] [--tasks N] [--run ID] [--cache DIR] [--metrics ADDR]
 
 Runs an agent host: it learns the runs registered on the NATS cluster and
 answers their tasks with the scenario's agents and models. Start as many
@@ -30,6 +30,7 @@ func cmdAgents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	only := fs.String("run", "", "serve only the run `ID` (default: every run)")
 	cacheDir := fs.String("cache", "", "model response cache `DIR` (default: the user's cache directory)")
 	verbose := fs.Bool("v", false, "log every step")
+	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics on `ADDR` (HOST:PORT; :PORT binds 127.0.0.1) while the service runs")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -47,13 +48,19 @@ func cmdAgents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if len(problems) > 0 {
 		return fmt.Errorf("%w: %s", errUsage, strings.Join(problems, "; "))
 	}
+	srv, err := startMetrics(ctx, *metricsAddr, stderr)
+	if err != nil {
+		return err
+	}
+	defer srv.close()
 	log := roleLogger(stderr, *verbose).With("role", "agents", "host", *name)
 	nc, js, reg, err := joinCluster(ctx, nf, "agents", log)
 	if err != nil || reg == nil {
 		return err
 	}
 	defer bus.Drain(nc)
-	h := &agentHost{js: js, reg: reg, log: log, name: *name, concurrency: *tasks, cacheDir: *cacheDir, only: *only}
+	h := &agentHost{js: js, reg: reg, log: log, name: *name, concurrency: *tasks, cacheDir: *cacheDir, only: *only,
+		metrics: srv.metricsOf()}
 	log.Info("agent host ready; waiting for runs")
 	err = h.serve(ctx)
 	fmt.Fprintf(stdout, "agent host %s: %d tasks served, %d unusable messages rejected\n", *name, h.served.Load(), h.bad.Load())

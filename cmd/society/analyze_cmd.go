@@ -10,7 +10,7 @@ import (
 	"github.com/society-sim/society/bus"
 )
 
-const analyzeSynopsis = `analyze --nats URL [--out DIR] [--name NAME] [--run ID]
+const analyzeSynopsis = `analyze --nats URL [--out DIR] [--name NAME] [--run ID] [--metrics ADDR]
 
 Runs the analysis service: it follows the answers of every run registered
 on the NATS cluster, publishes progress, and when a run's orchestrator
@@ -30,6 +30,7 @@ func cmdAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	name := fs.String("name", host, "this service's name (its durable consumers are named after it)")
 	only := fs.String("run", "", "analyse only the run `ID` (default: every run)")
 	verbose := fs.Bool("v", false, "log every step")
+	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics on `ADDR` (HOST:PORT; :PORT binds 127.0.0.1) while the service runs")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -47,13 +48,19 @@ func cmdAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if len(problems) > 0 {
 		return fmt.Errorf("%w: %s", errUsage, strings.Join(problems, "; "))
 	}
+	srv, err := startMetrics(ctx, *metricsAddr, stderr)
+	if err != nil {
+		return err
+	}
+	defer srv.close()
 	log := roleLogger(stderr, *verbose).With("role", "analyze", "name", *name)
 	nc, js, reg, err := joinCluster(ctx, nf, "analyze", log)
 	if err != nil || reg == nil {
 		return err
 	}
 	defer bus.Drain(nc)
-	a := &analysisService{nc: nc, js: js, reg: reg, log: log, name: *name, out: *out, only: *only}
+	a := &analysisService{nc: nc, js: js, reg: reg, log: log, name: *name, out: *out, only: *only,
+		metrics: srv.metricsOf()}
 	log.Info("analysis service ready; waiting for runs")
 	err = a.serve(ctx)
 	fmt.Fprintln(stdout, a)

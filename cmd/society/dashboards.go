@@ -21,7 +21,7 @@ Existing files of those names are replaced; nothing else in DIR is touched.`
 func cmdDashboards(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("dashboards", dashboardsSynopsis, stderr)
 	out := fs.String("out", "", "write the provisioning tree under `DIR` (required)")
-	target := fs.String("target", metrics.DefaultTarget, "`HOST:PORT` Prometheus scrapes: the address given to 'society run --metrics'")
+	target := fs.String("target", metrics.DefaultTarget, "`HOST:PORT` Prometheus scrapes: the address given to 'society run --metrics'; several separated by commas for a distributed run's roles (run, agents, analyze)")
 	promURL := fs.String("prometheus", metrics.DefaultPrometheusURL, "`URL` at which Grafana reaches Prometheus")
 	scrape := fs.Duration("scrape-interval", metrics.DefaultScrapeInterval, "how often Prometheus scrapes")
 	dashPath := fs.String("dashboards-path", metrics.DefaultDashboardsPath, "`DIR` in which Grafana finds the dashboard JSON (where you mount or copy grafana/dashboards)")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/society-sim/society/bus"
+	"github.com/society-sim/society/llm/modelserver"
+	"github.com/society-sim/society/metrics"
 	"github.com/society-sim/society/metrics/promtest"
 )
 
@@ -105,4 +108,144 @@ func scrapeAnswers(t *testing.T, url string) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// TestDistributedMetricsOnPrometheus: a distributed run with --metrics on
+// every role (orchestrator, agent host, analysis service) is scraped by one
+// real Prometheus. Each role exports society_run_info for the run; the
+// orchestrator and the analysis service count every answer of results.json
+// under the run's label; the agent host reports its model requests; and
+// the dashboard's progress shows the run once, complete.
+func TestDistributedMetricsOnPrometheus(t *testing.T) {
+	promtest.Require(t)
+	port := freePort(t)
+	srv, err := bus.StartServer(bus.ServerOptions{Listen: true, Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	hs, _ := testModelServer(t, modelserver.Options{})
+	dir := t.TempDir()
+	scen := writeScenario(t, dir, "distprom", openaiScenario("distprom", hs.URL, "sample", 60, "")+"[[questionnaires]]\nname = \"pvq40\"\nitems = 12\n")
+	id := bus.RunID("distprom-5")
+	out := filepath.Join(dir, "results")
+
+	addr := map[string]string{"run": promtest.FreeAddr(t), "agents": promtest.FreeAddr(t), "analyze": promtest.FreeAddr(t)}
+	files, err := metrics.DeployFiles(metrics.DeployOptions{Target: addr["run"] + "," + addr["agents"] + "," + addr["analyze"],
+		ScrapeInterval: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prom := promtest.Start(t, string(files[metrics.PrometheusConfigFile]))
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	roles := map[string][]string{
+		"agents":  {"agents", "--nats", url, "--cache", t.TempDir(), "--metrics", addr["agents"]},
+		"analyze": {"analyze", "--nats", url, "--out", out, "--name", "svc", "--metrics", addr["analyze"]},
+		"run": {"run", scen, "--nats", url, "--quiet", "--cache", t.TempDir(), "--metrics", addr["run"],
+			"--metrics-linger", "10m"},
+	}
+	done := make(chan error, len(roles))
+	for name, args := range roles {
+		log := &lockedBuffer{}
+		go func() {
+			err := run(ctx, args, io.Discard, log)
+			if err != nil {
+				err = fmt.Errorf("%s: %w\n%s", name, err, log.String())
+			}
+			done <- err
+		}()
+	}
+	defer func() {
+		cancel()
+		for range roles {
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+
+	// The analysis service writes results.json once every answer is in,
+	// after the orchestrator and it have counted them all.
+	resDir := filepath.Join(out, id)
+	for {
+		if _, err := os.Stat(filepath.Join(resDir, "results.json")); err == nil {
+			break
+		}
+		select {
+		case err := <-done:
+			done <- err // for the deferred wait
+			t.Fatalf("a role ended before the results were written: %v", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	res := readResults(t, resDir)
+	// Wait for a scrape of every role that began after results.json was
+	// there: it holds the final counts.
+	written := time.Now()
+	for {
+		r, err := prom.Query(ctx, fmt.Sprintf("count(timestamp(up == 1) > %.3f)", float64(written.UnixNano())/1e9), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r) == 1 && r[0].Last == 3 {
+			break
+		}
+		select {
+		case <-t.Context().Done():
+			t.Fatal("prometheus did not scrape every role before the test ended")
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	role := map[string]string{addr["run"]: "run", addr["agents"]: "agents", addr["analyze"]: "analyze"}
+	query := func(expr string) map[string]float64 {
+		t.Helper()
+		r, err := prom.Query(ctx, expr, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]float64{}
+		for _, s := range r {
+			k := role[s.Metric["instance"]]
+			if o := s.Metric["outcome"]; o != "" {
+				k += " " + o
+			}
+			got[k] = s.Last
+		}
+		return got
+	}
+	sel := fmt.Sprintf(`run=%q`, id)
+	if got, want := query(fmt.Sprintf(`society_run_info{%s,scenario="distprom",seed="5"}`, sel)),
+		map[string]float64{"run": 1, "agents": 1, "analyze": 1}; !maps.Equal(got, want) {
+		t.Errorf("society_run_info by role: got %v, want %v", got, want)
+	}
+	valid, invalid := float64(res.Answers.Valid), float64(res.Answers.Invalid)
+	if got, want := query(fmt.Sprintf(`sum by (instance, outcome) (society_answers_total{%s})`, sel)),
+		map[string]float64{"run valid": valid, "run invalid": invalid, "analyze valid": valid, "analyze invalid": invalid}; !maps.Equal(got, want) || valid == 0 {
+		t.Errorf("society_answers_total by role: got %v, want %v (results.json)", got, want)
+	}
+	if got, want := query(fmt.Sprintf(`society_run_progress_ratio{%s}`, sel)), map[string]float64{"run": 1, "analyze": 1}; !maps.Equal(got, want) {
+		t.Errorf("society_run_progress_ratio by role: got %v, want %v", got, want)
+	}
+	if got := query(`sum by (instance) (society_model_requests_total)`); got["agents"] <= 0 || len(got) != 1 {
+		t.Errorf("society_model_requests_total by role: got %v, want requests from the agent host only", got)
+	}
+	dash, err := metrics.Dashboard()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range dashboardPanelQueries(t, dash) {
+		if q.Panel != "Progress" {
+			continue
+		}
+		r, err := prom.Query(ctx, grafanaExpand(q.Expr, "1m"), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r) != 1 || r[0].Metric["run"] != id || r[0].Last != 1 {
+			t.Errorf("dashboard Progress: got %+v, want one series, run %s at 1", r, id)
+		}
+	}
 }

@@ -12,9 +12,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/analysis"
 	"github.com/society-sim/society/llm"
 	"github.com/society-sim/society/metrics"
+	"github.com/society-sim/society/sim"
 )
 
 // metricsServer is a running /metrics endpoint. Every role (run, agents,
@@ -172,3 +174,56 @@ func (r *runMetrics) close() error {
 }
 
 var _ llm.Observer = (*metrics.Metrics)(nil)
+
+// modelObserver is the model clients' observer for m: none without
+// --metrics.
+func modelObserver(m *metrics.Metrics) llm.Observer {
+	if m == nil {
+		return nil
+	}
+	return m
+}
+
+// metricsOf returns the server's metrics (nil without --metrics).
+func (s *metricsServer) metricsOf() *metrics.Metrics {
+	if s == nil {
+		return nil
+	}
+	return s.Metrics
+}
+
+// followRun follows a run whose answers this process reads but whose
+// loop runs elsewhere (the analysis service): the same live figures as
+// the orchestrator's, fed by the answers as they are stored (sink). It
+// returns nil, which does nothing, when m is nil. finish stops it.
+func followRun(ctx context.Context, m *metrics.Metrics, lay sim.Layout) *runMetrics {
+	if m == nil {
+		return nil
+	}
+	r := &runMetrics{live: metrics.NewLive(m, metrics.LiveSampleMax).FollowAnswers()}
+	r.live.Start(lay)
+	var lctx context.Context
+	lctx, r.cancel = context.WithCancel(ctx)
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.live.Run(lctx, liveEvery)
+	}()
+	return r
+}
+
+// sink stores answer batches in col and, when following a run, counts
+// them for the metrics once col holds them.
+func (r *runMetrics) sink(col *analysis.Collector) func(*agent.Batch) error {
+	if r == nil {
+		return col.Add
+	}
+	return func(b *agent.Batch) error {
+		if err := col.Add(b); err != nil {
+			return err
+		}
+		e, v, i := col.Counts()
+		r.live.Batch(b, sim.Counts{Expected: e, Valid: v, Invalid: i})
+		return nil
+	}
+}

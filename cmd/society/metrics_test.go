@@ -331,7 +331,7 @@ func dashboardPanelQueries(t *testing.T, dash []byte) []struct{ Panel, Expr stri
 
 // grafanaExpand replaces Grafana's variables as Grafana does with "All" selected.
 func grafanaExpand(expr, window string) string {
-	return strings.NewReplacer("$__rate_interval", window, "$model", ".*", "$strategy", ".*").Replace(expr)
+	return strings.NewReplacer("$__rate_interval", window, "$instance", ".*", "$run", ".*", "$model", ".*", "$strategy", ".*").Replace(expr)
 }
 
 func TestRunMetricsFlag(t *testing.T) {
@@ -354,6 +354,19 @@ func TestRunMetricsFlag(t *testing.T) {
 			}
 			if !strings.Contains(stderr, c.wantErr) {
 				t.Errorf("stderr: got %q, want it to contain %q", stderr, c.wantErr)
+			}
+		})
+	}
+}
+
+// TestServiceMetricsFlag: agents and analyze refuse a --metrics address
+// without a port before they join the cluster, like run.
+func TestServiceMetricsFlag(t *testing.T) {
+	for _, role := range []string{"agents", "analyze"} {
+		t.Run(role, func(t *testing.T) {
+			_, stderr, code := runCLI(t, role, "--nats", "nats://127.0.0.1:1", "--metrics", "localhost")
+			if code != 2 || !strings.Contains(stderr, "want HOST:PORT") {
+				t.Errorf("got exit %d, %q; want 2 and a message about HOST:PORT", code, stderr)
 			}
 		})
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/bus"
+	"github.com/society-sim/society/metrics"
 	"github.com/society-sim/society/sim"
 )
 
@@ -28,7 +29,8 @@ type agentHost struct {
 	name        string
 	concurrency int
 	cacheDir    string
-	only        string // serve only this run; "" serves every run
+	only        string           // serve only this run; "" serves every run
+	metrics     *metrics.Metrics // nil: no --metrics
 
 	bad    atomic.Int64
 	served atomic.Int64
@@ -96,13 +98,14 @@ func (h *agentHost) update(ctx context.Context, rec bus.RunRecord) {
 
 // serveRun serves one run's tasks until ctx is done.
 func (h *agentHost) serveRun(ctx context.Context, rec bus.RunRecord) error {
-	models := newModelSets(h.cacheDir, nil, h.log.With("run", rec.ID))
+	models := newModelSets(h.cacheDir, modelObserver(h.metrics), h.log.With("run", rec.ID))
 	defer models.close()
 	b := models.set()
-	_, p, err := sim.RecordPlan(rec.ID, []byte(rec.Scenario), rec.Prep, b, false)
+	sc, p, err := sim.RecordPlan(rec.ID, []byte(rec.Scenario), rec.Prep, b, false)
 	if err != nil {
 		return err
 	}
+	defer h.metrics.Run(metrics.RunInfo{ID: rec.ID, Scenario: sc.Name, Seed: p.Seed}).End()
 	h.log.Info("serving run", "run", rec.ID, "agents", p.Study.Pool.Size(), "shards", rec.Shards)
 
 	// Shards are instantiated on their first task and live as long as the

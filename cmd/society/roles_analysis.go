@@ -17,6 +17,7 @@ import (
 
 	"github.com/society-sim/society/analysis"
 	"github.com/society-sim/society/bus"
+	"github.com/society-sim/society/metrics"
 	"github.com/society-sim/society/results"
 	"github.com/society-sim/society/sim"
 )
@@ -34,6 +35,8 @@ type analysisService struct {
 	name string // this service's name: its consumers' and the record's
 	out  string
 	only string
+	// metrics, when set, follows each run as the orchestrator's does.
+	metrics *metrics.Metrics
 
 	bad     atomic.Int64
 	written atomic.Int64
@@ -111,14 +114,16 @@ func (a *analysisService) update(ctx context.Context, rec bus.RunRecord) {
 func (a *analysisService) analyse(ctx context.Context, rec bus.RunRecord, r *analysisRun) error {
 	models := newModelSets("", nil, nil)
 	defer models.close()
-	_, p, err := sim.RecordPlan(rec.ID, []byte(rec.Scenario), rec.Prep, models.backends(), true)
+	sc, p, err := sim.RecordPlan(rec.ID, []byte(rec.Scenario), rec.Prep, models.backends(), true)
 	if err != nil {
 		return err
 	}
 	col := analysis.NewCollector(p.Study.Pool.Size(), p.Study.Plans)
+	live := followRun(ctx, a.metrics, sim.Layout{ID: rec.ID, Name: sc.Name, Plan: p, Shards: rec.Shards})
+	defer live.finish(nil)
 	subj := bus.Subjects{Run: rec.ID}
 	var bad atomic.Int64
-	reader := &bus.AnswerReader{JS: a.js, Subjects: subj, Logger: a.log, Sink: col.Add,
+	reader := &bus.AnswerReader{JS: a.js, Subjects: subj, Logger: a.log, Sink: live.sink(col),
 		Bad: func(error) { bad.Add(1); a.bad.Add(1) }}
 	rctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -175,6 +180,7 @@ func (a *analysisService) analyse(ctx context.Context, rec bus.RunRecord, r *ana
 		return err
 	}
 	outcome.Results.LLM = llmCounts
+	live.finish(outcome)
 	if err := results.Write(ctx, dir, &analysis.Output{Outcome: outcome, Collector: col, Study: p.Study, Scenario: p.Resolved}); err != nil {
 		return err
 	}
