@@ -67,6 +67,7 @@ type progressState struct {
 	phase    int // phases begun
 	phases   int
 	start    time.Time
+	answered time.Time // when the last answer came; zero before
 	Done     int64
 	Expected int64
 }
@@ -120,7 +121,11 @@ func (p *progressLog) line() {
 		return
 	}
 	el := time.Since(st.start).Seconds()
+	// The rate is the answers', not diluted by the analysis after them.
 	rate := float64(st.Done) / max(el, 1e-9)
+	if !st.answered.IsZero() {
+		rate = float64(st.Done) / max(st.answered.Sub(st.start).Seconds(), 1e-9)
+	}
 	eta := -1.0 // unknown
 	if rate > 0 && st.Done <= st.Expected {
 		eta = float64(st.Expected-st.Done) / rate
@@ -193,6 +198,9 @@ func (r *progressRun) Phase(sim.PhaseStart) {
 func (r *progressRun) Batch(_ *agent.Batch, n sim.Counts) {
 	r.p.mu.Lock()
 	r.p.st.Done, r.p.st.Expected = n.Valid+n.Invalid, n.Expected
+	if r.p.st.Done >= n.Expected && r.p.st.answered.IsZero() {
+		r.p.st.answered = time.Now()
+	}
 	r.p.mu.Unlock()
 }
 
