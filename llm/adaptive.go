@@ -27,31 +27,70 @@ type limiter struct {
 	limit    float64 // requests may be sent while inFlight < ⌊limit⌋
 	inFlight int
 	epoch    uint64
-	change   chan struct{} // closed and replaced when a slot may have opened
+	// waiters queue for a slot, first come first served. A freed slot
+	// is handed to the first waiter alone: with every waiter woken at
+	// each release (a broadcast), a thousand agents and a prefetch's
+	// workers waiting on a full limiter cost a thousand wake-ups per
+	// request, over a tenth of a busy client's CPU.
+	waiters []*slotWaiter
+}
+
+// slotWaiter is an acquire waiting for a slot: ready is closed once the
+// slot is its own (granted, in epoch).
+type slotWaiter struct {
+	ready   chan struct{}
+	epoch   uint64
+	granted bool
 }
 
 func newLimiter(ceiling int) *limiter {
 	ceiling = max(ceiling, 1)
-	return &limiter{ceiling: ceiling, limit: float64(ceiling), change: make(chan struct{})}
+	return &limiter{ceiling: ceiling, limit: float64(ceiling)}
 }
 
 // acquire waits for a slot; the returned epoch goes back to release.
 func (l *limiter) acquire(ctx context.Context) (uint64, error) {
-	for {
-		l.mu.Lock()
-		if l.inFlight < int(l.limit) {
-			l.inFlight++
-			e := l.epoch
-			l.mu.Unlock()
-			return e, nil
-		}
-		ch := l.change
+	l.mu.Lock()
+	if len(l.waiters) == 0 && l.inFlight < int(l.limit) {
+		l.inFlight++
+		e := l.epoch
 		l.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return 0, ctx.Err()
+		return e, nil
+	}
+	w := &slotWaiter{ready: make(chan struct{})}
+	l.waiters = append(l.waiters, w)
+	l.mu.Unlock()
+	select {
+	case <-w.ready:
+		return w.epoch, nil
+	case <-ctx.Done():
+	}
+	l.mu.Lock()
+	if w.granted {
+		// The slot came as the context ended: hand it on.
+		l.mu.Unlock()
+		l.release(w.epoch, outcomeNeutral)
+		return 0, ctx.Err()
+	}
+	for i, x := range l.waiters {
+		if x == w {
+			l.waiters = append(l.waiters[:i], l.waiters[i+1:]...)
+			break
 		}
+	}
+	l.mu.Unlock()
+	return 0, ctx.Err()
+}
+
+// grant hands the free slots to the first waiters; l.mu is held.
+func (l *limiter) grant() {
+	for len(l.waiters) > 0 && l.inFlight < int(l.limit) {
+		w := l.waiters[0]
+		l.waiters[0] = nil
+		l.waiters = l.waiters[1:]
+		l.inFlight++
+		w.epoch, w.granted = l.epoch, true
+		close(w.ready)
 	}
 }
 
@@ -78,8 +117,7 @@ func (l *limiter) release(epoch uint64, outcome int) {
 			l.epoch++
 		}
 	}
-	close(l.change)
-	l.change = make(chan struct{})
+	l.grant()
 }
 
 // current is the limit now, for logs and tests.

@@ -363,3 +363,56 @@ func TestClientRidesOutRateLimitWindow(t *testing.T) {
 		t.Logf("%d refusals, %d answers, done after %v on the test clock", limited.Load(), served.Load(), time.Since(start))
 	})
 }
+
+// A freed slot goes to the first waiter alone, in the order they came
+// (a broadcast would wake them all to race for it), and a waiter whose
+// context ends leaves the queue.
+func TestLimiterHandsSlotsInOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLimiter(1)
+		held, err := l.acquire(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		type grant struct {
+			waiter int
+			epoch  uint64
+		}
+		got := make(chan grant, 3)
+		cancels := make([]context.CancelFunc, 3)
+		for i := range 3 {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancels[i] = cancel
+			go func() {
+				if e, err := l.acquire(ctx); err == nil {
+					got <- grant{i, e}
+				}
+			}()
+			synctest.Wait() // waiter i is queued before the next comes
+		}
+		cancels[1]()
+		synctest.Wait()
+		for _, want := range []int{0, 2} {
+			l.release(held, outcomeNeutral)
+			synctest.Wait()
+			if n := len(got); n != 1 {
+				t.Fatalf("after one release %d waiters got a slot, want one (waiter %d)", n, want)
+			}
+			g := <-got
+			if g.waiter != want {
+				t.Fatalf("waiter %d got the slot, want waiter %d", g.waiter, want)
+			}
+			held = g.epoch
+		}
+		l.mu.Lock()
+		queued := len(l.waiters)
+		l.mu.Unlock()
+		if queued != 0 {
+			t.Errorf("got %d waiters queued, want none (waiter 1 gave up)", queued)
+		}
+		l.release(held, outcomeNeutral)
+		for _, cancel := range cancels {
+			cancel()
+		}
+	})
+}

@@ -77,8 +77,22 @@ func (c *Client) distOf(ctx context.Context, q *agent.Question, p agent.Prompt) 
 		}
 	} else {
 		// Without a cache, concurrent agents asking the same prompt
-		// still share one request.
-		raw, err = c.dists.do(ctx, key, func() ([]byte, error) { return fetch(ctx) })
+		// still share one request. The distribution is remembered before
+		// the request's flight ends, and a flight starts by looking, so
+		// that a caller that missed the memory just before another's
+		// flight ended makes no second request.
+		mk := memoKey{q.Persona, q.Instrument, q.Item, q.Context}
+		raw, err = c.dists.do(ctx, key, func() ([]byte, error) {
+			if m, ok := c.remembered(mk); ok {
+				return json.Marshal(distEntry{Dist: m.dist})
+			}
+			b, err := fetch(ctx)
+			var e distEntry
+			if err == nil && json.Unmarshal(b, &e) == nil && !e.Fallback {
+				c.remember(mk, memoEntry{dist: e.Dist})
+			}
+			return b, err
+		})
 	}
 	if err != nil {
 		return distEntry{}, hit, err

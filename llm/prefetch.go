@@ -46,11 +46,10 @@ import (
 //
 // No request is made twice: an Ask for a question whose request is in
 // flight waits for it, and an Ask for a question Prefetch has not reached
-// yet makes the request itself, which Prefetch then skips. Call Prefetch
-// before the phase's tasks go out (from a goroutine started just before
-// publishing them): a segment of samples that Asks already fetched and read
-// in full before Prefetch was called is fetched again (the same request,
-// so the same answers; one call wasted).
+// yet makes the request itself, which Prefetch then skips. Start it before
+// the phase's tasks go out, with StartPrefetch: a segment of samples that
+// Asks already fetched and read in full before Prefetch made its plan is
+// fetched again (the same request, so the same answers; one call wasted).
 //
 // Prefetch returns when every request is done, or when ctx ends (Asks then
 // fetch what is left themselves). Its error is ctx's, or names the requests
@@ -58,14 +57,30 @@ import (
 // their own errors, so a caller may log it and go on. Malformed questions
 // are reported and skipped.
 func (c *Client) Prefetch(ctx context.Context, qs []*agent.Question) error {
+	return c.StartPrefetch(ctx, qs)()
+}
+
+// StartPrefetch is Prefetch with its plan made before it returns: every
+// request of qs is registered, so that an Ask made after StartPrefetch
+// returns waits for Prefetch's request or takes it over, and no segment is
+// fetched twice however soon the agents start (with Prefetch called from a
+// goroutine, Asks that run before its plan is made fetch segments that
+// Prefetch then fetches again). The requests are made in a goroutine; wait
+// returns when they are done, with Prefetch's error, and must be called.
+// Planning takes well under a microsecond per question.
+func (c *Client) StartPrefetch(ctx context.Context, qs []*agent.Question) (wait func() error) {
 	jobs, err := c.plan(qs)
-	if rerr := c.runPrefetch(ctx, jobs); rerr != nil {
-		err = errors.Join(err, rerr)
-	}
-	if err != nil {
-		return c.redact(fmt.Errorf("llm %s: prefetch: %w", c.name, err))
-	}
-	return nil
+	done := make(chan error, 1)
+	go func() {
+		if rerr := c.runPrefetch(ctx, jobs); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		if err != nil {
+			err = c.redact(fmt.Errorf("llm %s: prefetch: %w", c.name, err))
+		}
+		done <- err
+	}()
+	return func() error { return <-done }
 }
 
 // prefetchJob is one request Prefetch makes: a distribution (dist), or

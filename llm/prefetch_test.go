@@ -446,3 +446,80 @@ func TestPrefetchMalformed(t *testing.T) {
 		t.Errorf("got error %v and %d requests, want an error and the one good question fetched", err, srv.calls.Load())
 	}
 }
+
+// A caller that missed the memory just before another request's flight
+// for the same prompt ended makes no second request: the flight
+// remembered the distribution before it ended, and a new flight looks
+// there first. Without a cache nothing else would stop the second
+// request (Prefetch and agents asking the same prompt meet this).
+func TestDistributionFlightLooksFirst(t *testing.T) {
+	srv := newOpenAIServer(t, func(r seenReq) (int, any) {
+		return 200, topReply(r, map[string]float64{"4": 0.6, "5": 0.3, "3": 0.1})
+	})
+	cfg := testConfig(srv.URL)
+	cfg.Mode = ModeDistribution
+	c := newClient(t, cfg)
+	q := &agent.Question{Persona: agent.Persona{Value: values.Power, Style: agent.StyleDescription}, Instrument: pvq(t), Item: 1}
+	first, err := c.Ask(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The caller past its look at the memory, as when it looked just
+	// before the first request's flight ended.
+	e, _, err := c.distOf(context.Background(), q, c.render(q))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.calls.Load(); got != 1 || !slices.Equal(e.Dist, first.Dist) {
+		t.Errorf("got %d requests and distribution %v, want 1 and the first's %v", got, e.Dist, first.Dist)
+	}
+}
+
+// Asks made once StartPrefetch has returned find its plan: however soon
+// they run, every segment is requested once (Asks that ran before a
+// Prefetch goroutine made its plan would have their segments fetched
+// again).
+func TestStartPrefetchPlansFirst(t *testing.T) {
+	in := pvq(t)
+	release := make(chan struct{})
+	srv := newOpenAIServer(t, func(r seenReq) (int, any) {
+		select {
+		case <-release:
+		case <-r.Ctx.Done():
+		}
+		return 200, seededReply(r)
+	})
+	cfg := testConfig(srv.URL)
+	cfg.Seed, cfg.Concurrency = ptr(uint64(1)), 4
+	cfg.Demand = func(agent.Persona) int { return 3 }
+	c := newClient(t, cfg)
+	var qs []*agent.Question
+	for _, p := range agent.Personas(agent.StyleDescription) {
+		qs = append(qs, &agent.Question{Persona: p, Instrument: in, Item: 0})
+	}
+	wait := c.StartPrefetch(context.Background(), qs)
+	// No request has been answered yet: every segment is registered, the
+	// first ones in flight and the rest queued.
+	c.segMu.Lock()
+	registered := len(c.fetching)
+	c.segMu.Unlock()
+	close(release)
+	if registered != 3*len(qs) {
+		t.Errorf("StartPrefetch returned with %d segments registered, want %d", registered, 3*len(qs))
+	}
+	for _, q := range qs {
+		for s := range 3 {
+			qq := *q
+			qq.Sample = s
+			if _, err := c.Ask(context.Background(), &qq); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := srv.calls.Load()-c.Stats().StrictRetries, int64(3*len(qs)); got != want {
+		t.Errorf("got %d requests besides strict retries, want %d", got, want)
+	}
+}

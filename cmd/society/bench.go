@@ -25,7 +25,8 @@ import (
 	"github.com/society-sim/society/sim"
 )
 
-const benchSynopsis = `bench [--agents N[,N...]] [--json] [--latency D] [--slots S] [--skip PARTS]
+const benchSynopsis = `bench [--agents N[,N...]] [--json] [--latency D] [--slots S] [--model-agents N]
+      [--concurrency C] [--skip PARTS]
 
 Measures what a run costs on this machine and the limits that bound it.
 For each population size N it runs the whole pipeline (N agents × PVQ-40 on
@@ -34,7 +35,10 @@ results written) in a fresh child process, so that the peak memory reported
 is that run's alone, and next to it the baselines of the same run: the same
 sampling and analysis in-process with no bus, and the raw NATS
 publish/subscribe rate for the same messages. It then measures the model
-path against 'society model-server' with latency L and S slots, and counts
+path against 'society model-server' with latency L and S slots: a phase of
+--model-agents agents × PVQ-40 in sample mode and in distribution mode,
+each through the society client and through a bare net/http client making
+the same calls at the same concurrency, with their ratios. Last it counts
 the model calls of the study's design in each query mode.
 
 PARTS (comma-separated, for --skip): pipeline, nobus, nats, model, calls.
@@ -50,8 +54,8 @@ type benchOptions struct {
 	Seed        uint64
 	Latency     time.Duration
 	Slots       int
-	ModelCalls  int // 0: 50 waves of Slots calls
-	Concurrency int // the client's concurrency on the model path; 0: 2·Slots
+	ModelAgents int // agents of the model-path phases; 0: llmbench.DefaultAgents
+	Concurrency int // the clients' concurrency on the model path; 0: 2·Slots
 	Skip        map[string]bool
 	ProfileDir  string // CPU profiles of the children, when set
 	Repetitions int    // the study's N answers per prompt and item
@@ -60,6 +64,9 @@ type benchOptions struct {
 	// child makes the command that runs one measurement in a fresh
 	// process; nil re-executes this binary.
 	child func(ctx context.Context, args []string) (*exec.Cmd, error)
+	// modelItems, when set, is the PVQ-40 items of the model-path phases
+	// instead of all of them (for quick tests).
+	modelItems int
 	// natsMinMsgs, when set, replaces the transport measurement's minimum
 	// message count and drops its byte minimum (for quick tests).
 	natsMinMsgs int
@@ -129,8 +136,8 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	jsonOut := fs.String("out", "", "also write the results as JSON to `FILE`")
 	latency := fs.Duration("latency", 100*time.Millisecond, "model server latency L per request")
 	slots := fs.Int("slots", 256, "model server slots S (requests served at once)")
-	calls := fs.Int("model-calls", 0, "model calls to time per client concurrency (default 50·S)")
-	conc := fs.Int("concurrency", 0, "client concurrency on the model path (default 2·S; S is measured too)")
+	modelAgents := fs.Int("model-agents", llmbench.DefaultAgents, "agents answering PVQ-40 in the model-path phases")
+	conc := fs.Int("concurrency", 0, "client concurrency on the model path, the society and the bare client alike (default 2·S)")
 	skip := fs.String("skip", "", "parts to leave out, comma-separated: "+strings.Join(benchParts, ", "))
 	seed := fs.Uint64("seed", 1, "scenario seed")
 	profile := fs.String("profile", "", "write CPU profiles into `DIR`: one per child, bench.prof for this process (NATS, model path)")
@@ -140,7 +147,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	o := benchOptions{Seed: *seed, Latency: *latency, Slots: *slots, ModelCalls: *calls, Concurrency: *conc, ProfileDir: *profile,
+	o := benchOptions{Seed: *seed, Latency: *latency, Slots: *slots, ModelAgents: *modelAgents, Concurrency: *conc, ProfileDir: *profile,
 		Repetitions: *reps, PersonaK: *personaK, Log: stderr, Skip: map[string]bool{}}
 	var problems []error
 	if len(pos) > 0 {
@@ -158,8 +165,8 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		o.Skip[p] = true
 	}
-	if o.Slots < 1 || o.Latency <= 0 || o.ModelCalls < 0 || o.Concurrency < 0 || o.Repetitions < 1 || o.PersonaK < 0 {
-		problems = append(problems, errors.New("--slots, --latency and --repetitions must be positive, --model-calls, --concurrency and --persona-k not negative"))
+	if o.Slots < 1 || o.Latency <= 0 || o.ModelAgents < 1 || o.Concurrency < 0 || o.Repetitions < 1 || o.PersonaK < 0 {
+		problems = append(problems, errors.New("--slots, --latency, --model-agents and --repetitions must be positive, --concurrency and --persona-k not negative"))
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("%w: bench: %w", errUsage, errors.Join(problems...))
@@ -214,7 +221,11 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 		o.Log = io.Discard
 	}
 	rep := &benchReport{Note: benchNote, Machine: readMachine()}
-	for _, n := range o.Agents {
+	populations := o.Agents
+	if o.Skip["pipeline"] && o.Skip["nobus"] && o.Skip["nats"] {
+		populations = nil // nothing measured per population
+	}
+	for _, n := range populations {
 		row, err := benchPopulation(ctx, o, n)
 		if err != nil {
 			return nil, err
@@ -227,7 +238,8 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 		if mk == nil {
 			mk = selfCommand
 		}
-		mb, err := llmbench.MeasureModelPath(ctx, llmbench.Options{Slots: o.Slots, Latency: o.Latency, Calls: o.ModelCalls, Concurrency: o.Concurrency,
+		mb, err := llmbench.MeasureModelPath(ctx, llmbench.Options{Slots: o.Slots, Latency: o.Latency, Agents: o.ModelAgents, Items: o.modelItems,
+			Concurrency: o.Concurrency,
 			Server: func(ctx context.Context) (*exec.Cmd, error) {
 				return mk(ctx, []string{"model-server", "--addr", "127.0.0.1:0", "--latency", o.Latency.String(),
 					"--slots", strconv.Itoa(o.Slots), "--seed", strconv.FormatUint(o.Seed, 10)})
@@ -459,15 +471,44 @@ func printBench(w io.Writer, r *benchReport) {
 		}
 	}
 	if mp := r.ModelPath; mp != nil {
-		fmt.Fprintf(w, "\nModel path: agents → OpenAI client → model server with S = %d slots and L = %v (sample mode, one call per answer; ideal S/L = %.0f calls/s; server CPU %.0f µs per request):\n",
-			mp.Slots, time.Duration(mp.LatencySeconds*float64(time.Second)), mp.IdealCallsPerSecond, mp.ServerCPUMicros)
-		for _, x := range mp.Runs {
-			fmt.Fprintf(w, "  client concurrency %4d: %d calls in %.2f s = %.0f calls/s = %.1f%% of S/L (steady: %.0f calls/s = %.1f%%); client CPU %.0f µs per call\n",
-				x.Concurrency, x.Calls, x.Seconds, x.CallsPerSecond, 100*x.Efficiency, x.SteadyCallsPerSecond, 100*x.SteadyEfficiency, x.ClientCPUMicros)
-		}
+		printModelPath(w, mp)
 	}
 	if c := r.Calls; c != nil {
 		printCalls(w, c)
+	}
+}
+
+// printModelPath writes the model path's phases, the society client
+// beside the bare one, with their ratios.
+func printModelPath(w io.Writer, mp *llmbench.ModelPath) {
+	fmt.Fprintf(w, "\nModel path: %d agents × %d PVQ-40 items → client → model server with S = %d slots and L = %v (ideal S/L = %.0f calls/s), "+
+		"client concurrency %d; each phase against a fresh server; the bare client is net/http making the same calls:\n\n",
+		mp.Agents, mp.Items, mp.Slots, time.Duration(mp.LatencySeconds*float64(time.Second)), mp.IdealCallsPerSecond, mp.Concurrency)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "mode\tclient\tcalls\twall s\tleast s\tcalls/s\t% of S/L\tsteady %\tpeak in flight\tin service\tclient CPU µs/call\tserver CPU µs/call\tretries\t")
+	for _, c := range []llmbench.Comparison{mp.Sample, mp.Distribution} {
+		for _, x := range []llmbench.Run{c.Society, c.Bare} {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%.3f\t%.3f\t%.0f\t%.1f%%\t%s\t%d\t%d\t%.0f\t%.0f\t%d\t\n",
+				c.Mode, x.Client, x.Calls, x.Seconds, x.MinSeconds, x.CallsPerSecond, 100*x.Efficiency,
+				optF(100*x.SteadyEfficiency, "%.1f%%"), x.PeakInFlight, x.PeakInService, x.ClientCPUMicros, x.ServerCPUMicros, x.Retries)
+		}
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	for _, c := range []llmbench.Comparison{mp.Sample, mp.Distribution} {
+		for _, x := range []llmbench.Run{c.Society, c.Bare} {
+			if x.Calls != x.ServerRequests {
+				fmt.Fprintf(w, "  WARNING: %s mode, %s client: %d calls counted by the client, %d requests by the server\n",
+					c.Mode, x.Client, x.Calls, x.ServerRequests)
+			}
+		}
+		want := min(int64(mp.Concurrency), c.Society.Calls)
+		verdict := "reached"
+		if c.Society.PeakInFlight < want {
+			verdict = "NOT reached"
+		}
+		fmt.Fprintf(w, "  %-12s society/bare: calls/s %.2f×, wall time %.2f×, client CPU per call %.2f×; peak in flight %d, min(concurrency, calls) = %d %s\n",
+			c.Mode, c.RateRatio, c.SecondsRatio, c.CPURatio, c.Society.PeakInFlight, want, verdict)
 	}
 }
 

@@ -75,7 +75,7 @@ func TestBenchReport(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs child processes")
 	}
-	o := benchOptions{Agents: []int{300}, Seed: 1, Latency: 20 * time.Millisecond, Slots: 4, ModelCalls: 48,
+	o := benchOptions{Agents: []int{300}, Seed: 1, Latency: 20 * time.Millisecond, Slots: 4, ModelAgents: 13, modelItems: 3,
 		Repetitions: 50, PersonaK: 10, Skip: map[string]bool{"calls": true}, child: helperChild, natsMinMsgs: 500}
 	rep, err := runBench(context.Background(), o)
 	if err != nil {
@@ -113,19 +113,36 @@ func TestBenchReport(t *testing.T) {
 	if mp == nil {
 		t.Fatal("no model path figures")
 	}
-	// At concurrency S (4) and 2·S (8): each 48 timed calls after a first
-	// wave of one call per agent (8 and 16 agents).
-	if len(mp.Runs) != 2 || mp.ServerRequests != 48+8+48+16 || mp.Efficiency <= 0 {
-		t.Fatalf("model path: got %+v, want two runs, 120 server requests and a positive efficiency", mp)
-	}
-	for _, r := range mp.Runs {
-		if r.Calls != 48 || r.ClientCPUMicros <= 0 || r.Efficiency <= 0 {
-			t.Errorf("model path at concurrency %d: got %+v, want 48 timed calls and positive figures", r.Concurrency, r)
+	// Each mode's phase through both clients, every figure in the JSON:
+	// 13 agents × 3 items (one call per answer) in sample mode, 11
+	// personas × 3 items in distribution mode.
+	modelPath, _ := top["model_path"].(map[string]any)
+	for mode, calls := range map[string]int64{"sample": 39, "distribution": 33} {
+		cmp, _ := modelPath[mode].(map[string]any)
+		for _, k := range []string{"rate_ratio", "seconds_ratio", "cpu_ratio"} {
+			if x, _ := cmp[k].(float64); x <= 0 {
+				t.Errorf("%s: got %s %v, want a positive ratio", mode, k, cmp[k])
+			}
 		}
+		for _, client := range []string{"society", "bare"} {
+			run, _ := cmp[client].(map[string]any)
+			for _, k := range []string{"calls", "server_requests", "seconds", "min_seconds", "calls_per_second", "efficiency",
+				"server_peak_in_flight", "server_peak_in_service", "client_cpu_us_per_call", "server_cpu_us_per_call"} {
+				if x, _ := run[k].(float64); x <= 0 {
+					t.Errorf("%s mode, %s client: got %s %v, want it measured", mode, client, k, run[k])
+				}
+			}
+			if run["calls"] != float64(calls) || run["server_requests"] != float64(calls) {
+				t.Errorf("%s mode, %s client: got %v calls and %v server requests, want %d", mode, client, run["calls"], run["server_requests"], calls)
+			}
+		}
+	}
+	if mp.Efficiency <= 0 || rep.ModelPathEfficiency != mp.Efficiency {
+		t.Errorf("got model path efficiency %v (top level %v), want sample mode's, positive", mp.Efficiency, rep.ModelPathEfficiency)
 	}
 	var table bytes.Buffer
 	printBench(&table, rep)
-	for _, want := range []string{"SYNTHETIC", "300", "Model path", "of S/L"} {
+	for _, want := range []string{"SYNTHETIC", "300", "Model path", "of S/L", "peak in flight", "society/bare", "distribution", "bare"} {
 		if !bytes.Contains(table.Bytes(), []byte(want)) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}

@@ -119,8 +119,8 @@ func cmdModelServer(ctx context.Context, args []string, stdout, stderr io.Writer
 		return fmt.Errorf("model-server: serve %s: %w", ln.Addr(), err)
 	}
 	st := h.Stats()
-	fmt.Fprintf(stderr, "society model-server: stopped after %d requests (%d served, %d errors, %d timeouts, %d garbage completions, at most %d in flight)\n",
-		st.Requests, st.Served, st.Errors, st.Timeouts, st.Garbage, st.MaxInFlight)
+	fmt.Fprintf(stderr, "society model-server: stopped after %d requests (%d served, %d errors, %d timeouts, %d garbage completions, at most %d in flight, at most %d open)\n",
+		st.Requests, st.Served, st.Errors, st.Timeouts, st.Garbage, st.MaxInFlight, st.MaxOpen)
 	return nil
 }
 

@@ -1,9 +1,10 @@
 // Package llmbench measures the model path: how many calls per second an
 // OpenAI-compatible client gets out of a model server with S slots and a
-// latency L, against the S/L the server can give, and how many model calls
-// a study's design needs in each query mode, checked against a real
-// client and server. It measures the llm adapter alone and must not import
-// bus, metrics or cmd; figures from it are about the program, never about
+// latency L, against the S/L the server can give and against a bare
+// net/http client making the same calls, and how many model calls a
+// study's design needs in each query mode, checked against a real client
+// and server. It measures the llm adapter alone and must not import bus,
+// metrics or cmd; figures from it are about the program, never about
 // models.
 package llmbench
 
@@ -11,12 +12,15 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,36 +34,69 @@ import (
 	"github.com/society-sim/society/values"
 )
 
-// ModelPath is the model path's throughput against the model server.
+// ModelPath is one phase of N agents × PVQ-40 items against the model
+// server, in sample mode (one call per answer) and in distribution mode
+// (one call per distinct persona and item), each through the society
+// client and through a bare net/http client making the same calls at the
+// same concurrency: the most any client gets out of the server on this
+// machine.
 type ModelPath struct {
 	Slots               int     `json:"slots"`
 	LatencySeconds      float64 `json:"latency_seconds"`
 	IdealCallsPerSecond float64 `json:"ideal_calls_per_second"`
-	// Efficiency is the achieved calls/s over S/L, the most the server can
-	// do, with the client's concurrency at Concurrency (by default 2·S, so
-	// that a request is always waiting for the slot that frees).
-	Efficiency       float64 `json:"efficiency"`
-	SteadyEfficiency float64 `json:"steady_efficiency"`
-	Concurrency      int     `json:"client_concurrency"`
-	Runs             []Run   `json:"runs"`
-	ServerCPUMicros  float64 `json:"server_cpu_us_per_call"`
-	ServerRequests   int64   `json:"server_requests"`
-	MaxInFlight      int64   `json:"server_max_in_flight"`
+	Concurrency         int     `json:"client_concurrency"`
+	Agents              int     `json:"agents"`
+	Items               int     `json:"items"`
+	// Efficiency is sample mode's calls/s through the society client over
+	// S/L, the most the server can do.
+	Efficiency   float64    `json:"efficiency"`
+	Sample       Comparison `json:"sample"`
+	Distribution Comparison `json:"distribution"`
 }
 
-// Run is one timed run at one client concurrency.
+// Comparison is one query mode's phase through the society client beside
+// the bare client's same calls. Ratios are society over bare: a rate
+// ratio of 1 or more means the society client lost nothing to the bare
+// one, a CPU ratio of 2 that it spent twice the CPU per call.
+type Comparison struct {
+	Mode         string  `json:"mode"`
+	Society      Run     `json:"society"`
+	Bare         Run     `json:"bare"`
+	RateRatio    float64 `json:"rate_ratio"`
+	SecondsRatio float64 `json:"seconds_ratio"`
+	CPURatio     float64 `json:"cpu_ratio"`
+}
+
+// Run is one timed phase, each against a model server process of its own
+// so that the server's counts are the phase's alone.
 type Run struct {
-	Concurrency     int     `json:"client_concurrency"`
-	Agents          int     `json:"agents"`
-	Calls           int64   `json:"calls"`
-	Seconds         float64 `json:"seconds"`
-	CallsPerSecond  float64 `json:"calls_per_second"`
-	Efficiency      float64 `json:"efficiency"`
-	ClientCPUMicros float64 `json:"client_cpu_us_per_call"`
-	Retries         int64   `json:"client_retries"`
-	// Steady* leave out the run's first and last tenth of calls.
+	Client string `json:"client"` // "society" or "bare"
+	// Calls are the requests the client made, ServerRequests those the
+	// server received.
+	Calls          int64   `json:"calls"`
+	ServerRequests int64   `json:"server_requests"`
+	Seconds        float64 `json:"seconds"`
+	// MinSeconds is the least time the server needs for the calls:
+	// ⌈calls/S⌉ waves of L.
+	MinSeconds     float64 `json:"min_seconds"`
+	CallsPerSecond float64 `json:"calls_per_second"`
+	Efficiency     float64 `json:"efficiency"` // CallsPerSecond over S/L
+	// Steady* leave out the phase's first and last tenth of calls; 0 for a
+	// phase shorter than steadyLatencies latencies.
 	SteadyCallsPerSecond float64 `json:"steady_calls_per_second"`
 	SteadyEfficiency     float64 `json:"steady_efficiency"`
+	// PeakInFlight is the most requests the server had open at once
+	// (received and not yet answered: queued for a slot or in service),
+	// the concurrency the client reached; PeakInService the most in
+	// service (at most S).
+	PeakInFlight  int64 `json:"server_peak_in_flight"`
+	PeakInService int64 `json:"server_peak_in_service"`
+	// ClientCPUMicros is this process's CPU time (user and system) per
+	// call during the phase: the client, and for the society client its
+	// agents drawing and recording answers too.
+	ClientCPUMicros float64 `json:"client_cpu_us_per_call"`
+	ServerCPUMicros float64 `json:"server_cpu_us_per_call"`
+	Retries         int64   `json:"client_retries"`
 }
 
 // Options configure a model-path measurement.
@@ -67,131 +104,249 @@ type Options struct {
 	// Slots (S) and Latency (L) are the model server's, given to Server.
 	Slots   int
 	Latency time.Duration
-	// Calls is the calls timed per client concurrency; 0 means 50·S.
-	Calls int
-	// Concurrency is the client's concurrency on the second run; 0 means
-	// 2·S. The first run is at S.
+	// Agents answer Items PVQ-40 items each; 0 means 1,000 agents and
+	// every item.
+	Agents int
+	Items  int
+	// Concurrency is the clients' concurrency; 0 means 2·S, so that a
+	// request is always waiting for the slot that frees.
 	Concurrency int
 	// Server makes the command of a model server with S slots and latency
 	// L ('society model-server'): it prints its base URL (http://...) on
 	// the first line of stdout, serves GET /health, and at an interrupt
 	// exits after printing "stopped after N requests ... at most M in
-	// flight" on stderr. It runs in a process of its own so that this
+	// flight, at most K open" on stderr (M in service, K received and not
+	// yet answered). It runs in a process of its own so that this
 	// process's CPU time is the client's alone.
 	Server func(ctx context.Context) (*exec.Cmd, error)
 }
 
-// MeasureModelPath times agents asking the model server through the
-// OpenAI client, at client concurrency S and at o.Concurrency.
+// Query modes' agents are those of the bench: DefaultAgents answering every
+// PVQ-40 item.
+const DefaultAgents = 1000
+
+// MeasureModelPath times the phase of o.Agents agents answering o.Items
+// PVQ-40 items in sample mode and then in distribution mode, through the
+// society client as the engine drives it (Prefetch of the phase's distinct
+// questions, started as the agents start asking) and through a bare
+// net/http client making the same calls, each against a fresh model
+// server.
 func MeasureModelPath(ctx context.Context, o Options) (*ModelPath, error) {
-	calls := o.Calls
-	if calls == 0 {
-		calls = 50 * o.Slots
-	}
-	conc := o.Concurrency
-	if conc == 0 {
-		conc = 2 * o.Slots
-	}
-	srv, err := startModelServer(ctx, o.Server)
+	pvq, err := questionnaires.Builtin("pvq40")
 	if err != nil {
 		return nil, err
 	}
+	if o.Agents == 0 {
+		o.Agents = DefaultAgents
+	}
+	if o.Items == 0 || o.Items > len(pvq.Items) {
+		o.Items = len(pvq.Items)
+	}
+	if o.Concurrency == 0 {
+		o.Concurrency = 2 * o.Slots
+	}
+	mp := &ModelPath{Slots: o.Slots, LatencySeconds: o.Latency.Seconds(), IdealCallsPerSecond: float64(o.Slots) / o.Latency.Seconds(),
+		Concurrency: o.Concurrency, Agents: o.Agents, Items: o.Items}
+	ph := phase{pvq: pvq, agents: o.Agents, items: o.Items, concurrency: o.Concurrency}
+	for _, mode := range []string{llm.ModeSample, llm.ModeDistribution} {
+		ph.mode = mode
+		c := Comparison{Mode: mode}
+		for _, bare := range []bool{false, true} {
+			r, err := measureOn(ctx, o.Server, func(ctx context.Context, url string) (Run, error) {
+				if bare {
+					return ph.bare(ctx, url)
+				}
+				return ph.society(ctx, url)
+			})
+			if err != nil {
+				return nil, fmt.Errorf("bench model path, %s mode: %w", mode, err)
+			}
+			r.MinSeconds = math.Ceil(float64(r.Calls)/float64(o.Slots)) * o.Latency.Seconds()
+			r.Efficiency = r.CallsPerSecond / mp.IdealCallsPerSecond
+			if r.Seconds < steadyLatencies*o.Latency.Seconds() {
+				// A phase of a few waves has no steady state: its rate
+				// between the tenths is one wave's burst.
+				r.SteadyCallsPerSecond = 0
+			}
+			r.SteadyEfficiency = r.SteadyCallsPerSecond / mp.IdealCallsPerSecond
+			if bare {
+				c.Bare = r
+			} else {
+				c.Society = r
+			}
+		}
+		c.RateRatio = ratio(c.Society.CallsPerSecond, c.Bare.CallsPerSecond)
+		c.SecondsRatio = ratio(c.Society.Seconds, c.Bare.Seconds)
+		c.CPURatio = ratio(c.Society.ClientCPUMicros, c.Bare.ClientCPUMicros)
+		if mode == llm.ModeSample {
+			mp.Sample = c
+		} else {
+			mp.Distribution = c
+		}
+	}
+	mp.Efficiency = mp.Sample.Society.Efficiency
+	return mp, nil
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+// measureOn runs one phase against a model server of its own and adds
+// the server's counts.
+func measureOn(ctx context.Context, server func(context.Context) (*exec.Cmd, error), fn func(ctx context.Context, url string) (Run, error)) (Run, error) {
+	srv, err := startModelServer(ctx, server)
+	if err != nil {
+		return Run{}, err
+	}
 	defer srv.stop()
-	mb := &ModelPath{Slots: o.Slots, LatencySeconds: o.Latency.Seconds(), IdealCallsPerSecond: float64(o.Slots) / o.Latency.Seconds(),
-		Concurrency: conc}
-	for _, c := range []int{o.Slots, conc} {
-		if c == o.Slots && len(mb.Runs) > 0 {
-			continue
-		}
-		r, err := modelPathAt(ctx, srv.url, c, calls)
-		if err != nil {
-			return nil, err
-		}
-		r.Efficiency = r.CallsPerSecond / mb.IdealCallsPerSecond
-		r.SteadyEfficiency = r.SteadyCallsPerSecond / mb.IdealCallsPerSecond
-		mb.Runs = append(mb.Runs, r)
-		if c == conc {
-			mb.Efficiency, mb.SteadyEfficiency = r.Efficiency, r.SteadyEfficiency
-		}
+	r, err := fn(ctx, srv.url)
+	if err != nil {
+		return Run{}, err
 	}
 	st, err := srv.stop()
 	if err != nil {
-		return nil, err
+		return Run{}, err
 	}
-	mb.ServerRequests, mb.MaxInFlight = st.requests, st.maxInFlight
+	r.ServerRequests, r.PeakInService, r.PeakInFlight = st.requests, st.maxInFlight, st.maxOpen
 	if st.requests > 0 {
-		mb.ServerCPUMicros = 1e6 * st.cpuSeconds / float64(st.requests)
+		r.ServerCPUMicros = 1e6 * st.cpuSeconds / float64(st.requests)
 	}
-	return mb, nil
+	return r, nil
 }
 
-// modelPathAt runs twice as many agents as the client's concurrency, so
-// that the client always has a question waiting; each agent asks its
-// items in turn. Every question is a distinct prompt and sample, so every
-// answer is one call. A first wave, one call per agent, opens the
-// connections and is not timed.
-func modelPathAt(ctx context.Context, url string, concurrency, calls int) (Run, error) {
+// phase is one model phase: agents answering the first items of pvq in
+// mode, with the clients' concurrency. Agent i holds persona i mod 11
+// (the ten values and the unprimed model) and is that persona's sample
+// i div 11, so in sample mode every answer is a call of its own and in
+// distribution mode every distinct persona and item is one.
+type phase struct {
+	pvq         *questionnaires.Instrument
+	mode        string
+	agents      int
+	items       int
+	concurrency int
+}
+
+// demand is the number of agents holding each persona.
+func (ph phase) demand() map[values.Value]int {
+	d := map[values.Value]int{}
+	for i := range ph.agents {
+		d[population.Persona(i%(values.N+1))]++
+	}
+	return d
+}
+
+// questions are the phase's distinct questions, one per persona held by
+// an agent and item, as the agents ask them: what the engine hands to
+// Prefetch.
+func (ph phase) questions() []*agent.Question {
+	var qs []*agent.Question
+	for i := range min(ph.agents, values.N+1) {
+		for it := range ph.items {
+			qs = append(qs, &agent.Question{Persona: agent.Persona{Value: population.Persona(i)}, Instrument: ph.pvq, Item: it})
+		}
+	}
+	return qs
+}
+
+// society runs the phase through the society client as the engine does:
+// the shard's agents ask their items in turn while Prefetch, started just
+// before (StartPrefetch), fetches every request the phase needs at the
+// client's concurrency (in sample mode the samples up to each persona's
+// demand).
+func (ph phase) society(ctx context.Context, url string) (Run, error) {
+	d := ph.demand()
 	client, err := llm.NewClient(llm.ClientConfig{Name: "bench", BaseURL: url, Model: llm.SyntheticName,
-		Mode: llm.ModeSample, Samples: 1, Concurrency: concurrency, Timeout: 30 * time.Second})
+		Mode: ph.mode, Samples: 1, Concurrency: ph.concurrency, Timeout: 30 * time.Second,
+		Demand: func(p agent.Persona) int { return d[p.Value] }})
 	if err != nil {
 		return Run{}, err
 	}
 	defer client.Close()
-	pvq, err := questionnaires.Builtin("pvq40")
-	if err != nil {
-		return Run{}, err
-	}
-	agents := 2 * concurrency
-	items := max(1, (calls+agents-1)/agents)
-	if items+1 > len(pvq.Items) {
-		agents = (calls + len(pvq.Items) - 2) / (len(pvq.Items) - 1)
-		items = (calls + agents - 1) / agents
-	}
-	sh, stop := modelShard(ctx, agents, client)
+	sh, stop := modelShard(ctx, ph.agents, client)
 	defer stop()
-	if _, err := sh.Do(ctx, &agent.Task{Model: "bench", Instrument: pvq, Items: []int{len(pvq.Items) - 1}}); err != nil {
-		return Run{}, fmt.Errorf("bench model path: %w", err)
-	}
-	its := make([]int, items)
+	its := make([]int, ph.items)
 	for i := range its {
 		its[i] = i
 	}
+	qs := ph.questions()
 	before := client.Stats()
-	cpu0 := selfCPU()
-	start := time.Now()
-	var samples []callSample
-	stopSampling, sampled := make(chan struct{}), make(chan struct{})
+	m := startMeter(func() int64 { return client.Stats().Calls - before.Calls })
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	prefetched := client.StartPrefetch(pctx, qs)
+	_, err = sh.Do(ctx, &agent.Task{Model: "bench", Instrument: ph.pvq, Items: its})
+	if err != nil {
+		cancel()
+	}
+	perr := prefetched()
+	el, cpu, samples := m.end()
+	if err = errors.Join(err, perr); err != nil {
+		return Run{}, err
+	}
+	after := client.Stats()
+	n := after.Calls - before.Calls
+	return timedRun("society", n, el, cpu, samples, after.Retries-before.Retries), nil
+}
+
+func timedRun(client string, calls int64, el time.Duration, cpu float64, samples []callSample, retries int64) Run {
+	r := Run{Client: client, Calls: calls, Seconds: el.Seconds(), SteadyCallsPerSecond: steadyRate(samples, calls), Retries: retries}
+	if el > 0 {
+		r.CallsPerSecond = float64(calls) / el.Seconds()
+	}
+	if calls > 0 {
+		r.ClientCPUMicros = 1e6 * cpu / float64(calls)
+	}
+	return r
+}
+
+// meter times a phase: wall time, this process's CPU time, and the calls
+// made so far every modelSampleEvery (for the steady rate).
+type meter struct {
+	start   time.Time
+	cpu0    float64
+	samples []callSample
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+// startMeter collects garbage first, so that the phase does not pay for
+// the one before it.
+func startMeter(calls func() int64) *meter {
+	runtime.GC()
+	m := &meter{cpu0: selfCPU(), stop: make(chan struct{}), done: make(chan struct{})}
+	m.start = time.Now()
 	go func() {
-		defer close(sampled)
+		defer close(m.done)
 		tick := time.NewTicker(modelSampleEvery)
 		defer tick.Stop()
 		for {
 			select {
-			case <-stopSampling:
+			case <-m.stop:
 				return
 			case <-tick.C:
-				samples = append(samples, callSample{time.Since(start), client.Stats().Calls - before.Calls})
+				m.samples = append(m.samples, callSample{time.Since(m.start), calls()})
 			}
 		}
 	}()
-	_, err = sh.Do(ctx, &agent.Task{Model: "bench", Instrument: pvq, Items: its})
-	el := time.Since(start)
-	close(stopSampling)
-	<-sampled
-	if err != nil {
-		return Run{}, fmt.Errorf("bench model path: %w", err)
-	}
-	cpu := selfCPU() - cpu0
-	after := client.Stats()
-	n := after.Calls - before.Calls
-	r := Run{Concurrency: concurrency, Agents: agents, Calls: n, Seconds: el.Seconds(),
-		CallsPerSecond: float64(n) / el.Seconds(), SteadyCallsPerSecond: steadyRate(samples, n),
-		Retries: after.Retries - before.Retries}
-	if n > 0 {
-		r.ClientCPUMicros = 1e6 * cpu / float64(n)
-	}
-	return r, nil
+	return m
 }
+
+func (m *meter) end() (time.Duration, float64, []callSample) {
+	el := time.Since(m.start)
+	cpu := selfCPU() - m.cpu0
+	close(m.stop)
+	<-m.done
+	return el, cpu, m.samples
+}
+
+// steadyLatencies is the shortest phase, in latencies L, whose steady
+// rate is reported.
+const steadyLatencies = 10
 
 // modelSampleEvery is how often a timed model-path run counts the calls
 // made so far, to find its steady rate.
@@ -253,11 +408,11 @@ type modelServer struct {
 }
 
 type serverStats struct {
-	requests, maxInFlight int64
-	cpuSeconds            float64
+	requests, maxInFlight, maxOpen int64
+	cpuSeconds                     float64
 }
 
-var serverStopped = regexp.MustCompile(`stopped after (\d+) requests .* at most (\d+) in flight`)
+var serverStopped = regexp.MustCompile(`stopped after (\d+) requests .* at most (\d+) in flight, at most (\d+) open`)
 
 func startModelServer(ctx context.Context, command func(ctx context.Context) (*exec.Cmd, error)) (*modelServer, error) {
 	cmd, err := command(ctx)
@@ -302,8 +457,9 @@ func (s *modelServer) stop() (serverStats, error) {
 		if m := serverStopped.FindStringSubmatch(s.stderr.String()); m != nil {
 			s.st.requests, _ = strconv.ParseInt(m[1], 10, 64)
 			s.st.maxInFlight, _ = strconv.ParseInt(m[2], 10, 64)
-		} else if werr != nil {
-			s.err = fmt.Errorf("bench: model server: %w: %s", werr, strings.TrimSpace(s.stderr.String()))
+			s.st.maxOpen, _ = strconv.ParseInt(m[3], 10, 64)
+		} else {
+			s.err = fmt.Errorf("bench: model server: no accounting at exit (%v): %s", werr, strings.TrimSpace(s.stderr.String()))
 		}
 	})
 	return s.st, s.err

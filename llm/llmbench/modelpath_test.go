@@ -4,17 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"os/signal"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/society-sim/society/llm"
 	"github.com/society-sim/society/llm/modelserver"
 	"github.com/society-sim/society/population"
+	"github.com/society-sim/society/questionnaires"
+	"github.com/society-sim/society/values"
 )
 
 // TestModelServerProcess is not a test: TestMeasureModelPath runs it as
@@ -45,36 +51,139 @@ func TestModelServerProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := h.Stats()
-	fmt.Fprintf(os.Stderr, "stopped after %d requests (%d served, at most %d in flight)\n", st.Requests, st.Served, st.MaxInFlight)
+	fmt.Fprintf(os.Stderr, "stopped after %d requests (%d served, at most %d in flight, at most %d open)\n", st.Requests, st.Served, st.MaxInFlight, st.MaxOpen)
 	os.Exit(0)
 }
 
 func TestMeasureModelPath(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs a model server process")
+		t.Skip("runs model server processes")
 	}
 	server := func(ctx context.Context) (*exec.Cmd, error) {
 		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestModelServerProcess$")
 		cmd.Env = append(os.Environ(), "LLMBENCH_SERVER=1")
 		return cmd, nil
 	}
-	mp, err := MeasureModelPath(t.Context(), Options{Slots: 2, Latency: 10 * time.Millisecond, Calls: 16, Server: server})
+	mp, err := MeasureModelPath(t.Context(), Options{Slots: 2, Latency: 10 * time.Millisecond, Agents: 13, Items: 3, Server: server})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// At concurrency S (2) and 2·S (4): each 16 timed calls after a first
-	// wave of one call per agent (4 and 8 agents).
-	if len(mp.Runs) != 2 || mp.ServerRequests != 16+4+16+8 || mp.MaxInFlight < 1 || mp.MaxInFlight > 2 {
-		t.Fatalf("got %+v, want two runs, 44 server requests, at most 2 in flight", mp)
+	if mp.IdealCallsPerSecond != 200 || mp.Concurrency != 4 || mp.Agents != 13 || mp.Items != 3 || mp.Efficiency != mp.Sample.Society.Efficiency {
+		t.Errorf("got ideal %v calls/s, concurrency %d, %d agents × %d items, efficiency %v, want 200, 4, 13 × 3 and sample mode's (%v)",
+			mp.IdealCallsPerSecond, mp.Concurrency, mp.Agents, mp.Items, mp.Efficiency, mp.Sample.Society.Efficiency)
 	}
-	if mp.IdealCallsPerSecond != 200 || mp.Concurrency != 4 || mp.Efficiency <= 0 || mp.Efficiency != mp.Runs[1].Efficiency {
-		t.Errorf("got ideal %v calls/s at concurrency %d and efficiency %v, want 200, 4 and the second run's (%v)",
-			mp.IdealCallsPerSecond, mp.Concurrency, mp.Efficiency, mp.Runs[1].Efficiency)
-	}
-	for i, want := range []int{2, 4} {
-		if r := mp.Runs[i]; r.Concurrency != want || r.Agents != 2*want || r.Calls != 16 {
-			t.Errorf("run %d: got %+v, want concurrency %d, %d agents, 16 calls", i, r, want, 2*want)
+	// 13 agents × 3 items, one call per answer; 11 personas × 3 items,
+	// one call per distinct question. Both clients make the same calls.
+	for _, c := range []struct {
+		cmp   Comparison
+		calls int64
+	}{{mp.Sample, 39}, {mp.Distribution, 33}} {
+		for _, r := range []Run{c.cmp.Society, c.cmp.Bare} {
+			if r.Calls != c.calls || r.ServerRequests != c.calls || r.Seconds <= 0 || r.CallsPerSecond <= 0 || r.Efficiency <= 0 ||
+				r.ClientCPUMicros <= 0 || r.ServerCPUMicros <= 0 || r.PeakInService < 1 || r.PeakInService > 2 ||
+				r.PeakInFlight < r.PeakInService || r.PeakInFlight > 4 {
+				t.Errorf("%s mode, %s client: got %+v, want %d calls and requests, positive figures, at most 2 in service and 4 in flight",
+					c.cmp.Mode, r.Client, r, c.calls)
+			}
+			// ⌈calls/S⌉ waves of 10 ms.
+			if want := float64((c.calls+1)/2) * 0.01; math.Abs(r.MinSeconds-want) > 1e-9 {
+				t.Errorf("%s mode, %s client: got %v s at least, want %v", c.cmp.Mode, r.Client, r.MinSeconds, want)
+			}
 		}
+		if c.cmp.RateRatio <= 0 || c.cmp.SecondsRatio <= 0 || c.cmp.CPURatio <= 0 {
+			t.Errorf("%s mode: got ratios %+v, want positive", c.cmp.Mode, c.cmp)
+		}
+	}
+}
+
+// gate is a counting handler in front of the model server: each request
+// waits until target requests are open at once (or its client gives up),
+// then is answered. peak is the most ever open.
+type gate struct {
+	next     http.Handler
+	target   int64
+	inFlight atomic.Int64
+	peak     atomic.Int64
+	once     sync.Once
+	reached  chan struct{}
+}
+
+func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/v1/chat/completions" {
+		n := g.inFlight.Add(1)
+		defer g.inFlight.Add(-1)
+		for {
+			p := g.peak.Load()
+			if n <= p || g.peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		if n >= g.target {
+			g.once.Do(func() { close(g.reached) })
+		}
+		select {
+		case <-g.reached:
+		case <-r.Context().Done():
+			return
+		}
+	}
+	g.next.ServeHTTP(w, r)
+}
+
+// The society client's phase keeps min(concurrency, pending requests) in
+// flight, with fewer agents than the concurrency (sample mode) and fewer
+// personas (distribution mode): agents asking their items in turn would
+// hold one request per agent or per persona.
+func TestPhaseInFlight(t *testing.T) {
+	pvq, err := questionnaires.Builtin("pvq40")
+	if err != nil {
+		t.Fatal(err)
+	}
+	means, err := population.HumanMeans("pvq40_smacof")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name                       string
+		mode                       string
+		agents, items, concurrency int
+		want                       int
+	}{
+		{"sample, fewer agents than the concurrency", llm.ModeSample, 5, 4, 16, 16},
+		{"sample, requests below the concurrency", llm.ModeSample, 5, 2, 16, 10},
+		{"distribution, concurrency below the prompts", llm.ModeDistribution, 30, 3, 8, 8},
+		{"distribution, prompts below the concurrency", llm.ModeDistribution, 30, 3, 64, 33},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := &gate{next: modelserver.New(llm.NewSynthetic(1, means), modelserver.Options{Seed: 1}), target: int64(tt.want),
+				reached: make(chan struct{})}
+			srv := httptest.NewServer(g)
+			defer srv.Close()
+			// A failed test lets the requests still held go, so that
+			// Close does not wait for them.
+			defer g.once.Do(func() { close(g.reached) })
+			ctx := t.Context()
+			if d, ok := t.Deadline(); ok {
+				// End a little before the test's deadline, so that a phase
+				// that never reaches the target reports what it saw.
+				c, cancel := context.WithDeadline(ctx, d.Add(-10*time.Second))
+				defer cancel()
+				ctx = c
+			}
+			ph := phase{pvq: pvq, mode: tt.mode, agents: tt.agents, items: tt.items, concurrency: tt.concurrency}
+			r, err := ph.society(ctx, srv.URL+"/v1")
+			if peak := g.peak.Load(); err != nil || peak != int64(tt.want) {
+				t.Fatalf("got peak %d in flight (error %v), want %d", peak, err, tt.want)
+			}
+			pending := int64(tt.agents * tt.items)
+			if tt.mode == llm.ModeDistribution {
+				pending = int64(min(tt.agents, values.N+1) * tt.items)
+			}
+			if r.Calls != pending {
+				t.Errorf("got %d calls, want %d", r.Calls, pending)
+			}
+		})
 	}
 }
 

@@ -65,6 +65,11 @@ type Stats struct {
 	Garbage     int64 // completions whose text was made unreadable on purpose
 	Timeouts    int64 // requests left hanging until the client gave up
 	MaxInFlight int64 // most requests in service at once (bounded by Slots)
+	// MaxOpen is the most completion requests open at once: received and
+	// not yet answered, whether queued for a slot or in service. It is
+	// the concurrency the clients reached, which MaxInFlight cannot show
+	// above Slots.
+	MaxOpen int64
 }
 
 // Server serves synthetic respondents over the OpenAI HTTP API, as vLLM does
@@ -125,6 +130,8 @@ type Server struct {
 	timeouts    atomic.Int64
 	inFlight    atomic.Int64
 	maxInFlight atomic.Int64
+	open        atomic.Int64
+	maxOpen     atomic.Int64
 }
 
 // New returns a server answering from s. Rates are clamped to [0, 1].
@@ -159,6 +166,7 @@ func (s *Server) Stats() Stats {
 		Garbage:     s.garbage.Load(),
 		Timeouts:    s.timeouts.Load(),
 		MaxInFlight: s.maxInFlight.Load(),
+		MaxOpen:     s.maxOpen.Load(),
 	}
 }
 
@@ -257,6 +265,8 @@ func (s *Server) fault(req uint64) srvFault {
 
 func (s *Server) complete(w http.ResponseWriter, r *http.Request, chat bool) {
 	s.requests.Add(1)
+	raise(&s.maxOpen, s.open.Add(1))
+	defer s.open.Add(-1)
 	req := s.next.Add(1) - 1
 	ctx := r.Context()
 
@@ -320,11 +330,16 @@ func (s *Server) acquire(ctx context.Context) bool {
 			return false
 		}
 	}
-	n := s.inFlight.Add(1)
+	raise(&s.maxInFlight, s.inFlight.Add(1))
+	return true
+}
+
+// raise sets peak to n when n is higher.
+func raise(peak *atomic.Int64, n int64) {
 	for {
-		m := s.maxInFlight.Load()
-		if n <= m || s.maxInFlight.CompareAndSwap(m, n) {
-			return true
+		m := peak.Load()
+		if n <= m || peak.CompareAndSwap(m, n) {
+			return
 		}
 	}
 }

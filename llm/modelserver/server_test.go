@@ -662,7 +662,8 @@ func TestServerCancellation(t *testing.T) {
 		go func() { doneA <- send(ctxA, ts.URL) }()
 		srvTestWait(func() bool { return s.Stats().MaxInFlight == 1 })
 		go func() { doneB <- send(ctxB, ts.URL) }()
-		srvTestWait(func() bool { return s.Stats().Requests == 2 })
+		// B is open (queued) while A is in service.
+		srvTestWait(func() bool { st := s.Stats(); return st.Requests == 2 && st.MaxOpen == 2 })
 		cancelB()
 		if err := <-doneB; !errors.Is(err, context.Canceled) {
 			t.Errorf("queued request: got %v, want context canceled", err)
@@ -672,8 +673,8 @@ func TestServerCancellation(t *testing.T) {
 			t.Errorf("request in service: got %v, want context canceled", err)
 		}
 		// ts.Close, at cleanup, waits for both handlers to return.
-		if st := s.Stats(); st.Served != 0 || st.MaxInFlight != 1 {
-			t.Errorf("stats: got %+v, want nothing served and one in flight at most", st)
+		if st := s.Stats(); st.Served != 0 || st.MaxInFlight != 1 || st.MaxOpen != 2 {
+			t.Errorf("stats: got %+v, want nothing served, one in service and two open at most", st)
 		}
 	})
 }
