@@ -88,6 +88,7 @@ func (e *Engine) run(ctx context.Context, sc *scenarios.Scenario, out string, ob
 	}
 	rep := b.Report(ctx, p.Study.Models)
 	p.Study.Traffic, p.Study.Models = rep.Traffic, rep.Models
+	stage(obs, StageAnalysing)
 	outcome, err := p.Study.Compute(ctx, col)
 	if err != nil {
 		return nil, err
@@ -102,6 +103,7 @@ func (e *Engine) run(ctx context.Context, sc *scenarios.Scenario, out string, ob
 		return nil, err // interrupted: nothing is written
 	}
 	if out != "" {
+		stage(obs, StageWriting)
 		if err := results.Write(ctx, out, &analysis.Output{Outcome: outcome, Collector: col, Study: p.Study, Scenario: p.Resolved}); err != nil {
 			return nil, err
 		}

@@ -44,6 +44,8 @@ type runConfig struct {
 	Observer   sim.Observer
 	Model      llm.Observer
 	BadMessage func(error)
+	// Lines, when set, writes progress lines (stderr not a terminal).
+	Lines *progressLog
 }
 
 // syntheticMeans is the human sample whose value means centre the synthetic
@@ -63,14 +65,19 @@ func newEngine(cfg runConfig) (*sim.Engine, func()) {
 	if cfg.Observer != nil {
 		obs = append(obs, cfg.Observer)
 	}
+	cal, stop := sim.Observer(bar), func() {}
+	if cfg.Lines != nil {
+		obs = append(obs, cfg.Lines.observer(""))
+		cal, stop = sim.Observers{bar, cfg.Lines.observer("calibration")}, cfg.Lines.start()
+	}
 	e := &sim.Engine{
 		Provenance:  runBlock,
 		Backends:    models.backends,
 		Open:        bus.Embedded{MaxPayload: cfg.NATSMaxPayload, Bad: cfg.BadMessage}.Open,
 		Observer:    obs,
-		Calibration: bar,
+		Calibration: cal,
 	}
-	return e, func() { bar.finish(); models.close() }
+	return e, func() { stop(); bar.finish(); models.close() }
 }
 
 // runScenario runs cfg.Scenario in this process and writes its results
