@@ -409,3 +409,25 @@ func (l *lookups) CacheLookup(_ string, hit bool) {
 		l.misses.Add(1)
 	}
 }
+
+// TestOwnDistributionIsNoCacheHit: a distribution this client fetched is
+// stored before every agent waiting on it has taken it from memory; an
+// agent that finds it in the store first is served this run's call, not a
+// call saved by the cache. The memory is emptied between the two asks to
+// take that order every time.
+func TestOwnDistributionIsNoCacheHit(t *testing.T) {
+	_, model := srvTestServer(t, modelserver.Options{Seed: 3})
+	cfg := testConfig(model.URL)
+	cfg.Mode, cfg.Cache = ModeDistribution, NewCache(NewMemStore())
+	c := newClient(t, cfg)
+	qs := questions(t, 0, 1, 1)
+	askAll(t, c, qs)
+	calls := c.Stats().Calls
+	c.memoMu.Lock()
+	c.memo = nil
+	c.memoMu.Unlock()
+	askAll(t, c, qs)
+	if st := c.Stats(); calls == 0 || st.Calls != calls || st.CacheHits != 0 {
+		t.Errorf("got %d calls, %d cache hits; want %d calls, 0 cache hits (the calls were this run's)", st.Calls, st.CacheHits, calls)
+	}
+}

@@ -239,6 +239,10 @@ type Client struct {
 
 	log    *slog.Logger
 	warned sync.Map // warning kind → struct{}: each is logged once
+	// fetched holds the cache keys of the distributions this client
+	// requested itself: another agent finding one in the store is
+	// served this run's call, not a call saved by the cache.
+	fetched sync.Map
 
 	static  *extraFields // body fields every request carries (extra)
 	choices sync.Map     // [2]int{min, max} → structured_outputs value

@@ -67,6 +67,7 @@ func (c *Client) distOf(ctx context.Context, q *agent.Question, p agent.Prompt) 
 		if err != nil {
 			return nil, err
 		}
+		c.fetched.Store(key, struct{}{})
 		return json.Marshal(e)
 	}
 	var raw []byte
@@ -76,7 +77,12 @@ func (c *Client) distOf(ctx context.Context, q *agent.Question, p agent.Prompt) 
 			return json.Unmarshal(b, &e) == nil && (e.Fallback || len(e.Dist) == points)
 		}, fetch)
 		// A hit is counted as a call saved by the first answer the
-		// reply serves (useDist), not at every lookup.
+		// reply serves (useDist), not at every lookup; a reply this
+		// client fetched itself is no hit, whichever agent reads it
+		// first from the store.
+		if _, ours := c.fetched.Load(key); hit && ours {
+			hit = false
+		}
 	} else {
 		// Without a cache, concurrent agents asking the same prompt
 		// still share one request. The distribution is remembered before
