@@ -180,8 +180,17 @@ func (r *progressRun) Start(l sim.Layout) {
 	if name == "" {
 		name = l.Name
 	}
+	// The answers expected are known before the first arrives (as the
+	// collector counts them: every agent answers every item of a plan),
+	// so the lines say so while the first requests are in flight.
+	var expected int64
+	if st := l.Plan.Study; st != nil && st.Pool != nil {
+		for _, pl := range st.Plans {
+			expected += int64(st.Pool.Size()) * int64(len(pl.Items))
+		}
+	}
 	r.p.mu.Lock()
-	r.p.st = progressState{Run: name, Phase: "answering", phases: len(l.Plan.Phases), start: time.Now()}
+	r.p.st = progressState{Run: name, Phase: "answering", phases: len(l.Plan.Phases), start: time.Now(), Expected: expected}
 	r.p.mu.Unlock()
 }
 

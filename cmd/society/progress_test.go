@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/society-sim/society/scenarios"
 	"github.com/society-sim/society/sim"
 )
 
@@ -47,6 +49,27 @@ func TestProgressLines(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestProgressExpectedBeforeAnswers: while the first requests are in
+// flight the lines already say how many answers the run expects, not 0/0.
+func TestProgressExpectedBeforeAnswers(t *testing.T) {
+	sc, err := scenarios.Builtin("quickstart")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.Population.Size = 30
+	p, err := sim.NewPlan(sc, newModelSets("", nil, slog.New(slog.DiscardHandler)).set())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	pl := newProgressLog(&buf, false, time.Hour)
+	pl.observer("").Start(sim.Layout{Name: "quickstart", Plan: p})
+	pl.line()
+	if want := "0/1200 answers"; !strings.Contains(buf.String(), want) {
+		t.Errorf("got %q, want it to contain %q (30 agents × 40 items)", buf.String(), want)
+	}
 }
 
 // TestProgressJSON: --progress json writes one JSON object a line.
