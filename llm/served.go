@@ -84,7 +84,9 @@ func (c *Client) noteServed(ctx context.Context, model, fingerprint string, h ht
 			"its answers may come from different model builds",
 			"first_model", now.Model, "first_fingerprint", now.Fingerprint, "model", now.LastModel, "fingerprint", now.LastFingerprint)
 	}
-	if write && c.cfg.Cache != nil {
+	// A probe's headers name no model: writing what they say would
+	// replace the record of an earlier run's replies with less.
+	if write && c.cfg.Cache != nil && (now.Model != "" || now.Fingerprint != "") {
 		if raw, err := json.Marshal(now); err == nil {
 			// Losing this record loses a label, never an answer: a failed
 			// write must not fail the request.
@@ -102,7 +104,9 @@ func (c *Client) Served(ctx context.Context) Served {
 	c.served.mu.Lock()
 	s := c.served.s
 	c.served.mu.Unlock()
-	if s != (Served{}) || c.cfg.Cache == nil {
+	// A probe of the endpoint (headers only) may have said it is
+	// synthetic without naming a model: the cache still knows the rest.
+	if s.Model != "" || s.Fingerprint != "" || c.cfg.Cache == nil {
 		return s
 	}
 	raw, ok, err := c.cfg.Cache.store.Get(ctx, c.servedKey()) // not a lookup of answers: uncounted
@@ -113,5 +117,6 @@ func (c *Client) Served(ctx context.Context) Served {
 	if json.Unmarshal(raw, &stored) != nil {
 		return s
 	}
+	stored.Synthetic = stored.Synthetic || s.Synthetic
 	return stored
 }

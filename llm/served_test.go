@@ -50,6 +50,12 @@ func TestClientServed(t *testing.T) {
 			t.Fatal(err)
 		}
 		again := newClient(t, cfg)
+		// A run checks the endpoint first: its headers say synthetic
+		// and name no model, which must not hide (or replace) the
+		// cache's record.
+		if _, _, err := again.Check(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := again.Ask(context.Background(), q); err != nil {
 			t.Fatal(err)
 		}
@@ -58,6 +64,13 @@ func TestClientServed(t *testing.T) {
 		}
 		if got := again.Served(context.Background()); !got.Synthetic || got.Fingerprint != "society-synthetic" {
 			t.Errorf("rerun from the cache: got %+v, want the model server's label", got)
+		}
+		third := newClient(t, cfg)
+		if _, _, err := third.Check(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := third.Served(context.Background()); got.Fingerprint != "society-synthetic" {
+			t.Errorf("after a second rerun's check: got %+v, want the record the first run wrote", got)
 		}
 	})
 	t.Run("model", func(t *testing.T) {

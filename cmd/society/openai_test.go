@@ -176,7 +176,7 @@ func TestOpenAIFaultsAndCache(t *testing.T) {
 	}
 	// The run block says where the answers came from: the model server,
 	// synthetic, with the settings the client resolved.
-	for _, res := range []analysis.Results{r, r2} {
+	for i, res := range []analysis.Results{r, r2} {
 		run := res.Run
 		if run == nil || len(run.Models) != 1 || !run.Synthetic || run.Start == "" || run.End < run.Start {
 			t.Fatalf("run block: got %+v, want one synthetic model, a start and an end", run)
@@ -184,7 +184,7 @@ func TestOpenAIFaultsAndCache(t *testing.T) {
 		m := run.Models[0]
 		if !m.Synthetic || m.Backend != "openai" || m.BaseURL != hs.URL+"/v1" || m.Mode != "sample" || m.MaxTokens == 0 ||
 			m.SystemFingerprint == "" || m.LLM == nil || m.LLM.Calls != res.LLM.Calls {
-			t.Errorf("run block model: got %+v, want the model server's, synthetic, with its settings and traffic", m)
+			t.Errorf("run block model of run %d (0 runs, 1 reruns from the cache): got %+v, want the model server's, synthetic, with its settings and traffic", i, m)
 		}
 	}
 	t.Logf("first run: %d calls, %d answers reused; rerun: %d cache hits, %d answers reused; %d answers",

@@ -58,6 +58,9 @@ type progressLog struct {
 
 	mu sync.Mutex
 	st progressState
+
+	// wmu keeps lines whole: the ticker and a stage change both write.
+	wmu sync.Mutex
 }
 
 // progressState is what the next line says.
@@ -114,6 +117,8 @@ func (p *progressLog) observer(run string) sim.Observer { return &progressRun{p:
 
 // line writes the state as a line, when a run has begun.
 func (p *progressLog) line() {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
 	p.mu.Lock()
 	st := p.st
 	p.mu.Unlock()
