@@ -19,8 +19,11 @@ const topReasons = 3
 // ModelTraffic is what a model's backend counted during the run; the
 // caller fills it from the model clients (the analysis does not know them).
 type ModelTraffic struct {
-	Calls, CacheHits, Retries, StrictRetries int64
-	PromptTokens, CompletionTokens           int64
+	// CacheHits counts the calls not made because the cache held their
+	// replies, AnswersReused the answers a reply served beyond its first
+	// (llm.ClientStats).
+	Calls, CacheHits, AnswersReused, Retries, StrictRetries int64
+	PromptTokens, CompletionTokens                          int64
 	// Distributions counts the answer distributions fetched from the
 	// endpoint in distribution mode, CoverageSum their covered probability
 	// masses, Fallbacks those whose questions were sampled instead.
@@ -56,7 +59,13 @@ type ModelRun struct {
 	InvalidReasons []ReasonCount `json:"invalid_reasons"`
 }
 
-// ModelLLM is a model's traffic. CoveredMass is the mean, over the
+// ModelLLM is a model's traffic. CacheHits counts the model calls not made
+// because the cache held their replies (a rerun served wholly from the
+// cache saves as many as the run that filled it made); AnswersReused the
+// answers a reply, fetched or stored, served beyond its first (the other
+// agents drawing from one distribution, the other samples of a request
+// with n > 1): absent in results written before it was counted, whose
+// cache_hits counted answers. CoveredMass is the mean, over the
 // distributions fetched, of the probability mass the answer options
 // covered among the first token's top log-probabilities (null when none
 // was fetched); Fallbacks counts the questions sampled instead because the
@@ -64,6 +73,7 @@ type ModelRun struct {
 type ModelLLM struct {
 	Calls            int64 `json:"calls"`
 	CacheHits        int64 `json:"cache_hits"`
+	AnswersReused    int64 `json:"answers_reused"`
 	Retries          int64 `json:"retries"`
 	StrictRetries    int64 `json:"strict_retries"`
 	PromptTokens     int64 `json:"prompt_tokens"`
@@ -130,7 +140,7 @@ func modelRuns(models []ModelInfo, traffic map[string]ModelTraffic, c *Collector
 		var t *ModelTraffic
 		if x, ok := traffic[m.Name]; ok {
 			t = &x
-			mr.LLM = &ModelLLM{Calls: t.Calls, CacheHits: t.CacheHits, Retries: t.Retries, StrictRetries: t.StrictRetries,
+			mr.LLM = &ModelLLM{Calls: t.Calls, CacheHits: t.CacheHits, AnswersReused: t.AnswersReused, Retries: t.Retries, StrictRetries: t.StrictRetries,
 				PromptTokens: t.PromptTokens, CompletionTokens: t.CompletionTokens, Distributions: t.Distributions,
 				Questions: t.Questions, CoveredMass: Num(math.NaN()), Fallbacks: t.Fallbacks}
 			if t.Distributions > 0 {
@@ -161,8 +171,8 @@ func ModelRunLine(m ModelRun) string {
 	b := &strings.Builder{}
 	fmt.Fprintf(b, "%s: %s, %s mode", m.Model, BackendLabel(m.Backend, m.Synthetic), m.QueryMode)
 	if l := m.LLM; l != nil {
-		fmt.Fprintf(b, "; %d calls, %d cache hits, %d retries, %d strict retries, %d prompt + %d completion tokens",
-			l.Calls, l.CacheHits, l.Retries, l.StrictRetries, l.PromptTokens, l.CompletionTokens)
+		fmt.Fprintf(b, "; %d calls, %d calls saved by the cache, %d answers reused from a reply, %d retries, %d strict retries, %d prompt + %d completion tokens",
+			l.Calls, l.CacheHits, l.AnswersReused, l.Retries, l.StrictRetries, l.PromptTokens, l.CompletionTokens)
 		if l.Distributions > 0 {
 			fmt.Fprintf(b, "; covered mass %.3f over %d distributions, %d fell back to sampling", float64(l.CoveredMass), l.Distributions, l.Fallbacks)
 		}

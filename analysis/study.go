@@ -74,6 +74,9 @@ type Study struct {
 
 // Results is results.json. Keys are stable: scripts rely on them.
 type Results struct {
+	// Run is the run's provenance (run.go); nil in results written
+	// before it was recorded.
+	Run            *Run                `json:"run,omitempty"`
 	Scenario       string              `json:"scenario"`
 	Seed           uint64              `json:"seed"`
 	Note           string              `json:"note,omitempty"`
@@ -111,11 +114,14 @@ type AnswerCounts struct {
 	Invalid  int64 `json:"invalid"`
 }
 
-// LLMCounts counts model traffic.
+// LLMCounts counts model traffic over every model: calls made, calls saved
+// by the cache (cache_hits), answers reused from a reply beyond its first,
+// and retries (ModelLLM).
 type LLMCounts struct {
-	Calls     int64 `json:"calls"`
-	CacheHits int64 `json:"cache_hits"`
-	Retries   int64 `json:"retries"`
+	Calls         int64 `json:"calls"`
+	CacheHits     int64 `json:"cache_hits"`
+	AnswersReused int64 `json:"answers_reused"`
+	Retries       int64 `json:"retries"`
 }
 
 // ValueStructureRow is one cell of Table 1: how human-like a model's value

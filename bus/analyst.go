@@ -43,6 +43,9 @@ type Analyst struct {
 	// whatever counts them once col holds them) and finish, called with
 	// the outcome once computed and with nil when the analysis ends.
 	Follow func(ctx context.Context, l sim.Layout, col *analysis.Collector) (sink func(*agent.Batch) error, finish func(*analysis.Outcome))
+	// RunBlock starts the provenance block of the run id that started at
+	// start (its record's; "" when the record has none); nil writes none.
+	RunBlock func(id, start string) *analysis.Run
 
 	bad     atomic.Int64
 	written atomic.Int64
@@ -191,6 +194,9 @@ func (a *Analyst) analyse(ctx context.Context, rec RunRecord, r *analysisRun) er
 		return err
 	}
 	outcome.Results.LLM = llmCounts
+	if a.RunBlock != nil {
+		outcome.Results.Finish(a.RunBlock(rec.ID, rec.Start), time.Now())
+	}
 	finish(outcome)
 	if err := results.Write(ctx, dir, &analysis.Output{Outcome: outcome, Collector: col, Study: p.Study, Scenario: p.Resolved}); err != nil {
 		return err
@@ -252,6 +258,7 @@ func (a *Analyst) hostTraffic(ctx context.Context, run string) (analysis.LLMCoun
 	for _, s := range stats {
 		out.Calls += s.Calls
 		out.CacheHits += s.CacheHits
+		out.AnswersReused += s.AnswersReused
 		out.Retries += s.Retries
 	}
 	return out, stats

@@ -107,3 +107,38 @@ func TestKVStoreFull(t *testing.T) {
 		t.Error("got a bucket without a size limit, want an error")
 	}
 }
+
+// Each lists every key of the bucket with its value, and nothing in an
+// empty bucket.
+func TestKVStoreEach(t *testing.T) {
+	ctx := t.Context()
+	s, err := bus.NewKVStore(ctx, newJetStream(t, bus.ServerOptions{}), "each", 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	each := func(key string, val []byte) error {
+		got[key] = string(val)
+		return nil
+	}
+	if err := s.Each(ctx, each); err != nil || len(got) != 0 {
+		t.Fatalf("empty bucket: got %v (error %v), want nothing", got, err)
+	}
+	want := map[string]string{"a1": "one", "b2": "two", "c3": "three"}
+	for k, v := range want {
+		if err := s.Put(ctx, k, []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Each(ctx, each); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("key %s: got %q, want %q", k, got[k], v)
+		}
+	}
+}

@@ -45,6 +45,12 @@ type Orchestrator struct {
 	// Answered, when set, is called once the loop is over, with its error
 	// (nil: every answer is stored), before the results are written.
 	Answered func(ctx context.Context, err error)
+	// Start is when this orchestrator began (its preparation included);
+	// zero is when Run is called. A resumed run keeps its first start.
+	Start time.Time
+	// RunBlock starts the provenance block of results this process
+	// writes (see Analyst.RunBlock); nil writes none.
+	RunBlock func(id, start string) *analysis.Run
 }
 
 // Orchestrated is what a finished distributed run reports.
@@ -109,7 +115,15 @@ func (o *Orchestrator) Run(ctx context.Context, sc *scenarios.Scenario, p *sim.P
 	if exists && prepRaw == nil {
 		prepRaw = rec.Prep // settled by the run's first start
 	}
-	rec = RunRecord{ID: id, Scenario: string(p.Resolved), Shards: shards, Epoch: epoch, State: RunRunning, Prep: prepRaw}
+	start := o.Start
+	if start.IsZero() {
+		start = time.Now()
+	}
+	first := analysis.RunTime(start)
+	if exists && rec.Start != "" {
+		first = rec.Start // a resumed run started when it first did
+	}
+	rec = RunRecord{ID: id, Scenario: string(p.Resolved), Shards: shards, Epoch: epoch, State: RunRunning, Prep: prepRaw, Start: first}
 	if exists {
 		_, err = o.Reg.Update(ctx, rec, rev)
 	} else {
@@ -119,7 +133,7 @@ func (o *Orchestrator) Run(ctx context.Context, sc *scenarios.Scenario, p *sim.P
 		return nil, fmt.Errorf("%w (is another orchestrator starting the same run?)", err)
 	}
 
-	r := &orchestration{log: o.Log, nc: o.NC, reg: o.Reg, subj: subj, p: p, id: id, epoch: epoch}
+	r := &orchestration{log: o.Log, nc: o.NC, reg: o.Reg, subj: subj, p: p, id: id, epoch: epoch, start: first, runBlock: o.RunBlock}
 	stall := o.Stall
 	if stall <= 0 {
 		stall = 2 * o.Queue.Backoff()[0]
@@ -174,8 +188,11 @@ type orchestration struct {
 	p     *sim.Plan
 	id    string
 	epoch int
+	start string // the run's first start (RunRecord.Start)
 	col   *analysis.Collector
 	bad   atomic.Int64
+
+	runBlock func(id, start string) *analysis.Run
 }
 
 // await marks the run complete, which asks the analysis service to compute
@@ -234,9 +251,13 @@ func (o *orchestration) writeOwn(ctx context.Context, dir string) (RunRecord, er
 	if stats, err := o.reg.HostStats(ctx, o.id, nil); err == nil {
 		for _, s := range stats {
 			llm.Calls, llm.CacheHits, llm.Retries = llm.Calls+s.Calls, llm.CacheHits+s.CacheHits, llm.Retries+s.Retries
+			llm.AnswersReused += s.AnswersReused
 		}
 	}
 	outcome.Results.LLM = llm
+	if o.runBlock != nil {
+		outcome.Results.Finish(o.runBlock(o.id, o.start), time.Now())
+	}
 	if err := results.Write(ctx, dir, &analysis.Output{Outcome: outcome, Collector: o.col, Study: o.p.Study, Scenario: o.p.Resolved}); err != nil {
 		return RunRecord{}, err
 	}

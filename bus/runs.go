@@ -61,6 +61,10 @@ type RunRecord struct {
 	Dir     string          `json:"dir,omitempty"`
 	Host    string          `json:"host,omitempty"`
 	Results json.RawMessage `json:"results,omitempty"`
+	// Start is when the run was first started (RFC 3339, UTC), kept when
+	// it is resumed: the results' run block starts there. Records that
+	// predate it have none.
+	Start string `json:"start,omitempty"`
 }
 
 // EncodeRunRecord encodes a record.
@@ -278,12 +282,16 @@ func (r *Registry) watchOnce(ctx context.Context, fn func(RunRecord), bad func(e
 
 // HostStats is one agent host's model traffic for one run, as it reports
 // it to the registry: the analysis adds up every host's for the results.
+// CacheHits counts model calls saved by the cache, AnswersReused answers
+// served by a reply beyond its first (llm.ClientStats); hosts that predate
+// AnswersReused leave it out, and their cache_hits counted answers.
 type HostStats struct {
-	V         int    `json:"v"`
-	Host      string `json:"host"`
-	Calls     int64  `json:"calls"`
-	CacheHits int64  `json:"cache_hits"`
-	Retries   int64  `json:"retries"`
+	V             int    `json:"v"`
+	Host          string `json:"host"`
+	Calls         int64  `json:"calls"`
+	CacheHits     int64  `json:"cache_hits"`
+	AnswersReused int64  `json:"answers_reused,omitempty"`
+	Retries       int64  `json:"retries"`
 	// Models is the same traffic per model, with what each model's
 	// server said about itself; hosts that predate it leave it out.
 	Models []HostModelStats `json:"models,omitempty"`
@@ -295,6 +303,7 @@ type HostModelStats struct {
 	Model            string  `json:"model"`
 	Calls            int64   `json:"calls"`
 	CacheHits        int64   `json:"cache_hits"`
+	AnswersReused    int64   `json:"answers_reused,omitempty"`
 	Retries          int64   `json:"retries"`
 	StrictRetries    int64   `json:"strict_retries"`
 	PromptTokens     int64   `json:"prompt_tokens"`
@@ -305,7 +314,13 @@ type HostModelStats struct {
 	CoverageSum      float64 `json:"coverage_sum"`
 	ServedModel      string  `json:"served_model,omitempty"`
 	Fingerprint      string  `json:"system_fingerprint,omitempty"`
-	Synthetic        bool    `json:"synthetic,omitempty"`
+	// LastServedModel and LastFingerprint are the last the server
+	// reported, FingerprintChanged whether its replies reported more than
+	// one fingerprint.
+	LastServedModel    string `json:"last_served_model,omitempty"`
+	LastFingerprint    string `json:"last_system_fingerprint,omitempty"`
+	FingerprintChanged bool   `json:"fingerprint_changed,omitempty"`
+	Synthetic          bool   `json:"synthetic,omitempty"`
 }
 
 const hostStatsVersion = 1
@@ -341,7 +356,7 @@ func (r *Registry) HostStats(ctx context.Context, run string, bad func(error)) (
 			continue // deleted meanwhile
 		}
 		var s HostStats
-		if err := json.Unmarshal(e.Value(), &s); err != nil || s.V != hostStatsVersion || s.Calls < 0 || s.CacheHits < 0 || s.Retries < 0 {
+		if err := json.Unmarshal(e.Value(), &s); err != nil || s.V != hostStatsVersion || s.Calls < 0 || s.CacheHits < 0 || s.AnswersReused < 0 || s.Retries < 0 {
 			if bad != nil {
 				bad(fmt.Errorf("%w: host stats %s", ErrBadMessage, key))
 			}

@@ -288,7 +288,7 @@ func TestHostStats(t *testing.T) {
 	if _, err := reg.Create(ctx, goodRecord()); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []bus.HostStats{{Host: "a", Calls: 3, CacheHits: 1}, {Host: "b.c", Calls: 4, Retries: 2}, {Host: "a", Calls: 5, CacheHits: 1}} {
+	for _, s := range []bus.HostStats{{Host: "a", Calls: 3, CacheHits: 1}, {Host: "b.c", Calls: 4, Retries: 2}, {Host: "a", Calls: 5, CacheHits: 1, AnswersReused: 7}} {
 		if err := reg.PutHostStats(ctx, "study-42", s); err != nil {
 			t.Fatal(err)
 		}
@@ -300,12 +300,12 @@ func TestHostStats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var calls, hits, retries int64
+	var calls, hits, reused, retries int64
 	for _, s := range got {
-		calls, hits, retries = calls+s.Calls, hits+s.CacheHits, retries+s.Retries
+		calls, hits, reused, retries = calls+s.Calls, hits+s.CacheHits, reused+s.AnswersReused, retries+s.Retries
 	}
-	if len(got) != 2 || calls != 9 || hits != 1 || retries != 2 {
-		t.Errorf("got %+v, want two hosts with 9 calls, 1 cache hit and 2 retries in all", got)
+	if len(got) != 2 || calls != 9 || hits != 1 || reused != 7 || retries != 2 {
+		t.Errorf("got %+v, want two hosts with 9 calls, 1 cache hit, 7 answers reused and 2 retries in all", got)
 	}
 	// The statistics are no runs: a watch does not report them. A run
 	// registered after them marks the end: the watch reports in the

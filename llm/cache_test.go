@@ -194,18 +194,21 @@ func TestCacheRerunAndResume(t *testing.T) {
 			if got := srv.calls.Load(); got != 44 || st.Calls != 22 {
 				t.Fatalf("resumed run: server saw %d requests in all (client %d), want 44 (22 new)", got, st.Calls)
 			}
-			// Agents that ask after their prompt's request came back are
-			// served by the cache too: at least the first half are.
-			if st.CacheHits < int64(len(half)) {
-				t.Errorf("resumed run: got %d cache hits, want at least %d", st.CacheHits, len(half))
+			// The first half's 22 calls are saved; every answer beyond
+			// the first of a reply, fetched or stored, is reused.
+			if st.CacheHits != 22 || st.AnswersReused != int64(len(all))-44 {
+				t.Errorf("resumed run: got %d cache hits, %d answers reused; want 22, %d", st.CacheHits, st.AnswersReused, len(all)-44)
 			}
 			// A rerun of the finished study costs nothing, and answers the same.
 			again, st := run(all)
 			if got := srv.calls.Load(); got != 44 || st.Calls != 0 {
 				t.Fatalf("rerun: server saw %d new requests, want 0", got-44)
 			}
-			if st.CacheHits != int64(len(all)) {
-				t.Errorf("rerun: got %d cache hits, want %d", st.CacheHits, len(all))
+			// Cache hits count calls saved, not answers: as many as the
+			// runs that filled the cache made.
+			if st.CacheHits != 44 || st.AnswersReused != int64(len(all))-44 {
+				t.Errorf("rerun: got %d cache hits, %d answers reused; want 44 (the calls made to fill the cache), %d",
+					st.CacheHits, st.AnswersReused, len(all)-44)
 			}
 			for i := range all {
 				a, b := first[i], again[i]
@@ -329,5 +332,102 @@ func TestCacheSharedSegmentSameAnswers(t *testing.T) {
 		if got[i].Answer != want[i].Answer {
 			t.Errorf("sample %d: got %+v with part of its segment cached, want %+v as fetched whole", i, got[i].Answer, want[i].Answer)
 		}
+	}
+}
+
+// TestCacheHitsCountCallsSaved reruns a study whose replies are all stored:
+// its cache hits are the calls the first run made (strict retries after
+// unreadable replies and the extra requests of a server that ignores n
+// included), never the answers served; answers beyond the first of a
+// reply are counted apart as reused.
+func TestCacheHitsCountCallsSaved(t *testing.T) {
+	_, model := srvTestServer(t, modelserver.Options{Seed: 3, GarbageRate: 0.3})
+	ignoresN := newOpenAIServer(t, func(r seenReq) (int, any) {
+		return 200, textsReply(r, string(rune('1'+len(r.text())%6))) // one choice, whatever n
+	})
+	tests := []struct {
+		name, mode, url string
+		counted         func() int64 // requests the server received
+	}{
+		{"sample, model server with garbage", ModeSample, model.URL, nil},
+		{"distribution, model server", ModeDistribution, model.URL, nil},
+		{"sample, server ignoring n", ModeSample, ignoresN.URL, ignoresN.calls.Load},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			store := NewMemStore()
+			qs := questions(t, 0, 3, 4)
+			var obs lookups
+			run := func() ClientStats {
+				cfg := testConfig(tt.url)
+				cfg.Mode, cfg.Samples, cfg.Cache, cfg.Observer = tt.mode, 4, NewCache(store), &obs
+				c := newClient(t, cfg)
+				askAll(t, c, qs)
+				return c.Stats()
+			}
+			var before int64
+			if tt.counted != nil {
+				before = tt.counted()
+			}
+			first := run()
+			if tt.counted != nil && tt.counted()-before != first.Calls {
+				t.Fatalf("first run: server counted %d requests, client %d", tt.counted()-before, first.Calls)
+			}
+			if first.Calls == 0 || first.CacheHits != 0 {
+				t.Fatalf("first run: got %d calls, %d cache hits; want some calls, no hits", first.Calls, first.CacheHits)
+			}
+			if obs.hits.Load() != 0 {
+				t.Errorf("first run: the metric counted %d calls saved, want 0", obs.hits.Load())
+			}
+			second := run()
+			if got := obs.hits.Load(); got != second.CacheHits {
+				t.Errorf("rerun: the metric counted %d calls saved, the client %d", got, second.CacheHits)
+			}
+			if second.Calls != 0 || second.CacheHits != first.Calls {
+				t.Errorf("rerun: got %d calls, %d cache hits; want 0 calls, %d cache hits (the first run's calls)",
+					second.Calls, second.CacheHits, first.Calls)
+			}
+			if answers := int64(len(qs)); second.CacheHits+second.AnswersReused < answers || second.AnswersReused >= answers {
+				t.Errorf("rerun: got %d cache hits and %d answers reused for %d answers", second.CacheHits, second.AnswersReused, answers)
+			}
+			t.Logf("first run: %d calls (%d strict retries), %d answers reused; rerun: %d cache hits, %d answers reused, %d answers",
+				first.Calls, first.StrictRetries, first.AnswersReused, second.CacheHits, second.AnswersReused, len(qs))
+		})
+	}
+}
+
+// lookups counts the cache lookups a client reports to its observer.
+type lookups struct {
+	nopObserver
+	hits, misses atomic.Int64
+}
+
+func (l *lookups) CacheLookup(_ string, hit bool) {
+	if hit {
+		l.hits.Add(1)
+	} else {
+		l.misses.Add(1)
+	}
+}
+
+// TestOwnDistributionIsNoCacheHit: a distribution this client fetched is
+// stored before every agent waiting on it has taken it from memory; an
+// agent that finds it in the store first is served this run's call, not a
+// call saved by the cache. The memory is emptied between the two asks to
+// take that order every time.
+func TestOwnDistributionIsNoCacheHit(t *testing.T) {
+	_, model := srvTestServer(t, modelserver.Options{Seed: 3})
+	cfg := testConfig(model.URL)
+	cfg.Mode, cfg.Cache = ModeDistribution, NewCache(NewMemStore())
+	c := newClient(t, cfg)
+	qs := questions(t, 0, 1, 1)
+	askAll(t, c, qs)
+	calls := c.Stats().Calls
+	c.memoMu.Lock()
+	c.memo = nil
+	c.memoMu.Unlock()
+	askAll(t, c, qs)
+	if st := c.Stats(); calls == 0 || st.Calls != calls || st.CacheHits != 0 {
+		t.Errorf("got %d calls, %d cache hits; want %d calls, 0 cache hits (the calls were this run's)", st.Calls, st.CacheHits, calls)
 	}
 }

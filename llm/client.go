@@ -157,15 +157,21 @@ func (nopObserver) CacheLookup(string, bool)               {}
 func (nopObserver) Coverage(string, float64)               {}
 
 // ClientStats are a client's running totals. Calls counts requests to the
-// endpoint (not their retries), CacheHits answers served without a call,
-// Failures requests that ended in an error, Invalid answers recorded as
-// invalid. Coverage is summed over the distributions fetched from the
+// endpoint (not their retries). CacheHits counts the calls not made because
+// the cache held their replies: a rerun served wholly from the cache saves
+// as many calls as the run that filled it made (strict retries and the
+// requests of a server that ignores n included). AnswersReused counts the
+// answers served by a reply, fetched or stored, beyond the first it served:
+// the other agents of a persona drawing from one distribution, the other
+// samples of a request with n > 1. Failures counts requests that ended in
+// an error, Invalid answers recorded as invalid. Coverage is summed over the distributions fetched from the
 // endpoint; Fallbacks counts the distribution-mode questions sampled
 // instead, of which NoAlternatives because the reply had no first-token
 // alternatives and FallbackErrors because the request failed (the others
 // for low coverage).
 type ClientStats struct {
 	Calls, CacheHits, Retries, Failures, Invalid int64
+	AnswersReused                                int64
 	PromptTokens, CompletionTokens               int64
 	CoverageSum                                  float64
 	CoverageN                                    int64
@@ -179,6 +185,7 @@ type ClientStats struct {
 // counters are the client's statistics, updated atomically.
 type counters struct {
 	calls, cacheHits, retries, failures, invalid atomic.Int64
+	answersReused                                atomic.Int64
 	promptTokens, completionTokens               atomic.Int64
 	coverageBits                                 atomic.Uint64 // float64 sum
 	coverageN, fallbacks                         atomic.Int64
@@ -219,7 +226,7 @@ type Client struct {
 	// more than the agents' own work. Distinct prompts are few (personas ×
 	// items × visible histories), so the map stays small.
 	memoMu sync.RWMutex
-	memo   map[memoKey]memoEntry
+	memo   map[memoKey]*memoEntry
 
 	// segMu guards segments (replies fetched and not yet read) and
 	// fetching (segments being fetched or queued by Prefetch).
@@ -232,6 +239,10 @@ type Client struct {
 
 	log    *slog.Logger
 	warned sync.Map // warning kind → struct{}: each is logged once
+	// fetched holds the cache keys of the distributions this client
+	// requested itself: another agent finding one in the store is
+	// served this run's call, not a call saved by the cache.
+	fetched sync.Map
 
 	static  *extraFields // body fields every request carries (extra)
 	choices sync.Map     // [2]int{min, max} → structured_outputs value
@@ -243,11 +254,15 @@ type Client struct {
 	nReadings atomic.Int64
 }
 
-// memoEntry is a distribution held in memory; stored marks one read from
-// the persistent store rather than fetched by this run.
+// memoEntry is a distribution-mode reply held in memory: its
+// distribution, or fallback when its questions are sampled instead.
+// stored marks one read from the persistent store rather than fetched by
+// this run; used is set by the first answer it served (useDist).
 type memoEntry struct {
-	dist   []float64
-	stored bool
+	dist     []float64
+	stored   bool
+	fallback bool
+	used     atomic.Bool
 }
 
 // memoKey identifies a question's prompt without rendering it.
@@ -414,7 +429,7 @@ func (c *Client) Close() { c.tr.CloseIdleConnections() }
 func (c *Client) Stats() ClientStats {
 	s := c.stats
 	return ClientStats{
-		Calls: s.calls.Load(), CacheHits: s.cacheHits.Load(), Retries: s.retries.Load(),
+		Calls: s.calls.Load(), CacheHits: s.cacheHits.Load(), Retries: s.retries.Load(), AnswersReused: s.answersReused.Load(),
 		Failures: s.failures.Load(), Invalid: s.invalid.Load(),
 		PromptTokens: s.promptTokens.Load(), CompletionTokens: s.completionTokens.Load(),
 		CoverageSum: math.Float64frombits(s.coverageBits.Load()), CoverageN: s.coverageN.Load(),
@@ -433,17 +448,18 @@ func (c *Client) Ask(ctx context.Context, q *agent.Question) (agent.Reply, error
 	if q == nil || q.Instrument == nil || q.Item < 0 || q.Item >= len(q.Instrument.Items) || q.Sample < 0 {
 		return agent.Reply{}, fmt.Errorf("llm %s: malformed question", c.name)
 	}
-	var mk memoKey
+	var (
+		mk       memoKey
+		fallback bool // the prompt's distribution is sampled instead
+	)
 	if c.cfg.Mode == ModeDistribution {
 		mk = memoKey{q.Persona, q.Instrument, q.Item, q.Context}
 		if e, ok := c.remembered(mk); ok {
-			// A prompt answered by a request of this run is not a cache
-			// hit (one request per prompt is the point of distribution
-			// mode); one read from the store counts for every agent.
-			if e.stored {
-				c.stats.cacheHits.Add(1)
+			c.useDist(e)
+			if !e.fallback {
+				return agent.Reply{Dist: e.dist}, nil
 			}
-			return agent.Reply{Dist: e.dist}, nil
+			fallback = true
 		}
 	}
 	p := c.render(q)
@@ -451,7 +467,9 @@ func (c *Client) Ask(ctx context.Context, q *agent.Question) (agent.Reply, error
 		r   agent.Reply
 		err error
 	)
-	if c.cfg.Mode == ModeDistribution && !oneTokenOptions(q.Instrument.Scale) {
+	if fallback {
+		r.Answer, err = c.askSample(ctx, q, p)
+	} else if c.cfg.Mode == ModeDistribution && !oneTokenOptions(q.Instrument.Scale) {
 		// An option of two or more characters ("10", "-1") spans several
 		// tokens, and the first token's alternatives cannot tell "1" from
 		// the start of "10": the question is sampled instead, as in
@@ -461,11 +479,7 @@ func (c *Client) Ask(ctx context.Context, q *agent.Question) (agent.Reply, error
 			"instrument", q.Instrument.Name, "scale", fmt.Sprintf("%d-%d", q.Instrument.Scale.Min, q.Instrument.Scale.Max))
 		r.Answer, err = c.askSample(ctx, q, p)
 	} else if c.cfg.Mode == ModeDistribution {
-		var hit bool
-		r, hit, err = c.askDist(ctx, q, p)
-		if err == nil && r.Dist != nil {
-			c.remember(mk, memoEntry{dist: r.Dist, stored: hit})
-		}
+		r, err = c.askDist(ctx, q, p, mk)
 	} else {
 		r.Answer, err = c.askSample(ctx, q, p)
 	}
@@ -508,20 +522,44 @@ func (c *Client) render(q *agent.Question) agent.Prompt {
 	return p
 }
 
-// remember keeps a distribution in memory while there is room.
-func (c *Client) remember(mk memoKey, e memoEntry) {
+// remember keeps a distribution in memory while there is room, and
+// returns the entry kept for mk: one kept earlier (by a concurrent Ask or
+// Prefetch) wins, so that every Ask of the prompt shares its count.
+func (c *Client) remember(mk memoKey, e *memoEntry) *memoEntry {
 	c.memoMu.Lock()
 	defer c.memoMu.Unlock()
 	if c.memo == nil {
-		c.memo = make(map[memoKey]memoEntry)
+		c.memo = make(map[memoKey]*memoEntry)
+	}
+	if old, ok := c.memo[mk]; ok {
+		return old
 	}
 	if len(c.memo) < memoLimit {
 		c.memo[mk] = e
 	}
+	return e
+}
+
+// useDist counts an answer served by a distribution-mode reply. The first
+// answer of a reply read from the store is a call saved; a later answer of
+// a distribution is an answer reused (a fallback's answers are samples,
+// counted as such). Past memoLimit, replies read from the store are not
+// kept, and each answer they serve counts as a call saved.
+func (c *Client) useDist(e *memoEntry) {
+	if e.used.CompareAndSwap(false, true) {
+		if e.stored {
+			c.stats.cacheHits.Add(1)
+			c.doer.obs.CacheLookup(c.doer.model, true)
+		}
+		return
+	}
+	if !e.fallback {
+		c.stats.answersReused.Add(1)
+	}
 }
 
 // remembered returns the distribution kept for mk.
-func (c *Client) remembered(mk memoKey) (memoEntry, bool) {
+func (c *Client) remembered(mk memoKey) (*memoEntry, bool) {
 	c.memoMu.RLock()
 	defer c.memoMu.RUnlock()
 	e, ok := c.memo[mk]

@@ -419,8 +419,10 @@ func TestClientDistributionFallback(t *testing.T) {
 				}
 			}
 			st := c.Stats()
-			if st.Fallbacks != 1 || st.Calls != 2 || st.CacheHits != 2 {
-				t.Errorf("got %d fallbacks, %d calls, %d cache hits; want 1, 2, 2", st.Fallbacks, st.Calls, st.CacheHits)
+			// The second Ask reads its sample from the cache (a call
+			// saved); the fallback is remembered, not asked for again.
+			if st.Fallbacks != 1 || st.Calls != 2 || st.CacheHits != 1 {
+				t.Errorf("got %d fallbacks, %d calls, %d cache hits; want 1, 2, 1", st.Fallbacks, st.Calls, st.CacheHits)
 			}
 		})
 	}

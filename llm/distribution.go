@@ -23,14 +23,11 @@ type distEntry struct {
 	Reason   string    `json:"reason,omitempty"` // why sampled instead
 }
 
-func (c *Client) askDist(ctx context.Context, q *agent.Question, p agent.Prompt) (agent.Reply, bool, error) {
+func (c *Client) askDist(ctx context.Context, q *agent.Question, p agent.Prompt, mk memoKey) (agent.Reply, error) {
 	e, hit, err := c.distOf(ctx, q, p)
-	if hit {
-		c.stats.cacheHits.Add(1)
-	}
 	if err != nil {
 		if ctx.Err() != nil || !errors.Is(err, ErrUnavailable) {
-			return agent.Reply{}, false, err
+			return agent.Reply{}, err
 		}
 		// The log-probability request kept failing although the
 		// endpoint may still sample (a server overloaded by logprobs
@@ -41,13 +38,17 @@ func (c *Client) askDist(ctx context.Context, q *agent.Question, p agent.Prompt)
 		c.stats.fallbackErrors.Add(1)
 		c.warnOnce("dist-error", "distribution request failed; sampling this question instead (not cached)", "err", err)
 		a, err := c.askSample(ctx, q, p)
-		return agent.Reply{Answer: a}, false, err
+		return agent.Reply{Answer: a}, err
 	}
+	// A fallback is kept too: without a cache, the next agent would
+	// otherwise ask for the distribution again.
+	m := c.remember(mk, &memoEntry{dist: e.Dist, stored: hit, fallback: e.Fallback})
+	c.useDist(m)
 	if e.Fallback {
 		a, err := c.askSample(ctx, q, p)
-		return agent.Reply{Answer: a}, false, err
+		return agent.Reply{Answer: a}, err
 	}
-	return agent.Reply{Dist: e.Dist}, hit, nil
+	return agent.Reply{Dist: e.Dist}, nil
 }
 
 // distOf returns the distribution-mode entry of prompt p: from the store
@@ -59,11 +60,14 @@ func (c *Client) distOf(ctx context.Context, q *agent.Question, p agent.Prompt) 
 	fetch := func(ctx context.Context) ([]byte, error) {
 		// Runs once per prompt however many agents wait for it: the one
 		// miss that costs a call.
-		c.doer.obs.CacheLookup(c.doer.model, false)
+		if c.cfg.Cache != nil {
+			c.doer.obs.CacheLookup(c.doer.model, false)
+		}
 		e, err := c.fetchDist(ctx, q, p)
 		if err != nil {
 			return nil, err
 		}
+		c.fetched.Store(key, struct{}{})
 		return json.Marshal(e)
 	}
 	var raw []byte
@@ -72,8 +76,12 @@ func (c *Client) distOf(ctx context.Context, q *agent.Question, p agent.Prompt) 
 			var e distEntry
 			return json.Unmarshal(b, &e) == nil && (e.Fallback || len(e.Dist) == points)
 		}, fetch)
-		if hit {
-			c.doer.obs.CacheLookup(c.doer.model, true)
+		// A hit is counted as a call saved by the first answer the
+		// reply serves (useDist), not at every lookup; a reply this
+		// client fetched itself is no hit, whichever agent reads it
+		// first from the store.
+		if _, ours := c.fetched.Load(key); hit && ours {
+			hit = false
 		}
 	} else {
 		// Without a cache, concurrent agents asking the same prompt
@@ -89,7 +97,7 @@ func (c *Client) distOf(ctx context.Context, q *agent.Question, p agent.Prompt) 
 			b, err := fetch(ctx)
 			var e distEntry
 			if err == nil && json.Unmarshal(b, &e) == nil && !e.Fallback {
-				c.remember(mk, memoEntry{dist: e.Dist})
+				c.remember(mk, &memoEntry{dist: e.Dist})
 			}
 			return b, err
 		})

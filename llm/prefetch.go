@@ -249,9 +249,9 @@ func (c *Client) prefetchOne(ctx context.Context, j *prefetchJob) error {
 		return err
 	}
 	if !e.Fallback {
-		// Asks count the store's answer as a hit when they read it
-		// from memory, as they do without Prefetch.
-		c.remember(mk, memoEntry{dist: e.Dist, stored: hit})
+		// The first Ask to read it from memory counts the call saved
+		// when it came from the store, as without Prefetch.
+		c.remember(mk, &memoEntry{dist: e.Dist, stored: hit})
 	}
 	// A distribution sampled instead is left to the Asks: registered
 	// only now, its samples could already have been fetched and read by

@@ -45,6 +45,8 @@ func (c *Client) Check(ctx context.Context) (served bool, listed []string, err e
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	resp.Body.Close()
+	// The model server says what it is on every reply, its model list too.
+	c.noteServed(ctx, "", "", resp.Header)
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized, resp.StatusCode == http.StatusForbidden:
 		return false, nil, c.redact(fmt.Errorf("llm %s: %w", c.name, statusError(req, resp.StatusCode, resp.Header, body)))

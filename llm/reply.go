@@ -83,6 +83,9 @@ func sanitiseNumbers(data []byte) []byte {
 type choice struct {
 	content string // the text as sent, reasoning included
 	finish  string // finish_reason
+	// calls is the number of requests the reply accounts for: 1 on the
+	// first reply kept of each request (fetchSegment), 0 on the others.
+	calls int
 }
 
 // chatChoices reads the choices of a chat reply. Content given as a list

@@ -18,12 +18,19 @@ import (
 // segments of up to Samples completions per request, read, retried with
 // the strict instruction when unreadable, and stored.
 
-// answerEntry is a cached sample: the answer with its raw text.
+// answerEntry is a cached sample: the answer with its raw text. Calls is
+// the number of model calls the answer cost when it was fetched: the
+// requests of its segment for the first sample read from them (more than
+// one when the server ignored n), plus a strict retry; 0 for the other
+// samples of the segment, whose answers came from the same replies. A rerun
+// served from the cache counts them as calls saved (CacheHits). Entries
+// written before it was recorded have none (nil).
 type answerEntry struct {
 	Value  int    `json:"value"`
 	Valid  bool   `json:"valid"`
 	Raw    string `json:"raw"`
 	Reason string `json:"reason,omitempty"`
+	Calls  *int   `json:"calls,omitempty"`
 }
 
 // askSample returns sample q.Sample of the prompt: from the cache, or read
@@ -38,22 +45,27 @@ func (c *Client) askSample(ctx context.Context, q *agent.Question, p agent.Promp
 			if err != nil {
 				return agent.Answer{}, err
 			}
-			if a, decoded := decodeAnswer(raw); ok && decoded {
-				c.stats.cacheHits.Add(1)
-				c.doer.obs.CacheLookup(c.doer.model, true)
-				return a, nil
+			if e, decoded := decodeEntry(raw); ok && decoded {
+				c.countStored(q, e)
+				return e.answer(), nil
 			}
 		}
 		ch, err := c.sampleReply(ctx, q, p)
 		if err != nil {
 			return agent.Answer{}, err
 		}
-		a, err := c.readSample(ctx, q, p, ch)
+		if ch.calls == 0 {
+			// Another sample of the segment was read from the same
+			// replies first.
+			c.stats.answersReused.Add(1)
+		}
+		a, strict, err := c.readSample(ctx, q, p, ch)
 		if err != nil {
 			return agent.Answer{}, err
 		}
 		if c.cfg.Cache != nil {
-			raw, err := json.Marshal(answerEntry{Value: a.Value, Valid: a.Valid, Raw: a.Raw, Reason: a.Reason})
+			calls := ch.calls + strict
+			raw, err := json.Marshal(answerEntry{Value: a.Value, Valid: a.Valid, Raw: a.Raw, Reason: a.Reason, Calls: &calls})
 			if err != nil {
 				return agent.Answer{}, err
 			}
@@ -234,15 +246,44 @@ func (c *Client) endSegment(key segKey, f *segFetch, replies map[int]choice, err
 	close(f.done)
 }
 
-func decodeAnswer(raw []byte) (agent.Answer, bool) {
+// countStored counts a sample served from the cache: the calls its entry
+// cost are calls saved, and an entry that cost none was served by the
+// replies of another sample's calls (an answer reused). An entry without
+// its calls counts one call saved for the first sample of its segment,
+// the one its request was seeded from.
+func (c *Client) countStored(q *agent.Question, e answerEntry) {
+	saved := 0
+	switch {
+	case e.Calls != nil:
+		saved = *e.Calls
+	default:
+		if start, _ := c.segmentOf(q.Persona, q.Sample); start == q.Sample {
+			saved = 1
+		}
+	}
+	if saved == 0 {
+		c.stats.answersReused.Add(1)
+		return
+	}
+	c.stats.cacheHits.Add(int64(saved))
+	for range saved {
+		c.doer.obs.CacheLookup(c.doer.model, true)
+	}
+}
+
+func (e answerEntry) answer() agent.Answer {
+	return agent.Answer{Value: e.Value, Valid: e.Valid, Raw: e.Raw, Reason: e.Reason}
+}
+
+func decodeEntry(raw []byte) (answerEntry, bool) {
 	if raw == nil {
-		return agent.Answer{}, false
+		return answerEntry{}, false
 	}
 	var e answerEntry
 	if err := json.Unmarshal(raw, &e); err != nil {
-		return agent.Answer{}, false
+		return answerEntry{}, false
 	}
-	return agent.Answer{Value: e.Value, Valid: e.Valid, Raw: e.Raw, Reason: e.Reason}, true
+	return e, true
 }
 
 // fetchSegment fetches the samples [start, end) and returns the replies
@@ -271,7 +312,7 @@ func (c *Client) fetchSegment(ctx context.Context, q *agent.Question, p agent.Pr
 			if err != nil {
 				return nil, fmt.Errorf("cache get: %w", err)
 			}
-			if _, decoded := decodeAnswer(raw); ok && decoded {
+			if _, decoded := decodeEntry(raw); ok && decoded {
 				continue
 			}
 		}
@@ -285,39 +326,53 @@ func (c *Client) fetchSegment(ctx context.Context, q *agent.Question, p agent.Pr
 		c.doer.obs.CacheLookup(c.doer.model, false)
 	}
 	out := make(map[int]choice, len(need))
+	// Each call belongs to the first reply it brought that is kept:
+	// whichever Ask reads that reply accounts for the call, and the Asks
+	// that read the call's other replies reuse answers of the same call.
+	pending, first := 0, end
 	for got := start; got < end; {
 		chs, err := c.sampleChoices(ctx, q, p, end-got, got)
 		if err != nil {
 			return nil, err
 		}
+		pending++
 		if len(chs) == 0 {
 			return nil, errors.New("server returned no choices")
 		}
 		for _, ch := range chs[:min(len(chs), end-got)] {
 			if need[got] {
+				ch.calls, pending = pending, 0
 				out[got] = ch
+				first = min(first, got)
 			}
 			got++
 		}
+	}
+	if ch, ok := out[first]; ok && pending > 0 {
+		ch.calls += pending // calls that brought only samples already stored
+		out[first] = ch
 	}
 	return out, nil
 }
 
 // readSample reads the answer of a reply; an unreadable one is asked
-// again with the strict instruction.
-func (c *Client) readSample(ctx context.Context, q *agent.Question, p agent.Prompt, ch choice) (agent.Answer, error) {
+// again with the strict instruction. It returns the calls it made: 1
+// after a strict retry, else 0.
+func (c *Client) readSample(ctx context.Context, q *agent.Question, p agent.Prompt, ch choice) (agent.Answer, int, error) {
 	sc := q.Instrument.Scale
 	text, cut := truncationReason(ch, sc)
 	if cut == "" {
 		v, reason, ok := c.parseAnswer(text, q.Instrument)
 		if ok {
-			return agent.Answer{Value: v, Valid: true, Raw: ch.content}, nil
+			return agent.Answer{Value: v, Valid: true, Raw: ch.content}, 0, nil
 		}
-		return c.strictRetry(ctx, q, p, ch, text, reason, false)
+		a, err := c.strictRetry(ctx, q, p, ch, text, reason, false)
+		return a, 1, err
 	}
 	c.warnOnce("truncated", "replies are cut off by the token limit (a reasoning model spends it on reasoning): "+
 		"raise max_tokens or switch reasoning off", "max_tokens", c.cfg.MaxTokens)
-	return c.strictRetry(ctx, q, p, ch, text, cut, true)
+	a, err := c.strictRetry(ctx, q, p, ch, text, cut, true)
+	return a, 1, err
 }
 
 // strictRetry asks once more with the strict instruction after the first

@@ -1,7 +1,11 @@
 package llm
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/society-sim/society/agent"
@@ -46,6 +50,12 @@ func TestClientServed(t *testing.T) {
 			t.Fatal(err)
 		}
 		again := newClient(t, cfg)
+		// A run checks the endpoint first: its headers say synthetic
+		// and name no model, which must not hide (or replace) the
+		// cache's record.
+		if _, _, err := again.Check(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := again.Ask(context.Background(), q); err != nil {
 			t.Fatal(err)
 		}
@@ -54,6 +64,13 @@ func TestClientServed(t *testing.T) {
 		}
 		if got := again.Served(context.Background()); !got.Synthetic || got.Fingerprint != "society-synthetic" {
 			t.Errorf("rerun from the cache: got %+v, want the model server's label", got)
+		}
+		third := newClient(t, cfg)
+		if _, _, err := third.Check(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := third.Served(context.Background()); got.Fingerprint != "society-synthetic" {
+			t.Errorf("after a second rerun's check: got %+v, want the record the first run wrote", got)
 		}
 	})
 	t.Run("model", func(t *testing.T) {
@@ -67,9 +84,40 @@ func TestClientServed(t *testing.T) {
 		if _, err := c.Ask(context.Background(), question(in, values.Power, 0, 0)); err != nil {
 			t.Fatal(err)
 		}
-		want := Served{Model: "meta-llama/Meta-Llama-3-8B-Instruct", Fingerprint: "fp_44709d6fcb"}
+		want := Served{Model: "meta-llama/Meta-Llama-3-8B-Instruct", Fingerprint: "fp_44709d6fcb",
+			LastModel: "meta-llama/Meta-Llama-3-8B-Instruct", LastFingerprint: "fp_44709d6fcb"}
 		if got := c.Served(context.Background()); got != want {
 			t.Errorf("served: got %+v, want %+v", got, want)
+		}
+	})
+	// A server updated mid-run answers with another fingerprint: the
+	// first and the last are kept, the change is flagged and warned of.
+	t.Run("fingerprint changed", func(t *testing.T) {
+		var n atomic.Int64
+		srv := newOpenAIServer(t, func(r seenReq) (int, any) {
+			out := textsReply(r, "4")
+			out["model"] = "llama"
+			out["system_fingerprint"] = "fp_a"
+			if n.Add(1) > 1 {
+				out["system_fingerprint"] = "fp_b"
+			}
+			return 200, out
+		})
+		var log bytes.Buffer
+		cfg := testConfig(srv.URL)
+		cfg.Logger = slog.New(slog.NewTextHandler(&log, nil))
+		c := newClient(t, cfg)
+		for item := range 3 {
+			if _, err := c.Ask(context.Background(), question(in, values.Power, item, 0)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := Served{Model: "llama", Fingerprint: "fp_a", LastModel: "llama", LastFingerprint: "fp_b", FingerprintChanged: true}
+		if got := c.Served(context.Background()); got != want {
+			t.Errorf("served: got %+v, want %+v", got, want)
+		}
+		if !strings.Contains(log.String(), "system_fingerprint changed") || strings.Count(log.String(), "changed during the run") != 1 {
+			t.Errorf("log: got %q, want one warning of the changed fingerprint", log.String())
 		}
 	})
 }

@@ -97,6 +97,9 @@ func (l *Live) Start(lay sim.Layout) {
 	st := lay.Plan.Study
 	n := st.Pool.Size()
 	run := l.m.Run(RunInfo{ID: lay.ID, Scenario: lay.Name, Seed: lay.Plan.Seed})
+	for _, m := range st.Models {
+		l.m.ModelInfo(m.Name, m.Backend, m.Mode, m.Synthetic)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.run = run
@@ -352,6 +355,11 @@ func (l *Live) Finish(out *analysis.Outcome) {
 	}
 	run.NATSPending(0)
 	r := &out.Results
+	// An endpoint served by society model-server is known synthetic only
+	// from its replies.
+	for _, m := range r.Models {
+		l.m.ModelInfo(m.Name, m.Backend, m.Mode, m.Synthetic)
+	}
 	for _, row := range r.ValueStructure {
 		if v := float64(row.ValuesSimilarity); !math.IsNaN(v) {
 			run.Similarity(row.Model, row.Strategy, row.Reference, v)

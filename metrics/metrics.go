@@ -1,8 +1,8 @@
 // Package metrics owns the program's Prometheus metrics, the /metrics
 // endpoint and the Grafana dashboard that charts them. Every metric is named
 // society_<thing>_<unit> and carries only bounded labels (model, strategy,
-// value, instrument, game, outcome, reference, state, kind): never one
-// series per agent.
+// value, instrument, game, outcome, reference, state, kind, and a model's
+// backend, mode and synthetic flag): never one series per agent.
 //
 // Live is a run's sim.Observer: it turns the run's events into the live
 // figures (progress, agents at work, values similarity so far).
@@ -13,6 +13,7 @@
 package metrics
 
 import (
+	"strconv"
 	"sync"
 	"time"
 
@@ -85,6 +86,7 @@ type Metrics struct {
 	inFlight    *prometheus.GaugeVec
 	tokens      *prometheus.CounterVec
 	cache       *prometheus.CounterVec
+	modelInfo   *prometheus.GaugeVec
 	coverage    *prometheus.HistogramVec
 	pending     *prometheus.GaugeVec
 	redelivered prometheus.Counter
@@ -148,8 +150,11 @@ func New(reg prometheus.Registerer, build BuildInfo) *Metrics {
 			"Tokens reported by model endpoints; kind is prompt (in) or completion (out).",
 			"model", "kind"),
 		cache: f.counterVec("society_cache_lookups_total",
-			"Answer cache lookups by outcome: a hit is a model call not paid for.",
+			"Model calls looked up in the answer cache by outcome: hit, a call not made because the cache held its reply (a call saved, however many answers the reply serves); miss, a call made because it did not.",
 			"model", "outcome"),
+		modelInfo: f.gaugeVec("society_model_info",
+			"The run's models: backend, query mode and whether the answers come from synthetic respondents (the synthetic backend, or an endpoint served by society model-server); always 1.",
+			"model", "backend", "mode", "synthetic"),
 		coverage: f.histogramVec("society_distribution_coverage_ratio",
 			"Probability mass that the answer options cover in a distribution-mode reply (1 = every token was an answer option).",
 			[]float64{.1, .2, .3, .4, .5, .6, .7, .8, .9, .95, .99, 1}, false, "model"),
@@ -279,7 +284,19 @@ func (m *Metrics) Tokens(model string, prompt, completion int) {
 	m.tokens.WithLabelValues(model, "completion").Add(float64(completion))
 }
 
-// CacheLookup counts an answer cache lookup.
+// ModelInfo labels a model of the run. A model found synthetic only from
+// its server's replies is labelled again: its earlier series is removed, so
+// that the model has one.
+func (m *Metrics) ModelInfo(model, backend, mode string, synthetic bool) {
+	if m == nil {
+		return
+	}
+	m.modelInfo.DeletePartialMatch(prometheus.Labels{"model": model})
+	m.modelInfo.WithLabelValues(model, backend, mode, strconv.FormatBool(synthetic)).Set(1)
+}
+
+// CacheLookup counts a model call looked up in the answer cache: hit when
+// the call was saved, miss when it was made.
 func (m *Metrics) CacheLookup(model string, hit bool) {
 	if m == nil {
 		return

@@ -46,6 +46,7 @@ func exercise(m *Metrics, n int) {
 	m.CacheLookup("m1", true)
 	m.CacheLookup("m1", false)
 	m.Coverage("m1", 0.97)
+	m.ModelInfo("m1", "openai", "sample", true)
 }
 
 // testRun is the run exercise reports on: started on the first call and
@@ -115,7 +116,7 @@ func TestNames(t *testing.T) {
 	units := regexp.MustCompile(`^society_[a-z_]+_(total|seconds|ratio|messages|agents|expected|similarity|info|round|in_flight)$|^society_agents$`)
 	allowed := map[string]bool{"model": true, "strategy": true, "value": true, "instrument": true, "game": true,
 		"outcome": true, "reference": true, "state": true, "kind": true, "version": true, "revision": true, "go_version": true,
-		"run": true, "scenario": true, "seed": true}
+		"run": true, "scenario": true, "seed": true, "backend": true, "mode": true, "synthetic": true}
 	if len(fams) < 20 {
 		t.Errorf("got %d metric families, want every collector (at least 20)", len(fams))
 	}
@@ -135,6 +136,22 @@ func TestNames(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A model found synthetic from its server's replies is labelled again:
+// one series per model, saying synthetic.
+func TestModelInfoRelabels(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := New(reg, BuildInfo{})
+	m.ModelInfo("llama", "openai", "sample", false)
+	m.ModelInfo("other", "synthetic", "distribution", true)
+	m.ModelInfo("llama", "openai", "sample", true)
+	if n := count(m.modelInfo); n != 2 {
+		t.Fatalf("got %d series, want 2 (one per model)", n)
+	}
+	if v := value(t, m.modelInfo.WithLabelValues("llama", "openai", "sample", "true")); v != 1 {
+		t.Errorf("llama synthetic: got %v, want 1", v)
 	}
 }
 

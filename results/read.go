@@ -439,10 +439,26 @@ func PreviousModels(models []analysis.ModelInfo, prev *analysis.Results) ([]anal
 			if l.Distributions > 0 {
 				sum = float64(l.CoveredMass) * float64(l.Distributions)
 			}
-			traffic[r.Model] = analysis.ModelTraffic{Calls: l.Calls, CacheHits: l.CacheHits, Retries: l.Retries, StrictRetries: l.StrictRetries,
+			traffic[r.Model] = analysis.ModelTraffic{Calls: l.Calls, CacheHits: l.CacheHits, AnswersReused: l.AnswersReused, Retries: l.Retries, StrictRetries: l.StrictRetries,
 				PromptTokens: l.PromptTokens, CompletionTokens: l.CompletionTokens, Distributions: l.Distributions, Questions: l.Questions,
 				Fallbacks: l.Fallbacks, CoverageSum: sum}
 		}
 	}
 	return out, traffic
+}
+
+// WithoutRun returns the text of a results.json without its run block
+// (analysis.Run): what two runs of one study write alike, for comparing
+// them byte for byte. Text without a run block is returned as it is.
+func WithoutRun(data []byte) []byte {
+	const from, to = "\n  \"run\": {\n", "\n  },"
+	i := bytes.Index(data, []byte(from))
+	if i < 0 {
+		return data
+	}
+	j := bytes.Index(data[i+len(from):], []byte(to))
+	if j < 0 {
+		return data
+	}
+	return append(data[:i:i], data[i+len(from)+j+len(to):]...)
 }

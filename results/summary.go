@@ -20,8 +20,12 @@ func Summary(w io.Writer, res *analysis.Results, elapsed time.Duration, dir stri
 		fmt.Fprintln(w, "SYNTHETIC RESPONDENTS: "+res.Note)
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintf(w, "Scenario %s (seed %d): %d answers expected, %d valid, %d invalid, in %.1fs.\n\n",
+	fmt.Fprintf(w, "Scenario %s (seed %d): %d answers expected, %d valid, %d invalid, in %.1fs.\n",
 		res.Scenario, res.Seed, res.Answers.Expected, res.Answers.Valid, res.Answers.Invalid, elapsed.Seconds())
+	if lines := analysis.RunLines(res.Run); len(lines) > 0 {
+		fmt.Fprintln(w, lines[0]) // the rest is in report.md
+	}
+	fmt.Fprintln(w)
 	summaryModelRuns(w, res)
 	fmt.Fprintf(w, "Values similarity to human value structure by %s (1 = identical; 95%% interval: %s; p: permutation test, %d permutations):\n",
 		res.MDS.Describe(), res.Bootstrap.Label, res.Bootstrap.NullIterations)
@@ -29,7 +33,7 @@ func Summary(w io.Writer, res *analysis.Results, elapsed time.Duration, dir stri
 	fmt.Fprint(w, ValueStructureTable(res.ValueStructure))
 	summaryBehavior(w, res)
 	summaryGames(w, res)
-	fmt.Fprintf(w, "\nResults: %s (report.md, json, answers, figures)\n", dir)
+	fmt.Fprintf(w, "\nResults: %s (report.md, results.json, answers, figures)\n", dir)
 }
 
 // summaryModelRuns says what each model really did, and loudly when its

@@ -545,6 +545,13 @@ func writeReport(w io.Writer, o *analysis.Output, figures []string, paper paperF
 			fmt.Fprintf(b, "> **%s**\n\n", w)
 		}
 	}
+	if lines := analysis.RunLines(r.Run); len(lines) > 0 {
+		b.WriteString("## Run\n\n")
+		for _, l := range lines {
+			b.WriteString("- " + l + "\n")
+		}
+		b.WriteString("\n")
+	}
 	fmt.Fprintf(b, "Seed %d. Models:\n\n", r.Seed)
 	for _, m := range r.Models {
 		label := analysis.BackendLabel(m.Backend, m.Synthetic)
@@ -578,7 +585,8 @@ func writeReport(w io.Writer, o *analysis.Output, figures []string, paper paperF
 		b.WriteString("\n")
 	}
 	fmt.Fprintf(b, "\nAnswers: %d expected, %d valid, %d invalid.\n", r.Answers.Expected, r.Answers.Valid, r.Answers.Invalid)
-	fmt.Fprintf(b, "Model calls: %d, cache hits: %d, retries: %d.\n", r.LLM.Calls, r.LLM.CacheHits, r.LLM.Retries)
+	fmt.Fprintf(b, "Model calls: %d made, %d saved by the cache (cache_hits), %d answers reused from a reply beyond its first; retries: %d.\n",
+		r.LLM.Calls, r.LLM.CacheHits, r.LLM.AnswersReused, r.LLM.Retries)
 	if len(r.ModelRuns) > 0 {
 		b.WriteString("\n## Model runs\n\nWhat each model really did: its query mode (with the questions that fell back from distributions to sampling), " +
 			"traffic, the mean probability mass the answer options covered in the distributions fetched, and its invalid answers with their most frequent reasons.\n\n")

@@ -585,7 +585,7 @@ func defaultModel() Model {
 func (d *decoder) model(t table) Model {
 	d.known(t, "name", "backend", "base_url", "model", "api_key_env", "mode", "temperature", "top_p",
 		"max_tokens", "samples", "concurrency", "timeout", "style", "priming", "seed", "endpoint", "structured_outputs",
-		"reasoning_effort", "extra_body")
+		"reasoning_effort", "extra_body", "price_per_mtok_in", "price_per_mtok_out")
 	m := defaultModel()
 	m.BaseURL, _ = d.str(t, "base_url")
 	m.Model, _ = d.str(t, "model")
@@ -645,6 +645,18 @@ func (d *decoder) model(t table) Model {
 		}
 	}
 	m.MaxTokens = d.intIn(t, "max_tokens", 1, 1_000_000, 0)
+	for _, p := range []struct {
+		key string
+		v   *float64
+	}{{"price_per_mtok_in", &m.PricePerMTokIn}, {"price_per_mtok_out", &m.PricePerMTokOut}} {
+		if x, ok := d.number(t, p.key); ok {
+			if !(x >= 0 && x <= 1e6) {
+				d.add(t.field(p.key), "must be a price per million tokens from 0 to 1e6, got %v", x)
+			} else {
+				*p.v = x
+			}
+		}
+	}
 	m.Samples = d.intIn(t, "samples", 1, MaxSamples, DefaultSamples)
 	m.Concurrency = d.intIn(t, "concurrency", 1, MaxConcurrency, DefaultConcurrency)
 	if s, ok := d.str(t, "timeout"); ok {
@@ -734,7 +746,7 @@ func (d *decoder) syntheticSettings(t table, m Model) {
 // openAIOnly are the model keys that configure requests to an
 // OpenAI-compatible endpoint and nothing else.
 var openAIOnly = []string{"base_url", "model", "api_key_env", "top_p", "max_tokens", "seed", "endpoint",
-	"structured_outputs", "reasoning_effort", "extra_body"}
+	"structured_outputs", "reasoning_effort", "extra_body", "price_per_mtok_in", "price_per_mtok_out"}
 
 func (d *decoder) questionnaires(top table) []Questionnaire {
 	list, present := d.tables(top, "questionnaires")

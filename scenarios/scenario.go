@@ -233,6 +233,11 @@ type Model struct {
 	// the schema does not name, such as
 	// chat_template_kwargs = { enable_thinking = false } for Qwen3.
 	ExtraBody map[string]any `toml:"extra_body,omitempty"`
+	// PricePerMTokIn and PricePerMTokOut are the endpoint's prices per
+	// million prompt and completion tokens, in the user's currency, for
+	// the cost `society plan` predicts; 0: not given.
+	PricePerMTokIn  float64 `toml:"price_per_mtok_in,omitzero"`
+	PricePerMTokOut float64 `toml:"price_per_mtok_out,omitzero"`
 }
 
 // ReasoningEfforts are the values of a model's reasoning_effort.

@@ -24,6 +24,10 @@ type Engine struct {
 	// Model-Specific calibration run before it. Either may be nil.
 	Observer    Observer
 	Calibration Observer
+	// Provenance, when set, starts the run block of a run with id that
+	// starts at start (the program's build, the host); the engine adds the
+	// models and the end, and the results record it.
+	Provenance func(id string, start time.Time) *analysis.Run
 }
 
 // Result is what a run that wrote its results reports.
@@ -57,6 +61,7 @@ func (e *Engine) Run(ctx context.Context, sc *scenarios.Scenario, out string) (*
 }
 
 func (e *Engine) run(ctx context.Context, sc *scenarios.Scenario, out string, obs Observer, prep Preparation) (*Result, error) {
+	start := time.Now()
 	b := e.Backends()
 	p, err := NewPlan(sc, b)
 	if err != nil {
@@ -83,15 +88,22 @@ func (e *Engine) run(ctx context.Context, sc *scenarios.Scenario, out string, ob
 	}
 	rep := b.Report(ctx, p.Study.Models)
 	p.Study.Traffic, p.Study.Models = rep.Traffic, rep.Models
+	stage(obs, StageAnalysing)
 	outcome, err := p.Study.Compute(ctx, col)
 	if err != nil {
 		return nil, err
 	}
 	outcome.Results.LLM = rep.Counts
+	if e.Provenance != nil {
+		run := e.Provenance(lay.ID, start)
+		run.Models = rep.Run
+		outcome.Results.Finish(run, time.Now())
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err // interrupted: nothing is written
 	}
 	if out != "" {
+		stage(obs, StageWriting)
 		if err := results.Write(ctx, out, &analysis.Output{Outcome: outcome, Collector: col, Study: p.Study, Scenario: p.Resolved}); err != nil {
 			return nil, err
 		}

@@ -46,6 +46,9 @@ type Report struct {
 	// endpoints said (a model served by the model server is synthetic).
 	Models []analysis.ModelInfo
 	Counts analysis.LLMCounts
+	// Run is each model's entry of the run block: its settings as
+	// resolved and what its endpoint said about itself.
+	Run []analysis.RunModel
 }
 
 // Phase is a step of a run: its plans are dispatched together and the run

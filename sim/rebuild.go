@@ -66,7 +66,7 @@ func Rebuild(ctx context.Context, dir string, b Backends) (*analysis.Output, err
 		return nil, err
 	}
 	if prev != nil {
-		outcome.Results.LLM = prev.LLM
+		outcome.Results.LLM, outcome.Results.Run = prev.LLM, prev.Run
 	}
 	return &analysis.Output{Outcome: outcome, Collector: col, Study: st, Scenario: resolved}, nil
 }

@@ -63,7 +63,7 @@ func cmdAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	defer bus.Drain(nc)
 	m := srv.metricsOf()
-	a := &bus.Analyst{NC: nc, JS: js, Reg: reg, Log: log, Name: *name, Out: *out, Only: *only,
+	a := &bus.Analyst{NC: nc, JS: js, Reg: reg, Log: log, Name: *name, Out: *out, Only: *only, RunBlock: distributedRun,
 		Backends: func() (sim.Backends, func()) {
 			models := newModelSets("", nil, nil)
 			return models.Backends(), models.Close

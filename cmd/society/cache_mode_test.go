@@ -154,3 +154,24 @@ func TestCacheSharedRoles(t *testing.T) {
 		t.Errorf("embedded run on the orchestrator's cache: got %d model calls, want 0", got)
 	}
 }
+
+// TestValidateOpensNoCache: validating a scenario with a model builds its
+// plan without the model cache: no file is created, and none held by a
+// running process is waited for.
+func TestValidateOpensNoCache(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", home)
+	t.Setenv("HOME", home)
+	dir := t.TempDir()
+	sc := writeScenario(t, dir, "check", openaiScenario("check", "http://127.0.0.1:1", "sample", 40, "")+"[[questionnaires]]\nname = \"pvq40\"\n")
+	if _, stderr, code := runCLI(t, "validate", sc); code != 0 {
+		t.Fatalf("validate: exit %d\n%s", code, stderr)
+	}
+	entries, err := os.ReadDir(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 0 {
+		t.Errorf("validate wrote %v under the user's cache directory, want nothing", entries)
+	}
+}

@@ -56,6 +56,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	out := fs.String("out", "", "results directory (default results/NAME-TIMESTAMP-ID); refused when it holds anything but an earlier result of the same scenario")
 	force := fs.Bool("force", false, "let --out replace whatever it names (a file, a non-empty directory, another study's results)")
 	quiet := fs.Bool("quiet", false, "no progress display")
+	prog := addProgressFlags(fs)
 	cache := addCacheFlags(fs, "reruns make no model calls")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to `FILE` (for performance work)")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics on `ADDR` (HOST:PORT; :PORT binds 127.0.0.1) while the run lasts")
@@ -99,16 +100,24 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := checkOut(dir, sc.Name, *force); err != nil {
 		return err
 	}
+	if err := prog.check(); err != nil {
+		return err
+	}
 	var progress io.Writer
-	if !*quiet && isTerminal(stderr) {
+	var lines *progressLog
+	switch {
+	case *quiet:
+	case prog.mode == progressAuto && isTerminal(stderr):
 		progress = stderr
+	default:
+		lines = newProgressLog(stderr, prog.mode == progressJSON, prog.every)
 	}
 	obs, err := startRunMetrics(ctx, *metricsAddr, stderr)
 	if err != nil {
 		return err
 	}
 	defer obs.close()
-	cfg := runConfig{Scenario: sc, Out: dir, Progress: progress, Log: stderr, CacheDir: cache.dir, CacheMode: cache.mode()}
+	cfg := runConfig{Scenario: sc, Out: dir, Progress: progress, Log: stderr, CacheDir: cache.dir, CacheMode: cache.mode(), Lines: lines}
 	obs.wire(&cfg)
 	res, err := runScenario(ctx, cfg)
 	if res != nil {

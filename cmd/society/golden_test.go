@@ -22,9 +22,10 @@ var update = flag.Bool("update", false, "rewrite the golden results under testda
 // strategies, two questionnaires, three game rounds) run end to end must
 // write exactly the files it wrote when the golden copy was made, byte for
 // byte. results.json is kept whole, for a readable diff; every file is
-// pinned by its SHA-256 in SHA256SUMS. The results hold no run id, path or
-// time, so nothing is left out. Rewrite with -update after a change meant
-// to alter results.
+// pinned by its SHA-256 in SHA256SUMS. Only the run block (its times, host
+// and build: what tells two runs of one study apart) is cut out of
+// results.json and report.md first (withoutRun); nothing else is left
+// out. Rewrite with -update after a change meant to alter results.
 func TestGoldenResults(t *testing.T) {
 	const name = "small"
 	golden := filepath.Join("testdata", "golden", name)
@@ -33,6 +34,7 @@ func TestGoldenResults(t *testing.T) {
 		"--cache", t.TempDir()); code != 0 {
 		t.Fatalf("run: exit %d\n%s\n%s", code, stdout, stderr)
 	}
+	withoutRun(t, out)
 	sums, err := checksums(out)
 	if err != nil {
 		t.Fatal(err)
@@ -75,6 +77,33 @@ func TestGoldenResults(t *testing.T) {
 			t.Errorf("got %q, not in the golden SHA256SUMS", line)
 		}
 	}
+}
+
+// withoutRun cuts the run block out of the results.json and report.md of
+// dir, after checking that both have it.
+func withoutRun(t *testing.T, dir string) {
+	t.Helper()
+	cut := func(name, from, to string) {
+		path := filepath.Join(dir, name)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := bytes.Index(data, []byte(from))
+		if i < 0 {
+			t.Fatalf("%s: no run block (%q)", name, from)
+		}
+		j := bytes.Index(data[i+len(from):], []byte(to))
+		if j < 0 {
+			t.Fatalf("%s: run block without its end (%q)", name, to)
+		}
+		data = append(data[:i:i], data[i+len(from)+j+len(to):]...)
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cut("results.json", "\n  \"run\": {\n", "\n  },") // as results.WithoutRun
+	cut("report.md", "## Run\n\n", "\n\n")
 }
 
 // checksums lists every file of dir as sha256sum does, sorted by name.
@@ -128,6 +157,7 @@ func TestGoldenResultsInMemory(t *testing.T) {
 	if _, err := e.Run(t.Context(), sc, out); err != nil {
 		t.Fatal(err)
 	}
+	withoutRun(t, out)
 	got, err := os.ReadFile(filepath.Join(out, "results.json"))
 	if err != nil {
 		t.Fatal(err)

@@ -35,6 +35,8 @@ Usage:
   society report DIR [--out DIR2]      rebuild a results directory's report, tables and figures
                                        from its stored answers, without calling any model
   society validate SCENARIO            check a scenario file and print every problem
+  society plan SCENARIO                the requests, tokens, time and cost a run will take, per
+                                       model, after checking that every endpoint answers
   society probe SCENARIO               ask each model endpoint a handful of requests and print
                                        what it supports and the settings to use (or
                                        'society probe MODEL --base-url URL')
@@ -47,6 +49,7 @@ Usage:
                                        measure the pipeline, its baselines and the model path
   society dashboards --out DIR         write the Grafana dashboard, its provisioning and a
                                        prometheus.yml for watching runs ('run --metrics ADDR')
+  society version                      print the version and VCS revision (also --version)
 
 SCENARIO is a TOML file or the name of a built-in scenario.
 Exit status: 0 success, 1 the run failed or was interrupted, 2 bad input.
@@ -141,6 +144,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdReport(ctx, rest, stdout, stderr)
 	case "validate":
 		return cmdValidate(rest, stdout, stderr)
+	case "plan":
+		return cmdPlan(ctx, rest, stdout, stderr)
 	case "scenarios":
 		return cmdScenarios(rest, stdout, stderr)
 	case "model-server":
@@ -155,6 +160,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdBench(ctx, rest, stdout, stderr)
 	case "dashboards":
 		return cmdDashboards(rest, stdout, stderr)
+	case "version", "--version", "-version":
+		return cmdVersion(rest, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

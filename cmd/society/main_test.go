@@ -64,6 +64,14 @@ func TestQuickstartEndToEnd(t *testing.T) {
 	if len(r.Models) != 1 || !r.Models[0].Synthetic || r.Note == "" {
 		t.Errorf("results do not label the synthetic respondents: %+v", r.Models)
 	}
+	v := programVersion()
+	if run := r.Run; run == nil || run.ID != "quickstart-1" || run.Version != v.Version || run.Revision != v.Revision || run.Host == "" ||
+		run.Start == "" || run.End < run.Start || run.WallSeconds <= 0 || !run.Synthetic || len(run.Models) != 1 || !run.Models[0].Synthetic {
+		t.Errorf("run block: got %+v, want the run's id, build, host, times and its synthetic model", run)
+	}
+	if !strings.Contains(stdout, "Run quickstart-1 on ") {
+		t.Errorf("stdout lacks the run line:\n%s", stdout)
+	}
 	// p_value is a number in the CSV too, its resolution in a column of
 	// its own.
 	csvText, err := os.ReadFile(filepath.Join(a, "value_structure.csv"))
@@ -107,10 +115,13 @@ func TestQuickstartEndToEnd(t *testing.T) {
 		t.Fatal("no h-np row against pvq40_smacof_mrat")
 	}
 
-	// The same seed gives identical results.
+	// The same seed gives identical results, the run block (times, host)
+	// aside.
 	if _, stderr, code := runCLI(t, "run", "quickstart", "--out", b, "--quiet"); code != 0 {
 		t.Fatalf("second run: exit %d: %s", code, stderr)
 	}
+	withoutRun(t, a)
+	withoutRun(t, b)
 	for _, f := range []string{"results.json", "answers.csv", "population.csv", "value_structure.csv"} {
 		x, _ := os.ReadFile(filepath.Join(a, f))
 		y, _ := os.ReadFile(filepath.Join(b, f))
@@ -124,6 +135,7 @@ func TestQuickstartEndToEnd(t *testing.T) {
 	if _, stderr, code := runCLI(t, "run", filepath.Join(a, "scenario.toml"), "--out", c); code != 0 {
 		t.Fatalf("rerun from scenario.toml: exit %d: %s", code, stderr)
 	}
+	withoutRun(t, c)
 	x, _ := os.ReadFile(filepath.Join(a, "results.json"))
 	y, _ := os.ReadFile(filepath.Join(c, "results.json"))
 	if !bytes.Equal(x, y) {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"runtime/debug"
 	"sync"
 	"time"
 
@@ -77,21 +76,8 @@ func (s *metricsServer) linger(ctx context.Context, d time.Duration, stderr io.W
 }
 
 func buildInfo() metrics.BuildInfo {
-	b := metrics.BuildInfo{Version: "devel"}
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return b
-	}
-	b.GoVersion = bi.GoVersion
-	if v := bi.Main.Version; v != "" && v != "(devel)" {
-		b.Version = v
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" {
-			b.Revision = s.Value
-		}
-	}
-	return b
+	v := programVersion()
+	return metrics.BuildInfo{Version: v.Version, Revision: v.Revision, GoVersion: v.GoVersion}
 }
 
 // runMetrics follows one run for the metrics endpoint: the live figures

@@ -30,15 +30,16 @@ var _ bus.HostModels = hostModels{}
 // reports it.
 func (h hostModels) HostStats(ctx context.Context, host string) bus.HostStats {
 	c := h.Counts()
-	out := bus.HostStats{Host: host, Calls: c.Calls, CacheHits: c.CacheHits, Retries: c.Retries}
+	out := bus.HostStats{Host: host, Calls: c.Calls, CacheHits: c.CacheHits, AnswersReused: c.AnswersReused, Retries: c.Retries}
 	clients := h.Clients()
 	for _, name := range slices.Sorted(maps.Keys(clients)) {
 		cl := clients[name]
 		s, sv := cl.Stats(), cl.Served(ctx)
-		out.Models = append(out.Models, bus.HostModelStats{Model: name, Calls: s.Calls, CacheHits: s.CacheHits, Retries: s.Retries,
+		out.Models = append(out.Models, bus.HostModelStats{Model: name, Calls: s.Calls, CacheHits: s.CacheHits, AnswersReused: s.AnswersReused, Retries: s.Retries,
 			StrictRetries: s.StrictRetries, PromptTokens: s.PromptTokens, CompletionTokens: s.CompletionTokens,
 			Distributions: s.CoverageN, Questions: backend.Questions(s), Fallbacks: s.Fallbacks, CoverageSum: s.CoverageSum,
-			ServedModel: sv.Model, Fingerprint: sv.Fingerprint, Synthetic: sv.Synthetic})
+			ServedModel: sv.Model, Fingerprint: sv.Fingerprint, Synthetic: sv.Synthetic,
+			LastServedModel: sv.LastModel, LastFingerprint: sv.LastFingerprint, FingerprintChanged: sv.FingerprintChanged})
 	}
 	return out
 }

@@ -167,9 +167,28 @@ func TestOpenAIFaultsAndCache(t *testing.T) {
 	if got := srv.Stats().Requests - before; got != 0 || r2.LLM.Calls != 0 {
 		t.Errorf("rerun: got %d requests (%d calls counted), want 0", got, r2.LLM.Calls)
 	}
-	if r2.LLM.CacheHits == 0 {
-		t.Error("rerun: no cache hits reported")
+	// Cache hits count calls saved, not answers: the rerun saves every
+	// call the first run made (its strict retries included), however many
+	// answers each served.
+	if r2.LLM.CacheHits != r.LLM.Calls || r2.LLM.CacheHits+r2.LLM.AnswersReused < r2.Answers.Expected {
+		t.Errorf("rerun: got %d cache hits and %d answers reused for %d answers, want %d cache hits (the first run's calls)",
+			r2.LLM.CacheHits, r2.LLM.AnswersReused, r2.Answers.Expected, r.LLM.Calls)
 	}
+	// The run block says where the answers came from: the model server,
+	// synthetic, with the settings the client resolved.
+	for i, res := range []analysis.Results{r, r2} {
+		run := res.Run
+		if run == nil || len(run.Models) != 1 || !run.Synthetic || run.Start == "" || run.End < run.Start {
+			t.Fatalf("run block: got %+v, want one synthetic model, a start and an end", run)
+		}
+		m := run.Models[0]
+		if !m.Synthetic || m.Backend != "openai" || m.BaseURL != hs.URL+"/v1" || m.Mode != "sample" || m.MaxTokens == 0 ||
+			m.SystemFingerprint == "" || m.LLM == nil || m.LLM.Calls != res.LLM.Calls {
+			t.Errorf("run block model of run %d (0 runs, 1 reruns from the cache): got %+v, want the model server's, synthetic, with its settings and traffic", i, m)
+		}
+	}
+	t.Logf("first run: %d calls, %d answers reused; rerun: %d cache hits, %d answers reused; %d answers",
+		r.LLM.Calls, r.LLM.AnswersReused, r2.LLM.CacheHits, r2.LLM.AnswersReused, r2.Answers.Expected)
 	if r2.Answers != r.Answers {
 		t.Errorf("rerun: got answers %+v, want %+v", r2.Answers, r.Answers)
 	}

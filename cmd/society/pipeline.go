@@ -42,6 +42,8 @@ type runConfig struct {
 	Observer   sim.Observer
 	Model      llm.Observer
 	BadMessage func(error)
+	// Lines, when set, writes progress lines (stderr not a terminal).
+	Lines *progressLog
 }
 
 // newEngine is the engine of a single-process run and the close of the
@@ -57,13 +59,19 @@ func newEngine(cfg runConfig) (*sim.Engine, func()) {
 	if cfg.Observer != nil {
 		obs = append(obs, cfg.Observer)
 	}
+	cal, stop := sim.Observer(bar), func() {}
+	if cfg.Lines != nil {
+		obs = append(obs, cfg.Lines.observer(""))
+		cal, stop = sim.Observers{bar, cfg.Lines.observer("calibration")}, cfg.Lines.start()
+	}
 	e := &sim.Engine{
+		Provenance:  runBlock,
 		Backends:    models.Backends,
 		Open:        bus.Embedded{MaxPayload: cfg.NATSMaxPayload, Bad: cfg.BadMessage}.Open,
 		Observer:    obs,
-		Calibration: bar,
+		Calibration: cal,
 	}
-	return e, func() { bar.finish(); models.Close() }
+	return e, func() { stop(); bar.finish(); models.Close() }
 }
 
 // runScenario runs cfg.Scenario in this process and writes its results

@@ -136,7 +136,7 @@ func runDistributed(ctx context.Context, cfg distConfig) (*distResult, error) {
 		obs = append(obs, cfg.Observer)
 	}
 	o := &bus.Orchestrator{NC: nc, JS: js, Reg: reg, Log: log, Fresh: cfg.Fresh, Queue: cfg.Queue, Stall: cfg.Stall,
-		Observer: obs, BadMessage: cfg.BadMessage,
+		Observer: obs, BadMessage: cfg.BadMessage, Start: start, RunBlock: distributedRun,
 		Answered: func(ctx context.Context, err error) {
 			bar.finish()
 			if err == nil && replies != nil {

@@ -77,6 +77,13 @@ func (m *Sets) Set() *Set {
 	return b
 }
 
+// All is every set made and not yet closed, in the order made.
+func (m *Sets) All() []*Set {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.sets)
+}
+
 // Close closes every set made.
 func (m *Sets) Close() {
 	m.mu.Lock()
@@ -206,6 +213,7 @@ func (b *Set) Counts() analysis.LLMCounts {
 		s := c.Stats()
 		out.Calls += s.Calls
 		out.CacheHits += s.CacheHits
+		out.AnswersReused += s.AnswersReused
 		out.Retries += s.Retries
 	}
 	return out
@@ -216,7 +224,7 @@ func (b *Set) Traffic() map[string]analysis.ModelTraffic {
 	out := make(map[string]analysis.ModelTraffic, len(b.byName))
 	for name, c := range b.byName {
 		s := c.Stats()
-		out[name] = analysis.ModelTraffic{Calls: s.Calls, CacheHits: s.CacheHits, Retries: s.Retries, StrictRetries: s.StrictRetries,
+		out[name] = analysis.ModelTraffic{Calls: s.Calls, CacheHits: s.CacheHits, AnswersReused: s.AnswersReused, Retries: s.Retries, StrictRetries: s.StrictRetries,
 			PromptTokens: s.PromptTokens, CompletionTokens: s.CompletionTokens,
 			Distributions: s.CoverageN, Questions: Questions(s), Fallbacks: s.Fallbacks, CoverageSum: s.CoverageSum}
 	}
@@ -229,7 +237,32 @@ func (b *Set) Clients() map[string]*llm.Client { return b.byName }
 // Report is the clients' traffic, and the models' descriptions labelled
 // with what their endpoints said (sim.Backends).
 func (b *Set) Report(ctx context.Context, models []analysis.ModelInfo) sim.Report {
-	return sim.Report{Traffic: b.Traffic(), Models: b.label(ctx, models), Counts: b.Counts()}
+	labelled := b.label(ctx, models)
+	run := make([]analysis.RunModel, len(labelled))
+	for i, m := range labelled {
+		run[i] = RunModel(ctx, m, b.byName[m.Name])
+	}
+	return sim.Report{Traffic: b.Traffic(), Models: labelled, Counts: b.Counts(), Run: run}
+}
+
+// RunModel is a model's entry of the run block: its settings as its
+// client resolved them and what its server said about itself. A model
+// without a client (the synthetic backend, or one whose agents ran on
+// other hosts) has its description only.
+func RunModel(ctx context.Context, info analysis.ModelInfo, c *llm.Client) analysis.RunModel {
+	m := analysis.RunModel{Name: info.Name, Backend: info.Backend, Synthetic: info.Synthetic, Model: info.Model, Mode: info.Mode,
+		ServedModel: info.ServedModel, SystemFingerprint: info.SystemFingerprint}
+	if c == nil {
+		return m
+	}
+	p, s := c.Params(), c.Served(ctx)
+	m.BaseURL, m.Model, m.Mode, m.Endpoint = p.BaseURL, p.Model, p.Mode, p.Endpoint
+	m.Temperature, m.TopP, m.Samples, m.MaxTokens, m.Seed = p.Temperature, p.TopP, p.Samples, p.MaxTokens, p.Seed
+	m.ReasoningEffort, m.Concurrency, m.TimeoutSeconds, m.MaxRetries = p.ReasoningEffort, p.Concurrency, p.Timeout.Seconds(), p.MaxRetries
+	m.Synthetic = m.Synthetic || s.Synthetic
+	m.ServedModel, m.LastServedModel = s.Model, s.LastModel
+	m.SystemFingerprint, m.LastSystemFingerprint, m.FingerprintChanged = s.Fingerprint, s.LastFingerprint, s.FingerprintChanged
+	return m
 }
 
 // label records in the models' descriptions what their endpoints said

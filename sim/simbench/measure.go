@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/society-sim/society/agent"
+	"github.com/society-sim/society/results"
 	"github.com/society-sim/society/scenarios"
 	"github.com/society-sim/society/sim"
 )
@@ -79,7 +80,9 @@ func Measure(ctx context.Context, n int, seed uint64, part string, newEngine New
 	r.WallSeconds = time.Since(start).Seconds()
 	r.Answers = res.Outcome.Results.Answers.Expected
 	r.AnswerSeconds = answered.seconds()
-	sum, err := fileSHA256(filepath.Join(out, "results.json"))
+	// The run block (times, host) tells any two runs apart: the sum is
+	// of the rest.
+	sum, err := resultsSHA256(filepath.Join(out, "results.json"))
 	if err != nil {
 		return nil, err
 	}
@@ -111,12 +114,13 @@ func (a *answeredAt) seconds() float64 {
 	return a.answered.Seconds()
 }
 
-func fileSHA256(path string) (string, error) {
+// resultsSHA256 is the SHA-256 of a results.json without its run block.
+func resultsSHA256(path string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", fmt.Errorf("bench: %w", err)
 	}
-	s := sha256.Sum256(b)
+	s := sha256.Sum256(results.WithoutRun(b))
 	return hex.EncodeToString(s[:]), nil
 }
 

@@ -1,0 +1,62 @@
+package analysis
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestResultsFinishRun(t *testing.T) {
+	start := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+	temp := 0.7
+	r := Results{
+		Models: []ModelInfo{
+			{Name: "llama", Backend: "openai", Mode: "sample", Synthetic: true, ServedModel: "society-synthetic", SystemFingerprint: "society-synthetic-1"},
+			{Name: "gpt", Backend: "openai", Mode: "distribution", ServedModel: "gpt-4o", SystemFingerprint: "fp_1"},
+		},
+		ModelRuns: []ModelRun{{Model: "llama", LLM: &ModelLLM{Calls: 10, CacheHits: 4, AnswersReused: 30}}},
+	}
+	run := &Run{ID: "r1", Version: "devel", Revision: "abc", Host: "h", Start: RunTime(start),
+		Models: []RunModel{{Name: "llama", Backend: "openai", Mode: "sample", Temperature: &temp}, {Name: "gpt", Backend: "openai", Mode: "distribution"}}}
+	r.Finish(run, start.Add(90500*time.Millisecond))
+	got := r.Run
+	if got.End != "2026-11-30T09:01:30.500Z" || got.WallSeconds != 90.5 {
+		t.Errorf("end: got %s, %v s; want 2026-11-30T09:01:30.500Z, 90.5 s", got.End, got.WallSeconds)
+	}
+	if got.Synthetic {
+		t.Error("run synthetic: got true, want false (gpt is a language model)")
+	}
+	l, g := got.Models[0], got.Models[1]
+	if !l.Synthetic || l.ServedModel != "society-synthetic" || l.LLM == nil || l.LLM.CacheHits != 4 || l.LLM.AnswersReused != 30 {
+		t.Errorf("llama: got %+v, want synthetic, served society-synthetic, 4 cache hits, 30 answers reused", l)
+	}
+	if g.Synthetic || g.SystemFingerprint != "fp_1" || g.LLM != nil {
+		t.Errorf("gpt: got %+v, want not synthetic, fingerprint fp_1, no traffic", g)
+	}
+	if run.End != "" || run.Models[0].LLM != nil {
+		t.Error("Finish changed the block it was given")
+	}
+	lines := strings.Join(RunLines(got), "\n")
+	for _, want := range []string{"Run r1 on h", "90.5 s", "llama: openai serving synthetic respondents (society model-server)", "temperature 0.7", "4 saved by the cache, 30 answers reused"} {
+		if !strings.Contains(lines, want) {
+			t.Errorf("run lines: got %q, want %q in them", lines, want)
+		}
+	}
+	r.Models = r.Models[:1]
+	r.Finish(&Run{Models: run.Models[:1], Start: run.Start}, start)
+	if !r.Run.Synthetic || !strings.Contains(strings.Join(RunLines(r.Run), "\n"), "SYNTHETIC") {
+		t.Errorf("a run of synthetic models only: got %+v, want it said synthetic", r.Run)
+	}
+}
+
+// results.json written before the run block existed still reads, without one.
+func TestResultsWithoutRun(t *testing.T) {
+	var r Results
+	if err := json.Unmarshal([]byte(`{"scenario":"quickstart","seed":1,"llm":{"calls":3,"cache_hits":1,"retries":0}}`), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Run != nil || r.LLM.Calls != 3 || r.LLM.AnswersReused != 0 {
+		t.Errorf("got run %+v, llm %+v; want no run block and 3 calls", r.Run, r.LLM)
+	}
+}

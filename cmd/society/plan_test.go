@@ -1,0 +1,134 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/society-sim/society/llm"
+	"github.com/society-sim/society/llm/modelserver"
+	"github.com/society-sim/society/population"
+)
+
+// planScenario has every kind of request of the paper scenario, small: a
+// model-specific calibration run, test priming, both query modes, the two
+// prompt styles and game rounds.
+func planScenario(url string) string {
+	return fmt.Sprintf(`name = "plan-kinds"
+seed = 3
+
+[population]
+size = 40
+strategies = ["h-np", "model-specific"]
+calibration = 10
+
+[[models]]
+name = "dist-test"
+backend = "openai"
+base_url = %[1]q
+model = "synthetic-respondents"
+mode = "distribution"
+priming = "test"
+concurrency = 8
+timeout = "10s"
+seed = 7
+price_per_mtok_in = 0.5
+price_per_mtok_out = 2
+
+[[models]]
+name = "sample-name"
+backend = "openai"
+base_url = %[1]q
+model = "synthetic-respondents"
+mode = "sample"
+samples = 5
+priming = "priming+test"
+style = "name"
+concurrency = 8
+timeout = "10s"
+seed = 7
+
+[[questionnaires]]
+name = "pvq40"
+
+[games.paired_charity]
+rounds = 2
+
+[analysis]
+bootstrap_iterations = 5
+null_iterations = 19
+references = ["pvq40_smacof_mrat"]
+`, url+"/v1")
+}
+
+// TestPlanMatchesModelServer: the requests `society plan` predicts are
+// those the model server then counts during the run, exactly, and the
+// prompt tokens (words, as the server counts them) are within 10%.
+func TestPlanMatchesModelServer(t *testing.T) {
+	means, err := population.HumanMeans(syntheticMeans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := modelserver.New(llm.NewSynthetic(1, means), modelserver.Options{Seed: 1})
+	meter := &promptMeter{h: srv}
+	hs := httptest.NewServer(meter)
+	t.Cleanup(hs.Close)
+	dir := t.TempDir()
+	file := writeScenario(t, dir, "plan", planScenario(hs.URL))
+
+	stdout, stderr, code := runCLI(t, "plan", file, "--json")
+	if code != 0 {
+		t.Fatalf("plan: exit %d: %s", code, stderr)
+	}
+	var p runPlan
+	if err := json.Unmarshal([]byte(stdout), &p); err != nil {
+		t.Fatalf("plan --json: %v\n%s", err, stdout)
+	}
+	if got := srv.Stats().Requests; got != 0 {
+		t.Fatalf("plan sent %d completion requests to the endpoint, want 0 (only its model list)", got)
+	}
+	var requests, tokens int64
+	for _, m := range p.Models {
+		if !m.ModelServer {
+			t.Errorf("model %s: got model_server false, want true (its model list says so)", m.Model)
+		}
+		requests += m.Requests
+		tokens += m.PromptTokens
+	}
+	if p.Cost == nil || p.Models[0].Cost == nil || p.Models[1].Cost != nil {
+		t.Errorf("got costs %v, %v, %v; want a cost for the priced model and the total only", p.Cost, p.Models[0].Cost, p.Models[1].Cost)
+	}
+
+	if _, stderr, code := runCLI(t, "run", file, "--out", filepath.Join(dir, "out"), "--cache", filepath.Join(dir, "cache"), "--quiet"); code != 0 {
+		t.Fatalf("run: exit %d: %s", code, stderr)
+	}
+	res := readResults(t, filepath.Join(dir, "out"))
+	if p.Answers != res.Answers.Expected {
+		t.Errorf("got %d answers planned, want %d (the run's)", p.Answers, res.Answers.Expected)
+	}
+	served := srv.Stats().Requests
+	t.Logf("plan: %d requests, %d prompt tokens; server: %d requests, %d prompt words", requests, tokens, served, meter.words.Load())
+	if requests != served || served != meter.requests.Load() {
+		t.Errorf("got %d requests planned, want %d (the server's count)", requests, served)
+	}
+	if w := meter.words.Load(); math.Abs(float64(tokens-w)) > 0.1*float64(w) {
+		t.Errorf("got %d prompt tokens planned, want within 10%% of the %d the server counted", tokens, w)
+	}
+}
+
+// TestPlanUnreachable: an endpoint where nothing listens stops the plan
+// at once, naming its URL and the cause, with exit status 1.
+func TestPlanUnreachable(t *testing.T) {
+	hs := httptest.NewServer(nil)
+	url := hs.URL
+	hs.Close()
+	file := writeScenario(t, t.TempDir(), "plan", planScenario(url))
+	_, stderr, code := runCLI(t, "plan", file)
+	if code != 1 || !strings.Contains(stderr, url+"/v1/models") || !strings.Contains(stderr, "connection refused") {
+		t.Errorf("got exit %d, stderr %q; want 1 naming %s/v1/models and the refused connection", code, stderr, url)
+	}
+}

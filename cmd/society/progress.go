@@ -1,0 +1,221 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/society-sim/society/agent"
+	"github.com/society-sim/society/sim"
+)
+
+// Progress display modes of "run --progress".
+const (
+	progressAuto  = "auto"  // a bar on a terminal, lines otherwise
+	progressLines = "lines" // a line every --progress-every
+	progressJSON  = "json"  // a JSON object every --progress-every
+)
+
+// progressOptions say how a run shows its progress on stderr.
+type progressOptions struct {
+	mode  string
+	every time.Duration
+}
+
+func addProgressFlags(fs *flag.FlagSet) *progressOptions {
+	o := &progressOptions{}
+	fs.StringVar(&o.mode, "progress", progressAuto, "progress display: auto (a bar on a terminal, lines otherwise), lines, or json (one object a line)")
+	fs.DurationVar(&o.every, "progress-every", 10*time.Second, "how often a progress line is written, when stderr is not a terminal or with --progress lines|json")
+	return o
+}
+
+// check refuses modes and periods that cannot apply.
+func (o progressOptions) check() error {
+	switch o.mode {
+	case progressAuto, progressLines, progressJSON:
+	default:
+		return fmt.Errorf("%w: --progress: want auto, lines or json, got %q", errUsage, o.mode)
+	}
+	if o.every < 100*time.Millisecond {
+		return fmt.Errorf("%w: --progress-every: must be at least 100ms, got %v", errUsage, o.every)
+	}
+	return nil
+}
+
+// progressLog writes a run's progress as lines, for a stderr that is not
+// a terminal (a notebook, nohup, a batch job): one line every period with
+// the phase, the answers done and expected, the rate and the time left,
+// and one at once when the run moves on to analysing and writing, which
+// take seconds on a large run and would otherwise look like a hang. With
+// asJSON each line is one JSON object, for tools.
+type progressLog struct {
+	w      io.Writer
+	asJSON bool
+	every  time.Duration
+
+	mu sync.Mutex
+	st progressState
+
+	// wmu keeps lines whole: the ticker and a stage change both write.
+	wmu sync.Mutex
+}
+
+// progressState is what the next line says.
+type progressState struct {
+	Run      string // the scenario, or "calibration"
+	Phase    string
+	phase    int // phases begun
+	phases   int
+	start    time.Time
+	answered time.Time // when the last answer came; zero before
+	Done     int64
+	Expected int64
+}
+
+func newProgressLog(w io.Writer, asJSON bool, every time.Duration) *progressLog {
+	return &progressLog{w: w, asJSON: asJSON, every: every}
+}
+
+// start writes a line every period until stop is called; stop writes a
+// last one and returns once the writer's goroutine has exited.
+func (p *progressLog) start() (stop func()) {
+	quit, exited := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		t := time.NewTicker(p.every)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+				p.line()
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(quit)
+			<-exited
+			p.mu.Lock()
+			started := !p.st.start.IsZero()
+			p.mu.Unlock()
+			if started {
+				p.stage("ended")
+			}
+		})
+	}
+}
+
+// observer follows one run of the process; run labels its lines ("" is
+// the scenario's name).
+func (p *progressLog) observer(run string) sim.Observer { return &progressRun{p: p, run: run} }
+
+// line writes the state as a line, when a run has begun.
+func (p *progressLog) line() {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	p.mu.Lock()
+	st := p.st
+	p.mu.Unlock()
+	if st.start.IsZero() {
+		return
+	}
+	el := time.Since(st.start).Seconds()
+	// The rate is the answers', not diluted by the analysis after them.
+	rate := float64(st.Done) / max(el, 1e-9)
+	if !st.answered.IsZero() {
+		rate = float64(st.Done) / max(st.answered.Sub(st.start).Seconds(), 1e-9)
+	}
+	eta := -1.0 // unknown
+	if rate > 0 && st.Done <= st.Expected {
+		eta = float64(st.Expected-st.Done) / rate
+	}
+	if p.asJSON {
+		out := struct {
+			Time     string  `json:"time"`
+			Run      string  `json:"run"`
+			Phase    string  `json:"phase"`
+			Done     int64   `json:"done"`
+			Expected int64   `json:"expected"`
+			Rate     float64 `json:"rate_per_second"`
+			ETA      float64 `json:"eta_seconds"`
+			Elapsed  float64 `json:"elapsed_seconds"`
+		}{time.Now().UTC().Format(time.RFC3339), st.Run, st.Phase, st.Done, st.Expected, rate, eta, el}
+		b, _ := json.Marshal(out)
+		fmt.Fprintf(p.w, "%s\n", b)
+		return
+	}
+	pct := 0.0
+	if st.Expected > 0 {
+		pct = 100 * float64(st.Done) / float64(st.Expected)
+	}
+	left := "ETA unknown"
+	if eta >= 0 {
+		left = "ETA " + (time.Duration(eta) * time.Second).String()
+	}
+	fmt.Fprintf(p.w, "%s %s: %s: %d/%d answers (%.1f%%), %.0f/s, %s, %s elapsed\n",
+		time.Now().UTC().Format("15:04:05"), st.Run, st.Phase, st.Done, st.Expected, pct, rate, left,
+		time.Duration(el*float64(time.Second)).Round(time.Second))
+}
+
+// stage moves the run to a named step and says so at once.
+func (p *progressLog) stage(name string) {
+	p.mu.Lock()
+	p.st.Phase = name
+	p.mu.Unlock()
+	p.line()
+}
+
+// progressRun is one run's observer (sim.Observer and sim.Stager).
+type progressRun struct {
+	sim.NoObserver
+	p   *progressLog
+	run string
+}
+
+var _ sim.Stager = (*progressRun)(nil)
+
+func (r *progressRun) Start(l sim.Layout) {
+	name := r.run
+	if name == "" {
+		name = l.Name
+	}
+	// The answers expected are known before the first arrives (as the
+	// collector counts them: every agent answers every item of a plan),
+	// so the lines say so while the first requests are in flight.
+	var expected int64
+	if st := l.Plan.Study; st != nil && st.Pool != nil {
+		for _, pl := range st.Plans {
+			expected += int64(st.Pool.Size()) * int64(len(pl.Items))
+		}
+	}
+	r.p.mu.Lock()
+	r.p.st = progressState{Run: name, Phase: "answering", phases: len(l.Plan.Phases), start: time.Now(), Expected: expected}
+	r.p.mu.Unlock()
+}
+
+func (r *progressRun) Phase(sim.PhaseStart) {
+	r.p.mu.Lock()
+	st := &r.p.st
+	st.phase++
+	if st.phases > 1 {
+		st.Phase = fmt.Sprintf("answering, phase %d/%d", st.phase, st.phases)
+	}
+	r.p.mu.Unlock()
+}
+
+func (r *progressRun) Batch(_ *agent.Batch, n sim.Counts) {
+	r.p.mu.Lock()
+	r.p.st.Done, r.p.st.Expected = n.Valid+n.Invalid, n.Expected
+	if r.p.st.Done >= n.Expected && r.p.st.answered.IsZero() {
+		r.p.st.answered = time.Now()
+	}
+	r.p.mu.Unlock()
+}
+
+func (r *progressRun) Stage(name string) { r.p.stage(name) }
