@@ -64,28 +64,30 @@ func (s *KVStore) Put(ctx context.Context, key string, val []byte) error {
 }
 
 // Each calls fn with every key of the bucket and its value, until fn
-// returns an error, which Each returns. Keys deleted while it lists them
-// are passed over.
+// returns an error, which Each returns. The values come in one stream (a
+// watch of the bucket's current entries), not a request per key: the
+// orchestrator copies a bucket of tens of thousands of replies at a run's
+// end. Keys deleted while it reads are passed over.
 func (s *KVStore) Each(ctx context.Context, fn func(key string, val []byte) error) error {
-	l, err := s.kv.ListKeys(ctx)
-	if errors.Is(err, jetstream.ErrNoKeysFound) {
-		return nil
-	}
+	w, err := s.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err != nil {
-		return fmt.Errorf("kv %s list: %w", s.bucket, err)
+		return fmt.Errorf("kv %s watch: %w", s.bucket, err)
 	}
-	defer l.Stop()
-	for key := range l.Keys() {
-		v, ok, err := s.Get(ctx, key)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			continue
-		}
-		if err := fn(key, v); err != nil {
-			return err
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case e, ok := <-w.Updates():
+			if !ok {
+				return fmt.Errorf("kv %s watch: ended before the current entries", s.bucket)
+			}
+			if e == nil {
+				return nil // every current entry has been passed
+			}
+			if err := fn(e.Key(), e.Value()); err != nil {
+				return err
+			}
 		}
 	}
-	return ctx.Err()
 }

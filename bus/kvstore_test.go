@@ -112,7 +112,8 @@ func TestKVStoreFull(t *testing.T) {
 // empty bucket.
 func TestKVStoreEach(t *testing.T) {
 	ctx := t.Context()
-	s, err := bus.NewKVStore(ctx, newJetStream(t, bus.ServerOptions{}), "each", 1<<20)
+	js := newJetStream(t, bus.ServerOptions{})
+	s, err := bus.NewKVStore(ctx, js, "each", 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,6 +130,21 @@ func TestKVStoreEach(t *testing.T) {
 		if err := s.Put(ctx, k, []byte(v)); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// A key written again gives its last value; a deleted one is passed
+	// over.
+	if err := s.Put(ctx, "gone", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(ctx, "b2", []byte("two")); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(ctx, "each")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Delete(ctx, "gone"); err != nil {
+		t.Fatal(err)
 	}
 	if err := s.Each(ctx, each); err != nil {
 		t.Fatal(err)
