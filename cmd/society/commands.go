@@ -16,6 +16,7 @@ import (
 
 	"github.com/society-sim/society/bus"
 	"github.com/society-sim/society/llm"
+	"github.com/society-sim/society/progress"
 	"github.com/society-sim/society/results"
 	"github.com/society-sim/society/scenarios"
 	"github.com/society-sim/society/sim"
@@ -56,7 +57,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	out := fs.String("out", "", "results directory (default results/NAME-TIMESTAMP-ID); refused when it holds anything but an earlier result of the same scenario")
 	force := fs.Bool("force", false, "let --out replace whatever it names (a file, a non-empty directory, another study's results)")
 	quiet := fs.Bool("quiet", false, "no progress display")
-	prog := addProgressFlags(fs)
+	prog := progress.AddFlags(fs)
 	cache := addCacheFlags(fs, "reruns make no model calls")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to `FILE` (for performance work)")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics on `ADDR` (HOST:PORT; :PORT binds 127.0.0.1) while the run lasts")
@@ -100,24 +101,20 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := checkOut(dir, sc.Name, *force); err != nil {
 		return err
 	}
-	if err := prog.check(); err != nil {
-		return err
+	if err := prog.Check(); err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
 	}
-	var progress io.Writer
-	var lines *progressLog
-	switch {
-	case *quiet:
-	case prog.mode == progressAuto && isTerminal(stderr):
-		progress = stderr
-	default:
-		lines = newProgressLog(stderr, prog.mode == progressJSON, prog.every)
+	var bar io.Writer
+	var lines *progress.Log
+	if !*quiet {
+		bar, lines = prog.Display(stderr)
 	}
 	obs, err := startRunMetrics(ctx, *metricsAddr, stderr)
 	if err != nil {
 		return err
 	}
 	defer obs.close()
-	cfg := runConfig{Scenario: sc, Out: dir, Progress: progress, Log: stderr, CacheDir: cache.dir, CacheMode: cache.mode(), Lines: lines}
+	cfg := runConfig{Scenario: sc, Out: dir, Progress: bar, Log: stderr, CacheDir: cache.dir, CacheMode: cache.mode(), Lines: lines}
 	obs.wire(&cfg)
 	res, err := runScenario(ctx, cfg)
 	if res != nil {
@@ -303,17 +300,6 @@ func startCPUProfile(path string) (func(), error) {
 		return nil, fmt.Errorf("cpu profile: %w", err)
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
-}
-
-// isTerminal reports whether w is a character device (a terminal), where a
-// progress bar helps; in files and pipes it would only add noise.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // checkOut refuses, as bad input, a --out that would destroy what it names

@@ -22,7 +22,7 @@ const module = "github.com/society-sim/society/"
 var domain = []string{"values", "questionnaires", "population", "agent", "games", "scenarios", "analysis", "results", "sim"}
 
 // adapters each wrap one outside dependency.
-var adapters = []string{"bus", "llm", "metrics"}
+var adapters = []string{"bus", "llm", "metrics", "progress"}
 
 // depRule bans every package under each of banned (an import path, or a
 // module path prefix ending in "/") from the dependencies of pkgs, for why.
@@ -40,7 +40,7 @@ func depRules() []depRule {
 			"domain packages never import the OpenAI client: they ask models through agent.Model, whatever serves them"},
 		{domain, []string{"github.com/prometheus/"},
 			"domain packages never import Prometheus: they are observed through ports, and compute without a registry"},
-		{domain, []string{module + "bus", module + "llm", module + "metrics"},
+		{domain, []string{module + "bus", module + "llm", module + "metrics", module + "progress"},
 			"domain packages never import an adapter: adapters implement the domain's ports, never the reverse"},
 		{append(slices.Clone(domain), adapters...), []string{module + "cmd/"},
 			"only cmd/society wires packages together; nothing imports a command"},
@@ -60,6 +60,8 @@ func depRules() []depRule {
 			"the whole-run harness measures the engine its caller wires, so it imports no adapter"},
 		{[]string{"llm/modelserver"}, []string{module + "bus", module + "metrics", "github.com/nats-io/", "github.com/prometheus/"},
 			"the model server is an HTTP test double: it needs no bus and no metrics"},
+		{[]string{"progress"}, []string{"github.com/nats-io/", "github.com/sashabaranov/go-openai", "github.com/prometheus/"},
+			"the progress display reads the counts the engine hands its observers: it needs no bus, no model client and no metrics"},
 	}
 	for _, a := range adapters {
 		var others []string
@@ -136,7 +138,7 @@ func TestDomainDependencies(t *testing.T) {
 			}
 		}
 	}
-	for _, name := range []string{"values", "analysis", "results", "bus", "llm", "llm/modelserver", "metrics"} {
+	for _, name := range []string{"values", "analysis", "results", "bus", "llm", "llm/modelserver", "metrics", "progress"} {
 		if _, ok := pkgs[name]; !ok {
 			t.Errorf("go list: no package %s; the rules above would check nothing", name)
 		}

@@ -5,13 +5,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
-	"time"
 
-	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/analysis"
 	"github.com/society-sim/society/bus"
 	"github.com/society-sim/society/llm"
+	"github.com/society-sim/society/progress"
 	"github.com/society-sim/society/results"
 	"github.com/society-sim/society/scenarios"
 	"github.com/society-sim/society/sim"
@@ -43,7 +41,7 @@ type runConfig struct {
 	Model      llm.Observer
 	BadMessage func(error)
 	// Lines, when set, writes progress lines (stderr not a terminal).
-	Lines *progressLog
+	Lines *progress.Log
 }
 
 // newEngine is the engine of a single-process run and the close of the
@@ -54,15 +52,15 @@ func newEngine(cfg runConfig) (*sim.Engine, func()) {
 		log = slog.New(slog.NewTextHandler(cfg.Log, nil))
 	}
 	models := newModelSets(cfg.CacheDir, cfg.Model, log).WithCache(cfg.CacheMode, cfg.CacheShared)
-	bar := newProgressBar(cfg.Progress, "")
+	bar := progress.NewBar(cfg.Progress, "")
 	obs := sim.Observers{bar}
 	if cfg.Observer != nil {
 		obs = append(obs, cfg.Observer)
 	}
 	cal, stop := sim.Observer(bar), func() {}
 	if cfg.Lines != nil {
-		obs = append(obs, cfg.Lines.observer(""))
-		cal, stop = sim.Observers{bar, cfg.Lines.observer("calibration")}, cfg.Lines.start()
+		obs = append(obs, cfg.Lines.Observer(""))
+		cal, stop = sim.Observers{bar, cfg.Lines.Observer("calibration")}, cfg.Lines.Start()
 	}
 	e := &sim.Engine{
 		Provenance:  runBlock,
@@ -71,7 +69,7 @@ func newEngine(cfg runConfig) (*sim.Engine, func()) {
 		Observer:    obs,
 		Calibration: cal,
 	}
-	return e, func() { stop(); bar.finish(); models.Close() }
+	return e, func() { stop(); bar.Finish(); models.Close() }
 }
 
 // runScenario runs cfg.Scenario in this process and writes its results
@@ -102,64 +100,4 @@ func runVerdict(stderr io.Writer, res *analysis.Results, dir string) error {
 		return fmt.Errorf("run %s: %w (the answers are in %s)", res.Scenario, err, dir)
 	}
 	return nil
-}
-
-// progressBar draws a one-line bar on a terminal as a run's observer;
-// with a nil writer it does nothing. A run after another (the main run
-// after its calibration) starts a new line.
-type progressBar struct {
-	sim.NoObserver
-	w     io.Writer
-	label string // "" takes the run's scenario name
-	name  string
-	start time.Time
-	drawn time.Time // zero: nothing drawn on the line
-}
-
-// barEvery is how often the bar is redrawn at most: a terminal needs no
-// more, and a large run stores thousands of batches a second.
-const barEvery = 100 * time.Millisecond
-
-func newProgressBar(w io.Writer, label string) *progressBar {
-	return &progressBar{w: w, label: label, name: label, start: time.Now()}
-}
-
-// Start begins the bar of a run.
-func (b *progressBar) Start(l sim.Layout) {
-	b.finish()
-	b.start, b.name = time.Now(), b.label
-	if b.name == "" {
-		b.name = l.Name
-	}
-}
-
-// Batch redraws the bar, at most every barEvery and when the answers are
-// all in.
-func (b *progressBar) Batch(_ *agent.Batch, n sim.Counts) {
-	done := n.Valid + n.Invalid
-	if time.Since(b.drawn) >= barEvery || done >= n.Expected {
-		b.update(done, n.Expected)
-	}
-}
-
-func (b *progressBar) update(done, total int64) {
-	if b.w == nil || total == 0 {
-		return
-	}
-	const width = 30
-	f := float64(done) / float64(total)
-	full := int(f * width)
-	el := time.Since(b.start).Seconds()
-	rate := float64(done) / max(el, 1e-9)
-	fmt.Fprintf(b.w, "\r%s [%s%s] %5.1f%% %d/%d answers  %.0f/s ", b.name,
-		strings.Repeat("=", full), strings.Repeat(" ", width-full), 100*f, done, total, rate)
-	b.drawn = time.Now()
-}
-
-// finish ends the bar's line.
-func (b *progressBar) finish() {
-	if b.w != nil && !b.drawn.IsZero() {
-		fmt.Fprintln(b.w)
-		b.drawn = time.Time{}
-	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/society-sim/society/analysis"
 	"github.com/society-sim/society/bus"
 	"github.com/society-sim/society/llm"
+	"github.com/society-sim/society/progress"
 	"github.com/society-sim/society/scenarios"
 	"github.com/society-sim/society/sim"
 )
@@ -129,8 +130,8 @@ func runDistributed(ctx context.Context, cfg distConfig) (*distResult, error) {
 	}
 	prep.Apply(p)
 	id := bus.RunID(sim.RunID(sc))
-	bar := newProgressBar(cfg.Progress, id)
-	defer bar.finish()
+	bar := progress.NewBar(cfg.Progress, id)
+	defer bar.Finish()
 	obs := sim.Observers{bar}
 	if cfg.Observer != nil {
 		obs = append(obs, cfg.Observer)
@@ -138,7 +139,7 @@ func runDistributed(ctx context.Context, cfg distConfig) (*distResult, error) {
 	o := &bus.Orchestrator{NC: nc, JS: js, Reg: reg, Log: log, Fresh: cfg.Fresh, Queue: cfg.Queue, Stall: cfg.Stall,
 		Observer: obs, BadMessage: cfg.BadMessage, Start: start, RunBlock: distributedRun,
 		Answered: func(ctx context.Context, err error) {
-			bar.finish()
+			bar.Finish()
 			if err == nil && replies != nil {
 				b.Keep(ctx, replies.Each)
 			}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/society-sim/society/bus"
+	"github.com/society-sim/society/progress"
 	"github.com/society-sim/society/scenarios"
 )
 
@@ -70,9 +71,9 @@ func cmdRunDistributed(ctx context.Context, d *runDistFlags, pos []string, out s
 	if err := checkOut(out, name, force); err != nil {
 		return err
 	}
-	var progress io.Writer
-	if !quiet && isTerminal(stderr) {
-		progress = stderr
+	var bar io.Writer
+	if !quiet && progress.IsTerminal(stderr) {
+		bar = stderr
 	}
 	obs, err := startRunMetrics(ctx, metricsAddr, stderr)
 	if err != nil {
@@ -82,7 +83,7 @@ func cmdRunDistributed(ctx context.Context, d *runDistFlags, pos []string, out s
 	cfg := distConfig{
 		NATS: d.nats, Scenario: sc, Resume: d.resume, Fresh: d.fresh, CacheDir: cache.dir, CacheMode: cache.mode(), SharedCacheBytes: cache.sharedBytes(), Out: out, Force: force,
 		Queue:    bus.TaskQueueOptions{AckWait: d.ackWait, MaxDeliver: d.maxDeliver, Replicas: d.replicas},
-		Progress: progress, Log: roleLogger(stderr, d.verbose).With("role", "run"), Stderr: stderr,
+		Progress: bar, Log: roleLogger(stderr, d.verbose).With("role", "run"), Stderr: stderr,
 	}
 	obs.wireDist(&cfg)
 	res, err := runDistributed(ctx, cfg)

@@ -1,8 +1,7 @@
-package main
+package progress
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"sync"
@@ -12,59 +11,26 @@ import (
 	"github.com/society-sim/society/sim"
 )
 
-// Progress display modes of "run --progress".
-const (
-	progressAuto  = "auto"  // a bar on a terminal, lines otherwise
-	progressLines = "lines" // a line every --progress-every
-	progressJSON  = "json"  // a JSON object every --progress-every
-)
-
-// progressOptions say how a run shows its progress on stderr.
-type progressOptions struct {
-	mode  string
-	every time.Duration
-}
-
-func addProgressFlags(fs *flag.FlagSet) *progressOptions {
-	o := &progressOptions{}
-	fs.StringVar(&o.mode, "progress", progressAuto, "progress display: auto (a bar on a terminal, lines otherwise), lines, or json (one object a line)")
-	fs.DurationVar(&o.every, "progress-every", 10*time.Second, "how often a progress line is written, when stderr is not a terminal or with --progress lines|json")
-	return o
-}
-
-// check refuses modes and periods that cannot apply.
-func (o progressOptions) check() error {
-	switch o.mode {
-	case progressAuto, progressLines, progressJSON:
-	default:
-		return fmt.Errorf("%w: --progress: want auto, lines or json, got %q", errUsage, o.mode)
-	}
-	if o.every < 100*time.Millisecond {
-		return fmt.Errorf("%w: --progress-every: must be at least 100ms, got %v", errUsage, o.every)
-	}
-	return nil
-}
-
-// progressLog writes a run's progress as lines, for a stderr that is not
+// Log writes a run's progress as lines, for a stderr that is not
 // a terminal (a notebook, nohup, a batch job): one line every period with
 // the phase, the answers done and expected, the rate and the time left,
 // and one at once when the run moves on to analysing and writing, which
 // take seconds on a large run and would otherwise look like a hang. With
 // asJSON each line is one JSON object, for tools.
-type progressLog struct {
+type Log struct {
 	w      io.Writer
 	asJSON bool
 	every  time.Duration
 
 	mu sync.Mutex
-	st progressState
+	st state
 
 	// wmu keeps lines whole: the ticker and a stage change both write.
 	wmu sync.Mutex
 }
 
-// progressState is what the next line says.
-type progressState struct {
+// state is what the next line says.
+type state struct {
 	Run      string // the scenario, or "calibration"
 	Phase    string
 	phase    int // phases begun
@@ -75,13 +41,15 @@ type progressState struct {
 	Expected int64
 }
 
-func newProgressLog(w io.Writer, asJSON bool, every time.Duration) *progressLog {
-	return &progressLog{w: w, asJSON: asJSON, every: every}
+// NewLog is a Log writing to w every period, as JSON objects when asJSON.
+// The periodic lines begin with Start.
+func NewLog(w io.Writer, asJSON bool, every time.Duration) *Log {
+	return &Log{w: w, asJSON: asJSON, every: every}
 }
 
-// start writes a line every period until stop is called; stop writes a
+// Start writes a line every period until stop is called; stop writes a
 // last one and returns once the writer's goroutine has exited.
-func (p *progressLog) start() (stop func()) {
+func (p *Log) Start() (stop func()) {
 	quit, exited := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(exited)
@@ -111,12 +79,12 @@ func (p *progressLog) start() (stop func()) {
 	}
 }
 
-// observer follows one run of the process; run labels its lines ("" is
+// Observer follows one run of the process; name labels its lines ("" is
 // the scenario's name).
-func (p *progressLog) observer(run string) sim.Observer { return &progressRun{p: p, run: run} }
+func (p *Log) Observer(name string) sim.Observer { return &runLog{p: p, name: name} }
 
 // line writes the state as a line, when a run has begun.
-func (p *progressLog) line() {
+func (p *Log) line() {
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
 	p.mu.Lock()
@@ -164,24 +132,26 @@ func (p *progressLog) line() {
 }
 
 // stage moves the run to a named step and says so at once.
-func (p *progressLog) stage(name string) {
+func (p *Log) stage(name string) {
 	p.mu.Lock()
 	p.st.Phase = name
 	p.mu.Unlock()
 	p.line()
 }
 
-// progressRun is one run's observer (sim.Observer and sim.Stager).
-type progressRun struct {
+// runLog is one run's observer (sim.Observer and sim.Stager) of a Log:
+// the runs of a process (the calibration, then the main run) share its
+// lines.
+type runLog struct {
 	sim.NoObserver
-	p   *progressLog
-	run string
+	p    *Log
+	name string
 }
 
-var _ sim.Stager = (*progressRun)(nil)
+var _ sim.Stager = (*runLog)(nil)
 
-func (r *progressRun) Start(l sim.Layout) {
-	name := r.run
+func (r *runLog) Start(l sim.Layout) {
+	name := r.name
 	if name == "" {
 		name = l.Name
 	}
@@ -195,11 +165,11 @@ func (r *progressRun) Start(l sim.Layout) {
 		}
 	}
 	r.p.mu.Lock()
-	r.p.st = progressState{Run: name, Phase: "answering", phases: len(l.Plan.Phases), start: time.Now(), Expected: expected}
+	r.p.st = state{Run: name, Phase: "answering", phases: len(l.Plan.Phases), start: time.Now(), Expected: expected}
 	r.p.mu.Unlock()
 }
 
-func (r *progressRun) Phase(sim.PhaseStart) {
+func (r *runLog) Phase(sim.PhaseStart) {
 	r.p.mu.Lock()
 	st := &r.p.st
 	st.phase++
@@ -209,7 +179,7 @@ func (r *progressRun) Phase(sim.PhaseStart) {
 	r.p.mu.Unlock()
 }
 
-func (r *progressRun) Batch(_ *agent.Batch, n sim.Counts) {
+func (r *runLog) Batch(_ *agent.Batch, n sim.Counts) {
 	r.p.mu.Lock()
 	r.p.st.Done, r.p.st.Expected = n.Valid+n.Invalid, n.Expected
 	if r.p.st.Done >= n.Expected && r.p.st.answered.IsZero() {
@@ -218,4 +188,5 @@ func (r *progressRun) Batch(_ *agent.Batch, n sim.Counts) {
 	r.p.mu.Unlock()
 }
 
-func (r *progressRun) Stage(name string) { r.p.stage(name) }
+// Stage writes a line at once: the run has moved on to name.
+func (r *runLog) Stage(name string) { r.p.stage(name) }

@@ -1,0 +1,105 @@
+package progress
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/society-sim/society/llm/backend"
+	"github.com/society-sim/society/scenarios"
+	"github.com/society-sim/society/sim"
+)
+
+// TestProgressLines: without a terminal a line is written every period
+// with the phase, answers done and expected, the rate and the time left,
+// and at once when the run moves on to analysing and writing.
+func TestProgressLines(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var buf bytes.Buffer
+		p := NewLog(&buf, false, 10*time.Second)
+		stop := p.Start()
+		obs := p.Observer("")
+		obs.Start(sim.Layout{Name: "study", Plan: &sim.Plan{Phases: make([]sim.Phase, 2)}})
+		obs.Phase(sim.PhaseStart{})
+		obs.Batch(nil, sim.Counts{Expected: 200, Valid: 45, Invalid: 5})
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		obs.(sim.Stager).Stage(sim.StageAnalysing)
+		obs.(sim.Stager).Stage(sim.StageWriting)
+		stop()
+		lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+		want := []string{
+			"study: answering, phase 1/2: 50/200 answers (25.0%), 5/s, ETA 30s, 10s elapsed",
+			"study: analysing: 50/200 answers",
+			"study: writing results: 50/200 answers",
+			"study: ended: 50/200 answers",
+		}
+		if len(lines) != len(want) {
+			t.Fatalf("got %d lines, want %d:\n%s", len(lines), len(want), buf.String())
+		}
+		for i, w := range want {
+			if !strings.Contains(lines[i], w) {
+				t.Errorf("line %d: got %q, want it to contain %q", i, lines[i], w)
+			}
+		}
+	})
+}
+
+// TestProgressExpectedBeforeAnswers: while the first requests are in
+// flight the lines already say how many answers the run expects, not 0/0.
+func TestProgressExpectedBeforeAnswers(t *testing.T) {
+	sc, err := scenarios.Builtin("quickstart")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.Population.Size = 30
+	p, err := sim.NewPlan(sc, backend.New("", nil, slog.New(slog.DiscardHandler)).Set())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	pl := NewLog(&buf, false, time.Hour)
+	pl.Observer("").Start(sim.Layout{Name: "quickstart", Plan: p})
+	pl.line()
+	if want := "0/1200 answers"; !strings.Contains(buf.String(), want) {
+		t.Errorf("got %q, want it to contain %q (30 agents × 40 items)", buf.String(), want)
+	}
+}
+
+// TestProgressJSON: --progress json writes one JSON object a line.
+func TestProgressJSON(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var buf bytes.Buffer
+		p := NewLog(&buf, true, 5*time.Second)
+		stop := p.Start()
+		obs := p.Observer("calibration")
+		obs.Start(sim.Layout{Name: "study", Plan: &sim.Plan{Phases: make([]sim.Phase, 1)}})
+		obs.Batch(nil, sim.Counts{Expected: 100, Valid: 20})
+		time.Sleep(12 * time.Second) // two lines
+		synctest.Wait()
+		stop()
+		var got []map[string]any
+		for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(l), &m); err != nil {
+				t.Fatalf("line %q: %v", l, err)
+			}
+			got = append(got, m)
+		}
+		if len(got) != 3 {
+			t.Fatalf("got %d lines, want 3 (two periods and the end):\n%s", len(got), buf.String())
+		}
+		first := got[0]
+		if first["run"] != "calibration" || first["phase"] != "answering" || first["done"] != 20.0 || first["expected"] != 100.0 ||
+			first["rate_per_second"] != 4.0 || first["eta_seconds"] != 20.0 {
+			t.Errorf("got %v, want run calibration, answering, 20/100, 4/s, ETA 20s", first)
+		}
+		if got[2]["phase"] != "ended" {
+			t.Errorf("last line: got phase %v, want ended", got[2]["phase"])
+		}
+	})
+}

@@ -1,0 +1,88 @@
+package progress
+
+import (
+	"bytes"
+	"flag"
+	"io"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/society-sim/society/sim"
+)
+
+// TestOptions: the flags set the options, Check names the flag at fault,
+// and off a terminal auto writes lines, not a bar.
+func TestOptions(t *testing.T) {
+	tests := []struct {
+		args    []string
+		wantErr string // "" for none
+		json    bool
+	}{
+		{nil, "", false},
+		{[]string{"--progress", "lines", "--progress-every", "1s"}, "", false},
+		{[]string{"--progress", "json"}, "", true},
+		{[]string{"--progress", "bar"}, `--progress: want auto, lines or json, got "bar"`, false},
+		{[]string{"--progress-every", "50ms"}, "--progress-every: must be at least 100ms, got 50ms", false},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			fs := flag.NewFlagSet("run", flag.ContinueOnError)
+			o := AddFlags(fs)
+			if err := fs.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			err := o.Check()
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Fatalf("got error %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("got error %v, want none", err)
+			}
+			var buf bytes.Buffer
+			bar, lines := o.Display(&buf)
+			if bar != nil || lines == nil {
+				t.Fatalf("got bar %v, lines %v; want lines only (a buffer is no terminal)", bar, lines)
+			}
+			if lines.asJSON != tt.json {
+				t.Errorf("got JSON %v, want %v", lines.asJSON, tt.json)
+			}
+		})
+	}
+}
+
+// TestBar: the bar is redrawn in place at most every barEvery and once the
+// answers are all in, and the next run starts on a new line.
+func TestBar(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var buf bytes.Buffer
+		b := NewBar(&buf, "")
+		b.Start(sim.Layout{Name: "study"})
+		time.Sleep(10 * time.Second)
+		b.Batch(nil, sim.Counts{Expected: 100, Valid: 45, Invalid: 5})
+		b.Batch(nil, sim.Counts{Expected: 100, Valid: 46, Invalid: 5}) // too soon: not drawn
+		b.Batch(nil, sim.Counts{Expected: 100, Valid: 95, Invalid: 5}) // all in: drawn
+		b.Start(sim.Layout{Name: "next"})                              // ends the line
+		b.Finish()                                                     // nothing drawn since: no empty line
+		want := "\rstudy [===============               ]  50.0% 50/100 answers  5/s " +
+			"\rstudy [==============================] 100.0% 100/100 answers  10/s \n"
+		if got := buf.String(); got != want {
+			t.Errorf("got %q, want %q", got, want)
+		}
+	})
+}
+
+// TestBarNil: a bar without a writer draws nothing.
+func TestBarNil(t *testing.T) {
+	b := NewBar(nil, "run-1")
+	b.Start(sim.Layout{Name: "study"})
+	b.Batch(nil, sim.Counts{Expected: 1, Valid: 1})
+	b.Finish()
+	if IsTerminal(io.Discard) {
+		t.Error("io.Discard: got a terminal, want none")
+	}
+}
