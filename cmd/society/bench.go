@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/society-sim/society/bus/busbench"
@@ -42,64 +41,15 @@ PARTS (comma-separated, for --skip): pipeline, nobus, nats, model, calls.
 The synthetic respondents are a psychometric model, not a language model:
 these are figures about the program, never about models.`
 
-// benchParts are the parts of a bench run that --skip can leave out.
-var benchParts = []string{"pipeline", "nobus", "nats", "model", "calls"}
-
-// benchOptions is a bench run's configuration.
+// benchOptions is what a bench run's wiring needs beyond the child runs.
 type benchOptions struct {
-	Agents      []int
-	Seed        uint64
-	Latency     time.Duration
-	Slots       int
-	ModelAgents int // agents of the model-path phases; 0: llmbench.DefaultAgents
-	Concurrency int // the clients' concurrency on the model path; 0: 2·Slots
-	Skip        map[string]bool
-	ProfileDir  string // CPU profiles of the children, when set
-	Repetitions int    // the study's N answers per prompt and item
-	PersonaK    int    // persona statements per behaviour
-	Log         io.Writer
-	// child makes the command that runs one measurement in a fresh
-	// process; nil re-executes this binary.
-	child func(ctx context.Context, args []string) (*exec.Cmd, error)
-	// modelItems, when set, is the PVQ-40 items of the model-path phases
-	// instead of all of them (for quick tests).
-	modelItems int
-	// natsMinMsgs, when set, replaces the transport measurement's minimum
-	// message count and drops its byte minimum (for quick tests).
-	natsMinMsgs int
+	simbench.Suite
+	Model    llmbench.Options // the model path's; Server and Log are wired
+	Reps     int              // the study's N answers per prompt and item
+	PersonaK int              // persona statements per behaviour
+	// MinMsgs and MinBytes bound the raw NATS measurement from below.
+	MinMsgs, MinBytes int
 }
-
-// benchRow is one population size: the child runs' figures and the raw
-// transport's for the same messages.
-type benchRow struct {
-	simbench.Row
-	MessageBytes int `json:"message_bytes"`
-	Messages     int `json:"messages"`
-	// NATSMsgsPerSecond is the raw core NATS publish/subscribe rate for
-	// messages of this run's size; NATSSeconds is the time the run's
-	// messages take at that rate. JetStream* is the same through a memory
-	// stream (acknowledged publish, then an ordered consumer).
-	NATSMsgsPerSecond      float64 `json:"nats_msgs_per_second,omitempty"`
-	NATSBytesPerSecond     float64 `json:"nats_bytes_per_second,omitempty"`
-	NATSSeconds            float64 `json:"nats_seconds,omitempty"`
-	JetStreamMsgsPerSecond float64 `json:"jetstream_msgs_per_second,omitempty"`
-	JetStreamSeconds       float64 `json:"jetstream_seconds,omitempty"`
-
-	ModelPathEfficiency float64 `json:"model_path_efficiency,omitempty"`
-}
-
-// benchReport is the whole bench run. Its top level repeats the row of the
-// largest population, so that `bench --agents N --json` reads as one row.
-type benchReport struct {
-	benchRow
-	Note      string              `json:"note"`
-	Machine   simbench.Machine    `json:"machine"`
-	Runs      []benchRow          `json:"runs"`
-	ModelPath *llmbench.ModelPath `json:"model_path,omitempty"`
-	Calls     *llmbench.Calls     `json:"model_calls,omitempty"`
-}
-
-const benchNote = "SYNTHETIC RESPONDENTS (a generative psychometric model, not a language model): these are figures about the program, never about models."
 
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "--one" {
@@ -113,7 +63,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	slots := fs.Int("slots", 256, "model server slots S (requests served at once)")
 	modelAgents := fs.Int("model-agents", llmbench.DefaultAgents, "agents answering PVQ-40 in the model-path phases")
 	conc := fs.Int("concurrency", 0, "client concurrency on the model path, the society and the bare client alike (default 2·S)")
-	skip := fs.String("skip", "", "parts to leave out, comma-separated: "+strings.Join(benchParts, ", "))
+	skip := fs.String("skip", "", "parts to leave out, comma-separated: "+strings.Join(simbench.Parts, ", "))
 	seed := fs.Uint64("seed", 1, "scenario seed")
 	profile := fs.String("profile", "", "write CPU profiles into `DIR`: one per child, bench.prof for this process (NATS, model path)")
 	reps := fs.Int("repetitions", 50, "answers per prompt and item in the study's design (N), for the call counts")
@@ -122,41 +72,42 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	o := benchOptions{Seed: *seed, Latency: *latency, Slots: *slots, ModelAgents: *modelAgents, Concurrency: *conc, ProfileDir: *profile,
-		Repetitions: *reps, PersonaK: *personaK, Log: stderr, Skip: map[string]bool{}}
+	o := benchOptions{Suite: simbench.Suite{Options: simbench.Options{Seed: *seed, ProfileDir: *profile, Log: stderr, Skip: map[string]bool{}, Child: selfCommand}},
+		Model: llmbench.Options{Slots: *slots, Latency: *latency, Agents: *modelAgents, Concurrency: *conc},
+		Reps:  *reps, PersonaK: *personaK, MinMsgs: busbench.MinMsgs, MinBytes: busbench.MinBytes}
 	var problems []error
 	if len(pos) > 0 {
 		problems = append(problems, fmt.Errorf("bench takes no arguments, got %q", strings.Join(pos, " ")))
 	}
-	if o.Agents, err = parseSizes(*agents); err != nil {
+	if o.Agents, err = simbench.ParseSizes(*agents); err != nil {
 		problems = append(problems, fmt.Errorf("--agents: %w", err))
 	}
 	for p := range strings.SplitSeq(*skip, ",") {
 		if p = strings.TrimSpace(p); p == "" {
 			continue
 		}
-		if !slices.Contains(benchParts, p) {
-			problems = append(problems, fmt.Errorf("--skip: unknown part %q (want %s)", p, strings.Join(benchParts, ", ")))
+		if !slices.Contains(simbench.Parts, p) {
+			problems = append(problems, fmt.Errorf("--skip: unknown part %q (want %s)", p, strings.Join(simbench.Parts, ", ")))
 		}
 		o.Skip[p] = true
 	}
-	if o.Slots < 1 || o.Latency <= 0 || o.ModelAgents < 1 || o.Concurrency < 0 || o.Repetitions < 1 || o.PersonaK < 0 {
+	if *slots < 1 || *latency <= 0 || *modelAgents < 1 || *conc < 0 || *reps < 1 || *personaK < 0 {
 		problems = append(problems, errors.New("--slots, --latency, --model-agents and --repetitions must be positive, --concurrency and --persona-k not negative"))
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("%w: bench: %w", errUsage, errors.Join(problems...))
 	}
-	if o.ProfileDir != "" {
-		if err := os.MkdirAll(o.ProfileDir, 0o755); err != nil {
+	if *profile != "" {
+		if err := os.MkdirAll(*profile, 0o755); err != nil {
 			return fmt.Errorf("bench: %w", err)
 		}
-		stop, err := startCPUProfile(filepath.Join(o.ProfileDir, "bench.prof"))
+		stop, err := startCPUProfile(filepath.Join(*profile, "bench.prof"))
 		if err != nil {
 			return err
 		}
 		defer stop()
 	}
-	rep, err := runBench(ctx, o)
+	rep, err := benchSuite(o).Run(ctx)
 	if err != nil {
 		return err
 	}
@@ -174,120 +125,50 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	printBench(stdout, rep)
+	rep.WriteText(stdout)
 	return nil
 }
 
-func parseSizes(s string) ([]int, error) {
-	var out []int
-	for f := range strings.SplitSeq(s, ",") {
-		f = strings.ReplaceAll(strings.TrimSpace(f), "_", "")
-		n, err := strconv.Atoi(f)
-		if err != nil || n < 1 {
-			return nil, fmt.Errorf("%q is not a population size", f)
-		}
-		out = append(out, n)
+// benchSuite wires each part's harness into one bench run: the child runs
+// and the model server as this binary's children (o.Child), the raw NATS
+// rate from busbench, the model path and the design's model calls from
+// llmbench.
+func benchSuite(o benchOptions) simbench.Suite {
+	s, m := o.Suite, o.Model
+	s.MessageSize = func(agents, shards int) int {
+		return busbench.AnswerMessageSize(llm.SyntheticName, "pvq40", simbench.PVQItems, agents, shards)
 	}
-	return out, nil
-}
-
-func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
-	if o.Log == nil {
-		o.Log = io.Discard
-	}
-	rep := &benchReport{Note: benchNote, Machine: simbench.ReadMachine()}
-	populations := o.Agents
-	if o.Skip["pipeline"] && o.Skip["nobus"] && o.Skip["nats"] {
-		populations = nil // nothing measured per population
-	}
-	for _, n := range populations {
-		row, err := benchPopulation(ctx, o, n)
+	s.Transport = func(ctx context.Context, size, msgs int) (simbench.Rate, error) {
+		r, err := busbench.Measure(ctx, size, msgs, o.MinMsgs, o.MinBytes)
 		if err != nil {
-			return nil, err
+			return simbench.Rate{}, err
 		}
-		rep.Runs = append(rep.Runs, row)
+		return simbench.Rate{MsgsPerSecond: r.MsgsPerSecond, BytesPerSecond: r.BytesPerSecond, JetStreamMsgsPerSecond: r.JetStreamMsgsPerSecond}, nil
 	}
-	if !o.Skip["model"] {
-		fmt.Fprintf(o.Log, "bench: model path, S=%d L=%v\n", o.Slots, o.Latency)
-		mk := o.child
-		if mk == nil {
-			mk = selfCommand
-		}
-		mb, err := llmbench.MeasureModelPath(ctx, llmbench.Options{Slots: o.Slots, Latency: o.Latency, Agents: o.ModelAgents, Items: o.modelItems,
-			Concurrency: o.Concurrency,
-			Server: func(ctx context.Context) (*exec.Cmd, error) {
-				return mk(ctx, []string{"model-server", "--addr", "127.0.0.1:0", "--latency", o.Latency.String(),
-					"--slots", strconv.Itoa(o.Slots), "--seed", strconv.FormatUint(o.Seed, 10)})
-			}})
+	m.Log = s.Log
+	m.Server = func(ctx context.Context) (*exec.Cmd, error) {
+		return s.Child(ctx, []string{"model-server", "--addr", "127.0.0.1:0", "--latency", m.Latency.String(),
+			"--slots", strconv.Itoa(m.Slots), "--seed", strconv.FormatUint(s.Seed, 10)})
+	}
+	s.ModelPath = func(ctx context.Context) (simbench.Part, float64, error) {
+		mp, err := llmbench.MeasureModelPath(ctx, m)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
-		rep.ModelPath = mb
-		for i := range rep.Runs {
-			rep.Runs[i].ModelPathEfficiency = mb.Efficiency
-		}
+		return mp, mp.Efficiency, nil
 	}
-	if !o.Skip["calls"] {
-		fmt.Fprintln(o.Log, "bench: model calls of the study's design, checked against the model server")
+	s.Calls = func(ctx context.Context) (simbench.Part, error) {
 		means, err := population.HumanMeans(syntheticMeans)
 		if err != nil {
 			return nil, err
 		}
-		cr, err := llmbench.MeasureCalls(ctx, o.PersonaK, o.Repetitions, means)
+		c, err := llmbench.MeasureCalls(ctx, o.PersonaK, o.Reps, means)
 		if err != nil {
 			return nil, err
 		}
-		rep.Calls = cr
+		return c, nil
 	}
-	rep.Machine.LoadAfter = simbench.LoadAverage()
-	if len(rep.Runs) > 0 {
-		rep.benchRow = largestRun(rep.Runs)
-	} else if rep.ModelPath != nil {
-		rep.ModelPathEfficiency = rep.ModelPath.Efficiency
-	}
-	return rep, nil
-}
-
-// largestRun is the row of the largest population (the first of equals).
-func largestRun(runs []benchRow) benchRow {
-	best := runs[0]
-	for _, r := range runs[1:] {
-		if r.Agents > best.Agents {
-			best = r
-		}
-	}
-	return best
-}
-
-// benchPopulation measures one population size: the child runs, then the
-// raw transport for the run's answer messages.
-func benchPopulation(ctx context.Context, o benchOptions, n int) (benchRow, error) {
-	mk := o.child
-	if mk == nil {
-		mk = selfCommand
-	}
-	r, err := simbench.Population(ctx, simbench.Options{Seed: o.Seed, Skip: o.Skip, ProfileDir: o.ProfileDir, Log: o.Log, Child: mk}, n)
-	row := benchRow{Row: r}
-	if err != nil {
-		return row, err
-	}
-	row.MessageBytes, row.Messages = busbench.AnswerMessageSize(llm.SyntheticName, "pvq40", simbench.PVQItems, n, r.Shards), r.Shards*simbench.PVQItems
-	if !o.Skip["nats"] {
-		fmt.Fprintf(o.Log, "bench: %d agents, raw NATS and JetStream for %d messages of %d bytes\n", n, row.Messages, row.MessageBytes)
-		minMsgs, minBytes := busbench.MinMsgs, busbench.MinBytes
-		if o.natsMinMsgs > 0 {
-			minMsgs, minBytes = o.natsMinMsgs, 0
-		}
-		nr, err := busbench.Measure(ctx, row.MessageBytes, row.Messages, minMsgs, minBytes)
-		if err != nil {
-			return row, err
-		}
-		row.NATSMsgsPerSecond, row.NATSBytesPerSecond = nr.MsgsPerSecond, nr.BytesPerSecond
-		row.NATSSeconds = float64(row.Messages) / nr.MsgsPerSecond
-		row.JetStreamMsgsPerSecond = nr.JetStreamMsgsPerSecond
-		row.JetStreamSeconds = float64(row.Messages) / nr.JetStreamMsgsPerSecond
-	}
-	return row, nil
+	return s
 }
 
 // selfCommand re-executes this binary.
@@ -297,143 +178,4 @@ func selfCommand(ctx context.Context, args []string) (*exec.Cmd, error) {
 		return nil, fmt.Errorf("bench: find this program: %w", err)
 	}
 	return exec.CommandContext(ctx, exe, args...), nil
-}
-
-func printBench(w io.Writer, r *benchReport) {
-	m := r.Machine
-	fmt.Fprintln(w, r.Note)
-	fmt.Fprintf(w, "\nMachine: %d × %s, %s memory, %s %s, kernel %s, load average %s (before), %s (after)\n\n",
-		m.CPUs, m.CPUModel, gib(m.MemoryBytes), m.GoVersion, m.OS, m.Kernel, fmtLoad(m.LoadBefore), fmtLoad(m.LoadAfter))
-	if len(r.Runs) > 0 {
-		fmt.Fprintln(w, "N agents × PVQ-40, whole pipeline per N in a fresh process (embedded NATS, JetStream answers, analysis, results written):")
-		fmt.Fprintln(w)
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "agents\tanswers\twall s\tanswers/s\tpeak RSS\tCPU s\tanswers in s\tanalysis+write s\tno-bus s\tratio\tanswer ratio\tmsg bytes\tmsgs\tNATS msgs/s\tNATS s\tJetStream s\t")
-		for _, x := range r.Runs {
-			fmt.Fprintf(tw, "%d\t%d\t%.2f\t%s\t%s\t%.1f\t%.2f\t%.2f\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t\n",
-				x.Agents, x.Answers, x.WallSeconds, si(x.AnswersPerSecond), mib(x.PeakRSSBytes), x.CPUSeconds,
-				x.AnswerSeconds, x.FinishSeconds, optF(x.NoBusSeconds, "%.2f"), optF(x.BaselineRatio, "%.2f×"),
-				optF(x.AnswerRatio, "%.2f×"), x.MessageBytes, x.Messages, si(x.NATSMsgsPerSecond),
-				optF(x.NATSSeconds, "%.3f"), optF(x.JetStreamSeconds, "%.3f"))
-		}
-		tw.Flush()
-		for _, x := range r.Runs {
-			if x.SameResults != nil && !*x.SameResults {
-				fmt.Fprintf(w, "WARNING: %d agents: the pipeline and the no-bus run wrote different results.json\n", x.Agents)
-			}
-		}
-	}
-	if mp := r.ModelPath; mp != nil {
-		printModelPath(w, mp)
-	}
-	if c := r.Calls; c != nil {
-		printCalls(w, c)
-	}
-}
-
-// printModelPath writes the model path's phases, the society client
-// beside the bare one, with their ratios.
-func printModelPath(w io.Writer, mp *llmbench.ModelPath) {
-	fmt.Fprintf(w, "\nModel path: %d agents × %d PVQ-40 items → client → model server with S = %d slots and L = %v (ideal S/L = %.0f calls/s), "+
-		"client concurrency %d; each phase against a fresh server; the bare client is net/http making the same calls:\n\n",
-		mp.Agents, mp.Items, mp.Slots, time.Duration(mp.LatencySeconds*float64(time.Second)), mp.IdealCallsPerSecond, mp.Concurrency)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "mode\tclient\tcalls\twall s\tleast s\tcalls/s\t% of S/L\tsteady %\tpeak in flight\tin service\tclient CPU µs/call\tserver CPU µs/call\tretries\t")
-	for _, c := range []llmbench.Comparison{mp.Sample, mp.Distribution} {
-		for _, x := range []llmbench.Run{c.Society, c.Bare} {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%.3f\t%.3f\t%.0f\t%.1f%%\t%s\t%d\t%d\t%.0f\t%.0f\t%d\t\n",
-				c.Mode, x.Client, x.Calls, x.Seconds, x.MinSeconds, x.CallsPerSecond, 100*x.Efficiency,
-				optF(100*x.SteadyEfficiency, "%.1f%%"), x.PeakInFlight, x.PeakInService, x.ClientCPUMicros, x.ServerCPUMicros, x.Retries)
-		}
-	}
-	tw.Flush()
-	fmt.Fprintln(w)
-	for _, c := range []llmbench.Comparison{mp.Sample, mp.Distribution} {
-		for _, x := range []llmbench.Run{c.Society, c.Bare} {
-			if x.Calls != x.ServerRequests {
-				fmt.Fprintf(w, "  WARNING: %s mode, %s client: %d calls counted by the client, %d requests by the server\n",
-					c.Mode, x.Client, x.Calls, x.ServerRequests)
-			}
-		}
-		want := min(int64(mp.Concurrency), c.Society.Calls)
-		verdict := "reached"
-		if c.Society.PeakInFlight < want {
-			verdict = "NOT reached"
-		}
-		fmt.Fprintf(w, "  %-12s society/bare: calls/s %.2f×, wall time %.2f×, client CPU per call %.2f×; peak in flight %d, min(concurrency, calls) = %d %s\n",
-			c.Mode, c.RateRatio, c.SecondsRatio, c.CPURatio, c.Society.PeakInFlight, want, verdict)
-	}
-}
-
-func fmtLoad(l []float64) string {
-	if len(l) == 0 {
-		return "unknown"
-	}
-	s := make([]string, len(l))
-	for i, x := range l {
-		s[i] = strconv.FormatFloat(x, 'f', 2, 64)
-	}
-	return strings.Join(s, " ")
-}
-
-func optF(x float64, format string) string {
-	if x == 0 {
-		return "-"
-	}
-	return fmt.Sprintf(format, x)
-}
-
-func mib(b int64) string {
-	if b == 0 {
-		return "-"
-	}
-	return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20))
-}
-
-// si writes a rate with a k or M suffix.
-func si(x float64) string {
-	switch {
-	case x == 0:
-		return "-"
-	case x >= 1e6:
-		return fmt.Sprintf("%.2fM", x/1e6)
-	case x >= 1e3:
-		return fmt.Sprintf("%.1fk", x/1e3)
-	}
-	return fmt.Sprintf("%.0f", x)
-}
-
-func printCalls(w io.Writer, c *llmbench.Calls) {
-	d := c.Design
-	fmt.Fprintf(w, "\nModel calls of the study's design: %d prompts (ten values and no priming), %d items per respondent "+
-		"(pvq40 %d, bfi2 %d, prosocial %d, donation %d, charity %d+%d, ebq %d, persona statements %d × %d behaviours), N = %d:\n\n",
-		d.Prompts, d.Items, d.Instruments["pvq40"], d.Instruments["bfi2"], d.Instruments["prosocial"], d.Instruments["donation"],
-		d.Instruments["charity"], d.Instruments["charity_decision"], d.Instruments["ebq"], d.PersonaK, d.Behaviours, d.Repetitions)
-	fmt.Fprintf(w, "  %-28s %18s %18s %14s\n", "population", "per-answer", fmt.Sprintf("n-sampling (n=%d)", d.Repetitions), "distribution")
-	for _, r := range c.Counts {
-		fmt.Fprintf(w, "  %-28s %18s %18s %14s\n", r.Label, group(r.PerAnswer), group(r.NSampling), group(r.Distribution))
-	}
-	if len(c.Check) > 0 {
-		fmt.Fprintf(w, "\nChecked on %d agents (H-NP) × %d items of the built-in instruments against the model server:\n", c.Check[0].Agents, c.Check[0].Items)
-		for _, k := range c.Check {
-			verdict := "match"
-			if !k.Match {
-				verdict = "MISMATCH"
-			}
-			fmt.Fprintf(w, "  %-22s predicted %6d, client calls %6d, server requests %6d: %s\n", k.Mode, k.Predicted, k.ClientCalls, k.ServerRequests, verdict)
-		}
-	}
-}
-
-// group writes an integer with thousands separators.
-func group(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	var b strings.Builder
-	for i, r := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }

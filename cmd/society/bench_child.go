@@ -52,5 +52,3 @@ func measureOne(ctx context.Context, n int, seed uint64, part string) (*simbench
 		return newEngine(runConfig{CacheDir: cacheDir, Observer: obs})
 	})
 }
-
-func gib(b int64) string { return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30)) }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/llm"
+	"github.com/society-sim/society/llm/llmbench"
 	"github.com/society-sim/society/population"
 	"github.com/society-sim/society/questionnaires"
 	"github.com/society-sim/society/sim/simbench"
@@ -76,9 +77,9 @@ func TestBenchReport(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs child processes")
 	}
-	o := benchOptions{Agents: []int{300}, Seed: 1, Latency: 20 * time.Millisecond, Slots: 4, ModelAgents: 13, modelItems: 3,
-		Repetitions: 50, PersonaK: 10, Skip: map[string]bool{"calls": true}, child: helperChild, natsMinMsgs: 500}
-	rep, err := runBench(context.Background(), o)
+	o := benchOptions{Suite: simbench.Suite{Agents: []int{300}, Options: simbench.Options{Seed: 1, Skip: map[string]bool{"calls": true}, Child: helperChild}},
+		Model: llmbench.Options{Latency: 20 * time.Millisecond, Slots: 4, Agents: 13, Items: 3}, Reps: 50, PersonaK: 10, MinMsgs: 500}
+	rep, err := benchSuite(o).Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,9 +111,9 @@ func TestBenchReport(t *testing.T) {
 			t.Errorf("%d agents: pipeline and no-bus results differ", r.Agents)
 		}
 	}
-	mp := rep.ModelPath
-	if mp == nil {
-		t.Fatal("no model path figures")
+	mp, ok := rep.ModelPath.(*llmbench.ModelPath)
+	if !ok || mp == nil {
+		t.Fatalf("got model path %#v, want llmbench's figures", rep.ModelPath)
 	}
 	// Each mode's phase through both clients, every figure in the JSON:
 	// 13 agents × 3 items (one call per answer) in sample mode, 11
@@ -142,18 +143,11 @@ func TestBenchReport(t *testing.T) {
 		t.Errorf("got model path efficiency %v (top level %v), want sample mode's, positive", mp.Efficiency, rep.ModelPathEfficiency)
 	}
 	var table bytes.Buffer
-	printBench(&table, rep)
+	rep.WriteText(&table)
 	for _, want := range []string{"SYNTHETIC", "300", "Model path", "of S/L", "peak in flight", "society/bare", "distribution", "bare"} {
 		if !bytes.Contains(table.Bytes(), []byte(want)) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}
-	}
-}
-
-func TestLargestRun(t *testing.T) {
-	runs := []benchRow{{Row: simbench.Row{Agents: 10}}, {Row: simbench.Row{Agents: 1000, WallSeconds: 2}}, {Row: simbench.Row{Agents: 100}}}
-	if got := largestRun(runs); got.Agents != 1000 || got.WallSeconds != 2 {
-		t.Errorf("got %+v, want the 1000-agent run", got)
 	}
 }
 
@@ -228,18 +222,5 @@ func TestAgentsKeepTheirFirstStack(t *testing.T) {
 	}
 	if per := (int64(after.StackInuse) - int64(empty.StackInuse)) / n; per > 3<<10 {
 		t.Errorf("got %d bytes of stack per agent, want at most %d", per, 3<<10)
-	}
-}
-
-func TestParseSizes(t *testing.T) {
-	got, err := parseSizes("10_000, 100000,1")
-	if err != nil || len(got) != 3 || got[0] != 10000 || got[1] != 100000 || got[2] != 1 {
-		t.Errorf("got %v, %v, want [10000 100000 1]", got, err)
-	}
-	if _, err := parseSizes("1,,2"); err == nil {
-		t.Error("empty size: got nil error")
-	}
-	if _, err := parseSizes("-5"); err == nil {
-		t.Error("negative size: got nil error")
 	}
 }

@@ -3,7 +3,8 @@
 // latency L, against the S/L the server can give and against a bare
 // net/http client making the same calls, and how many model calls a
 // study's design needs in each query mode, checked against a real client
-// and server. It measures the llm adapter alone and must not import bus,
+// and server; its reports write themselves as the text `society bench`
+// prints. It measures the llm adapter alone and must not import bus,
 // metrics or cmd; figures from it are about the program, never about
 // models.
 package llmbench
@@ -119,6 +120,8 @@ type Options struct {
 	// yet answered). It runs in a process of its own so that this
 	// process's CPU time is the client's alone.
 	Server func(ctx context.Context) (*exec.Cmd, error)
+	// Log gets a line as the measurement starts; nil drops it.
+	Log io.Writer
 }
 
 // Query modes' agents are those of the bench: DefaultAgents answering every
@@ -132,6 +135,9 @@ const DefaultAgents = 1000
 // net/http client making the same calls, each against a fresh model
 // server.
 func MeasureModelPath(ctx context.Context, o Options) (*ModelPath, error) {
+	if o.Log != nil {
+		fmt.Fprintf(o.Log, "bench: model path, S=%d L=%v\n", o.Slots, o.Latency)
+	}
 	pvq, err := questionnaires.Builtin("pvq40")
 	if err != nil {
 		return nil, err

@@ -2,12 +2,16 @@
 // built-in scale scenario through the full pipeline, and through the no-bus
 // baseline (the same engine over sim.Local), each in a fresh child process
 // so that the peak memory and CPU time reported are that run's alone; and
-// the machine the figures were taken on.
+// the machine the figures were taken on. It owns the bench run as a whole
+// (Suite: every population, then the model path and the model calls) and
+// its report, as JSON and as text.
 //
-// The caller builds the engine (Measure takes a constructor) and the child
-// process (Options.Child), so the harness measures whatever cmd/society
-// wires. simbench must not import nats.go, go-openai, client_golang, nor
-// the adapter packages bus, llm and metrics.
+// The caller builds the engine (Measure takes a constructor), the child
+// process (Options.Child) and the other harnesses' parts (Suite's
+// MessageSize, Transport, ModelPath and Calls), so the harness measures
+// whatever cmd/society wires. simbench must not import nats.go, go-openai,
+// client_golang, nor the adapter packages bus, llm and metrics, nor their
+// harnesses busbench and llmbench.
 package simbench
 
 import (
@@ -31,12 +35,19 @@ import (
 // PVQItems is the PVQ-40's length: every bench agent answers all of it.
 const PVQItems = 40
 
-// Parts measured in child processes: the whole pipeline and the no-bus
-// baseline.
+// Parts of a bench run, each of which Options.Skip can leave out: the
+// whole pipeline and the no-bus baseline (child processes), the raw NATS
+// transport, the model path and the model calls of the study's design.
 const (
 	Pipeline = "pipeline"
 	NoBus    = "nobus"
+	NATS     = "nats"
+	Model    = "model"
+	Calls    = "calls"
 )
+
+// Parts are the parts of a bench run in the order they run.
+var Parts = []string{Pipeline, NoBus, NATS, Model, Calls}
 
 // Options configures the child runs of Population.
 type Options struct {
@@ -50,8 +61,10 @@ type Options struct {
 	Child func(ctx context.Context, args []string) (*exec.Cmd, error)
 }
 
-// Row is one population size: the pipeline's figures and its no-bus
-// baseline. Ratios above one mean the pipeline took longer.
+// Row is one population size: the pipeline's figures, its no-bus
+// baseline (both from Population) and the raw transport's figures for the
+// same messages (from Suite.Run). Ratios above one mean the pipeline took
+// longer.
 type Row struct {
 	Agents           int     `json:"agents"`
 	Answers          int64   `json:"answers"`
@@ -75,6 +88,24 @@ type Row struct {
 	AnswerRatio   float64 `json:"answer_ratio,omitempty"`
 	// SameResults reports whether both runs wrote the same results.json.
 	SameResults *bool `json:"same_results,omitempty"`
+
+	// MessageBytes is the wire size of one answer batch of this run and
+	// Messages the answer batches it sends.
+	MessageBytes int `json:"message_bytes"`
+	Messages     int `json:"messages"`
+	// NATSMsgsPerSecond is the raw core NATS publish/subscribe rate for
+	// messages of this run's size; NATSSeconds is the time the run's
+	// messages take at that rate. JetStream* is the same through a memory
+	// stream (acknowledged publish, then an ordered consumer).
+	NATSMsgsPerSecond      float64 `json:"nats_msgs_per_second,omitempty"`
+	NATSBytesPerSecond     float64 `json:"nats_bytes_per_second,omitempty"`
+	NATSSeconds            float64 `json:"nats_seconds,omitempty"`
+	JetStreamMsgsPerSecond float64 `json:"jetstream_msgs_per_second,omitempty"`
+	JetStreamSeconds       float64 `json:"jetstream_seconds,omitempty"`
+
+	// ModelPathEfficiency is the model path's (the same in every row):
+	// sample mode's calls/s through the society client over S/L.
+	ModelPathEfficiency float64 `json:"model_path_efficiency,omitempty"`
 }
 
 // Population measures n agents: the pipeline and the no-bus baseline, each
