@@ -19,7 +19,7 @@ func TestMDSMethodSetting(t *testing.T) {
 		t.Helper()
 		path := filepath.Join(dir, name+".toml")
 		text := "name = \"" + name + "\"\n[population]\nsize = 300\nstrategies = [\"uniform\", \"h-np\"]\n" +
-			"[[questionnaires]]\nname = \"pvq40\"\n[analysis]\nbootstrap_iterations = 5\nbootstrap_size = 100\n" + mds
+			"[[questionnaires]]\nname = \"pvq40\"\n[analysis]\nbootstrap_iterations = 5\nbootstrap_size = 100\nnull_iterations = 19\n" + mds
 		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
