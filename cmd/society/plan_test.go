@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/society-sim/society/llm"
+	"github.com/society-sim/society/llm/backend"
 	"github.com/society-sim/society/llm/modelserver"
 	"github.com/society-sim/society/population"
 )
@@ -74,7 +75,7 @@ func TestPlanMatchesModelServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := modelserver.New(llm.NewSynthetic(1, means), modelserver.Options{Seed: 1})
-	meter := &promptMeter{h: srv}
+	meter := backend.NewPromptMeter(srv)
 	hs := httptest.NewServer(meter)
 	t.Cleanup(hs.Close)
 	dir := t.TempDir()
@@ -84,7 +85,7 @@ func TestPlanMatchesModelServer(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("plan: exit %d: %s", code, stderr)
 	}
-	var p runPlan
+	var p backend.Plan
 	if err := json.Unmarshal([]byte(stdout), &p); err != nil {
 		t.Fatalf("plan --json: %v\n%s", err, stdout)
 	}
@@ -111,11 +112,12 @@ func TestPlanMatchesModelServer(t *testing.T) {
 		t.Errorf("got %d answers planned, want %d (the run's)", p.Answers, res.Answers.Expected)
 	}
 	served := srv.Stats().Requests
-	t.Logf("plan: %d requests, %d prompt tokens; server: %d requests, %d prompt words", requests, tokens, served, meter.words.Load())
-	if requests != served || served != meter.requests.Load() {
+	counted := meter.Count()
+	t.Logf("plan: %d requests, %d prompt tokens; server: %d requests, %d prompt words", requests, tokens, served, counted.Words)
+	if requests != served || served != counted.Requests {
 		t.Errorf("got %d requests planned, want %d (the server's count)", requests, served)
 	}
-	if w := meter.words.Load(); math.Abs(float64(tokens-w)) > 0.1*float64(w) {
+	if w := counted.Words; math.Abs(float64(tokens-w)) > 0.1*float64(w) {
 		t.Errorf("got %d prompt tokens planned, want within 10%% of the %d the server counted", tokens, w)
 	}
 }

@@ -1,12 +1,15 @@
 // Package backend builds a scenario's models for the engine: it implements
 // sim.Backends over the llm clients and the synthetic respondents, one
 // reply cache per set of a plan's models, and reports their traffic in
-// the analysis's terms.
+// the analysis's terms. It also prices a run before it starts (Estimate,
+// `society plan`): it checks the endpoints and rehearses the run against
+// the model server's synthetic respondents, metered, in process.
 //
-// It is part of the llm adapter and imports llm and the domain (agent,
-// analysis, population, scenarios, sim, values); it must not import bus,
-// metrics or nats, and llm must not import it (the synthetic respondents
-// answer from the theory templates, not from the analysis).
+// It is part of the llm adapter and imports llm, llm/modelserver (the
+// rehearsal's endpoints) and the domain (agent, analysis, population,
+// scenarios, sim, values); it must not import bus, metrics or nats, and
+// llm must not import it (the synthetic respondents answer from the
+// theory templates, not from the analysis).
 package backend
 
 import (

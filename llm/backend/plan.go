@@ -1,0 +1,387 @@
+package backend
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+	"unicode/utf8"
+
+	"github.com/society-sim/society/llm"
+	"github.com/society-sim/society/llm/modelserver"
+	"github.com/society-sim/society/population"
+	"github.com/society-sim/society/scenarios"
+	"github.com/society-sim/society/sim"
+)
+
+// checkTimeout bounds the reachability check of the endpoints.
+const checkTimeout = 10 * time.Second
+
+// tokenizer says how a Plan counts tokens.
+const tokenizer = "prompt tokens = characters/4 per request (no tokenizer is bundled); words for society model-server, as it counts; completion tokens as the synthetic respondents' replies"
+
+// Plan is what a scenario's run will cost: its requests, tokens, time and
+// money per model, as `society plan` prints it. (sim.Plan is what the run
+// does; this is its price.) Its JSON form is the fields' tags.
+type Plan struct {
+	Scenario string `json:"scenario"`
+	Seed     uint64 `json:"seed"`
+	// Answers are the answers the main run expects, Calibration those of
+	// its model-specific calibration run.
+	Answers     int64       `json:"answers"`
+	Calibration int64       `json:"calibration_answers,omitempty"`
+	Models      []ModelPlan `json:"models"`
+	// Seconds is the run's time at the models' concurrency and latency:
+	// the slowest model's, as the models are asked side by side.
+	Seconds float64 `json:"seconds"`
+	// Cost is the sum of the models' costs, nil when no model has a price.
+	Cost      *float64 `json:"cost,omitempty"`
+	Tokenizer string   `json:"tokenizer"`
+}
+
+// ModelPlan is one model's share of a run.
+type ModelPlan struct {
+	Model   string `json:"model"`
+	Backend string `json:"backend"`
+	Mode    string `json:"mode"`
+	URL     string `json:"url,omitempty"`
+	// ModelServer: the endpoint is 'society model-server' (its model list
+	// says so), whose usage counts words.
+	ModelServer bool `json:"model_server,omitempty"`
+	// Requests are the completion requests of a first run (an empty reply
+	// cache); PromptTokens their prompts' tokens (see Tokenizer),
+	// PromptChars their prompts' characters (Unicode code points).
+	Requests         int64 `json:"requests"`
+	PromptTokens     int64 `json:"prompt_tokens"`
+	CompletionTokens int64 `json:"completion_tokens"`
+	PromptChars      int64 `json:"prompt_chars"`
+	Concurrency      int   `json:"concurrency,omitempty"`
+	// LatencySeconds is one request's time; LatencyFrom says whence:
+	// "measured" (the model list's round trip, a lower bound) or "flag".
+	LatencySeconds float64 `json:"latency_seconds,omitempty"`
+	LatencyFrom    string  `json:"latency_from,omitempty"`
+	// Seconds is ceil(Requests/Concurrency) × LatencySeconds.
+	Seconds float64 `json:"seconds"`
+	// Cost is PromptTokens/1e6 × price_per_mtok_in + CompletionTokens/1e6
+	// × price_per_mtok_out, nil when the model has no price.
+	Cost *float64 `json:"cost,omitempty"`
+}
+
+// Estimate checks every OpenAI-compatible endpoint of sc, then rehearses
+// the run (sim.Engine.Rehearse) against in-process synthetic respondents
+// behind metered model servers, one per model, to count its requests and
+// tokens: the same prompts, batching, calibration and game rounds as the
+// run, with a fresh reply cache, as a first run has. latency, when
+// positive, replaces the measured one.
+//
+// An endpoint that cannot be reached fails the estimate within seconds,
+// naming its URL and the cause; a model whose client cannot be configured
+// is sim.ErrBadInput.
+func Estimate(ctx context.Context, sc *scenarios.Scenario, latency time.Duration) (*Plan, error) {
+	out := &Plan{Scenario: sc.Name, Seed: sc.Seed, Tokenizer: tokenizer}
+	probes, err := checkEndpoints(ctx, sc)
+	if err != nil {
+		return nil, err
+	}
+	meters, rehearsal, closeAll, err := rehearsalScenario(sc)
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll()
+	cacheDir, err := os.MkdirTemp("", "society-plan-")
+	if err != nil {
+		return nil, fmt.Errorf("plan: %w", err)
+	}
+	defer os.RemoveAll(cacheDir)
+	sets := New(cacheDir, nil, nil)
+	defer sets.Close()
+	e := &sim.Engine{
+		// A fresh reply cache, as a first run has: the calibration's
+		// replies serve the main run's equal prompts, as they will.
+		Backends: sets.Backends,
+		Open:     sim.OpenLocal,
+	}
+	r, err := e.Rehearse(ctx, rehearsal)
+	if err != nil {
+		return nil, fmt.Errorf("plan %s: rehearse: %w", sc.Name, err)
+	}
+	out.Answers, out.Calibration = r.Answers.Expected, r.Calibration.Expected
+	// The clients' usage (words, as the synthetic respondents count them).
+	usage := map[string]llm.ClientStats{}
+	for _, b := range sets.All() {
+		for name, c := range b.Clients() {
+			s, u := c.Stats(), usage[name]
+			u.PromptTokens += s.PromptTokens
+			u.CompletionTokens += s.CompletionTokens
+			usage[name] = u
+		}
+	}
+	var total float64
+	priced := false
+	for _, m := range sc.Models {
+		mp := ModelPlan{Model: m.Name, Backend: string(m.Backend), Mode: string(m.Mode)}
+		if m.Backend != scenarios.OpenAI {
+			mp.Mode = "in process, no requests"
+			out.Models = append(out.Models, mp)
+			continue
+		}
+		pr, me, u := probes[m.Name], meters[m.Name].Count(), usage[m.Name]
+		mp.URL, mp.ModelServer, mp.Concurrency = m.BaseURL, pr.modelServer, m.Concurrency
+		mp.Requests, mp.PromptChars = me.Requests, me.Chars
+		mp.PromptTokens, mp.CompletionTokens = me.Tokens, u.CompletionTokens
+		if pr.modelServer {
+			mp.PromptTokens = u.PromptTokens
+		}
+		lat, from := pr.roundTrip, "measured"
+		if latency > 0 {
+			lat, from = latency, "flag"
+		}
+		mp.LatencySeconds, mp.LatencyFrom = lat.Seconds(), from
+		conc := max(mp.Concurrency, 1)
+		mp.Seconds = float64((mp.Requests+int64(conc)-1)/int64(conc)) * lat.Seconds()
+		if mp.Seconds > out.Seconds {
+			out.Seconds = mp.Seconds // models are asked side by side
+		}
+		if m.PricePerMTokIn > 0 || m.PricePerMTokOut > 0 {
+			c := float64(mp.PromptTokens)/1e6*m.PricePerMTokIn + float64(mp.CompletionTokens)/1e6*m.PricePerMTokOut
+			mp.Cost = &c
+			total += c
+			priced = true
+		}
+		out.Models = append(out.Models, mp)
+	}
+	if priced {
+		out.Cost = &total
+	}
+	return out, nil
+}
+
+// WriteText writes the plan as a table; short is the block at the top of
+// a run, without the notes on tokens and the cache.
+func (p *Plan) WriteText(w io.Writer, short bool) {
+	cal := ""
+	if p.Calibration > 0 {
+		cal = fmt.Sprintf(" (and %d in the model-specific calibration run)", p.Calibration)
+	}
+	fmt.Fprintf(w, "Plan of %s (seed %d): %d answers expected%s.\n", p.Scenario, p.Seed, p.Answers, cal)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "model\tmode\trequests\tprompt tokens\tcompletion tokens\ttime\tcost\t")
+	for _, m := range p.Models {
+		if m.Backend != string(scenarios.OpenAI) {
+			fmt.Fprintf(tw, "%s\t%s\t0\t0\t0\t-\t-\t\n", m.Model, m.Mode)
+			continue
+		}
+		cost := "-"
+		if m.Cost != nil {
+			cost = fmt.Sprintf("%.2f", *m.Cost)
+		}
+		t := fmt.Sprintf("%s at %d x %s (%s)", fmtSeconds(m.Seconds), max(m.Concurrency, 1),
+			time.Duration(m.LatencySeconds*1e9).Round(time.Microsecond), m.LatencyFrom)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t\n", m.Model, m.Mode, m.Requests, m.PromptTokens, m.CompletionTokens, t, cost)
+	}
+	tw.Flush()
+	if p.Cost != nil {
+		fmt.Fprintf(w, "Cost: %.2f (at the models' price_per_mtok_in/out).\n", *p.Cost)
+	}
+	fmt.Fprintf(w, "Time: %s at the models' concurrency and latency, side by side.\n", fmtSeconds(p.Seconds))
+	if !short {
+		fmt.Fprintf(w, "Tokens: %s.\n", p.Tokenizer)
+		fmt.Fprintln(w, "Requests of a first run (an empty reply cache): a rerun of the same scenario and seed makes none.")
+	}
+}
+
+// WriteJSON writes the plan as indented JSON, one object and a newline.
+func (p *Plan) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(p)
+}
+
+// fmtSeconds rounds s seconds to the millisecond, as a time.Duration
+// prints (1m2.5s).
+func fmtSeconds(s float64) string {
+	return time.Duration(s * float64(time.Second)).Round(time.Millisecond).String()
+}
+
+// endpointProbe is what the reachability check of one endpoint found.
+type endpointProbe struct {
+	roundTrip   time.Duration
+	modelServer bool
+}
+
+// checkEndpoints asks every OpenAI-compatible endpoint of sc for its
+// model list at once: one that cannot be reached stops the plan, naming
+// its URL and the cause.
+func checkEndpoints(ctx context.Context, sc *scenarios.Scenario) (map[string]endpointProbe, error) {
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	out := map[string]endpointProbe{}
+	var mu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
+	for _, m := range sc.Models {
+		if m.Backend != scenarios.OpenAI {
+			continue
+		}
+		wg.Go(func() {
+			c, err := llm.NewClient(llm.ClientConfig{Name: m.Name, BaseURL: m.BaseURL, Model: m.Model, APIKeyEnv: m.APIKeyEnv, Timeout: checkTimeout})
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("%w: model %q: %v", sim.ErrBadInput, m.Name, err))
+				mu.Unlock()
+				return
+			}
+			defer c.Close()
+			t0 := time.Now()
+			_, listed, err := c.Check(ctx)
+			rt := time.Since(t0)
+			ms := false
+			for _, id := range listed {
+				ms = ms || id == llm.SyntheticName
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			out[m.Name] = endpointProbe{roundTrip: rt, modelServer: ms || c.Served(ctx).Synthetic}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("plan %s: %w", sc.Name, err)
+	}
+	return out, nil
+}
+
+// rehearsalScenario is sc with each OpenAI-compatible model pointed at
+// its own in-process model server, metered.
+func rehearsalScenario(sc *scenarios.Scenario) (map[string]*PromptMeter, *scenarios.Scenario, func(), error) {
+	means, err := population.HumanMeans(SyntheticMeans)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	c := *sc
+	c.Models = append([]scenarios.Model(nil), sc.Models...)
+	meters := map[string]*PromptMeter{}
+	var servers []*httptest.Server
+	closeAll := func() {
+		for _, s := range servers {
+			s.Close()
+		}
+	}
+	for i, m := range c.Models {
+		if m.Backend != scenarios.OpenAI {
+			continue
+		}
+		// Seeded as 'society model-server' is by default, so that a plan
+		// against it replays the same answers and game histories.
+		me := NewPromptMeter(modelserver.New(llm.NewSynthetic(1, means), modelserver.Options{Seed: 1, Slots: max(m.Concurrency, 1)}))
+		srv := httptest.NewServer(me)
+		servers = append(servers, srv)
+		meters[m.Name] = me
+		c.Models[i].BaseURL, c.Models[i].APIKeyEnv = srv.URL+"/v1", ""
+	}
+	return meters, &c, closeAll, nil
+}
+
+// PromptMeter is an http.Handler that counts the completion requests
+// (POST …/completions, chat or not) an endpoint receives and their
+// prompts, then passes each request on, its body intact, to the endpoint.
+type PromptMeter struct {
+	h        http.Handler
+	requests atomic.Int64
+	chars    atomic.Int64
+	estimate atomic.Int64
+	words    atomic.Int64
+}
+
+// PromptCount is what a PromptMeter counted.
+type PromptCount struct {
+	Requests int64 // completion requests
+	Chars    int64 // Unicode code points of their prompts
+	Tokens   int64 // Σ ceil(chars/4) over the requests
+	Words    int64 // whitespace-separated words, as the model server's usage counts them
+}
+
+// NewPromptMeter meters the requests h serves.
+func NewPromptMeter(h http.Handler) *PromptMeter { return &PromptMeter{h: h} }
+
+// Count is what the meter has counted so far.
+func (p *PromptMeter) Count() PromptCount {
+	return PromptCount{Requests: p.requests.Load(), Chars: p.chars.Load(), Tokens: p.estimate.Load(), Words: p.words.Load()}
+}
+
+func (p *PromptMeter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost && strings.HasSuffix(strings.TrimSuffix(r.URL.Path, "/"), "completions") {
+		body, err := io.ReadAll(io.LimitReader(r.Body, 8<<20))
+		r.Body.Close()
+		if err == nil {
+			text := promptText(body)
+			n := int64(utf8.RuneCountInString(text))
+			p.requests.Add(1)
+			p.chars.Add(n)
+			p.estimate.Add((n + 3) / 4)
+			p.words.Add(int64(len(strings.Fields(text))))
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	p.h.ServeHTTP(w, r)
+}
+
+// promptText is the text of a chat request's message contents or of a
+// completions request's prompt, the pieces separated by blank lines.
+func promptText(body []byte) string {
+	var req struct {
+		Messages []struct {
+			Content json.RawMessage `json:"content"`
+		} `json:"messages"`
+		Prompt json.RawMessage `json:"prompt"`
+	}
+	if json.Unmarshal(body, &req) != nil {
+		return ""
+	}
+	parts := texts(nil, req.Prompt)
+	for _, m := range req.Messages {
+		parts = texts(parts, m.Content)
+	}
+	return strings.Join(parts, "\n\n")
+}
+
+// texts appends a string, a list of strings, or a list of content parts
+// ({"type":"text","text":...}) to out.
+func texts(out []string, raw json.RawMessage) []string {
+	if len(raw) == 0 {
+		return out
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return append(out, s)
+	}
+	var list []json.RawMessage
+	if json.Unmarshal(raw, &list) != nil {
+		return out
+	}
+	for _, e := range list {
+		var part struct {
+			Text string `json:"text"`
+		}
+		if json.Unmarshal(e, &s) == nil {
+			out = append(out, s)
+		} else if json.Unmarshal(e, &part) == nil {
+			out = append(out, part.Text)
+		}
+	}
+	return out
+}
