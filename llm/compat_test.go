@@ -4,14 +4,21 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/values"
@@ -585,4 +592,145 @@ func TestSegments(t *testing.T) {
 	if s, e := c.segmentOf(agent.Persona{}, 22); s != 20 || e != 30 {
 		t.Errorf("unknown demand: got [%d, %d), want the whole block [20, 30)", s, e)
 	}
+}
+
+// compatOnPipe serves h with an httptest server whose connections are
+// in-memory pipes, and returns a client of it with the client's own
+// defaults for retries, backoff and breaker, in the calling synctest
+// bubble: the server's latency, the client's timeouts and its backoffs
+// run on the bubble's clock, so "within seconds" and "slower, never
+// failed" are exact whatever the machine's load. stop closes both.
+func compatOnPipe(t *testing.T, h http.Handler, cfg ClientConfig) (c *Client, stop func()) {
+	t.Helper()
+	l := newPipeListener()
+	srv := httptest.NewUnstartedServer(h)
+	srv.Listener.Close()
+	srv.Listener = l
+	srv.Start()
+	cfg.Name, cfg.BaseURL, cfg.Model = "compat", srv.URL+"/v1", "m"
+	cfg.Temperature = ptr(1.0)
+	c, err := NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.tr.DialContext = l.dial
+	return c, func() {
+		c.Close()
+		srv.Close()
+	}
+}
+
+// compatRun asks what a scenario of agents answering items of pvq40 asks,
+// all at once, and returns each question's reply and error in order.
+func compatRun(t *testing.T, c *Client, agents, items int) ([]agent.Reply, []error) {
+	t.Helper()
+	in := pvq(t)
+	n := agents * items
+	replies, errs := make([]agent.Reply, n), make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v := values.Value(1 + (i/items)%10)
+			replies[i], errs[i] = c.Ask(context.Background(), question(in, v, i%items, i/items/10))
+		}()
+	}
+	wg.Wait()
+	return replies, errs
+}
+
+// statusHandler answers every request with status and body, as JSON, and
+// counts the requests.
+func statusHandler(status int, body string, calls *atomic.Int64) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		io.WriteString(w, body)
+	})
+}
+
+// TestCompatFailureReplies serves the failures no retry mends
+// (quota_exhausted, permanent_500, and other spellings of their kinds) to
+// a run of 20 agents on two items, with the client's default retries and
+// backoff: every question fails within a second of the test clock with the
+// server's own message and the URL, none is retried, and no more requests
+// reach the server than were in flight when the first refusal came back.
+func TestCompatFailureReplies(t *testing.T) {
+	tests := []struct {
+		name   string
+		status int
+		body   string
+		want   string
+	}{
+		{"quota_exhausted", 429, compatBody(t, "quota_exhausted"),
+			"status 429: You exceeded your current quota, please check your plan and billing details."},
+		{"quota, credit spelling", 429, `{"type":"error","error":{"type":"billing_error","message":"Your credit balance is too low to access the API."}}`,
+			"status 429: Your credit balance is too low to access the API."},
+		{"permanent_500", 500, compatBody(t, "permanent_500"),
+			"status 500: model requires more system memory (7.5 GiB) than is available (5.2 GiB)"},
+		{"permanent 500, unknown model", 500, `{"error":{"message":"model \"llama9:70b\" not found, try pulling it first","type":"api_error"}}`,
+			`status 500: model "llama9:70b" not found, try pulling it first`},
+	}
+	const agents, items, concurrency = 20, 2, 8
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var calls atomic.Int64
+				c, stop := compatOnPipe(t, statusHandler(tt.status, tt.body, &calls), ClientConfig{Concurrency: concurrency, Timeout: 10 * time.Second})
+				defer stop()
+				start := time.Now()
+				_, errs := compatRun(t, c, agents, items)
+				elapsed := time.Since(start)
+				for i, err := range errs {
+					if !errors.Is(err, ErrPermanent) || !strings.Contains(err.Error(), tt.want) ||
+						!strings.Contains(err.Error(), "http://127.0.0.1:8000/v1/chat/completions") {
+						t.Fatalf("question %d: got %v, want a permanent failure naming the URL and %q", i, err, tt.want)
+					}
+				}
+				if elapsed > time.Second {
+					t.Errorf("the run failed after %v on the test clock, want at once", elapsed)
+				}
+				if st := c.Stats(); st.Retries != 0 {
+					t.Errorf("got %d retries, want 0", st.Retries)
+				}
+				if got := calls.Load(); got > concurrency {
+					t.Errorf("server saw %d requests, want at most %d (those in flight before the first refusal)", got, concurrency)
+				}
+			})
+		})
+	}
+}
+
+// TestCompatTransient500NamesCause: a 500 whose message the client cannot
+// tell apart from a passing fault (the permanent_500 kind in words the
+// client does not know) is retried a bounded number of times; every
+// question's error then carries the server's last message, never only
+// "circuit open" or a count of attempts, and the run ends within a
+// minute of the test clock, not after minutes per question.
+func TestCompatTransient500NamesCause(t *testing.T) {
+	const msg = "llama runner process has terminated: error loading model: unable to allocate CUDA0 buffer"
+	synctest.Test(t, func(t *testing.T) {
+		var calls atomic.Int64
+		c, stop := compatOnPipe(t, statusHandler(500, `{"error":"`+msg+`"}`, &calls), ClientConfig{Concurrency: 8, Timeout: 10 * time.Second})
+		defer stop()
+		const agents, items = 20, 2
+		start := time.Now()
+		_, errs := compatRun(t, c, agents, items)
+		elapsed := time.Since(start)
+		for i, err := range errs {
+			if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "status 500: "+msg) {
+				t.Fatalf("question %d: got %v, want ErrUnavailable naming the server's message", i, err)
+			}
+		}
+		if got, most := calls.Load(), int64(agents*items*(DefaultMaxRetries+1)); got > most {
+			t.Errorf("server saw %d requests, want at most %d", got, most)
+		}
+		t.Logf("%d requests, every question failed after %v on the test clock: %v", calls.Load(), elapsed, errs[0])
+		if elapsed > time.Minute {
+			t.Errorf("the run failed after %v on the test clock, want within a minute", elapsed)
+		}
+	})
 }

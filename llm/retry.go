@@ -472,6 +472,11 @@ func (d *doer) attempt(ctx context.Context, req *http.Request, body []byte, last
 		d.limit.release(epoch, outcomeNeutral)
 		err = *d.down.Load()
 	}
+	if f := d.fatal.Load(); err == nil && f != nil {
+		// Refused for good while this request waited for a slot.
+		d.limit.release(epoch, outcomeNeutral)
+		err = f
+	}
 	if err != nil {
 		if probe {
 			d.breaker.abandon()
