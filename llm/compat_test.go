@@ -734,3 +734,82 @@ func TestCompatTransient500NamesCause(t *testing.T) {
 		}
 	})
 }
+
+// TestCompatTopLogprobsCap serves the top_logprobs_cap case: a server that
+// refuses more than five top log-probabilities with a 400 naming the cap.
+// The client asks again within the cap, every question of a run of 20
+// agents on two items gets the server's distribution (never one recorded
+// from the refusal), and each question is refused at most once. A refusal
+// that names no cap stops the question with the server's message, as
+// plain text, and records no distribution.
+func TestCompatTopLogprobsCap(t *testing.T) {
+	top := map[string]float64{"3": 0.5, "4": 0.3, "5": 0.2}
+	want := norm(0, 0, 0.5, 0.3, 0.2, 0)
+	tests := []struct {
+		name     string
+		endpoint string
+		refusal  string
+		adapts   bool
+	}{
+		{"top_logprobs_cap", EndpointChat, compatBody(t, "top_logprobs_cap"), true},
+		{"top_logprobs_cap, completions", EndpointCompletions, compatBody(t, "top_logprobs_cap"), true},
+		{"cap in other words", EndpointChat, `{"error":{"message":"Invalid 'top_logprobs': integer above maximum value. Expected a value <= 5, but got 20 instead.","type":"invalid_request_error","param":"top_logprobs","code":"integer_above_max_value"}}`, true},
+		{"no cap named", EndpointChat, `{"object":"error","message":"logprobs are not available for this model","type":"BadRequestError","param":null,"code":400}`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var refused atomic.Int64
+			srv := newOpenAIServer(t, func(r seenReq) (int, any) {
+				field := "top_logprobs"
+				if !r.chat() {
+					field = "logprobs"
+				}
+				if k, _ := r.num(field); r.dist() && (k > 5 || !tt.adapts) {
+					refused.Add(1)
+					return 400, tt.refusal
+				}
+				return 200, topReply(r, top)
+			})
+			cfg := testConfig(srv.URL)
+			cfg.Mode, cfg.Endpoint = ModeDistribution, tt.endpoint
+			cfg.Cache = NewCache(mustFileStore(t))
+			c := newClient(t, cfg)
+			const agents, items = 20, 2
+			replies, errs := compatRun(t, c, agents, items)
+			for i, r := range replies {
+				err := errs[i]
+				if !tt.adapts {
+					if err == nil || r.Dist != nil {
+						t.Fatalf("question %d: got %+v (error %v), want an error and no distribution", i, r, err)
+					}
+					if msg := err.Error(); !strings.Contains(msg, "status 400: logprobs are not available for this model") ||
+						strings.ContainsAny(msg, "{}\"\\") {
+						t.Fatalf("question %d: got %q, want the server's message as plain text", i, msg)
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatalf("question %d: %v", i, err)
+				}
+				if len(r.Dist) != len(want) {
+					t.Fatalf("question %d: got %+v, want distribution %v", i, r, want)
+				}
+				for k := range want {
+					// The completions reply carries log-probabilities
+					// in a JSON object: a few ulps of rounding.
+					if math.Abs(r.Dist[k]-want[k]) > 1e-6 {
+						t.Fatalf("question %d: got distribution %v, want %v", i, r.Dist, want)
+					}
+				}
+			}
+			n := int64(len(replies))
+			if got := refused.Load(); got > n {
+				t.Errorf("server refused %d requests for %d questions, want each refused at most once", got, n)
+			}
+			if st := c.Stats(); tt.adapts && st.Fallbacks != 0 {
+				t.Errorf("got %d fallbacks to sampling, want none", st.Fallbacks)
+			}
+			t.Logf("%d requests, %d refused, for %d questions", srv.calls.Load(), refused.Load(), n)
+		})
+	}
+}
