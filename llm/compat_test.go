@@ -813,3 +813,41 @@ func TestCompatTopLogprobsCap(t *testing.T) {
 		})
 	}
 }
+
+// TestCompatSlowServer serves the slow_server case: a server with two
+// slots that answers "4" after 1.5 s and keeps working on requests the
+// client abandoned, to a run of 20 agents on two items with concurrency 8
+// and a 2 s timeout. On the synctest clock: every question is answered
+// (the run is slower, never failed), and the server gets at most twice as
+// many requests as there are answers (no retry storm).
+func TestCompatSlowServer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := &slotServer{slots: make(chan struct{}, 2), per: 1500 * time.Millisecond}
+		c, stop := compatOnPipe(t, srv, ClientConfig{Concurrency: 8, Timeout: 2 * time.Second, Samples: 1})
+		defer stop()
+		const agents, items = 20, 2
+		start := time.Now()
+		replies, errs := compatRun(t, c, agents, items)
+		elapsed := time.Since(start)
+		if err := errors.Join(errs...); err != nil {
+			t.Fatalf("got %v, want every question answered (a slow server makes a run slower, never failed)", err)
+		}
+		answers := 0
+		for i, r := range replies {
+			if !r.Answer.Valid || r.Answer.Value != 4 {
+				t.Fatalf("question %d: got %+v, want a valid 4", i, r.Answer)
+			}
+			answers++
+		}
+		req := srv.requests.Load()
+		t.Logf("%d answers, %d requests, %v on the test clock, concurrency at the end %d", answers, req, elapsed, c.doer.limit.current())
+		if req > int64(2*answers) {
+			t.Errorf("server got %d requests for %d answers, want at most twice as many", req, answers)
+		}
+		// Two slots of 1.5 s serve at most 4 answers in 3 s: the run
+		// took the server's time, which shows the requests went there.
+		if min := time.Duration(answers/2) * srv.per; elapsed < min {
+			t.Errorf("the run took %v on the test clock, want at least %v", elapsed, min)
+		}
+	})
+}
