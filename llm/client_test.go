@@ -34,11 +34,13 @@ func question(in *questionnaires.Instrument, v values.Value, item, sample int) *
 func ptr[T any](v T) *T { return &v }
 
 // testConfig is a client configuration for a test server: fast retries,
-// no breaker unless a test wants one.
+// no breaker unless a test wants one, and a timeout no loaded machine
+// reaches by slowness alone (a test of timeouts sets its own, on the
+// synctest clock).
 func testConfig(url string) ClientConfig {
 	return ClientConfig{
 		Name: "test", BaseURL: url + "/v1", Model: "test-model", Mode: ModeSample,
-		Temperature: ptr(1.0), Concurrency: 8, Timeout: 5 * time.Second,
+		Temperature: ptr(1.0), Concurrency: 8, Timeout: time.Minute,
 		Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, BreakerThreshold: -1,
 	}
 }
