@@ -851,3 +851,43 @@ func TestCompatSlowServer(t *testing.T) {
 		}
 	})
 }
+
+// TestCompatFallbackSeenLate serves top_logprobs_empty without a cache: an
+// Ask that missed the prompt in memory just before another Ask kept the
+// prompt's fallback to sampling there samples too, never returns an empty
+// reply (no distribution, no answer, no reason), and no second
+// log-probability request is made.
+func TestCompatFallbackSeenLate(t *testing.T) {
+	srv := newOpenAIServer(t, func(r seenReq) (int, any) {
+		if r.dist() {
+			return 200, compatBody(t, "top_logprobs_empty")
+		}
+		return 200, textsReply(r, "5")
+	})
+	cfg := testConfig(srv.URL)
+	cfg.Mode = ModeDistribution
+	c := newClient(t, cfg)
+	in := pvq(t)
+	ctx := context.Background()
+	first := question(in, values.Power, 0, 0)
+	r, err := c.Ask(ctx, first)
+	if err != nil || r.Dist != nil || !r.Answer.Valid || r.Answer.Value != 5 {
+		t.Fatalf("first agent: got %+v, %v; want a sampled 5", r, err)
+	}
+	// The second agent looked in memory before the first kept the
+	// fallback there, and asks for the distribution as Ask would.
+	late := question(in, values.Power, 0, 1)
+	r, err = c.askDist(ctx, late, c.render(late), memoKey{late.Persona, late.Instrument, late.Item, late.Context})
+	if err != nil || r.Dist != nil || !r.Answer.Valid || r.Answer.Value != 5 {
+		t.Fatalf("second agent: got %+v, %v; want a sampled 5", r, err)
+	}
+	dist := 0
+	for _, r := range srv.requests() {
+		if r.dist() {
+			dist++
+		}
+	}
+	if dist != 1 {
+		t.Errorf("got %d log-probability requests, want 1", dist)
+	}
+}
