@@ -452,18 +452,25 @@ func norm(w ...float64) []float64 {
 }
 
 // TestCompatServerIgnoringN serves Ollama's one-choice replies to requests
-// for n samples (exchanges 03, 04 and 05): each request asks only for the
-// samples still missing, seeded from the first of them, and every used
-// sample is counted once.
+// for n samples (exchanges ollama-03-sample-n10-returns-one-choice to the
+// first request, ollama-04-sample-n9-followup to the follow-ups and
+// ollama-05-strict-retry-4-messages to strict retries): each request asks
+// only for the samples still missing, seeded from the first of them, and
+// every used sample is counted once.
 func TestCompatServerIgnoringN(t *testing.T) {
 	in := pvq(t)
 	first := ollamaBody(t, "ollama-03-sample-n10-returns-one-choice.json")
+	followup := ollamaBody(t, "ollama-04-sample-n9-followup.json")
 	retry := ollamaBody(t, "ollama-05-strict-retry-4-messages.json")
+	var sent atomic.Int64
 	srv := newOpenAIServer(t, func(r seenReq) (int, any) {
 		if r.strict() {
 			return 200, retry
 		}
-		return 200, first
+		if sent.Add(1) == 1 {
+			return 200, first
+		}
+		return 200, followup
 	})
 	cfg := testConfig(srv.URL)
 	cfg.Samples, cfg.Seed, cfg.MaxTokens = 10, ptr(uint64(7)), 8
@@ -671,6 +678,8 @@ func TestCompatFailureReplies(t *testing.T) {
 			"status 429: Your credit balance is too low to access the API."},
 		{"permanent_500", 500, compatBody(t, "permanent_500"),
 			"status 500: model requires more system memory (7.5 GiB) than is available (5.2 GiB)"},
+		{"ollama-09-unknown-model-404", 404, ollamaBody(t, "ollama-09-unknown-model-404.json"),
+			"status 404: model 'no-such-model' not found"},
 		{"permanent 500, unknown model", 500, `{"error":{"message":"model \"llama9:70b\" not found, try pulling it first","type":"api_error"}}`,
 			`status 500: model "llama9:70b" not found, try pulling it first`},
 	}
