@@ -491,6 +491,11 @@ func (d *doer) attempt(ctx context.Context, req *http.Request, body []byte, last
 	d.obs.ObserveRequest(d.model, attemptOutcome(ctx, err), d.now().Sub(sent).Seconds())
 	var re *RequestError
 	isRE := errors.As(err, &re)
+	if isRE && re.Permanent && endpointWide(re) && d.fatal.CompareAndSwap(nil, re) {
+		// Kept before the slot is released, so that no request waiting
+		// for it is sent.
+		d.log.Error("model endpoint cannot serve this run", "model", d.model, "err", re.Error())
+	}
 	switch {
 	case ctx.Err() != nil:
 		// Our caller gave up: that says nothing about the endpoint.
