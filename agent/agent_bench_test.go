@@ -66,7 +66,7 @@ func TestShardStopsWhileAnEventIsServed(t *testing.T) {
 		var once sync.Once
 		asked := make(chan struct{})
 		m := &blockingModel{release: release, asked: func() { once.Do(func() { close(asked) }) }}
-		sh := agent.NewShard(0, 0, newAgents(20), map[string]agent.Model{"m": m})
+		sh := agent.NewShard(0, 0, newAgents(2000), map[string]agent.Model{"m": m})
 		ctx, cancel := context.WithCancel(context.Background())
 		ran := make(chan error, 1)
 		go func() { ran <- sh.Run(ctx) }()
