@@ -58,7 +58,9 @@ func TestShardStopsBetweenEvents(t *testing.T) {
 }
 
 // TestShardStopsWhileAnEventIsServed runs in a synctest bubble, as
-// TestShardStopsBetweenEvents does.
+// TestShardStopsBetweenEvents does. With 2000 agents some see the halt
+// before the event: the bubble, which fails when goroutines stay blocked
+// at its end, shows that no wait for the event is left behind.
 func TestShardStopsWhileAnEventIsServed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		in := pvq(t)
