@@ -748,7 +748,8 @@ func TestCompatTransient500NamesCause(t *testing.T) {
 // refuses more than five top log-probabilities with a 400 naming the cap.
 // The client asks again within the cap, every question of a run of 20
 // agents on two items gets the server's distribution (never one recorded
-// from the refusal), and each question is refused at most once. A refusal
+// from the refusal), each question is refused at most once and requests
+// queued for a slot meanwhile are sent within the cap. A refusal
 // that names no cap stops the question with the server's message, as
 // plain text, and records no distribution.
 func TestCompatTopLogprobsCap(t *testing.T) {
@@ -814,6 +815,12 @@ func TestCompatTopLogprobsCap(t *testing.T) {
 			n := int64(len(replies))
 			if got := refused.Load(); got > n {
 				t.Errorf("server refused %d requests for %d questions, want each refused at most once", got, n)
+			}
+			// Requests queued for a slot keep to a cap learnt while they
+			// waited: refused are those in flight when the cap became
+			// known, and at most one per slot freed before it was.
+			if most := int64(2 * cfg.Concurrency); tt.adapts && refused.Load() > most {
+				t.Errorf("server refused %d requests, want at most %d (twice the concurrency)", refused.Load(), most)
 			}
 			if st := c.Stats(); tt.adapts && st.Fallbacks != 0 {
 				t.Errorf("got %d fallbacks to sampling, want none", st.Fallbacks)

@@ -486,6 +486,8 @@ func (d *doer) attempt(ctx context.Context, req *http.Request, body []byte, last
 	sent := d.now()
 	d.obs.ObserveQueueWait(d.model, sent.Sub(queued).Seconds())
 	d.obs.InFlight(d.model, 1)
+	// Limits the endpoint stated while this request waited for its slot.
+	body = d.adapt.apply(req.URL.Path, body)
 	resp, retryAfter, err := d.send(ctx, req, body)
 	d.obs.InFlight(d.model, -1)
 	d.obs.ObserveRequest(d.model, attemptOutcome(ctx, err), d.now().Sub(sent).Seconds())
