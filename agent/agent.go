@@ -172,6 +172,9 @@ func (a *Agent) live(s *Shard, ev *event, local int, wg *sync.WaitGroup) {
 	for {
 		<-ev.ready
 		if ev.stop || s.halted.Load() {
+			if !ev.stop {
+				ev.wg.Done() // skipped: Do's wait for the event ends
+			}
 			wg.Done()
 			return
 		}
@@ -300,6 +303,11 @@ func (s *Shard) Do(ctx context.Context, t *Task) ([]Batch, error) {
 	go func() { ev.wg.Wait(); close(done) }()
 	select {
 	case <-done:
+		if s.halted.Load() {
+			// Agents that saw the halt skipped the event: its codes
+			// are incomplete.
+			return nil, errors.New("shard stopped")
+		}
 	case <-s.stopped:
 		return nil, errors.New("shard stopped")
 	case <-ctx.Done():

@@ -69,7 +69,8 @@ func (l *pipeListener) dial(ctx context.Context, _, _ string) (net.Conn, error) 
 // slotServer is a model server with a fixed number of slots and a fixed
 // time per request, that finishes every request it took even when the
 // client has given up on it, as inference servers do that cannot see a
-// closed connection.
+// closed connection. Its time per request is the server's latency on the
+// synctest clock: serve it only inside a bubble.
 type slotServer struct {
 	slots    chan struct{}
 	per      time.Duration
@@ -301,10 +302,9 @@ func TestClientWaitsForRestartingServer(t *testing.T) {
 		}
 		c.Close() // no idle connection survives a restart
 		refusing.Store(true)
-		go func() {
-			time.Sleep(minOutage - 5*time.Second)
-			refusing.Store(false)
-		}()
+		// The restart ends on the bubble's clock, just short of the
+		// outage that would end the run.
+		time.AfterFunc(minOutage-5*time.Second, func() { refusing.Store(false) })
 		var wg sync.WaitGroup
 		errs := make([]error, 20)
 		for i := range errs {

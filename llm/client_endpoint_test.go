@@ -24,6 +24,7 @@ type openAIServer struct {
 	mu      sync.Mutex
 	seen    []seenReq
 	respond func(r seenReq) (status int, body any)
+	pipe    *pipeListener // the listener of newPipeOpenAIServer
 }
 
 // seenReq is a request as the server saw it.
@@ -38,7 +39,35 @@ type seenReq struct {
 func newOpenAIServer(t testing.TB, respond func(r seenReq) (int, any)) *openAIServer {
 	t.Helper()
 	s := &openAIServer{respond: respond}
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.Server = httptest.NewServer(s.handler())
+	t.Cleanup(s.Close)
+	return s
+}
+
+// newPipeOpenAIServer is newOpenAIServer on in-memory pipes, for a test
+// inside a synctest bubble: the handler's waits and the client's timeouts
+// run on the bubble's clock. Clients reach it through pipeClient.
+func newPipeOpenAIServer(t testing.TB, respond func(r seenReq) (int, any)) *openAIServer {
+	t.Helper()
+	s := &openAIServer{respond: respond, pipe: newPipeListener()}
+	s.Server = httptest.NewUnstartedServer(s.handler())
+	s.Listener.Close()
+	s.Listener = s.pipe
+	s.Start()
+	t.Cleanup(s.Close)
+	return s
+}
+
+// pipeClient is newClient for a server of newPipeOpenAIServer.
+func pipeClient(t testing.TB, s *openAIServer, cfg ClientConfig) *Client {
+	t.Helper()
+	c := newClient(t, cfg)
+	c.tr.DialContext = s.pipe.dial
+	return c
+}
+
+func (s *openAIServer) handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.calls.Add(1)
 		raw, err := io.ReadAll(r.Body)
 		if err != nil {
@@ -71,9 +100,7 @@ func newOpenAIServer(t testing.TB, respond func(r seenReq) (int, any)) *openAISe
 			return
 		}
 		json.NewEncoder(w).Encode(out)
-	}))
-	t.Cleanup(s.Close)
-	return s
+	})
 }
 
 func (s *openAIServer) requests() []seenReq {
@@ -141,7 +168,8 @@ func (r seenReq) dist() bool {
 	return ok
 }
 
-// wait sleeps for d or until the client gives the request up.
+// wait sleeps for d or until the client gives the request up. Its d is
+// on the synctest clock of a newPipeOpenAIServer: use it only there.
 func (r seenReq) wait(d time.Duration) {
 	select {
 	case <-time.After(d):

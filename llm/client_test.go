@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/society-sim/society/agent"
@@ -33,11 +34,13 @@ func question(in *questionnaires.Instrument, v values.Value, item, sample int) *
 func ptr[T any](v T) *T { return &v }
 
 // testConfig is a client configuration for a test server: fast retries,
-// no breaker unless a test wants one.
+// no breaker unless a test wants one, and a timeout no loaded machine
+// reaches by slowness alone (a test of timeouts sets its own, on the
+// synctest clock).
 func testConfig(url string) ClientConfig {
 	return ClientConfig{
 		Name: "test", BaseURL: url + "/v1", Model: "test-model", Mode: ModeSample,
-		Temperature: ptr(1.0), Concurrency: 8, Timeout: 5 * time.Second,
+		Temperature: ptr(1.0), Concurrency: 8, Timeout: time.Minute,
 		Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, BreakerThreshold: -1,
 	}
 }
@@ -491,6 +494,9 @@ func TestNewClientInvalid(t *testing.T) {
 	}
 }
 
+// TestClientRetries runs on the synctest clock: an attempt that hangs
+// past the timeout times out exactly, and one that answers in time is
+// never taken for a timeout, however busy the machine.
 func TestClientRetries(t *testing.T) {
 	in := pvq(t)
 	tests := []struct {
@@ -505,39 +511,41 @@ func TestClientRetries(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var mu sync.Mutex
-			n := 0
-			srv := newOpenAIServer(t, func(r seenReq) (int, any) {
-				mu.Lock()
-				i := n
-				n++
-				mu.Unlock()
-				if i < len(tt.fail) {
-					if tt.fail[i] == 0 {
-						r.wait(300 * time.Millisecond)
-						return 200, textsReply(r, "1") // too late
+			synctest.Test(t, func(t *testing.T) {
+				var mu sync.Mutex
+				n := 0
+				srv := newPipeOpenAIServer(t, func(r seenReq) (int, any) {
+					mu.Lock()
+					i := n
+					n++
+					mu.Unlock()
+					if i < len(tt.fail) {
+						if tt.fail[i] == 0 {
+							r.wait(300 * time.Millisecond)
+							return 200, textsReply(r, "1") // too late
+						}
+						return tt.fail[i], http.Header{"Retry-After": {"0"}}
 					}
-					return tt.fail[i], http.Header{"Retry-After": {"0"}}
+					return 200, textsReply(r, "5")
+				})
+				cfg := testConfig(srv.URL)
+				cfg.Timeout = 100 * time.Millisecond
+				c := pipeClient(t, srv, cfg)
+				r, err := c.Ask(context.Background(), question(in, values.Achievement, 2, 0))
+				if err != nil {
+					t.Fatal(err)
 				}
-				return 200, textsReply(r, "5")
+				if r.Answer.Value != 5 {
+					t.Errorf("answer: got %d, want 5 (from the attempt that succeeded)", r.Answer.Value)
+				}
+				st := c.Stats()
+				if st.Retries != tt.retries || st.Calls != 1 || st.Failures != 0 {
+					t.Errorf("got %d retries, %d calls, %d failures; want %d, 1, 0", st.Retries, st.Calls, st.Failures, tt.retries)
+				}
+				if got := srv.calls.Load(); got != tt.retries+1 {
+					t.Errorf("server saw %d attempts, want %d", got, tt.retries+1)
+				}
 			})
-			cfg := testConfig(srv.URL)
-			cfg.Timeout = 100 * time.Millisecond
-			c := newClient(t, cfg)
-			r, err := c.Ask(context.Background(), question(in, values.Achievement, 2, 0))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if r.Answer.Value != 5 {
-				t.Errorf("answer: got %d, want 5 (from the attempt that succeeded)", r.Answer.Value)
-			}
-			st := c.Stats()
-			if st.Retries != tt.retries || st.Calls != 1 || st.Failures != 0 {
-				t.Errorf("got %d retries, %d calls, %d failures; want %d, 1, 0", st.Retries, st.Calls, st.Failures, tt.retries)
-			}
-			if got := srv.calls.Load(); got != tt.retries+1 {
-				t.Errorf("server saw %d attempts, want %d", got, tt.retries+1)
-			}
 		})
 	}
 }
@@ -639,26 +647,45 @@ func TestClientBreaker(t *testing.T) {
 	}
 }
 
+// TestClientTimeoutAndCancel runs on the synctest clock against a server
+// that takes 5 s: attempts time out at the configured 50 ms, and a caller
+// that gives up while its request is at the server (an event the handler
+// signals, not a guess of how long sending takes) ends it without retries.
 func TestClientTimeoutAndCancel(t *testing.T) {
 	in := pvq(t)
-	srv := newOpenAIServer(t, func(r seenReq) (int, any) {
-		r.wait(5 * time.Second)
-		return 200, textsReply(r, "3")
-	})
 	t.Run("timeout", func(t *testing.T) {
-		cfg := testConfig(srv.URL)
-		cfg.Timeout, cfg.MaxRetries = 50*time.Millisecond, 1
-		c := newClient(t, cfg)
-		_, err := c.Ask(context.Background(), question(in, values.Stimulation, 5, 0))
-		if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "timed out") {
-			t.Errorf("got %v, want ErrUnavailable after timed-out attempts", err)
-		}
+		synctest.Test(t, func(t *testing.T) {
+			srv := newPipeOpenAIServer(t, func(r seenReq) (int, any) {
+				r.wait(5 * time.Second)
+				return 200, textsReply(r, "3")
+			})
+			cfg := testConfig(srv.URL)
+			cfg.Timeout, cfg.MaxRetries = 50*time.Millisecond, 1
+			c := pipeClient(t, srv, cfg)
+			start := time.Now()
+			_, err := c.Ask(context.Background(), question(in, values.Stimulation, 5, 0))
+			if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "timed out") {
+				t.Errorf("got %v, want ErrUnavailable after timed-out attempts", err)
+			}
+			if got := srv.calls.Load(); got != 2 {
+				t.Errorf("server saw %d attempts, want 2", got)
+			}
+			if elapsed := time.Since(start); elapsed >= time.Second {
+				t.Errorf("the request failed after %v on the test clock, want two 50 ms attempts and a short backoff", elapsed)
+			}
+		})
 	})
 	t.Run("cancel", func(t *testing.T) {
+		arrived := make(chan struct{}, 1)
+		srv := newOpenAIServer(t, func(r seenReq) (int, any) {
+			arrived <- struct{}{}
+			<-r.Ctx.Done()
+			return 200, textsReply(r, "3")
+		})
 		c := newClient(t, testConfig(srv.URL))
 		ctx, cancel := context.WithCancel(context.Background())
 		go func() {
-			time.Sleep(50 * time.Millisecond)
+			<-arrived
 			cancel()
 		}()
 		_, err := c.Ask(ctx, question(in, values.Stimulation, 5, 1))
@@ -667,6 +694,9 @@ func TestClientTimeoutAndCancel(t *testing.T) {
 		}
 		if st := c.Stats(); st.Retries != 0 {
 			t.Errorf("got %d retries after cancellation, want 0", st.Retries)
+		}
+		if got := srv.calls.Load(); got != 1 {
+			t.Errorf("server saw %d requests, want 1", got)
 		}
 	})
 }

@@ -4,14 +4,21 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/values"
@@ -445,18 +452,25 @@ func norm(w ...float64) []float64 {
 }
 
 // TestCompatServerIgnoringN serves Ollama's one-choice replies to requests
-// for n samples (exchanges 03, 04 and 05): each request asks only for the
-// samples still missing, seeded from the first of them, and every used
-// sample is counted once.
+// for n samples (exchanges ollama-03-sample-n10-returns-one-choice to the
+// first request, ollama-04-sample-n9-followup to the follow-ups and
+// ollama-05-strict-retry-4-messages to strict retries): each request asks
+// only for the samples still missing, seeded from the first of them, and
+// every used sample is counted once.
 func TestCompatServerIgnoringN(t *testing.T) {
 	in := pvq(t)
 	first := ollamaBody(t, "ollama-03-sample-n10-returns-one-choice.json")
+	followup := ollamaBody(t, "ollama-04-sample-n9-followup.json")
 	retry := ollamaBody(t, "ollama-05-strict-retry-4-messages.json")
+	var sent atomic.Int64
 	srv := newOpenAIServer(t, func(r seenReq) (int, any) {
 		if r.strict() {
 			return 200, retry
 		}
-		return 200, first
+		if sent.Add(1) == 1 {
+			return 200, first
+		}
+		return 200, followup
 	})
 	cfg := testConfig(srv.URL)
 	cfg.Samples, cfg.Seed, cfg.MaxTokens = 10, ptr(uint64(7)), 8
@@ -584,5 +598,312 @@ func TestSegments(t *testing.T) {
 	c.cfg.Demand = nil
 	if s, e := c.segmentOf(agent.Persona{}, 22); s != 20 || e != 30 {
 		t.Errorf("unknown demand: got [%d, %d), want the whole block [20, 30)", s, e)
+	}
+}
+
+// compatOnPipe serves h with an httptest server whose connections are
+// in-memory pipes, and returns a client of it with the client's own
+// defaults for retries, backoff and breaker, in the calling synctest
+// bubble: the server's latency, the client's timeouts and its backoffs
+// run on the bubble's clock, so "within seconds" and "slower, never
+// failed" are exact whatever the machine's load. stop closes both.
+func compatOnPipe(t *testing.T, h http.Handler, cfg ClientConfig) (c *Client, stop func()) {
+	t.Helper()
+	l := newPipeListener()
+	srv := httptest.NewUnstartedServer(h)
+	srv.Listener.Close()
+	srv.Listener = l
+	srv.Start()
+	cfg.Name, cfg.BaseURL, cfg.Model = "compat", srv.URL+"/v1", "m"
+	cfg.Temperature = ptr(1.0)
+	c, err := NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.tr.DialContext = l.dial
+	return c, func() {
+		c.Close()
+		srv.Close()
+	}
+}
+
+// compatRun asks what a scenario of agents answering items of pvq40 asks,
+// all at once, and returns each question's reply and error in order.
+func compatRun(t *testing.T, c *Client, agents, items int) ([]agent.Reply, []error) {
+	t.Helper()
+	in := pvq(t)
+	n := agents * items
+	replies, errs := make([]agent.Reply, n), make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v := values.Value(1 + (i/items)%10)
+			replies[i], errs[i] = c.Ask(context.Background(), question(in, v, i%items, i/items/10))
+		}()
+	}
+	wg.Wait()
+	return replies, errs
+}
+
+// statusHandler answers every request with status and body, as JSON, and
+// counts the requests.
+func statusHandler(status int, body string, calls *atomic.Int64) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		io.WriteString(w, body)
+	})
+}
+
+// TestCompatFailureReplies serves the failures no retry mends
+// (quota_exhausted, permanent_500, and other spellings of their kinds) to
+// a run of 20 agents on two items, with the client's default retries and
+// backoff: every question fails within a second of the test clock with the
+// server's own message and the URL, none is retried, and no more requests
+// reach the server than were in flight when the first refusal came back.
+func TestCompatFailureReplies(t *testing.T) {
+	tests := []struct {
+		name   string
+		status int
+		body   string
+		want   string
+	}{
+		{"quota_exhausted", 429, compatBody(t, "quota_exhausted"),
+			"status 429: You exceeded your current quota, please check your plan and billing details."},
+		{"quota, credit spelling", 429, `{"type":"error","error":{"type":"billing_error","message":"Your credit balance is too low to access the API."}}`,
+			"status 429: Your credit balance is too low to access the API."},
+		{"permanent_500", 500, compatBody(t, "permanent_500"),
+			"status 500: model requires more system memory (7.5 GiB) than is available (5.2 GiB)"},
+		{"ollama-09-unknown-model-404", 404, ollamaBody(t, "ollama-09-unknown-model-404.json"),
+			"status 404: model 'no-such-model' not found"},
+		{"permanent 500, unknown model", 500, `{"error":{"message":"model \"llama9:70b\" not found, try pulling it first","type":"api_error"}}`,
+			`status 500: model "llama9:70b" not found, try pulling it first`},
+	}
+	const agents, items, concurrency = 20, 2, 8
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var calls atomic.Int64
+				c, stop := compatOnPipe(t, statusHandler(tt.status, tt.body, &calls), ClientConfig{Concurrency: concurrency, Timeout: 10 * time.Second})
+				defer stop()
+				start := time.Now()
+				_, errs := compatRun(t, c, agents, items)
+				elapsed := time.Since(start)
+				for i, err := range errs {
+					if !errors.Is(err, ErrPermanent) || !strings.Contains(err.Error(), tt.want) ||
+						!strings.Contains(err.Error(), "http://127.0.0.1:8000/v1/chat/completions") {
+						t.Fatalf("question %d: got %v, want a permanent failure naming the URL and %q", i, err, tt.want)
+					}
+				}
+				if elapsed > time.Second {
+					t.Errorf("the run failed after %v on the test clock, want at once", elapsed)
+				}
+				if st := c.Stats(); st.Retries != 0 {
+					t.Errorf("got %d retries, want 0", st.Retries)
+				}
+				if got := calls.Load(); got > concurrency {
+					t.Errorf("server saw %d requests, want at most %d (those in flight before the first refusal)", got, concurrency)
+				}
+			})
+		})
+	}
+}
+
+// TestCompatTransient500NamesCause: a 500 whose message the client cannot
+// tell apart from a passing fault (the permanent_500 kind in words the
+// client does not know) is retried a bounded number of times; every
+// question's error then carries the server's last message, never only
+// "circuit open" or a count of attempts, and the run ends within a
+// minute of the test clock, not after minutes per question.
+func TestCompatTransient500NamesCause(t *testing.T) {
+	const msg = "llama runner process has terminated: error loading model: unable to allocate CUDA0 buffer"
+	synctest.Test(t, func(t *testing.T) {
+		var calls atomic.Int64
+		c, stop := compatOnPipe(t, statusHandler(500, `{"error":"`+msg+`"}`, &calls), ClientConfig{Concurrency: 8, Timeout: 10 * time.Second})
+		defer stop()
+		const agents, items = 20, 2
+		start := time.Now()
+		_, errs := compatRun(t, c, agents, items)
+		elapsed := time.Since(start)
+		for i, err := range errs {
+			if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "status 500: "+msg) {
+				t.Fatalf("question %d: got %v, want ErrUnavailable naming the server's message", i, err)
+			}
+		}
+		if got, most := calls.Load(), int64(agents*items*(DefaultMaxRetries+1)); got > most {
+			t.Errorf("server saw %d requests, want at most %d", got, most)
+		}
+		t.Logf("%d requests, every question failed after %v on the test clock: %v", calls.Load(), elapsed, errs[0])
+		if elapsed > time.Minute {
+			t.Errorf("the run failed after %v on the test clock, want within a minute", elapsed)
+		}
+	})
+}
+
+// TestCompatTopLogprobsCap serves the top_logprobs_cap case: a server that
+// refuses more than five top log-probabilities with a 400 naming the cap.
+// The client asks again within the cap, every question of a run of 20
+// agents on two items gets the server's distribution (never one recorded
+// from the refusal), each question is refused at most once and requests
+// queued for a slot meanwhile are sent within the cap. A refusal
+// that names no cap stops the question with the server's message, as
+// plain text, and records no distribution.
+func TestCompatTopLogprobsCap(t *testing.T) {
+	top := map[string]float64{"3": 0.5, "4": 0.3, "5": 0.2}
+	want := norm(0, 0, 0.5, 0.3, 0.2, 0)
+	tests := []struct {
+		name     string
+		endpoint string
+		refusal  string
+		adapts   bool
+	}{
+		{"top_logprobs_cap", EndpointChat, compatBody(t, "top_logprobs_cap"), true},
+		{"top_logprobs_cap, completions", EndpointCompletions, compatBody(t, "top_logprobs_cap"), true},
+		{"cap in other words", EndpointChat, `{"error":{"message":"Invalid 'top_logprobs': integer above maximum value. Expected a value <= 5, but got 20 instead.","type":"invalid_request_error","param":"top_logprobs","code":"integer_above_max_value"}}`, true},
+		{"no cap named", EndpointChat, `{"object":"error","message":"logprobs are not available for this model","type":"BadRequestError","param":null,"code":400}`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var refused atomic.Int64
+			srv := newOpenAIServer(t, func(r seenReq) (int, any) {
+				field := "top_logprobs"
+				if !r.chat() {
+					field = "logprobs"
+				}
+				if k, _ := r.num(field); r.dist() && (k > 5 || !tt.adapts) {
+					refused.Add(1)
+					return 400, tt.refusal
+				}
+				return 200, topReply(r, top)
+			})
+			cfg := testConfig(srv.URL)
+			cfg.Mode, cfg.Endpoint = ModeDistribution, tt.endpoint
+			cfg.Cache = NewCache(mustFileStore(t))
+			c := newClient(t, cfg)
+			const agents, items = 20, 2
+			replies, errs := compatRun(t, c, agents, items)
+			for i, r := range replies {
+				err := errs[i]
+				if !tt.adapts {
+					if err == nil || r.Dist != nil {
+						t.Fatalf("question %d: got %+v (error %v), want an error and no distribution", i, r, err)
+					}
+					if msg := err.Error(); !strings.Contains(msg, "status 400: logprobs are not available for this model") ||
+						strings.ContainsAny(msg, "{}\"\\") {
+						t.Fatalf("question %d: got %q, want the server's message as plain text", i, msg)
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatalf("question %d: %v", i, err)
+				}
+				if len(r.Dist) != len(want) {
+					t.Fatalf("question %d: got %+v, want distribution %v", i, r, want)
+				}
+				for k := range want {
+					// The completions reply carries log-probabilities
+					// in a JSON object: a few ulps of rounding.
+					if math.Abs(r.Dist[k]-want[k]) > 1e-6 {
+						t.Fatalf("question %d: got distribution %v, want %v", i, r.Dist, want)
+					}
+				}
+			}
+			n := int64(len(replies))
+			if got := refused.Load(); got > n {
+				t.Errorf("server refused %d requests for %d questions, want each refused at most once", got, n)
+			}
+			// Requests queued for a slot keep to a cap learnt while they
+			// waited: refused are those in flight when the cap became
+			// known, and at most one per slot freed before it was.
+			if most := int64(2 * cfg.Concurrency); tt.adapts && refused.Load() > most {
+				t.Errorf("server refused %d requests, want at most %d (twice the concurrency)", refused.Load(), most)
+			}
+			if st := c.Stats(); tt.adapts && st.Fallbacks != 0 {
+				t.Errorf("got %d fallbacks to sampling, want none", st.Fallbacks)
+			}
+			t.Logf("%d requests, %d refused, for %d questions", srv.calls.Load(), refused.Load(), n)
+		})
+	}
+}
+
+// TestCompatSlowServer serves the slow_server case: a server with two
+// slots that answers "4" after 1.5 s and keeps working on requests the
+// client abandoned, to a run of 20 agents on two items with concurrency 8
+// and a 2 s timeout. On the synctest clock: every question is answered
+// (the run is slower, never failed), and the server gets at most twice as
+// many requests as there are answers (no retry storm).
+func TestCompatSlowServer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := &slotServer{slots: make(chan struct{}, 2), per: 1500 * time.Millisecond}
+		c, stop := compatOnPipe(t, srv, ClientConfig{Concurrency: 8, Timeout: 2 * time.Second, Samples: 1})
+		defer stop()
+		const agents, items = 20, 2
+		start := time.Now()
+		replies, errs := compatRun(t, c, agents, items)
+		elapsed := time.Since(start)
+		if err := errors.Join(errs...); err != nil {
+			t.Fatalf("got %v, want every question answered (a slow server makes a run slower, never failed)", err)
+		}
+		answers := 0
+		for i, r := range replies {
+			if !r.Answer.Valid || r.Answer.Value != 4 {
+				t.Fatalf("question %d: got %+v, want a valid 4", i, r.Answer)
+			}
+			answers++
+		}
+		req := srv.requests.Load()
+		t.Logf("%d answers, %d requests, %v on the test clock, concurrency at the end %d", answers, req, elapsed, c.doer.limit.current())
+		if req > int64(2*answers) {
+			t.Errorf("server got %d requests for %d answers, want at most twice as many", req, answers)
+		}
+		// Two slots of 1.5 s serve at most 4 answers in 3 s: the run
+		// took the server's time, which shows the requests went there.
+		if min := time.Duration(answers/2) * srv.per; elapsed < min {
+			t.Errorf("the run took %v on the test clock, want at least %v", elapsed, min)
+		}
+	})
+}
+
+// TestCompatFallbackSeenLate serves top_logprobs_empty without a cache: an
+// Ask that missed the prompt in memory just before another Ask kept the
+// prompt's fallback to sampling there samples too, never returns an empty
+// reply (no distribution, no answer, no reason), and no second
+// log-probability request is made.
+func TestCompatFallbackSeenLate(t *testing.T) {
+	srv := newOpenAIServer(t, func(r seenReq) (int, any) {
+		if r.dist() {
+			return 200, compatBody(t, "top_logprobs_empty")
+		}
+		return 200, textsReply(r, "5")
+	})
+	cfg := testConfig(srv.URL)
+	cfg.Mode = ModeDistribution
+	c := newClient(t, cfg)
+	in := pvq(t)
+	ctx := context.Background()
+	first := question(in, values.Power, 0, 0)
+	r, err := c.Ask(ctx, first)
+	if err != nil || r.Dist != nil || !r.Answer.Valid || r.Answer.Value != 5 {
+		t.Fatalf("first agent: got %+v, %v; want a sampled 5", r, err)
+	}
+	// The second agent looked in memory before the first kept the
+	// fallback there, and asks for the distribution as Ask would.
+	late := question(in, values.Power, 0, 1)
+	r, err = c.askDist(ctx, late, c.render(late), memoKey{late.Persona, late.Instrument, late.Item, late.Context})
+	if err != nil || r.Dist != nil || !r.Answer.Valid || r.Answer.Value != 5 {
+		t.Fatalf("second agent: got %+v, %v; want a sampled 5", r, err)
+	}
+	dist := 0
+	for _, r := range srv.requests() {
+		if r.dist() {
+			dist++
+		}
+	}
+	if dist != 1 {
+		t.Errorf("got %d log-probability requests, want 1", dist)
 	}
 }

@@ -92,7 +92,8 @@ func (c *Client) distOf(ctx context.Context, q *agent.Question, p agent.Prompt) 
 		mk := memoKey{q.Persona, q.Instrument, q.Item, q.Context}
 		raw, err = c.dists.do(ctx, key, func() ([]byte, error) {
 			if m, ok := c.remembered(mk); ok {
-				return json.Marshal(distEntry{Dist: m.dist})
+				// A fallback stays one: its dist is nil.
+				return json.Marshal(distEntry{Dist: m.dist, Fallback: m.fallback})
 			}
 			b, err := fetch(ctx)
 			var e distEntry

@@ -472,6 +472,11 @@ func (d *doer) attempt(ctx context.Context, req *http.Request, body []byte, last
 		d.limit.release(epoch, outcomeNeutral)
 		err = *d.down.Load()
 	}
+	if f := d.fatal.Load(); err == nil && f != nil {
+		// Refused for good while this request waited for a slot.
+		d.limit.release(epoch, outcomeNeutral)
+		err = f
+	}
 	if err != nil {
 		if probe {
 			d.breaker.abandon()
@@ -481,11 +486,18 @@ func (d *doer) attempt(ctx context.Context, req *http.Request, body []byte, last
 	sent := d.now()
 	d.obs.ObserveQueueWait(d.model, sent.Sub(queued).Seconds())
 	d.obs.InFlight(d.model, 1)
+	// Limits the endpoint stated while this request waited for its slot.
+	body = d.adapt.apply(req.URL.Path, body)
 	resp, retryAfter, err := d.send(ctx, req, body)
 	d.obs.InFlight(d.model, -1)
 	d.obs.ObserveRequest(d.model, attemptOutcome(ctx, err), d.now().Sub(sent).Seconds())
 	var re *RequestError
 	isRE := errors.As(err, &re)
+	if isRE && re.Permanent && endpointWide(re) && d.fatal.CompareAndSwap(nil, re) {
+		// Kept before the slot is released, so that no request waiting
+		// for it is sent.
+		d.log.Error("model endpoint cannot serve this run", "model", d.model, "err", re.Error())
+	}
 	switch {
 	case ctx.Err() != nil:
 		// Our caller gave up: that says nothing about the endpoint.

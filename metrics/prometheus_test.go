@@ -6,14 +6,58 @@ import (
 	"math"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/metrics/promtest"
 )
+
+// scrapeSignal is a Gatherer that tells the test about every scrape: it
+// calls before (when set) and then signals scraped, without blocking. Tests
+// wait for scrapes, the events that can change what Prometheus holds,
+// instead of sleeping between queries.
+type scrapeSignal struct {
+	prometheus.Gatherer
+	before  func()
+	scraped chan struct{}
+}
+
+func (g *scrapeSignal) Gather() ([]*dto.MetricFamily, error) {
+	if g.before != nil {
+		g.before()
+	}
+	defer func() {
+		select {
+		case g.scraped <- struct{}{}:
+		default:
+		}
+	}()
+	return g.Gatherer.Gather()
+}
+
+// maxScrapes bounds the scrapes a test waits for before it gives up on a
+// query: a count of events, the same on an idle and on a busy machine.
+const maxScrapes = 100
+
+// promWindow is the rate window of the queries: wide enough to hold two
+// scrapes however far apart a busy machine spaces them.
+const promWindow = "1m"
+
+// waitScrape returns once an endpoint has been scraped since the last
+// call, or fails the test when it ends first.
+func waitScrape(t *testing.T, scraped <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-scraped:
+	case <-t.Context().Done():
+		t.Fatal("test ended while waiting for a scrape")
+	}
+}
 
 // TestDashboardOnPrometheus scrapes the endpoint with a real Prometheus
 // (native histograms on), configured by the generated prometheus.yml, while
@@ -25,30 +69,23 @@ func TestDashboardOnPrometheus(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := New(reg, BuildInfo{Version: "test"})
 	exercise(m, 0)
+	// Every scrape sees the counters moved since the last one, so that
+	// rates are not zero, whatever the time between scrapes.
+	var n atomic.Int64
+	g := &scrapeSignal{Gatherer: reg, scraped: make(chan struct{}, 1), before: func() {
+		exercise(m, int(n.Add(1)))
+	}}
 	ln, err := Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := Serve(ctx, ln, reg); err != nil {
+		if err := Serve(ctx, ln, g); err != nil {
 			t.Errorf("serve: %v", err)
-		}
-	}()
-	go func() { // keep the counters moving so that rates are not zero
-		defer wg.Done()
-		tick := time.NewTicker(50 * time.Millisecond)
-		defer tick.Stop()
-		for n := 1; ; n++ {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				exercise(m, n)
-			}
 		}
 	}()
 	defer func() {
@@ -66,13 +103,15 @@ func TestDashboardOnPrometheus(t *testing.T) {
 		t.Fatal(err)
 	}
 	queries := dashboardQueries(t, dash)
-	// Each panel's query gets data once Prometheus has scraped enough,
-	// however long a busy machine takes; go test -timeout bounds it.
+	// Each panel's query gets data once Prometheus has stored a few
+	// scrapes: the queries are asked again after each scrape, up to
+	// maxScrapes.
 	pending := queries
-	for len(pending) > 0 && t.Context().Err() == nil {
+	for range maxScrapes {
+		waitScrape(t, g.scraped)
 		var still []panelQuery
 		for _, q := range pending {
-			res, err := prom.Query(ctx, expand(q.Expr, "2s"), time.Now())
+			res, err := prom.Query(ctx, expand(q.Expr, promWindow), time.Now())
 			if err != nil {
 				t.Fatalf("panel %q: %v", q.Panel, err)
 			}
@@ -80,20 +119,19 @@ func TestDashboardOnPrometheus(t *testing.T) {
 				still = append(still, q)
 			}
 		}
-		pending = still
-		if len(pending) > 0 {
-			time.Sleep(200 * time.Millisecond)
+		if pending = still; len(pending) == 0 {
+			break
 		}
 	}
 	for _, q := range pending {
-		t.Errorf("panel %q: query returned no data: %s", q.Panel, q.Expr)
+		t.Errorf("panel %q: query returned no data after %d scrapes: %s", q.Panel, maxScrapes, q.Expr)
 	}
 
 	// Every request takes 0.12s. Native buckets (factor 1.1) put the median
 	// within 5% of it; classic buckets would interpolate between 0.1 and
 	// 0.25 and give about 0.175. So this also shows that the server stored
 	// native histograms and that the dashboard's query uses them.
-	res, err := prom.Query(ctx, expand(quantile("0.5", "society_model_request_duration_seconds"), "2s"), time.Now())
+	res, err := prom.Query(ctx, expand(quantile("0.5", "society_model_request_duration_seconds"), promWindow), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +183,9 @@ func TestOverlappingRunsOnPrometheus(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
 	var targets []string
-	for _, g := range gatherers {
+	scraped := make(chan struct{}, 1)
+	for _, reg := range gatherers {
+		g := &scrapeSignal{Gatherer: reg, scraped: scraped}
 		ln, err := Listen("127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -169,8 +209,9 @@ func TestOverlappingRunsOnPrometheus(t *testing.T) {
 	}
 	prom := promtest.Start(t, string(files[PrometheusConfigFile]))
 	// Scraped every endpoint: a's and b's orchestrators and the service,
-	// which follows both.
-	for {
+	// which follows both. Asked again after each scrape, up to maxScrapes.
+	for i := 0; ; i++ {
+		waitScrape(t, scraped)
 		res, err := prom.Query(ctx, "count(society_run_info)", time.Now())
 		if err != nil {
 			t.Fatal(err)
@@ -178,10 +219,8 @@ func TestOverlappingRunsOnPrometheus(t *testing.T) {
 		if len(res) == 1 && res[0].Last == 4 {
 			break
 		}
-		select {
-		case <-t.Context().Done():
-			t.Fatalf("prometheus did not scrape every endpoint before the test ended: %v", res)
-		case <-time.After(100 * time.Millisecond):
+		if i == maxScrapes {
+			t.Fatalf("prometheus did not hold every endpoint's series after %d scrapes: %v", maxScrapes, res)
 		}
 	}
 

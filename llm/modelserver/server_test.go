@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -15,7 +16,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	openai "github.com/sashabaranov/go-openai"
@@ -592,90 +595,195 @@ func TestServerGarbageRate(t *testing.T) {
 	}
 }
 
+// TestServerSlots sends ten requests at once to a server with two slots
+// of 50 ms, on the synctest clock: two are in service at a time, never
+// more, and the last answer comes after five rounds.
 func TestServerSlots(t *testing.T) {
-	s, ts := srvTestServer(t, Options{Seed: 1, Slots: 2, Latency: 50 * time.Millisecond})
-	pvq := srvTestInstrument(t, "pvq40")
-	body := srvTestChatBody(&agent.Question{Persona: agent.Persona{Value: values.Power}, Instrument: pvq, Item: 1}, nil)
-	var wg sync.WaitGroup
-	statuses := make([]int, 10)
-	for i := range statuses {
-		wg.Go(func() {
-			status, _, _ := srvTestPost(t, ts.URL+"/v1/chat/completions", body)
-			statuses[i] = status
-		})
-	}
-	wg.Wait()
-	for i, st := range statuses {
-		if st != http.StatusOK {
-			t.Errorf("request %d: got status %d, want 200", i, st)
+	synctest.Test(t, func(t *testing.T) {
+		s, hc, url, _ := srvTestPipeServer(t, Options{Seed: 1, Slots: 2, Latency: 50 * time.Millisecond})
+		pvq := srvTestInstrument(t, "pvq40")
+		body, err := json.Marshal(srvTestChatBody(&agent.Question{Persona: agent.Persona{Value: values.Power}, Instrument: pvq, Item: 1}, nil))
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	st := s.Stats()
-	if st.MaxInFlight > 2 || st.MaxInFlight < 1 {
-		t.Errorf("max in flight: got %d, want 1..2", st.MaxInFlight)
-	}
-	if st.Served != 10 {
-		t.Errorf("served: got %d, want 10", st.Served)
+		start := time.Now()
+		var wg sync.WaitGroup
+		statuses := make([]int, 10)
+		for i := range statuses {
+			wg.Go(func() {
+				resp, err := hc.Post(url+"/v1/chat/completions", "application/json", bytes.NewReader(body))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				statuses[i] = resp.StatusCode
+			})
+		}
+		wg.Wait()
+		elapsed := time.Since(start)
+		for i, st := range statuses {
+			if st != http.StatusOK {
+				t.Errorf("request %d: got status %d, want 200", i, st)
+			}
+		}
+		st := s.Stats()
+		if st.MaxInFlight != 2 {
+			t.Errorf("max in flight: got %d, want 2", st.MaxInFlight)
+		}
+		if st.Served != 10 {
+			t.Errorf("served: got %d, want 10", st.Served)
+		}
+		if want := 250 * time.Millisecond; elapsed != want {
+			t.Errorf("ten requests took %v on the test clock, want %v (five rounds of two)", elapsed, want)
+		}
+	})
+}
+
+// srvPipeListener is a net.Listener whose connections are in-memory
+// pipes, so that a server and its client run inside a synctest bubble:
+// the server's latency runs on the bubble's clock, and synctest.Wait
+// returns once every request has gone as far as it can.
+type srvPipeListener struct {
+	conns  chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (l *srvPipeListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
 	}
 }
 
-// srvTestWait polls until cond holds; the test's own timeout bounds it.
-func srvTestWait(cond func() bool) {
-	for !cond() {
-		time.Sleep(time.Millisecond)
+func (l *srvPipeListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *srvPipeListener) Addr() net.Addr {
+	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8000}
+}
+
+func (l *srvPipeListener) dial(ctx context.Context, _, _ string) (net.Conn, error) {
+	server, client := net.Pipe()
+	select {
+	case l.conns <- server:
+		return client, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 }
 
+// srvTestPipeServer starts a Server behind an httptest server on
+// in-memory pipes, in the calling synctest bubble, and returns it with a
+// client of it, its URL and the count of requests whose handler has
+// returned; server and client are closed when the test ends.
+func srvTestPipeServer(t *testing.T, o Options) (*Server, *http.Client, string, *atomic.Int64) {
+	t.Helper()
+	s := New(srvTestSynthetic(t), o)
+	l := &srvPipeListener{conns: make(chan net.Conn), closed: make(chan struct{})}
+	returned := new(atomic.Int64)
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.ServeHTTP(w, r)
+		returned.Add(1)
+	}))
+	ts.Listener.Close()
+	ts.Listener = l
+	ts.Start()
+	tr := &http.Transport{DialContext: l.dial}
+	t.Cleanup(func() {
+		tr.CloseIdleConnections()
+		ts.Close()
+	})
+	return s, &http.Client{Transport: tr}, ts.URL, returned
+}
+
+// TestServerCancellation runs on the synctest clock: synctest.Wait
+// returns once each request has gone as far as it can (hanging, queued or
+// in service), so the test reads the server's state then, without
+// polling it.
 func TestServerCancellation(t *testing.T) {
 	pvq := srvTestInstrument(t, "pvq40")
 	body, err := json.Marshal(srvTestChatBody(&agent.Question{Persona: agent.Persona{Value: values.Power}, Instrument: pvq, Item: 1}, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	send := func(ctx context.Context, url string) error {
+	send := func(ctx context.Context, hc *http.Client, url string) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/chat/completions", bytes.NewReader(body))
 		if err != nil {
 			return err
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := hc.Do(req)
 		if err == nil {
 			resp.Body.Close()
 		}
 		return err
 	}
 	t.Run("timeout hangs until the client gives up", func(t *testing.T) {
-		s, ts := srvTestServer(t, Options{TimeoutRate: 1})
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- send(ctx, ts.URL) }()
-		srvTestWait(func() bool { return s.Stats().Timeouts == 1 })
-		cancel()
-		if err := <-done; !errors.Is(err, context.Canceled) {
-			t.Errorf("hung request: got %v, want context canceled", err)
-		}
+		synctest.Test(t, func(t *testing.T) {
+			s, hc, url, _ := srvTestPipeServer(t, Options{TimeoutRate: 1})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- send(ctx, hc, url) }()
+			synctest.Wait()
+			if got := s.Stats().Timeouts; got != 1 {
+				t.Fatalf("timeouts: got %d, want 1 (the request hangs)", got)
+			}
+			select {
+			case err := <-done:
+				t.Fatalf("hung request ended before its client gave up: %v", err)
+			default:
+			}
+			cancel()
+			if err := <-done; !errors.Is(err, context.Canceled) {
+				t.Errorf("hung request: got %v, want context canceled", err)
+			}
+		})
 	})
 	t.Run("queued request leaves when its client gives up", func(t *testing.T) {
-		s, ts := srvTestServer(t, Options{Slots: 1, Latency: time.Hour})
-		ctxA, cancelA := context.WithCancel(context.Background())
-		ctxB, cancelB := context.WithCancel(context.Background())
-		doneA, doneB := make(chan error, 1), make(chan error, 1)
-		go func() { doneA <- send(ctxA, ts.URL) }()
-		srvTestWait(func() bool { return s.Stats().MaxInFlight == 1 })
-		go func() { doneB <- send(ctxB, ts.URL) }()
-		// B is open (queued) while A is in service.
-		srvTestWait(func() bool { st := s.Stats(); return st.Requests == 2 && st.MaxOpen == 2 })
-		cancelB()
-		if err := <-doneB; !errors.Is(err, context.Canceled) {
-			t.Errorf("queued request: got %v, want context canceled", err)
-		}
-		cancelA()
-		if err := <-doneA; !errors.Is(err, context.Canceled) {
-			t.Errorf("request in service: got %v, want context canceled", err)
-		}
-		// ts.Close, at cleanup, waits for both handlers to return.
-		if st := s.Stats(); st.Served != 0 || st.MaxInFlight != 1 || st.MaxOpen != 2 {
-			t.Errorf("stats: got %+v, want nothing served, one in service and two open at most", st)
-		}
+		synctest.Test(t, func(t *testing.T) {
+			s, hc, url, returned := srvTestPipeServer(t, Options{Slots: 1, Latency: time.Hour})
+			ctxA, cancelA := context.WithCancel(context.Background())
+			ctxB, cancelB := context.WithCancel(context.Background())
+			doneA, doneB := make(chan error, 1), make(chan error, 1)
+			go func() { doneA <- send(ctxA, hc, url) }()
+			synctest.Wait()
+			if st := s.Stats(); st.MaxInFlight != 1 {
+				t.Fatalf("stats: got %+v, want request A in service", st)
+			}
+			go func() { doneB <- send(ctxB, hc, url) }()
+			synctest.Wait()
+			// B is open (queued) while A is in service.
+			if st := s.Stats(); st.Requests != 2 || st.MaxOpen != 2 || st.MaxInFlight != 1 {
+				t.Fatalf("stats: got %+v, want B queued behind A", st)
+			}
+			cancelB()
+			if err := <-doneB; !errors.Is(err, context.Canceled) {
+				t.Errorf("queued request: got %v, want context canceled", err)
+			}
+			synctest.Wait()
+			if got := returned.Load(); got != 1 {
+				t.Fatalf("after B's client gave up %d handlers have returned, want 1 (B left the queue, A in service)", got)
+			}
+			cancelA()
+			if err := <-doneA; !errors.Is(err, context.Canceled) {
+				t.Errorf("request in service: got %v, want context canceled", err)
+			}
+			synctest.Wait()
+			if got := returned.Load(); got != 2 {
+				t.Errorf("%d handlers have returned, want both", got)
+			}
+			if st := s.Stats(); st.Served != 0 || st.MaxInFlight != 1 || st.MaxOpen != 2 {
+				t.Errorf("stats: got %+v, want nothing served, one in service and two open at most", st)
+			}
+		})
 	})
 }
 
