@@ -127,23 +127,23 @@ func (c *Client) choicesField(sc questionnaires.Scale) []byte {
 }
 
 // chat sends a /chat/completions request and reads its reply (wire.go).
-func (c *Client) chat(ctx context.Context, req chatReq, q *agent.Question, seed *uint64) (openai.ChatCompletionResponse, error) {
+func (c *Client) chat(ctx context.Context, req chatReq, q *agent.Question, seed *uint64) (chatReply, error) {
 	w := c.wire
 	if w.chatRefusal != nil {
-		return openai.ChatCompletionResponse{}, w.chatRefusal
+		return chatReply{}, w.chatRefusal
 	}
 	if w.chatErr != nil {
-		return openai.ChatCompletionResponse{}, w.chatErr
+		return chatReply{}, w.chatErr
 	}
 	body, err := w.chatBody(&req, c.extra(q, seed))
 	if err != nil {
-		return openai.ChatCompletionResponse{}, err
+		return chatReply{}, err
 	}
 	data, h, err := c.doer.post(ctx, w.chat, body)
 	if err != nil {
-		return openai.ChatCompletionResponse{}, err
+		return chatReply{}, err
 	}
-	resp, err := decodeChat(data, h)
+	resp, err := decodeChat(data)
 	if err != nil {
 		return resp, err
 	}

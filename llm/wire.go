@@ -21,10 +21,8 @@ import (
 // its message type's second parse cost about 45 µs of client CPU per call,
 // a fifth of the client's cost per call (BENCHMARKS.md). The bytes sent
 // are the ones go-openai sent, with the extra fields after them
-// (wire_test.go checks it), and a reply is read exactly as go-openai read
-// it: the common shape is decoded in one pass into a type that mirrors
-// go-openai's, and any reply that pass rejects is decoded by go-openai's
-// own types, as before.
+// (wire_test.go checks it), and what the client reads of a reply is read
+// as go-openai read it (decodeChat, decodeCompletion).
 
 // chatMsg is one message of a chat request.
 type chatMsg struct {
@@ -355,73 +353,73 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// chatReplyFast is go-openai's ChatCompletionResponse with the message
-// decoded in the same pass: the fields and their types are go-openai's,
-// and the message's are those of the first of the two forms go-openai's
-// message type tries (content as a string). A reply this type rejects
-// (content as a list of parts, a field of another type, text after the
-// object) is decoded by go-openai's own types instead.
-type chatReplyFast struct {
-	ID                  string                      `json:"id"`
-	Object              string                      `json:"object"`
-	Created             int64                       `json:"created"`
-	Model               string                      `json:"model"`
-	Choices             []chatChoiceFast            `json:"choices"`
-	Usage               openai.Usage                `json:"usage"`
-	SystemFingerprint   string                      `json:"system_fingerprint"`
-	PromptFilterResults []openai.PromptFilterResult `json:"prompt_filter_results,omitempty"`
-	ServiceTier         openai.ServiceTier          `json:"service_tier,omitempty"`
+// chatReply is what the client reads of a chat reply: the served model,
+// the fingerprint, the token counts and each choice's text, finish reason
+// and log-probabilities, with go-openai's types and tags (the message's
+// MultiContent untagged, as in the first form go-openai's message type
+// tries). The fields the client never reads (id, created, roles, tool
+// calls, filter results, ...) are not decoded: go-openai decoded them
+// all, each string a copy, which made its decoding cost about twice the
+// bare client's; the cost is that a reply with one of them of an
+// unexpected type (a numeric id, say) is now read where go-openai failed
+// the request. Whatever the client reads is read as before (decodeChat).
+type chatReply struct {
+	Model             string            `json:"model"`
+	SystemFingerprint string            `json:"system_fingerprint"`
+	Choices           []chatReplyChoice `json:"choices"`
+	Usage             chatUsage         `json:"usage"`
 }
 
-type chatChoiceFast struct {
-	Index                int                         `json:"index"`
-	Message              chatMessageFast             `json:"message"`
-	FinishReason         openai.FinishReason         `json:"finish_reason"`
-	LogProbs             *openai.LogProbs            `json:"logprobs,omitempty"`
-	ContentFilterResults openai.ContentFilterResults `json:"content_filter_results,omitempty"`
+type chatUsage struct {
+	PromptTokens     int `json:"prompt_tokens"`
+	CompletionTokens int `json:"completion_tokens"`
 }
 
-// chatMessageFast has the fields, types and tags of the first form
-// go-openai's ChatCompletionMessage.UnmarshalJSON tries (MultiContent
-// untagged, as there), in the order of ChatCompletionMessage, so that it
-// converts to it.
-type chatMessageFast struct {
-	Role             string `json:"role"`
-	Content          string `json:"content"`
-	Refusal          string `json:"refusal,omitempty"`
-	MultiContent     []openai.ChatMessagePart
-	Name             string               `json:"name,omitempty"`
-	ReasoningContent string               `json:"reasoning_content,omitempty"`
-	FunctionCall     *openai.FunctionCall `json:"function_call,omitempty"`
-	ToolCalls        []openai.ToolCall    `json:"tool_calls,omitempty"`
-	ToolCallID       string               `json:"tool_call_id,omitempty"`
+type chatReplyChoice struct {
+	Message      chatReplyMessage `json:"message"`
+	FinishReason string           `json:"finish_reason"`
+	LogProbs     *openai.LogProbs `json:"logprobs,omitempty"`
 }
 
-// decodeChat reads a chat reply as go-openai read it.
-func decodeChat(data []byte, h http.Header) (openai.ChatCompletionResponse, error) {
-	var f chatReplyFast
-	if err := json.Unmarshal(data, &f); err == nil {
-		resp := openai.ChatCompletionResponse{
-			ID: f.ID, Object: f.Object, Created: f.Created, Model: f.Model,
-			Usage: f.Usage, SystemFingerprint: f.SystemFingerprint,
-			PromptFilterResults: f.PromptFilterResults, ServiceTier: f.ServiceTier,
-		}
-		if f.Choices != nil {
-			resp.Choices = make([]openai.ChatCompletionChoice, len(f.Choices))
-		}
-		for i, ch := range f.Choices {
-			resp.Choices[i] = openai.ChatCompletionChoice{
-				Index: ch.Index, Message: openai.ChatCompletionMessage(ch.Message), FinishReason: ch.FinishReason,
-				LogProbs: ch.LogProbs, ContentFilterResults: ch.ContentFilterResults,
-			}
-		}
-		resp.SetHeader(h)
-		return resp, nil
+type chatReplyMessage struct {
+	Content      string `json:"content"`
+	MultiContent []openai.ChatMessagePart
+}
+
+// decodeChat reads a chat reply. The common shape (content as a string,
+// one JSON object) is decoded in one pass; a reply that pass rejects
+// (content as a list of parts, a read field of another type, text after
+// the object) is decoded by go-openai's types, as before, so that where
+// go-openai read a reply the client reads the same, and where it failed
+// on a field the client reads it fails with the same error.
+func decodeChat(data []byte) (chatReply, error) {
+	var r chatReply
+	if err := json.Unmarshal(data, &r); err == nil {
+		return r, nil
 	}
 	var resp openai.ChatCompletionResponse
-	resp.SetHeader(h)
-	err := json.NewDecoder(bytes.NewReader(data)).Decode(&resp)
-	return resp, err
+	if err := json.NewDecoder(bytes.NewReader(data)).Decode(&resp); err != nil {
+		return chatReply{}, err
+	}
+	return chatReplyOf(resp), nil
+}
+
+// chatReplyOf keeps what the client reads of a reply go-openai decoded.
+func chatReplyOf(resp openai.ChatCompletionResponse) chatReply {
+	r := chatReply{
+		Model: resp.Model, SystemFingerprint: resp.SystemFingerprint,
+		Usage: chatUsage{PromptTokens: resp.Usage.PromptTokens, CompletionTokens: resp.Usage.CompletionTokens},
+	}
+	if resp.Choices != nil {
+		r.Choices = make([]chatReplyChoice, len(resp.Choices))
+	}
+	for i, ch := range resp.Choices {
+		r.Choices[i] = chatReplyChoice{
+			Message:      chatReplyMessage{Content: ch.Message.Content, MultiContent: ch.Message.MultiContent},
+			FinishReason: string(ch.FinishReason), LogProbs: ch.LogProbs,
+		}
+	}
+	return r
 }
 
 // decodeCompletion reads a /completions reply as go-openai read it (its

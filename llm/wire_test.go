@@ -271,6 +271,10 @@ func replyBodies(t testing.TB) [][]byte {
 		`{"choices":[{"text":" 4","logprobs":null}],"usage":null}`,
 		`{"model":"m","system_fingerprint":"fp","usage":{"prompt_tokens":"3"},"choices":[]}`,
 		`{"choices":[{"message":{"role":"assistant","content":"4"},"content_filter_results":{"hate":{"filtered":false,"severity":"safe"}}}],"prompt_filter_results":[{"index":0}]}`,
+		`{"choices":[{"message":null,"finish_reason":null}],"usage":null,"model":null}`,
+		`{"choices":[{"message":{"content":"4","multicontent":[{"type":"text","text":"x"}]}}]}`,
+		`{"choices":[{"message":{"content":"4"},"finish_reason":7}]}`,
+		`{"choices":[{"message":{"content":"4"}}],"usage":{"prompt_tokens":1.5}}`,
 		`[]`, `null`, ``, `{`, `"x"`,
 	} {
 		out = append(out, []byte(s))
@@ -278,23 +282,56 @@ func replyBodies(t testing.TB) [][]byte {
 	return out
 }
 
-// TestDecodeAsGoOpenAI: every reply is read as go-openai's client read
-// it: the same response, or an error where it failed.
+// TestDecodeAsGoOpenAI: every reply go-openai's client read is read the
+// same (what the client reads of it), and every reply it failed on a
+// field the client reads fails with the same error.
 func TestDecodeAsGoOpenAI(t *testing.T) {
 	h := http.Header{"X-Test": {"1"}}
 	for _, body := range replyBodies(t) {
 		checkDecode(t, sanitiseNumbers(body), h)
 	}
+	// Fields the client does not read are not decoded: a reply with one
+	// of them of another type is read where go-openai failed.
+	body := []byte(`{"id":7,"choices":[{"message":{"content":"4","tool_calls":7},"finish_reason":"stop"}]}`)
+	if _, err := goOpenAIDecodeChat(body, nil); err == nil {
+		t.Fatal("go-openai read a numeric id")
+	}
+	r, err := decodeChat(body)
+	if err != nil || len(r.Choices) != 1 || r.Choices[0].Message.Content != "4" || r.Choices[0].FinishReason != "stop" {
+		t.Errorf("decodeChat(%s) = %+v, %v", body, r, err)
+	}
+}
+
+// TestDecodeCompatAsGoOpenAI: the replies of real servers are read by
+// both or by neither.
+func TestDecodeCompatAsGoOpenAI(t *testing.T) {
+	for name, c := range loadCases(t, filepath.Join("testdata", "compat", "cases.json")) {
+		body := sanitiseNumbers([]byte(c.Body))
+		_, err := decodeChat(body)
+		_, wantErr := goOpenAIDecodeChat(body, nil)
+		if (err == nil) != (wantErr == nil) {
+			t.Errorf("%s: error %v, go-openai's %v", name, err, wantErr)
+		}
+	}
 }
 
 func checkDecode(t *testing.T, body []byte, h http.Header) {
 	t.Helper()
-	got, err := decodeChat(body, h)
+	got, err := decodeChat(body)
 	want, wantErr := goOpenAIDecodeChat(body, h)
-	if (err != nil) != (wantErr != nil) || err != nil && err.Error() != wantErr.Error() {
+	switch {
+	case wantErr == nil && err != nil:
+		t.Errorf("chat %s: error %v; go-openai read it", body, err)
+	case wantErr == nil && !reflect.DeepEqual(got, chatReplyOf(want)):
+		t.Errorf("chat %s:\n got %+v\nwant %+v", body, got, chatReplyOf(want))
+	case err != nil && err.Error() != wantErr.Error():
 		t.Errorf("chat %s: error %v, want %v", body, err, wantErr)
-	} else if err == nil && !reflect.DeepEqual(got, want) {
-		t.Errorf("chat %s:\n got %+v\nwant %+v", body, got, want)
+	}
+	if err == nil {
+		// The readings built from it are go-openai's when it read it.
+		if wantErr == nil && !reflect.DeepEqual(chatChoices(got), chatChoices(chatReplyOf(want))) {
+			t.Errorf("chat %s: choices differ", body)
+		}
 	}
 	gotC, err := decodeCompletion(body, h)
 	wantC, wantErr := goOpenAIDecodeCompletion(body, h)
