@@ -139,11 +139,13 @@ func (c *Client) chat(ctx context.Context, req chatReq, q *agent.Question, seed 
 	if err != nil {
 		return chatReply{}, err
 	}
-	data, h, err := c.doer.post(ctx, w.chat, body)
+	buf := getReplyBuf()
+	data, h, err := c.doer.post(ctx, w.chat, body, buf)
 	if err != nil {
 		return chatReply{}, err
 	}
 	resp, err := decodeChat(data)
+	putReplyBuf(buf) // resp holds copies
 	if err != nil {
 		return resp, err
 	}
@@ -167,11 +169,13 @@ func (c *Client) complete(ctx context.Context, req completionReq, q *agent.Quest
 	if err != nil {
 		return openai.CompletionResponse{}, err
 	}
-	data, h, err := c.doer.post(ctx, w.completions, body)
+	buf := getReplyBuf()
+	data, h, err := c.doer.post(ctx, w.completions, body, buf)
 	if err != nil {
 		return openai.CompletionResponse{}, err
 	}
 	resp, err := decodeCompletion(data, h)
+	putReplyBuf(buf) // resp holds copies
 	if err != nil {
 		return resp, err
 	}

@@ -308,7 +308,7 @@ func (d *doer) Do(req *http.Request) (*http.Response, error) {
 		d.stats.failures.Add(1)
 		return nil, fmt.Errorf("request body: %w", err)
 	}
-	resp, data, err := d.do(req, body)
+	resp, data, err := d.do(req, body, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -319,14 +319,16 @@ func (d *doer) Do(req *http.Request) (*http.Response, error) {
 
 // post sends body with the method, URL and headers of tmpl (a request
 // without a body, shared by every call) under ctx, as Do does, and returns
-// the reply's body and headers.
-func (d *doer) post(ctx context.Context, tmpl *http.Request, body []byte) ([]byte, http.Header, error) {
+// the reply's body and headers. The body is read into *buf (from
+// getReplyBuf), which the caller gives back with putReplyBuf once it has
+// decoded the body; nothing else keeps it.
+func (d *doer) post(ctx context.Context, tmpl *http.Request, body []byte, buf *[]byte) ([]byte, http.Header, error) {
 	d.stats.calls.Add(1)
 	if f := d.fatal.Load(); f != nil {
 		d.stats.failures.Add(1)
 		return nil, nil, f
 	}
-	resp, data, err := d.do(tmpl.WithContext(ctx), body)
+	resp, data, err := d.do(tmpl.WithContext(ctx), body, buf)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -334,8 +336,8 @@ func (d *doer) post(ctx context.Context, tmpl *http.Request, body []byte) ([]byt
 }
 
 // do sends body to req's URL until a reply succeeds or no retry is left,
-// and returns the reply with its body read.
-func (d *doer) do(req *http.Request, body []byte) (*http.Response, []byte, error) {
+// and returns the reply with its body read (into *buf when buf is not nil).
+func (d *doer) do(req *http.Request, body []byte, buf *[]byte) (*http.Response, []byte, error) {
 	ctx := req.Context()
 	body = d.adapt.apply(req.URL.Path, body)
 	var last error
@@ -350,7 +352,7 @@ func (d *doer) do(req *http.Request, body []byte) (*http.Response, []byte, error
 			d.stats.failures.Add(1)
 			return nil, nil, *down
 		}
-		resp, data, retryAfter, err := d.attempt(ctx, req, body, attempt >= d.policy.maxRetries)
+		resp, data, retryAfter, err := d.attempt(ctx, req, body, buf, attempt >= d.policy.maxRetries)
 		if err == nil {
 			return resp, data, nil
 		}
@@ -466,7 +468,7 @@ var errOpen = errors.New("circuit open")
 // While the breaker is open an attempt is spent waiting for the cool-down
 // (or the probe's outcome) instead of on the wire; the last attempt fails
 // at once rather than wait for nothing.
-func (d *doer) attempt(ctx context.Context, req *http.Request, body []byte, last bool) (*http.Response, []byte, time.Duration, error) {
+func (d *doer) attempt(ctx context.Context, req *http.Request, body []byte, buf *[]byte, last bool) (*http.Response, []byte, time.Duration, error) {
 	ok, probe, wait, change := d.breaker.acquire(d.now())
 	if !ok {
 		if last {
@@ -493,7 +495,7 @@ func (d *doer) attempt(ctx context.Context, req *http.Request, body []byte, last
 	sent := d.now()
 	d.obs.ObserveQueueWait(d.model, sent.Sub(queued).Seconds())
 	d.obs.InFlight(d.model, 1)
-	resp, data, retryAfter, err := d.send(ctx, req, body)
+	resp, data, retryAfter, err := d.send(ctx, req, body, buf)
 	d.obs.InFlight(d.model, -1)
 	d.obs.ObserveRequest(d.model, attemptOutcome(ctx, err), d.now().Sub(sent).Seconds())
 	var re *RequestError
@@ -540,7 +542,7 @@ func (d *doer) attempt(ctx context.Context, req *http.Request, body []byte, last
 	return resp, data, retryAfter, err
 }
 
-func (d *doer) send(ctx context.Context, req *http.Request, body []byte) (*http.Response, []byte, time.Duration, error) {
+func (d *doer) send(ctx context.Context, req *http.Request, body []byte, buf *[]byte) (*http.Response, []byte, time.Duration, error) {
 	actx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
 	// A shallow copy: the headers and URL are the caller's, which
@@ -553,7 +555,13 @@ func (d *doer) send(ctx context.Context, req *http.Request, body []byte) (*http.
 	if err != nil {
 		return nil, nil, 0, transportError(ctx, req, err, d.answered.Load(), d.timeout.String())
 	}
-	data, err := readSized(resp.Body, resp.ContentLength, maxResponseBytes)
+	var data []byte
+	if buf != nil {
+		data, err = readSizedInto((*buf)[:0], resp.Body, resp.ContentLength, maxResponseBytes)
+		*buf = data
+	} else {
+		data, err = readSized(resp.Body, resp.ContentLength, maxResponseBytes)
+	}
 	resp.Body.Close()
 	if err != nil {
 		return nil, nil, 0, transportError(ctx, req, err, d.answered.Load(), d.timeout.String())
@@ -620,10 +628,24 @@ func readBody(req *http.Request) ([]byte, error) {
 // 512 bytes: a request body or reply of a few KiB costs one allocation,
 // not four or five.
 func readSized(r io.Reader, n, limit int64) ([]byte, error) {
+	return readSizedInto(nil, r, n, limit)
+}
+
+// readSizedInto is readSized reading into dst's storage when it is large
+// enough (dst is empty).
+func readSizedInto(dst []byte, r io.Reader, n, limit int64) ([]byte, error) {
 	if n <= 0 || n > limit {
-		return io.ReadAll(io.LimitReader(r, limit))
+		if dst == nil {
+			return io.ReadAll(io.LimitReader(r, limit))
+		}
+		return readAllInto(dst, io.LimitReader(r, limit))
 	}
-	buf := make([]byte, n)
+	var buf []byte
+	if int64(cap(dst)) >= n {
+		buf = dst[:n]
+	} else {
+		buf = make([]byte, n)
+	}
 	if _, err := io.ReadFull(r, buf); err != nil {
 		return nil, err
 	}
@@ -645,6 +667,41 @@ func readSized(r io.Reader, n, limit int64) ([]byte, error) {
 		}
 	}
 	return nil, io.ErrNoProgress
+}
+
+// readAllInto is io.ReadAll appending to dst.
+func readAllInto(b []byte, r io.Reader) ([]byte, error) {
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		k, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+k]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
+}
+
+// replyBufs are the buffers replies are read into on the model path (post):
+// a reply is decoded into fresh values and its buffer used again, not
+// left to the collector at every call.
+var replyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// maxReplyBuf bounds the buffers kept: one grown by a large reply (many
+// choices with their log-probabilities) is left to the collector.
+const maxReplyBuf = 256 << 10
+
+func getReplyBuf() *[]byte { return replyBufs.Get().(*[]byte) }
+
+func putReplyBuf(b *[]byte) {
+	if cap(*b) <= maxReplyBuf {
+		*b = (*b)[:0]
+		replyBufs.Put(b)
+	}
 }
 
 // addFields sets top-level fields of a JSON object body (appendFields).
