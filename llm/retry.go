@@ -640,26 +640,27 @@ func readSizedInto(dst []byte, r io.Reader, n, limit int64) ([]byte, error) {
 		}
 		return readAllInto(dst, io.LimitReader(r, limit))
 	}
+	// One byte of room past n for the read that checks for more: a
+	// separate one-byte array would escape to the heap at every call.
 	var buf []byte
-	if int64(cap(dst)) >= n {
+	if int64(cap(dst)) > n {
 		buf = dst[:n]
 	} else {
-		buf = make([]byte, n)
+		buf = make([]byte, n, n+1)
 	}
 	if _, err := io.ReadFull(r, buf); err != nil {
 		return nil, err
 	}
 	// A body longer than announced is read whole, as ReadAll would.
-	var one [1]byte
 	for range 100 {
-		k, err := r.Read(one[:])
+		k, err := r.Read(buf[n : n+1])
 		switch {
 		case k > 0:
 			rest, err := io.ReadAll(io.LimitReader(r, limit-n-1))
 			if err != nil {
 				return nil, err
 			}
-			return append(append(buf, one[0]), rest...), nil
+			return append(buf[:n+1], rest...), nil
 		case err == io.EOF:
 			return buf, nil
 		case err != nil:
