@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -429,5 +430,25 @@ func TestOwnDistributionIsNoCacheHit(t *testing.T) {
 	askAll(t, c, qs)
 	if st := c.Stats(); calls == 0 || st.Calls != calls || st.CacheHits != 0 {
 		t.Errorf("got %d calls, %d cache hits; want %d calls, 0 cache hits (the calls were this run's)", st.Calls, st.CacheHits, calls)
+	}
+}
+
+// TestKeyHashStable: cache keys are SHA-256 over the length-prefixed
+// parts, as stored caches were written (expected values from Python's
+// hashlib), whatever the parts' length.
+func TestKeyHashStable(t *testing.T) {
+	for _, tc := range []struct {
+		parts []string
+		want  string
+	}{
+		{[]string{"a", "b"}, "facdde7abf1eac5b301273ab2e282f79bab0100f058833a7b8bdf9f80741e149"},
+		{[]string{"", "éx"}, "90617689e491b27ea9ec67b131db48db55cc0c0d4c1657eb7c02c2cb6f5c6737"},
+		{[]string{strings.Repeat("p", 70000), "7"}, "bccd78b2cc420baf9d0e3f1b23f6275fb56fb72e16c496b75b6fcba454687245"},
+	} {
+		for range 2 { // the second time with a reused buffer
+			if got := keyHash(tc.parts...); got != tc.want {
+				t.Errorf("keyHash(%.20q) = %s, want %s", tc.parts, got, tc.want)
+			}
+		}
 	}
 }

@@ -16,8 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	openai "github.com/sashabaranov/go-openai"
-
 	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/questionnaires"
 )
@@ -210,7 +208,7 @@ type Client struct {
 	cfg    ClientConfig
 	name   string
 	key    string // never logged, never in an error
-	oa     *openai.Client
+	wire   *wire  // request templates and encodings (wire.go)
 	tr     *http.Transport
 	stats  *counters
 	doer   *doer
@@ -364,12 +362,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
-	oc := openai.DefaultConfig(key)
-	if cfg.BaseURL != "" {
-		oc.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
-	}
-	oc.HTTPClient = d
-	c := &Client{cfg: cfg, name: name, key: key, oa: openai.NewClientWithConfig(oc), tr: tr, stats: st, doer: d, log: cfg.Logger}
+	c := &Client{cfg: cfg, name: name, key: key, wire: newWire(cfg, key), tr: tr, stats: st, doer: d, log: cfg.Logger}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}

@@ -133,7 +133,7 @@ func (c *Client) fetchDist(ctx context.Context, q *agent.Question, p agent.Promp
 	seed := seedFor(c.cfg.Seed, p, 0, false)
 	if c.cfg.Endpoint == EndpointCompletions {
 		req := c.completionRequest(completionPrompt(p), 1, 1)
-		req.LogProbs = c.topLogprobs()
+		req.logprobs = c.topLogprobs()
 		resp, err := c.complete(ctx, req, q, seed)
 		if err != nil {
 			return distEntry{}, err
@@ -141,8 +141,8 @@ func (c *Client) fetchDist(ctx context.Context, q *agent.Question, p agent.Promp
 		alts, ok = completionAlternatives(resp)
 	} else {
 		req := c.chatRequest(chatMessages(p), 1, 1)
-		req.LogProbs = true
-		req.TopLogProbs = c.topLogprobs()
+		req.logprobs = true
+		req.topLogprobs = c.topLogprobs()
 		resp, err := c.chat(ctx, req, q, seed)
 		if err != nil {
 			return distEntry{}, err

@@ -90,9 +90,8 @@ type choice struct {
 
 // chatChoices reads the choices of a chat reply. Content given as a list
 // of parts is joined; reasoning in reasoning_content or reasoning fields is
-// not part of the content (go-openai keeps the first apart and drops the
-// second).
-func chatChoices(resp openai.ChatCompletionResponse) []choice {
+// not part of the content (chatReply does not read them).
+func chatChoices(resp chatReply) []choice {
 	out := make([]choice, len(resp.Choices))
 	for i, ch := range resp.Choices {
 		text := ch.Message.Content
@@ -220,7 +219,7 @@ func optionOf(a alt) (int, bool) {
 // top_logprobs): the server ignored the request for alternatives, and the
 // one token it chose says nothing about the others. The chosen token is
 // added when the list leaves it out.
-func chatAlternatives(resp openai.ChatCompletionResponse) (alts []alt, ok bool) {
+func chatAlternatives(resp chatReply) (alts []alt, ok bool) {
 	if len(resp.Choices) == 0 || resp.Choices[0].LogProbs == nil || len(resp.Choices[0].LogProbs.Content) == 0 {
 		return nil, false
 	}

@@ -50,12 +50,12 @@ func splitmix(x uint64) uint64 {
 	return x ^ x>>31
 }
 
-func chatMessages(p agent.Prompt) []openai.ChatCompletionMessage {
-	msgs := make([]openai.ChatCompletionMessage, 0, 4)
+func chatMessages(p agent.Prompt) []chatMsg {
+	msgs := make([]chatMsg, 0, 4)
 	if p.System != "" {
-		msgs = append(msgs, openai.ChatCompletionMessage{Role: openai.ChatMessageRoleSystem, Content: p.System})
+		msgs = append(msgs, chatMsg{role: "system", content: p.System})
 	}
-	return append(msgs, openai.ChatCompletionMessage{Role: openai.ChatMessageRoleUser, Content: p.User})
+	return append(msgs, chatMsg{role: "user", content: p.User})
 }
 
 // completionPrompt joins the prompt for /completions, the value prefix
@@ -67,25 +67,12 @@ func completionPrompt(p agent.Prompt) string {
 	return p.System + "\n\n" + p.User + "\n\nAnswer:"
 }
 
-func (c *Client) chatRequest(msgs []openai.ChatCompletionMessage, n, maxTokens int) openai.ChatCompletionRequest {
-	return openai.ChatCompletionRequest{
-		Model:    c.cfg.Model,
-		Messages: msgs,
-		//lint:ignore SA1019 max_tokens is what vLLM, llama.cpp and Ollama read; max_completion_tokens is OpenAI-only.
-		MaxTokens: maxTokens,
-		TopP:      float32(c.cfg.TopP),
-		N:         n,
-	}
+func (c *Client) chatRequest(msgs []chatMsg, n, maxTokens int) chatReq {
+	return chatReq{msgs: msgs, n: n, maxTokens: maxTokens}
 }
 
-func (c *Client) completionRequest(prompt string, n, maxTokens int) openai.CompletionRequest {
-	return openai.CompletionRequest{
-		Model:     c.cfg.Model,
-		Prompt:    prompt,
-		MaxTokens: maxTokens,
-		TopP:      float32(c.cfg.TopP),
-		N:         n,
-	}
+func (c *Client) completionRequest(prompt string, n, maxTokens int) completionReq {
+	return completionReq{prompt: prompt, n: n, maxTokens: maxTokens}
 }
 
 // extra lists the body fields go-openai cannot send: the temperature even
@@ -139,24 +126,60 @@ func (c *Client) choicesField(sc questionnaires.Scale) []byte {
 	return b
 }
 
-func (c *Client) chat(ctx context.Context, req openai.ChatCompletionRequest, q *agent.Question, seed *uint64) (openai.ChatCompletionResponse, error) {
-	resp, err := c.oa.CreateChatCompletion(withExtra(ctx, c.extra(q, seed)), req)
+// chat sends a /chat/completions request and reads its reply (wire.go).
+func (c *Client) chat(ctx context.Context, req chatReq, q *agent.Question, seed *uint64) (chatReply, error) {
+	w := c.wire
+	if w.chatRefusal != nil {
+		return chatReply{}, w.chatRefusal
+	}
+	if w.chatErr != nil {
+		return chatReply{}, w.chatErr
+	}
+	body, err := w.chatBody(&req, c.extra(q, seed))
+	if err != nil {
+		return chatReply{}, err
+	}
+	buf := getReplyBuf()
+	data, h, err := c.doer.post(ctx, w.chat, body, buf)
+	if err != nil {
+		return chatReply{}, err
+	}
+	resp, err := decodeChat(data)
+	putReplyBuf(buf) // resp holds copies
 	if err != nil {
 		return resp, err
 	}
-	c.noteServed(ctx, resp.Model, resp.SystemFingerprint, resp.Header())
+	c.noteServed(ctx, resp.Model, resp.SystemFingerprint, h)
 	c.stats.promptTokens.Add(int64(resp.Usage.PromptTokens))
 	c.stats.completionTokens.Add(int64(resp.Usage.CompletionTokens))
 	c.doer.obs.Tokens(c.doer.model, resp.Usage.PromptTokens, resp.Usage.CompletionTokens)
 	return resp, nil
 }
 
-func (c *Client) complete(ctx context.Context, req openai.CompletionRequest, q *agent.Question, seed *uint64) (openai.CompletionResponse, error) {
-	resp, err := c.oa.CreateCompletion(withExtra(ctx, c.extra(q, seed)), req)
+// complete sends a /completions request and reads its reply (wire.go).
+func (c *Client) complete(ctx context.Context, req completionReq, q *agent.Question, seed *uint64) (openai.CompletionResponse, error) {
+	w := c.wire
+	if w.complRefusal != nil {
+		return openai.CompletionResponse{}, w.complRefusal
+	}
+	if w.completionsErr != nil {
+		return openai.CompletionResponse{}, w.completionsErr
+	}
+	body, err := w.completionBody(&req, c.extra(q, seed))
+	if err != nil {
+		return openai.CompletionResponse{}, err
+	}
+	buf := getReplyBuf()
+	data, h, err := c.doer.post(ctx, w.completions, body, buf)
+	if err != nil {
+		return openai.CompletionResponse{}, err
+	}
+	resp, err := decodeCompletion(data, h)
+	putReplyBuf(buf) // resp holds copies
 	if err != nil {
 		return resp, err
 	}
-	c.noteServed(ctx, resp.Model, "", resp.Header())
+	c.noteServed(ctx, resp.Model, "", h)
 	if resp.Usage != nil {
 		c.stats.promptTokens.Add(int64(resp.Usage.PromptTokens))
 		c.stats.completionTokens.Add(int64(resp.Usage.CompletionTokens))

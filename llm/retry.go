@@ -152,16 +152,6 @@ func (b *breaker) notify() {
 	b.change = make(chan struct{})
 }
 
-// extraKey carries the body fields a request must gain on its way out.
-type extraKey struct{}
-
-// withExtra attaches JSON fields that the doer adds to the request body:
-// the ones go-openai cannot send (an explicit zero temperature, vendor
-// extensions such as vLLM's structured_outputs, a 64-bit seed).
-func withExtra(ctx context.Context, fields *extraFields) context.Context {
-	return context.WithValue(ctx, extraKey{}, fields)
-}
-
 // extraFields are body fields with their values encoded as JSON, sorted
 // by key. Encoding them once per client rather than once per request
 // saves a map and a reflective encoding per field on every call.
@@ -206,8 +196,8 @@ func (f *extraFields) set(k string, v []byte) {
 	f.vals = slices.Insert(f.vals, i, v)
 }
 
-// doer is the HTTP doer handed to go-openai. Every request passes through
-// it: it rewrites the body, bounds and adapts concurrency, applies the
+// doer sends the client's requests (post) and the probe's (Do). Every
+// request passes through it: it rewrites the body, bounds and adapts concurrency, applies the
 // per-attempt timeout, retries with backoff and keeps the circuit breaker.
 // It buffers each response body before returning, so that the attempt's
 // timeout and concurrency slot can be released on return.
@@ -308,7 +298,6 @@ func (o *outage) ok() {
 const failureLogEvery = 10 * time.Second
 
 func (d *doer) Do(req *http.Request) (*http.Response, error) {
-	ctx := req.Context()
 	d.stats.calls.Add(1)
 	if f := d.fatal.Load(); f != nil {
 		d.stats.failures.Add(1)
@@ -319,12 +308,37 @@ func (d *doer) Do(req *http.Request) (*http.Response, error) {
 		d.stats.failures.Add(1)
 		return nil, fmt.Errorf("request body: %w", err)
 	}
-	if extra, ok := ctx.Value(extraKey{}).(*extraFields); ok && len(extra.keys) > 0 {
-		if body, err = appendFields(body, extra); err != nil {
-			d.stats.failures.Add(1)
-			return nil, fmt.Errorf("request body: %w", err)
-		}
+	resp, data, err := d.do(req, body, nil)
+	if err != nil {
+		return nil, err
 	}
+	resp.Body = io.NopCloser(bytes.NewReader(data))
+	resp.ContentLength = int64(len(data))
+	return resp, nil
+}
+
+// post sends body with the method, URL and headers of tmpl (a request
+// without a body, shared by every call) under ctx, as Do does, and returns
+// the reply's body and headers. The body is read into *buf (from
+// getReplyBuf), which the caller gives back with putReplyBuf once it has
+// decoded the body; nothing else keeps it.
+func (d *doer) post(ctx context.Context, tmpl *http.Request, body []byte, buf *[]byte) ([]byte, http.Header, error) {
+	d.stats.calls.Add(1)
+	if f := d.fatal.Load(); f != nil {
+		d.stats.failures.Add(1)
+		return nil, nil, f
+	}
+	resp, data, err := d.do(tmpl.WithContext(ctx), body, buf)
+	if err != nil {
+		return nil, nil, err
+	}
+	return data, resp.Header, nil
+}
+
+// do sends body to req's URL until a reply succeeds or no retry is left,
+// and returns the reply with its body read (into *buf when buf is not nil).
+func (d *doer) do(req *http.Request, body []byte, buf *[]byte) (*http.Response, []byte, error) {
+	ctx := req.Context()
 	body = d.adapt.apply(req.URL.Path, body)
 	var last error
 	// attempt counts the attempts that reached the endpoint: time spent
@@ -336,15 +350,15 @@ func (d *doer) Do(req *http.Request) (*http.Response, error) {
 	for {
 		if down := d.down.Load(); down != nil {
 			d.stats.failures.Add(1)
-			return nil, *down
+			return nil, nil, *down
 		}
-		resp, retryAfter, err := d.attempt(ctx, req, body, attempt >= d.policy.maxRetries)
+		resp, data, retryAfter, err := d.attempt(ctx, req, body, buf, attempt >= d.policy.maxRetries)
 		if err == nil {
-			return resp, nil
+			return resp, data, nil
 		}
 		if ctx.Err() != nil {
 			d.stats.failures.Add(1)
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		}
 		var re *RequestError
 		switch {
@@ -358,14 +372,14 @@ func (d *doer) Do(req *http.Request) (*http.Response, error) {
 			if endpointWide(re) && d.fatal.CompareAndSwap(nil, re) {
 				d.log.Error("model endpoint cannot serve this run", "model", d.model, "err", re.Error())
 			}
-			return nil, re
+			return nil, nil, re
 		case re != nil:
 			last = re
 			d.lastErr.Store(re)
 			d.logFailure(re, attempt)
 		case !errors.Is(err, errOpen):
 			d.stats.failures.Add(1)
-			return nil, err
+			return nil, nil, err
 		}
 		if attempt >= d.policy.maxRetries {
 			// No attempt left: an open breaker fails the request at once.
@@ -379,7 +393,7 @@ func (d *doer) Do(req *http.Request) (*http.Response, error) {
 					last = errOpen
 				}
 			}
-			return nil, fmt.Errorf("%w after %d attempts, the last: %w", ErrUnavailable, attempt+1, last)
+			return nil, nil, fmt.Errorf("%w after %d attempts, the last: %w", ErrUnavailable, attempt+1, last)
 		}
 		if errors.Is(err, errOpen) {
 			continue
@@ -388,7 +402,7 @@ func (d *doer) Do(req *http.Request) (*http.Response, error) {
 		d.stats.retries.Add(1)
 		if err := sleep(ctx, d.policy.backoff(attempt-1, retryAfter), d.downChan()); err != nil {
 			d.stats.failures.Add(1)
-			return nil, err
+			return nil, nil, err
 		}
 	}
 }
@@ -454,16 +468,16 @@ var errOpen = errors.New("circuit open")
 // While the breaker is open an attempt is spent waiting for the cool-down
 // (or the probe's outcome) instead of on the wire; the last attempt fails
 // at once rather than wait for nothing.
-func (d *doer) attempt(ctx context.Context, req *http.Request, body []byte, last bool) (*http.Response, time.Duration, error) {
+func (d *doer) attempt(ctx context.Context, req *http.Request, body []byte, buf *[]byte, last bool) (*http.Response, []byte, time.Duration, error) {
 	ok, probe, wait, change := d.breaker.acquire(d.now())
 	if !ok {
 		if last {
-			return nil, 0, errOpen
+			return nil, nil, 0, errOpen
 		}
 		if err := sleepOr(ctx, wait, change, d.downChan()); err != nil {
-			return nil, 0, err
+			return nil, nil, 0, err
 		}
-		return nil, 0, errOpen
+		return nil, nil, 0, errOpen
 	}
 	queued := d.now()
 	epoch, err := d.limit.acquire(ctx)
@@ -481,14 +495,14 @@ func (d *doer) attempt(ctx context.Context, req *http.Request, body []byte, last
 		if probe {
 			d.breaker.abandon()
 		}
-		return nil, 0, err
+		return nil, nil, 0, err
 	}
 	sent := d.now()
 	d.obs.ObserveQueueWait(d.model, sent.Sub(queued).Seconds())
 	d.obs.InFlight(d.model, 1)
 	// Limits the endpoint stated while this request waited for its slot.
 	body = d.adapt.apply(req.URL.Path, body)
-	resp, retryAfter, err := d.send(ctx, req, body)
+	resp, data, retryAfter, err := d.send(ctx, req, body, buf)
 	d.obs.InFlight(d.model, -1)
 	d.obs.ObserveRequest(d.model, attemptOutcome(ctx, err), d.now().Sub(sent).Seconds())
 	var re *RequestError
@@ -506,9 +520,9 @@ func (d *doer) attempt(ctx context.Context, req *http.Request, body []byte, last
 			d.breaker.abandon()
 		}
 		if err == nil {
-			return resp, 0, nil
+			return resp, data, 0, nil
 		}
-		return nil, 0, ctx.Err()
+		return nil, nil, 0, ctx.Err()
 	case err == nil:
 		d.answered.Store(true)
 		d.outage.ok()
@@ -537,29 +551,37 @@ func (d *doer) attempt(ctx context.Context, req *http.Request, body []byte, last
 		}
 	}
 	d.breaker.done(probe, err == nil || (isRE && re.Permanent), d.now())
-	return resp, retryAfter, err
+	return resp, data, retryAfter, err
 }
 
-func (d *doer) send(ctx context.Context, req *http.Request, body []byte) (*http.Response, time.Duration, error) {
+func (d *doer) send(ctx context.Context, req *http.Request, body []byte, buf *[]byte) (*http.Response, []byte, time.Duration, error) {
 	actx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
-	r := req.Clone(actx)
+	// A shallow copy: the headers and URL are the caller's, which
+	// net/http reads and never changes.
+	r := req.WithContext(actx)
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	r.ContentLength = int64(len(body))
 	resp, err := d.hc.Do(r)
 	if err != nil {
-		return nil, 0, transportError(ctx, req, err, d.answered.Load(), d.timeout.String())
+		return nil, nil, 0, transportError(ctx, req, err, d.answered.Load(), d.timeout.String())
 	}
-	data, err := readSized(resp.Body, resp.ContentLength, maxResponseBytes)
+	var data []byte
+	if buf != nil {
+		data, err = readSizedInto((*buf)[:0], resp.Body, resp.ContentLength, maxResponseBytes)
+		*buf = data
+	} else {
+		data, err = readSized(resp.Body, resp.ContentLength, maxResponseBytes)
+	}
 	resp.Body.Close()
 	if err != nil {
-		return nil, 0, transportError(ctx, req, err, d.answered.Load(), d.timeout.String())
+		return nil, nil, 0, transportError(ctx, req, err, d.answered.Load(), d.timeout.String())
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		// Any reply is a sign of life, even a refusal.
 		d.answered.Store(true)
-		return nil, parseRetryAfter(resp.Header.Get("Retry-After"), d.now()),
+		return nil, nil, parseRetryAfter(resp.Header.Get("Retry-After"), d.now()),
 			statusError(req, resp.StatusCode, resp.Header, data)
 	}
 	// Log-probabilities some servers write as NaN or -Infinity, which
@@ -567,11 +589,9 @@ func (d *doer) send(ctx context.Context, req *http.Request, body []byte) (*http.
 	data = sanitiseNumbers(data)
 	if e, ok := errorInBody(req, resp.Header, data); ok {
 		d.answered.Store(true)
-		return nil, 0, e
+		return nil, nil, 0, e
 	}
-	resp.Body = io.NopCloser(bytes.NewReader(data))
-	resp.ContentLength = int64(len(data))
-	return resp, 0, nil
+	return resp, data, 0, nil
 }
 
 // sleepOr waits for d, for either channel to be closed, or for ctx to end.
@@ -620,24 +640,39 @@ func readBody(req *http.Request) ([]byte, error) {
 // 512 bytes: a request body or reply of a few KiB costs one allocation,
 // not four or five.
 func readSized(r io.Reader, n, limit int64) ([]byte, error) {
+	return readSizedInto(nil, r, n, limit)
+}
+
+// readSizedInto is readSized reading into dst's storage when it is large
+// enough (dst is empty).
+func readSizedInto(dst []byte, r io.Reader, n, limit int64) ([]byte, error) {
 	if n <= 0 || n > limit {
-		return io.ReadAll(io.LimitReader(r, limit))
+		if dst == nil {
+			return io.ReadAll(io.LimitReader(r, limit))
+		}
+		return readAllInto(dst, io.LimitReader(r, limit))
 	}
-	buf := make([]byte, n)
+	// One byte of room past n for the read that checks for more: a
+	// separate one-byte array would escape to the heap at every call.
+	var buf []byte
+	if int64(cap(dst)) > n {
+		buf = dst[:n]
+	} else {
+		buf = make([]byte, n, n+1)
+	}
 	if _, err := io.ReadFull(r, buf); err != nil {
 		return nil, err
 	}
 	// A body longer than announced is read whole, as ReadAll would.
-	var one [1]byte
 	for range 100 {
-		k, err := r.Read(one[:])
+		k, err := r.Read(buf[n : n+1])
 		switch {
 		case k > 0:
 			rest, err := io.ReadAll(io.LimitReader(r, limit-n-1))
 			if err != nil {
 				return nil, err
 			}
-			return append(append(buf, one[0]), rest...), nil
+			return append(buf[:n+1], rest...), nil
 		case err == io.EOF:
 			return buf, nil
 		case err != nil:
@@ -645,6 +680,41 @@ func readSized(r io.Reader, n, limit int64) ([]byte, error) {
 		}
 	}
 	return nil, io.ErrNoProgress
+}
+
+// readAllInto is io.ReadAll appending to dst.
+func readAllInto(b []byte, r io.Reader) ([]byte, error) {
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		k, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+k]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
+}
+
+// replyBufs are the buffers replies are read into on the model path (post):
+// a reply is decoded into fresh values and its buffer used again, not
+// left to the collector at every call.
+var replyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// maxReplyBuf bounds the buffers kept: one grown by a large reply (many
+// choices with their log-probabilities) is left to the collector.
+const maxReplyBuf = 256 << 10
+
+func getReplyBuf() *[]byte { return replyBufs.Get().(*[]byte) }
+
+func putReplyBuf(b *[]byte) {
+	if cap(*b) <= maxReplyBuf {
+		*b = (*b)[:0]
+		replyBufs.Put(b)
+	}
 }
 
 // addFields sets top-level fields of a JSON object body (appendFields).

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -128,6 +129,14 @@ func TestReadSized(t *testing.T) {
 			got, err := readSized(strings.NewReader(tt.body), tt.n, tt.limit)
 			if (err != nil) != tt.wantErr || (!tt.wantErr && string(got) != tt.want) {
 				t.Errorf("got %q, %v; want %q, error %v", got, err, tt.want, tt.wantErr)
+			}
+			// Into a reused buffer, too small, large enough and with old
+			// contents: the same.
+			for _, dst := range [][]byte{make([]byte, 0, 1), []byte("xxxxxxxxxxxxxxxxxxxxxxxx")[:0]} {
+				got, err := readSizedInto(dst, iotest.OneByteReader(strings.NewReader(tt.body)), tt.n, tt.limit)
+				if (err != nil) != tt.wantErr || (!tt.wantErr && string(got) != tt.want) {
+					t.Errorf("into a buffer of %d: got %q, %v; want %q, error %v", cap(dst), got, err, tt.want, tt.wantErr)
+				}
 			}
 		})
 	}

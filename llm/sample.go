@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"strings"
 
-	openai "github.com/sashabaranov/go-openai"
-
 	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/questionnaires"
 )
@@ -409,13 +407,13 @@ func (c *Client) strictRetry(ctx context.Context, q *agent.Question, p agent.Pro
 		msgs := chatMessages(p)
 		if prev != "" {
 			msgs = append(msgs,
-				openai.ChatCompletionMessage{Role: openai.ChatMessageRoleAssistant, Content: prev},
-				openai.ChatCompletionMessage{Role: openai.ChatMessageRoleUser, Content: strict})
+				chatMsg{role: "assistant", content: prev},
+				chatMsg{role: "user", content: strict})
 		} else {
 			// Two user turns in a row break chat templates that want
 			// the roles to alternate: the instruction joins the question.
 			last := &msgs[len(msgs)-1]
-			last.Content += "\n\n" + strict
+			last.content += "\n\n" + strict
 		}
 		resp, err := c.chat(ctx, c.chatRequest(msgs, 1, budget), q, seed)
 		if err != nil {
