@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/society-sim/society/questionnaires"
-	"github.com/society-sim/society/values"
 )
 
 // Prompt is a rendered chat prompt. System carries the value prefix, which
@@ -86,15 +85,6 @@ func Render(q *Question) Prompt {
 	u.WriteString("\n\n")
 	u.WriteString(Instruction(in))
 	return Prompt{System: Prefix(q.Persona), User: u.String()}
-}
-
-// Personas lists every persona of a style: the ten values and values.None.
-func Personas(style Style) []Persona {
-	out := make([]Persona, 0, values.N+1)
-	for _, v := range values.All() {
-		out = append(out, Persona{Value: v, Style: style})
-	}
-	return append(out, Persona{Value: values.None, Style: style})
 }
 
 // TestContext renders a questionnaire filled in earlier as the context of

@@ -131,7 +131,7 @@ func TestCacheKeyParameters(t *testing.T) {
 func questions(t testing.TB, from, to, samples int) []*agent.Question {
 	in := pvq(t)
 	var qs []*agent.Question
-	for _, p := range agent.Personas(agent.StyleDescription) {
+	for _, p := range allPersonas(agent.StyleDescription) {
 		for item := from; item < to; item++ {
 			for s := range samples {
 				qs = append(qs, &agent.Question{Persona: p, Instrument: in, Item: item, Sample: s})

@@ -189,7 +189,7 @@ func BenchmarkDistributionPhase(b *testing.B) {
 					b.Fatal(err)
 				}
 				var qs []*agent.Question
-				for _, p := range agent.Personas(agent.StyleDescription) {
+				for _, p := range allPersonas(agent.StyleDescription) {
 					for it := range in.Items {
 						qs = append(qs, &agent.Question{Persona: p, Instrument: in, Item: it})
 					}
@@ -201,7 +201,7 @@ func BenchmarkDistributionPhase(b *testing.B) {
 					done <- nil
 				}
 				var wg sync.WaitGroup
-				for _, p := range agent.Personas(agent.StyleDescription) {
+				for _, p := range allPersonas(agent.StyleDescription) {
 					for s := range agents {
 						wg.Add(1)
 						go func() {

@@ -67,7 +67,7 @@ type phase struct {
 	perPersona int
 }
 
-func (ph phase) personas() []agent.Persona { return agent.Personas(agent.StyleDescription) }
+func (ph phase) personas() []agent.Persona { return allPersonas(agent.StyleDescription) }
 
 // distinct is the phase's distinct questions, Sample the highest rank.
 func (ph phase) distinct() []*agent.Question {
@@ -319,7 +319,7 @@ func TestPrefetchPeakInFlight(t *testing.T) {
 			}
 			c := newClient(t, cfg)
 			var qs []*agent.Question
-			for _, p := range agent.Personas(agent.StyleDescription) {
+			for _, p := range allPersonas(agent.StyleDescription) {
 				for it := range tt.items {
 					qs = append(qs, &agent.Question{Persona: p, Instrument: in, Item: it})
 				}
@@ -494,7 +494,7 @@ func TestStartPrefetchPlansFirst(t *testing.T) {
 	cfg.Demand = func(agent.Persona) int { return 3 }
 	c := newClient(t, cfg)
 	var qs []*agent.Question
-	for _, p := range agent.Personas(agent.StyleDescription) {
+	for _, p := range allPersonas(agent.StyleDescription) {
 		qs = append(qs, &agent.Question{Persona: p, Instrument: in, Item: 0})
 	}
 	wait := c.StartPrefetch(context.Background(), qs)

@@ -40,7 +40,7 @@ func TestSyntheticPVQUnchanged(t *testing.T) {
 	in, _ := questionnaires.Builtin("pvq40")
 	h := sha256.New()
 	for i := range in.Items {
-		for _, p := range agent.Personas(agent.StyleDescription) {
+		for _, p := range allPersonas(agent.StyleDescription) {
 			for _, x := range s.Distribution(in, i, p) {
 				fmt.Fprintf(h, "%.9f,", math.Round(x*1e9)/1e9)
 			}

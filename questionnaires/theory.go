@@ -87,22 +87,6 @@ func (t Template) Centre() float64 {
 	return math.Atan2(y, x)
 }
 
-// Resultant is the mean resultant length of the anchors' unit vectors on
-// the circle (Mardia & Jupp 2000, Directional Statistics, §2.3.1): 1 for a
-// single anchor, cos(18°·k) for two anchors k steps apart, 0 for opposite
-// anchors, whose centre is then set by rounding alone.
-func (t Template) Resultant() float64 {
-	if len(t.Anchors) == 0 {
-		return 0
-	}
-	var x, y float64
-	for _, v := range t.Anchors {
-		x += math.Cos(v.Angle())
-		y += math.Sin(v.Angle())
-	}
-	return math.Hypot(x, y) / float64(len(t.Anchors))
-}
-
 // Loadings is the expected correlation of the behaviour with each value in
 // circular order.
 func (t Template) Loadings() [values.N]float64 {
