@@ -28,6 +28,9 @@ type Engine struct {
 	// starts at start (the program's build, the host); the engine adds the
 	// models and the end, and the results record it.
 	Provenance func(id string, start time.Time) *analysis.Run
+	// NoPrefetch leaves every question to the agent that asks it (see
+	// Loop.Prefetch): the answers are the same, only slower to come.
+	NoPrefetch bool
 }
 
 // Result is what a run that wrote its results reports.
@@ -77,7 +80,7 @@ func (e *Engine) run(ctx context.Context, sc *scenarios.Scenario, out string, ob
 		return nil, err
 	}
 	lay.Dispatcher = d
-	loop := &Loop{Layout: lay, Observer: obs}
+	loop := &Loop{Layout: lay, Observer: obs, Prefetch: !e.NoPrefetch}
 	col, err := loop.Run(ctx)
 	// Stop intake and drain the transport before the analysis.
 	if cerr := closeD(); err == nil && cerr != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/analysis"
 	"github.com/society-sim/society/questionnaires"
+	"github.com/society-sim/society/values"
 )
 
 // Task asks the agents of one shard to answer items of an instrument with
@@ -173,6 +174,22 @@ type Loop struct {
 	// handed out again (a distributed run whose hosts lost tasks).
 	Stall time.Duration
 	Log   *slog.Logger // nil: no log
+	// Prefetch says that the plan's models are those the agents ask (a
+	// run whose agents live in this process): at the start of each
+	// questionnaire phase (not a game round) the loop has every model
+	// that is a Prefetcher fetch the phase's distinct questions ahead of
+	// the agents, and stops it when the phase ends.
+	Prefetch bool
+}
+
+// Prefetcher is a model that can fetch a phase's questions before its
+// agents ask them, so that as many requests are in flight as the model
+// allows instead of one per persona or agent (llm.Client). Prefetch must
+// leave every answer as the agents' own questions would have made it;
+// its error only means the agents ask for themselves what it could not
+// fetch.
+type Prefetcher interface {
+	Prefetch(ctx context.Context, qs []*agent.Question) error
 }
 
 // stallEvery is how often a phase checks whether its answers stalled.
@@ -243,39 +260,139 @@ func (l *Loop) Run(ctx context.Context) (*analysis.Collector, error) {
 			}
 		}
 		obs.Phase(PhaseStart{Plans: ph.Plans, Shards: lay.Shards, Rounds: p.games.recorded()})
-		if err := l.dispatch(runCtx, ph, have); err != nil {
-			if runCtx.Err() != nil {
-				return nil, cause(runCtx)
-			}
+		stop := func() {}
+		if l.Prefetch && ph.tasks == nil {
+			stop = l.prefetch(runCtx, missingTasks(ph, have, p.Styles, lay.Shards, n), log)
+		}
+		err := l.phase(runCtx, ph, col, have, tick, log)
+		stop()
+		if err != nil {
 			return nil, err
 		}
-		last, lastMove := int64(-1), time.Now()
-		for !phaseDone(col, ph) {
-			select {
-			case <-col.Notify():
-			case <-runCtx.Done():
-				return nil, cause(runCtx)
-			case <-tick:
-				_, v, i := col.Counts()
-				answered := v + i
-				if answered != last {
-					last, lastMove = answered, time.Now()
-					continue
-				}
-				if time.Since(lastMove) < l.Stall {
-					continue
-				}
-				lastMove = time.Now()
-				if idle, err := d.Idle(runCtx); err == nil && idle && !phaseDone(col, ph) {
-					log.Warn("answers are missing and no task is queued; handing the missing work out again", "run", lay.ID)
-					if err := l.dispatch(runCtx, ph, have); err != nil {
-						return nil, err
-					}
+	}
+	return col, nil
+}
+
+// phase hands out ph's missing tasks and waits until its answers are
+// stored, handing its missing work out again when they stall.
+func (l *Loop) phase(runCtx context.Context, ph Phase, col *analysis.Collector, have *batchSet, tick <-chan time.Time, log *slog.Logger) error {
+	d := l.Layout.Dispatcher
+	if err := l.dispatch(runCtx, ph, have); err != nil {
+		if runCtx.Err() != nil {
+			return cause(runCtx)
+		}
+		return err
+	}
+	last, lastMove := int64(-1), time.Now()
+	for !phaseDone(col, ph) {
+		select {
+		case <-col.Notify():
+		case <-runCtx.Done():
+			return cause(runCtx)
+		case <-tick:
+			_, v, i := col.Counts()
+			answered := v + i
+			if answered != last {
+				last, lastMove = answered, time.Now()
+				continue
+			}
+			if time.Since(lastMove) < l.Stall {
+				continue
+			}
+			lastMove = time.Now()
+			if idle, err := d.Idle(runCtx); err == nil && idle && !phaseDone(col, ph) {
+				log.Warn("answers are missing and no task is queued; handing the missing work out again", "run", l.Layout.ID)
+				if err := l.dispatch(runCtx, ph, have); err != nil {
+					return err
 				}
 			}
 		}
 	}
-	return col, nil
+	return nil
+}
+
+// prefetch starts, for every model of tasks that is a Prefetcher, the
+// fetch of the tasks' distinct questions, and returns what stops it:
+// the phase's answers are all in by then, so what it has not fetched is
+// no longer needed. Its errors are logged: the agents ask for what it
+// could not fetch and report their own errors.
+func (l *Loop) prefetch(ctx context.Context, tasks []Task, log *slog.Logger) (stop func()) {
+	p := l.Layout.Plan
+	qs := phaseQuestions(p, tasks, l.Layout.Shards)
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for model, q := range qs {
+		pf, ok := p.Models[model].(Prefetcher)
+		if !ok {
+			continue
+		}
+		wg.Go(func() {
+			if err := pf.Prefetch(ctx, q); err != nil && ctx.Err() == nil {
+				log.Warn("prefetch of the phase's questions", "run", l.Layout.ID, "model", model, "err", err)
+			}
+		})
+	}
+	return func() {
+		cancel()
+		wg.Wait()
+	}
+}
+
+// questionKey is a question as a model sees it, the agent's rank apart.
+type questionKey struct {
+	persona    agent.Persona
+	instrument string
+	item       int
+	round      int
+}
+
+// phaseQuestions lists, per model, the distinct questions the agents of
+// tasks will ask, as they ask them (the persona's style set to the
+// task's), each with the highest rank (Sample) among the agents asking
+// it. Game tasks are left out.
+func phaseQuestions(p *Plan, tasks []Task, shards int) map[string][]*agent.Question {
+	pool := p.Study.Pool
+	n := pool.Size()
+	top := map[string]map[questionKey]int{}
+	for _, t := range tasks {
+		if t.Game != nil {
+			continue
+		}
+		lo, hi := ShardBounds(t.Shard, n, shards)
+		ranks := map[values.Value]int{}
+		for id := lo; id < hi; id++ {
+			v := pool.Persona[id]
+			if r, ok := ranks[v]; !ok || int(pool.Rank[id]) > r {
+				ranks[v] = int(pool.Rank[id])
+			}
+		}
+		m := top[t.Model]
+		if m == nil {
+			m = map[questionKey]int{}
+			top[t.Model] = m
+		}
+		for v, r := range ranks {
+			for _, it := range t.Items {
+				k := questionKey{agent.Persona{Value: v, Style: t.Style}, t.Instrument, it, t.Round}
+				if old, ok := m[k]; !ok || r > old {
+					m[k] = r
+				}
+			}
+		}
+	}
+	out := map[string][]*agent.Question{}
+	for model, m := range top {
+		qs := make([]*agent.Question, 0, len(m))
+		for k, r := range m {
+			in, ok := p.Instrument(k.instrument)
+			if !ok {
+				continue
+			}
+			qs = append(qs, &agent.Question{Persona: k.persona, Instrument: in, Item: k.item, Sample: r, Round: k.round})
+		}
+		out[model] = qs
+	}
+	return out
 }
 
 // dispatch hands out the tasks of ph still missing answers.
