@@ -57,9 +57,9 @@ func cmdAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	defer srv.close()
 	log := roleLogger(stderr, *verbose).With("role", "analyze", "name", *name)
-	nc, js, reg, err := joinCluster(ctx, nf, "analyze", log)
+	nc, js, reg, err := nf.Join(ctx, "analyze", log)
 	if err != nil || reg == nil {
-		return err
+		return usageOf(err)
 	}
 	defer bus.Drain(nc)
 	m := srv.metricsOf()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/society-sim/society/bus"
+	"github.com/society-sim/society/llm"
 	"github.com/society-sim/society/scenarios"
 )
 
@@ -38,7 +39,7 @@ func addRunDistFlags(fs *flag.FlagSet) *runDistFlags {
 func (d *runDistFlags) active() bool { return d.nats.Set() || d.resume != "" || d.fresh }
 
 // cmdRunDistributed is "society run --nats URL": the orchestrator role.
-func cmdRunDistributed(ctx context.Context, d *runDistFlags, pos []string, out string, force, quiet bool, cache *cacheFlags, metricsAddr string, metricsLinger time.Duration, stdout, stderr io.Writer) error {
+func cmdRunDistributed(ctx context.Context, d *runDistFlags, pos []string, out string, force, quiet bool, cache *llm.CacheFlags, metricsAddr string, metricsLinger time.Duration, stdout, stderr io.Writer) error {
 	switch {
 	case !d.nats.Set():
 		return fmt.Errorf("%w: --resume and --fresh need --nats URL: the embedded server keeps nothing after a run", errUsage)
@@ -80,7 +81,7 @@ func cmdRunDistributed(ctx context.Context, d *runDistFlags, pos []string, out s
 	}
 	defer obs.close()
 	cfg := distConfig{
-		NATS: d.nats, Scenario: sc, Resume: d.resume, Fresh: d.fresh, CacheDir: cache.dir, CacheMode: cache.mode(), SharedCacheBytes: cache.sharedBytes(), Out: out, Force: force,
+		NATS: d.nats, Scenario: sc, Resume: d.resume, Fresh: d.fresh, CacheDir: cache.Dir, CacheMode: cache.Mode(), SharedCacheBytes: cache.SharedBytes(), Out: out, Force: force,
 		Queue:    bus.TaskQueueOptions{AckWait: d.ackWait, MaxDeliver: d.maxDeliver, Replicas: d.replicas},
 		Progress: progress, Log: roleLogger(stderr, d.verbose).With("role", "run"), Stderr: stderr,
 	}
