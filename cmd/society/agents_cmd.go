@@ -60,7 +60,7 @@ func cmdAgents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	defer srv.close()
+	defer srv.Close()
 	log := roleLogger(stderr, *verbose).With("role", "agents", "host", *name)
 	nc, js, reg, err := nf.Join(ctx, "agents", log)
 	if err != nil || reg == nil {
@@ -76,7 +76,7 @@ func cmdAgents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			shared = kv
 		}
 	}
-	m := srv.metricsOf()
+	m := srv.Metrics()
 	h := &bus.AgentHost{JS: js, Reg: reg, Log: log, Name: *name, Concurrency: *tasks, Only: *only,
 		Models: func(_ string, log *slog.Logger) (bus.HostModels, func()) {
 			models := newModelSets(cache.Dir, modelObserver(m), log).WithCache(cache.Mode(), shared)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/society-sim/society/bus"
 	"github.com/society-sim/society/llm"
+	"github.com/society-sim/society/metrics"
 	"github.com/society-sim/society/results"
 	"github.com/society-sim/society/scenarios"
 	"github.com/society-sim/society/sim"
@@ -109,16 +110,20 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	default:
 		lines = newProgressLog(stderr, prog.mode == progressJSON, prog.every)
 	}
-	obs, err := startRunMetrics(ctx, *metricsAddr, stderr)
+	srv, err := startMetrics(ctx, *metricsAddr, stderr)
 	if err != nil {
 		return err
 	}
-	defer obs.close()
+	defer srv.Close()
+	live := metrics.Follow(ctx, srv.Metrics())
+	defer live.Finish(nil)
 	cfg := runConfig{Scenario: sc, Out: dir, Progress: progress, Log: stderr, CacheDir: cache.Dir, CacheMode: cache.Mode(), Lines: lines}
-	obs.wire(&cfg)
+	if m := srv.Metrics(); m != nil {
+		cfg.Observer, cfg.Model, cfg.BadMessage = live.Observer(), m, m.BadMessage
+	}
 	res, err := runScenario(ctx, cfg)
 	if res != nil {
-		obs.finish(res.Outcome)
+		live.Finish(res.Outcome)
 	}
 	if err != nil {
 		return err
@@ -127,7 +132,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := runVerdict(stderr, &res.Outcome.Results, dir); err != nil {
 		return err
 	}
-	obs.linger(ctx, *metricsLinger, stderr)
+	srv.Linger(ctx, *metricsLinger, stderr)
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/society-sim/society/bus"
 	"github.com/society-sim/society/llm"
+	"github.com/society-sim/society/metrics"
 	"github.com/society-sim/society/scenarios"
 )
 
@@ -75,28 +76,32 @@ func cmdRunDistributed(ctx context.Context, d *runDistFlags, pos []string, out s
 	if !quiet && isTerminal(stderr) {
 		progress = stderr
 	}
-	obs, err := startRunMetrics(ctx, metricsAddr, stderr)
+	srv, err := startMetrics(ctx, metricsAddr, stderr)
 	if err != nil {
 		return err
 	}
-	defer obs.close()
+	defer srv.Close()
+	live := metrics.Follow(ctx, srv.Metrics())
+	defer live.Finish(nil)
 	cfg := distConfig{
 		NATS: d.nats, Scenario: sc, Resume: d.resume, Fresh: d.fresh, CacheDir: cache.Dir, CacheMode: cache.Mode(), SharedCacheBytes: cache.SharedBytes(), Out: out, Force: force,
 		Queue:    bus.TaskQueueOptions{AckWait: d.ackWait, MaxDeliver: d.maxDeliver, Replicas: d.replicas},
 		Progress: progress, Log: roleLogger(stderr, d.verbose).With("role", "run"), Stderr: stderr,
 	}
-	obs.wireDist(&cfg)
+	if m := srv.Metrics(); m != nil {
+		cfg.Observer, cfg.BadMessage = live.Observer(), m.BadMessage
+	}
 	res, err := runDistributed(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	obs.finish(res.Outcome)
+	live.Finish(res.Outcome)
 	printDistSummary(stdout, res)
 	if res.Outcome != nil {
 		if err := runVerdict(stderr, &res.Outcome.Results, res.Record.Dir); err != nil {
 			return err
 		}
 	}
-	obs.linger(ctx, metricsLinger, stderr)
+	srv.Linger(ctx, metricsLinger, stderr)
 	return nil
 }
