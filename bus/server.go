@@ -9,7 +9,10 @@
 // registers a run and drives sim's loop over the Queue, AgentHost serves
 // the registered runs' tasks, and Analyst turns a run's answers into its
 // results directory. What they need of the models they take through ports
-// (HostModels, sim.Backends) that cmd/society wires to llm.
+// (HostModels, sim.Backends) that cmd/society wires to llm. Every role
+// reaches the cluster the same way (Flags, Flags.Connect, Flags.Join) and
+// shares the cluster's model reply bucket (OpenReplies), which the model
+// cache takes as its shared tier.
 //
 // It is an adapter: it imports the domain packages (agent, questionnaires,
 // values, analysis, results, sim) and never another adapter (llm,

@@ -1,6 +1,7 @@
 // Package llm owns the model backends behind agent.Model: the built-in
 // synthetic respondents, the OpenAI-compatible client and the response
-// cache. The fake server that serves the synthetic respondents over HTTP is
+// cache, with the cache's command-line options (CacheFlags). The fake
+// server that serves the synthetic respondents over HTTP is
 // llm/modelserver. It imports the domain packages (never analysis or
 // results: the synthetic respondents take their theory templates from
 // questionnaires) and never another adapter (bus, metrics).

@@ -5,11 +5,14 @@
 // backend, mode and synthetic flag): never one series per agent.
 //
 // Live is a run's sim.Observer: it turns the run's events into the live
-// figures (progress, agents at work, values similarity so far).
+// figures (progress, agents at work, values similarity so far); a
+// Follower keeps them fresh while the run lasts, whether this process
+// drives the run (Follow) or only reads its answers (FollowAnswers).
+// Endpoint is the /metrics server every role starts the same way.
 //
 // It is an adapter: it may import the domain packages (sim among them) and
-// client_golang, never bus or llm. Callers hand it a prometheus.Registerer; it keeps no
-// global state.
+// client_golang, never bus or llm. New takes a prometheus.Registerer (an
+// Endpoint makes a registry of its own); it keeps no global state.
 package metrics
 
 import (

@@ -33,7 +33,7 @@ func cmdAgents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	name := fs.String("name", fmt.Sprintf("%s-%d", host, os.Getpid()), "this host's name in logs and dead-letter records")
 	tasks := fs.Int("tasks", 4, "tasks served at once (each is one shard's agents answering one questionnaire)")
 	only := fs.String("run", "", "serve only the run `ID` (default: every run)")
-	cache := addCacheFlags(fs, "shared by the runs this host serves")
+	cache := llm.AddCacheFlags(fs, "shared by the runs this host serves")
 	verbose := fs.Bool("v", false, "log every step")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics on `ADDR` (HOST:PORT; :PORT binds 127.0.0.1) while the service runs")
 	pos, err := parseFlags(fs, args)
@@ -53,31 +53,33 @@ func cmdAgents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if len(problems) > 0 {
 		return fmt.Errorf("%w: %s", errUsage, strings.Join(problems, "; "))
 	}
-	if err := cache.check(); err != nil {
-		return err
+	if err := cache.Check(); err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	srv, err := startMetrics(ctx, *metricsAddr, stderr)
 	if err != nil {
 		return err
 	}
-	defer srv.close()
+	defer srv.Close()
 	log := roleLogger(stderr, *verbose).With("role", "agents", "host", *name)
-	nc, js, reg, err := joinCluster(ctx, nf, "agents", log)
+	nc, js, reg, err := nf.Join(ctx, "agents", log)
 	if err != nil || reg == nil {
-		return err
+		return usageOf(err)
 	}
 	defer bus.Drain(nc)
 	log.Info("agent host ready; waiting for runs")
 	// The shared tier is the cluster's reply bucket, opened once for every
 	// run the host serves.
 	var shared llm.Store
-	if kv := openReplies(ctx, js, cache.mode(), cache.sharedBytes(), log); kv != nil {
-		shared = kv
+	if cache.Mode() != llm.CacheOff {
+		if kv := bus.OpenReplies(ctx, js, cache.SharedBytes(), log); kv != nil {
+			shared = kv
+		}
 	}
-	m := srv.metricsOf()
+	m := srv.Metrics()
 	h := &bus.AgentHost{JS: js, Reg: reg, Log: log, Name: *name, Concurrency: *tasks, Only: *only,
 		Models: func(_ string, log *slog.Logger) (bus.HostModels, func()) {
-			models := newModelSets(cache.dir, modelObserver(m), log).WithCache(cache.mode(), shared)
+			models := newModelSets(cache.Dir, modelObserver(m), log).WithCache(cache.Mode(), shared)
 			return hostModels{models.Set()}, models.Close
 		},
 		Follow: func(rec bus.RunRecord, sc *scenarios.Scenario, p *sim.Plan) func() {

@@ -10,6 +10,7 @@ import (
 	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/analysis"
 	"github.com/society-sim/society/bus"
+	"github.com/society-sim/society/metrics"
 	"github.com/society-sim/society/sim"
 )
 
@@ -55,22 +56,22 @@ func cmdAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	defer srv.close()
+	defer srv.Close()
 	log := roleLogger(stderr, *verbose).With("role", "analyze", "name", *name)
-	nc, js, reg, err := joinCluster(ctx, nf, "analyze", log)
+	nc, js, reg, err := nf.Join(ctx, "analyze", log)
 	if err != nil || reg == nil {
-		return err
+		return usageOf(err)
 	}
 	defer bus.Drain(nc)
-	m := srv.metricsOf()
+	m := srv.Metrics()
 	a := &bus.Analyst{NC: nc, JS: js, Reg: reg, Log: log, Name: *name, Out: *out, Only: *only, RunBlock: distributedRun,
 		Backends: func() (sim.Backends, func()) {
 			models := newModelSets("", nil, nil)
 			return models.Backends(), models.Close
 		},
 		Follow: func(ctx context.Context, l sim.Layout, col *analysis.Collector) (func(*agent.Batch) error, func(*analysis.Outcome)) {
-			live := followRun(ctx, m, l)
-			return live.sink(col), live.finish
+			live := metrics.FollowAnswers(ctx, m, l)
+			return live.Sink(col), live.Finish
 		}}
 	log.Info("analysis service ready; waiting for runs")
 	err = a.Serve(ctx)

@@ -11,12 +11,10 @@ import (
 	"runtime/pprof"
 	"strings"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/society-sim/society/bus"
 	"github.com/society-sim/society/llm"
 	"github.com/society-sim/society/progress"
+	"github.com/society-sim/society/metrics"
 	"github.com/society-sim/society/results"
 	"github.com/society-sim/society/scenarios"
 	"github.com/society-sim/society/sim"
@@ -58,7 +56,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	force := fs.Bool("force", false, "let --out replace whatever it names (a file, a non-empty directory, another study's results)")
 	quiet := fs.Bool("quiet", false, "no progress display")
 	prog := progress.AddFlags(fs)
-	cache := addCacheFlags(fs, "reruns make no model calls")
+	cache := llm.AddCacheFlags(fs, "reruns make no model calls")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to `FILE` (for performance work)")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics on `ADDR` (HOST:PORT; :PORT binds 127.0.0.1) while the run lasts")
 	metricsLinger := fs.Duration("metrics-linger", 0, "keep serving metrics this `LONG` after the run, so a last scrape sees the final values")
@@ -77,8 +75,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if len(pos) > 1 {
 		return fmt.Errorf("%w: run takes one scenario, got %d", errUsage, len(pos))
 	}
-	if err := cache.check(); err != nil {
-		return err
+	if err := cache.Check(); err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	if dist.active() {
 		return cmdRunDistributed(ctx, dist, pos, *out, *force, *quiet, cache, *metricsAddr, *metricsLinger, stdout, stderr)
@@ -109,16 +107,20 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if !*quiet {
 		bar, lines = prog.Display(stderr)
 	}
-	obs, err := startRunMetrics(ctx, *metricsAddr, stderr)
+	srv, err := startMetrics(ctx, *metricsAddr, stderr)
 	if err != nil {
 		return err
 	}
-	defer obs.close()
-	cfg := runConfig{Scenario: sc, Out: dir, Progress: bar, Log: stderr, CacheDir: cache.dir, CacheMode: cache.mode(), Lines: lines}
-	obs.wire(&cfg)
+	defer srv.Close()
+	live := metrics.Follow(ctx, srv.Metrics())
+	defer live.Finish(nil)
+	cfg := runConfig{Scenario: sc, Out: dir, Progress: bar, Log: stderr, CacheDir: cache.Dir, CacheMode: cache.Mode(), Lines: lines}
+	if m := srv.Metrics(); m != nil {
+		cfg.Observer, cfg.Model, cfg.BadMessage = live.Observer(), m, m.BadMessage
+	}
 	res, err := runScenario(ctx, cfg)
 	if res != nil {
-		obs.finish(res.Outcome)
+		live.Finish(res.Outcome)
 	}
 	if err != nil {
 		return err
@@ -127,7 +129,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := runVerdict(stderr, &res.Outcome.Results, dir); err != nil {
 		return err
 	}
-	obs.linger(ctx, *metricsLinger, stderr)
+	srv.Linger(ctx, *metricsLinger, stderr)
 	return nil
 }
 
@@ -160,92 +162,6 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%s: ok (scenario %q, %d agents, %d model(s), %d questionnaire(s))\n",
 		pos[0], sc.Name, sc.Population.Size, len(sc.Models), len(sc.Questionnaires))
-	return nil
-}
-
-// cacheFlags are the model cache options of the roles that ask models.
-type cacheFlags struct {
-	dir      string
-	modeFlag cacheModeFlag
-	off      bool
-	// sharedMiB bounds the cluster's shared reply bucket (runs with
-	// --nats and agent hosts).
-	sharedMiB int64
-}
-
-func addCacheFlags(fs *flag.FlagSet, dirNote string) *cacheFlags {
-	c := &cacheFlags{}
-	fs.StringVar(&c.dir, "cache", "", "model response cache `DIR` (default: the user's cache directory); "+dirNote)
-	fs.Var(&c.modeFlag, "cache-mode", "what the run does with the model response cache: read-write (default), read (use stored replies, store none), write (store fresh replies, use none stored before) or off")
-	fs.BoolVar(&c.off, "no-cache", false, "neither read nor write the model response cache (--cache-mode off)")
-	fs.Int64Var(&c.sharedMiB, "shared-cache-mib", defaultRepliesBytes>>20, "with --nats: bound in `MiB` of the cluster's shared model reply bucket (society-replies), created by the first role that needs it")
-	return c
-}
-
-// check refuses contradictory or impossible settings.
-func (c *cacheFlags) check() error {
-	if c.off && c.modeFlag.set && c.modeFlag.mode != llm.CacheOff {
-		return fmt.Errorf("%w: --no-cache and --cache-mode %s contradict each other", errUsage, c.modeFlag.mode)
-	}
-	if c.sharedMiB <= 0 {
-		return fmt.Errorf("%w: --shared-cache-mib: must be positive, got %d", errUsage, c.sharedMiB)
-	}
-	return nil
-}
-
-func (c *cacheFlags) mode() llm.CacheMode {
-	if c.off {
-		return llm.CacheOff
-	}
-	return c.modeFlag.mode
-}
-
-// sharedBytes is the bound of the shared reply bucket.
-func (c *cacheFlags) sharedBytes() int64 { return c.sharedMiB << 20 }
-
-// openReplies opens the cluster's shared reply bucket (at most maxBytes,
-// 0 for defaultRepliesBytes), the shared tier of the model cache of every
-// agent host and orchestrator on the cluster; nil when mode uses no store.
-// The bucket only saves calls: when it cannot be opened the process warns
-// and goes on without it.
-func openReplies(ctx context.Context, js jetstream.JetStream, mode llm.CacheMode, maxBytes int64, log *slog.Logger) *bus.KVStore {
-	if mode == llm.CacheOff {
-		return nil
-	}
-	if maxBytes == 0 {
-		maxBytes = defaultRepliesBytes
-	}
-	kv, err := bus.NewKVStore(ctx, js, repliesBucket, maxBytes)
-	if err != nil {
-		log.Warn("shared model cache unavailable; each host pays for its own replies", "err", err)
-		return nil
-	}
-	return kv
-}
-
-// repliesBucket is the cluster's shared model reply bucket: one per
-// cluster, kept across runs.
-const repliesBucket = "society-replies"
-
-// defaultRepliesBytes bounds the shared reply bucket unless told: about
-// two million replies of distribution mode (~500 bytes each).
-const defaultRepliesBytes = 1 << 30
-
-// cacheModeFlag is --cache-mode: a mode read by llm.ParseCacheMode, and
-// whether it was given.
-type cacheModeFlag struct {
-	mode llm.CacheMode
-	set  bool
-}
-
-func (f *cacheModeFlag) String() string { return f.mode.String() }
-
-func (f *cacheModeFlag) Set(s string) error {
-	m, err := llm.ParseCacheMode(s)
-	if err != nil {
-		return err
-	}
-	f.mode, f.set = m, true
 	return nil
 }
 
@@ -311,45 +227,13 @@ func checkOut(dir, name string, force bool) error {
 	return nil
 }
 
-// connectNATS connects a role to the cluster named by the flags; options
-// the flags cannot make are bad input.
-func connectNATS(ctx context.Context, f *bus.Flags, role string, log *slog.Logger) (*nats.Conn, error) {
-	host, _ := os.Hostname()
-	o, err := f.Options(fmt.Sprintf("society-%s@%s", role, host), os.Getenv, log)
-	if err != nil {
-		return nil, fmt.Errorf("%w: --nats: %w", errUsage, err)
+// usageOf marks what bus reports as bad --nats flags as a usage error
+// (exit status 2).
+func usageOf(err error) error {
+	if errors.Is(err, bus.ErrBadFlags) {
+		return fmt.Errorf("%w: %w", errUsage, err)
 	}
-	log.Info("connecting to nats", "nats", o.String())
-	nc, err := bus.Connect(ctx, o)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, err
-	}
-	return nc, nil
-}
-
-// joinCluster connects a long-running role (agent host, analysis service)
-// to the cluster and opens the run registry, waiting for the registry to
-// exist. A nil registry with a nil error means ctx ended first. The caller
-// closes the connection with bus.Drain.
-func joinCluster(ctx context.Context, f *bus.Flags, role string, log *slog.Logger) (*nats.Conn, jetstream.JetStream, *bus.Registry, error) {
-	nc, err := connectNATS(ctx, f, role, log)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		bus.Drain(nc)
-		return nil, nil, nil, err
-	}
-	reg, err := bus.OpenRegistryWait(ctx, js, log)
-	if err != nil || reg == nil {
-		bus.Drain(nc)
-		return nil, nil, nil, err
-	}
-	return nc, js, reg, nil
+	return err
 }
 
 // roleLogger writes a role's log lines (text, one per line) to w.

@@ -55,32 +55,6 @@ func TestModelServerFlags(t *testing.T) {
 	}
 }
 
-func TestModelServerCheckAddr(t *testing.T) {
-	cases := []struct {
-		addr   string
-		public bool
-		ok     bool
-	}{
-		{"127.0.0.1:8000", false, true},
-		{"127.0.0.2:8000", false, true},
-		{"[::1]:8000", false, true},
-		{"localhost:8000", false, true},
-		{"0.0.0.0:8000", false, false},
-		{"0.0.0.0:8000", true, true},
-		{":8000", true, true},
-		{"192.168.1.5:8000", false, false},
-		{"[::]:8000", false, false},
-	}
-	for _, c := range cases {
-		t.Run(c.addr, func(t *testing.T) {
-			err := modelServerCheckAddr(c.addr, c.public)
-			if (err == nil) != c.ok {
-				t.Errorf("public=%v: got %v, want ok=%v", c.public, err, c.ok)
-			}
-		})
-	}
-}
-
 // TestModelServerServes runs the command on a free loopback port, asks it
 // a question and stops it as a signal would.
 func TestModelServerServes(t *testing.T) {

@@ -39,7 +39,7 @@ type distConfig struct {
 	Queue    bus.TaskQueueOptions
 	CacheDir string
 	// CacheMode is what the run does with the model cache; the cluster's
-	// shared reply bucket (at most SharedCacheBytes, 0 for the default)
+	// shared reply bucket (at most SharedCacheBytes)
 	// is its shared tier, and is copied to the cache's file at the end.
 	CacheMode        llm.CacheMode
 	SharedCacheBytes int64
@@ -69,9 +69,9 @@ type distResult struct {
 func runDistributed(ctx context.Context, cfg distConfig) (*distResult, error) {
 	start := time.Now()
 	log := cfg.Log
-	nc, err := connectNATS(ctx, cfg.NATS, "run", log)
+	nc, err := cfg.NATS.Connect(ctx, "run", log)
 	if err != nil {
-		return nil, err
+		return nil, usageOf(err)
 	}
 	defer bus.Drain(nc)
 	js, err := jetstream.New(nc)
@@ -110,7 +110,10 @@ func runDistributed(ctx context.Context, cfg distConfig) (*distResult, error) {
 	// calibration (run in this process) are settled first, so that the
 	// resolved scenario every host builds its agents from holds what the
 	// run really uses.
-	replies := openReplies(ctx, js, cfg.CacheMode, cfg.SharedCacheBytes, log)
+	var replies *bus.KVStore
+	if cfg.CacheMode != llm.CacheOff {
+		replies = bus.OpenReplies(ctx, js, cfg.SharedCacheBytes, log)
+	}
 	var shared llm.Store
 	if replies != nil {
 		shared = replies

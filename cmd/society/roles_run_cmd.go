@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/society-sim/society/bus"
+	"github.com/society-sim/society/llm"
+	"github.com/society-sim/society/metrics"
 	"github.com/society-sim/society/progress"
 	"github.com/society-sim/society/scenarios"
 )
@@ -39,7 +41,7 @@ func addRunDistFlags(fs *flag.FlagSet) *runDistFlags {
 func (d *runDistFlags) active() bool { return d.nats.Set() || d.resume != "" || d.fresh }
 
 // cmdRunDistributed is "society run --nats URL": the orchestrator role.
-func cmdRunDistributed(ctx context.Context, d *runDistFlags, pos []string, out string, force, quiet bool, cache *cacheFlags, metricsAddr string, metricsLinger time.Duration, stdout, stderr io.Writer) error {
+func cmdRunDistributed(ctx context.Context, d *runDistFlags, pos []string, out string, force, quiet bool, cache *llm.CacheFlags, metricsAddr string, metricsLinger time.Duration, stdout, stderr io.Writer) error {
 	switch {
 	case !d.nats.Set():
 		return fmt.Errorf("%w: --resume and --fresh need --nats URL: the embedded server keeps nothing after a run", errUsage)
@@ -75,28 +77,32 @@ func cmdRunDistributed(ctx context.Context, d *runDistFlags, pos []string, out s
 	if !quiet && progress.IsTerminal(stderr) {
 		bar = stderr
 	}
-	obs, err := startRunMetrics(ctx, metricsAddr, stderr)
+	srv, err := startMetrics(ctx, metricsAddr, stderr)
 	if err != nil {
 		return err
 	}
-	defer obs.close()
+	defer srv.Close()
+	live := metrics.Follow(ctx, srv.Metrics())
+	defer live.Finish(nil)
 	cfg := distConfig{
-		NATS: d.nats, Scenario: sc, Resume: d.resume, Fresh: d.fresh, CacheDir: cache.dir, CacheMode: cache.mode(), SharedCacheBytes: cache.sharedBytes(), Out: out, Force: force,
+		NATS: d.nats, Scenario: sc, Resume: d.resume, Fresh: d.fresh, CacheDir: cache.Dir, CacheMode: cache.Mode(), SharedCacheBytes: cache.SharedBytes(), Out: out, Force: force,
 		Queue:    bus.TaskQueueOptions{AckWait: d.ackWait, MaxDeliver: d.maxDeliver, Replicas: d.replicas},
 		Progress: bar, Log: roleLogger(stderr, d.verbose).With("role", "run"), Stderr: stderr,
 	}
-	obs.wireDist(&cfg)
+	if m := srv.Metrics(); m != nil {
+		cfg.Observer, cfg.BadMessage = live.Observer(), m.BadMessage
+	}
 	res, err := runDistributed(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	obs.finish(res.Outcome)
+	live.Finish(res.Outcome)
 	printDistSummary(stdout, res)
 	if res.Outcome != nil {
 		if err := runVerdict(stderr, &res.Outcome.Results, res.Record.Dir); err != nil {
 			return err
 		}
 	}
-	obs.linger(ctx, metricsLinger, stderr)
+	srv.Linger(ctx, metricsLinger, stderr)
 	return nil
 }
