@@ -13,8 +13,8 @@ import (
 
 	"github.com/society-sim/society/bus"
 	"github.com/society-sim/society/llm"
-	"github.com/society-sim/society/progress"
 	"github.com/society-sim/society/metrics"
+	"github.com/society-sim/society/progress"
 	"github.com/society-sim/society/results"
 	"github.com/society-sim/society/scenarios"
 	"github.com/society-sim/society/sim"
