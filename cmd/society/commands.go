@@ -105,6 +105,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var bar io.Writer
 	var lines *progress.Log
 	if !*quiet {
+		if err := planBlock(ctx, sc, stderr); err != nil {
+			return err
+		}
 		bar, lines = prog.Display(stderr)
 	}
 	srv, err := startMetrics(ctx, *metricsAddr, stderr)

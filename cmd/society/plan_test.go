@@ -6,6 +6,8 @@ import (
 	"math"
 	"net/http/httptest"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -104,8 +106,20 @@ func TestPlanMatchesModelServer(t *testing.T) {
 		t.Errorf("got costs %v, %v, %v; want a cost for the priced model and the total only", p.Cost, p.Models[0].Cost, p.Models[1].Cost)
 	}
 
-	if _, stderr, code := runCLI(t, "run", file, "--out", filepath.Join(dir, "out"), "--cache", filepath.Join(dir, "cache"), "--quiet"); code != 0 {
-		t.Fatalf("run: exit %d: %s", code, stderr)
+	// The run shows the same plan at its top (not quiet: the block goes
+	// with the progress display).
+	_, runErr, code := runCLI(t, "run", file, "--out", filepath.Join(dir, "out"), "--cache", filepath.Join(dir, "cache"), "--progress-every", "1h")
+	if code != 0 {
+		t.Fatalf("run: exit %d: %s", code, runErr)
+	}
+	block, _, _ := strings.Cut(runErr, "(A first run's requests")
+	if !strings.HasPrefix(block, fmt.Sprintf("Plan of %s (seed %d): %d answers expected", p.Scenario, p.Seed, p.Answers)) {
+		t.Errorf("run's stderr does not start with the plan:\n%s", runErr)
+	}
+	for _, m := range p.Models {
+		if !regexp.MustCompile(`(?m)^\s*` + regexp.QuoteMeta(m.Model) + `\s+\S+\s+` + strconv.FormatInt(m.Requests, 10) + `\s`).MatchString(block) {
+			t.Errorf("run's plan block lacks model %s with %d requests:\n%s", m.Model, m.Requests, block)
+		}
 	}
 	res := readResults(t, filepath.Join(dir, "out"))
 	if p.Answers != res.Answers.Expected {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -187,13 +188,21 @@ func (p *Plan) WriteText(w io.Writer, short bool) {
 		}
 		t := fmt.Sprintf("%s at %d x %s (%s)", fmtSeconds(m.Seconds), max(m.Concurrency, 1),
 			time.Duration(m.LatencySeconds*1e9).Round(time.Microsecond), m.LatencyFrom)
+		if m.LatencyFrom == "measured" {
+			t = "at least " + t // a request takes longer than a model list
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t\n", m.Model, m.Mode, m.Requests, m.PromptTokens, m.CompletionTokens, t, cost)
 	}
 	tw.Flush()
 	if p.Cost != nil {
 		fmt.Fprintf(w, "Cost: %.2f (at the models' price_per_mtok_in/out).\n", *p.Cost)
 	}
-	fmt.Fprintf(w, "Time: %s at the models' concurrency and latency, side by side.\n", fmtSeconds(p.Seconds))
+	if slices.ContainsFunc(p.Models, func(m ModelPlan) bool { return m.LatencyFrom == "measured" }) {
+		fmt.Fprintf(w, "Time: at least %s at the models' concurrency and latency, side by side: the latency measured is the\n"+
+			"model list's round trip, a lower bound of a request's (give the plan --latency D for a better figure).\n", fmtSeconds(p.Seconds))
+	} else {
+		fmt.Fprintf(w, "Time: %s at the models' concurrency and latency, side by side.\n", fmtSeconds(p.Seconds))
+	}
 	if !short {
 		fmt.Fprintf(w, "Tokens: %s.\n", p.Tokenizer)
 		fmt.Fprintln(w, "Requests of a first run (an empty reply cache): a rerun of the same scenario and seed makes none.")

@@ -290,12 +290,13 @@ func TestPlanWriteText(t *testing.T) {
 			{Model: "c", Backend: "synthetic", Mode: "in process, no requests"},
 		}}
 	table := `Plan of s (seed 3): 100 answers expected (and 20 in the model-specific calibration run).
-  model                     mode  requests  prompt tokens  completion tokens                                time  cost
-      a             distribution       969         711026                969  1m1.25s at 8 x 12.346ms (measured)  0.36
-     bb                   sample         7             70                 21                14s at 1 x 2s (flag)     -
-      c  in process, no requests         0              0                  0                                   -     -
+  model                     mode  requests  prompt tokens  completion tokens                                         time  cost
+      a             distribution       969         711026                969  at least 1m1.25s at 8 x 12.346ms (measured)  0.36
+     bb                   sample         7             70                 21                         14s at 1 x 2s (flag)     -
+      c  in process, no requests         0              0                  0                                            -     -
 Cost: 0.36 (at the models' price_per_mtok_in/out).
-Time: 1m1.25s at the models' concurrency and latency, side by side.
+Time: at least 1m1.25s at the models' concurrency and latency, side by side: the latency measured is the
+model list's round trip, a lower bound of a request's (give the plan --latency D for a better figure).
 `
 	notes := `Tokens: t.
 Requests of a first run (an empty reply cache): a rerun of the same scenario and seed makes none.
