@@ -3,6 +3,7 @@ package analysis
 import (
 	"fmt"
 	"math"
+	"runtime/debug"
 	"strings"
 	"time"
 )
@@ -189,4 +190,50 @@ func orNone(s string) string {
 		return "none reported"
 	}
 	return s
+}
+
+// Build identifies the running program, as the run block records it.
+type Build struct {
+	Version  string // a release's version, the module's, or "devel"
+	Revision string // VCS revision, "unknown" when the build recorded none
+	Modified bool   // built from a tree with uncommitted changes
+	// Time is the release's build time, or the revision's commit time.
+	Time      string
+	GoVersion string
+}
+
+// ProgramBuild reads the running program's build information
+// (runtime/debug.ReadBuildInfo): go build in a git tree records the
+// revision, whether the tree had uncommitted changes and the commit time;
+// go run records none unless given -buildvcs=true. version, revision and
+// buildTime, when not empty, are a release's values set at build time
+// (-ldflags -X) and win over what the toolchain recorded.
+func ProgramBuild(version, revision, buildTime string) Build {
+	v := Build{Version: "devel", Revision: "unknown"}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		v.GoVersion = bi.GoVersion
+		if mv := bi.Main.Version; mv != "" && mv != "(devel)" {
+			v.Version = mv
+		}
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				v.Revision = s.Value
+			case "vcs.modified":
+				v.Modified = s.Value == "true"
+			case "vcs.time":
+				v.Time = s.Value
+			}
+		}
+	}
+	if version != "" {
+		v.Version = version
+	}
+	if revision != "" {
+		v.Revision = revision
+	}
+	if buildTime != "" {
+		v.Time = buildTime
+	}
+	return v
 }

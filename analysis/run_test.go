@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"encoding/json"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -58,5 +59,18 @@ func TestResultsWithoutRun(t *testing.T) {
 	}
 	if r.Run != nil || r.LLM.Calls != 3 || r.LLM.AnswersReused != 0 {
 		t.Errorf("got run %+v, llm %+v; want no run block and 3 calls", r.Run, r.LLM)
+	}
+}
+
+// A release's -ldflags values win over what the toolchain recorded; the
+// Go version is always the running binary's.
+func TestProgramBuild(t *testing.T) {
+	got := ProgramBuild("v9.8.7", "release-rev", "2026-11-30T10:00:00Z")
+	want := Build{Version: "v9.8.7", Revision: "release-rev", Time: "2026-11-30T10:00:00Z", GoVersion: runtime.Version(), Modified: got.Modified}
+	if got != want {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+	if b := ProgramBuild("", "", ""); b.Version == "" || b.Revision == "" || b.GoVersion != runtime.Version() {
+		t.Errorf("got %+v, want a version, a revision (or \"unknown\") and Go version %s", b, runtime.Version())
 	}
 }

@@ -3,9 +3,12 @@ package metrics
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -98,8 +101,8 @@ func TestDeployOptions(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			files, err := DeployFiles(c.o)
 			if c.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
-					t.Fatalf("got error %v, want one containing %q", err, c.wantErr)
+				if !errors.Is(err, ErrDeployOptions) || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("got error %v, want ErrDeployOptions containing %q", err, c.wantErr)
 				}
 				return
 			}
@@ -256,5 +259,55 @@ func TestDashboardShape(t *testing.T) {
 		if p.GridPos.X+p.GridPos.W > 24 {
 			t.Errorf("panel %q overflows the grid: x %d + w %d > 24", p.Title, p.GridPos.X, p.GridPos.W)
 		}
+	}
+}
+
+// WriteDeploy writes DeployFiles' tree under a directory, in sorted order,
+// and leaves the directory's other files alone; bad options write nothing.
+func TestWriteDeploy(t *testing.T) {
+	dir := t.TempDir()
+	other := filepath.Join(dir, "grafana", "notes.txt")
+	if err := os.MkdirAll(filepath.Dir(other), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(other, []byte("kept"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	written, err := WriteDeploy(dir, composeOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := DeployFiles(composeOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, name := range []string{DashboardFile, DashboardProvider, DataSourceFile, PrometheusConfigFile} { // sorted
+		want = append(want, filepath.Join(dir, filepath.FromSlash(name)))
+		got, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(name)))
+		if err != nil || !bytes.Equal(got, files[name]) {
+			t.Errorf("%s: got %d bytes (%v), want DeployFiles' %d", name, len(got), err, len(files[name]))
+		}
+	}
+	if !slices.Equal(written, want) {
+		t.Errorf("got paths %q, want %q", written, want)
+	}
+	if b, err := os.ReadFile(other); err != nil || string(b) != "kept" {
+		t.Errorf("other file: got %q, %v; want it untouched", b, err)
+	}
+
+	empty := filepath.Join(t.TempDir(), "new")
+	if written, err := WriteDeploy(empty, DeployOptions{Target: "nohost"}); !errors.Is(err, ErrDeployOptions) || len(written) > 0 {
+		t.Errorf("bad target: got %q, %v; want nothing written and ErrDeployOptions", written, err)
+	}
+	if _, err := os.Stat(empty); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("bad target: %s was created", empty)
+	}
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := WriteDeploy(file, composeOptions); err == nil || errors.Is(err, ErrDeployOptions) {
+		t.Errorf("dir is a file: got %v, want a write error", err)
 	}
 }

@@ -80,6 +80,29 @@ func CheckOut(dir, name string, force bool) error {
 	return nil
 }
 
+// CheckRebuild decides, before any work, whether the rebuild of the
+// results directory from may be written at out ("society report FROM
+// --out OUT", out not from): from must hold a readable scenario.toml
+// (ErrBadInput otherwise), and out is checked as CheckOut does for that
+// scenario. A rebuild writes from's answers at out, so any results there,
+// even of the same scenario (another run, another model, paid calls),
+// would be lost: unless force is set, only a new or empty directory is
+// taken. Errors other than ErrBadInput are refusals that begin with out.
+func CheckRebuild(from, out string, force bool) error {
+	name, ok := StoredScenarioName(from)
+	if !ok {
+		return fmt.Errorf("%w: %s is not a results directory (no readable scenario.toml)", ErrBadInput, from)
+	}
+	if err := CheckOut(out, name, force); err != nil {
+		return err
+	}
+	if prev, ok := DirScenario(out); ok && !force {
+		return fmt.Errorf("%s: holds the results of a run of %q, which a rebuild of %s would replace (name a new directory, or pass --force to replace them)",
+			out, prev, from)
+	}
+	return nil
+}
+
 // missingAncestors lists dir and those of its ancestors that do not exist
 // yet, innermost first.
 func missingAncestors(dir string) []string {

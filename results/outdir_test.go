@@ -105,3 +105,32 @@ func TestDefaultOutUnique(t *testing.T) {
 		t.Errorf("got %q and %q, want two distinct results/tiny-... directories", a, b)
 	}
 }
+
+// A rebuild elsewhere needs a results directory to read, and takes only a
+// new or empty directory to write unless forced: results already there,
+// even of the same scenario, would be lost.
+func TestCheckRebuild(t *testing.T) {
+	from := t.TempDir()
+	earlier := map[string]string{"results.json": "{}\n", "scenario.toml": "name = \"tiny\"\n"}
+	writeTree(t, from, earlier)
+	if err := CheckRebuild(t.TempDir(), filepath.Join(t.TempDir(), "new"), false); !errors.Is(err, ErrBadInput) {
+		t.Errorf("from without scenario.toml: got %v, want ErrBadInput", err)
+	}
+	if err := CheckRebuild(from, filepath.Join(t.TempDir(), "new"), false); err != nil {
+		t.Errorf("new out: got %v, want no error", err)
+	}
+	out := t.TempDir()
+	writeTree(t, out, earlier)
+	err := CheckRebuild(from, out, false)
+	if err == nil || errors.Is(err, ErrBadInput) || !strings.HasPrefix(err.Error(), out+": holds the results of a run of \"tiny\"") {
+		t.Errorf("out with results of the same scenario: got %v, want a refusal beginning with %s", err, out)
+	}
+	if err := CheckRebuild(from, out, true); err != nil {
+		t.Errorf("forced: got %v, want no error", err)
+	}
+	other := t.TempDir()
+	writeTree(t, other, map[string]string{"notes.md": "y"})
+	if err := CheckRebuild(from, other, false); err == nil || !strings.Contains(err.Error(), "not empty and not a results directory") {
+		t.Errorf("out holding other files: got %v, want CheckOut's refusal", err)
+	}
+}

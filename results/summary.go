@@ -36,6 +36,26 @@ func Summary(w io.Writer, res *analysis.Results, elapsed time.Duration, dir stri
 	fmt.Fprintf(w, "\nResults: %s (report.md, results.json, answers, figures)\n", dir)
 }
 
+// Verdict writes to w (a terminal's stderr) a warning for every model
+// whose answers are mostly invalid and for every undefined values
+// similarity, and returns an error wrapping analysis.ErrUnscored when no
+// agent could be scored: a run whose tables hold nothing must not look
+// like a success. dir is where its answers were written.
+func Verdict(w io.Writer, res *analysis.Results, dir string) error {
+	for _, mr := range res.ModelRuns {
+		if s := analysis.MostlyInvalidWarning(mr); s != "" {
+			fmt.Fprintln(w, s)
+		}
+	}
+	for _, s := range res.UndefinedSimilarities() {
+		fmt.Fprintln(w, "WARNING: "+s)
+	}
+	if err := res.Unscored(); err != nil {
+		return fmt.Errorf("run %s: %w (the answers are in %s)", res.Scenario, err, dir)
+	}
+	return nil
+}
+
 // summaryModelRuns says what each model really did, and loudly when its
 // answers are mostly invalid.
 func summaryModelRuns(w io.Writer, res *analysis.Results) {

@@ -129,7 +129,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	printSummary(stdout, res, dir)
-	if err := runVerdict(stderr, &res.Outcome.Results, dir); err != nil {
+	if err := results.Verdict(stderr, &res.Outcome.Results, dir); err != nil {
 		return err
 	}
 	srv.Linger(ctx, *metricsLinger, stderr)

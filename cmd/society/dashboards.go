@@ -1,11 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
-	"sort"
 
 	"github.com/society-sim/society/metrics"
 )
@@ -35,25 +34,15 @@ func cmdDashboards(args []string, stdout, stderr io.Writer) error {
 	if *out == "" {
 		return fmt.Errorf("%w: dashboards needs --out DIR", errUsage)
 	}
-	files, err := metrics.DeployFiles(metrics.DeployOptions{Target: *target, PrometheusURL: *promURL,
+	written, err := metrics.WriteDeploy(*out, metrics.DeployOptions{Target: *target, PrometheusURL: *promURL,
 		ScrapeInterval: *scrape, DashboardsPath: *dashPath})
-	if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	names := make([]string, 0, len(files))
-	for name := range files {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		path := filepath.Join(*out, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return fmt.Errorf("dashboards: %w", err)
-		}
-		if err := os.WriteFile(path, files[name], 0o644); err != nil {
-			return fmt.Errorf("dashboards: %w", err)
-		}
+	for _, path := range written {
 		fmt.Fprintln(stdout, path)
+	}
+	if errors.Is(err, metrics.ErrDeployOptions) {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	} else if err != nil {
+		return fmt.Errorf("dashboards: %w", err)
 	}
 	fmt.Fprintf(stdout, "\nStart Prometheus with --config.file=%s (add --enable-feature=native-histograms for finer latency percentiles)\n",
 		filepath.Join(*out, metrics.PrometheusConfigFile))

@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 
-	"github.com/society-sim/society/analysis"
 	"github.com/society-sim/society/bus"
 	"github.com/society-sim/society/llm"
 	"github.com/society-sim/society/progress"
@@ -20,28 +18,20 @@ import (
 type runConfig struct {
 	Scenario *scenarios.Scenario
 	Out      string
-	// Progress, when set, shows a progress bar (a terminal).
-	Progress io.Writer
-	// Log takes the model clients' log lines; nil drops them.
-	Log io.Writer
-	// CacheDir holds the model response cache; "" is the user's cache
-	// directory.
-	CacheDir string
-	// CacheMode is what the run does with the cache (read-write unless
-	// set); CacheShared, when not nil, is its shared tier.
-	CacheMode   llm.CacheMode
-	CacheShared llm.Store
-	// NATSMaxPayload is the embedded server's max payload; zero is its
-	// default. Tests lower it to hold the run to a small limit.
-	NATSMaxPayload int32
-	// Observer follows the run besides the progress bar; Model is told
-	// about the model clients' requests; BadMessage about every message
-	// that could not be decoded. Each may be nil.
+	Progress io.Writer // a terminal's progress bar, when set
+	Log      io.Writer // the model clients' log lines; nil drops them
+	CacheDir string    // the model cache; "" is the user's cache directory
+	// CacheMode is read-write unless set; CacheShared, when not nil, is
+	// the cache's shared tier.
+	CacheMode      llm.CacheMode
+	CacheShared    llm.Store
+	NATSMaxPayload int32 // the embedded server's; zero is its default
+	// Observer, Model (the model clients' requests) and BadMessage (every
+	// message that could not be decoded) may each be nil.
 	Observer   sim.Observer
 	Model      llm.Observer
 	BadMessage func(error)
-	// Lines, when set, writes progress lines (stderr not a terminal).
-	Lines *progress.Log
+	Lines      *progress.Log // progress lines, when stderr is not a terminal
 }
 
 // newEngine is the engine of a single-process run and the close of the
@@ -82,22 +72,4 @@ func runScenario(ctx context.Context, cfg runConfig) (*sim.Result, error) {
 
 func printSummary(w io.Writer, r *sim.Result, dir string) {
 	results.Summary(w, &r.Outcome.Results, r.Elapsed, dir)
-}
-
-// runVerdict warns on stderr of every model whose answers are mostly
-// invalid, and returns an error (exit 1) when no agent could be scored:
-// a run whose tables hold nothing must not look like a success.
-func runVerdict(stderr io.Writer, res *analysis.Results, dir string) error {
-	for _, mr := range res.ModelRuns {
-		if s := analysis.MostlyInvalidWarning(mr); s != "" {
-			fmt.Fprintln(stderr, s)
-		}
-	}
-	for _, s := range res.UndefinedSimilarities() {
-		fmt.Fprintln(stderr, "WARNING: "+s)
-	}
-	if err := res.Unscored(); err != nil {
-		return fmt.Errorf("run %s: %w (the answers are in %s)", res.Scenario, err, dir)
-	}
-	return nil
 }

@@ -8,11 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/llm"
-	"github.com/society-sim/society/questionnaires"
+	"github.com/society-sim/society/llm/backend"
 	"github.com/society-sim/society/scenarios"
-	"github.com/society-sim/society/values"
 )
 
 func cmdProbe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -28,52 +26,28 @@ func cmdProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("%w: probe takes one scenario, or one model name with --base-url", errUsage)
 	}
 	var (
-		cfgs  []llm.ClientConfig
-		modes []string // the scenario's mode of each model; "" without a scenario
-		in    *questionnaires.Instrument
+		targets []backend.ProbeTarget
+		sc      *scenarios.Scenario
 	)
 	if *baseURL != "" {
-		cfgs = []llm.ClientConfig{{Name: pos[0], BaseURL: *baseURL, Model: pos[0], APIKeyEnv: *keyEnv, Timeout: *timeout}}
-		modes = []string{""}
+		targets = []backend.ProbeTarget{{Client: llm.ClientConfig{Name: pos[0], BaseURL: *baseURL, Model: pos[0], APIKeyEnv: *keyEnv, Timeout: *timeout}}}
 	} else {
-		sc, err := scenarios.Open(pos[0])
-		if err != nil {
+		if sc, err = scenarios.Open(pos[0]); err != nil {
 			return err
 		}
-		for _, m := range sc.Models {
-			if m.Backend != scenarios.OpenAI {
-				fmt.Fprintf(stdout, "model %s: synthetic respondents, nothing to probe\n", m.Name)
-				continue
-			}
-			cfgs = append(cfgs, llm.ClientConfig{
-				Name: m.Name, BaseURL: m.BaseURL, Model: m.Model, APIKeyEnv: m.APIKeyEnv,
-				Temperature: m.Temperature, TopP: m.TopP, MaxTokens: m.MaxTokens, Timeout: m.Timeout,
-				ReasoningEffort: m.ReasoningEffort, ExtraBody: m.ExtraBody,
-			})
-			modes = append(modes, string(m.Mode))
-		}
-		for _, q := range sc.Questionnaires {
-			if q.File != "" {
-				in, err = questionnaires.Load(q.File)
-			} else if q.Name != questionnaires.PersonaName {
-				in, err = questionnaires.Builtin(q.Name)
-			}
-			if err != nil {
-				return fmt.Errorf("%w: questionnaire %q: %v", errBadInput, q.Name, err)
-			}
-			if in != nil {
-				break
-			}
+		var synthetic []string
+		targets, synthetic = backend.ProbeTargets(sc)
+		for _, name := range synthetic {
+			fmt.Fprintf(stdout, "model %s: synthetic respondents, nothing to probe\n", name)
 		}
 	}
-	if in == nil {
-		if in, err = questionnaires.Builtin("pvq40"); err != nil {
-			return err
-		}
+	q, err := backend.ProbeQuestion(sc)
+	if err != nil {
+		return err
 	}
-	q := &agent.Question{Persona: agent.Persona{Value: values.Achievement, Style: agent.StyleDescription}, Instrument: in}
 	var failed []string
-	for i, cfg := range cfgs {
+	for _, t := range targets {
+		cfg := t.Client
 		rep, err := llm.Probe(ctx, cfg, q)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -89,8 +63,8 @@ func cmdProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			failed = append(failed, fmt.Sprintf("model %s: %v", cfg.Name, err))
 			continue
 		}
-		if modes[i] != "" && modes[i] != rep.Mode {
-			rep.Notes = append(rep.Notes, fmt.Sprintf("the scenario asks for mode = %q", modes[i]))
+		if t.Mode != "" && t.Mode != rep.Mode {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("the scenario asks for mode = %q", t.Mode))
 		}
 		rep.WriteText(stdout, cfg.Name)
 	}

@@ -2,17 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 
-	"github.com/society-sim/society/analysis"
+	"github.com/society-sim/society/llm/backend"
 	"github.com/society-sim/society/results"
-	"github.com/society-sim/society/sim"
 )
 
-// cmdReport is "society report DIR": sim.Rebuild reads the results
+// cmdReport is "society report DIR": backend.Rebuild reads the results
 // directory back, and results.Rewrite (or Write, with --out) lays it out
 // again, without calling any model.
 func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -32,23 +31,13 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	elsewhere := *out != "" && filepath.Clean(*out) != filepath.Clean(dir)
 	if elsewhere {
-		name, ok := results.StoredScenarioName(dir)
-		if !ok {
-			return fmt.Errorf("%w: %s is not a results directory (no readable scenario.toml)", errBadInput, dir)
-		}
-		// A rebuild into another directory writes dir's answers there: any
-		// results already in it (even of the same scenario: another run,
-		// another model, paid calls) would be lost, so only a new or empty
-		// directory is taken without --force.
-		if err := checkOut(*out, name, *force); err != nil {
+		if err := results.CheckRebuild(dir, *out, *force); errors.Is(err, results.ErrBadInput) {
 			return err
-		}
-		if prev, ok := results.DirScenario(*out); ok && !*force {
-			return fmt.Errorf("%w: --out %s: holds the results of a run of %q, which a rebuild of %s would replace (name a new directory, or pass --force to replace them)",
-				errUsage, *out, prev, dir)
+		} else if err != nil {
+			return fmt.Errorf("%w: --out %w", errUsage, err)
 		}
 	}
-	o, err := rebuild(ctx, dir)
+	o, err := backend.Rebuild(ctx, dir)
 	if err != nil {
 		return err
 	}
@@ -64,17 +53,4 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	fmt.Fprintf(stdout, "Rebuilt %s (no model was called).\n", filepath.Join(dir, "report.md"))
 	return nil
-}
-
-// rebuild reads a results directory back into what results.Write
-// writes; the models are built (to describe them) over a throwaway cache.
-func rebuild(ctx context.Context, dir string) (*analysis.Output, error) {
-	cache, err := os.MkdirTemp("", "society-report-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(cache)
-	models := newModelSets(cache, nil, nil)
-	defer models.Close()
-	return sim.Rebuild(ctx, dir, models.Backends())
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/society-sim/society/llm"
 	"github.com/society-sim/society/metrics"
 	"github.com/society-sim/society/progress"
+	"github.com/society-sim/society/results"
 	"github.com/society-sim/society/scenarios"
 )
 
@@ -99,7 +100,7 @@ func cmdRunDistributed(ctx context.Context, d *runDistFlags, pos []string, out s
 	live.Finish(res.Outcome)
 	printDistSummary(stdout, res)
 	if res.Outcome != nil {
-		if err := runVerdict(stderr, &res.Outcome.Results, res.Record.Dir); err != nil {
+		if err := results.Verdict(stderr, &res.Outcome.Results, res.Record.Dir); err != nil {
 			return err
 		}
 	}

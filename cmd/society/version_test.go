@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/society-sim/society/analysis"
 )
 
 // A built binary prints the revision it was built from, says when its
@@ -87,7 +89,7 @@ func TestVersionWithoutRevision(t *testing.T) {
 	if !strings.HasPrefix(out.String(), "society "+v.Version+", revision "+v.Revision) {
 		t.Errorf("got %q, want the version and revision of the test binary", out.String())
 	}
-	if s := (buildVersion{Version: "devel", Revision: "unknown"}).String(); !strings.Contains(s, "no VCS revision recorded") {
+	if s := versionLine(analysis.Build{Version: "devel", Revision: "unknown"}); !strings.Contains(s, "no VCS revision recorded") {
 		t.Errorf("got %q, want it said that no revision was recorded", s)
 	}
 	if err := run(context.Background(), []string{"version", "x"}, &out, &out); err == nil {

@@ -3,11 +3,14 @@
 // reply cache per set of a plan's models, and reports their traffic in
 // the analysis's terms. It also prices a run before it starts (Estimate,
 // `society plan`): it checks the endpoints and rehearses the run against
-// the model server's synthetic respondents, metered, in process.
+// the model server's synthetic respondents, metered, in process. It says
+// what `society probe` asks of a scenario's endpoints (ProbeTargets,
+// ProbeQuestion), and builds the models a results directory's rebuild
+// describes (Rebuild).
 //
 // It is part of the llm adapter and imports llm, llm/modelserver (the
 // rehearsal's endpoints) and the domain (agent, analysis, population,
-// scenarios, sim, values); it must not import bus, metrics or nats, and
+// questionnaires, scenarios, sim, values); it must not import bus, metrics or nats, and
 // llm must not import it (the synthetic respondents answer from the
 // theory templates, not from the analysis).
 package backend
