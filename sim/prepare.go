@@ -38,6 +38,11 @@ import (
 type Preparation struct {
 	calibration []analysis.CalibrationRow
 	notes       []string
+	// calls is the model traffic of the calibration run (whose results
+	// are not written), added to the main run's: a run's results count
+	// every request it made. Not encoded: a resumed distributed run
+	// reports its own requests.
+	calls calibrationTraffic
 }
 
 // Apply puts the preparation into the plan's study.
@@ -60,7 +65,7 @@ func (e *Engine) Prepare(ctx context.Context, in *scenarios.Scenario) (*scenario
 	}
 	prep.notes = notes
 	if NeedsCalibration(sc) {
-		sc, prep.calibration, err = e.calibrate(ctx, sc)
+		sc, prep.calibration, prep.calls, err = e.calibrate(ctx, sc)
 		if err != nil {
 			return nil, prep, err
 		}
@@ -289,7 +294,7 @@ func NeedsCalibration(sc *scenarios.Scenario) bool {
 // proportional to the fit the scenario names (population.model_specific_weight:
 // App. E's Pearson correlation by default; population.ModelSpecificWeights).
 // A prompt whose structure cannot be computed counts as 0.
-func (e *Engine) calibrate(ctx context.Context, sc *scenarios.Scenario) (*scenarios.Scenario, []analysis.CalibrationRow, error) {
+func (e *Engine) calibrate(ctx context.Context, sc *scenarios.Scenario) (*scenarios.Scenario, []analysis.CalibrationRow, calibrationTraffic, error) {
 	c := copyScenario(sc)
 	c.Name = sc.Name + "-calibration"
 	per := sc.Population.Calibration
@@ -320,11 +325,11 @@ func (e *Engine) calibrate(ctx context.Context, sc *scenarios.Scenario) (*scenar
 	c.Analysis = scenarios.Analysis{Bootstrap: scenarios.BootstrapPaper, BootstrapIterations: 1, BootstrapSize: values.N, MDS: sc.Analysis.MDS, References: sc.Analysis.References[:1]}
 	res, err := e.run(ctx, c, "", e.Calibration, Preparation{})
 	if err != nil {
-		return nil, nil, fmt.Errorf("model-specific calibration: %w", err)
+		return nil, nil, calibrationTraffic{}, fmt.Errorf("model-specific calibration: %w", err)
 	}
 	ref, err := analysis.LookupReference(c.Analysis.References[0])
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, calibrationTraffic{}, err
 	}
 	out := copyScenario(sc)
 	if out.Population.ModelSpecific == nil {
@@ -337,7 +342,7 @@ func (e *Engine) calibrate(ctx context.Context, sc *scenarios.Scenario) (*scenar
 		}
 		fits, err := analysis.PromptFits(sh, res.Study.Pool.Persona, ref, analysis.MDSMethod(sc.Analysis.MDS))
 		if err != nil {
-			return nil, nil, fmt.Errorf("model-specific calibration: %w", err)
+			return nil, nil, calibrationTraffic{}, fmt.Errorf("model-specific calibration: %w", err)
 		}
 		rule := sc.Population.ModelSpecificWeight
 		if rule == "" {
@@ -351,7 +356,7 @@ func (e *Engine) calibrate(ctx context.Context, sc *scenarios.Scenario) (*scenar
 		}
 		w, err := population.ModelSpecificWeights(clean)
 		if err != nil {
-			return nil, nil, fmt.Errorf("model-specific calibration of %s: %w", sh.Model, err)
+			return nil, nil, calibrationTraffic{}, fmt.Errorf("model-specific calibration of %s: %w", sh.Model, err)
 		}
 		ws := map[string]float64{}
 		for _, v := range values.All() {
@@ -362,7 +367,38 @@ func (e *Engine) calibrate(ctx context.Context, sc *scenarios.Scenario) (*scenar
 		}
 		out.Population.ModelSpecific[sh.Model] = ws
 	}
-	return out, rows, nil
+	return out, rows, calibrationTraffic{counts: res.Outcome.Results.LLM, models: res.Study.Traffic}, nil
+}
+
+// calibrationTraffic is a calibration run's model traffic: in all, and
+// per model.
+type calibrationTraffic struct {
+	counts analysis.LLMCounts
+	models map[string]analysis.ModelTraffic
+}
+
+// addTo adds the calibration's requests, cache savings, retries and
+// tokens to a run's report. What describes the main run's answers
+// (distributions, coverage, fallbacks) is left as it is.
+func (c calibrationTraffic) addTo(rep *Report) {
+	rep.Counts.Calls += c.counts.Calls
+	rep.Counts.CacheHits += c.counts.CacheHits
+	rep.Counts.AnswersReused += c.counts.AnswersReused
+	rep.Counts.Retries += c.counts.Retries
+	for name, t := range c.models {
+		if rep.Traffic == nil {
+			rep.Traffic = map[string]analysis.ModelTraffic{}
+		}
+		m := rep.Traffic[name]
+		m.Calls += t.Calls
+		m.CacheHits += t.CacheHits
+		m.AnswersReused += t.AnswersReused
+		m.Retries += t.Retries
+		m.StrictRetries += t.StrictRetries
+		m.PromptTokens += t.PromptTokens
+		m.CompletionTokens += t.CompletionTokens
+		rep.Traffic[name] = m
+	}
 }
 
 func instrumentOf(q scenarios.Questionnaire) (*questionnaires.Instrument, error) {

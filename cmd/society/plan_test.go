@@ -128,6 +128,11 @@ func TestPlanMatchesModelServer(t *testing.T) {
 	served := srv.Stats().Requests
 	counted := meter.Count()
 	t.Logf("plan: %d requests, %d prompt tokens; server: %d requests, %d prompt words", requests, tokens, served, counted.Words)
+	// The results count every request the run made, its calibration's
+	// too.
+	if res.LLM.Calls != served {
+		t.Errorf("results.json: got %d calls, want %d (the server's count, calibration included)", res.LLM.Calls, served)
+	}
 	if requests != served || served != counted.Requests {
 		t.Errorf("got %d requests planned, want %d (the server's count)", requests, served)
 	}
