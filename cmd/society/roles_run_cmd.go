@@ -84,20 +84,12 @@ func cmdRunDistributed(ctx context.Context, d *runDistFlags, pos []string, out s
 	defer srv.Close()
 	live := metrics.Follow(ctx, srv.Metrics())
 	defer live.Finish(nil)
-	cfg := distConfig{
-		NATS: d.nats, Scenario: sc, Resume: d.resume, Fresh: d.fresh, CacheDir: cache.Dir, CacheMode: cache.Mode(), SharedCacheBytes: cache.SharedBytes(), Out: out, Force: force,
-		Queue:    bus.TaskQueueOptions{AckWait: d.ackWait, MaxDeliver: d.maxDeliver, Replicas: d.replicas},
-		Progress: bar, Log: roleLogger(stderr, d.verbose).With("role", "run"), Stderr: stderr,
-	}
-	if m := srv.Metrics(); m != nil {
-		cfg.Observer, cfg.BadMessage = live.Observer(), m.BadMessage
-	}
-	res, err := runDistributed(ctx, cfg)
+	res, elapsed, err := runDistributed(ctx, d, sc, out, force, cache, bar, srv.Metrics(), live, stderr)
 	if err != nil {
 		return err
 	}
 	live.Finish(res.Outcome)
-	printDistSummary(stdout, res)
+	printDistSummary(stdout, res, elapsed)
 	if res.Outcome != nil {
 		if err := runVerdict(stderr, &res.Outcome.Results, res.Record.Dir); err != nil {
 			return err
