@@ -130,6 +130,8 @@ type Orchestrated struct {
 	ID      string
 	Record  RunRecord
 	Outcome *analysis.Outcome // nil when the results did not fit the record
+	// Elapsed is the time since the orchestrator's Start, to the results.
+	Elapsed time.Duration
 }
 
 // Run prepares sc (Prepare), builds its plan from Models and runs it
@@ -253,7 +255,7 @@ func (o *Orchestrator) Run(ctx context.Context, sc *scenarios.Scenario, out stri
 	if err != nil {
 		return nil, err
 	}
-	res := &Orchestrated{ID: id, Record: final}
+	res := &Orchestrated{ID: id, Record: final, Elapsed: time.Since(start)}
 	if len(final.Results) > 0 {
 		var r analysis.Results
 		if err := json.Unmarshal(final.Results, &r); err == nil {

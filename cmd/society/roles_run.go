@@ -22,21 +22,21 @@ import (
 // orchestrator write the results directory itself, instead of waiting for
 // the analysis service.
 func runDistributed(ctx context.Context, d *runDistFlags, sc *scenarios.Scenario, out string, force bool, cache *llm.CacheFlags,
-	bar io.Writer, m *metrics.Metrics, live *metrics.Follower, stderr io.Writer) (*bus.Orchestrated, time.Duration, error) {
-	start := time.Now()
+	bar io.Writer, m *metrics.Metrics, live *metrics.Follower, stderr io.Writer) (*bus.Orchestrated, error) {
+	start := time.Now() // the preparation included
 	log := roleLogger(stderr, d.verbose).With("role", "run")
-	o, err := d.nats.Orchestrator(ctx, log, bus.TaskQueueOptions{AckWait: d.ackWait, MaxDeliver: d.maxDeliver, Replicas: d.replicas})
+	o, err := d.nats.Orchestrator(ctx, log, *d.queue)
 	if err != nil {
-		return nil, 0, usageOf(err)
+		return nil, usageOf(err)
 	}
 	defer o.Close()
 	given := sc
 	if sc, err = o.Scenario(ctx, d.resume, sc); err != nil {
-		return nil, 0, usageOf(err)
+		return nil, usageOf(err)
 	}
 	if given == nil {
 		if err := checkOut(out, sc.Name, force); err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 	}
 	var shared llm.Store
@@ -54,16 +54,15 @@ func runDistributed(ctx context.Context, d *runDistFlags, sc *scenarios.Scenario
 	}
 	o.Fresh, o.Start, o.RunBlock, o.Prepare, o.Models = d.fresh, start, distributedRun, e.Prepare, models.Set()
 	o.Answered = func(context.Context, error) { b.Finish() }
-	r, err := o.Run(ctx, sc, out)
-	return r, time.Since(start), err
+	return o.Run(ctx, sc, out)
 }
 
 // printDistSummary tells where the results were written.
-func printDistSummary(w io.Writer, r *bus.Orchestrated, elapsed time.Duration) {
+func printDistSummary(w io.Writer, r *bus.Orchestrated) {
 	if r.Outcome != nil {
-		printSummary(w, &sim.Result{Outcome: r.Outcome, Elapsed: elapsed}, r.Record.Dir)
+		printSummary(w, &sim.Result{Outcome: r.Outcome, Elapsed: r.Elapsed}, r.Record.Dir)
 	} else {
-		fmt.Fprintf(w, "Run %s done in %.1fs.\nResults: %s\n", r.ID, elapsed.Seconds(), r.Record.Dir)
+		fmt.Fprintf(w, "Run %s done in %.1fs.\nResults: %s\n", r.ID, r.Elapsed.Seconds(), r.Record.Dir)
 	}
 	if r.Record.Host != "" {
 		fmt.Fprintf(w, "(written on %s)\n", r.Record.Host)
