@@ -13,9 +13,16 @@ import (
 )
 
 // ErrBadFlags marks an error caused by the flags themselves (options
-// Flags.Connect and Flags.Join cannot make, a --resume Orchestrator.Scenario
-// cannot follow): the user's input, which trying again cannot mend.
+// Flags.Connect and Flags.Join cannot make, queue options
+// TaskQueueOptions.Check refuses, a --resume Orchestrator.Scenario cannot
+// follow): the user's input, which trying again cannot mend.
 var ErrBadFlags = errors.New("bad nats flags")
+
+// badFlags marks err as ErrBadFlags, its text unchanged.
+type badFlags struct{ err error }
+
+func (e badFlags) Error() string   { return e.err.Error() }
+func (e badFlags) Unwrap() []error { return []error{ErrBadFlags, e.err} }
 
 // Connect connects a role of the program (run, agents, analyze) to the
 // cluster the flags name, as client "society-ROLE@HOST", with the secrets

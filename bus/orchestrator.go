@@ -20,8 +20,8 @@ import (
 	"github.com/society-sim/society/sim"
 )
 
-// Orchestrator is the orchestrator of a distributed run: it registers the
-// run, queues the tasks each phase still lacks (sim.Loop over a Queue),
+// Orchestrator is the orchestrator of a distributed run: it prepares the
+// scenario through its Prepare port, registers the run, queues the tasks each phase still lacks (sim.Loop over a Queue),
 // follows the answers to know when a phase is complete, and finally asks
 // the analysis service (through the registry) to compute and write the
 // results, or writes them itself. It holds nothing that cannot be
@@ -69,12 +69,6 @@ type OrchestratorModels interface {
 	sim.Backends
 	Keep(ctx context.Context, each func(ctx context.Context, fn func(key string, val []byte) error) error)
 }
-
-// badFlags marks err as ErrBadFlags, its text unchanged.
-type badFlags struct{ err error }
-
-func (e badFlags) Error() string   { return e.err.Error() }
-func (e badFlags) Unwrap() []error { return []error{ErrBadFlags, e.err} }
 
 // Orchestrator connects the orchestrator of a run to the cluster the flags
 // name and opens the run registry, with q's replicas. Errors are those of
