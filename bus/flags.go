@@ -2,8 +2,10 @@ package bus
 
 import (
 	"flag"
+	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 )
 
 // The environment variables holding NATS secrets. Secrets never come from
@@ -51,6 +53,31 @@ func AddFlags(fs *flag.FlagSet, required bool) *Flags {
 	fs.StringVar(&f.Cert, "tls-cert", "", "client certificate `FILE` for NATS servers that require one")
 	fs.StringVar(&f.Key, "tls-key", "", "client key `FILE` for --tls-cert")
 	return f
+}
+
+// AddQueueFlags defines --ack-wait, --max-deliver and --replicas on fs:
+// the task queue options of a run's orchestrator (see TaskQueueOptions).
+func AddQueueFlags(fs *flag.FlagSet) *TaskQueueOptions {
+	q := &TaskQueueOptions{}
+	fs.DurationVar(&q.AckWait, "ack-wait", 30*time.Second, "with --nats: how long a silent agent host keeps a task before it goes to another")
+	fs.IntVar(&q.MaxDeliver, "max-deliver", 5, "with --nats: deliveries of a task before it is a dead letter and the run fails")
+	fs.IntVar(&q.Replicas, "replicas", 1, "with --nats: JetStream replicas of the run's streams (3 on a 3-node cluster)")
+	return q
+}
+
+// Check refuses, as ErrBadFlags, the first queue option its flag cannot
+// take: an ack wait under 100ms (heartbeats would flood the cluster), no
+// delivery, or replicas outside the 1 to 5 JetStream allows.
+func (o TaskQueueOptions) Check() error {
+	switch {
+	case o.AckWait < 100*time.Millisecond:
+		return badFlags{fmt.Errorf("--ack-wait: must be at least 100ms, got %v", o.AckWait)}
+	case o.MaxDeliver < 1:
+		return badFlags{fmt.Errorf("--max-deliver: must be at least 1, got %d", o.MaxDeliver)}
+	case o.Replicas < 1 || o.Replicas > 5:
+		return badFlags{fmt.Errorf("--replicas: must be 1 to 5, got %d", o.Replicas)}
+	}
+	return nil
 }
 
 // Set reports whether an external server was asked for.

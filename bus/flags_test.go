@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"errors"
 	"flag"
 	"io"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestNATSOptions(t *testing.T) {
@@ -67,5 +69,39 @@ func TestNATSOptions(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestQueueFlags(t *testing.T) {
+	cases := []struct {
+		args    []string
+		wantErr string
+	}{
+		{nil, ""},
+		{[]string{"--ack-wait", "100ms", "--max-deliver", "1", "--replicas", "5"}, ""},
+		{[]string{"--ack-wait", "99ms"}, "--ack-wait: must be at least 100ms, got 99ms"},
+		{[]string{"--max-deliver", "0"}, "--max-deliver: must be at least 1, got 0"},
+		{[]string{"--replicas", "0"}, "--replicas: must be 1 to 5, got 0"},
+		{[]string{"--replicas", "6"}, "--replicas: must be 1 to 5, got 6"},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			fs := flag.NewFlagSet("run", flag.ContinueOnError)
+			q := AddQueueFlags(fs)
+			if err := fs.Parse(c.args); err != nil {
+				t.Fatal(err)
+			}
+			err := q.Check()
+			switch {
+			case c.wantErr == "" && err != nil:
+				t.Errorf("got %v, want no error", err)
+			case c.wantErr != "" && (err == nil || err.Error() != c.wantErr || !errors.Is(err, ErrBadFlags)):
+				t.Errorf("got %v, want %q marked ErrBadFlags", err, c.wantErr)
+			}
+		})
+	}
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	if q := AddQueueFlags(fs); q.AckWait != 30*time.Second || q.MaxDeliver != 5 || q.Replicas != 1 {
+		t.Errorf("got defaults %+v, want 30s, 5 deliveries, 1 replica", *q)
 	}
 }

@@ -12,16 +12,17 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// ErrBadFlags marks an error of Flags.Connect and Flags.Join caused by the
-// flags themselves (options they cannot make): the user's input, which
-// trying again cannot mend.
+// ErrBadFlags marks an error caused by the flags themselves (options
+// Flags.Connect and Flags.Join cannot make, queue options
+// TaskQueueOptions.Check refuses, a --resume Orchestrator.Scenario cannot
+// follow): the user's input, which trying again cannot mend.
 var ErrBadFlags = errors.New("bad nats flags")
 
-// flagsError is a problem of the flags, named by --nats.
-type flagsError struct{ err error }
+// badFlags marks err as ErrBadFlags, its text unchanged.
+type badFlags struct{ err error }
 
-func (e flagsError) Error() string   { return "--nats: " + e.err.Error() }
-func (e flagsError) Unwrap() []error { return []error{ErrBadFlags, e.err} }
+func (e badFlags) Error() string   { return e.err.Error() }
+func (e badFlags) Unwrap() []error { return []error{ErrBadFlags, e.err} }
 
 // Connect connects a role of the program (run, agents, analyze) to the
 // cluster the flags name, as client "society-ROLE@HOST", with the secrets
@@ -35,7 +36,7 @@ func (f *Flags) Connect(ctx context.Context, role string, log *slog.Logger) (*na
 	host, _ := os.Hostname()
 	o, err := f.Options(fmt.Sprintf("society-%s@%s", role, host), os.Getenv, log)
 	if err != nil {
-		return nil, flagsError{err}
+		return nil, badFlags{fmt.Errorf("--nats: %w", err)}
 	}
 	log.Info("connecting to nats", "nats", o.String())
 	nc, err := Connect(ctx, o)

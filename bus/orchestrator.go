@@ -20,8 +20,8 @@ import (
 	"github.com/society-sim/society/sim"
 )
 
-// Orchestrator is the orchestrator of a distributed run: it registers the
-// run, queues the tasks each phase still lacks (sim.Loop over a Queue),
+// Orchestrator is the orchestrator of a distributed run: it prepares the
+// scenario through its Prepare port, registers the run, queues the tasks each phase still lacks (sim.Loop over a Queue),
 // follows the answers to know when a phase is complete, and finally asks
 // the analysis service (through the registry) to compute and write the
 // results, or writes them itself. It holds nothing that cannot be
@@ -51,6 +51,72 @@ type Orchestrator struct {
 	// RunBlock starts the provenance block of results this process
 	// writes (see Analyst.RunBlock); nil writes none.
 	RunBlock func(id, start string) *analysis.Run
+	// Prepare settles the scenario in this process before its plan is
+	// built (the persona data, any model-specific calibration:
+	// sim.Engine.Prepare), so that the resolved scenario every host builds
+	// its agents from holds what the run really uses.
+	Prepare func(ctx context.Context, sc *scenarios.Scenario) (*scenarios.Scenario, sim.Preparation, error)
+	// Models build the plan; Replies, when not nil, is the cluster's
+	// shared reply bucket, whose replies Models keep in their local cache
+	// once every answer is stored (after Answered).
+	Models  OrchestratorModels
+	Replies *KVStore
+}
+
+// OrchestratorModels are the models of the orchestrator's plan: it builds
+// the plan from them, and copies the shared reply bucket into their cache.
+type OrchestratorModels interface {
+	sim.Backends
+	Keep(ctx context.Context, each func(ctx context.Context, fn func(key string, val []byte) error) error)
+}
+
+// Orchestrator connects the orchestrator of a run to the cluster the flags
+// name and opens the run registry, with q's replicas. Errors are those of
+// Connect. Close closes the connection.
+func (f *Flags) Orchestrator(ctx context.Context, log *slog.Logger, q TaskQueueOptions) (*Orchestrator, error) {
+	nc, err := f.Connect(ctx, "run", log)
+	if err != nil {
+		return nil, err
+	}
+	o := &Orchestrator{NC: nc, Log: log, Queue: q}
+	if o.JS, err = jetstream.New(nc); err == nil {
+		o.Reg, err = OpenRegistry(ctx, o.JS, RegistryOptions{Replicas: q.Replicas})
+	}
+	if err != nil {
+		Drain(nc)
+		return nil, err
+	}
+	return o, nil
+}
+
+// Close delivers what the orchestrator published and closes its
+// connection.
+func (o *Orchestrator) Close() { Drain(o.NC) }
+
+// Scenario is the scenario to run: sc, or with resume (--resume) the one
+// the registered run resume was started with, which sc, when not nil,
+// must be. A resume that names no registered run, or another scenario's,
+// is ErrBadFlags; a stored scenario that no longer parses is that of
+// scenarios.Parse.
+func (o *Orchestrator) Scenario(ctx context.Context, resume string, sc *scenarios.Scenario) (*scenarios.Scenario, error) {
+	if resume == "" {
+		return sc, nil
+	}
+	rec, _, ok, err := o.Reg.Get(ctx, RunID(resume))
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, badFlags{fmt.Errorf("--resume %s: no such run in the registry", resume)}
+	}
+	rsc, err := scenarios.Parse([]byte(rec.Scenario), "run "+rec.ID)
+	if err != nil {
+		return nil, fmt.Errorf("run %s: stored scenario: %w", rec.ID, err)
+	}
+	if sc != nil && sim.RunID(sc) != sim.RunID(rsc) {
+		return nil, badFlags{fmt.Errorf("--resume %s, but the scenario given is run %s", resume, sim.RunID(sc))}
+	}
+	return rsc, nil
 }
 
 // Orchestrated is what a finished distributed run reports.
@@ -58,13 +124,24 @@ type Orchestrated struct {
 	ID      string
 	Record  RunRecord
 	Outcome *analysis.Outcome // nil when the results did not fit the record
+	// Elapsed is the time since the orchestrator's Start, to the results.
+	Elapsed time.Duration
 }
 
-// Run runs the prepared scenario sc, whose plan is p (prep applied), until
-// its results are written: into out by this process when out is set,
-// otherwise by an analysis service. A run registered with another
+// Run prepares sc (Prepare), builds its plan from Models and runs it
+// until its results are written: into out by this process when out is
+// set, otherwise by an analysis service. A run registered with another
 // scenario under the same name and seed is sim.ErrBadInput.
-func (o *Orchestrator) Run(ctx context.Context, sc *scenarios.Scenario, p *sim.Plan, prep sim.Preparation, out string) (*Orchestrated, error) {
+func (o *Orchestrator) Run(ctx context.Context, sc *scenarios.Scenario, out string) (*Orchestrated, error) {
+	sc, prep, err := o.Prepare(ctx, sc)
+	if err != nil {
+		return nil, err
+	}
+	p, err := sim.NewPlan(sc, o.Models)
+	if err != nil {
+		return nil, err
+	}
+	prep.Apply(p)
 	id := RunID(sim.RunID(sc))
 	subj := Subjects{Run: id}
 
@@ -154,6 +231,9 @@ func (o *Orchestrator) Run(ctx context.Context, sc *scenarios.Scenario, p *sim.P
 	if o.Answered != nil {
 		o.Answered(ctx, err)
 	}
+	if err == nil && o.Replies != nil {
+		o.Models.Keep(ctx, o.Replies.Each)
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			r.fail(err)
@@ -169,7 +249,7 @@ func (o *Orchestrator) Run(ctx context.Context, sc *scenarios.Scenario, p *sim.P
 	if err != nil {
 		return nil, err
 	}
-	res := &Orchestrated{ID: id, Record: final}
+	res := &Orchestrated{ID: id, Record: final, Elapsed: time.Since(start)}
 	if len(final.Results) > 0 {
 		var r analysis.Results
 		if err := json.Unmarshal(final.Results, &r); err == nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/bus"
+	"github.com/society-sim/society/sim/simbench"
 )
 
 // Result is the raw transport's rate for one message size.
@@ -197,5 +198,18 @@ func waitDone(ctx context.Context, done <-chan struct{}, start time.Time, got *a
 		return 0, ctx.Err()
 	case <-t.C:
 		return 0, errors.New("received " + strconv.FormatInt(got.Load(), 10) + " of " + strconv.Itoa(total) + " messages in " + natsWait.String())
+	}
+}
+
+// Transport is Measure as a bench run's transport part
+// (simbench.Suite.Transport): each measurement sends at least minMsgs
+// messages and minBytes bytes.
+func Transport(minMsgs, minBytes int) func(ctx context.Context, size, msgs int) (simbench.Rate, error) {
+	return func(ctx context.Context, size, msgs int) (simbench.Rate, error) {
+		r, err := Measure(ctx, size, msgs, minMsgs, minBytes)
+		if err != nil {
+			return simbench.Rate{}, err
+		}
+		return simbench.Rate{MsgsPerSecond: r.MsgsPerSecond, BytesPerSecond: r.BytesPerSecond, JetStreamMsgsPerSecond: r.JetStreamMsgsPerSecond}, nil
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/society-sim/society/bus"
 	"github.com/society-sim/society/llm"
 	"github.com/society-sim/society/metrics"
@@ -68,14 +69,8 @@ func cmdAgents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	defer bus.Drain(nc)
 	log.Info("agent host ready; waiting for runs")
-	// The shared tier is the cluster's reply bucket, opened once for every
-	// run the host serves.
-	var shared llm.Store
-	if cache.Mode() != llm.CacheOff {
-		if kv := bus.OpenReplies(ctx, js, cache.SharedBytes(), log); kv != nil {
-			shared = kv
-		}
-	}
+	// The shared tier is opened once for every run the host serves.
+	_, shared := sharedCache(ctx, js, cache, log)
 	m := srv.Metrics()
 	h := &bus.AgentHost{JS: js, Reg: reg, Log: log, Name: *name, Concurrency: *tasks, Only: *only,
 		Models: func(_ string, log *slog.Logger) (bus.HostModels, func()) {
@@ -88,4 +83,17 @@ func cmdAgents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	err = h.Serve(ctx)
 	fmt.Fprintf(stdout, "agent host %s: %d tasks served, %d unusable messages rejected\n", *name, h.Served(), h.Bad())
 	return err
+}
+
+// sharedCache opens the cluster's reply bucket as the shared tier of the
+// model cache, unless the cache is off: nil (and a nil llm.Store, not a
+// nil *bus.KVStore in one) when there is none.
+func sharedCache(ctx context.Context, js jetstream.JetStream, cache *llm.CacheFlags, log *slog.Logger) (*bus.KVStore, llm.Store) {
+	if cache.Mode() == llm.CacheOff {
+		return nil, nil
+	}
+	if kv := bus.OpenReplies(ctx, js, cache.SharedBytes(), log); kv != nil {
+		return kv, kv
+	}
+	return nil, nil
 }

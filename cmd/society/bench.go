@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,7 +16,6 @@ import (
 	"github.com/society-sim/society/bus/busbench"
 	"github.com/society-sim/society/llm"
 	"github.com/society-sim/society/llm/llmbench"
-	"github.com/society-sim/society/population"
 	"github.com/society-sim/society/sim/simbench"
 )
 
@@ -72,7 +70,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	o := benchOptions{Suite: simbench.Suite{Options: simbench.Options{Seed: *seed, ProfileDir: *profile, Log: stderr, Skip: map[string]bool{}, Child: selfCommand}},
+	o := benchOptions{Suite: simbench.Suite{Options: simbench.Options{Seed: *seed, ProfileDir: *profile, Log: stderr, Child: selfCommand}},
 		Model: llmbench.Options{Slots: *slots, Latency: *latency, Agents: *modelAgents, Concurrency: *conc},
 		Reps:  *reps, PersonaK: *personaK, MinMsgs: busbench.MinMsgs, MinBytes: busbench.MinBytes}
 	var problems []error
@@ -82,14 +80,10 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if o.Agents, err = simbench.ParseSizes(*agents); err != nil {
 		problems = append(problems, fmt.Errorf("--agents: %w", err))
 	}
-	for p := range strings.SplitSeq(*skip, ",") {
-		if p = strings.TrimSpace(p); p == "" {
-			continue
-		}
-		if !slices.Contains(simbench.Parts, p) {
-			problems = append(problems, fmt.Errorf("--skip: unknown part %q (want %s)", p, strings.Join(simbench.Parts, ", ")))
-		}
-		o.Skip[p] = true
+	var unknown []string
+	o.Skip, unknown = simbench.ParseSkip(*skip)
+	for _, p := range unknown {
+		problems = append(problems, fmt.Errorf("--skip: unknown part %q (want %s)", p, strings.Join(simbench.Parts, ", ")))
 	}
 	if *slots < 1 || *latency <= 0 || *modelAgents < 1 || *conc < 0 || *reps < 1 || *personaK < 0 {
 		problems = append(problems, errors.New("--slots, --latency, --model-agents and --repetitions must be positive, --concurrency and --persona-k not negative"))
@@ -138,36 +132,13 @@ func benchSuite(o benchOptions) simbench.Suite {
 	s.MessageSize = func(agents, shards int) int {
 		return busbench.AnswerMessageSize(llm.SyntheticName, "pvq40", simbench.PVQItems, agents, shards)
 	}
-	s.Transport = func(ctx context.Context, size, msgs int) (simbench.Rate, error) {
-		r, err := busbench.Measure(ctx, size, msgs, o.MinMsgs, o.MinBytes)
-		if err != nil {
-			return simbench.Rate{}, err
-		}
-		return simbench.Rate{MsgsPerSecond: r.MsgsPerSecond, BytesPerSecond: r.BytesPerSecond, JetStreamMsgsPerSecond: r.JetStreamMsgsPerSecond}, nil
-	}
+	s.Transport = busbench.Transport(o.MinMsgs, o.MinBytes)
 	m.Log = s.Log
 	m.Server = func(ctx context.Context) (*exec.Cmd, error) {
 		return s.Child(ctx, []string{"model-server", "--addr", "127.0.0.1:0", "--latency", m.Latency.String(),
 			"--slots", strconv.Itoa(m.Slots), "--seed", strconv.FormatUint(s.Seed, 10)})
 	}
-	s.ModelPath = func(ctx context.Context) (simbench.Part, float64, error) {
-		mp, err := llmbench.MeasureModelPath(ctx, m)
-		if err != nil {
-			return nil, 0, err
-		}
-		return mp, mp.Efficiency, nil
-	}
-	s.Calls = func(ctx context.Context) (simbench.Part, error) {
-		means, err := population.HumanMeans(syntheticMeans)
-		if err != nil {
-			return nil, err
-		}
-		c, err := llmbench.MeasureCalls(ctx, o.PersonaK, o.Reps, means)
-		if err != nil {
-			return nil, err
-		}
-		return c, nil
-	}
+	s.ModelPath, s.Calls = m.Part, llmbench.CallsPart(o.PersonaK, o.Reps, syntheticMeans)
 	return s
 }
 

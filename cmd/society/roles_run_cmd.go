@@ -18,22 +18,17 @@ import (
 // runDistFlags are the options of "society run" that make it the
 // orchestrator of a run over an external NATS cluster.
 type runDistFlags struct {
-	nats       *bus.Flags
-	resume     string
-	fresh      bool
-	ackWait    time.Duration
-	maxDeliver int
-	replicas   int
-	verbose    bool
+	nats    *bus.Flags
+	queue   *bus.TaskQueueOptions
+	resume  string
+	fresh   bool
+	verbose bool
 }
 
 func addRunDistFlags(fs *flag.FlagSet) *runDistFlags {
-	d := &runDistFlags{nats: bus.AddFlags(fs, false)}
+	d := &runDistFlags{nats: bus.AddFlags(fs, false), queue: bus.AddQueueFlags(fs)}
 	fs.StringVar(&d.resume, "resume", "", "with --nats: continue the registered run `ID` (rerunning the same scenario and seed does too)")
 	fs.BoolVar(&d.fresh, "fresh", false, "with --nats: discard what the run stored before and start it again")
-	fs.DurationVar(&d.ackWait, "ack-wait", 30*time.Second, "with --nats: how long a silent agent host keeps a task before it goes to another")
-	fs.IntVar(&d.maxDeliver, "max-deliver", 5, "with --nats: deliveries of a task before it is a dead letter and the run fails")
-	fs.IntVar(&d.replicas, "replicas", 1, "with --nats: JetStream replicas of the run's streams (3 on a 3-node cluster)")
 	fs.BoolVar(&d.verbose, "log-debug", false, "with --nats: log every step")
 	return d
 }
@@ -43,15 +38,11 @@ func (d *runDistFlags) active() bool { return d.nats.Set() || d.resume != "" || 
 
 // cmdRunDistributed is "society run --nats URL": the orchestrator role.
 func cmdRunDistributed(ctx context.Context, d *runDistFlags, pos []string, out string, force, quiet bool, cache *llm.CacheFlags, metricsAddr string, metricsLinger time.Duration, stdout, stderr io.Writer) error {
-	switch {
-	case !d.nats.Set():
+	if !d.nats.Set() {
 		return fmt.Errorf("%w: --resume and --fresh need --nats URL: the embedded server keeps nothing after a run", errUsage)
-	case d.ackWait < 100*time.Millisecond:
-		return fmt.Errorf("%w: --ack-wait: must be at least 100ms, got %v", errUsage, d.ackWait)
-	case d.maxDeliver < 1:
-		return fmt.Errorf("%w: --max-deliver: must be at least 1, got %d", errUsage, d.maxDeliver)
-	case d.replicas < 1 || d.replicas > 5:
-		return fmt.Errorf("%w: --replicas: must be 1 to 5, got %d", errUsage, d.replicas)
+	}
+	if err := d.queue.Check(); err != nil {
+		return usageOf(err)
 	}
 	var sc *scenarios.Scenario
 	if len(pos) == 1 || d.resume == "" {
@@ -85,15 +76,7 @@ func cmdRunDistributed(ctx context.Context, d *runDistFlags, pos []string, out s
 	defer srv.Close()
 	live := metrics.Follow(ctx, srv.Metrics())
 	defer live.Finish(nil)
-	cfg := distConfig{
-		NATS: d.nats, Scenario: sc, Resume: d.resume, Fresh: d.fresh, CacheDir: cache.Dir, CacheMode: cache.Mode(), SharedCacheBytes: cache.SharedBytes(), Out: out, Force: force,
-		Queue:    bus.TaskQueueOptions{AckWait: d.ackWait, MaxDeliver: d.maxDeliver, Replicas: d.replicas},
-		Progress: bar, Log: roleLogger(stderr, d.verbose).With("role", "run"), Stderr: stderr,
-	}
-	if m := srv.Metrics(); m != nil {
-		cfg.Observer, cfg.BadMessage = live.Observer(), m.BadMessage
-	}
-	res, err := runDistributed(ctx, cfg)
+	res, err := runDistributed(ctx, d, sc, out, force, cache, bar, srv.Metrics(), live, stderr)
 	if err != nil {
 		return err
 	}

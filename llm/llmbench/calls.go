@@ -13,6 +13,7 @@ import (
 	"github.com/society-sim/society/llm/modelserver"
 	"github.com/society-sim/society/population"
 	"github.com/society-sim/society/questionnaires"
+	"github.com/society-sim/society/sim/simbench"
 	"github.com/society-sim/society/values"
 )
 
@@ -258,4 +259,21 @@ func countedRun(ctx context.Context, pool *population.Pool, insts []*questionnai
 		}
 	}
 	return client.Stats().Calls, h.Stats().Requests, nil
+}
+
+// CallsPart is MeasureCalls as a bench run's model-calls part
+// (simbench.Suite.Calls), with the synthetic respondents centred on the
+// value means of the human sample named means (population.HumanMeans).
+func CallsPart(k, n int, means string) func(ctx context.Context) (simbench.Part, error) {
+	return func(ctx context.Context) (simbench.Part, error) {
+		m, err := population.HumanMeans(means)
+		if err != nil {
+			return nil, err
+		}
+		c, err := MeasureCalls(ctx, k, n, m)
+		if err != nil {
+			return nil, err // not a nil *Calls in a non-nil Part
+		}
+		return c, nil
+	}
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/society-sim/society/llm"
 	"github.com/society-sim/society/population"
 	"github.com/society-sim/society/questionnaires"
+	"github.com/society-sim/society/sim/simbench"
 	"github.com/society-sim/society/values"
 )
 
@@ -507,4 +508,15 @@ func selfCPU() float64 {
 
 func tvSeconds(tv syscall.Timeval) float64 {
 	return float64(tv.Sec) + float64(tv.Usec)/1e6
+}
+
+// Part is MeasureModelPath as a bench run's model-path part
+// (simbench.Suite.ModelPath): the figures, and their efficiency that every
+// row of the report repeats.
+func (o Options) Part(ctx context.Context) (simbench.Part, float64, error) {
+	mp, err := MeasureModelPath(ctx, o)
+	if err != nil {
+		return nil, 0, err
+	}
+	return mp, mp.Efficiency, nil
 }

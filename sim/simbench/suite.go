@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -152,4 +153,21 @@ func ParseSizes(s string) ([]int, error) {
 		out = append(out, n)
 	}
 	return out, nil
+}
+
+// ParseSkip reads comma-separated part names (Parts) to leave out; blank
+// names are ignored, and the names that are not parts are returned in
+// unknown, in the order given.
+func ParseSkip(s string) (skip map[string]bool, unknown []string) {
+	skip = map[string]bool{}
+	for p := range strings.SplitSeq(s, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		if !slices.Contains(Parts, p) {
+			unknown = append(unknown, p)
+		}
+		skip[p] = true
+	}
+	return skip, unknown
 }

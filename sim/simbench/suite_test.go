@@ -27,6 +27,24 @@ func TestParseSizes(t *testing.T) {
 	}
 }
 
+func TestParseSkip(t *testing.T) {
+	skip, unknown := ParseSkip(" nats,, model ,everything,calls,x")
+	for _, p := range []string{NATS, Model, Calls} {
+		if !skip[p] {
+			t.Errorf("%s: got not skipped, want skipped", p)
+		}
+	}
+	if skip[Pipeline] || skip[NoBus] {
+		t.Errorf("got %v, want pipeline and nobus run", skip)
+	}
+	if len(unknown) != 2 || unknown[0] != "everything" || unknown[1] != "x" {
+		t.Errorf("got unknown %q, want [everything x]", unknown)
+	}
+	if skip, unknown := ParseSkip(""); len(skip) != 0 || unknown != nil {
+		t.Errorf("empty: got %v, %q, want nothing", skip, unknown)
+	}
+}
+
 func TestLargestRun(t *testing.T) {
 	runs := []Row{{Agents: 10}, {Agents: 1000, WallSeconds: 2}, {Agents: 100}, {Agents: 1000, WallSeconds: 3}}
 	if got := LargestRun(runs); got.Agents != 1000 || got.WallSeconds != 2 {
