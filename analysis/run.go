@@ -3,6 +3,7 @@ package analysis
 import (
 	"fmt"
 	"math"
+	"os"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -236,4 +237,29 @@ func ProgramBuild(version, revision, buildTime string) Build {
 		v.Time = buildTime
 	}
 	return v
+}
+
+// StartRun starts the provenance block of the run id that starts at start
+// in this process, built as b: the build, the host and the start time. Its
+// models and end are filled as the run ends (Results.Finish).
+func StartRun(id string, start time.Time, b Build) *Run {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown"
+	}
+	return &Run{ID: id, Version: b.Version, Revision: b.Revision, Modified: b.Modified, BuildTime: b.Time,
+		GoVersion: b.GoVersion, Host: host, Start: RunTime(start)}
+}
+
+// StartRecordedRun starts the run block of a run over NATS, written by the
+// process that computes its results: the run started at start (its
+// record's, in RunTimeLayout), or, for a record without one, now. Its
+// models are described from the study, their traffic from the hosts'
+// reports; their resolved settings stay with the agent hosts.
+func StartRecordedRun(id, start string, b Build) *Run {
+	r := StartRun(id, time.Now(), b)
+	if start != "" {
+		r.Start = start
+	}
+	return r
 }

@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"encoding/json"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -72,5 +73,25 @@ func TestProgramBuild(t *testing.T) {
 	}
 	if b := ProgramBuild("", "", ""); b.Version == "" || b.Revision == "" || b.GoVersion != runtime.Version() {
 		t.Errorf("got %+v, want a version, a revision (or \"unknown\") and Go version %s", b, runtime.Version())
+	}
+}
+
+// A run's block names its build, host and start; a recorded run keeps the
+// start its record gives, or starts now without one.
+func TestStartRun(t *testing.T) {
+	b := Build{Version: "v1", Revision: "abc", Modified: true, Time: "t", GoVersion: "go1"}
+	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	r := StartRun("x-1", start, b)
+	host, _ := os.Hostname()
+	if r.ID != "x-1" || r.Version != "v1" || r.Revision != "abc" || !r.Modified || r.BuildTime != "t" || r.GoVersion != "go1" ||
+		r.Start != RunTime(start) || r.Host == "" || (host != "" && r.Host != host) {
+		t.Errorf("StartRun: got %+v", r)
+	}
+	if got := StartRecordedRun("x-1", "2026-01-02T03:04:05.000Z", b).Start; got != "2026-01-02T03:04:05.000Z" {
+		t.Errorf("recorded start: got %q", got)
+	}
+	before := RunTime(time.Now())
+	if got := StartRecordedRun("x-1", "", b).Start; got < before {
+		t.Errorf("no recorded start: got %q, want now (at least %q)", got, before)
 	}
 }

@@ -378,3 +378,19 @@ func (s *Scenario) Problem(field, msg string) error {
 	}
 	return p
 }
+
+// Warnings lists what the scenario leaves to defaults that may not suit
+// it: an OpenAI-compatible model without max_tokens gets the client's
+// default budget, maxTokens, too small for a model that reasons before it
+// answers. Each names the file, line and field.
+func (s *Scenario) Warnings(maxTokens int) []error {
+	var out []error
+	for i, m := range s.Models {
+		if m.Backend == OpenAI && m.MaxTokens == 0 {
+			out = append(out, s.Problem(fmt.Sprintf("models[%d].max_tokens", i), fmt.Sprintf(
+				"not set: model %q gets %d tokens per sampled reply (1 per distribution request); "+
+					"a model that reasons first needs more, or its reasoning switched off", m.Name, maxTokens)))
+		}
+	}
+	return out
+}

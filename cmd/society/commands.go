@@ -160,28 +160,12 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	if unrelated != nil {
 		return unrelated
 	}
-	for _, w := range scenarioWarnings(sc) {
+	for _, w := range sc.Warnings(llm.DefaultMaxTokens) {
 		fmt.Fprintln(stderr, "warning:", w)
 	}
 	fmt.Fprintf(stdout, "%s: ok (scenario %q, %d agents, %d model(s), %d questionnaire(s))\n",
 		pos[0], sc.Name, sc.Population.Size, len(sc.Models), len(sc.Questionnaires))
 	return nil
-}
-
-// scenarioWarnings lists what a scenario leaves to defaults that may not
-// suit it: an OpenAI-compatible model without max_tokens gets the client's
-// default budget (llm.DefaultMaxTokens), too small for a model that
-// reasons before it answers.
-func scenarioWarnings(sc *scenarios.Scenario) []error {
-	var out []error
-	for i, m := range sc.Models {
-		if m.Backend == scenarios.OpenAI && m.MaxTokens == 0 {
-			out = append(out, sc.Problem(fmt.Sprintf("models[%d].max_tokens", i), fmt.Sprintf(
-				"not set: model %q gets %d tokens per sampled reply (1 per distribution request); "+
-					"a model that reasons first needs more, or its reasoning switched off", m.Name, llm.DefaultMaxTokens)))
-		}
-	}
-	return out
 }
 
 func cmdScenarios(args []string, stdout, stderr io.Writer) error {

@@ -131,6 +131,15 @@ var errHelp = errors.New("help requested")
 // instrument file, a reference file): the engine's, so that both exit 2.
 var errBadInput = sim.ErrBadInput
 
+// commands are the subcommands, by name.
+var commands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{
+	"run": cmdRun, "report": cmdReport, "plan": cmdPlan, "model-server": cmdModelServer, "probe": cmdProbe,
+	"agents": cmdAgents, "analyze": cmdAnalyze, "bench": cmdBench,
+	"validate":   func(_ context.Context, a []string, o, e io.Writer) error { return cmdValidate(a, o, e) },
+	"scenarios":  func(_ context.Context, a []string, o, e io.Writer) error { return cmdScenarios(a, o, e) },
+	"dashboards": func(_ context.Context, a []string, o, e io.Writer) error { return cmdDashboards(a, o, e) },
+}
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
@@ -138,35 +147,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
-	case "run":
-		return cmdRun(ctx, rest, stdout, stderr)
-	case "report":
-		return cmdReport(ctx, rest, stdout, stderr)
-	case "validate":
-		return cmdValidate(rest, stdout, stderr)
-	case "plan":
-		return cmdPlan(ctx, rest, stdout, stderr)
-	case "scenarios":
-		return cmdScenarios(rest, stdout, stderr)
-	case "model-server":
-		return cmdModelServer(ctx, rest, stdout, stderr)
-	case "probe":
-		return cmdProbe(ctx, rest, stdout, stderr)
-	case "agents":
-		return cmdAgents(ctx, rest, stdout, stderr)
-	case "analyze":
-		return cmdAnalyze(ctx, rest, stdout, stderr)
-	case "bench":
-		return cmdBench(ctx, rest, stdout, stderr)
-	case "dashboards":
-		return cmdDashboards(rest, stdout, stderr)
 	case "version", "--version", "-version":
 		return cmdVersion(rest, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
-	default:
-		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("%w: unknown command %q", errUsage, cmd)
 	}
+	if f, ok := commands[cmd]; ok {
+		return f(ctx, rest, stdout, stderr)
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("%w: unknown command %q", errUsage, cmd)
 }

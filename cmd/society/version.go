@@ -37,8 +37,8 @@ func versionLine(v analysis.Build) string {
 		fmt.Fprintf(b, ", %s", v.GoVersion)
 	}
 	if v.Revision == "unknown" {
-		b.WriteString("\n(no VCS revision recorded: built with go run or outside a git tree; " +
-			"build with go build in the repository, or set -ldflags \"-X main.revision=...\")")
+		b.WriteString("\n(no VCS revision recorded: built with go run, outside a git tree or with -buildvcs=false (see GOFLAGS); " +
+			"build with go build -buildvcs=true in the repository, or set -ldflags \"-X main.revision=...\")")
 	}
 	return b.String()
 }
