@@ -186,7 +186,8 @@ func (a *Analyst) analyse(ctx context.Context, rec RunRecord, r *analysisRun) er
 		return err
 	}
 	llmCounts, hosts := a.hostTraffic(ctx, rec.ID)
-	if traffic, models := Traffic(hosts, p.Study.Models); len(traffic) > 0 {
+	traffic, models := Traffic(hosts, p.Study.Models)
+	if traffic = p.AddCalibrationTraffic(&llmCounts, traffic); len(traffic) > 0 {
 		p.Study.Traffic, p.Study.Models = traffic, models
 	}
 	outcome, err := p.Study.Compute(ctx, col)

@@ -323,16 +323,24 @@ func (o *orchestration) await(ctx context.Context) (RunRecord, error) {
 // followed and writes them to dir, as the analysis service would, and
 // records the run done.
 func (o *orchestration) writeOwn(ctx context.Context, dir string) (RunRecord, error) {
+	// The hosts' traffic, per model too, as the analysis service reports
+	// it, and the calibration's that this process made.
+	var llm analysis.LLMCounts
+	stats, err := o.reg.HostStats(ctx, o.id, nil)
+	if err != nil {
+		stats = nil
+	}
+	for _, s := range stats {
+		llm.Calls, llm.CacheHits, llm.Retries = llm.Calls+s.Calls, llm.CacheHits+s.CacheHits, llm.Retries+s.Retries
+		llm.AnswersReused += s.AnswersReused
+	}
+	traffic, models := Traffic(stats, o.p.Study.Models)
+	if traffic = o.p.AddCalibrationTraffic(&llm, traffic); len(traffic) > 0 {
+		o.p.Study.Traffic, o.p.Study.Models = traffic, models
+	}
 	outcome, err := o.p.Study.Compute(ctx, o.col)
 	if err != nil {
 		return RunRecord{}, err
-	}
-	var llm analysis.LLMCounts
-	if stats, err := o.reg.HostStats(ctx, o.id, nil); err == nil {
-		for _, s := range stats {
-			llm.Calls, llm.CacheHits, llm.Retries = llm.Calls+s.Calls, llm.CacheHits+s.CacheHits, llm.Retries+s.Retries
-			llm.AnswersReused += s.AnswersReused
-		}
 	}
 	outcome.Results.LLM = llm
 	if o.runBlock != nil {

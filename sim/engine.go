@@ -90,7 +90,7 @@ func (e *Engine) run(ctx context.Context, sc *scenarios.Scenario, out string, ob
 		return nil, err
 	}
 	rep := b.Report(ctx, p.Study.Models)
-	prep.calls.addTo(&rep)
+	p.calibrationCalls.addTo(&rep)
 	p.Study.Traffic, p.Study.Models = rep.Traffic, rep.Models
 	stage(obs, StageAnalysing)
 	outcome, err := p.Study.Compute(ctx, col)

@@ -77,6 +77,9 @@ type Plan struct {
 	Resolved []byte
 	Seed     uint64
 	games    *gameRun // nil without a game (games.go)
+	// calibrationCalls is the traffic of the model-specific calibration
+	// that prepared the run (Preparation.Apply).
+	calibrationCalls calibrationTraffic
 }
 
 // Instrument looks up one of the plan's instruments by name.
@@ -361,15 +364,24 @@ func missingTasks(ph Phase, have *batchSet, styles map[string]agent.Style, shard
 type recordPrep struct {
 	Calibration []analysis.CalibrationRow `json:"calibration,omitempty"`
 	Notes       []string                  `json:"notes,omitempty"`
+	// CalibrationLLM and CalibrationTraffic are the calibration run's
+	// model traffic (Preparation.calls), which the process writing the
+	// results adds to the agent hosts'.
+	CalibrationLLM     *analysis.LLMCounts              `json:"calibration_llm,omitempty"`
+	CalibrationTraffic map[string]analysis.ModelTraffic `json:"calibration_traffic,omitempty"`
 }
 
 // Encode is the preparation as a run's record keeps it; nil when there is
 // nothing to keep.
 func (pr Preparation) Encode() json.RawMessage {
-	if len(pr.calibration) == 0 && len(pr.notes) == 0 {
+	if len(pr.calibration) == 0 && len(pr.notes) == 0 && pr.calls.counts == (analysis.LLMCounts{}) && len(pr.calls.models) == 0 {
 		return nil
 	}
-	b, err := json.Marshal(recordPrep{Calibration: pr.calibration, Notes: pr.notes})
+	r := recordPrep{Calibration: pr.calibration, Notes: pr.notes, CalibrationTraffic: pr.calls.models}
+	if pr.calls.counts != (analysis.LLMCounts{}) {
+		r.CalibrationLLM = &pr.calls.counts
+	}
+	b, err := json.Marshal(r)
 	if err != nil {
 		return nil
 	}
@@ -385,7 +397,11 @@ func DecodePreparation(raw json.RawMessage) (Preparation, error) {
 	if err := json.Unmarshal(raw, &r); err != nil {
 		return Preparation{}, fmt.Errorf("run preparation: %w", err)
 	}
-	return Preparation{calibration: r.Calibration, notes: r.Notes}, nil
+	pr := Preparation{calibration: r.Calibration, notes: r.Notes, calls: calibrationTraffic{models: r.CalibrationTraffic}}
+	if r.CalibrationLLM != nil {
+		pr.calls.counts = *r.CalibrationLLM
+	}
+	return pr, nil
 }
 
 // RecordPlan builds the plan of a registered run from its stored scenario

@@ -40,13 +40,13 @@ type Preparation struct {
 	notes       []string
 	// calls is the model traffic of the calibration run (whose results
 	// are not written), added to the main run's: a run's results count
-	// every request it made. Not encoded: a resumed distributed run
-	// reports its own requests.
+	// every request it made.
 	calls calibrationTraffic
 }
 
 // Apply puts the preparation into the plan's study.
 func (pr Preparation) Apply(p *Plan) {
+	p.calibrationCalls = pr.calls
 	p.Study.Calibration = pr.calibration
 	p.Study.Notes = append(pr.notes, p.Study.Notes...)
 }
@@ -375,6 +375,18 @@ func (e *Engine) calibrate(ctx context.Context, sc *scenarios.Scenario) (*scenar
 type calibrationTraffic struct {
 	counts analysis.LLMCounts
 	models map[string]analysis.ModelTraffic
+}
+
+// AddCalibrationTraffic adds the requests, cache savings, retries and
+// tokens of the run's model-specific calibration (made by the process
+// that prepared the run) to a run's counts and per-model traffic gathered
+// elsewhere (the agent hosts' reports of a distributed run), and returns
+// the traffic.
+func (p *Plan) AddCalibrationTraffic(counts *analysis.LLMCounts, traffic map[string]analysis.ModelTraffic) map[string]analysis.ModelTraffic {
+	rep := Report{Counts: *counts, Traffic: traffic}
+	p.calibrationCalls.addTo(&rep)
+	*counts = rep.Counts
+	return rep.Traffic
 }
 
 // addTo adds the calibration's requests, cache savings, retries and

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/society-sim/society/agent"
+	"github.com/society-sim/society/analysis"
 	"github.com/society-sim/society/questionnaires"
 	"github.com/society-sim/society/scenarios"
 	"github.com/society-sim/society/values"
@@ -111,5 +112,37 @@ func TestTestPrimed(t *testing.T) {
 				t.Errorf("got context ending %q, want the memory after the test", last.Context[max(0, len(last.Context)-40):])
 			}
 		})
+	}
+}
+
+// The calibration's model traffic travels with the run's record, so that
+// whichever process writes a distributed run's results adds it to the
+// agent hosts': requests, savings, retries and tokens, not what describes
+// the main run's answers.
+func TestCalibrationTrafficRecorded(t *testing.T) {
+	pr := Preparation{notes: []string{"n"}, calls: calibrationTraffic{
+		counts: analysis.LLMCounts{Calls: 7, CacheHits: 2, AnswersReused: 3, Retries: 1},
+		models: map[string]analysis.ModelTraffic{"m": {Calls: 7, CacheHits: 2, AnswersReused: 3, Retries: 1, StrictRetries: 1,
+			PromptTokens: 100, CompletionTokens: 10, Distributions: 5, Questions: 5, CoverageSum: 4.5}},
+	}}
+	back, err := DecodePreparation(pr.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Plan{Study: &analysis.Study{}}
+	back.Apply(p)
+	counts := analysis.LLMCounts{Calls: 10, CacheHits: 1, AnswersReused: 1, Retries: 0}
+	traffic := p.AddCalibrationTraffic(&counts, map[string]analysis.ModelTraffic{"m": {Calls: 10, PromptTokens: 50, Distributions: 9, Questions: 9, CoverageSum: 8}})
+	if want := (analysis.LLMCounts{Calls: 17, CacheHits: 3, AnswersReused: 4, Retries: 1}); counts != want {
+		t.Errorf("counts: got %+v, want %+v", counts, want)
+	}
+	want := analysis.ModelTraffic{Calls: 17, CacheHits: 2, AnswersReused: 3, Retries: 1, StrictRetries: 1, PromptTokens: 150, CompletionTokens: 10,
+		Distributions: 9, Questions: 9, CoverageSum: 8}
+	if got := traffic["m"]; got != want {
+		t.Errorf("traffic: got %+v, want %+v", got, want)
+	}
+	// Without a calibration nothing is added, and nothing is recorded.
+	if raw := (Preparation{}).Encode(); raw != nil {
+		t.Errorf("empty preparation encoded as %s", raw)
 	}
 }
