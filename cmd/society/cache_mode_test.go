@@ -175,3 +175,63 @@ func TestValidateOpensNoCache(t *testing.T) {
 		t.Errorf("validate wrote %v under the user's cache directory, want nothing", entries)
 	}
 }
+
+// TestDistributedCountsCalibration: the requests of a distributed run's
+// model-specific calibration (made by the orchestrator) are in results.json
+// with the agent hosts', whichever process writes the results: the
+// results count what the server served.
+func TestDistributedCountsCalibration(t *testing.T) {
+	port := freePort(t)
+	srv, err := bus.StartServer(bus.ServerOptions{Listen: true, Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	hs, ms := testModelServer(t, modelserver.Options{Seed: 4})
+	dir := t.TempDir()
+	file := writeScenario(t, dir, "calib", fmt.Sprintf(`name = "calib"
+seed = 5
+[population]
+size = 40
+strategies = ["model-specific"]
+calibration = 10
+[[models]]
+name = "served"
+backend = "openai"
+base_url = %q
+model = "synthetic-respondents"
+mode = "distribution"
+max_tokens = 8
+[[questionnaires]]
+name = "pvq40"
+items = 12
+[analysis]
+bootstrap_iterations = 20
+null_iterations = 19
+[run]
+shards = 2
+`, hs.URL+"/v1"))
+	ctx, cancel := context.WithCancel(t.Context())
+	hostDone := make(chan error, 1)
+	go func() {
+		hostDone <- run(ctx, []string{"agents", "--nats", url, "--name", "host", "--run", "calib-5",
+			"--cache", filepath.Join(dir, "host-cache")}, io.Discard, io.Discard)
+	}()
+	_, stderr, code := runCLI(t, "run", file, "--nats", url, "--out", filepath.Join(dir, "out"), "--quiet", "--cache", filepath.Join(dir, "orch-cache"))
+	cancel()
+	if err := <-hostDone; err != nil {
+		t.Errorf("agent host: %v", err)
+	}
+	if code != 0 {
+		t.Fatalf("run: exit %d\n%s", code, stderr)
+	}
+	r := readResults(t, filepath.Join(dir, "out"))
+	served := ms.Stats().Requests
+	if len(r.Calibration) == 0 {
+		t.Fatal("no calibration in the results: the test needs one")
+	}
+	if r.LLM.Calls != served || served == 0 {
+		t.Errorf("results.json: got %d calls, want %d (the server's count, the calibration's included)", r.LLM.Calls, served)
+	}
+}
