@@ -6,6 +6,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/society-sim/society/bus"
@@ -218,7 +221,7 @@ shards = 2
 		hostDone <- run(ctx, []string{"agents", "--nats", url, "--name", "host", "--run", "calib-5",
 			"--cache", filepath.Join(dir, "host-cache")}, io.Discard, io.Discard)
 	}()
-	_, stderr, code := runCLI(t, "run", file, "--nats", url, "--out", filepath.Join(dir, "out"), "--quiet", "--cache", filepath.Join(dir, "orch-cache"))
+	_, stderr, code := runCLI(t, "run", file, "--nats", url, "--out", filepath.Join(dir, "out"), "--cache", filepath.Join(dir, "orch-cache"))
 	cancel()
 	if err := <-hostDone; err != nil {
 		t.Errorf("agent host: %v", err)
@@ -233,5 +236,11 @@ shards = 2
 	}
 	if r.LLM.Calls != served || served == 0 {
 		t.Errorf("results.json: got %d calls, want %d (the server's count, the calibration's included)", r.LLM.Calls, served)
+	}
+	// The run showed its plan first, with the requests the server then
+	// served.
+	if !strings.HasPrefix(stderr, "Plan of calib (seed 5): ") ||
+		!regexp.MustCompile(`(?m)^\s*served\s+distribution\s+`+strconv.FormatInt(served, 10)+`\s`).MatchString(stderr) {
+		t.Errorf("the run's stderr does not start with its plan of %d requests:\n%s", served, stderr)
 	}
 }

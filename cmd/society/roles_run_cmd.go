@@ -66,6 +66,11 @@ func cmdRunDistributed(ctx context.Context, d *runDistFlags, pos []string, out s
 		return err
 	}
 	var bar io.Writer
+	if !quiet && sc != nil {
+		if err := planBlock(ctx, sc, stderr); err != nil {
+			return err
+		}
+	}
 	if !quiet && progress.IsTerminal(stderr) {
 		bar = stderr
 	}
