@@ -153,48 +153,63 @@ func (h *AgentHost) serveRun(ctx context.Context, rec RunRecord) error {
 		return sh, nil
 	}
 	// The host's model traffic for the run goes to the registry about once
-	// a second and when it stops, for the analysis to report.
+	// a second, before each task is acknowledged (so that the results,
+	// written once every task is, count every request) and when it stops.
+	st := &statsReporter{h: h, run: rec.ID, b: b}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		h.reportStats(ctx, rec.ID, b)
+		st.loop(ctx)
 	}()
 	w := &Worker{
 		JS: h.JS, Subjects: Subjects{Run: rec.ID}, Shard: shard,
 		Instrument:  p.Instrument,
 		Concurrency: h.Concurrency, Host: h.Name, Logger: h.Log,
 		BadMessage: func(error) { h.bad.Add(1) },
+		Settle:     func(ctx context.Context, _ TaskMsg) { st.put(ctx) },
 		Served:     func(TaskMsg) { h.served.Add(1) },
 	}
 	return w.Run(ctx)
 }
 
-// reportStats stores the host's model traffic for a run whenever it
-// changed, until ctx is done, and once more then.
-func (h *AgentHost) reportStats(ctx context.Context, run string, b HostModels) {
-	var last HostStats
-	put := func(ctx context.Context) {
-		c := b.HostStats(ctx, h.Name)
-		if reflect.DeepEqual(c, last) {
-			return
-		}
-		if err := h.Reg.PutHostStats(ctx, run, c); err != nil {
-			h.Log.Debug("report model traffic", "run", run, "err", err)
-			return
-		}
-		last = c
+// statsReporter stores the host's model traffic for a run in the
+// registry whenever it changed.
+type statsReporter struct {
+	h   *AgentHost
+	run string
+	b   HostModels
+
+	mu   sync.Mutex
+	last HostStats
+}
+
+func (r *statsReporter) put(ctx context.Context) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.b.HostStats(ctx, r.h.Name)
+	if reflect.DeepEqual(c, r.last) {
+		return
 	}
+	if err := r.h.Reg.PutHostStats(ctx, r.run, c); err != nil {
+		r.h.Log.Debug("report model traffic", "run", r.run, "err", err)
+		return
+	}
+	r.last = c
+}
+
+// loop reports about once a second until ctx is done, then once more.
+func (r *statsReporter) loop(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			put(fctx)
+			r.put(fctx)
 			cancel()
 			return
 		case <-tick.C:
-			put(ctx)
+			r.put(ctx)
 		}
 	}
 }

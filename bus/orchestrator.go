@@ -234,6 +234,12 @@ func (o *Orchestrator) Run(ctx context.Context, sc *scenarios.Scenario, out stri
 	if err == nil && o.Replies != nil {
 		o.Models.Keep(ctx, o.Replies.Each)
 	}
+	if err == nil {
+		// The hosts' traffic is complete once every task is settled.
+		if serr := TasksSettled(ctx, o.JS, subj, 2*o.Queue.Backoff()[0]); serr != nil && ctx.Err() == nil {
+			o.Log.Warn("the results may not count every model request", "run", id, "err", serr)
+		}
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			r.fail(err)

@@ -344,3 +344,41 @@ func checkTaskBounds(t TaskMsg) error {
 
 // maxItems bounds the items of one task: more than any instrument has.
 const maxItems = 1 << 16
+
+// TasksSettled waits until the run's task queue holds no task undelivered
+// or unacknowledged: every host has settled the tasks it took (Worker.Settle
+// records their model traffic before the acknowledgement), so results
+// written after it count every request. A task still held once its
+// answers are all stored is one delivered again being repeated, settled
+// within its ack wait; a host that stopped holding one hands it on after
+// the ack wait. It gives up after limit, with an error saying how many
+// tasks are still out.
+func TasksSettled(ctx context.Context, js jetstream.JetStream, s Subjects, limit time.Duration) error {
+	c, err := js.Consumer(ctx, s.TaskStream(), TaskConsumer)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("task queue: %w", err)
+	}
+	deadline := time.NewTimer(limit)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		info, err := c.Info(ctx)
+		if err != nil {
+			return fmt.Errorf("task queue: %w", err)
+		}
+		if info.NumAckPending == 0 && info.NumPending == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline.C:
+			return fmt.Errorf("task queue: %d tasks still queued and %d held by hosts after %v", info.NumPending, info.NumAckPending, limit)
+		case <-tick.C:
+		}
+	}
+}

@@ -35,6 +35,11 @@ type Worker struct {
 	Host string
 	// BadMessage is told about every task message that could not be used.
 	BadMessage func(error)
+	// Settle, when set, is called after a task's answers are stored and
+	// before the task is acknowledged: what the host must have recorded
+	// by the time the run's orchestrator sees every task done (its model
+	// traffic) is recorded here.
+	Settle func(ctx context.Context, t TaskMsg)
 	// Served, when set, is called after each task whose answers are stored.
 	Served func(t TaskMsg)
 	// Dead, when set, is told about each task this worker recorded as a
@@ -165,6 +170,9 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg, cfg jetstream.Cons
 		// overrides it.
 		m.NakWithDelay(time.Millisecond)
 	case err == nil:
+		if w.Settle != nil {
+			w.Settle(ctx, t)
+		}
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := m.DoubleAck(actx)
 		cancel()

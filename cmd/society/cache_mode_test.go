@@ -244,3 +244,49 @@ shards = 2
 		t.Errorf("the run's stderr does not start with its plan of %d requests:\n%s", served, stderr)
 	}
 }
+
+// TestDistributedResultsCountHosts: results written by the analysis service
+// count every request the agent hosts made and carry the model server's
+// synthetic label, however soon after the last answer they are written:
+// hosts record their traffic before each task is acknowledged, and the
+// run completes once every task is.
+func TestDistributedResultsCountHosts(t *testing.T) {
+	port := freePort(t)
+	srv, err := bus.StartServer(bus.ServerOptions{Listen: true, Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	hs, ms := testModelServer(t, modelserver.Options{Seed: 4})
+	dir := t.TempDir()
+	file := writeScenario(t, dir, "hosts", openaiScenario("hosts", hs.URL, "distribution", 60, "max_tokens = 8")+
+		"[[questionnaires]]\nname = \"pvq40\"\nitems = 12\n[run]\nshards = 3\n")
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	roles := make(chan error, 2)
+	go func() {
+		roles <- run(ctx, []string{"agents", "--nats", url, "--name", "host", "--run", "hosts-5", "--cache", filepath.Join(dir, "host-cache")}, io.Discard, io.Discard)
+	}()
+	go func() {
+		roles <- run(ctx, []string{"analyze", "--nats", url, "--out", filepath.Join(dir, "results"), "--run", "hosts-5"}, io.Discard, io.Discard)
+	}()
+	_, stderr, code := runCLI(t, "run", file, "--nats", url, "--quiet", "--cache", filepath.Join(dir, "orch-cache"))
+	cancel()
+	for range 2 {
+		if err := <-roles; err != nil {
+			t.Errorf("role: %v", err)
+		}
+	}
+	if code != 0 {
+		t.Fatalf("run: exit %d\n%s", code, stderr)
+	}
+	r := readResults(t, filepath.Join(dir, "results", "hosts-5"))
+	served := ms.Stats().Requests
+	if r.LLM.Calls != served || served == 0 {
+		t.Errorf("results.json: got %d calls, want %d (the server's count)", r.LLM.Calls, served)
+	}
+	if r.Run == nil || !r.Run.Synthetic || len(r.Models) != 1 || !r.Models[0].Synthetic {
+		t.Errorf("results.json: got run %+v, models %+v; want the model server's answers labelled synthetic", r.Run, r.Models)
+	}
+}
