@@ -119,6 +119,10 @@ func statusError(req *http.Request, status int, header http.Header, body []byte)
 	case status == http.StatusServiceUnavailable, status == http.StatusGatewayTimeout, status == 529:
 		e.Overload = true
 		e.Permanent = quotaExhausted(low)
+	case status == http.StatusNotImplemented, status == http.StatusHTTPVersionNotSupported:
+		// The server does not do what was asked (another kind of server
+		// at the address): no retry mends it.
+		e.Permanent = true
 	case status >= 500:
 		e.Permanent = permanentMessage(low)
 	case status >= 400:

@@ -76,6 +76,8 @@ func TestClientPermanentFailures(t *testing.T) {
 			"status 400: temperature must be non-negative, got -1.", false},
 		{"500 out of memory", 500, `{"error":"model requires more system memory (7.5 GiB) than is available (5.2 GiB)"}`,
 			"status 500: model requires more system memory (7.5 GiB) than is available (5.2 GiB)", true},
+		{"not implemented", 501, `<html><body><h1>Error response</h1><p>Error code: 501</p><p>Message: Unsupported method ('POST').</p></body></html>`,
+			"status 501", true},
 		{"error in 200", 200, `{"object":"error","message":"The model ` + "`fake-8b`" + ` does not exist.","type":"NotFoundError","param":null,"code":404}`,
 			"status 404: The model `fake-8b` does not exist.", true},
 	}
