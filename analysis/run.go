@@ -23,9 +23,12 @@ type Run struct {
 	// the revision alone does not reproduce it.
 	Revision  string `json:"revision"`
 	Modified  bool   `json:"modified"`
-	BuildTime string `json:"build_time,omitempty"` // RFC 3339: release build time, or the revision's commit time
-	GoVersion string `json:"go_version,omitempty"`
-	Host      string `json:"host"`
+	BuildTime string `json:"build_time,omitempty"` // RFC 3339: a release's build time (set at build time; none otherwise)
+	// CommitTime is the revision's commit time (RFC 3339), as go build
+	// recorded it.
+	CommitTime string `json:"commit_time,omitempty"`
+	GoVersion  string `json:"go_version,omitempty"`
+	Host       string `json:"host"`
 	// Start and End are RFC 3339 times in UTC; WallSeconds is the time
 	// between them, from the run's start to its results written.
 	Start       string  `json:"start"`
@@ -198,9 +201,11 @@ type Build struct {
 	Version  string // a release's version, the module's, or "devel"
 	Revision string // VCS revision, "unknown" when the build recorded none
 	Modified bool   // built from a tree with uncommitted changes
-	// Time is the release's build time, or the revision's commit time.
-	Time      string
-	GoVersion string
+	// Time is a release's build time (set with -ldflags; the toolchain
+	// records none); CommitTime the revision's commit time.
+	Time       string
+	CommitTime string
+	GoVersion  string
 }
 
 // ProgramBuild reads the running program's build information
@@ -223,7 +228,7 @@ func ProgramBuild(version, revision, buildTime string) Build {
 			case "vcs.modified":
 				v.Modified = s.Value == "true"
 			case "vcs.time":
-				v.Time = s.Value
+				v.CommitTime = s.Value
 			}
 		}
 	}
@@ -247,7 +252,7 @@ func StartRun(id string, start time.Time, b Build) *Run {
 	if err != nil {
 		host = "unknown"
 	}
-	return &Run{ID: id, Version: b.Version, Revision: b.Revision, Modified: b.Modified, BuildTime: b.Time,
+	return &Run{ID: id, Version: b.Version, Revision: b.Revision, Modified: b.Modified, BuildTime: b.Time, CommitTime: b.CommitTime,
 		GoVersion: b.GoVersion, Host: host, Start: RunTime(start)}
 }
 

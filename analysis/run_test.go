@@ -67,7 +67,7 @@ func TestResultsWithoutRun(t *testing.T) {
 // Go version is always the running binary's.
 func TestProgramBuild(t *testing.T) {
 	got := ProgramBuild("v9.8.7", "release-rev", "2026-11-30T10:00:00Z")
-	want := Build{Version: "v9.8.7", Revision: "release-rev", Time: "2026-11-30T10:00:00Z", GoVersion: runtime.Version(), Modified: got.Modified}
+	want := Build{Version: "v9.8.7", Revision: "release-rev", Time: "2026-11-30T10:00:00Z", GoVersion: runtime.Version(), Modified: got.Modified, CommitTime: got.CommitTime}
 	if got != want {
 		t.Errorf("got %+v, want %+v", got, want)
 	}
@@ -79,11 +79,11 @@ func TestProgramBuild(t *testing.T) {
 // A run's block names its build, host and start; a recorded run keeps the
 // start its record gives, or starts now without one.
 func TestStartRun(t *testing.T) {
-	b := Build{Version: "v1", Revision: "abc", Modified: true, Time: "t", GoVersion: "go1"}
+	b := Build{Version: "v1", Revision: "abc", Modified: true, Time: "t", CommitTime: "c", GoVersion: "go1"}
 	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	r := StartRun("x-1", start, b)
 	host, _ := os.Hostname()
-	if r.ID != "x-1" || r.Version != "v1" || r.Revision != "abc" || !r.Modified || r.BuildTime != "t" || r.GoVersion != "go1" ||
+	if r.ID != "x-1" || r.Version != "v1" || r.Revision != "abc" || !r.Modified || r.BuildTime != "t" || r.CommitTime != "c" || r.GoVersion != "go1" ||
 		r.Start != RunTime(start) || r.Host == "" || (host != "" && r.Host != host) {
 		t.Errorf("StartRun: got %+v", r)
 	}

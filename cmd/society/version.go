@@ -30,8 +30,11 @@ func versionLine(v analysis.Build) string {
 	if v.Modified {
 		b.WriteString(" (modified: built with uncommitted changes)")
 	}
+	if v.CommitTime != "" {
+		fmt.Fprintf(b, ", committed %s", v.CommitTime)
+	}
 	if v.Time != "" {
-		fmt.Fprintf(b, ", %s", v.Time)
+		fmt.Fprintf(b, ", built %s", v.Time)
 	}
 	if v.GoVersion != "" {
 		fmt.Fprintf(b, ", %s", v.GoVersion)

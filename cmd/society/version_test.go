@@ -66,15 +66,16 @@ func TestVersionOfBuiltBinary(t *testing.T) {
 		}
 		return out.String()
 	}
-	if got := build(); !strings.Contains(got, "revision "+head+",") || strings.Contains(got, "modified") {
-		t.Errorf("clean tree: got %q, want revision %s, not modified", got, head)
+	if got := build(); !strings.Contains(got, "revision "+head+",") || strings.Contains(got, "modified") ||
+		!strings.Contains(got, ", committed ") || strings.Contains(got, ", built ") {
+		t.Errorf("clean tree: got %q, want revision %s, not modified, its commit time and no build time", got, head)
 	}
 	// A tree with uncommitted changes, built with a release's values.
 	if err := os.WriteFile(filepath.Join(repo, "README.md"), []byte("changed\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	got := build("-ldflags", "-X main.version=v9.8.7 -X main.revision=release-rev -X main.buildTime=2026-11-30T10:00:00Z")
-	if !strings.HasPrefix(got, "society v9.8.7, revision release-rev (modified") || !strings.Contains(got, "2026-11-30T10:00:00Z") {
+	if !strings.HasPrefix(got, "society v9.8.7, revision release-rev (modified") || !strings.Contains(got, ", built 2026-11-30T10:00:00Z") {
 		t.Errorf("release build of a changed tree: got %q, want version v9.8.7, revision release-rev (modified), 2026-11-30T10:00:00Z", got)
 	}
 }
