@@ -319,7 +319,7 @@ func (o *orchestration) await(ctx context.Context) (RunRecord, error) {
 			o.log.Warn("no analysis service has reported on this run yet; start one with 'society analyze --nats URL'", "run", o.id)
 			hinted = time.Now()
 		}
-		if !sleepCtx(ctx, 200*time.Millisecond) {
+		if !sleep(ctx, 200*time.Millisecond) {
 			return RunRecord{}, ctx.Err()
 		}
 	}
@@ -385,16 +385,5 @@ func (o *orchestration) fail(err error) {
 		return nil
 	}); merr != nil {
 		o.log.Error("record the run's failure", "run", o.id, "err", merr)
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

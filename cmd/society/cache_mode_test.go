@@ -99,13 +99,7 @@ func TestCacheModeFlags(t *testing.T) {
 // the first run, the orchestrator's own cache answers a run without the
 // cluster.
 func TestCacheSharedRoles(t *testing.T) {
-	port := freePort(t)
-	srv, err := bus.StartServer(bus.ServerOptions{Listen: true, Port: port})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	url := natsOnLoopback(t)
 	hs, ms := testModelServer(t, modelserver.Options{Seed: 4})
 	dir := t.TempDir()
 	scenario := func(name string) string {
@@ -184,13 +178,7 @@ func TestValidateOpensNoCache(t *testing.T) {
 // with the agent hosts', whichever process writes the results: the
 // results count what the server served.
 func TestDistributedCountsCalibration(t *testing.T) {
-	port := freePort(t)
-	srv, err := bus.StartServer(bus.ServerOptions{Listen: true, Port: port})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	url := natsOnLoopback(t)
 	hs, ms := testModelServer(t, modelserver.Options{Seed: 4})
 	dir := t.TempDir()
 	file := writeScenario(t, dir, "calib", fmt.Sprintf(`name = "calib"
@@ -251,13 +239,7 @@ shards = 2
 // hosts record their traffic before each task is acknowledged, and the
 // run completes once every task is.
 func TestDistributedResultsCountHosts(t *testing.T) {
-	port := freePort(t)
-	srv, err := bus.StartServer(bus.ServerOptions{Listen: true, Port: port})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	url := natsOnLoopback(t)
 	hs, ms := testModelServer(t, modelserver.Options{Seed: 4})
 	dir := t.TempDir()
 	file := writeScenario(t, dir, "hosts", openaiScenario("hosts", hs.URL, "distribution", 60, "max_tokens = 8")+
@@ -289,4 +271,17 @@ func TestDistributedResultsCountHosts(t *testing.T) {
 	if r.Run == nil || !r.Run.Synthetic || len(r.Models) != 1 || !r.Models[0].Synthetic {
 		t.Errorf("results.json: got run %+v, models %+v; want the model server's answers labelled synthetic", r.Run, r.Models)
 	}
+}
+
+// natsOnLoopback starts an in-process NATS server listening on a free
+// loopback port for the test and returns its URL.
+func natsOnLoopback(t *testing.T) string {
+	t.Helper()
+	port := freePort(t)
+	srv, err := bus.StartServer(bus.ServerOptions{Listen: true, Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	return fmt.Sprintf("nats://127.0.0.1:%d", port)
 }

@@ -25,13 +25,7 @@ import (
 // the same observer, as a single-process run: its answer counters end
 // equal to results.json.
 func TestDistributedRunServesMetrics(t *testing.T) {
-	port := freePort(t)
-	srv, err := bus.StartServer(bus.ServerOptions{Listen: true, Port: port})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	url := natsOnLoopback(t)
 	scen := writeWatchedScenario(t, "dist-watched", 300, "h-np")
 	out := filepath.Join(t.TempDir(), "out")
 	addr := promtest.FreeAddr(t)
@@ -118,13 +112,7 @@ func scrapeAnswers(t *testing.T, url string) map[string]float64 {
 // the dashboard's progress shows the run once, complete.
 func TestDistributedMetricsOnPrometheus(t *testing.T) {
 	promtest.Require(t)
-	port := freePort(t)
-	srv, err := bus.StartServer(bus.ServerOptions{Listen: true, Port: port})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	url := natsOnLoopback(t)
 	hs, _ := testModelServer(t, modelserver.Options{})
 	dir := t.TempDir()
 	scen := writeScenario(t, dir, "distprom", openaiScenario("distprom", hs.URL, "sample", 60, "")+"[[questionnaires]]\nname = \"pvq40\"\nitems = 12\n")

@@ -242,6 +242,13 @@ func checkEndpoints(ctx context.Context, sc *scenarios.Scenario) (map[string]end
 		if m.Backend != scenarios.OpenAI {
 			continue
 		}
+		if m.APIKeyEnv != "" {
+			if _, ok := os.LookupEnv(m.APIKeyEnv); !ok {
+				// As the run says it (Set.Model): bad input, with the field.
+				errs = append(errs, sc.Problem(fieldOfModel(sc, m.Name, "api_key_env"), fmt.Sprintf("environment variable %s is not set", m.APIKeyEnv)))
+				continue
+			}
+		}
 		wg.Go(func() {
 			c, err := llm.NewClient(llm.ClientConfig{Name: m.Name, BaseURL: m.BaseURL, Model: m.Model, APIKeyEnv: m.APIKeyEnv, Timeout: checkTimeout})
 			if err != nil {
@@ -268,8 +275,9 @@ func checkEndpoints(ctx context.Context, sc *scenarios.Scenario) (map[string]end
 		})
 	}
 	wg.Wait()
+	// Each error names its model and URL, whichever command checks.
 	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("plan %s: %w", sc.Name, err)
+		return nil, err
 	}
 	return out, nil
 }
