@@ -23,9 +23,9 @@ import (
 // command exits with status 2 on them.
 var ErrBadInput = errors.New("bad input")
 
-// Backends builds a plan's models and reports on them afterwards. The
-// llm clients wired in cmd/society are one; each plan gets its own (a
-// calibration run counts its calls apart from the main run).
+// Backends builds a plan's models and reports on them afterwards
+// (llm/backend.Set is one); each plan gets its own, and a calibration's
+// traffic is added to the main run's (Preparation).
 type Backends interface {
 	// Model builds scenario model m. demand is the number of agents of
 	// the run holding a persona's value (0 until the plan knows its

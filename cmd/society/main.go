@@ -112,7 +112,7 @@ func exitCode(err error, stderr io.Writer) int {
 		return 0
 	case errors.Is(err, errHelp):
 		return 0
-	case errors.Is(err, errUsage), errors.Is(err, scenarios.ErrInvalid), errors.Is(err, errBadInput), errors.Is(err, results.ErrBadInput):
+	case errors.Is(err, errUsage), errors.Is(err, scenarios.ErrInvalid), errors.Is(err, sim.ErrBadInput), errors.Is(err, results.ErrBadInput):
 		fmt.Fprintf(stderr, "society: %v\n", err)
 		return 2
 	case errors.Is(err, context.Canceled):
@@ -126,10 +126,6 @@ func exitCode(err error, stderr io.Writer) int {
 
 // errHelp is returned after help was printed on request.
 var errHelp = errors.New("help requested")
-
-// errBadInput marks input errors found outside scenario validation (an
-// instrument file, a reference file): the engine's, so that both exit 2.
-var errBadInput = sim.ErrBadInput
 
 // commands are the subcommands, by name.
 var commands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{
