@@ -164,20 +164,7 @@ func (w *wire) chatBody(r *chatReq, extra *extraFields) ([]byte, error) {
 	}
 	b := make([]byte, 0, size)
 	b = append(b, '{')
-	first := true
-	field := func(k string) bool {
-		if extra.has(k) {
-			return false
-		}
-		if !first {
-			b = append(b, ',')
-		}
-		first = false
-		b = append(b, '"')
-		b = append(b, k...)
-		b = append(b, '"', ':')
-		return true
-	}
+	field := fieldWriter(&b, extra)
 	if field("model") {
 		b = append(b, w.model...)
 	}
@@ -215,9 +202,9 @@ func (w *wire) chatBody(r *chatReq, extra *extraFields) ([]byte, error) {
 	if r.topLogprobs != 0 && field("top_logprobs") {
 		b = strconv.AppendInt(b, int64(r.topLogprobs), 10)
 	}
-	if first {
+	if len(b) == 1 { // only the brace: no field written
 		// Every field replaced: the extra fields alone.
-		b = b[:1]
+
 		return appendExtraFirst(b, extra), nil
 	}
 	return appendExtra(b, extra), nil
@@ -231,20 +218,7 @@ func (w *wire) completionBody(r *completionReq, extra *extraFields) ([]byte, err
 	}
 	b := make([]byte, 0, 128+len(w.model)+len(r.prompt)+len(r.prompt)/8+extra.size())
 	b = append(b, '{')
-	first := true
-	field := func(k string) bool {
-		if extra.has(k) {
-			return false
-		}
-		if !first {
-			b = append(b, ',')
-		}
-		first = false
-		b = append(b, '"')
-		b = append(b, k...)
-		b = append(b, '"', ':')
-		return true
-	}
+	field := fieldWriter(&b, extra)
 	if field("model") {
 		b = append(b, w.model...)
 	}
@@ -266,8 +240,7 @@ func (w *wire) completionBody(r *completionReq, extra *extraFields) ([]byte, err
 	if w.topP != nil && field("top_p") {
 		b = append(b, w.topP...)
 	}
-	if first {
-		b = b[:1]
+	if len(b) == 1 { // only the brace: no field written
 		return appendExtraFirst(b, extra), nil
 	}
 	return appendExtra(b, extra), nil
@@ -434,4 +407,25 @@ func decodeCompletion(data []byte, h http.Header) (openai.CompletionResponse, er
 	}
 	resp.SetHeader(h)
 	return resp, nil
+}
+
+// fieldWriter returns what starts each field of a JSON object being
+// appended to *b after its '{': the separator and the key. It reports
+// false, writing nothing, for a key the extra fields set (they are
+// appended last, and win).
+func fieldWriter(b *[]byte, extra *extraFields) func(k string) bool {
+	first := true
+	return func(k string) bool {
+		if extra.has(k) {
+			return false
+		}
+		if !first {
+			*b = append(*b, ',')
+		}
+		first = false
+		*b = append(*b, '"')
+		*b = append(*b, k...)
+		*b = append(*b, '"', ':')
+		return true
+	}
 }
