@@ -189,7 +189,7 @@ func cmdScenarios(args []string, stdout, stderr io.Writer) error {
 	case len(pos) == 2 && pos[0] == "show":
 		src, err := scenarios.BuiltinSource(pos[1])
 		if err != nil {
-			return fmt.Errorf("%w: %v (built-ins: %s)", errUsage, err, strings.Join(scenarios.BuiltinNames(), ", "))
+			return fmt.Errorf("scenarios show: %w", err) // err names the built-ins
 		}
 		_, err = stdout.Write(src)
 		return err
