@@ -13,6 +13,7 @@ import (
 
 	"github.com/society-sim/society/bus"
 	"github.com/society-sim/society/llm"
+	"github.com/society-sim/society/llm/backend"
 	"github.com/society-sim/society/metrics"
 	"github.com/society-sim/society/progress"
 	"github.com/society-sim/society/results"
@@ -157,9 +158,9 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	unrelated := scenarios.Unrelated(sc)
 	// The plan is only checked: the model cache is neither opened nor
 	// created (another process may be using it).
-	models := newModelSets("", nil, nil).WithCache(llm.CacheOff, nil)
-	defer models.Close()
-	if _, err := sim.NewPlan(sc, models.Backends()); err != nil {
+	b, done := backend.Describe()
+	defer done()
+	if _, err := sim.NewPlan(sc, b); err != nil {
 		return errors.Join(unrelated, err)
 	}
 	if unrelated != nil {

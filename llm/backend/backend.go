@@ -72,6 +72,15 @@ func (m *Sets) WithCache(mode llm.CacheMode, shared llm.Store) *Sets {
 	return m
 }
 
+// Describe makes the models of a plan that is only checked or described,
+// never run (`society validate`, the analysis service): their reply cache
+// is off, so no cache is opened or created, and another process may be
+// using the user's. done closes them.
+func Describe() (b sim.Backends, done func()) {
+	m := New("", nil, nil).WithCache(llm.CacheOff, nil)
+	return m.Backends(), m.Close
+}
+
 // Backends makes a fresh set (sim.Engine.Backends).
 func (m *Sets) Backends() sim.Backends { return m.Set() }
 
