@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -200,8 +201,9 @@ func (b *Set) Model(sc *scenarios.Scenario, m scenarios.Model, demand func(value
 // Check asks every model endpoint for its model list before any work, so
 // that an endpoint that cannot serve the run (nothing listening, a DNS or
 // TLS failure, a rejected key) stops it within seconds, naming the URL and
-// the cause. A model missing from the list is only logged: servers accept
-// aliases of the names they list.
+// the cause. A model that the list does not name and the endpoint does
+// not retrieve by name (llm.Client.Check) is only logged, with the names
+// the list gives: a server may still accept it as an alias.
 func (b *Set) Check(ctx context.Context) error {
 	errs := make([]error, len(b.clients))
 	var wg sync.WaitGroup
@@ -214,7 +216,8 @@ func (b *Set) Check(ctx context.Context) error {
 			case err != nil:
 				errs[i] = err
 			case !served:
-				b.log.Warn("the endpoint does not list the model; its first request will tell", "model", c.Name(), "listed", listed)
+				b.log.Warn("the endpoint does not list the model; its first request will tell",
+					"model", c.Name(), "model_id", c.Params().Model, "listed", strings.Join(listed, ","))
 			}
 		}()
 	}

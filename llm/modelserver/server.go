@@ -74,7 +74,7 @@ type Stats struct {
 
 // Server serves synthetic respondents over the OpenAI HTTP API, as vLLM does
 // for a real model: POST /v1/chat/completions, POST /v1/completions,
-// GET /v1/models and GET /health. It is a test double and a benchmark
+// GET /v1/models, GET /v1/models/{id} and GET /health. It is a test double and a benchmark
 // target, not a language model: it recognises the prompts that agent.Render
 // writes, answers from its Respondents (the synthetic respondents of package llm), and says it is synthetic in
 // the X-Society-Backend header, the system fingerprint and the model list.
@@ -180,27 +180,33 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := strings.TrimSuffix(r.URL.Path, "/")
 	switch path {
 	case "/health":
-		if !srvMethod(w, r, http.MethodGet, http.MethodHead) {
+		if !s.method(w, r, http.MethodGet, http.MethodHead) {
 			return
 		}
 		w.WriteHeader(http.StatusOK)
 	case "/v1/models":
-		if !srvMethod(w, r, http.MethodGet) {
+		if !s.method(w, r, http.MethodGet) {
 			return
 		}
 		s.listModels(w)
 	case "/v1/chat/completions", "/v1/completions":
-		if !srvMethod(w, r, http.MethodPost) {
+		if !s.method(w, r, http.MethodPost) {
 			return
 		}
 		s.complete(w, r, path == "/v1/chat/completions")
 	default:
+		if id, ok := strings.CutPrefix(path, "/v1/models/"); ok && id != "" {
+			if s.method(w, r, http.MethodGet) {
+				s.retrieveModel(w, id)
+			}
+			return
+		}
 		srvWriteError(w, http.StatusNotFound, "invalid_request_error", "not_found",
 			fmt.Sprintf("invalid URL (%s %s)", r.Method, r.URL.Path))
 	}
 }
 
-func srvMethod(w http.ResponseWriter, r *http.Request, allowed ...string) bool {
+func (s *Server) method(w http.ResponseWriter, r *http.Request, allowed ...string) bool {
 	if slices.Contains(allowed, r.Method) {
 		return true
 	}
@@ -210,25 +216,47 @@ func srvMethod(w http.ResponseWriter, r *http.Request, allowed ...string) bool {
 	return false
 }
 
+// srvModel is an entry of the model list, and the reply of a model
+// retrieved by name.
+type srvModel struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Created int64  `json:"created"`
+	OwnedBy string `json:"owned_by"`
+}
+
+func newSrvModel(name string) srvModel {
+	return srvModel{ID: name, Object: "model", OwnedBy: "society-" + syntheticName}
+}
+
+// listModels lists the names of --models, or, when the server accepts any
+// name, the name it answers a request without one under.
 func (s *Server) listModels(w http.ResponseWriter) {
 	names := s.opt.Models
 	if len(names) == 0 {
 		names = []string{syntheticName}
 	}
-	type model struct {
-		ID      string `json:"id"`
-		Object  string `json:"object"`
-		Created int64  `json:"created"`
-		OwnedBy string `json:"owned_by"`
-	}
 	out := struct {
-		Object string  `json:"object"`
-		Data   []model `json:"data"`
+		Object string     `json:"object"`
+		Data   []srvModel `json:"data"`
 	}{Object: "list"}
 	for _, n := range names {
-		out.Data = append(out.Data, model{ID: n, Object: "model", OwnedBy: "society-" + syntheticName})
+		out.Data = append(out.Data, newSrvModel(n))
 	}
 	srvWriteJSON(w, http.StatusOK, out)
+}
+
+// retrieveModel answers GET /v1/models/{id} as OpenAI does: the model when
+// the server would answer requests for it (any name, unless --models), a
+// 404 otherwise. A client whose model the list does not name asks this to
+// tell an accepted name from a wrong one.
+func (s *Server) retrieveModel(w http.ResponseWriter, id string) {
+	if _, ok := s.model(id); !ok {
+		srvWriteError(w, http.StatusNotFound, "invalid_request_error", "model_not_found",
+			fmt.Sprintf("the model %q does not exist (serving %s)", id, strings.Join(s.opt.Models, ", ")))
+		return
+	}
+	srvWriteJSON(w, http.StatusOK, newSrvModel(id))
 }
 
 // srvFault is what the server does to a request instead of answering it.

@@ -826,6 +826,9 @@ func TestServerHTTP(t *testing.T) {
 		{"max_tokens 0", http.MethodPost, "/v1/chat/completions", with("max_tokens", 0), 400, true},
 		{"stream", http.MethodPost, "/v1/chat/completions", with("stream", true), 400, true},
 		{"unknown model", http.MethodPost, "/v1/chat/completions", with("model", "gpt-4"), 404, true},
+		{"retrieve model", http.MethodGet, "/v1/models/synthetic-b", nil, 200, false},
+		{"retrieve unknown model", http.MethodGet, "/v1/models/gpt-4", nil, 404, true},
+		{"retrieve by post", http.MethodPost, "/v1/models/synthetic-b", nil, 405, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -886,6 +889,24 @@ func TestServerHTTP(t *testing.T) {
 			t.Errorf("models: got %v, want [synthetic-a synthetic-b]", ids)
 		}
 	})
+}
+
+// TestServerRetrieveAnyModel: a server that accepts any model name lists
+// only its default name, and says yes to any name retrieved (GET
+// /v1/models/{id}, with the slashes of a Hugging Face name), so that a
+// client can tell an accepted name from a wrong one.
+func TestServerRetrieveAnyModel(t *testing.T) {
+	_, ts := srvTestServer(t, Options{})
+	const name = "meta-llama/Meta-Llama-3-8B-Instruct"
+	resp, err := http.Get(ts.URL + "/v1/models/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m openai.Model
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil || resp.StatusCode != http.StatusOK || m.ID != name {
+		t.Errorf("retrieve %s: got status %d, id %q (%v); want 200 and the name", name, resp.StatusCode, m.ID, err)
+	}
 }
 
 // TestServerGoOpenAI talks to the server through go-openai's own client,
