@@ -55,8 +55,7 @@ func cmdModelServer(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := modelserver.Serve(ctx, ln, h); err != nil {
 		return fmt.Errorf("model-server: %w", err)
 	}
-	st := h.Stats()
-	fmt.Fprintf(stderr, "society model-server: stopped after %d requests (%d served, %d errors, %d timeouts, %d garbage completions, at most %d in flight, at most %d open)\n",
-		st.Requests, st.Served, st.Errors, st.Timeouts, st.Garbage, st.MaxInFlight, st.MaxOpen)
+	// Requests counts completion requests; refusals on any path are counted apart.
+	roleLogger(stderr, false).Info("model server stopped", h.Stats().Attrs()...)
 	return nil
 }

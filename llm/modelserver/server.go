@@ -59,11 +59,17 @@ type Options struct {
 // completion endpoints; a request that is neither served, failed on purpose
 // nor hung was malformed or abandoned by its client while queued.
 type Stats struct {
-	Requests    int64 // completion requests received
-	Served      int64 // answered with completions (status 200)
-	Errors      int64 // injected 429 and 500 responses
-	Garbage     int64 // completions whose text was made unreadable on purpose
-	Timeouts    int64 // requests left hanging until the client gave up
+	Requests int64 // completion requests received
+	Served   int64 // answered with completions (status 200)
+	Errors   int64 // injected 429 and 500 responses
+	Garbage  int64 // completions whose text was made unreadable on purpose
+	Timeouts int64 // requests left hanging until the client gave up
+	// NotFound counts 404s: unknown paths and model names the server does
+	// not serve (--models), completion requests or not.
+	NotFound int64
+	// BadRequests counts requests refused as malformed: unreadable or
+	// invalid bodies (400) and wrong methods (405), on any path.
+	BadRequests int64
 	MaxInFlight int64 // most requests in service at once (bounded by Slots)
 	// MaxOpen is the most completion requests open at once: received and
 	// not yet answered, whether queued for a slot or in service. It is
@@ -72,9 +78,17 @@ type Stats struct {
 	MaxOpen int64
 }
 
+// Attrs are the counters as log attributes (key=value pairs for
+// slog.Logger.Info), for the summary a server logs when it stops.
+func (st Stats) Attrs() []any {
+	return []any{"requests", st.Requests, "served", st.Served, "errors", st.Errors, "timeouts", st.Timeouts,
+		"garbage", st.Garbage, "not_found", st.NotFound, "bad_requests", st.BadRequests,
+		"max_in_flight", st.MaxInFlight, "max_open", st.MaxOpen}
+}
+
 // Server serves synthetic respondents over the OpenAI HTTP API, as vLLM does
 // for a real model: POST /v1/chat/completions, POST /v1/completions,
-// GET /v1/models, GET /v1/models/{id} and GET /health. It is a test double and a benchmark
+// GET /v1/models and GET /health. It is a test double and a benchmark
 // target, not a language model: it recognises the prompts that agent.Render
 // writes, answers from its Respondents (the synthetic respondents of package llm), and says it is synthetic in
 // the X-Society-Backend header, the system fingerprint and the model list.
@@ -128,6 +142,8 @@ type Server struct {
 	errored     atomic.Int64
 	garbage     atomic.Int64
 	timeouts    atomic.Int64
+	notFound    atomic.Int64
+	badRequests atomic.Int64
 	inFlight    atomic.Int64
 	maxInFlight atomic.Int64
 	open        atomic.Int64
@@ -165,6 +181,8 @@ func (s *Server) Stats() Stats {
 		Errors:      s.errored.Load(),
 		Garbage:     s.garbage.Load(),
 		Timeouts:    s.timeouts.Load(),
+		NotFound:    s.notFound.Load(),
+		BadRequests: s.badRequests.Load(),
 		MaxInFlight: s.maxInFlight.Load(),
 		MaxOpen:     s.maxOpen.Load(),
 	}
@@ -201,6 +219,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			return
 		}
+		s.notFound.Add(1)
 		srvWriteError(w, http.StatusNotFound, "invalid_request_error", "not_found",
 			fmt.Sprintf("invalid URL (%s %s)", r.Method, r.URL.Path))
 	}
@@ -210,6 +229,7 @@ func (s *Server) method(w http.ResponseWriter, r *http.Request, allowed ...strin
 	if slices.Contains(allowed, r.Method) {
 		return true
 	}
+	s.badRequests.Add(1)
 	w.Header().Set("Allow", strings.Join(allowed, ", "))
 	srvWriteError(w, http.StatusMethodNotAllowed, "invalid_request_error", "method_not_allowed",
 		fmt.Sprintf("method %s not allowed on %s", r.Method, r.URL.Path))
@@ -252,6 +272,7 @@ func (s *Server) listModels(w http.ResponseWriter) {
 // tell an accepted name from a wrong one.
 func (s *Server) retrieveModel(w http.ResponseWriter, id string) {
 	if _, ok := s.model(id); !ok {
+		s.notFound.Add(1)
 		srvWriteError(w, http.StatusNotFound, "invalid_request_error", "model_not_found",
 			fmt.Sprintf("the model %q does not exist (serving %s)", id, strings.Join(s.opt.Models, ", ")))
 		return
@@ -301,17 +322,20 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, chat bool) {
 	var body srvRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, srvMaxBody))
 	if err := dec.Decode(&body); err != nil {
+		s.badRequests.Add(1)
 		srvWriteError(w, http.StatusBadRequest, "invalid_request_error", "invalid_json",
 			fmt.Sprintf("decode request body: %v", err))
 		return
 	}
 	p, err := body.params(chat)
 	if err != nil {
+		s.badRequests.Add(1)
 		srvWriteError(w, http.StatusBadRequest, "invalid_request_error", "invalid_request", err.Error())
 		return
 	}
 	model, ok := s.model(body.Model)
 	if !ok {
+		s.notFound.Add(1)
 		srvWriteError(w, http.StatusNotFound, "invalid_request_error", "model_not_found",
 			fmt.Sprintf("the model %q does not exist (serving %s)", body.Model, strings.Join(s.opt.Models, ", ")))
 		return

@@ -788,7 +788,7 @@ func TestServerCancellation(t *testing.T) {
 }
 
 func TestServerHTTP(t *testing.T) {
-	_, ts := srvTestServer(t, Options{Models: []string{"synthetic-a", "synthetic-b"}})
+	srv, ts := srvTestServer(t, Options{Models: []string{"synthetic-a", "synthetic-b"}})
 	pvq := srvTestInstrument(t, "pvq40")
 	good := srvTestChatBody(&agent.Question{Persona: agent.Persona{Value: values.Power}, Instrument: pvq, Item: 1}, map[string]any{"model": "synthetic-b"})
 	with := func(k string, v any) map[string]any {
@@ -870,6 +870,20 @@ func TestServerHTTP(t *testing.T) {
 				}
 			}
 		})
+	}
+	// Every refusal is counted, so that the summary at stop shows a client
+	// asking for the wrong path or model.
+	var notFound, bad int64
+	for _, c := range cases {
+		switch c.status {
+		case 404:
+			notFound++
+		case 400, 405:
+			bad++
+		}
+	}
+	if st := srv.Stats(); st.NotFound != notFound || st.BadRequests != bad {
+		t.Errorf("stats: got %d not found and %d bad requests, want %d and %d", st.NotFound, st.BadRequests, notFound, bad)
 	}
 	t.Run("model list", func(t *testing.T) {
 		resp, err := http.Get(ts.URL + "/v1/models")
