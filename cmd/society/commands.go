@@ -229,7 +229,7 @@ func usageOf(err error) error {
 	return err
 }
 
-// roleLogger writes a role's log lines (text, one per line) to w.
+// roleLogger writes log lines to w in the program's one format: slog text.
 func roleLogger(w io.Writer, verbose bool) *slog.Logger {
 	level := slog.LevelInfo
 	if verbose {

@@ -55,7 +55,6 @@ func cmdModelServer(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := modelserver.Serve(ctx, ln, h); err != nil {
 		return fmt.Errorf("model-server: %w", err)
 	}
-	// Requests counts completion requests; refusals on any path are counted apart.
 	roleLogger(stderr, false).Info("model server stopped", h.Stats().Attrs()...)
 	return nil
 }

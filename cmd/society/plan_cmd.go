@@ -59,9 +59,10 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 // planBlock writes at the top of a run against model endpoints what it
 // costs (requests, tokens, time and cost per model, as 'society plan'
-// does), once every endpoint has answered: with c, the reply cache the run
-// reads, the requests it answers apart (nil: a first run's figures); a
-// run of synthetic respondents alone calls no model and shows none.
+// does), once every endpoint has answered, with the requests the reply
+// cache c answers apart (nil: a first run's figures, as over NATS, where
+// the hosts' caches answer); a run of synthetic respondents alone calls
+// no model and shows none.
 func planBlock(ctx context.Context, sc *scenarios.Scenario, c *backend.ReplyCache, w io.Writer) error {
 	if !slices.ContainsFunc(sc.Models, func(m scenarios.Model) bool { return m.Backend == scenarios.OpenAI }) {
 		return nil

@@ -67,7 +67,6 @@ func cmdRunDistributed(ctx context.Context, d *runDistFlags, pos []string, out s
 	}
 	var bar io.Writer
 	if !quiet && sc != nil {
-		// The hosts' caches answer, not this one: a first run's figures.
 		if err := planBlock(ctx, sc, nil, stderr); err != nil {
 			return err
 		}
