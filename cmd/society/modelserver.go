@@ -32,7 +32,7 @@ func cmdModelServer(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	var problems []error
 	if len(pos) > 0 {
-		problems = append(problems, fmt.Errorf("model-server takes no arguments, got %q", strings.Join(pos, " ")))
+		problems = append(problems, fmt.Errorf("takes no arguments, got %q", strings.Join(pos, " ")))
 	}
 	if err := f.Check(); err != nil {
 		problems = append(problems, err)

@@ -45,6 +45,9 @@ func TestModelServerFlags(t *testing.T) {
 					t.Errorf("got %q, want it to mention %q", err, w)
 				}
 			}
+			if strings.Contains(err.Error(), "model-server: model-server") {
+				t.Errorf("got %q, want the command named once", err)
+			}
 			if got := exitCode(err, io.Discard); got != 2 {
 				t.Errorf("exit code: got %d, want 2", got)
 			}
