@@ -76,3 +76,32 @@ name = "pvq40"
 		})
 	}
 }
+
+// TestEstimateUnlisted: a plan whose endpoint does not serve the model by
+// its name says so, with what the endpoint lists, instead of pricing a
+// run whose first request will be refused without a word.
+func TestEstimateUnlisted(t *testing.T) {
+	means, err := population.HumanMeans(SyntheticMeans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(modelserver.New(llm.NewSynthetic(1, means), modelserver.Options{Seed: 1, Models: []string{"llama", "qwen"}}))
+	defer hs.Close()
+	sc := estimateScenario(t, hs.URL, hs.URL)
+	sc.Models = sc.Models[:2] // "synthetic-respondents", not served; "llama", served
+	p, err := Estimate(t.Context(), sc, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Models[0]; got.ModelID != "synthetic-respondents" || got.Unlisted != "llama, qwen" {
+		t.Errorf("unserved model: got id %q, unlisted %q; want synthetic-respondents, \"llama, qwen\"", got.ModelID, got.Unlisted)
+	}
+	if got := p.Models[1].Unlisted; got != "" {
+		t.Errorf("served model: got unlisted %q, want none", got)
+	}
+	var b strings.Builder
+	p.WriteText(&b, false)
+	if want := `Warning: model on-server: its endpoint neither lists nor retrieves "synthetic-respondents" (its list: llama, qwen)`; !strings.Contains(b.String(), want) {
+		t.Errorf("text: got\n%s\nwant a line %q", b.String(), want)
+	}
+}

@@ -82,6 +82,12 @@ type ModelPlan struct {
 	// Cost is PromptTokens/1e6 × price_per_mtok_in + CompletionTokens/1e6
 	// × price_per_mtok_out, nil when the model has no price.
 	Cost *float64 `json:"cost,omitempty"`
+	// Unlisted, when the endpoint's model list does not name the model
+	// (ModelID) and the endpoint does not retrieve it by name
+	// (llm.Client.Check), is what the list names, comma-separated: the
+	// run's first request may be refused.
+	ModelID  string `json:"model_id,omitempty"`
+	Unlisted string `json:"unlisted,omitempty"`
 }
 
 // Estimate checks every OpenAI-compatible endpoint of sc, then rehearses
@@ -149,6 +155,7 @@ func EstimateCached(ctx context.Context, sc *scenarios.Scenario, latency time.Du
 		}
 		pr, me, u := probes[m.Name], sent.meters[m.Name], sent.usage[m.Name]
 		mp.URL, mp.ModelServer, mp.Concurrency = m.BaseURL, pr.modelServer, m.Concurrency
+		mp.ModelID, mp.Unlisted = m.Model, pr.unlisted
 		mp.Requests, mp.PromptChars = me.Requests, me.Chars
 		mp.CachedRequests = max(first.meters[m.Name].Requests-me.Requests, 0)
 		mp.PromptTokens, mp.CompletionTokens = me.Tokens, u.CompletionTokens
@@ -279,6 +286,12 @@ func (p *Plan) WriteText(w io.Writer, short bool) {
 		fmt.Fprintf(w, "Reply cache %s: answers %d of a first run's %d requests; %d go to the model (the tokens, time and cost shown).\n",
 			p.CacheDir, saved, saved+sent, sent)
 	}
+	for _, m := range p.Models {
+		if m.Unlisted != "" {
+			fmt.Fprintf(w, "Warning: model %s: its endpoint neither lists nor retrieves %q (its list: %s); the run's first request will tell.\n",
+				m.Model, m.ModelID, m.Unlisted)
+		}
+	}
 	if p.Cost != nil {
 		fmt.Fprintf(w, "Cost: %.2f (at the models' price_per_mtok_in/out).\n", *p.Cost)
 	}
@@ -316,6 +329,7 @@ func fmtSeconds(s float64) string {
 type endpointProbe struct {
 	roundTrip   time.Duration
 	modelServer bool
+	unlisted    string // the model list, when it lacks the model
 }
 
 // checkEndpoints asks every OpenAI-compatible endpoint of sc for its
@@ -349,7 +363,7 @@ func checkEndpoints(ctx context.Context, sc *scenarios.Scenario) (map[string]end
 			}
 			defer c.Close()
 			t0 := time.Now()
-			_, listed, err := c.Check(ctx)
+			served, listed, err := c.Check(ctx)
 			rt := time.Since(t0)
 			ms := false
 			for _, id := range listed {
@@ -362,6 +376,9 @@ func checkEndpoints(ctx context.Context, sc *scenarios.Scenario) (map[string]end
 				return
 			}
 			out[m.Name] = endpointProbe{roundTrip: rt, modelServer: ms || c.Served(ctx).Synthetic}
+			if !served {
+				out[m.Name] = endpointProbe{roundTrip: rt, modelServer: out[m.Name].modelServer, unlisted: strings.Join(listed, ", ")}
+			}
 		})
 	}
 	wg.Wait()
