@@ -17,7 +17,7 @@ const modelServerSynopsis = `model-server [--addr HOST:PORT] [--latency D] [--sl
                      [--garbage-rate F] [--timeout-rate F] [--seed N] [--models A,B] [--public]
 
 Serves the built-in synthetic respondents (not a language model) over the
-OpenAI HTTP API (/v1/chat/completions, /v1/completions, /v1/models, /health),
+OpenAI HTTP API (/v1/chat/completions, /v1/completions, /v1/models[/ID], /health),
 with injectable latency, errors, unreadable answers and hung requests, for
 tests, benchmarks and dry runs without a GPU. Point a scenario's base_url at
 http://HOST:PORT/v1.`
