@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,9 +24,13 @@ const checkTimeout = 10 * time.Second
 // Check asks the endpoint for its model list (GET /models, which costs no
 // tokens) before a run, so that an address where nothing listens, a DNS or
 // TLS failure and a rejected key stop the run within seconds, naming the
-// URL and the cause. A server without a model list passes. served is
-// false when the list does not name the model (a server may still accept
-// an alias), listed the names it gave.
+// URL and the cause. A server without a model list passes. When the list
+// does not name the model, the model is asked for by name (GET
+// /models/{model}, OpenAI's retrieve, which Ollama and the model server
+// answer too): a server that accepts names it does not list (aliases; the
+// model server takes any name) says so there. served is false when
+// neither the list nor the retrieve knows the model, listed the names the
+// list gave.
 func (c *Client) Check(ctx context.Context) (served bool, listed []string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
@@ -54,7 +59,41 @@ func (c *Client) Check(ctx context.Context) (served bool, listed []string, err e
 		return true, nil, nil // no model list here; the requests will tell
 	}
 	listed = modelIDs(body)
-	return len(listed) == 0 || slices.Contains(listed, c.cfg.Model), listed, nil
+	if len(listed) == 0 || slices.Contains(listed, c.cfg.Model) {
+		return true, listed, nil
+	}
+	return c.retrievable(ctx), listed, nil
+}
+
+// retrievable reports whether the endpoint answers GET /models/{model}
+// with a model object. Each segment of the name is escaped, its slashes kept, as
+// servers route Hugging Face names (org/name).
+func (c *Client) retrievable(ctx context.Context) bool {
+	if c.cfg.Model == "" {
+		return false
+	}
+	segs := strings.Split(c.cfg.Model, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url("/models/"+strings.Join(segs, "/")), nil)
+	if err != nil {
+		return false
+	}
+	if c.key != "" {
+		req.Header.Set("Authorization", "Bearer "+c.key)
+	}
+	resp, err := c.doer.hc.Do(req)
+	if err != nil {
+		return false
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	resp.Body.Close()
+	// A model object, not whatever a catch-all route answers.
+	var m struct {
+		ID string `json:"id"`
+	}
+	return resp.StatusCode >= 200 && resp.StatusCode <= 299 && json.Unmarshal(body, &m) == nil && m.ID != ""
 }
 
 // modelIDs reads the ids of an OpenAI model list ({"data":[{"id":...}]}),

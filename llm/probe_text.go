@@ -27,10 +27,12 @@ func (r *ProbeReport) WriteText(w io.Writer, name string) {
 	switch {
 	case r.Listed == nil:
 		line("model served", "unknown (no model list)")
-	case r.Served:
+	case r.Served && slices.Contains(r.Listed, r.Model):
 		line("model served", fmt.Sprintf("yes (%s listed)", r.Model))
+	case r.Served:
+		line("model served", fmt.Sprintf("yes (retrieved by name; the list has %s)", strings.Join(r.Listed, ", ")))
 	default:
-		line("model served", fmt.Sprintf("not listed (served: %s)", strings.Join(r.Listed, ", ")))
+		line("model served", fmt.Sprintf("not listed, nor retrieved by name (the list has %s)", strings.Join(r.Listed, ", ")))
 	}
 	line("chat", yes(r.Chat, r.ChatErr))
 	line("completions", yes(r.Completions, r.CompletionsErr))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"time"
 
@@ -49,7 +50,7 @@ func StartEndpoint(ctx context.Context, addr string, build BuildInfo, log io.Wri
 	e := &Endpoint{m: New(reg, build), addr: ln.Addr(), done: make(chan error, 1)}
 	ctx, e.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	go func() { e.done <- Serve(ctx, ln, reg) }()
-	fmt.Fprintf(log, "society: metrics on http://%s/metrics\n", e.addr)
+	textLog(log).Info("serving metrics", "url", fmt.Sprintf("http://%s/metrics", e.addr))
 	return e, nil
 }
 
@@ -76,7 +77,7 @@ func (e *Endpoint) Linger(ctx context.Context, d time.Duration, log io.Writer) {
 	if e == nil || d <= 0 {
 		return
 	}
-	fmt.Fprintf(log, "society: serving final metrics on http://%s/metrics for %s (interrupt to stop)\n", e.addr, d)
+	textLog(log).Info("serving final metrics a while longer (interrupt to stop)", "url", fmt.Sprintf("http://%s/metrics", e.addr), "for", d)
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -84,3 +85,7 @@ func (e *Endpoint) Linger(ctx context.Context, d time.Duration, log io.Writer) {
 	case <-ctx.Done():
 	}
 }
+
+// textLog writes key=value lines to w, as the program's other log lines
+// are (slog's text form).
+func textLog(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }

@@ -55,9 +55,9 @@ func TestStartEndpoint(t *testing.T) {
 func endpointURL(t *testing.T, log *bytes.Buffer) string {
 	t.Helper()
 	line := log.String()
-	url, ok := strings.CutPrefix(line, "society: metrics on ")
-	if !ok || !strings.HasSuffix(url, "/metrics\n") {
-		t.Fatalf("log: got %q, want society: metrics on http://ADDR/metrics", line)
+	_, url, ok := strings.Cut(line, ` level=INFO msg="serving metrics" url=`)
+	if !ok || !strings.HasPrefix(line, "time=") || !strings.HasSuffix(url, "/metrics\n") {
+		t.Fatalf("log: got %q, want time=… level=INFO msg=\"serving metrics\" url=http://ADDR/metrics", line)
 	}
 	return strings.TrimSuffix(url, "\n")
 }
@@ -102,8 +102,8 @@ func TestLinger(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	e.Linger(ctx, time.Hour, &log) // returns at once: ctx is done
-	want := "society: serving final metrics on " + url + " for 1h0m0s (interrupt to stop)\n"
-	if log.String() != want {
+	want := ` level=INFO msg="serving final metrics a while longer (interrupt to stop)" url=` + url + " for=1h0m0s\n"
+	if !strings.HasSuffix(log.String(), want) {
 		t.Errorf("log: got %q, want %q", log.String(), want)
 	}
 }

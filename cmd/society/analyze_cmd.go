@@ -10,6 +10,7 @@ import (
 	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/analysis"
 	"github.com/society-sim/society/bus"
+	"github.com/society-sim/society/llm/backend"
 	"github.com/society-sim/society/metrics"
 	"github.com/society-sim/society/sim"
 )
@@ -65,10 +66,7 @@ func cmdAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	defer bus.Drain(nc)
 	m := srv.Metrics()
 	a := &bus.Analyst{NC: nc, JS: js, Reg: reg, Log: log, Name: *name, Out: *out, Only: *only, RunBlock: distributedRun,
-		Backends: func() (sim.Backends, func()) {
-			models := newModelSets("", nil, nil)
-			return models.Backends(), models.Close
-		},
+		Backends: backend.Describe, // calls no model: opens no cache
 		Follow: func(ctx context.Context, l sim.Layout, col *analysis.Collector) (func(*agent.Batch) error, func(*analysis.Outcome)) {
 			live := metrics.FollowAnswers(ctx, m, l)
 			return live.Sink(col), live.Finish

@@ -13,6 +13,7 @@ import (
 
 	"github.com/society-sim/society/bus"
 	"github.com/society-sim/society/llm"
+	"github.com/society-sim/society/llm/backend"
 	"github.com/society-sim/society/metrics"
 	"github.com/society-sim/society/progress"
 	"github.com/society-sim/society/results"
@@ -110,7 +111,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var bar io.Writer
 	var lines *progress.Log
 	if !*quiet {
-		if err := planBlock(ctx, sc, stderr); err != nil {
+		if err := planBlock(ctx, sc, &backend.ReplyCache{Dir: cache.Dir, Mode: cache.Mode()}, stderr); err != nil {
 			return err
 		}
 		bar, lines = prog.Display(stderr)
@@ -157,9 +158,9 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	unrelated := scenarios.Unrelated(sc)
 	// The plan is only checked: the model cache is neither opened nor
 	// created (another process may be using it).
-	models := newModelSets("", nil, nil).WithCache(llm.CacheOff, nil)
-	defer models.Close()
-	if _, err := sim.NewPlan(sc, models.Backends()); err != nil {
+	b, done := backend.Describe()
+	defer done()
+	if _, err := sim.NewPlan(sc, b); err != nil {
 		return errors.Join(unrelated, err)
 	}
 	if unrelated != nil {
@@ -189,7 +190,7 @@ func cmdScenarios(args []string, stdout, stderr io.Writer) error {
 	case len(pos) == 2 && pos[0] == "show":
 		src, err := scenarios.BuiltinSource(pos[1])
 		if err != nil {
-			return fmt.Errorf("%w: %v (built-ins: %s)", errUsage, err, strings.Join(scenarios.BuiltinNames(), ", "))
+			return fmt.Errorf("scenarios show: %w", err) // err names the built-ins
 		}
 		_, err = stdout.Write(src)
 		return err
@@ -228,7 +229,7 @@ func usageOf(err error) error {
 	return err
 }
 
-// roleLogger writes a role's log lines (text, one per line) to w.
+// roleLogger writes log lines to w in the program's one format: slog text.
 func roleLogger(w io.Writer, verbose bool) *slog.Logger {
 	level := slog.LevelInfo
 	if verbose {

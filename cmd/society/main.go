@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -61,6 +62,7 @@ Run 'society COMMAND -h' for a command's options.
 var errUsage = errors.New("usage")
 
 func main() {
+	slog.SetDefault(roleLogger(os.Stderr, false)) // what packages given no logger log (the model cache) reads as the rest
 	ctx, cancel := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
@@ -82,12 +84,13 @@ func watchSignals(sigs <-chan os.Signal, cancel context.CancelFunc, stderr io.Wr
 	if _, ok := <-sigs; !ok {
 		return
 	}
-	fmt.Fprintln(stderr, "society: interrupted: stopping (interrupt again to exit at once)")
+	log := roleLogger(stderr, false)
+	log.Warn("interrupted: stopping (interrupt again to exit at once)")
 	cancel()
 	if _, ok := <-sigs; !ok {
 		return
 	}
-	fmt.Fprintln(stderr, "society: interrupted again: exiting at once")
+	log.Warn("interrupted again: exiting at once")
 	exit(130)
 }
 

@@ -245,8 +245,8 @@ func TestCommands(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "[population]") {
 		t.Errorf("scenarios show: exit %d, output %q", code, out)
 	}
-	if _, _, code := runCLI(t, "scenarios", "show", "nope"); code != 2 {
-		t.Errorf("scenarios show nope: got exit %d, want 2", code)
+	if _, e, code := runCLI(t, "scenarios", "show", "nope"); code != 2 || strings.Count(e, "quickstart") != 1 {
+		t.Errorf("scenarios show nope: got exit %d, stderr %q; want 2 and the built-ins listed once", code, e)
 	}
 	if out, _, code := runCLI(t, "validate", "quickstart"); code != 0 || !strings.Contains(out, "ok") {
 		t.Errorf("validate quickstart: exit %d, output %q", code, out)

@@ -342,7 +342,7 @@ func TestRunMetricsFlag(t *testing.T) {
 		wantErr  string
 	}{
 		{"no port", []string{"--metrics", "localhost"}, 2, "want HOST:PORT"},
-		{"loopback", []string{"--metrics", ":0"}, 0, "metrics on http://127.0.0.1:"},
+		{"loopback", []string{"--metrics", ":0"}, 0, `msg="serving metrics" url=http://127.0.0.1:`},
 	}
 	scen := writeWatchedScenario(t, "flag", 500, "h-np")
 	for _, c := range cases {

@@ -17,7 +17,7 @@ const modelServerSynopsis = `model-server [--addr HOST:PORT] [--latency D] [--sl
                      [--garbage-rate F] [--timeout-rate F] [--seed N] [--models A,B] [--public]
 
 Serves the built-in synthetic respondents (not a language model) over the
-OpenAI HTTP API (/v1/chat/completions, /v1/completions, /v1/models, /health),
+OpenAI HTTP API (/v1/chat/completions, /v1/completions, /v1/models[/ID], /health),
 with injectable latency, errors, unreadable answers and hung requests, for
 tests, benchmarks and dry runs without a GPU. Point a scenario's base_url at
 http://HOST:PORT/v1.`
@@ -32,7 +32,7 @@ func cmdModelServer(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	var problems []error
 	if len(pos) > 0 {
-		problems = append(problems, fmt.Errorf("model-server takes no arguments, got %q", strings.Join(pos, " ")))
+		problems = append(problems, fmt.Errorf("takes no arguments, got %q", strings.Join(pos, " ")))
 	}
 	if err := f.Check(); err != nil {
 		problems = append(problems, err)
@@ -55,8 +55,6 @@ func cmdModelServer(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := modelserver.Serve(ctx, ln, h); err != nil {
 		return fmt.Errorf("model-server: %w", err)
 	}
-	st := h.Stats()
-	fmt.Fprintf(stderr, "society model-server: stopped after %d requests (%d served, %d errors, %d timeouts, %d garbage completions, at most %d in flight, at most %d open)\n",
-		st.Requests, st.Served, st.Errors, st.Timeouts, st.Garbage, st.MaxInFlight, st.MaxOpen)
+	roleLogger(stderr, false).Info("model server stopped", h.Stats().Attrs()...)
 	return nil
 }

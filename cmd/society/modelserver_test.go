@@ -45,6 +45,9 @@ func TestModelServerFlags(t *testing.T) {
 					t.Errorf("got %q, want it to mention %q", err, w)
 				}
 			}
+			if strings.Contains(err.Error(), "model-server: model-server") {
+				t.Errorf("got %q, want the command named once", err)
+			}
 			if got := exitCode(err, io.Discard); got != 2 {
 				t.Errorf("exit code: got %d, want 2", got)
 			}
@@ -107,11 +110,24 @@ func TestModelServerServes(t *testing.T) {
 		t.Errorf("chat answer: got empty text, want an answer")
 	}
 
+	// A wrong path and a model the server does not serve are counted in
+	// the summary, not only the completions.
+	for _, path := range []string{"/v1/nosuch", "/v1/models/other"} {
+		resp, err := http.Get(base + strings.TrimPrefix(path, "/v1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("GET %s: got %d, want 404", path, resp.StatusCode)
+		}
+	}
+
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("after cancel: got %v, want nil", err)
 	}
-	if !strings.Contains(stderr.String(), "stopped after 1 requests (1 served") {
-		t.Errorf("stderr: got %q, want the request counts", stderr.String())
+	if !strings.Contains(stderr.String(), `level=INFO msg="model server stopped" requests=1 served=1 `) || !strings.Contains(stderr.String(), " not_found=2 ") {
+		t.Errorf("stderr: got %q, want the request counts, 2 not found", stderr.String())
 	}
 }

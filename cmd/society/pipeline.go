@@ -39,7 +39,7 @@ type runConfig struct {
 func newEngine(cfg runConfig) (*sim.Engine, func()) {
 	var log *slog.Logger
 	if cfg.Log != nil {
-		log = slog.New(slog.NewTextHandler(cfg.Log, nil))
+		log = roleLogger(cfg.Log, false)
 	}
 	models := newModelSets(cfg.CacheDir, cfg.Model, log).WithCache(cfg.CacheMode, cfg.CacheShared)
 	bar := progress.NewBar(cfg.Progress, "")

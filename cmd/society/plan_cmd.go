@@ -57,20 +57,21 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return nil
 }
 
-// planBlock writes at the top of a run against model endpoints what a
-// first run of it costs (requests, tokens, time and cost per model, as
-// 'society plan' does), once every endpoint has answered; a run of
-// synthetic respondents alone calls no model and shows none.
-func planBlock(ctx context.Context, sc *scenarios.Scenario, w io.Writer) error {
+// planBlock writes at the top of a run against model endpoints what it
+// costs (requests, tokens, time and cost per model, as 'society plan'
+// does), once every endpoint has answered, with the requests the reply
+// cache c answers apart (nil: a first run's figures, as over NATS, where
+// the hosts' caches answer); a run of synthetic respondents alone calls
+// no model and shows none.
+func planBlock(ctx context.Context, sc *scenarios.Scenario, c *backend.ReplyCache, w io.Writer) error {
 	if !slices.ContainsFunc(sc.Models, func(m scenarios.Model) bool { return m.Backend == scenarios.OpenAI }) {
 		return nil
 	}
-	p, err := backend.Estimate(ctx, sc, 0)
+	p, err := backend.EstimateCached(ctx, sc, 0, c)
 	if err != nil {
 		return err
 	}
 	p.WriteText(w, true)
-	fmt.Fprintln(w, "(A first run's requests: replies in the cache are not asked again.)")
 	fmt.Fprintln(w)
 	return nil
 }

@@ -139,6 +139,19 @@ func TestPlanMatchesModelServer(t *testing.T) {
 	if w := counted.Words; math.Abs(float64(tokens-w)) > 0.1*float64(w) {
 		t.Errorf("got %d prompt tokens planned, want within 10%% of the %d the server counted", tokens, w)
 	}
+
+	// A rerun from the same cache: its block says the cache answers every
+	// request and none goes to the model, and none does.
+	_, rerunErr, code := runCLI(t, "run", file, "--out", filepath.Join(dir, "out2"), "--cache", filepath.Join(dir, "cache"), "--progress-every", "1h")
+	if code != 0 {
+		t.Fatalf("rerun: exit %d: %s", code, rerunErr)
+	}
+	if want := fmt.Sprintf("answers %d of a first run's %d requests; 0 go to the model", requests, requests); !strings.Contains(rerunErr, want) {
+		t.Errorf("rerun's plan block lacks %q:\n%s", want, rerunErr)
+	}
+	if got := srv.Stats().Requests; got != served {
+		t.Errorf("the rerun sent %d requests, want none", got-served)
+	}
 }
 
 // TestPlanUnreachable: an endpoint where nothing listens stops the plan

@@ -33,7 +33,7 @@ func cmdProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		targets = []backend.ProbeTarget{{Client: llm.ClientConfig{Name: pos[0], BaseURL: *baseURL, Model: pos[0], APIKeyEnv: *keyEnv, Timeout: *timeout}}}
 	} else {
 		if sc, err = scenarios.Open(pos[0]); err != nil {
-			return err
+			return fmt.Errorf("%w (to probe a model by name: 'society probe MODEL --base-url URL')", err)
 		}
 		var synthetic []string
 		targets, synthetic = backend.ProbeTargets(sc)

@@ -152,3 +152,12 @@ func TestProbeRefused(t *testing.T) {
 		t.Errorf("got exit %d, stdout %q, stderr %q; want exit 1 saying the endpoint refused with its message", code, stdout, stderr)
 	}
 }
+
+// TestProbeUnknownName: a name that is neither a scenario file nor a
+// built-in is bad input, and the error says how to probe a model by name.
+func TestProbeUnknownName(t *testing.T) {
+	_, stderr, code := runCLI(t, "probe", "llama3-8b")
+	if code != 2 || !strings.Contains(stderr, "no built-in scenario") || !strings.Contains(stderr, "--base-url URL") {
+		t.Errorf("got exit %d, stderr %q; want 2, naming the missing scenario and the --base-url form", code, stderr)
+	}
+}

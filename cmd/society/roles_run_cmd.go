@@ -67,7 +67,7 @@ func cmdRunDistributed(ctx context.Context, d *runDistFlags, pos []string, out s
 	}
 	var bar io.Writer
 	if !quiet && sc != nil {
-		if err := planBlock(ctx, sc, stderr); err != nil {
+		if err := planBlock(ctx, sc, nil, stderr); err != nil {
 			return err
 		}
 	}

@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -70,6 +71,15 @@ func New(cacheDir string, obs llm.Observer, log *slog.Logger) *Sets {
 func (m *Sets) WithCache(mode llm.CacheMode, shared llm.Store) *Sets {
 	m.cacheMode, m.cacheShared = mode, shared
 	return m
+}
+
+// Describe makes the models of a plan that is only checked or described,
+// never run (`society validate`, the analysis service): their reply cache
+// is off, so no cache is opened or created, and another process may be
+// using the user's. done closes them.
+func Describe() (b sim.Backends, done func()) {
+	m := New("", nil, nil).WithCache(llm.CacheOff, nil)
+	return m.Backends(), m.Close
 }
 
 // Backends makes a fresh set (sim.Engine.Backends).
@@ -191,8 +201,9 @@ func (b *Set) Model(sc *scenarios.Scenario, m scenarios.Model, demand func(value
 // Check asks every model endpoint for its model list before any work, so
 // that an endpoint that cannot serve the run (nothing listening, a DNS or
 // TLS failure, a rejected key) stops it within seconds, naming the URL and
-// the cause. A model missing from the list is only logged: servers accept
-// aliases of the names they list.
+// the cause. A model that the list does not name and the endpoint does
+// not retrieve by name (llm.Client.Check) is only logged, with the names
+// the list gives: a server may still accept it as an alias.
 func (b *Set) Check(ctx context.Context) error {
 	errs := make([]error, len(b.clients))
 	var wg sync.WaitGroup
@@ -205,7 +216,8 @@ func (b *Set) Check(ctx context.Context) error {
 			case err != nil:
 				errs[i] = err
 			case !served:
-				b.log.Warn("the endpoint does not list the model; its first request will tell", "model", c.Name(), "listed", listed)
+				b.log.Warn("the endpoint does not list the model; its first request will tell",
+					"model", c.Name(), "model_id", c.Params().Model, "listed", strings.Join(listed, ","))
 			}
 		}()
 	}

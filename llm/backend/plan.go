@@ -48,6 +48,9 @@ type Plan struct {
 	// Cost is the sum of the models' costs, nil when no model has a price.
 	Cost      *float64 `json:"cost,omitempty"`
 	Tokenizer string   `json:"tokenizer"`
+	// CacheDir is the reply cache the plan read to find the requests it
+	// answers (EstimateCached); empty: a first run's figures.
+	CacheDir string `json:"cache_dir,omitempty"`
 }
 
 // ModelPlan is one model's share of a run.
@@ -59,10 +62,13 @@ type ModelPlan struct {
 	// ModelServer: the endpoint is 'society model-server' (its model list
 	// says so), whose usage counts words.
 	ModelServer bool `json:"model_server,omitempty"`
-	// Requests are the completion requests of a first run (an empty reply
-	// cache); PromptTokens their prompts' tokens (see Tokenizer),
-	// PromptChars their prompts' characters (Unicode code points).
+	// Requests are the completion requests the run sends to the model: a
+	// first run's, less those the reply cache answers (CachedRequests,
+	// when the plan read it: Plan.CacheDir). PromptTokens are their
+	// prompts' tokens (see Tokenizer), PromptChars their prompts'
+	// characters (Unicode code points).
 	Requests         int64 `json:"requests"`
+	CachedRequests   int64 `json:"cached_requests,omitempty"`
 	PromptTokens     int64 `json:"prompt_tokens"`
 	CompletionTokens int64 `json:"completion_tokens"`
 	PromptChars      int64 `json:"prompt_chars"`
@@ -76,6 +82,12 @@ type ModelPlan struct {
 	// Cost is PromptTokens/1e6 × price_per_mtok_in + CompletionTokens/1e6
 	// × price_per_mtok_out, nil when the model has no price.
 	Cost *float64 `json:"cost,omitempty"`
+	// Unlisted, when the endpoint's model list does not name the model
+	// (ModelID) and the endpoint does not retrieve it by name
+	// (llm.Client.Check), is what the list names, comma-separated: the
+	// run's first request may be refused.
+	ModelID  string `json:"model_id,omitempty"`
+	Unlisted string `json:"unlisted,omitempty"`
 }
 
 // Estimate checks every OpenAI-compatible endpoint of sc, then rehearses
@@ -89,44 +101,49 @@ type ModelPlan struct {
 // naming its URL and the cause; a model whose client cannot be configured
 // is sim.ErrBadInput.
 func Estimate(ctx context.Context, sc *scenarios.Scenario, latency time.Duration) (*Plan, error) {
+	return EstimateCached(ctx, sc, latency, nil)
+}
+
+// ReplyCache is the reply cache a run will use: Dir ("" = the user's
+// cache directory) in Mode.
+type ReplyCache struct {
+	Dir  string
+	Mode llm.CacheMode
+}
+
+// EstimateCached is Estimate for a run that reads the reply cache c (nil:
+// none, a first run). When c's mode reads its stores and its directory
+// exists, the run is rehearsed a second time with the cache read-only
+// (llm.CacheRead: nothing is written to it): the requests it still sends
+// are each model's Requests, their tokens, time and cost the figures
+// shown, and the rest of the first run's requests its CachedRequests.
+// With games, cached answers steer later rounds as in the run, so the
+// split is the run's if the model answers as the synthetic respondents do.
+func EstimateCached(ctx context.Context, sc *scenarios.Scenario, latency time.Duration, c *ReplyCache) (*Plan, error) {
 	out := &Plan{Scenario: sc.Name, Seed: sc.Seed, Tokenizer: tokenizer}
 	probes, err := checkEndpoints(ctx, sc)
 	if err != nil {
 		return nil, err
 	}
-	meters, rehearsal, closeAll, err := rehearsalScenario(sc)
-	if err != nil {
-		return nil, err
-	}
-	defer closeAll()
 	cacheDir, err := os.MkdirTemp("", "society-plan-")
 	if err != nil {
 		return nil, fmt.Errorf("plan: %w", err)
 	}
 	defer os.RemoveAll(cacheDir)
-	sets := New(cacheDir, nil, nil)
-	defer sets.Close()
-	e := &sim.Engine{
-		// A fresh reply cache, as a first run has: the calibration's
-		// replies serve the main run's equal prompts, as they will.
-		Backends: sets.Backends,
-		Open:     sim.OpenLocal,
-	}
-	r, err := e.Rehearse(ctx, rehearsal)
+	// A fresh reply cache, as a first run has: the calibration's replies
+	// serve the main run's equal prompts, as they will.
+	first, err := rehearse(ctx, sc, New(cacheDir, nil, nil))
 	if err != nil {
-		return nil, fmt.Errorf("plan %s: rehearse: %w", sc.Name, err)
+		return nil, err
 	}
-	out.Answers, out.Calibration = r.Answers.Expected, r.Calibration.Expected
-	// The clients' usage (words, as the synthetic respondents count them).
-	usage := map[string]llm.ClientStats{}
-	for _, b := range sets.All() {
-		for name, c := range b.Clients() {
-			s, u := c.Stats(), usage[name]
-			u.PromptTokens += s.PromptTokens
-			u.CompletionTokens += s.CompletionTokens
-			usage[name] = u
+	sent := first
+	if dir, ok := c.read(); ok {
+		out.CacheDir = dir
+		if sent, err = rehearse(ctx, sc, New(dir, nil, nil).WithCache(llm.CacheRead, nil)); err != nil {
+			return nil, err
 		}
 	}
+	out.Answers, out.Calibration = first.answers, first.calibration
 	var total float64
 	priced := false
 	for _, m := range sc.Models {
@@ -136,9 +153,11 @@ func Estimate(ctx context.Context, sc *scenarios.Scenario, latency time.Duration
 			out.Models = append(out.Models, mp)
 			continue
 		}
-		pr, me, u := probes[m.Name], meters[m.Name].Count(), usage[m.Name]
+		pr, me, u := probes[m.Name], sent.meters[m.Name], sent.usage[m.Name]
 		mp.URL, mp.ModelServer, mp.Concurrency = m.BaseURL, pr.modelServer, m.Concurrency
+		mp.ModelID, mp.Unlisted = m.Model, pr.unlisted
 		mp.Requests, mp.PromptChars = me.Requests, me.Chars
+		mp.CachedRequests = max(first.meters[m.Name].Requests-me.Requests, 0)
 		mp.PromptTokens, mp.CompletionTokens = me.Tokens, u.CompletionTokens
 		if pr.modelServer {
 			mp.PromptTokens = u.PromptTokens
@@ -167,8 +186,69 @@ func Estimate(ctx context.Context, sc *scenarios.Scenario, latency time.Duration
 	return out, nil
 }
 
+// read reports the directory of the stores a run with c reads: none when
+// c is nil, its mode does not read, or the directory does not exist (a
+// first run; the plan creates nothing).
+func (c *ReplyCache) read() (string, bool) {
+	if c == nil || (c.Mode != llm.CacheReadWrite && c.Mode != llm.CacheRead) {
+		return "", false
+	}
+	dir := c.Dir
+	if dir == "" {
+		d, err := llm.DefaultCacheDir()
+		if err != nil {
+			return "", false
+		}
+		dir = d
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return "", false
+	}
+	return dir, true
+}
+
+// rehearsal is what one rehearsal of a run counted: each model's
+// requests at its endpoint and its client's usage, by model name.
+type rehearsal struct {
+	answers, calibration int64
+	meters               map[string]PromptCount
+	usage                map[string]llm.ClientStats
+}
+
+// rehearse rehearses sc against metered in-process model servers with
+// the models of sets, and closes them.
+func rehearse(ctx context.Context, sc *scenarios.Scenario, sets *Sets) (*rehearsal, error) {
+	defer sets.Close()
+	meters, sc2, closeAll, err := rehearsalScenario(sc)
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll()
+	e := &sim.Engine{Backends: sets.Backends, Open: sim.OpenLocal}
+	r, err := e.Rehearse(ctx, sc2)
+	if err != nil {
+		return nil, fmt.Errorf("plan %s: rehearse: %w", sc.Name, err)
+	}
+	out := &rehearsal{answers: r.Answers.Expected, calibration: r.Calibration.Expected,
+		meters: map[string]PromptCount{}, usage: map[string]llm.ClientStats{}}
+	for name, me := range meters {
+		out.meters[name] = me.Count()
+	}
+	// The clients' usage (words, as the synthetic respondents count them).
+	for _, b := range sets.All() {
+		for name, c := range b.Clients() {
+			s, u := c.Stats(), out.usage[name]
+			u.PromptTokens += s.PromptTokens
+			u.CompletionTokens += s.CompletionTokens
+			out.usage[name] = u
+		}
+	}
+	return out, nil
+}
+
 // WriteText writes the plan as a table; short is the block at the top of
-// a run, without the notes on tokens and the cache.
+// a run, without the note on tokens. When the plan read the reply cache,
+// the requests it answers have a column of their own and a line.
 func (p *Plan) WriteText(w io.Writer, short bool) {
 	cal := ""
 	if p.Calibration > 0 {
@@ -176,12 +256,20 @@ func (p *Plan) WriteText(w io.Writer, short bool) {
 	}
 	fmt.Fprintf(w, "Plan of %s (seed %d): %d answers expected%s.\n", p.Scenario, p.Seed, p.Answers, cal)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "model\tmode\trequests\tprompt tokens\tcompletion tokens\ttime\tcost\t")
+	// With the cache read, "requests" are those sent, beside those cached.
+	cached, head, none := func(ModelPlan) string { return "" }, "requests", ""
+	if p.CacheDir != "" {
+		cached = func(m ModelPlan) string { return fmt.Sprintf("%d\t", m.CachedRequests) }
+		head, none = "requests to the model\tanswered by the cache", "0\t"
+	}
+	fmt.Fprintf(tw, "model\tmode\t%s\tprompt tokens\tcompletion tokens\ttime\tcost\t\n", head)
+	var sent, saved int64
 	for _, m := range p.Models {
 		if m.Backend != string(scenarios.OpenAI) {
-			fmt.Fprintf(tw, "%s\t%s\t0\t0\t0\t-\t-\t\n", m.Model, m.Mode)
+			fmt.Fprintf(tw, "%s\t%s\t0\t%s0\t0\t-\t-\t\n", m.Model, m.Mode, none)
 			continue
 		}
+		sent, saved = sent+m.Requests, saved+m.CachedRequests
 		cost := "-"
 		if m.Cost != nil {
 			cost = fmt.Sprintf("%.2f", *m.Cost)
@@ -191,9 +279,19 @@ func (p *Plan) WriteText(w io.Writer, short bool) {
 		if m.LatencyFrom == "measured" {
 			t = "at least " + t // a request takes longer than a model list
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t\n", m.Model, m.Mode, m.Requests, m.PromptTokens, m.CompletionTokens, t, cost)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s%d\t%d\t%s\t%s\t\n", m.Model, m.Mode, m.Requests, cached(m), m.PromptTokens, m.CompletionTokens, t, cost)
 	}
 	tw.Flush()
+	if p.CacheDir != "" {
+		fmt.Fprintf(w, "Reply cache %s: answers %d of a first run's %d requests; %d go to the model (the tokens, time and cost shown).\n",
+			p.CacheDir, saved, saved+sent, sent)
+	}
+	for _, m := range p.Models {
+		if m.Unlisted != "" {
+			fmt.Fprintf(w, "Warning: model %s: its endpoint neither lists nor retrieves %q (its list: %s); the run's first request will tell.\n",
+				m.Model, m.ModelID, m.Unlisted)
+		}
+	}
 	if p.Cost != nil {
 		fmt.Fprintf(w, "Cost: %.2f (at the models' price_per_mtok_in/out).\n", *p.Cost)
 	}
@@ -203,9 +301,14 @@ func (p *Plan) WriteText(w io.Writer, short bool) {
 	} else {
 		fmt.Fprintf(w, "Time: %s at the models' concurrency and latency, side by side.\n", fmtSeconds(p.Seconds))
 	}
-	if !short {
+	switch {
+	case !short:
 		fmt.Fprintf(w, "Tokens: %s.\n", p.Tokenizer)
-		fmt.Fprintln(w, "Requests of a first run (an empty reply cache): a rerun of the same scenario and seed makes none.")
+		if p.CacheDir == "" {
+			fmt.Fprintln(w, "Requests of a first run (an empty reply cache): a rerun of the same scenario and seed makes none.")
+		}
+	case p.CacheDir == "":
+		fmt.Fprintln(w, "(A first run's requests: replies in the cache are not asked again.)")
 	}
 }
 
@@ -226,6 +329,7 @@ func fmtSeconds(s float64) string {
 type endpointProbe struct {
 	roundTrip   time.Duration
 	modelServer bool
+	unlisted    string // the model list, when it lacks the model
 }
 
 // checkEndpoints asks every OpenAI-compatible endpoint of sc for its
@@ -259,7 +363,7 @@ func checkEndpoints(ctx context.Context, sc *scenarios.Scenario) (map[string]end
 			}
 			defer c.Close()
 			t0 := time.Now()
-			_, listed, err := c.Check(ctx)
+			served, listed, err := c.Check(ctx)
 			rt := time.Since(t0)
 			ms := false
 			for _, id := range listed {
@@ -272,6 +376,9 @@ func checkEndpoints(ctx context.Context, sc *scenarios.Scenario) (map[string]end
 				return
 			}
 			out[m.Name] = endpointProbe{roundTrip: rt, modelServer: ms || c.Served(ctx).Synthetic}
+			if !served {
+				out[m.Name] = endpointProbe{roundTrip: rt, modelServer: out[m.Name].modelServer, unlisted: strings.Join(listed, ", ")}
+			}
 		})
 	}
 	wg.Wait()

@@ -307,6 +307,8 @@ Requests of a first run (an empty reply cache): a rerun of the same scenario and
 		want := table
 		if !short {
 			want += notes
+		} else {
+			want += "(A first run's requests: replies in the cache are not asked again.)\n"
 		}
 		if b.String() != want {
 			t.Errorf("short %v: got\n%s\nwant\n%s", short, b.String(), want)

@@ -59,17 +59,31 @@ type Options struct {
 // completion endpoints; a request that is neither served, failed on purpose
 // nor hung was malformed or abandoned by its client while queued.
 type Stats struct {
-	Requests    int64 // completion requests received
-	Served      int64 // answered with completions (status 200)
-	Errors      int64 // injected 429 and 500 responses
-	Garbage     int64 // completions whose text was made unreadable on purpose
-	Timeouts    int64 // requests left hanging until the client gave up
+	Requests int64 // completion requests received
+	Served   int64 // answered with completions (status 200)
+	Errors   int64 // injected 429 and 500 responses
+	Garbage  int64 // completions whose text was made unreadable on purpose
+	Timeouts int64 // requests left hanging until the client gave up
+	// NotFound counts 404s: unknown paths and model names the server does
+	// not serve (--models), completion requests or not.
+	NotFound int64
+	// BadRequests counts requests refused as malformed: unreadable or
+	// invalid bodies (400) and wrong methods (405), on any path.
+	BadRequests int64
 	MaxInFlight int64 // most requests in service at once (bounded by Slots)
 	// MaxOpen is the most completion requests open at once: received and
 	// not yet answered, whether queued for a slot or in service. It is
 	// the concurrency the clients reached, which MaxInFlight cannot show
 	// above Slots.
 	MaxOpen int64
+}
+
+// Attrs are the counters as log attributes (key=value pairs for
+// slog.Logger.Info), for the summary a server logs when it stops.
+func (st Stats) Attrs() []any {
+	return []any{"requests", st.Requests, "served", st.Served, "errors", st.Errors, "timeouts", st.Timeouts,
+		"garbage", st.Garbage, "not_found", st.NotFound, "bad_requests", st.BadRequests,
+		"max_in_flight", st.MaxInFlight, "max_open", st.MaxOpen}
 }
 
 // Server serves synthetic respondents over the OpenAI HTTP API, as vLLM does
@@ -128,6 +142,8 @@ type Server struct {
 	errored     atomic.Int64
 	garbage     atomic.Int64
 	timeouts    atomic.Int64
+	notFound    atomic.Int64
+	badRequests atomic.Int64
 	inFlight    atomic.Int64
 	maxInFlight atomic.Int64
 	open        atomic.Int64
@@ -165,6 +181,8 @@ func (s *Server) Stats() Stats {
 		Errors:      s.errored.Load(),
 		Garbage:     s.garbage.Load(),
 		Timeouts:    s.timeouts.Load(),
+		NotFound:    s.notFound.Load(),
+		BadRequests: s.badRequests.Load(),
 		MaxInFlight: s.maxInFlight.Load(),
 		MaxOpen:     s.maxOpen.Load(),
 	}
@@ -180,55 +198,86 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := strings.TrimSuffix(r.URL.Path, "/")
 	switch path {
 	case "/health":
-		if !srvMethod(w, r, http.MethodGet, http.MethodHead) {
+		if !s.method(w, r, http.MethodGet, http.MethodHead) {
 			return
 		}
 		w.WriteHeader(http.StatusOK)
 	case "/v1/models":
-		if !srvMethod(w, r, http.MethodGet) {
+		if !s.method(w, r, http.MethodGet) {
 			return
 		}
 		s.listModels(w)
 	case "/v1/chat/completions", "/v1/completions":
-		if !srvMethod(w, r, http.MethodPost) {
+		if !s.method(w, r, http.MethodPost) {
 			return
 		}
 		s.complete(w, r, path == "/v1/chat/completions")
 	default:
+		if id, ok := strings.CutPrefix(path, "/v1/models/"); ok && id != "" {
+			if s.method(w, r, http.MethodGet) {
+				s.retrieveModel(w, id)
+			}
+			return
+		}
+		s.notFound.Add(1)
 		srvWriteError(w, http.StatusNotFound, "invalid_request_error", "not_found",
 			fmt.Sprintf("invalid URL (%s %s)", r.Method, r.URL.Path))
 	}
 }
 
-func srvMethod(w http.ResponseWriter, r *http.Request, allowed ...string) bool {
+func (s *Server) method(w http.ResponseWriter, r *http.Request, allowed ...string) bool {
 	if slices.Contains(allowed, r.Method) {
 		return true
 	}
+	s.badRequests.Add(1)
 	w.Header().Set("Allow", strings.Join(allowed, ", "))
 	srvWriteError(w, http.StatusMethodNotAllowed, "invalid_request_error", "method_not_allowed",
 		fmt.Sprintf("method %s not allowed on %s", r.Method, r.URL.Path))
 	return false
 }
 
+// srvModel is an entry of the model list, and the reply of a model
+// retrieved by name.
+type srvModel struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Created int64  `json:"created"`
+	OwnedBy string `json:"owned_by"`
+}
+
+func newSrvModel(name string) srvModel {
+	return srvModel{ID: name, Object: "model", OwnedBy: "society-" + syntheticName}
+}
+
+// listModels lists the names of --models, or, when the server accepts any
+// name, the name it answers a request without one under.
 func (s *Server) listModels(w http.ResponseWriter) {
 	names := s.opt.Models
 	if len(names) == 0 {
 		names = []string{syntheticName}
 	}
-	type model struct {
-		ID      string `json:"id"`
-		Object  string `json:"object"`
-		Created int64  `json:"created"`
-		OwnedBy string `json:"owned_by"`
-	}
 	out := struct {
-		Object string  `json:"object"`
-		Data   []model `json:"data"`
+		Object string     `json:"object"`
+		Data   []srvModel `json:"data"`
 	}{Object: "list"}
 	for _, n := range names {
-		out.Data = append(out.Data, model{ID: n, Object: "model", OwnedBy: "society-" + syntheticName})
+		out.Data = append(out.Data, newSrvModel(n))
 	}
 	srvWriteJSON(w, http.StatusOK, out)
+}
+
+// retrieveModel answers GET /v1/models/{id} as OpenAI does: the model when
+// the server would answer requests for it (any name, unless --models), a
+// 404 otherwise. A client whose model the list does not name asks this to
+// tell an accepted name from a wrong one.
+func (s *Server) retrieveModel(w http.ResponseWriter, id string) {
+	if _, ok := s.model(id); !ok {
+		s.notFound.Add(1)
+		srvWriteError(w, http.StatusNotFound, "invalid_request_error", "model_not_found",
+			fmt.Sprintf("the model %q does not exist (serving %s)", id, strings.Join(s.opt.Models, ", ")))
+		return
+	}
+	srvWriteJSON(w, http.StatusOK, newSrvModel(id))
 }
 
 // srvFault is what the server does to a request instead of answering it.
@@ -273,17 +322,20 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, chat bool) {
 	var body srvRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, srvMaxBody))
 	if err := dec.Decode(&body); err != nil {
+		s.badRequests.Add(1)
 		srvWriteError(w, http.StatusBadRequest, "invalid_request_error", "invalid_json",
 			fmt.Sprintf("decode request body: %v", err))
 		return
 	}
 	p, err := body.params(chat)
 	if err != nil {
+		s.badRequests.Add(1)
 		srvWriteError(w, http.StatusBadRequest, "invalid_request_error", "invalid_request", err.Error())
 		return
 	}
 	model, ok := s.model(body.Model)
 	if !ok {
+		s.notFound.Add(1)
 		srvWriteError(w, http.StatusNotFound, "invalid_request_error", "model_not_found",
 			fmt.Sprintf("the model %q does not exist (serving %s)", body.Model, strings.Join(s.opt.Models, ", ")))
 		return

@@ -788,7 +788,7 @@ func TestServerCancellation(t *testing.T) {
 }
 
 func TestServerHTTP(t *testing.T) {
-	_, ts := srvTestServer(t, Options{Models: []string{"synthetic-a", "synthetic-b"}})
+	srv, ts := srvTestServer(t, Options{Models: []string{"synthetic-a", "synthetic-b"}})
 	pvq := srvTestInstrument(t, "pvq40")
 	good := srvTestChatBody(&agent.Question{Persona: agent.Persona{Value: values.Power}, Instrument: pvq, Item: 1}, map[string]any{"model": "synthetic-b"})
 	with := func(k string, v any) map[string]any {
@@ -826,6 +826,9 @@ func TestServerHTTP(t *testing.T) {
 		{"max_tokens 0", http.MethodPost, "/v1/chat/completions", with("max_tokens", 0), 400, true},
 		{"stream", http.MethodPost, "/v1/chat/completions", with("stream", true), 400, true},
 		{"unknown model", http.MethodPost, "/v1/chat/completions", with("model", "gpt-4"), 404, true},
+		{"retrieve model", http.MethodGet, "/v1/models/synthetic-b", nil, 200, false},
+		{"retrieve unknown model", http.MethodGet, "/v1/models/gpt-4", nil, 404, true},
+		{"retrieve by post", http.MethodPost, "/v1/models/synthetic-b", nil, 405, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -868,6 +871,20 @@ func TestServerHTTP(t *testing.T) {
 			}
 		})
 	}
+	// Every refusal is counted, so that the summary at stop shows a client
+	// asking for the wrong path or model.
+	var notFound, bad int64
+	for _, c := range cases {
+		switch c.status {
+		case 404:
+			notFound++
+		case 400, 405:
+			bad++
+		}
+	}
+	if st := srv.Stats(); st.NotFound != notFound || st.BadRequests != bad {
+		t.Errorf("stats: got %d not found and %d bad requests, want %d and %d", st.NotFound, st.BadRequests, notFound, bad)
+	}
 	t.Run("model list", func(t *testing.T) {
 		resp, err := http.Get(ts.URL + "/v1/models")
 		if err != nil {
@@ -886,6 +903,24 @@ func TestServerHTTP(t *testing.T) {
 			t.Errorf("models: got %v, want [synthetic-a synthetic-b]", ids)
 		}
 	})
+}
+
+// TestServerRetrieveAnyModel: a server that accepts any model name lists
+// only its default name, and says yes to any name retrieved (GET
+// /v1/models/{id}, with the slashes of a Hugging Face name), so that a
+// client can tell an accepted name from a wrong one.
+func TestServerRetrieveAnyModel(t *testing.T) {
+	_, ts := srvTestServer(t, Options{})
+	const name = "meta-llama/Meta-Llama-3-8B-Instruct"
+	resp, err := http.Get(ts.URL + "/v1/models/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m openai.Model
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil || resp.StatusCode != http.StatusOK || m.ID != name {
+		t.Errorf("retrieve %s: got status %d, id %q (%v); want 200 and the name", name, resp.StatusCode, m.ID, err)
+	}
 }
 
 // TestServerGoOpenAI talks to the server through go-openai's own client,
