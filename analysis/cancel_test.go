@@ -35,6 +35,8 @@ func (c *cancelAfter) Err() error {
 func TestComputeStopsWhenCancelled(t *testing.T) {
 	st, col := syntheticRun(t, 600)
 	st.BootstrapIterations = 20
+	// Few permutations: the test counts checks, not p-values.
+	st.NullIterations = 19
 	// The first analysis fills the study's cached random-responder
 	// baselines; the second counts the checks of every later one.
 	if _, err := st.Compute(context.Background(), col); err != nil {

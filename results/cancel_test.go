@@ -16,6 +16,7 @@ import (
 func TestWriteStopsWhenCancelled(t *testing.T) {
 	st, col := syntheticRun(t, 600)
 	st.BootstrapIterations = 5
+	st.NullIterations = 19
 	outcome, err := st.Compute(context.Background(), col)
 	if err != nil {
 		t.Fatal(err)

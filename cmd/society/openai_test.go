@@ -60,6 +60,7 @@ timeout = "10s"
 %s
 [analysis]
 bootstrap_iterations = 20
+null_iterations = 19
 references = ["pvq40_smacof_mrat"]
 `, name, size, url+"/v1", mode, extra)
 }
