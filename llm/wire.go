@@ -360,12 +360,22 @@ type chatReplyMessage struct {
 }
 
 // decodeChat reads a chat reply. The common shape (content as a string,
-// one JSON object) is decoded in one pass; a reply that pass rejects
+// one JSON object) is read by scanChat, or else decoded in one pass; a reply that pass rejects
 // (content as a list of parts, a read field of another type, text after
 // the object) is decoded by go-openai's types, as before, so that where
 // go-openai read a reply the client reads the same, and where it failed
 // on a field the client reads it fails with the same error.
 func decodeChat(data []byte) (chatReply, error) {
+	var r chatReply
+	if scanChat(data, &r) { // the usual reply, read without reflection (wiredecode.go)
+		return r, nil
+	}
+	return unmarshalChat(data)
+}
+
+// unmarshalChat is decodeChat with encoding/json (a function of its own,
+// so that decodeChat's reply is not moved to the heap for json.Unmarshal).
+func unmarshalChat(data []byte) (chatReply, error) {
 	var r chatReply
 	if err := json.Unmarshal(data, &r); err == nil {
 		return r, nil
