@@ -11,8 +11,10 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -219,10 +221,11 @@ type doer struct {
 	model   string // label for the observer and the log
 	log     *slog.Logger
 
-	adapt    adaptations
-	answered atomic.Bool                  // the endpoint has sent a reply once
-	fatal    atomic.Pointer[RequestError] // the endpoint's permanent failure
-	lastErr  atomic.Pointer[RequestError] // the latest retryable failure
+	adapt     adaptations
+	answered  atomic.Bool                  // the endpoint has sent a reply once
+	redirects atomic.Bool                  // the endpoint redirected a request (roundTrip)
+	fatal     atomic.Pointer[RequestError] // the endpoint's permanent failure
+	lastErr   atomic.Pointer[RequestError] // the latest retryable failure
 
 	logMu      sync.Mutex
 	loggedAt   time.Time
@@ -579,7 +582,7 @@ func (d *doer) send(ctx context.Context, req *http.Request, body []byte, buf *[]
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	r.ContentLength = int64(len(body))
-	resp, err := d.hc.Do(r)
+	resp, err := d.roundTrip(r)
 	if err != nil {
 		return nil, nil, 0, transportError(ctx, req, err, d.answered.Load(), d.timeout.String())
 	}
@@ -608,6 +611,46 @@ func (d *doer) send(ctx context.Context, req *http.Request, body []byte, buf *[]
 		return nil, nil, 0, e
 	}
 	return resp, data, 0, nil
+}
+
+// roundTrip sends r through the client's transport. http.Client.Do adds
+// to the transport's round trip what only a redirect needs (a copy of the
+// request's headers and URL at every call, 3 µs and five allocations of a
+// sample call's client CPU); a reply that redirects is not taken, and the
+// request goes again through http.Client.Do, which follows the redirect
+// as before, as every later request of the client does (an endpoint that
+// redirects once gets one request more, answered by its redirect only).
+// Errors are wrapped as http.Client.Do wraps them.
+func (d *doer) roundTrip(r *http.Request) (*http.Response, error) {
+	rt := d.hc.Transport
+	if rt == nil || d.hc.Jar != nil || d.hc.Timeout != 0 || d.redirects.Load() {
+		return d.hc.Do(r)
+	}
+	resp, err := rt.RoundTrip(r)
+	if err != nil {
+		return nil, &url.Error{Op: r.Method[:1] + strings.ToLower(r.Method[1:]), URL: r.URL.String(), Err: err}
+	}
+	switch resp.StatusCode {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
+		http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+	default:
+		return resp, nil
+	}
+	if resp.Header.Get("Location") == "" {
+		return resp, nil // http.Client.Do returns it as it is
+	}
+	d.redirects.Store(true)
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+	resp.Body.Close()
+	again := r.WithContext(r.Context())
+	if r.GetBody != nil {
+		body, err := r.GetBody()
+		if err != nil {
+			return nil, err
+		}
+		again.Body = body
+	}
+	return d.hc.Do(again)
 }
 
 // sleepOr waits for d, for either channel to be closed, or for ctx to end.
