@@ -179,25 +179,6 @@ func encodeFields(m map[string]any) (*extraFields, error) {
 	return f, nil
 }
 
-// clone copies f with room for more fields.
-func (f *extraFields) clone(more int) *extraFields {
-	return &extraFields{
-		keys: append(make([]string, 0, len(f.keys)+more), f.keys...),
-		vals: append(make([][]byte, 0, len(f.vals)+more), f.vals...),
-	}
-}
-
-// set sets field k to the encoded value v, keeping the keys sorted.
-func (f *extraFields) set(k string, v []byte) {
-	i, found := slices.BinarySearch(f.keys, k)
-	if found {
-		f.vals[i] = v
-		return
-	}
-	f.keys = slices.Insert(f.keys, i, k)
-	f.vals = slices.Insert(f.vals, i, v)
-}
-
 // doer sends the client's requests (post) and the probe's (Do). Every
 // request passes through it: it rewrites the body, bounds and adapts concurrency, applies the
 // per-attempt timeout, retries with backoff and keeps the circuit breaker.
