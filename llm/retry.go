@@ -292,7 +292,7 @@ func (d *doer) Do(req *http.Request) (*http.Response, error) {
 		d.stats.failures.Add(1)
 		return nil, fmt.Errorf("request body: %w", err)
 	}
-	resp, data, err := d.do(req, body, nil)
+	resp, data, err := d.do(req.Context(), req, body, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -312,17 +312,18 @@ func (d *doer) post(ctx context.Context, tmpl *http.Request, body []byte, buf *[
 		d.stats.failures.Add(1)
 		return nil, nil, f
 	}
-	resp, data, err := d.do(tmpl.WithContext(ctx), body, buf)
+	resp, data, err := d.do(ctx, tmpl, body, buf)
 	if err != nil {
 		return nil, nil, err
 	}
 	return data, resp.Header, nil
 }
 
-// do sends body to req's URL until a reply succeeds or no retry is left,
-// and returns the reply with its body read (into *buf when buf is not nil).
-func (d *doer) do(req *http.Request, body []byte, buf *[]byte) (*http.Response, []byte, error) {
-	ctx := req.Context()
+// do sends body to req's URL under ctx until a reply succeeds or no retry
+// is left, and returns the reply with its body read (into *buf when buf is
+// not nil). req's own context is not used: each attempt sends a copy of
+// req with the attempt's (send), so the template needs no copy of its own.
+func (d *doer) do(ctx context.Context, req *http.Request, body []byte, buf *[]byte) (*http.Response, []byte, error) {
 	body = d.adapt.apply(req.URL.Path, body)
 	var last error
 	// attempt counts the attempts that reached the endpoint: time spent
