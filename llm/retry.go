@@ -610,7 +610,7 @@ func (d *doer) roundTrip(r *http.Request) (*http.Response, error) {
 	}
 	resp, err := rt.RoundTrip(r)
 	if err != nil {
-		return nil, &url.Error{Op: r.Method[:1] + strings.ToLower(r.Method[1:]), URL: r.URL.String(), Err: err}
+		return nil, &url.Error{Op: urlErrorOp(r.Method), URL: r.URL.String(), Err: err}
 	}
 	switch resp.StatusCode {
 	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
@@ -633,6 +633,15 @@ func (d *doer) roundTrip(r *http.Request) (*http.Response, error) {
 		again.Body = body
 	}
 	return d.hc.Do(again)
+}
+
+// urlErrorOp is the Op of the *url.Error http.Client.Do returns for a
+// request with method m ("Post" for POST).
+func urlErrorOp(m string) string {
+	if m == "" {
+		return "Get"
+	}
+	return m[:1] + strings.ToLower(m[1:])
 }
 
 // sleepOr waits for d, for either channel to be closed, or for ctx to end.
