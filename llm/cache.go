@@ -40,7 +40,7 @@ type Cache struct {
 	file   *FileStore // the file OpenCache opened, closed by Close
 	hits   atomic.Int64
 	misses atomic.Int64
-	flight group[stored]
+	flight group[string, stored]
 }
 
 // CacheOption is a setting of NewCache.
@@ -205,9 +205,9 @@ type stored struct {
 // for its result. The call runs on the first caller's goroutine with that
 // caller's context: when it fails because that context ended, waiters whose
 // own context is still live run the call again themselves.
-type group[T any] struct {
+type group[K comparable, T any] struct {
 	mu    sync.Mutex
-	calls map[string]*call[T]
+	calls map[K]*call[T]
 	// waiting counts the callers waiting for another's call, so that a
 	// test can tell when every caller has joined a call in flight.
 	waiting atomic.Int64
@@ -219,11 +219,11 @@ type call[T any] struct {
 	err  error
 }
 
-func (g *group[T]) do(ctx context.Context, key string, fn func() (T, error)) (T, error) {
+func (g *group[K, T]) do(ctx context.Context, key K, fn func() (T, error)) (T, error) {
 	for {
 		g.mu.Lock()
 		if g.calls == nil {
-			g.calls = map[string]*call[T]{}
+			g.calls = map[K]*call[T]{}
 		}
 		if c, ok := g.calls[key]; ok {
 			g.waiting.Add(1)

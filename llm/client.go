@@ -215,8 +215,8 @@ type Client struct {
 	params string // the output-changing parameters, for cache keys
 	served served // what the endpoint said about itself (served.go)
 
-	samples group[agent.Answer]
-	dists   group[[]byte]
+	samples group[sampleKey, agent.Answer]
+	dists   group[string, []byte]
 
 	// memo keeps decoded distributions in memory: in distribution mode
 	// every agent of a persona asks the same question, and going to the

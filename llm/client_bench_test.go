@@ -80,7 +80,7 @@ func BenchmarkClientCall(b *testing.B) {
 // instantServer answers every chat request at once with the same reply,
 // as vLLM writes it, without decoding the request: what remains of a
 // call's cost is the client's own and the loopback round trip.
-func instantServer(b *testing.B) *httptest.Server {
+func instantServer(b testing.TB) *httptest.Server {
 	reply := []byte(`{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"test-model",` +
 		`"choices":[{"index":0,"message":{"role":"assistant","content":"4","reasoning_content":null,"tool_calls":[]},` +
 		`"logprobs":null,"finish_reason":"stop","stop_reason":null}],` +

@@ -80,18 +80,15 @@ func (c *Client) completionRequest(prompt string, n, maxTokens int) completionRe
 // structured_outputs restricting the answer to the scale's options. The
 // fields every request shares are encoded once (staticExtra); a request
 // adds its seed and its scale's choices.
-func (c *Client) extra(q *agent.Question, seed *uint64) *extraFields {
-	if seed == nil && !c.cfg.StructuredOutputs {
-		return c.static
-	}
-	f := c.static.clone(2)
+func (c *Client) extra(q *agent.Question, seed *uint64) bodyExtra {
+	e := bodyExtra{fields: c.static}
 	if seed != nil {
-		f.set("seed", strconv.AppendUint(nil, *seed, 10))
+		e.seed, e.hasSeed = *seed, true
 	}
 	if c.cfg.StructuredOutputs {
-		f.set("structured_outputs", c.choicesField(q.Instrument.Scale))
+		e.choices = c.choicesField(q.Instrument.Scale)
 	}
-	return f
+	return e
 }
 
 // staticExtra encodes the extra fields every request carries: the

@@ -11,8 +11,10 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -177,25 +179,6 @@ func encodeFields(m map[string]any) (*extraFields, error) {
 	return f, nil
 }
 
-// clone copies f with room for more fields.
-func (f *extraFields) clone(more int) *extraFields {
-	return &extraFields{
-		keys: append(make([]string, 0, len(f.keys)+more), f.keys...),
-		vals: append(make([][]byte, 0, len(f.vals)+more), f.vals...),
-	}
-}
-
-// set sets field k to the encoded value v, keeping the keys sorted.
-func (f *extraFields) set(k string, v []byte) {
-	i, found := slices.BinarySearch(f.keys, k)
-	if found {
-		f.vals[i] = v
-		return
-	}
-	f.keys = slices.Insert(f.keys, i, k)
-	f.vals = slices.Insert(f.vals, i, v)
-}
-
 // doer sends the client's requests (post) and the probe's (Do). Every
 // request passes through it: it rewrites the body, bounds and adapts concurrency, applies the
 // per-attempt timeout, retries with backoff and keeps the circuit breaker.
@@ -219,10 +202,11 @@ type doer struct {
 	model   string // label for the observer and the log
 	log     *slog.Logger
 
-	adapt    adaptations
-	answered atomic.Bool                  // the endpoint has sent a reply once
-	fatal    atomic.Pointer[RequestError] // the endpoint's permanent failure
-	lastErr  atomic.Pointer[RequestError] // the latest retryable failure
+	adapt     adaptations
+	answered  atomic.Bool                  // the endpoint has sent a reply once
+	redirects atomic.Bool                  // the endpoint redirected a request (roundTrip)
+	fatal     atomic.Pointer[RequestError] // the endpoint's permanent failure
+	lastErr   atomic.Pointer[RequestError] // the latest retryable failure
 
 	logMu      sync.Mutex
 	loggedAt   time.Time
@@ -308,7 +292,7 @@ func (d *doer) Do(req *http.Request) (*http.Response, error) {
 		d.stats.failures.Add(1)
 		return nil, fmt.Errorf("request body: %w", err)
 	}
-	resp, data, err := d.do(req, body, nil)
+	resp, data, err := d.do(req.Context(), req, body, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -328,17 +312,18 @@ func (d *doer) post(ctx context.Context, tmpl *http.Request, body []byte, buf *[
 		d.stats.failures.Add(1)
 		return nil, nil, f
 	}
-	resp, data, err := d.do(tmpl.WithContext(ctx), body, buf)
+	resp, data, err := d.do(ctx, tmpl, body, buf)
 	if err != nil {
 		return nil, nil, err
 	}
 	return data, resp.Header, nil
 }
 
-// do sends body to req's URL until a reply succeeds or no retry is left,
-// and returns the reply with its body read (into *buf when buf is not nil).
-func (d *doer) do(req *http.Request, body []byte, buf *[]byte) (*http.Response, []byte, error) {
-	ctx := req.Context()
+// do sends body to req's URL under ctx until a reply succeeds or no retry
+// is left, and returns the reply with its body read (into *buf when buf is
+// not nil). req's own context is not used: each attempt sends a copy of
+// req with the attempt's (send), so the template needs no copy of its own.
+func (d *doer) do(ctx context.Context, req *http.Request, body []byte, buf *[]byte) (*http.Response, []byte, error) {
 	body = d.adapt.apply(req.URL.Path, body)
 	var last error
 	// attempt counts the attempts that reached the endpoint: time spent
@@ -435,15 +420,24 @@ func (d *doer) logFailure(e *RequestError, attempt int) {
 		"attempt", attempt+1, "more_failures", n, "concurrency", d.limit.current())
 }
 
+// asRequestError is errors.As for *RequestError.
+func asRequestError(err error) (*RequestError, bool) {
+	var re *RequestError
+	ok := errors.As(err, &re)
+	return re, ok
+}
+
 // attemptOutcome names an attempt's outcome for the observer.
 func attemptOutcome(ctx context.Context, err error) string {
-	var re *RequestError
-	switch {
-	case ctx.Err() != nil:
+	if ctx.Err() != nil {
 		return "canceled"
-	case err == nil:
+	}
+	if err == nil {
 		return "ok"
-	case !errors.As(err, &re):
+	}
+	re, ok := asRequestError(err)
+	switch {
+	case !ok:
 		return "error"
 	case re.Status == http.StatusTooManyRequests:
 		return "429"
@@ -505,8 +499,15 @@ func (d *doer) attempt(ctx context.Context, req *http.Request, body []byte, buf 
 	resp, data, retryAfter, err := d.send(ctx, req, body, buf)
 	d.obs.InFlight(d.model, -1)
 	d.obs.ObserveRequest(d.model, attemptOutcome(ctx, err), d.now().Sub(sent).Seconds())
-	var re *RequestError
-	isRE := errors.As(err, &re)
+	// Only a failure is examined: the target of errors.As escapes to
+	// the heap, one allocation on every successful attempt otherwise.
+	var (
+		re   *RequestError
+		isRE bool
+	)
+	if err != nil {
+		re, isRE = asRequestError(err)
+	}
 	if isRE && re.Permanent && endpointWide(re) && d.fatal.CompareAndSwap(nil, re) {
 		// Kept before the slot is released, so that no request waiting
 		// for it is sent.
@@ -563,7 +564,7 @@ func (d *doer) send(ctx context.Context, req *http.Request, body []byte, buf *[]
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	r.ContentLength = int64(len(body))
-	resp, err := d.hc.Do(r)
+	resp, err := d.roundTrip(r)
 	if err != nil {
 		return nil, nil, 0, transportError(ctx, req, err, d.answered.Load(), d.timeout.String())
 	}
@@ -592,6 +593,55 @@ func (d *doer) send(ctx context.Context, req *http.Request, body []byte, buf *[]
 		return nil, nil, 0, e
 	}
 	return resp, data, 0, nil
+}
+
+// roundTrip sends r through the client's transport. http.Client.Do adds
+// to the transport's round trip what only a redirect needs (a copy of the
+// request's headers and URL at every call, 3 µs and five allocations of a
+// sample call's client CPU); a reply that redirects is not taken, and the
+// request goes again through http.Client.Do, which follows the redirect
+// as before, as every later request of the client does (an endpoint that
+// redirects once gets one request more, answered by its redirect only).
+// Errors are wrapped as http.Client.Do wraps them.
+func (d *doer) roundTrip(r *http.Request) (*http.Response, error) {
+	rt := d.hc.Transport
+	if rt == nil || d.hc.Jar != nil || d.hc.Timeout != 0 || d.redirects.Load() {
+		return d.hc.Do(r)
+	}
+	resp, err := rt.RoundTrip(r)
+	if err != nil {
+		return nil, &url.Error{Op: urlErrorOp(r.Method), URL: r.URL.String(), Err: err}
+	}
+	switch resp.StatusCode {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
+		http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+	default:
+		return resp, nil
+	}
+	if resp.Header.Get("Location") == "" {
+		return resp, nil // http.Client.Do returns it as it is
+	}
+	d.redirects.Store(true)
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+	resp.Body.Close()
+	again := r.WithContext(r.Context())
+	if r.GetBody != nil {
+		body, err := r.GetBody()
+		if err != nil {
+			return nil, err
+		}
+		again.Body = body
+	}
+	return d.hc.Do(again)
+}
+
+// urlErrorOp is the Op of the *url.Error http.Client.Do returns for a
+// request with method m ("Post" for POST).
+func urlErrorOp(m string) string {
+	if m == "" {
+		return "Get"
+	}
+	return m[:1] + strings.ToLower(m[1:])
 }
 
 // sleepOr waits for d, for either channel to be closed, or for ctx to end.

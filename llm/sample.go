@@ -36,9 +36,10 @@ type answerEntry struct {
 // with the strict instruction when unreadable, and then stored. Only the
 // samples agents ask for are parsed, retried and stored.
 func (c *Client) askSample(ctx context.Context, q *agent.Question, p agent.Prompt) (agent.Answer, error) {
-	key := c.cacheKey(p, strconv.Itoa(q.Sample))
-	return c.samples.do(ctx, key, func() (agent.Answer, error) {
+	return c.samples.do(ctx, sampleKey{p.System, p.User, q.Sample}, func() (agent.Answer, error) {
+		var key string
 		if c.cfg.Cache != nil {
+			key = c.cacheKey(p, strconv.Itoa(q.Sample))
 			raw, ok, err := c.cfg.Cache.Get(ctx, key)
 			if err != nil {
 				return agent.Answer{}, err
@@ -76,6 +77,16 @@ func (c *Client) askSample(ctx context.Context, q *agent.Question, p agent.Promp
 		}
 		return a, nil
 	})
+}
+
+// sampleKey identifies a sample of a prompt among the Asks in flight: the
+// same sample asked for at once is read once. Within one client it says
+// what the sample's cache key says (the client's parameters are the
+// same for all), without hashing the prompt into a new string at every
+// Ask; the cache key is made only when there is a cache.
+type sampleKey struct {
+	system, user string
+	sample       int
 }
 
 // segmentOf returns the samples [start, end) fetched together with sample

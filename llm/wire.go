@@ -136,16 +136,82 @@ func (f *extraFields) has(key string) bool {
 	return found
 }
 
-// appendExtra appends the extra fields, each after a comma, and closes the
-// object.
-func appendExtra(b []byte, f *extraFields) []byte {
-	if f != nil {
-		for i, k := range f.keys {
+// bodyExtra are the extra fields of one request: the client's (fields,
+// shared by every request) and the request's own, its seed and its
+// scale's structured_outputs, which replace a client field of the same
+// key. They are merged in key order as the body is written, rather than
+// into a copy of the client's fields per request (five allocations of a
+// seeded call).
+type bodyExtra struct {
+	fields  *extraFields
+	seed    uint64
+	hasSeed bool
+	choices []byte // structured_outputs, encoded; nil: none
+}
+
+// Keys of a request's own extra fields, in order.
+const (
+	seedKey       = "seed"
+	structuredKey = "structured_outputs"
+)
+
+// has reports whether the extra fields set key.
+func (e *bodyExtra) has(key string) bool {
+	switch {
+	case key == seedKey && e.hasSeed, key == structuredKey && e.choices != nil:
+		return true
+	}
+	return e.fields.has(key)
+}
+
+// size is the encoded size of the fields, separators included.
+func (e *bodyExtra) size() int {
+	return e.fields.size() + 32 + len(e.choices)
+}
+
+// appendTo appends the extra fields sorted by key, each after a comma
+// unless first, and closes the object.
+func (e *bodyExtra) appendTo(b []byte, first bool) []byte {
+	var own [2]string
+	n := 0
+	if e.hasSeed {
+		own[n] = seedKey
+		n++
+	}
+	if e.choices != nil {
+		own[n] = structuredKey
+		n++
+	}
+	var keys []string
+	var vals [][]byte
+	if e.fields != nil {
+		keys, vals = e.fields.keys, e.fields.vals
+	}
+	i, j := 0, 0
+	for i < len(keys) || j < n {
+		if !first {
 			b = append(b, ',')
+		}
+		first = false
+		if j < n && (i >= len(keys) || own[j] <= keys[i]) {
+			k := own[j]
+			j++
+			if i < len(keys) && keys[i] == k {
+				i++ // the request's value replaces the client's
+			}
 			b = strconv.AppendQuote(b, k)
 			b = append(b, ':')
-			b = append(b, f.vals[i]...)
+			if k == seedKey {
+				b = strconv.AppendUint(b, e.seed, 10)
+			} else {
+				b = append(b, e.choices...)
+			}
+			continue
 		}
+		b = strconv.AppendQuote(b, keys[i])
+		b = append(b, ':')
+		b = append(b, vals[i]...)
+		i++
 	}
 	return append(b, '}')
 }
@@ -154,7 +220,7 @@ func appendExtra(b []byte, f *extraFields) []byte {
 // fields in go-openai's order (model, messages, max_tokens, top_p, n,
 // stream, logprobs, top_logprobs; zeros left out as its omitempty tags
 // did), then the extra fields sorted by key.
-func (w *wire) chatBody(r *chatReq, extra *extraFields) ([]byte, error) {
+func (w *wire) chatBody(r *chatReq, extra bodyExtra) ([]byte, error) {
 	if w.topPErr != nil {
 		return nil, w.topPErr
 	}
@@ -164,7 +230,7 @@ func (w *wire) chatBody(r *chatReq, extra *extraFields) ([]byte, error) {
 	}
 	b := make([]byte, 0, size)
 	b = append(b, '{')
-	field := fieldWriter(&b, extra)
+	field := fieldWriter(&b, &extra)
 	if field("model") {
 		b = append(b, w.model...)
 	}
@@ -205,20 +271,20 @@ func (w *wire) chatBody(r *chatReq, extra *extraFields) ([]byte, error) {
 	if len(b) == 1 { // only the brace: no field written
 		// Every field replaced: the extra fields alone.
 
-		return appendExtraFirst(b, extra), nil
+		return extra.appendTo(b, true), nil
 	}
-	return appendExtra(b, extra), nil
+	return extra.appendTo(b, false), nil
 }
 
 // completionBody encodes r as chatBody does, in go-openai's order for
 // /completions (model, prompt, logprobs, max_tokens, n, stream, top_p).
-func (w *wire) completionBody(r *completionReq, extra *extraFields) ([]byte, error) {
+func (w *wire) completionBody(r *completionReq, extra bodyExtra) ([]byte, error) {
 	if w.topPErr != nil {
 		return nil, w.topPErr
 	}
 	b := make([]byte, 0, 128+len(w.model)+len(r.prompt)+len(r.prompt)/8+extra.size())
 	b = append(b, '{')
-	field := fieldWriter(&b, extra)
+	field := fieldWriter(&b, &extra)
 	if field("model") {
 		b = append(b, w.model...)
 	}
@@ -241,22 +307,9 @@ func (w *wire) completionBody(r *completionReq, extra *extraFields) ([]byte, err
 		b = append(b, w.topP...)
 	}
 	if len(b) == 1 { // only the brace: no field written
-		return appendExtraFirst(b, extra), nil
+		return extra.appendTo(b, true), nil
 	}
-	return appendExtra(b, extra), nil
-}
-
-// appendExtraFirst appends the extra fields to an empty object.
-func appendExtraFirst(b []byte, f *extraFields) []byte {
-	for i, k := range f.keys {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = strconv.AppendQuote(b, k)
-		b = append(b, ':')
-		b = append(b, f.vals[i]...)
-	}
-	return append(b, '}')
+	return extra.appendTo(b, false), nil
 }
 
 // size is the encoded size of the fields, separators included.
@@ -360,12 +413,22 @@ type chatReplyMessage struct {
 }
 
 // decodeChat reads a chat reply. The common shape (content as a string,
-// one JSON object) is decoded in one pass; a reply that pass rejects
+// one JSON object) is read by scanChat, or else decoded in one pass; a reply that pass rejects
 // (content as a list of parts, a read field of another type, text after
 // the object) is decoded by go-openai's types, as before, so that where
 // go-openai read a reply the client reads the same, and where it failed
 // on a field the client reads it fails with the same error.
 func decodeChat(data []byte) (chatReply, error) {
+	var r chatReply
+	if scanChat(data, &r) { // the usual reply, read without reflection (wiredecode.go)
+		return r, nil
+	}
+	return unmarshalChat(data)
+}
+
+// unmarshalChat is decodeChat with encoding/json (a function of its own,
+// so that decodeChat's reply is not moved to the heap for json.Unmarshal).
+func unmarshalChat(data []byte) (chatReply, error) {
 	var r chatReply
 	if err := json.Unmarshal(data, &r); err == nil {
 		return r, nil
@@ -413,7 +476,7 @@ func decodeCompletion(data []byte, h http.Header) (openai.CompletionResponse, er
 // appended to *b after its '{': the separator and the key. It reports
 // false, writing nothing, for a key the extra fields set (they are
 // appended last, and win).
-func fieldWriter(b *[]byte, extra *extraFields) func(k string) bool {
+func fieldWriter(b *[]byte, extra *bodyExtra) func(k string) bool {
 	first := true
 	return func(k string) bool {
 		if extra.has(k) {

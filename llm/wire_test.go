@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -17,6 +19,42 @@ import (
 	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/values"
 )
+
+// fieldsOf is e as the client built a request's extra fields before
+// bodyExtra: a copy of the client's fields with the request's own set in
+// it.
+func fieldsOf(e bodyExtra) *extraFields {
+	if e.fields == nil {
+		e.fields = &extraFields{}
+	}
+	f := e.fields.clone(2)
+	if e.hasSeed {
+		f.set("seed", strconv.AppendUint(nil, e.seed, 10))
+	}
+	if e.choices != nil {
+		f.set("structured_outputs", e.choices)
+	}
+	return f
+}
+
+// clone copies f with room for more fields.
+func (f *extraFields) clone(more int) *extraFields {
+	return &extraFields{
+		keys: append(make([]string, 0, len(f.keys)+more), f.keys...),
+		vals: append(make([][]byte, 0, len(f.vals)+more), f.vals...),
+	}
+}
+
+// set sets field k to the encoded value v, keeping the keys sorted.
+func (f *extraFields) set(k string, v []byte) {
+	i, found := slices.BinarySearch(f.keys, k)
+	if found {
+		f.vals[i] = v
+		return
+	}
+	f.keys = slices.Insert(f.keys, i, k)
+	f.vals = slices.Insert(f.vals, i, v)
+}
 
 // goOpenAIChatBody is the body go-openai's client sent for r, with the
 // extra fields set as the doer set them (appendFields).
@@ -103,6 +141,14 @@ func TestWireBodiesAsBefore(t *testing.T) {
 			c.ExtraBody = map[string]any{"max_tokens": 9, "n": 2, "stream": false, "top_p": 0.5}
 		},
 		"html model": func(c *ClientConfig) { c.Model = "org/<model>&co" },
+		"own fields replace extra body": func(c *ClientConfig) {
+			c.StructuredOutputs, c.Seed = true, ptr(uint64(math.MaxUint64))
+			c.ExtraBody = map[string]any{"a": 1, "seed": 5, "sf": true, "structured_outputs": "x", "z": []int{2}}
+		},
+		"extra body around seed": func(c *ClientConfig) {
+			c.Seed = ptr(uint64(3))
+			c.ExtraBody = map[string]any{"a": 1, "seed": 5, "z": 2}
+		},
 	}
 	for name, set := range configs {
 		t.Run(name, func(t *testing.T) {
@@ -127,7 +173,7 @@ func TestWireBodiesAsBefore(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					want := goOpenAIChatBody(t, c, r, extra)
+					want := goOpenAIChatBody(t, c, r, fieldsOf(extra))
 					if !overrides && !bytes.Equal(got, want) {
 						t.Errorf("chat body\n got %s\nwant %s", got, want)
 					}
@@ -147,7 +193,7 @@ func TestWireBodiesAsBefore(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					want := goOpenAICompletionBody(t, c, r, extra)
+					want := goOpenAICompletionBody(t, c, r, fieldsOf(extra))
 					if !overrides && !bytes.Equal(got, want) {
 						t.Errorf("completion body\n got %s\nwant %s", got, want)
 					}
@@ -168,7 +214,7 @@ func TestWireTopPUnencodable(t *testing.T) {
 	c := newClient(t, cfg)
 	_, want := json.Marshal(float32(cfg.TopP))
 	r := c.chatRequest([]chatMsg{{"user", "x"}}, 1, 1)
-	if _, err := c.wire.chatBody(&r, nil); err == nil || err.Error() != want.Error() {
+	if _, err := c.wire.chatBody(&r, bodyExtra{}); err == nil || err.Error() != want.Error() {
 		t.Errorf("chat body error %v, want %v", err, want)
 	}
 }
