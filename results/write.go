@@ -125,6 +125,9 @@ func writeOthers(ctx context.Context, dir string, o *analysis.Output, answers *a
 		steps = append(steps, step{"scores.csv", func(w io.Writer) error { return writeScores(w, o) }})
 	}
 	steps = append(steps, step{"items.csv", func(w io.Writer) error { return writeItems(w, o) }})
+	if len(o.Prompts) > 0 {
+		steps = append(steps, step{"prompts.csv", func(w io.Writer) error { return writePrompts(w, o.Prompts) }})
+	}
 	if len(o.Study.Games) > 0 {
 		steps = append(steps, step{"games.csv", func(w io.Writer) error { return writeGameDecisions(w, o) }})
 	}

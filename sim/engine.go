@@ -74,6 +74,7 @@ func (e *Engine) run(ctx context.Context, sc *scenarios.Scenario, out string, ob
 	if err := b.Check(ctx); err != nil {
 		return nil, err
 	}
+	prompts := recordPrompts(sc, p)
 	lay := Layout{ID: RunID(sc), Name: sc.Name, Plan: p, Shards: ShardCount(p.Study.Pool.Size(), sc.Run.Shards)}
 	d, closeD, err := e.Open(ctx, lay)
 	if err != nil {
@@ -108,7 +109,8 @@ func (e *Engine) run(ctx context.Context, sc *scenarios.Scenario, out string, ob
 	}
 	if out != "" {
 		stage(obs, StageWriting)
-		if err := results.Write(ctx, out, &analysis.Output{Outcome: outcome, Collector: col, Study: p.Study, Scenario: p.Resolved}); err != nil {
+		if err := results.Write(ctx, out, &analysis.Output{Outcome: outcome, Collector: col, Study: p.Study, Scenario: p.Resolved,
+			Prompts: prompts.Rows()}); err != nil {
 			return nil, err
 		}
 	}
