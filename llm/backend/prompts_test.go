@@ -235,3 +235,85 @@ null_iterations = 19
 		t.Errorf("rebuilt prompts.csv differs from the run's (%v, %v)", errA, errB)
 	}
 }
+
+// prefetchEvents keeps what a run tells its observers about the fetch
+// ahead (one call at a time).
+type prefetchEvents struct {
+	sim.NoObserver
+	got []sim.Prefetching
+}
+
+func (e *prefetchEvents) Prefetch(p sim.Prefetching) { e.got = append(e.got, p) }
+
+// TestPrefetchProgress: in distribution mode a run's observers are told
+// how the fetch ahead of the answers goes, from 0 done to its end, in
+// requests: one per distinct prompt, as many as the endpoint receives.
+func TestPrefetchProgress(t *testing.T) {
+	means, err := population.HumanMeans(SyntheticMeans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meter := NewPromptMeter(modelserver.New(llm.NewSynthetic(1, means), modelserver.Options{Seed: 1}))
+	hs := httptest.NewServer(meter)
+	t.Cleanup(hs.Close)
+	src := fmt.Sprintf(`name = "prefetch"
+seed = 3
+
+[population]
+size = 40
+strategies = ["h-np"]
+
+[[models]]
+name = "chat"
+backend = "openai"
+base_url = %q
+model = "synthetic-respondents"
+mode = "distribution"
+concurrency = 4
+timeout = "10s"
+
+[[questionnaires]]
+name = "pvq40"
+
+[analysis]
+bootstrap_iterations = 5
+null_iterations = 19
+`, hs.URL+"/v1")
+	sc, err := scenarios.Parse([]byte(src), "prefetch.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sets := New(t.TempDir(), nil, nil)
+	defer sets.Close()
+	ev := &prefetchEvents{}
+	res, err := (&sim.Engine{Backends: sets.Backends, Open: sim.OpenLocal, Observer: ev}).Run(t.Context(), sc, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	personas := map[string]bool{}
+	for a := range res.Study.Pool.Size() {
+		personas[res.Study.Pool.Persona[a].Code()] = true
+	}
+	want := int64(len(personas) * 40)
+	if len(ev.got) < 3 {
+		t.Fatalf("got %d prefetch events, want the start, progress and the end: %+v", len(ev.got), ev.got)
+	}
+	// The fetch plans its requests as the agents start asking, so an
+	// agent may have fetched a distribution first: at most one request
+	// per distinct prompt is planned, and the endpoint receives one each.
+	first := ev.got[0]
+	if first.Done != 0 || first.Expected <= 0 || first.Expected > want || first.Ended {
+		t.Errorf("first event: got %+v, want 0 done of up to %d requests (personas × items)", first, want)
+	}
+	for i := 1; i < len(ev.got); i++ {
+		if a, b := ev.got[i-1], ev.got[i]; b.Done < a.Done || b.Expected != first.Expected || a.Ended {
+			t.Errorf("event %d: got %+v after %+v, want the requests done never to go back, of %d, and nothing after the end", i, b, a, first.Expected)
+		}
+	}
+	if last := ev.got[len(ev.got)-1]; !last.Ended || last.Done != first.Expected {
+		t.Errorf("last event: got %+v, want the end with all %d requests done", last, first.Expected)
+	}
+	if n := meter.Count().Requests; n != want {
+		t.Errorf("the endpoint received %d requests, want the %d fetched ahead", n, want)
+	}
+}
