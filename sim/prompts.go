@@ -11,6 +11,7 @@ import (
 	"github.com/society-sim/society/analysis"
 	"github.com/society-sim/society/questionnaires"
 	"github.com/society-sim/society/scenarios"
+	"github.com/society-sim/society/values"
 )
 
 // This file records the distinct prompts a run's agents ask their models
@@ -34,25 +35,82 @@ type promptUse struct {
 	maxRank atomic.Int64
 }
 
-// promptLog is one model's distinct questions. Agents of a persona share
-// their prompts, so after the first ask of each a lookup is a read of a
-// sync.Map, which takes no lock.
+func (u *promptUse) add(rank int) {
+	u.agents.Add(1)
+	for r := u.maxRank.Load(); int64(rank) > r && !u.maxRank.CompareAndSwap(r, int64(rank)); r = u.maxRank.Load() {
+	}
+}
+
+// promptLog is one model's distinct questions. It is on the path of every
+// answer, so the common question (no context, no round, the model's own
+// style) is counted in a fixed cell found without hashing or allocating,
+// and the agents' goroutine stacks stay small; the others (game rounds,
+// contexts) go to a map.
 type promptLog struct {
 	inner agent.Model
-	seen  sync.Map // promptKey → *promptUse
+	style agent.Style
+	insts []*questionnaires.Instrument
+	// cells[i] counts the questions of insts[i]: index (value+1) × items
+	// + item, value None first.
+	cells [][]promptUse
+
+	mu    sync.Mutex
+	other map[promptKey]*promptUse
+}
+
+func newPromptLog(inner agent.Model, style agent.Style, insts []*questionnaires.Instrument) *promptLog {
+	l := &promptLog{inner: inner, style: style, insts: insts, cells: make([][]promptUse, len(insts)), other: map[promptKey]*promptUse{}}
+	for i, in := range insts {
+		l.cells[i] = make([]promptUse, (values.N+1)*len(in.Items))
+	}
+	return l
 }
 
 func (l *promptLog) Ask(ctx context.Context, q *agent.Question) (agent.Reply, error) {
-	k := promptKey{q.Persona, q.Instrument, q.Item, q.Round, q.Context}
-	v, ok := l.seen.Load(k)
-	if !ok {
-		v, _ = l.seen.LoadOrStore(k, &promptUse{})
-	}
-	u := v.(*promptUse)
-	u.agents.Add(1)
-	for r := u.maxRank.Load(); int64(q.Sample) > r && !u.maxRank.CompareAndSwap(r, int64(q.Sample)); r = u.maxRank.Load() {
-	}
+	l.note(q)
 	return l.inner.Ask(ctx, q)
+}
+
+func (l *promptLog) note(q *agent.Question) {
+	if q.Context == "" && q.Round == 0 && q.Persona.Style == l.style && q.Persona.Value >= values.None && q.Persona.Value < values.N {
+		for i, in := range l.insts {
+			if in == q.Instrument && q.Item >= 0 && q.Item < len(in.Items) {
+				l.cells[i][int(q.Persona.Value+1)*len(in.Items)+q.Item].add(q.Sample)
+				return
+			}
+		}
+	}
+	l.noteOther(q)
+}
+
+//go:noinline
+func (l *promptLog) noteOther(q *agent.Question) {
+	k := promptKey{q.Persona, q.Instrument, q.Item, q.Round, q.Context}
+	l.mu.Lock()
+	u := l.other[k]
+	if u == nil {
+		u = &promptUse{}
+		l.other[k] = u
+	}
+	l.mu.Unlock()
+	u.add(q.Sample)
+}
+
+// each calls fn for every question asked, with its use.
+func (l *promptLog) each(fn func(promptKey, *promptUse)) {
+	for i, in := range l.insts {
+		n := len(in.Items)
+		for c := range l.cells[i] {
+			if u := &l.cells[i][c]; u.agents.Load() > 0 {
+				fn(promptKey{persona: agent.Persona{Value: values.Value(c/n - 1), Style: l.style}, inst: in, item: c % n}, u)
+			}
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for k, u := range l.other {
+		fn(k, u)
+	}
 }
 
 // prefetchLog is a promptLog around a Prefetcher, which it stays: the
@@ -73,12 +131,17 @@ type promptRecorder struct {
 // ask are recorded. It must be called before the plan's shards are made.
 func recordPrompts(sc *scenarios.Scenario, p *Plan) *promptRecorder {
 	r := &promptRecorder{logs: map[string]*promptLog{}}
+	var insts []*questionnaires.Instrument
+	for _, in := range p.Instruments {
+		insts = append(insts, in)
+	}
+	slices.SortFunc(insts, func(a, b *questionnaires.Instrument) int { return cmp.Compare(a.Name, b.Name) })
 	for _, m := range sc.Models {
 		inner, ok := p.Models[m.Name]
 		if !ok {
 			continue
 		}
-		l := &promptLog{inner: inner}
+		l := newPromptLog(inner, p.Styles[m.Name], insts)
 		r.models = append(r.models, m)
 		r.logs[m.Name] = l
 		if _, ok := inner.(Prefetcher); ok {
@@ -102,8 +165,7 @@ func (r *promptRecorder) Rows() []analysis.PromptRow {
 			endpoint = scenarios.EndpointChat
 		}
 		start := len(out)
-		r.logs[m.Name].seen.Range(func(key, val any) bool {
-			k, u := key.(promptKey), val.(*promptUse)
+		r.logs[m.Name].each(func(k promptKey, u *promptUse) {
 			q := agent.Question{Persona: k.persona, Instrument: k.inst, Item: k.item, Round: k.round, Context: k.context}
 			p := agent.Render(&q)
 			row := analysis.PromptRow{Model: m.Name, Backend: string(m.Backend), Mode: string(m.Mode), Endpoint: endpoint,
@@ -117,7 +179,6 @@ func (r *promptRecorder) Rows() []analysis.PromptRow {
 				row.Samples = int(u.maxRank.Load()) + 1
 			}
 			out = append(out, row)
-			return true
 		})
 		slices.SortFunc(out[start:], func(a, b analysis.PromptRow) int {
 			return cmp.Or(cmp.Compare(a.Instrument, b.Instrument), cmp.Compare(a.Round, b.Round), cmp.Compare(a.Item, b.Item),
