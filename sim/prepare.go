@@ -323,7 +323,7 @@ func (e *Engine) calibrate(ctx context.Context, sc *scenarios.Scenario) (*scenar
 	// The calibration reads only each prompt's whole-population similarity:
 	// one tiny resample and no null keep its analysis nearly free.
 	c.Analysis = scenarios.Analysis{Bootstrap: scenarios.BootstrapPaper, BootstrapIterations: 1, BootstrapSize: values.N, MDS: sc.Analysis.MDS, References: sc.Analysis.References[:1]}
-	res, err := e.run(ctx, c, "", e.Calibration, Preparation{})
+	res, err := e.run(ctx, c, "", e.Calibration, Preparation{}, "")
 	if err != nil {
 		return nil, nil, calibrationTraffic{}, fmt.Errorf("model-specific calibration: %w", err)
 	}

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"regexp"
 	"testing"
 
 	"github.com/society-sim/society/agent"
@@ -83,4 +84,24 @@ func personaOf(code string) values.Value {
 		return values.None
 	}
 	return v
+}
+
+// TestNewRunID: two runs of the same scenario and seed get different ids,
+// each the registry's NAME-SEED, then the time and a random part, all of
+// it usable as a NATS subject token and a file name.
+func TestNewRunID(t *testing.T) {
+	sc := &scenarios.Scenario{Name: "tiny", Seed: 7}
+	a, b := NewRunID(sc), NewRunID(sc)
+	if a == b {
+		t.Errorf("got %q twice, want two ids", a)
+	}
+	re := regexp.MustCompile(`^tiny-7-\d{8}-\d{6}-[0-9a-f]{8}$`)
+	for _, id := range []string{a, b} {
+		if !re.MatchString(id) {
+			t.Errorf("got %q, want it to match %s", id, re)
+		}
+	}
+	if RunID(sc) != "tiny-7" {
+		t.Errorf("RunID: got %q, want tiny-7 (the registry key a resume names)", RunID(sc))
+	}
 }

@@ -10,10 +10,14 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/society-sim/society/analysis"
 	"github.com/society-sim/society/llm"
 	"github.com/society-sim/society/llm/modelserver"
 	"github.com/society-sim/society/population"
@@ -315,5 +319,52 @@ null_iterations = 19
 	}
 	if n := meter.Count().Requests; n != want {
 		t.Errorf("the endpoint received %d requests, want the %d fetched ahead", n, want)
+	}
+}
+
+// startIDs keeps the run ids its observer is started with.
+type startIDs struct {
+	sim.NoObserver
+	ids []string
+}
+
+func (s *startIDs) Start(l sim.Layout) { s.ids = append(s.ids, l.ID) }
+
+// TestEngineRunIDs: two runs of the same scenario and seed are told apart
+// by their run ids, which their observers (the metrics' run label) and
+// results.json's run block carry; an engine given an id runs under it.
+func TestEngineRunIDs(t *testing.T) {
+	sc, err := scenarios.Parse([]byte(`name = "ids"
+seed = 1
+[population]
+size = 20
+[[questionnaires]]
+name = "pvq40"
+items = 12
+[analysis]
+bootstrap_iterations = 5
+null_iterations = 19
+`), "ids.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sets := New(t.TempDir(), nil, nil)
+	defer sets.Close()
+	seen := &startIDs{}
+	var blocks []string
+	for _, id := range []string{"", "", "given-id"} {
+		e := &sim.Engine{Backends: sets.Backends, Open: sim.OpenLocal, Observer: seen, ID: id,
+			Provenance: func(id string, start time.Time) *analysis.Run { return &analysis.Run{ID: id} }}
+		res, err := e.Run(t.Context(), sc, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		blocks = append(blocks, res.Outcome.Results.Run.ID)
+	}
+	if len(seen.ids) != 3 || seen.ids[0] == seen.ids[1] || !strings.HasPrefix(seen.ids[0], "ids-1-") || seen.ids[2] != "given-id" {
+		t.Errorf("got run ids %q, want two new ids-1-… ids and then given-id", seen.ids)
+	}
+	if !slices.Equal(blocks, seen.ids) {
+		t.Errorf("results' run blocks have ids %q, want the runs' %q", blocks, seen.ids)
 	}
 }
