@@ -121,16 +121,21 @@ func (l prefetchLog) Prefetch(ctx context.Context, qs []*agent.Question) error {
 	return l.inner.(Prefetcher).Prefetch(ctx, qs)
 }
 
-// promptRecorder records the prompts of a plan's models.
+// promptRecorder records the prompts of a plan's models. Of a
+// test-primed model it records what reaches the model under the priming
+// (the agents' questions with the filled-in test in their context), and
+// apart, in fills, the questions that fill the test in, which serve no
+// agent's answer directly.
 type promptRecorder struct {
 	models []scenarios.Model
 	logs   map[string]*promptLog
+	fills  map[string]*promptLog
 }
 
 // recordPrompts wraps every model of p so that the prompts its agents
 // ask are recorded. It must be called before the plan's shards are made.
 func recordPrompts(sc *scenarios.Scenario, p *Plan) *promptRecorder {
-	r := &promptRecorder{logs: map[string]*promptLog{}}
+	r := &promptRecorder{logs: map[string]*promptLog{}, fills: map[string]*promptLog{}}
 	var insts []*questionnaires.Instrument
 	for _, in := range p.Instruments {
 		insts = append(insts, in)
@@ -141,8 +146,14 @@ func recordPrompts(sc *scenarios.Scenario, p *Plan) *promptRecorder {
 		if !ok {
 			continue
 		}
-		l := newPromptLog(inner, p.Styles[m.Name], insts)
 		r.models = append(r.models, m)
+		if tp, ok := inner.(*testPrimed); ok {
+			l, fill := newPromptLog(tp.inner, p.Styles[m.Name], insts), newPromptLog(tp.inner, tp.style, insts)
+			tp.inner, tp.fill = l, fill
+			r.logs[m.Name], r.fills[m.Name] = l, fill
+			continue
+		}
+		l := newPromptLog(inner, p.Styles[m.Name], insts)
 		r.logs[m.Name] = l
 		if _, ok := inner.(Prefetcher); ok {
 			p.Models[m.Name] = prefetchLog{l}
@@ -156,7 +167,8 @@ func recordPrompts(sc *scenarios.Scenario, p *Plan) *promptRecorder {
 // Rows renders the recorded prompts, in the scenario's model order, then
 // by instrument, round, item, persona, style and text. A model with the
 // synthetic backend, which reads no prompt, gets the chat messages an
-// OpenAI-compatible endpoint would have been sent.
+// OpenAI-compatible endpoint would have been sent. The questions that
+// fill in a test-priming test count no agents.
 func (r *promptRecorder) Rows() []analysis.PromptRow {
 	var out []analysis.PromptRow
 	for _, m := range r.models {
@@ -165,13 +177,15 @@ func (r *promptRecorder) Rows() []analysis.PromptRow {
 			endpoint = scenarios.EndpointChat
 		}
 		start := len(out)
-		r.logs[m.Name].each(func(k promptKey, u *promptUse) {
+		add := func(k promptKey, u *promptUse, agents bool) {
 			q := agent.Question{Persona: k.persona, Instrument: k.inst, Item: k.item, Round: k.round, Context: k.context}
 			p := agent.Render(&q)
 			row := analysis.PromptRow{Model: m.Name, Backend: string(m.Backend), Mode: string(m.Mode), Endpoint: endpoint,
 				Persona: k.persona.Value.Code(), Style: string(cmp.Or(k.persona.Style, agent.StyleDescription)),
-				Instrument: k.inst.Name, Item: k.inst.Items[k.item].ID, Round: k.round,
-				System: p.System, User: p.User, Agents: int(u.agents.Load())}
+				Instrument: k.inst.Name, Item: k.inst.Items[k.item].ID, Round: k.round, System: p.System, User: p.User}
+			if agents {
+				row.Agents = int(u.agents.Load())
+			}
 			if endpoint == scenarios.EndpointCompletions {
 				row.System, row.User = "", agent.CompletionPrompt(p)
 			}
@@ -179,11 +193,30 @@ func (r *promptRecorder) Rows() []analysis.PromptRow {
 				row.Samples = int(u.maxRank.Load()) + 1
 			}
 			out = append(out, row)
-		})
-		slices.SortFunc(out[start:], func(a, b analysis.PromptRow) int {
-			return cmp.Or(cmp.Compare(a.Instrument, b.Instrument), cmp.Compare(a.Round, b.Round), cmp.Compare(a.Item, b.Item),
-				cmp.Compare(a.Persona, b.Persona), cmp.Compare(a.Style, b.Style), cmp.Compare(a.System, b.System), cmp.Compare(a.User, b.User))
-		})
+		}
+		r.logs[m.Name].each(func(k promptKey, u *promptUse) { add(k, u, true) })
+		if f := r.fills[m.Name]; f != nil {
+			f.each(func(k promptKey, u *promptUse) { add(k, u, false) })
+		}
+		rows := out[start:]
+		slices.SortFunc(rows, comparePromptRows)
+		// A test filled in without priming (style none) asks what the
+		// agents ask: one row for both.
+		kept := rows[:0]
+		for _, row := range rows {
+			if n := len(kept); n > 0 && comparePromptRows(kept[n-1], row) == 0 {
+				kept[n-1].Agents += row.Agents
+				kept[n-1].Samples = max(kept[n-1].Samples, row.Samples)
+				continue
+			}
+			kept = append(kept, row)
+		}
+		out = out[:start+len(kept)]
 	}
 	return out
+}
+
+func comparePromptRows(a, b analysis.PromptRow) int {
+	return cmp.Or(cmp.Compare(a.Instrument, b.Instrument), cmp.Compare(a.Round, b.Round), cmp.Compare(a.Item, b.Item),
+		cmp.Compare(a.Persona, b.Persona), cmp.Compare(a.Style, b.Style), cmp.Compare(a.System, b.System), cmp.Compare(a.User, b.User))
 }

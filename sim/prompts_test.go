@@ -105,3 +105,57 @@ func TestNewRunID(t *testing.T) {
 		t.Errorf("RunID: got %q, want tiny-7 (the registry key a resume names)", RunID(sc))
 	}
 }
+
+// TestPromptRowsTestPriming: of a test-primed model the table lists what
+// reaches the model, the filled-in test in the context and no value
+// prefix (priming "test"), and the questions that filled the test in,
+// which serve no agent.
+func TestPromptRowsTestPriming(t *testing.T) {
+	in, err := questionnaires.Builtin("pvq40")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := &testPrimed{inner: echoModel{}, mode: scenarios.TestOnly, style: agent.StyleDescription, pvq: in, samples: 1}
+	p := &Plan{Models: map[string]agent.Model{"m": tp}, Styles: map[string]agent.Style{"m": agent.StyleDescription},
+		Instruments: map[string]*questionnaires.Instrument{in.Name: in}}
+	sc := &scenarios.Scenario{Models: []scenarios.Model{{Name: "m", Backend: scenarios.OpenAI, Mode: scenarios.Distribution}}}
+	rec := recordPrompts(sc, p)
+	for _, v := range []values.Value{values.Power, values.Power, values.Power, values.None} {
+		q := &agent.Question{Persona: agent.Persona{Value: v, Style: agent.StyleDescription}, Instrument: in}
+		if _, err := p.Models["m"].Ask(t.Context(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows := rec.Rows()
+	if len(rows) != 2+len(in.Items) {
+		t.Fatalf("got %d rows, want %d: the agents' two prompts and the test's %d", len(rows), 2+len(in.Items), len(in.Items))
+	}
+	ones := make([]int, len(in.Items))
+	for i := range ones {
+		ones[i] = 1
+	}
+	primed := agent.Render(&agent.Question{Persona: agent.Persona{Value: values.Power, Style: agent.StyleTest}, Instrument: in,
+		Context: agent.TestContext(in, ones)})
+	var fills, agents int
+	for _, r := range rows {
+		switch {
+		case r.Persona == "PO" && r.Style == "test":
+			if r.Agents != 3 || r.System != "" || r.User != primed.User {
+				t.Errorf("primed row: got %+v, want 3 agents and the test in the user message, no system message", r)
+			}
+			agents += r.Agents
+		case r.Persona == "none":
+			if r.Agents != 1 {
+				t.Errorf("unprimed row: got %d agents, want 1", r.Agents)
+			}
+			agents += r.Agents
+		case r.Persona == "PO" && r.Style == "description" && r.Agents == 0 && r.System != "":
+			fills++
+		default:
+			t.Errorf("unexpected row %+v", r)
+		}
+	}
+	if fills != len(in.Items) || agents != 4 {
+		t.Errorf("got %d test rows and %d agents, want %d and 4", fills, agents, len(in.Items))
+	}
+}
