@@ -108,3 +108,14 @@ func TestContext(in *questionnaires.Instrument, answers []int) string {
 	}
 	return strings.TrimRight(b.String(), "\n")
 }
+
+// CompletionPrompt is p as one text for a completions endpoint (no chat
+// template): the value prefix first, so that prefix caches hit, then the
+// user text, ending where the answer goes. It is the prompt the
+// OpenAI-compatible client sends to /completions.
+func CompletionPrompt(p Prompt) string {
+	if p.System == "" {
+		return p.User + "\n\nAnswer:"
+	}
+	return p.System + "\n\n" + p.User + "\n\nAnswer:"
+}

@@ -69,10 +69,16 @@ func (c *Client) Prefetch(ctx context.Context, qs []*agent.Question) error {
 // returns when they are done, with Prefetch's error, and must be called.
 // Planning takes well under a microsecond per question.
 func (c *Client) StartPrefetch(ctx context.Context, qs []*agent.Question) (wait func() error) {
+	return c.startPrefetch(ctx, qs, nil)
+}
+
+// startPrefetch is StartPrefetch telling progress, when not nil, how far
+// it is (see PrefetchCounted).
+func (c *Client) startPrefetch(ctx context.Context, qs []*agent.Question, progress func(done, planned int)) (wait func() error) {
 	jobs, err := c.plan(qs)
 	done := make(chan error, 1)
 	go func() {
-		if rerr := c.runPrefetch(ctx, jobs); rerr != nil {
+		if rerr := c.runPrefetchCounted(ctx, jobs, progress); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
 		if err != nil {
@@ -183,8 +189,15 @@ func (c *Client) register(jobs []*prefetchJob) []*prefetchJob {
 // of the configured concurrency; the adaptive limit (doer.limit) holds the
 // requests actually in flight below it when the endpoint sheds load.
 func (c *Client) runPrefetch(ctx context.Context, jobs []*prefetchJob) error {
+	return c.runPrefetchCounted(ctx, jobs, nil)
+}
+
+// runPrefetchCounted is runPrefetch telling progress, when not nil, the
+// jobs done and planned (see PrefetchCounted).
+func (c *Client) runPrefetchCounted(ctx context.Context, jobs []*prefetchJob, progress func(done, planned int)) error {
 	var (
 		next     atomic.Int64
+		finished atomic.Int64
 		mu       sync.Mutex
 		failed   int
 		firstErr error
@@ -205,7 +218,13 @@ func (c *Client) runPrefetch(ctx context.Context, jobs []*prefetchJob) error {
 				}
 				mu.Unlock()
 			}
+			if progress != nil {
+				progress(int(finished.Add(1)), len(jobs))
+			}
 		}
+	}
+	if progress != nil {
+		progress(0, len(jobs))
 	}
 	workers := min(c.cfg.Concurrency, len(jobs))
 	wg.Add(workers)

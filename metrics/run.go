@@ -17,7 +17,7 @@ const KeepRuns = 4
 
 // RunInfo identifies a run in society_run_info.
 type RunInfo struct {
-	// ID is the run's id (sim.RunID), the run label of its series.
+	// ID is the run's id (sim.NewRunID, or sim.RunID over NATS), the run label of its series.
 	ID string
 	// Scenario is the scenario's name and Seed its seed.
 	Scenario string

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/society-sim/society/agent"
@@ -12,16 +13,29 @@ import (
 
 // Bar draws a one-line bar on a terminal as a run's observer; with a nil
 // writer it does nothing. A run after another (the main run after its
-// calibration) starts a new line. Its methods are called from one
-// goroutine at a time (see sim.Observer).
+// calibration) starts a new line. While a phase's requests are fetched
+// ahead of its answers (sim.PrefetchObserver) the bar counts the
+// requests. Its methods may be called from the loop's, the dispatcher's
+// and the fetch's goroutines.
 type Bar struct {
 	sim.NoObserver
 	w     io.Writer
 	label string // "" takes the run's scenario name
+
+	mu    sync.Mutex
 	name  string
 	start time.Time
 	drawn time.Time // zero: nothing drawn on the line
+	// pre is the fetch ahead under way (Expected 0: none), which began
+	// at preStart; wide says the line drawn last was the fetch's, longer
+	// than an answers line.
+	pre      sim.Prefetching
+	preStart time.Time
+	wide     bool
+	answers  sim.Counts
 }
+
+var _ sim.PrefetchObserver = (*Bar)(nil)
 
 // barEvery is how often the bar is redrawn at most: a terminal needs no
 // more, and a large run stores thousands of batches a second.
@@ -36,7 +50,10 @@ func NewBar(w io.Writer, label string) *Bar {
 // Start begins the bar of a run.
 func (b *Bar) Start(l sim.Layout) {
 	b.Finish()
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	b.start, b.name = time.Now(), b.label
+	b.pre, b.answers = sim.Prefetching{}, sim.Counts{}
 	if b.name == "" {
 		b.name = l.Name
 	}
@@ -45,28 +62,66 @@ func (b *Bar) Start(l sim.Layout) {
 // Batch redraws the bar, at most every barEvery and when the answers are
 // all in.
 func (b *Bar) Batch(_ *agent.Batch, n sim.Counts) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.answers = n
 	done := n.Valid + n.Invalid
 	if time.Since(b.drawn) >= barEvery || done >= n.Expected {
-		b.update(done, n.Expected)
+		b.update()
 	}
 }
 
-func (b *Bar) update(done, total int64) {
-	if b.w == nil || total == 0 {
+// Prefetch redraws the bar with the requests fetched ahead, at most every
+// barEvery and when the fetch is over.
+func (b *Bar) Prefetch(p sim.Prefetching) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.pre.Expected == 0 || b.pre.Ended {
+		b.preStart = time.Now() // a phase's fetch begins
+	}
+	b.pre = p
+	if time.Since(b.drawn) >= barEvery || p.Ended || p.Done >= p.Expected {
+		b.update()
+	}
+}
+
+// update draws the bar: the requests fetched ahead while that is under
+// way, the answers otherwise.
+func (b *Bar) update() {
+	done, total := b.answers.Valid+b.answers.Invalid, b.answers.Expected
+	if b.w == nil {
 		return
 	}
 	const width = 30
+	if p := b.pre; p.Expected > 0 && !p.Ended && p.Done < p.Expected {
+		f := float64(p.Done) / float64(p.Expected)
+		full := int(f * width)
+		rate := float64(p.Done) / max(time.Since(b.preStart).Seconds(), 1e-9)
+		fmt.Fprintf(b.w, "\r%s [%s%s] %5.1f%% %d/%d requests fetched ahead, %d/%d answers  %.0f/s ", b.name,
+			strings.Repeat("=", full), strings.Repeat(" ", width-full), 100*f, p.Done, p.Expected, done, total, rate)
+		b.drawn, b.wide = time.Now(), true
+		return
+	}
+	if total == 0 {
+		return
+	}
 	f := float64(done) / float64(total)
 	full := int(f * width)
 	el := time.Since(b.start).Seconds()
 	rate := float64(done) / max(el, 1e-9)
-	fmt.Fprintf(b.w, "\r%s [%s%s] %5.1f%% %d/%d answers  %.0f/s ", b.name,
-		strings.Repeat("=", full), strings.Repeat(" ", width-full), 100*f, done, total, rate)
-	b.drawn = time.Now()
+	clear := ""
+	if b.wide {
+		clear = "\x1b[K" // the fetch's line was longer
+	}
+	fmt.Fprintf(b.w, "\r%s [%s%s] %5.1f%% %d/%d answers  %.0f/s %s", b.name,
+		strings.Repeat("=", full), strings.Repeat(" ", width-full), 100*f, done, total, rate, clear)
+	b.drawn, b.wide = time.Now(), false
 }
 
 // Finish ends the bar's line, when one was drawn.
 func (b *Bar) Finish() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if b.w != nil && !b.drawn.IsZero() {
 		fmt.Fprintln(b.w)
 		b.drawn = time.Time{}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,6 +40,11 @@ type state struct {
 	answered time.Time // when the last answer came; zero before
 	Done     int64
 	Expected int64
+	// pre is the fetch ahead of a phase's answers, under way while
+	// prefetching (sim.PrefetchObserver), which began at preStart.
+	pre         sim.Prefetching
+	prefetching bool
+	preStart    time.Time
 }
 
 // NewLog is a Log writing to w every period, as JSON objects when asJSON.
@@ -103,19 +109,40 @@ func (p *Log) line() {
 	if rate > 0 && st.Done <= st.Expected {
 		eta = float64(st.Expected-st.Done) / rate
 	}
+	phase := st.Phase
+	var req *requests
+	if st.prefetching {
+		phase = prefetchPhase(st.Phase)
+		req = &requests{Done: st.pre.Done, Expected: st.pre.Expected, ETA: -1}
+		req.Rate = float64(req.Done) / max(time.Since(st.preStart).Seconds(), 1e-9)
+		if req.Rate > 0 {
+			req.ETA = float64(req.Expected-req.Done) / req.Rate
+		}
+	}
 	if p.asJSON {
 		out := struct {
-			Time     string  `json:"time"`
-			Run      string  `json:"run"`
-			Phase    string  `json:"phase"`
-			Done     int64   `json:"done"`
-			Expected int64   `json:"expected"`
-			Rate     float64 `json:"rate_per_second"`
-			ETA      float64 `json:"eta_seconds"`
-			Elapsed  float64 `json:"elapsed_seconds"`
-		}{time.Now().UTC().Format(time.RFC3339), st.Run, st.Phase, st.Done, st.Expected, rate, eta, el}
+			Time     string    `json:"time"`
+			Run      string    `json:"run"`
+			Phase    string    `json:"phase"`
+			Done     int64     `json:"done"`
+			Expected int64     `json:"expected"`
+			Rate     float64   `json:"rate_per_second"`
+			ETA      float64   `json:"eta_seconds"`
+			Elapsed  float64   `json:"elapsed_seconds"`
+			Requests *requests `json:"requests,omitempty"`
+		}{time.Now().UTC().Format(time.RFC3339), st.Run, phase, st.Done, st.Expected, rate, eta, el, req}
 		b, _ := json.Marshal(out)
 		fmt.Fprintf(p.w, "%s\n", b)
+		return
+	}
+	if req != nil {
+		left := "ETA unknown"
+		if req.ETA >= 0 {
+			left = "ETA " + (time.Duration(req.ETA) * time.Second).String()
+		}
+		fmt.Fprintf(p.w, "%s %s: %s: %d/%d requests fetched ahead (%.1f%%), %.0f/s, %s; %d/%d answers, %s elapsed\n",
+			time.Now().UTC().Format("15:04:05"), st.Run, phase, req.Done, req.Expected, 100*float64(req.Done)/float64(req.Expected),
+			req.Rate, left, st.Done, st.Expected, time.Duration(el*float64(time.Second)).Round(time.Second))
 		return
 	}
 	pct := 0.0
@@ -129,6 +156,25 @@ func (p *Log) line() {
 	fmt.Fprintf(p.w, "%s %s: %s: %d/%d answers (%.1f%%), %.0f/s, %s, %s elapsed\n",
 		time.Now().UTC().Format("15:04:05"), st.Run, st.Phase, st.Done, st.Expected, pct, rate, left,
 		time.Duration(el*float64(time.Second)).Round(time.Second))
+}
+
+// requests are the requests fetched ahead of a phase's answers, in a
+// JSON line: done and expected, their rate per second and the seconds
+// left (-1: unknown).
+type requests struct {
+	Done     int64   `json:"done"`
+	Expected int64   `json:"expected"`
+	Rate     float64 `json:"rate_per_second"`
+	ETA      float64 `json:"eta_seconds"`
+}
+
+// prefetchPhase names the fetch ahead of the answering phase named
+// answering ("answering" or "answering, phase 2/3").
+func prefetchPhase(answering string) string {
+	if rest, ok := strings.CutPrefix(answering, "answering"); ok {
+		return "prefetching" + rest
+	}
+	return "prefetching"
 }
 
 // stage moves the run to a named step and says so at once.
@@ -148,7 +194,10 @@ type runLog struct {
 	name string
 }
 
-var _ sim.Stager = (*runLog)(nil)
+var (
+	_ sim.Stager           = (*runLog)(nil)
+	_ sim.PrefetchObserver = (*runLog)(nil)
+)
 
 func (r *runLog) Start(l sim.Layout) {
 	name := r.name
@@ -186,6 +235,19 @@ func (r *runLog) Batch(_ *agent.Batch, n sim.Counts) {
 		r.p.st.answered = time.Now()
 	}
 	r.p.mu.Unlock()
+}
+
+// Prefetch follows the fetch ahead of a phase's answers; the lines name
+// it as a phase of its own, with its requests, until it is over.
+func (r *runLog) Prefetch(pf sim.Prefetching) {
+	r.p.mu.Lock()
+	defer r.p.mu.Unlock()
+	st := &r.p.st
+	if !st.prefetching && !pf.Ended {
+		st.preStart = time.Now()
+	}
+	st.pre = pf
+	st.prefetching = !pf.Ended && pf.Expected > 0 && pf.Done < pf.Expected
 }
 
 // Stage writes a line at once: the run has moved on to name.

@@ -103,3 +103,62 @@ func TestProgressJSON(t *testing.T) {
 		}
 	})
 }
+
+// TestProgressPrefetch: while a phase's requests are fetched ahead of its
+// answers the lines name that phase and count the requests, with their
+// rate and time left, as text and as JSON; once the fetch is over they
+// are back to the answers.
+func TestProgressPrefetch(t *testing.T) {
+	for _, asJSON := range []bool{false, true} {
+		synctest.Test(t, func(t *testing.T) {
+			var buf bytes.Buffer
+			p := NewLog(&buf, asJSON, 10*time.Second)
+			stop := p.Start()
+			obs := p.Observer("")
+			obs.Start(sim.Layout{Name: "study", Plan: &sim.Plan{Phases: make([]sim.Phase, 1)}})
+			obs.Phase(sim.PhaseStart{})
+			pre := obs.(sim.PrefetchObserver)
+			pre.Prefetch(sim.Prefetching{Expected: 400})
+			time.Sleep(5 * time.Second)
+			pre.Prefetch(sim.Prefetching{Done: 100, Expected: 400})
+			obs.Batch(nil, sim.Counts{Expected: 1200, Valid: 30})
+			time.Sleep(5 * time.Second) // the first line
+			synctest.Wait()
+			pre.Prefetch(sim.Prefetching{Done: 400, Expected: 400, Ended: true})
+			obs.Batch(nil, sim.Counts{Expected: 1200, Valid: 600})
+			time.Sleep(10 * time.Second) // the second
+			synctest.Wait()
+			stop()
+			lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+			if len(lines) != 3 {
+				t.Fatalf("got %d lines, want 3:\n%s", len(lines), buf.String())
+			}
+			if !asJSON {
+				for i, want := range []string{
+					"study: prefetching: 100/400 requests fetched ahead (25.0%), 10/s, ETA 30s; 30/1200 answers, 10s elapsed",
+					"study: answering: 600/1200 answers (50.0%), 30/s, ETA 20s, 20s elapsed",
+				} {
+					if !strings.Contains(lines[i], want) {
+						t.Errorf("line %d: got %q, want it to contain %q", i, lines[i], want)
+					}
+				}
+				return
+			}
+			var first, second map[string]any
+			if err := json.Unmarshal([]byte(lines[0]), &first); err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal([]byte(lines[1]), &second); err != nil {
+				t.Fatal(err)
+			}
+			req, _ := first["requests"].(map[string]any)
+			if first["phase"] != "prefetching" || first["done"] != 30.0 || req["done"] != 100.0 || req["expected"] != 400.0 ||
+				req["rate_per_second"] != 10.0 || req["eta_seconds"] != 30.0 {
+				t.Errorf("first line: got %v, want phase prefetching, 30 answers, requests 100/400 at 10/s, 30 s left", first)
+			}
+			if _, ok := second["requests"]; ok || second["phase"] != "answering" {
+				t.Errorf("second line: got %v, want phase answering and no requests", second)
+			}
+		})
+	}
+}

@@ -1,8 +1,9 @@
 // Package progress shows a run's progress on stderr: a one-line bar
 // redrawn on a terminal (Bar), or elsewhere a line every period, as text
 // or as JSON for tools (Log). Both are sim.Observers fed by the engine's
-// answer counts; Log is a sim.Stager too, so the analysis and the writing
-// after the answers do not look like a hang. It owns the --progress and
+// answer counts, and sim.PrefetchObservers, so that the requests fetched
+// ahead of a phase's answers show as progress; Log is a sim.Stager too, so
+// the analysis and the writing after the answers do not look like a hang. It owns the --progress and
 // --progress-every flags (Options) and the choice between bar and lines.
 //
 // It is the terminal's adapter: it may import the domain packages (sim

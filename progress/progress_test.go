@@ -86,3 +86,26 @@ func TestBarNil(t *testing.T) {
 		t.Error("io.Discard: got a terminal, want none")
 	}
 }
+
+// TestBarPrefetch: while requests are fetched ahead the bar counts them;
+// the answers' line that follows clears the longer line it replaces.
+func TestBarPrefetch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var buf bytes.Buffer
+		b := NewBar(&buf, "")
+		b.Start(sim.Layout{Name: "study"})
+		b.Prefetch(sim.Prefetching{Expected: 40}) // drawn: the first
+		time.Sleep(2 * time.Second)
+		b.Prefetch(sim.Prefetching{Done: 10, Expected: 40})
+		b.Prefetch(sim.Prefetching{Done: 11, Expected: 40}) // too soon
+		b.Prefetch(sim.Prefetching{Done: 40, Expected: 40, Ended: true})
+		b.Batch(nil, sim.Counts{Expected: 100, Valid: 100})
+		b.Finish()
+		want := "\rstudy [                              ]   0.0% 0/40 requests fetched ahead, 0/0 answers  0/s " +
+			"\rstudy [=======                       ]  25.0% 10/40 requests fetched ahead, 0/0 answers  5/s " +
+			"\rstudy [==============================] 100.0% 100/100 answers  50/s \x1b[K\n"
+		if got := buf.String(); got != want {
+			t.Errorf("got %q, want %q", got, want)
+		}
+	})
+}

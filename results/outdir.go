@@ -1,8 +1,6 @@
 package results
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -10,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/BurntSushi/toml"
 )
@@ -161,14 +158,11 @@ func listSome(entries []os.DirEntry) string {
 	return strings.Join(names, ", ")
 }
 
-// DefaultOut is the results directory of a run of scenario name given no
-// other: results/NAME-TIMESTAMP-ID, relative to the working directory. The random run id keeps runs started within
-// the same second (a seed sweep) from sharing, and so replacing, a
-// directory.
-func DefaultOut(name string) string {
-	var b [4]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err) // crypto/rand never fails on supported platforms
-	}
-	return filepath.Join("results", fmt.Sprintf("%s-%s-%s", name, time.Now().Format("20060102-150405"), hex.EncodeToString(b[:])))
+// DefaultOut is the results directory of a run with id given no other:
+// results/ID, relative to the working directory. A single-process run's id
+// (sim.NewRunID: NAME-SEED-TIME-RANDOM) is unique, so runs started within
+// the same second (a seed sweep) never share, and so replace, a directory,
+// and the directory names the run its metrics and results.json label.
+func DefaultOut(id string) string {
+	return filepath.Join("results", id)
 }

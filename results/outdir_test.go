@@ -99,10 +99,9 @@ func TestDirScenario(t *testing.T) {
 	}
 }
 
-func TestDefaultOutUnique(t *testing.T) {
-	a, b := DefaultOut("tiny"), DefaultOut("tiny")
-	if a == b || !strings.HasPrefix(a, filepath.Join("results", "tiny-")) {
-		t.Errorf("got %q and %q, want two distinct results/tiny-... directories", a, b)
+func TestDefaultOut(t *testing.T) {
+	if got, want := DefaultOut("tiny-1-20260101-120000-0a1b2c3d"), filepath.Join("results", "tiny-1-20260101-120000-0a1b2c3d"); got != want {
+		t.Errorf("got %q, want %q (the run id under results/)", got, want)
 	}
 }
 

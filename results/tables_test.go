@@ -379,11 +379,13 @@ func TestGamesCSV(t *testing.T) {
 // the analyst tables, and report.md names them.
 func TestWriteAnalystTables(t *testing.T) {
 	o := gameOutput(t)
+	o.Prompts = []analysis.PromptRow{{Model: "m", Backend: "synthetic", Mode: "distribution", Endpoint: "chat", Persona: "none",
+		Style: "description", Instrument: "pvq40", Item: 1, User: "Q", Agents: 3}}
 	dir := filepath.Join(t.TempDir(), "out")
 	if err := Write(context.Background(), dir, o); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"answers.csv", "answers.parquet", "scores.csv", "items.csv", "games.csv"} {
+	for _, f := range []string{"answers.csv", "answers.parquet", "scores.csv", "items.csv", "prompts.csv", "games.csv"} {
 		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
 			t.Errorf("%s: got %v, want a file", f, err)
 		}
@@ -392,7 +394,7 @@ func TestWriteAnalystTables(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"`answers.parquet`", "`scores.csv`", "`items.csv`", "`games.csv`", "`played` false"} {
+	for _, want := range []string{"`answers.parquet`", "`scores.csv`", "`items.csv`", "`prompts.csv`", "`games.csv`", "`played` false"} {
 		if !bytes.Contains(report, []byte(want)) {
 			t.Errorf("report.md does not mention %s", want)
 		}

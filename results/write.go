@@ -125,6 +125,9 @@ func writeOthers(ctx context.Context, dir string, o *analysis.Output, answers *a
 		steps = append(steps, step{"scores.csv", func(w io.Writer) error { return writeScores(w, o) }})
 	}
 	steps = append(steps, step{"items.csv", func(w io.Writer) error { return writeItems(w, o) }})
+	if len(o.Prompts) > 0 {
+		steps = append(steps, step{"prompts.csv", func(w io.Writer) error { return writePrompts(w, o.Prompts) }})
+	}
 	if len(o.Study.Games) > 0 {
 		steps = append(steps, step{"games.csv", func(w io.Writer) error { return writeGameDecisions(w, o) }})
 	}
@@ -628,6 +631,11 @@ func writeReport(w io.Writer, o *analysis.Output, figures []string, paper paperF
 		"to the scale's items (reverse-keyed items recoded), the MRAT-centred score for value instruments (NA when a value has no valid answer: " +
 		"the analysis leaves that agent out), the items answered and asked. An agent serving several strategies has a row under each.\n" +
 		"- `items.csv`: every item of every instrument of the run: number, key (value or scale), facet, reverse keying, text, scale and labels.\n")
+	if len(o.Prompts) > 0 {
+		b.WriteString("- `prompts.csv`: every distinct prompt the agents asked a model, its system and user text as sent (for a completions " +
+			"endpoint the whole prompt in `user`), with the answers it served and, in sample mode, the completions drawn for it. " +
+			"The synthetic respondents read no prompt: their rows are what a served model would have been sent.\n")
+	}
 	if len(o.Study.Games) > 0 {
 		b.WriteString("- `games.csv`: every agent in every round of every game: partner, probable choice, final decision, the round's payoff, " +
 			"and `player` (the agent belongs to the playing strategy) and `played` (it played this round). Every agent is asked each round, " +

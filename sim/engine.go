@@ -31,6 +31,10 @@ type Engine struct {
 	// NoPrefetch leaves every question to the agent that asks it (see
 	// Loop.Prefetch): the answers are the same, only slower to come.
 	NoPrefetch bool
+	// ID is the main run's id (NewRunID, which names the default results
+	// directory too); "" makes a new one. The model-specific calibration
+	// run before it gets an id of its own.
+	ID string
 }
 
 // Result is what a run that wrote its results reports.
@@ -55,7 +59,7 @@ func (e *Engine) Run(ctx context.Context, sc *scenarios.Scenario, out string) (*
 	if err != nil {
 		return nil, err
 	}
-	res, err := e.run(ctx, sc, out, e.Observer, prep)
+	res, err := e.run(ctx, sc, out, e.Observer, prep, e.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -63,8 +67,11 @@ func (e *Engine) Run(ctx context.Context, sc *scenarios.Scenario, out string) (*
 	return res, nil
 }
 
-func (e *Engine) run(ctx context.Context, sc *scenarios.Scenario, out string, obs Observer, prep Preparation) (*Result, error) {
+func (e *Engine) run(ctx context.Context, sc *scenarios.Scenario, out string, obs Observer, prep Preparation, id string) (*Result, error) {
 	start := time.Now()
+	if id == "" {
+		id = NewRunID(sc)
+	}
 	b := e.Backends()
 	p, err := NewPlan(sc, b)
 	if err != nil {
@@ -74,7 +81,8 @@ func (e *Engine) run(ctx context.Context, sc *scenarios.Scenario, out string, ob
 	if err := b.Check(ctx); err != nil {
 		return nil, err
 	}
-	lay := Layout{ID: RunID(sc), Name: sc.Name, Plan: p, Shards: ShardCount(p.Study.Pool.Size(), sc.Run.Shards)}
+	prompts := recordPrompts(sc, p)
+	lay := Layout{ID: id, Name: sc.Name, Plan: p, Shards: ShardCount(p.Study.Pool.Size(), sc.Run.Shards)}
 	d, closeD, err := e.Open(ctx, lay)
 	if err != nil {
 		return nil, err
@@ -108,7 +116,8 @@ func (e *Engine) run(ctx context.Context, sc *scenarios.Scenario, out string, ob
 	}
 	if out != "" {
 		stage(obs, StageWriting)
-		if err := results.Write(ctx, out, &analysis.Output{Outcome: outcome, Collector: col, Study: p.Study, Scenario: p.Resolved}); err != nil {
+		if err := results.Write(ctx, out, &analysis.Output{Outcome: outcome, Collector: col, Study: p.Study, Scenario: p.Resolved,
+			Prompts: prompts.Rows()}); err != nil {
 			return nil, err
 		}
 	}

@@ -39,7 +39,7 @@ func (e *Engine) Rehearse(ctx context.Context, sc *scenarios.Scenario) (Rehearsa
 	if err := b.Check(ctx); err != nil {
 		return r, err
 	}
-	lay := Layout{ID: RunID(sc), Name: sc.Name, Plan: p, Shards: ShardCount(p.Study.Pool.Size(), sc.Run.Shards)}
+	lay := Layout{ID: NewRunID(sc), Name: sc.Name, Plan: p, Shards: ShardCount(p.Study.Pool.Size(), sc.Run.Shards)}
 	d, closeD, err := e.Open(ctx, lay)
 	if err != nil {
 		return r, err

@@ -320,21 +320,34 @@ func (l *Loop) prefetch(ctx context.Context, tasks []Task, log *slog.Logger) (st
 	p := l.Layout.Plan
 	qs := phaseQuestions(p, tasks, l.Layout.Shards)
 	ctx, cancel := context.WithCancel(ctx)
+	tally := newPrefetchTally(l.Observer)
 	var wg sync.WaitGroup
 	for model, q := range qs {
-		pf, ok := p.Models[model].(Prefetcher)
-		if !ok {
+		var fetch func() error
+		switch pf := p.Models[model].(type) {
+		case CountingPrefetcher:
+			fetch = func() error { return pf.PrefetchCounted(ctx, q, tally.progress(model)) }
+		case Prefetcher:
+			fetch = func() error { return pf.Prefetch(ctx, q) }
+		default:
 			continue
 		}
 		wg.Go(func() {
-			if err := pf.Prefetch(ctx, q); err != nil && ctx.Err() == nil {
+			if err := fetch(); err != nil && ctx.Err() == nil {
 				log.Warn("prefetch of the phase's questions", "run", l.Layout.ID, "model", model, "err", err)
 			}
 		})
 	}
+	// The fetch is over when every model's is, or when the phase ends.
+	over := make(chan struct{})
+	go func() {
+		wg.Wait()
+		tally.end()
+		close(over)
+	}()
 	return func() {
 		cancel()
-		wg.Wait()
+		<-over
 	}
 }
 

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	crand "crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"runtime"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/analysis"
@@ -276,10 +278,23 @@ func (p *Plan) TotalItems() int {
 	return n
 }
 
-// RunID names a run of sc: its name and seed, so that running the same
-// scenario again continues the same run.
+// RunID names the distributed run of sc in the run registry: its name
+// and seed, so that starting the same scenario again continues the same
+// run, and --resume names it. A single-process run's id is NewRunID's.
 func RunID(sc *scenarios.Scenario) string {
 	return fmt.Sprintf("%s-%d", sc.Name, sc.Seed)
+}
+
+// NewRunID is the id of a new single-process run of sc, started now:
+// NAME-SEED-YYYYMMDD-HHMMSS-RANDOM, RANDOM eight hex digits from
+// crypto/rand. Two runs of the same scenario and seed (a rerun, or two at
+// once) thus differ in the run label of their metrics and in the run
+// block of their results, and the default results directory is named by
+// it (results.DefaultOut).
+func NewRunID(sc *scenarios.Scenario) string {
+	var b [4]byte
+	crand.Read(b[:]) // never fails
+	return fmt.Sprintf("%s-%s-%x", RunID(sc), time.Now().Format("20060102-150405"), b)
 }
 
 // batchKey names one shard's answers to one item: the unit in which

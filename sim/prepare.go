@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -323,7 +324,7 @@ func (e *Engine) calibrate(ctx context.Context, sc *scenarios.Scenario) (*scenar
 	// The calibration reads only each prompt's whole-population similarity:
 	// one tiny resample and no null keep its analysis nearly free.
 	c.Analysis = scenarios.Analysis{Bootstrap: scenarios.BootstrapPaper, BootstrapIterations: 1, BootstrapSize: values.N, MDS: sc.Analysis.MDS, References: sc.Analysis.References[:1]}
-	res, err := e.run(ctx, c, "", e.Calibration, Preparation{})
+	res, err := e.run(ctx, c, "", e.Calibration, Preparation{}, "")
 	if err != nil {
 		return nil, nil, calibrationTraffic{}, fmt.Errorf("model-specific calibration: %w", err)
 	}
@@ -435,6 +436,7 @@ const testSamples = 5
 // "priming+test" it stays. Unprimed agents are asked as they are.
 type testPrimed struct {
 	inner   agent.Model
+	fill    agent.Model // asks the test's own questions; nil: inner
 	mode    scenarios.Priming
 	style   agent.Style
 	pvq     *questionnaires.Instrument
@@ -499,7 +501,7 @@ func (t *testPrimed) modal(ctx context.Context, v values.Value, item int) (int, 
 	counts := make([]float64, sc.Points())
 	for s := range max(t.samples, 1) {
 		q := agent.Question{Persona: agent.Persona{Value: v, Style: t.style}, Instrument: t.pvq, Item: item, Sample: s}
-		r, err := t.inner.Ask(ctx, &q)
+		r, err := cmp.Or(t.fill, t.inner).Ask(ctx, &q)
 		if err != nil {
 			return questionnaires.Missing, err
 		}

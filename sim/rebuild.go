@@ -14,7 +14,7 @@ import (
 
 // Rebuild reads the results directory dir back into what results.Write
 // writes, from what the run stored — scenario.toml, population.csv,
-// answers.csv (or .gz), invalid.jsonl, and the instruments and references
+// answers.csv (or .gz), invalid.jsonl, prompts.csv when there, and the instruments and references
 // kept under instruments/ and references/ — without calling any model: b
 // builds the scenario's models only to describe them. The analysis is
 // deterministic, so the output is the run's own; what the answers cannot
@@ -61,6 +61,10 @@ func Rebuild(ctx context.Context, dir string, b Backends) (*analysis.Output, err
 	if err != nil {
 		return nil, err
 	}
+	prompts, err := results.ReadPrompts(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadInput, err)
+	}
 	outcome, err := st.Compute(ctx, col)
 	if err != nil {
 		return nil, err
@@ -68,5 +72,5 @@ func Rebuild(ctx context.Context, dir string, b Backends) (*analysis.Output, err
 	if prev != nil {
 		outcome.Results.LLM, outcome.Results.Run = prev.LLM, prev.Run
 	}
-	return &analysis.Output{Outcome: outcome, Collector: col, Study: st, Scenario: resolved}, nil
+	return &analysis.Output{Outcome: outcome, Collector: col, Study: st, Scenario: resolved, Prompts: prompts}, nil
 }

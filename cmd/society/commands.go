@@ -98,9 +98,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := scenarios.Unrelated(sc); err != nil {
 		return err
 	}
-	dir := *out
+	id, dir := sim.NewRunID(sc), *out
 	if dir == "" {
-		dir = results.DefaultOut(sc.Name)
+		dir = results.DefaultOut(id)
 	}
 	if err := checkOut(dir, sc.Name, *force); err != nil {
 		return err
@@ -123,7 +123,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	defer srv.Close()
 	live := metrics.Follow(ctx, srv.Metrics())
 	defer live.Finish(nil)
-	cfg := runConfig{Scenario: sc, Out: dir, Progress: bar, Log: stderr, CacheDir: cache.Dir, CacheMode: cache.Mode(), Lines: lines}
+	cfg := runConfig{Scenario: sc, Out: dir, ID: id, Progress: bar, Log: stderr, CacheDir: cache.Dir, CacheMode: cache.Mode(), Lines: lines}
 	if m := srv.Metrics(); m != nil {
 		cfg.Observer, cfg.Model, cfg.BadMessage = live.Observer(), m, m.BadMessage
 	}

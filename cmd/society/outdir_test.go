@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -156,6 +157,24 @@ func TestDefaultOutUnique(t *testing.T) {
 	}
 	if len(entries) != 2 {
 		t.Fatalf("got %d results directories, want 2", len(entries))
+	}
+	// Each is named by its run's id, which its results record.
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join("results", e.Name(), "results.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res struct {
+			Run struct {
+				ID string `json:"id"`
+			} `json:"run"`
+		}
+		if err := json.Unmarshal(b, &res); err != nil {
+			t.Fatal(err)
+		}
+		if res.Run.ID != e.Name() || !strings.HasPrefix(e.Name(), "tiny-") {
+			t.Errorf("directory %s: results.json's run id is %q, want the directory's name", e.Name(), res.Run.ID)
+		}
 	}
 }
 

@@ -17,7 +17,7 @@ import (
 // embedded NATS server, the model backends, and what observes the run.
 type runConfig struct {
 	Scenario *scenarios.Scenario
-	Out      string
+	Out, ID  string    // the results directory; the run's id (sim.NewRunID)
 	Progress io.Writer // a terminal's progress bar, when set
 	Log      io.Writer // the model clients' log lines; nil drops them
 	CacheDir string    // the model cache; "" is the user's cache directory
@@ -54,6 +54,7 @@ func newEngine(cfg runConfig) (*sim.Engine, func()) {
 	}
 	e := &sim.Engine{
 		Provenance:  runBlock,
+		ID:          cfg.ID,
 		Backends:    models.Backends,
 		Open:        bus.Embedded{MaxPayload: cfg.NATSMaxPayload, Bad: cfg.BadMessage}.Open,
 		Observer:    obs,

@@ -1,0 +1,222 @@
+package sim
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/society-sim/society/agent"
+	"github.com/society-sim/society/analysis"
+	"github.com/society-sim/society/questionnaires"
+	"github.com/society-sim/society/scenarios"
+	"github.com/society-sim/society/values"
+)
+
+// This file records the distinct prompts a run's agents ask their models
+// (prompts.csv): each model of the plan is wrapped so that every question
+// is counted as the agents ask it, test-priming and game contexts
+// included, and the prompts are rendered once at the end as the
+// OpenAI-compatible client sends them.
+
+// promptKey is a question as its prompt depends on it.
+type promptKey struct {
+	persona agent.Persona
+	inst    *questionnaires.Instrument
+	item    int
+	round   int
+	context string
+}
+
+// promptUse counts the agents that asked a prompt and their highest rank.
+type promptUse struct {
+	agents  atomic.Int64
+	maxRank atomic.Int64
+}
+
+func (u *promptUse) add(rank int) {
+	u.agents.Add(1)
+	for r := u.maxRank.Load(); int64(rank) > r && !u.maxRank.CompareAndSwap(r, int64(rank)); r = u.maxRank.Load() {
+	}
+}
+
+// promptLog is one model's distinct questions. It is on the path of every
+// answer, so the common question (no context, no round, the model's own
+// style) is counted in a fixed cell found without hashing or allocating,
+// and the agents' goroutine stacks stay small; the others (game rounds,
+// contexts) go to a map.
+type promptLog struct {
+	inner agent.Model
+	style agent.Style
+	insts []*questionnaires.Instrument
+	// cells[i] counts the questions of insts[i]: index (value+1) × items
+	// + item, value None first.
+	cells [][]promptUse
+
+	mu    sync.Mutex
+	other map[promptKey]*promptUse
+}
+
+func newPromptLog(inner agent.Model, style agent.Style, insts []*questionnaires.Instrument) *promptLog {
+	l := &promptLog{inner: inner, style: style, insts: insts, cells: make([][]promptUse, len(insts)), other: map[promptKey]*promptUse{}}
+	for i, in := range insts {
+		l.cells[i] = make([]promptUse, (values.N+1)*len(in.Items))
+	}
+	return l
+}
+
+func (l *promptLog) Ask(ctx context.Context, q *agent.Question) (agent.Reply, error) {
+	l.note(q)
+	return l.inner.Ask(ctx, q)
+}
+
+func (l *promptLog) note(q *agent.Question) {
+	if q.Context == "" && q.Round == 0 && q.Persona.Style == l.style && q.Persona.Value >= values.None && q.Persona.Value < values.N {
+		for i, in := range l.insts {
+			if in == q.Instrument && q.Item >= 0 && q.Item < len(in.Items) {
+				l.cells[i][int(q.Persona.Value+1)*len(in.Items)+q.Item].add(q.Sample)
+				return
+			}
+		}
+	}
+	l.noteOther(q)
+}
+
+//go:noinline
+func (l *promptLog) noteOther(q *agent.Question) {
+	k := promptKey{q.Persona, q.Instrument, q.Item, q.Round, q.Context}
+	l.mu.Lock()
+	u := l.other[k]
+	if u == nil {
+		u = &promptUse{}
+		l.other[k] = u
+	}
+	l.mu.Unlock()
+	u.add(q.Sample)
+}
+
+// each calls fn for every question asked, with its use.
+func (l *promptLog) each(fn func(promptKey, *promptUse)) {
+	for i, in := range l.insts {
+		n := len(in.Items)
+		for c := range l.cells[i] {
+			if u := &l.cells[i][c]; u.agents.Load() > 0 {
+				fn(promptKey{persona: agent.Persona{Value: values.Value(c/n - 1), Style: l.style}, inst: in, item: c % n}, u)
+			}
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for k, u := range l.other {
+		fn(k, u)
+	}
+}
+
+// prefetchLog is a promptLog around a Prefetcher, which it stays: the
+// fetch ahead asks for the agents and is not counted.
+type prefetchLog struct{ *promptLog }
+
+func (l prefetchLog) Prefetch(ctx context.Context, qs []*agent.Question) error {
+	return l.inner.(Prefetcher).Prefetch(ctx, qs)
+}
+
+// promptRecorder records the prompts of a plan's models. Of a
+// test-primed model it records what reaches the model under the priming
+// (the agents' questions with the filled-in test in their context), and
+// apart, in fills, the questions that fill the test in, which serve no
+// agent's answer directly.
+type promptRecorder struct {
+	models []scenarios.Model
+	logs   map[string]*promptLog
+	fills  map[string]*promptLog
+}
+
+// recordPrompts wraps every model of p so that the prompts its agents
+// ask are recorded. It must be called before the plan's shards are made.
+func recordPrompts(sc *scenarios.Scenario, p *Plan) *promptRecorder {
+	r := &promptRecorder{logs: map[string]*promptLog{}, fills: map[string]*promptLog{}}
+	var insts []*questionnaires.Instrument
+	for _, in := range p.Instruments {
+		insts = append(insts, in)
+	}
+	slices.SortFunc(insts, func(a, b *questionnaires.Instrument) int { return cmp.Compare(a.Name, b.Name) })
+	for _, m := range sc.Models {
+		inner, ok := p.Models[m.Name]
+		if !ok {
+			continue
+		}
+		r.models = append(r.models, m)
+		if tp, ok := inner.(*testPrimed); ok {
+			l, fill := newPromptLog(tp.inner, p.Styles[m.Name], insts), newPromptLog(tp.inner, tp.style, insts)
+			tp.inner, tp.fill = l, fill
+			r.logs[m.Name], r.fills[m.Name] = l, fill
+			continue
+		}
+		l := newPromptLog(inner, p.Styles[m.Name], insts)
+		r.logs[m.Name] = l
+		if _, ok := inner.(Prefetcher); ok {
+			p.Models[m.Name] = prefetchLog{l}
+		} else {
+			p.Models[m.Name] = l
+		}
+	}
+	return r
+}
+
+// Rows renders the recorded prompts, in the scenario's model order, then
+// by instrument, round, item, persona, style and text. A model with the
+// synthetic backend, which reads no prompt, gets the chat messages an
+// OpenAI-compatible endpoint would have been sent. The questions that
+// fill in a test-priming test count no agents.
+func (r *promptRecorder) Rows() []analysis.PromptRow {
+	var out []analysis.PromptRow
+	for _, m := range r.models {
+		endpoint := m.Endpoint
+		if endpoint == "" {
+			endpoint = scenarios.EndpointChat
+		}
+		start := len(out)
+		add := func(k promptKey, u *promptUse, agents bool) {
+			q := agent.Question{Persona: k.persona, Instrument: k.inst, Item: k.item, Round: k.round, Context: k.context}
+			p := agent.Render(&q)
+			row := analysis.PromptRow{Model: m.Name, Backend: string(m.Backend), Mode: string(m.Mode), Endpoint: endpoint,
+				Persona: k.persona.Value.Code(), Style: string(cmp.Or(k.persona.Style, agent.StyleDescription)),
+				Instrument: k.inst.Name, Item: k.inst.Items[k.item].ID, Round: k.round, System: p.System, User: p.User}
+			if agents {
+				row.Agents = int(u.agents.Load())
+			}
+			if endpoint == scenarios.EndpointCompletions {
+				row.System, row.User = "", agent.CompletionPrompt(p)
+			}
+			if m.Mode == scenarios.Sample {
+				row.Samples = int(u.maxRank.Load()) + 1
+			}
+			out = append(out, row)
+		}
+		r.logs[m.Name].each(func(k promptKey, u *promptUse) { add(k, u, true) })
+		if f := r.fills[m.Name]; f != nil {
+			f.each(func(k promptKey, u *promptUse) { add(k, u, false) })
+		}
+		rows := out[start:]
+		slices.SortFunc(rows, comparePromptRows)
+		// A test filled in without priming (style none) asks what the
+		// agents ask: one row for both.
+		kept := rows[:0]
+		for _, row := range rows {
+			if n := len(kept); n > 0 && comparePromptRows(kept[n-1], row) == 0 {
+				kept[n-1].Agents += row.Agents
+				kept[n-1].Samples = max(kept[n-1].Samples, row.Samples)
+				continue
+			}
+			kept = append(kept, row)
+		}
+		out = out[:start+len(kept)]
+	}
+	return out
+}
+
+func comparePromptRows(a, b analysis.PromptRow) int {
+	return cmp.Or(cmp.Compare(a.Instrument, b.Instrument), cmp.Compare(a.Round, b.Round), cmp.Compare(a.Item, b.Item),
+		cmp.Compare(a.Persona, b.Persona), cmp.Compare(a.Style, b.Style), cmp.Compare(a.System, b.System), cmp.Compare(a.User, b.User))
+}
