@@ -439,21 +439,3 @@ func TestComposeFileReferencesExist(t *testing.T) {
 		t.Errorf("found %d bind mounts in compose.yaml, want the Prometheus and Grafana files", n)
 	}
 }
-
-// lockedBuffer is a bytes.Buffer safe for the run goroutine and the test.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (w *lockedBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.Write(p)
-}
-
-func (w *lockedBuffer) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
-}
