@@ -330,6 +330,7 @@ func (w *progressWatch) reset() {
 // bounds the wait.
 func (w *progressWatch) await(t *testing.T, frac float64) bus.Progress {
 	t.Helper()
+	ctx := boundedContext(t)
 	for {
 		w.mu.Lock()
 		p := w.last
@@ -343,7 +344,7 @@ func (w *progressWatch) await(t *testing.T, frac float64) bus.Progress {
 		}
 		select {
 		case <-grew:
-		case <-t.Context().Done():
+		case <-ctx.Done():
 			t.Fatalf("the analysis did not report %.0f%% of the answers before the test ended", 100*frac)
 		}
 	}

@@ -2,15 +2,34 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // The tests wait on events, never on a clock: a line a process prints, a
 // message on the bus, a request a server receives. However long a busy
-// machine makes an event take, the test's own deadline (t.Context) bounds
-// the wait and a missing event fails the test with what was seen.
+// machine makes an event take, the test binary's deadline (go test
+// -timeout) bounds the wait, and a missing event fails the test with what
+// was seen.
+
+// boundedContext is t.Context ended a little before the test binary's
+// deadline (the lesser of 30 s and half the time left), so that a wait
+// that would never end fails its test, saying what it waited for, instead
+// of the binary panicking at its timeout. Without a deadline (-timeout 0)
+// it is t.Context.
+func boundedContext(t *testing.T) context.Context {
+	d, ok := t.Deadline()
+	if !ok {
+		return t.Context()
+	}
+	grace := min(30*time.Second, time.Until(d)/2)
+	ctx, cancel := context.WithDeadline(t.Context(), d.Add(-grace))
+	t.Cleanup(cancel)
+	return ctx
+}
 
 // lockedBuffer collects output written from other goroutines (a run, a
 // child process's output copier) and wakes whoever waits for a line in it.
@@ -52,6 +71,7 @@ func (w *lockedBuffer) next() (string, <-chan struct{}) {
 // be written) or when the test's deadline comes; what names the writer.
 func (w *lockedBuffer) await(t *testing.T, what, want string, ended <-chan struct{}) string {
 	t.Helper()
+	ctx := boundedContext(t)
 	for {
 		text, grew := w.next()
 		if i := strings.Index(text, want); i >= 0 {
@@ -69,7 +89,7 @@ func (w *lockedBuffer) await(t *testing.T, what, want string, ended <-chan struc
 				continue
 			}
 			t.Fatalf("%s ended without printing %q:\n%s", what, want, tail(w.String()))
-		case <-t.Context().Done():
+		case <-ctx.Done():
 			t.Fatalf("%s printed no %q before the test ended:\n%s", what, want, tail(w.String()))
 		}
 	}
