@@ -3,6 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -91,6 +95,68 @@ func (w *lockedBuffer) await(t *testing.T, what, want string, ended <-chan struc
 			t.Fatalf("%s ended without printing %q:\n%s", what, want, tail(w.String()))
 		case <-ctx.Done():
 			t.Fatalf("%s printed no %q before the test ended:\n%s", what, want, tail(w.String()))
+		}
+	}
+}
+
+// scrapes counts the scrapes Prometheus makes of endpoints through proxies
+// the test puts in front of them. Prometheus scrapes a target one request
+// at a time and commits what a scrape returned before it begins the next
+// one, so the start of a scrape is the event after which every earlier
+// scrape of that target can be queried.
+type scrapes struct {
+	mu    sync.Mutex
+	begun int
+	grew  chan struct{} // closed at the next scrape; nil when nobody waits
+}
+
+// proxy returns the address of a proxy that forwards every request to the
+// endpoint at target (host:port, which need not listen yet: Prometheus
+// then records the target down) and counts it as a scrape. The proxy
+// stops when the test ends.
+func (s *scrapes) proxy(t *testing.T, target string) string {
+	t.Helper()
+	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: target})
+	rp.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, _ error) { w.WriteHeader(http.StatusBadGateway) }
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.begun++
+		if s.grew != nil {
+			close(s.grew)
+			s.grew = nil
+		}
+		s.mu.Unlock()
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(hs.Close)
+	return hs.Listener.Addr().String()
+}
+
+// count returns the number of scrapes begun so far.
+func (s *scrapes) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.begun
+}
+
+// await waits until at least n scrapes have begun, however long a busy
+// machine takes; it returns false when the test's deadline comes first.
+func (s *scrapes) await(ctx context.Context, n int) bool {
+	for {
+		s.mu.Lock()
+		if s.begun >= n {
+			s.mu.Unlock()
+			return true
+		}
+		if s.grew == nil {
+			s.grew = make(chan struct{})
+		}
+		grew := s.grew
+		s.mu.Unlock()
+		select {
+		case <-grew:
+		case <-ctx.Done():
+			return false
 		}
 	}
 }
