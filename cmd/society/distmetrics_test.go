@@ -156,20 +156,26 @@ func TestDistributedMetricsOnPrometheus(t *testing.T) {
 	}()
 
 	// The analysis service writes results.json once every answer is in,
-	// after the orchestrator and it have counted them all, and then says
-	// so.
+	// after it has counted them all, and then says so; the orchestrator,
+	// told by the registry, sets its final figures and then says it
+	// lingers. Ending the run before then would fail it.
 	resDir := filepath.Join(out, id)
 	logs["analyze"].await(t, "analysis service", "results written", ended)
+	logs["run"].await(t, "run", "serving final metrics", ended)
 	res := readResults(t, resDir)
-	// Wait for a scrape of every role that began after results.json was
-	// there: it holds the final counts. Look again at each scrape, which
-	// begins once the one before it is stored.
+	// Wait for a successful scrape of every role that began after both: it
+	// holds the final counts. The queries are evaluated at a moment by
+	// which every role's last scrape succeeded and was stored, so that a
+	// scrape a busy machine makes fail later (which marks the role's series
+	// stale) cannot empty them.
 	written := time.Now()
+	var at time.Time
 	for wait := boundedContext(t); ; {
-		if !scr.await(wait, scr.count()+1) {
+		at = time.Now()
+		if !scr.await(wait, scr.counts(), 2) {
 			t.Fatal("prometheus did not scrape every role before the test ended")
 		}
-		r, err := prom.Query(ctx, fmt.Sprintf("count(timestamp(up == 1) > %.3f)", float64(written.UnixNano())/1e9), time.Now())
+		r, err := prom.Query(ctx, fmt.Sprintf("count(timestamp(up == 1) > %.3f)", float64(written.UnixNano())/1e9), at)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -179,7 +185,7 @@ func TestDistributedMetricsOnPrometheus(t *testing.T) {
 	}
 	query := func(expr string) map[string]float64 {
 		t.Helper()
-		r, err := prom.Query(ctx, expr, time.Now())
+		r, err := prom.Query(ctx, expr, at)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -217,7 +223,7 @@ func TestDistributedMetricsOnPrometheus(t *testing.T) {
 		if q.Panel != "Progress" {
 			continue
 		}
-		r, err := prom.Query(ctx, grafanaExpand(q.Expr, "1m"), time.Now())
+		r, err := prom.Query(ctx, grafanaExpand(q.Expr, "1m"), at)
 		if err != nil {
 			t.Fatal(err)
 		}

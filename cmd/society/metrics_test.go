@@ -201,7 +201,7 @@ func TestRunServesMetrics(t *testing.T) {
 	prom := promtest.Start(t, string(files[metrics.PrometheusConfigFile]))
 	// The run starts once Prometheus scrapes, so that it sees the run's
 	// beginning: target discovery is applied a few seconds after start.
-	if !scr.await(boundedContext(t), 1) {
+	if !scr.await(boundedContext(t), nil, 1) {
 		t.Fatal("prometheus scraped nothing before the test ended")
 	}
 
@@ -235,7 +235,7 @@ func TestRunServesMetrics(t *testing.T) {
 	// at each scrape, which begins once the one before it is stored.
 	want := map[string]float64{"valid": float64(res.Answers.Valid), "invalid": float64(res.Answers.Invalid)}
 	var got map[string]float64
-	for wait := boundedContext(t); scr.await(wait, scr.count()+1); {
+	for wait := boundedContext(t); scr.await(wait, scr.counts(), 1); {
 		series, err := prom.Query(ctx, "sum by (outcome) (society_answers_total)", time.Now())
 		if err != nil {
 			t.Fatal(err)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -101,13 +102,14 @@ func (w *lockedBuffer) await(t *testing.T, what, want string, ended <-chan struc
 
 // scrapes counts the scrapes Prometheus makes of endpoints through proxies
 // the test puts in front of them. Prometheus scrapes a target one request
-// at a time and commits what a scrape returned before it begins the next
-// one, so the start of a scrape is the event after which every earlier
-// scrape of that target can be queried.
+// at a time and stores what a scrape returned (or, for a failed scrape,
+// marks the target's series stale) before it begins the next one: once two
+// scrapes of a target have begun after a moment, every scrape of it that
+// began by then, whose timestamp can be that moment's, is stored.
 type scrapes struct {
 	mu    sync.Mutex
-	begun int
-	grew  chan struct{} // closed at the next scrape; nil when nobody waits
+	begun map[string]int // by proxy address
+	grew  chan struct{}  // closed at the next scrape; nil when nobody waits
 }
 
 // proxy returns the address of a proxy that forwards every request to the
@@ -118,9 +120,10 @@ func (s *scrapes) proxy(t *testing.T, target string) string {
 	t.Helper()
 	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: target})
 	rp.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, _ error) { w.WriteHeader(http.StatusBadGateway) }
+	var addr string
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
-		s.begun++
+		s.begun[addr]++
 		if s.grew != nil {
 			close(s.grew)
 			s.grew = nil
@@ -129,22 +132,34 @@ func (s *scrapes) proxy(t *testing.T, target string) string {
 		rp.ServeHTTP(w, r)
 	}))
 	t.Cleanup(hs.Close)
-	return hs.Listener.Addr().String()
+	addr = hs.Listener.Addr().String()
+	s.mu.Lock()
+	if s.begun == nil {
+		s.begun = map[string]int{}
+	}
+	s.begun[addr] = 0
+	s.mu.Unlock()
+	return addr
 }
 
-// count returns the number of scrapes begun so far.
-func (s *scrapes) count() int {
+// counts returns the scrapes begun so far by proxy address.
+func (s *scrapes) counts() map[string]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.begun
+	return maps.Clone(s.begun)
 }
 
-// await waits until at least n scrapes have begun, however long a busy
-// machine takes; it returns false when the test's deadline comes first.
-func (s *scrapes) await(ctx context.Context, n int) bool {
+// await waits until n more scrapes than in since have begun through each
+// proxy, however long a busy machine takes; it returns false when ctx ends
+// first.
+func (s *scrapes) await(ctx context.Context, since map[string]int, n int) bool {
 	for {
 		s.mu.Lock()
-		if s.begun >= n {
+		done := true
+		for addr, c := range s.begun {
+			done = done && c >= since[addr]+n
+		}
+		if done {
 			s.mu.Unlock()
 			return true
 		}
