@@ -36,7 +36,7 @@ func startAuthServer(t *testing.T, o *server.Options) string {
 		t.Fatal(err)
 	}
 	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
+	if !ns.ReadyForConnections(bus.TimeLeft(bus.BoundedContext(t))) {
 		t.Fatal("server not ready")
 	}
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
@@ -59,7 +59,7 @@ func writeFile(t *testing.T, name string, data []byte) string {
 // all the time a slow machine needs.
 func connect(t *testing.T, o bus.ConnectOptions, wantRefusal bool) error {
 	t.Helper()
-	ctx, cancel := context.WithCancelCause(t.Context())
+	ctx, cancel := context.WithCancelCause(bus.BoundedContext(t))
 	defer cancel(nil)
 	if wantRefusal {
 		o.Logger = slog.New(giveUpOnRetry{cancel})
@@ -79,7 +79,7 @@ func connect(t *testing.T, o bus.ConnectOptions, wantRefusal bool) error {
 	if err := nc.Publish("ping", []byte("x")); err != nil {
 		return err
 	}
-	_, err = sub.NextMsgWithContext(t.Context())
+	_, err = sub.NextMsgWithContext(ctx)
 	return err
 }
 

@@ -16,7 +16,7 @@ import (
 // a dead letter by the orchestrator's Queue from the server's advisory,
 // and its Deliver fails naming it.
 func TestExhaustedDeliveriesBecomeDeadLetters(t *testing.T) {
-	ctx := t.Context()
+	ctx := boundedContext(t)
 	srv, err := StartServer(ServerOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -49,10 +49,12 @@ func TestExhaustedDeliveriesBecomeDeadLetters(t *testing.T) {
 	case <-caughtUp:
 	case err := <-dead:
 		t.Fatalf("deliver: %v", err)
+	case <-ctx.Done():
+		t.Fatal("test ended before the dispatcher caught up")
 	}
 	defer func() {
 		stop()
-		<-dead
+		awaitClosed(t, ctx, "the dispatcher to stop", dead)
 	}()
 
 	task := TaskMsg{Model: "m", Instrument: "pvq40", Items: []int{0, 1}, Shard: 3}
@@ -65,7 +67,7 @@ func TestExhaustedDeliveriesBecomeDeadLetters(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 2 {
-		if _, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second)); err != nil {
+		if _, err := cons.Next(jetstream.FetchMaxWait(timeLeft(ctx))); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -58,7 +58,7 @@ func TestConnectEndedContext(t *testing.T) {
 func TestJoin(t *testing.T) {
 	url := startAuthServer(t, &server.Options{JetStream: true, StoreDir: t.TempDir()})
 	f := natsFlags(t, "--nats", url)
-	nc, js, reg, err := f.Join(t.Context(), "agents", nil)
+	nc, js, reg, err := f.Join(bus.BoundedContext(t), "agents", nil)
 	if err != nil || nc == nil || js == nil || reg == nil {
 		t.Fatalf("got %v, %v, %v, %v; want a connection, JetStream and the registry", nc, js, reg, err)
 	}
@@ -94,24 +94,25 @@ func TestOpenReplies(t *testing.T) {
 	}
 	var log bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&log, nil))
-	a := bus.OpenReplies(t.Context(), js, 1<<20, logger)
-	b := bus.OpenReplies(t.Context(), js, 1<<20, logger)
+	ctx := bus.BoundedContext(t)
+	a := bus.OpenReplies(ctx, js, 1<<20, logger)
+	b := bus.OpenReplies(ctx, js, 1<<20, logger)
 	if a == nil || b == nil {
 		t.Fatalf("got %v and %v, want the bucket twice (log: %s)", a, b, log.String())
 	}
-	if err := a.Put(t.Context(), "k", []byte("reply")); err != nil {
+	if err := a.Put(ctx, "k", []byte("reply")); err != nil {
 		t.Fatal(err)
 	}
-	if v, ok, err := b.Get(t.Context(), "k"); err != nil || !ok || string(v) != "reply" {
+	if v, ok, err := b.Get(ctx, "k"); err != nil || !ok || string(v) != "reply" {
 		t.Errorf("the other opener: got %q, %v, %v; want the reply", v, ok, err)
 	}
-	if _, err := js.KeyValue(t.Context(), bus.RepliesBucket); err != nil {
+	if _, err := js.KeyValue(ctx, bus.RepliesBucket); err != nil {
 		t.Errorf("bucket %s: %v", bus.RepliesBucket, err)
 	}
 	if log.Len() != 0 {
 		t.Errorf("log: got %q, want nothing", log.String())
 	}
-	if kv := bus.OpenReplies(t.Context(), js, 0, logger); kv != nil {
+	if kv := bus.OpenReplies(ctx, js, 0, logger); kv != nil {
 		t.Errorf("unbounded bucket: got %v, want none", kv)
 	}
 	if !strings.Contains(log.String(), "shared model cache unavailable") {

@@ -22,11 +22,11 @@ func TestOpenRegistryWait(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := OpenRegistryWait(t.Context(), js, nil)
+	reg, err := OpenRegistryWait(boundedContext(t), js, nil)
 	if err != nil || reg == nil {
 		t.Fatalf("got %v, %v, want the registry", reg, err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
+	ctx, cancel := context.WithCancel(boundedContext(t))
 	cancel()
 	if reg, err := OpenRegistryWait(ctx, js, nil); reg != nil || err != nil {
 		t.Errorf("ended context: got %v, %v, want nil, nil", reg, err)

@@ -111,7 +111,7 @@ func TestKVStoreFull(t *testing.T) {
 // Each lists every key of the bucket with its value, and nothing in an
 // empty bucket.
 func TestKVStoreEach(t *testing.T) {
-	ctx := t.Context()
+	ctx := bus.BoundedContext(t)
 	js := newJetStream(t, bus.ServerOptions{})
 	s, err := bus.NewKVStore(ctx, js, "each", 1<<20)
 	if err != nil {

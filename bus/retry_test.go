@@ -38,7 +38,7 @@ func embedded(t *testing.T) (*nats.Conn, jetstream.JetStream) {
 // answers; they used to fail the run after five attempts.
 func TestPublishAnswersOutlastsASilentStream(t *testing.T) {
 	_, js := embedded(t)
-	ctx := t.Context()
+	ctx := boundedContext(t)
 	subj := Subjects{Run: "silent"}
 	// The stream appears only after more attempts than the old limit
 	// allowed. Until then nothing answers on the subject, and the server
@@ -53,12 +53,14 @@ func TestPublishAnswersOutlastsASilentStream(t *testing.T) {
 	case <-ready:
 	case err := <-done:
 		t.Fatalf("publish gave up while the stream was silent: %v", err)
+	case <-ctx.Done():
+		t.Fatalf("test ended before %d attempts to publish", attempts)
 	}
 	st, err := EnsureAnswerStream(ctx, js, subj, StreamOptions{MaxBytes: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := <-done; err != nil {
+	if err := awaitClosed(t, ctx, "the answers to be published", done); err != nil {
 		t.Fatalf("got %v, want the answers stored once the stream answers", err)
 	}
 	info, err := st.Info(ctx)
@@ -89,7 +91,7 @@ func (c *countingJS) PublishMsgAsync(m *nats.Msg, opts ...jetstream.PublishOpt) 
 // publish at once instead of being tried forever.
 func TestPublishAnswersRefusedFails(t *testing.T) {
 	_, js := embedded(t)
-	ctx := t.Context()
+	ctx := boundedContext(t)
 	subj := Subjects{Run: "full"}
 	if _, err := EnsureAnswerStream(ctx, js, subj, StreamOptions{MaxBytes: 1024}); err != nil {
 		t.Fatal(err)
@@ -142,7 +144,7 @@ func TestLateAnswersAreTriedAgain(t *testing.T) {
 	_, js := embedded(t)
 	l := &lateJS{JetStream: js}
 	l.late.Store(2)
-	ctx := t.Context()
+	ctx := boundedContext(t)
 	subj := Subjects{Run: "late"}
 	if _, err := EnsureAnswerStream(ctx, l, subj, StreamOptions{MaxBytes: 1 << 20}); err != nil {
 		t.Fatalf("answer stream: got %v, want it created after late answers", err)
@@ -171,9 +173,11 @@ func TestLateAnswersAreTriedAgain(t *testing.T) {
 		}
 	case err := <-errc:
 		t.Fatalf("consume answers: got %v, want the batch after late answers", err)
+	case <-ctx.Done():
+		t.Fatal("test ended before the batch was consumed")
 	}
 	stop()
-	if err := <-errc; err != nil {
+	if err := awaitClosed(t, ctx, "the answer consumer to stop", errc); err != nil {
 		t.Errorf("consume answers after stop: got %v, want nil", err)
 	}
 }

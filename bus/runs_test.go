@@ -92,7 +92,7 @@ func FuzzDecodeProgress(f *testing.F) {
 }
 
 func TestRegistry(t *testing.T) {
-	ctx := t.Context()
+	ctx := bus.BoundedContext(t)
 	js := newJetStream(t, bus.ServerOptions{})
 	reg, err := bus.OpenRegistry(ctx, js, bus.RegistryOptions{})
 	if err != nil {
@@ -176,7 +176,7 @@ func TestRegistry(t *testing.T) {
 		}
 	}
 	stopWatch()
-	wg.Wait()
+	bus.AwaitGroup(t, ctx, "the watch", &wg)
 	want := []bus.RunState{bus.RunRunning, bus.RunComplete, bus.RunDone, ""}
 	for i := range want {
 		if states[i] != want[i] {
@@ -193,7 +193,7 @@ func TestRegistry(t *testing.T) {
 // again with the same durable name rebuilds every answer from the stream,
 // counting nothing twice, and garbage on an answer subject is rejected.
 func TestConsumeRebuildsAfterRestart(t *testing.T) {
-	ctx := t.Context()
+	ctx := bus.BoundedContext(t)
 	js := newJetStream(t, bus.ServerOptions{})
 	in, err := questionnaires.Builtin("pvq40")
 	if err != nil {
@@ -251,7 +251,7 @@ func TestConsumeRebuildsAfterRestart(t *testing.T) {
 			return v >= want
 		})
 		stop()
-		if err := <-done; err != nil {
+		if err := bus.AwaitClosed(t, ctx, "the answer reader to stop", done); err != nil {
 			t.Fatal(err)
 		}
 		return bad.Load()
@@ -279,7 +279,7 @@ func TestConsumeRebuildsAfterRestart(t *testing.T) {
 }
 
 func TestHostStats(t *testing.T) {
-	ctx := t.Context()
+	ctx := bus.BoundedContext(t)
 	js := newJetStream(t, bus.ServerOptions{})
 	reg, err := bus.OpenRegistry(ctx, js, bus.RegistryOptions{})
 	if err != nil {

@@ -128,10 +128,11 @@ func (f *queueFixture) collect(ctx context.Context, col *analysis.Collector, wg 
 // test's own deadline (go test -timeout) bounds the wait.
 func waitUntil(t *testing.T, changed <-chan struct{}, cond func() bool) {
 	t.Helper()
+	ctx := bus.BoundedContext(t)
 	for !cond() {
 		select {
 		case <-changed:
-		case <-t.Context().Done():
+		case <-ctx.Done():
 			t.Fatal("test ended while waiting")
 		}
 	}
@@ -144,7 +145,7 @@ func TestWorkersShareTasks(t *testing.T) {
 	// The default ack wait: a worker slowed by a busy machine must not see
 	// its task handed to the other, which would count it twice.
 	f := newQueueFixture(t, bus.TaskQueueOptions{})
-	ctx := t.Context()
+	ctx := bus.BoundedContext(t)
 	items := []int{0, 1, 2, 3, 4, 5, 6, 7}
 	col := analysis.NewCollector(f.agents, []analysis.Plan{{Model: "m", Instrument: f.in, Items: items}})
 	var wg sync.WaitGroup
@@ -180,7 +181,7 @@ func TestWorkersShareTasks(t *testing.T) {
 	// acknowledgements too.
 	waitUntil(t, acked, func() bool { return served[0].Load()+served[1].Load() >= int64(f.shards) })
 	stop()
-	wg.Wait()
+	bus.AwaitGroup(t, ctx, "the workers", &wg)
 	if got := served[0].Load() + served[1].Load(); got != int64(f.shards) {
 		t.Errorf("got %d tasks served, want %d", got, f.shards)
 	}
@@ -238,7 +239,7 @@ func TestPublishTasksDeduplicates(t *testing.T) {
 // on its next delivery.
 func TestFailingTaskIsRedeliveredThenDead(t *testing.T) {
 	f := newQueueFixture(t, bus.TaskQueueOptions{AckWait: 200 * time.Millisecond, MaxDeliver: 3})
-	ctx := t.Context()
+	ctx := bus.BoundedContext(t)
 	var failedOnce sync.Map
 	var shard3Calls atomic.Int64
 	m := &llmtest.Model{Reply: func(q *agent.Question) (agent.Reply, error) {
@@ -300,7 +301,7 @@ func TestFailingTaskIsRedeliveredThenDead(t *testing.T) {
 		return v+i >= e-int64(len(items)*30)
 	})
 	stop()
-	wg.Wait()
+	bus.AwaitGroup(t, ctx, "the workers", &wg)
 	if d.Task.Shard != 3 || d.Deliveries != 3 || d.Host != "host-a" || d.Reason == "" {
 		t.Errorf("got dead letter %+v, want shard 3 after 3 deliveries on host-a with a reason", d)
 	}
@@ -330,8 +331,7 @@ func (permanentErr) PermanentFailure() bool { return true }
 // the model's message, instead of being delivered again.
 func TestPermanentModelFailureIsDeadAtOnce(t *testing.T) {
 	f := newQueueFixture(t, bus.TaskQueueOptions{AckWait: 200 * time.Millisecond, MaxDeliver: 5})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := bus.BoundedContext(t)
 	var calls atomic.Int64
 	m := &llmtest.Model{Reply: func(q *agent.Question) (agent.Reply, error) {
 		calls.Add(1)
@@ -340,7 +340,7 @@ func TestPermanentModelFailureIsDeadAtOnce(t *testing.T) {
 	items := []int{0}
 	var wg sync.WaitGroup
 	runCtx, stop := context.WithCancel(ctx)
-	defer func() { stop(); wg.Wait() }()
+	defer func() { stop(); bus.AwaitGroup(t, ctx, "the workers", &wg) }()
 	w := f.worker(runCtx, "host-a", m, &wg)
 	dead := make(chan bus.DeadLetter, 8)
 	sub, err := f.nc.Subscribe(f.subj.DeadLetters(), func(msg *nats.Msg) {
@@ -363,7 +363,7 @@ func TestPermanentModelFailureIsDeadAtOnce(t *testing.T) {
 			t.Errorf("got dead letter %+v, want one after 1 delivery with the model's message", d)
 		}
 	case <-ctx.Done():
-		t.Fatal("timed out waiting for a dead letter")
+		t.Fatal("test ended while waiting for a dead letter")
 	}
 }
 
@@ -447,7 +447,7 @@ func TestSlowTaskKeepsItsDelivery(t *testing.T) {
 	const ackWait = 2 * time.Second
 	f := newQueueFixture(t, bus.TaskQueueOptions{AckWait: ackWait, MaxDeliver: 2})
 	f.shards = 1
-	ctx := t.Context()
+	ctx := bus.BoundedContext(t)
 
 	// Heartbeats travel as "+WPI" acknowledgements on the consumer's ack
 	// subjects; a plain subscription sees them.
@@ -481,7 +481,7 @@ func TestSlowTaskKeepsItsDelivery(t *testing.T) {
 	col := analysis.NewCollector(f.agents, []analysis.Plan{{Model: "m", Instrument: f.in, Items: items}})
 	var wg sync.WaitGroup
 	runCtx, stop := context.WithCancel(ctx)
-	defer func() { stop(); wg.Wait() }()
+	defer func() { stop(); bus.AwaitGroup(t, ctx, "the workers", &wg) }()
 	f.collect(runCtx, col, &wg)
 	served := make(chan struct{}, 2)
 	var taken atomic.Int64
@@ -534,7 +534,7 @@ func TestSlowTaskKeepsItsDelivery(t *testing.T) {
 func TestStoppedWorkerHandsTaskBack(t *testing.T) {
 	f := newQueueFixture(t, bus.TaskQueueOptions{AckWait: time.Hour})
 	f.shards = 1
-	ctx := t.Context()
+	ctx := bus.BoundedContext(t)
 	started := make(chan struct{})
 	var once sync.Once
 	blockingCtx := func(ctx context.Context) *llmtest.Model {
@@ -556,7 +556,7 @@ func TestStoppedWorkerHandsTaskBack(t *testing.T) {
 	col := analysis.NewCollector(f.agents, []analysis.Plan{{Model: "m", Instrument: f.in, Items: items}})
 	var wg sync.WaitGroup
 	runCtx, stop := context.WithCancel(ctx)
-	defer func() { stop(); wg.Wait() }()
+	defer func() { stop(); bus.AwaitGroup(t, ctx, "the workers", &wg) }()
 	f.collect(runCtx, col, &wg)
 
 	firstCtx, stopFirst := context.WithCancel(runCtx)
@@ -567,9 +567,9 @@ func TestStoppedWorkerHandsTaskBack(t *testing.T) {
 	if err := bus.PublishTasks(ctx, f.js, f.subj, "w1", f.tasks(items), nil); err != nil {
 		t.Fatal(err)
 	}
-	<-started
+	bus.AwaitClosed(t, ctx, "the first worker to take the task", started)
 	stopFirst()
-	<-firstDone
+	bus.AwaitClosed(t, ctx, "the first worker to stop", firstDone)
 	// The worker and the subscription share the connection: once a round
 	// trip to the server is done, what the worker sent is in acks.
 	if err := f.nc.Flush(); err != nil {

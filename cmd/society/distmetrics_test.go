@@ -6,8 +6,10 @@ import (
 	"io"
 	"maps"
 	"net/http"
-	"os"
 	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,9 +39,11 @@ func TestDistributedRunServesMetrics(t *testing.T) {
 	}()
 	var stdout, stderr lockedBuffer
 	runDone := make(chan error, 1)
+	ended := make(chan struct{})
 	go func() {
 		runDone <- run(ctx, []string{"run", scen, "--nats", url, "--out", out, "--quiet", "--metrics", addr,
 			"--metrics-linger", "5m", "--cache", t.TempDir()}, &stdout, &stderr)
+		close(ended)
 	}()
 	defer func() {
 		cancel()
@@ -48,28 +52,12 @@ func TestDistributedRunServesMetrics(t *testing.T) {
 		}
 		<-hostDone
 	}()
-	for {
-		if _, err := os.Stat(filepath.Join(out, "results.json")); err == nil {
-			break
-		}
-		select {
-		case err := <-runDone:
-			runDone <- err
-			t.Fatalf("run ended before writing results: %v\n%s", err, stderr.String())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	// The results are written, and the final figures set, before the run
+	// says it lingers.
+	stderr.await(t, "run", "serving final metrics", ended)
 	res := readResults(t, out)
 	want := map[string]float64{"valid": float64(res.Answers.Valid), "invalid": float64(res.Answers.Invalid)}
-	// The final figures are set just after results.json is written.
-	var got map[string]float64
-	for range 100 {
-		got = scrapeAnswers(t, "http://"+addr+"/metrics")
-		if got["valid"] == want["valid"] && got["invalid"] == want["invalid"] {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	got := scrapeAnswers(t, "http://"+addr+"/metrics")
 	if got["valid"] != want["valid"] || got["invalid"] != want["invalid"] || want["valid"] == 0 {
 		t.Errorf("society_answers_total by outcome: got %v, want %v (results.json)", got, want)
 	}
@@ -120,7 +108,14 @@ func TestDistributedMetricsOnPrometheus(t *testing.T) {
 	out := filepath.Join(dir, "results")
 
 	addr := map[string]string{"run": promtest.FreeAddr(t), "agents": promtest.FreeAddr(t), "analyze": promtest.FreeAddr(t)}
-	files, err := metrics.DeployFiles(metrics.DeployOptions{Target: addr["run"] + "," + addr["agents"] + "," + addr["analyze"],
+	// Prometheus scrapes each role through a proxy that tells the test of
+	// every scrape; the proxies' addresses are the instances.
+	var scr scrapes
+	role := map[string]string{}
+	for name, a := range addr {
+		role[scr.proxy(t, a)] = name
+	}
+	files, err := metrics.DeployFiles(metrics.DeployOptions{Target: strings.Join(slices.Sorted(maps.Keys(role)), ","),
 		ScrapeInterval: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -136,14 +131,19 @@ func TestDistributedMetricsOnPrometheus(t *testing.T) {
 			"--metrics-linger", "10m"},
 	}
 	done := make(chan error, len(roles))
+	logs := map[string]*lockedBuffer{}
+	ended := make(chan struct{}) // closed when a role ends
+	var endOnce sync.Once
 	for name, args := range roles {
 		log := &lockedBuffer{}
+		logs[name] = log
 		go func() {
 			err := run(ctx, args, io.Discard, log)
 			if err != nil {
 				err = fmt.Errorf("%s: %w\n%s", name, err, log.String())
 			}
 			done <- err
+			endOnce.Do(func() { close(ended) })
 		}()
 	}
 	defer func() {
@@ -156,41 +156,36 @@ func TestDistributedMetricsOnPrometheus(t *testing.T) {
 	}()
 
 	// The analysis service writes results.json once every answer is in,
-	// after the orchestrator and it have counted them all.
+	// after it has counted them all, and then says so; the orchestrator,
+	// told by the registry, sets its final figures and then says it
+	// lingers. Ending the run before then would fail it.
 	resDir := filepath.Join(out, id)
-	for {
-		if _, err := os.Stat(filepath.Join(resDir, "results.json")); err == nil {
-			break
-		}
-		select {
-		case err := <-done:
-			done <- err // for the deferred wait
-			t.Fatalf("a role ended before the results were written: %v", err)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	logs["analyze"].await(t, "analysis service", "results written", ended)
+	logs["run"].await(t, "run", "serving final metrics", ended)
 	res := readResults(t, resDir)
-	// Wait for a scrape of every role that began after results.json was
-	// there: it holds the final counts.
+	// Wait for a successful scrape of every role that began after both: it
+	// holds the final counts. The queries are evaluated at a moment by
+	// which every role's last scrape succeeded and was stored, so that a
+	// scrape a busy machine makes fail later (which marks the role's series
+	// stale) cannot empty them.
 	written := time.Now()
-	for {
-		r, err := prom.Query(ctx, fmt.Sprintf("count(timestamp(up == 1) > %.3f)", float64(written.UnixNano())/1e9), time.Now())
+	var at time.Time
+	for wait := boundedContext(t); ; {
+		at = time.Now()
+		if !scr.await(wait, scr.counts(), 2) {
+			t.Fatal("prometheus did not scrape every role before the test ended")
+		}
+		r, err := prom.Query(ctx, fmt.Sprintf("count(timestamp(up == 1) > %.3f)", float64(written.UnixNano())/1e9), at)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(r) == 1 && r[0].Last == 3 {
 			break
 		}
-		select {
-		case <-t.Context().Done():
-			t.Fatal("prometheus did not scrape every role before the test ended")
-		case <-time.After(100 * time.Millisecond):
-		}
 	}
-	role := map[string]string{addr["run"]: "run", addr["agents"]: "agents", addr["analyze"]: "analyze"}
 	query := func(expr string) map[string]float64 {
 		t.Helper()
-		r, err := prom.Query(ctx, expr, time.Now())
+		r, err := prom.Query(ctx, expr, at)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -228,7 +223,7 @@ func TestDistributedMetricsOnPrometheus(t *testing.T) {
 		if q.Panel != "Progress" {
 			continue
 		}
-		r, err := prom.Query(ctx, grafanaExpand(q.Expr, "1m"), time.Now())
+		r, err := prom.Query(ctx, grafanaExpand(q.Expr, "1m"), at)
 		if err != nil {
 			t.Fatal(err)
 		}

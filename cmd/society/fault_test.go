@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -102,26 +101,9 @@ func binaries(t *testing.T) (society, natsServer string) {
 type proc struct {
 	name           string
 	cmd            *exec.Cmd
-	stdout, stderr syncBuffer
+	stdout, stderr lockedBuffer
 	done           chan struct{}
 	err            error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 func (p *proc) running() bool {
@@ -131,6 +113,14 @@ func (p *proc) running() bool {
 	default:
 		return true
 	}
+}
+
+// await returns the first line the process writes on stderr that
+// contains want; the process ending first, or the test's deadline, fails
+// the test.
+func (p *proc) await(t *testing.T, want string) string {
+	t.Helper()
+	return p.stderr.await(t, p.name, want, p.done)
 }
 
 // kill ends the process at once (kill -9) and waits for it.
@@ -253,25 +243,32 @@ func (c *cluster) startNATS() {
 	c.natsStarts++
 	c.nats = c.start(fmt.Sprintf("nats-server#%d", c.natsStarts), c.natsBin, "-js", "-sd", filepath.Join(c.dir, "store"),
 		"-p", strconv.Itoa(c.port), "-a", "127.0.0.1")
-	// Until JetStream answers or the server exits; the test's own
-	// deadline bounds the wait.
-	for {
-		nc, err := nats.Connect(c.url(), nats.Timeout(5*time.Second))
-		if err == nil {
-			js, _ := jetstream.New(nc)
-			ctx, cancel := context.WithTimeout(c.t.Context(), 5*time.Second)
-			_, err = js.AccountInfo(ctx)
-			cancel()
-			nc.Close()
-			if err == nil {
-				return
-			}
-		}
-		if c.t.Context().Err() != nil || !c.nats.running() {
-			c.t.Fatalf("nats-server not ready: %v\n%s", err, c.nats.stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+	// The server says it is ready once JetStream has recovered its store
+	// and clients are accepted, however long a busy machine takes; then
+	// JetStream must answer.
+	c.nats.await(c.t, "Server is ready")
+	nc, err := nats.Connect(c.url(), nats.Timeout(untilDeadline(c.t)))
+	if err != nil {
+		c.t.Fatalf("nats-server ready but not answering: %v\n%s", err, c.nats.stderr.String())
 	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err == nil {
+		_, err = js.AccountInfo(c.t.Context())
+	}
+	if err != nil {
+		c.t.Fatalf("nats-server ready but JetStream not answering: %v\n%s", err, c.nats.stderr.String())
+	}
+}
+
+// untilDeadline is the time left before the test's deadline, for the
+// timeouts of clients that take no context: a busy machine may make them
+// wait, the deadline alone ends the wait.
+func untilDeadline(t *testing.T) time.Duration {
+	if d, ok := t.Deadline(); ok {
+		return time.Until(d)
+	}
+	return time.Hour
 }
 
 func (c *cluster) role(name string, args ...string) *proc {
@@ -295,6 +292,7 @@ func (c *cluster) orchestrate(scenario string, extra ...string) *proc {
 type progressWatch struct {
 	mu   sync.Mutex
 	last bus.Progress
+	grew chan struct{} // closed at the next report; nil when nobody waits
 }
 
 func (c *cluster) watchProgress(run string) *progressWatch {
@@ -305,6 +303,10 @@ func (c *cluster) watchProgress(run string) *progressWatch {
 			w.mu.Lock()
 			if p.Valid+p.Invalid >= w.last.Valid+w.last.Invalid {
 				w.last = p
+			}
+			if w.grew != nil {
+				close(w.grew)
+				w.grew = nil
 			}
 			w.mu.Unlock()
 		}
@@ -323,21 +325,29 @@ func (w *progressWatch) reset() {
 	w.mu.Unlock()
 }
 
-// await waits until the analysis holds at least frac of the run's answers;
-// the test's own deadline bounds the wait.
+// await waits until the analysis reports holding at least frac of the
+// run's answers, looking again at each report; the test's own deadline
+// bounds the wait.
 func (w *progressWatch) await(t *testing.T, frac float64) bus.Progress {
 	t.Helper()
-	for t.Context().Err() == nil {
+	ctx := boundedContext(t)
+	for {
 		w.mu.Lock()
 		p := w.last
+		if w.grew == nil {
+			w.grew = make(chan struct{})
+		}
+		grew := w.grew
 		w.mu.Unlock()
 		if p.Expected > 0 && float64(p.Valid+p.Invalid) >= frac*float64(p.Expected) {
 			return p
 		}
-		time.Sleep(20 * time.Millisecond)
+		select {
+		case <-grew:
+		case <-ctx.Done():
+			t.Fatalf("the analysis did not report %.0f%% of the answers before the test ended", 100*frac)
+		}
 	}
-	t.Fatalf("the analysis did not report %.0f%% of the answers before the test ended", 100*frac)
-	return bus.Progress{}
 }
 
 func (c *cluster) writeScenario(name, text string) string {
@@ -574,23 +584,14 @@ func TestDistributedMatchesSingleProcess(t *testing.T) {
 	}
 }
 
-// modelServer starts "society model-server" on a free loopback port and
-// returns its base URL once it answers.
+// modelServer starts "society model-server" on a loopback port the system
+// picks and returns its base URL, which it prints once it listens.
 func (c *cluster) modelServer(args ...string) string {
 	c.t.Helper()
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(c.t))
-	p := c.role("model-server", append([]string{"model-server", "--addr", addr}, args...)...)
-	for {
-		conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-		if err == nil {
-			conn.Close()
-			return "http://" + addr + "/v1"
-		}
-		if c.t.Context().Err() != nil || !p.running() {
-			c.t.Fatalf("model server not listening: %v\n%s", err, p.stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	p := c.role("model-server", append([]string{"model-server", "--addr", "127.0.0.1:0"}, args...)...)
+	// It says where it listens once it does.
+	line := p.stdout.await(c.t, p.name, " on http://", p.done)
+	return line[strings.LastIndex(line, " on ")+len(" on "):]
 }
 
 // TestFaults hits a distributed run in the middle, once per fault, and

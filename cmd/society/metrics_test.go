@@ -191,19 +191,28 @@ func TestRunServesMetrics(t *testing.T) {
 	scen := writeScenarioText(t, "watched", 20000, "[games.paired_charity]\nrounds = 3\nstrategy = \"h-np\"\n", "h-np")
 	out := filepath.Join(t.TempDir(), "out")
 	addr := promtest.FreeAddr(t)
-	files, err := metrics.DeployFiles(metrics.DeployOptions{Target: addr, ScrapeInterval: 200 * time.Millisecond})
+	// Prometheus scrapes the run through a proxy that tells the test of
+	// every scrape.
+	var scr scrapes
+	files, err := metrics.DeployFiles(metrics.DeployOptions{Target: scr.proxy(t, addr), ScrapeInterval: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	prom := promtest.Start(t, string(files[metrics.PrometheusConfigFile]))
-	prom.WaitScraping(t)
+	// The run starts once Prometheus scrapes, so that it sees the run's
+	// beginning: target discovery is applied a few seconds after start.
+	if !scr.await(boundedContext(t), nil, 1) {
+		t.Fatal("prometheus scraped nothing before the test ended")
+	}
 
 	start := time.Now()
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout, stderr lockedBuffer
 	errc := make(chan error, 1)
+	ended := make(chan struct{})
 	go func() {
 		errc <- run(ctx, []string{"run", scen, "--metrics", addr, "--metrics-linger", "5m", "--out", out, "--quiet"}, &stdout, &stderr)
+		close(ended)
 	}()
 	defer func() {
 		cancel() // ends the linger
@@ -217,27 +226,16 @@ func TestRunServesMetrics(t *testing.T) {
 		}
 	}()
 
-	// The results are written before the linger starts; the test's own
-	// deadline bounds the wait.
-	for {
-		if _, err := os.Stat(filepath.Join(out, "results.json")); err == nil {
-			break
-		}
-		select {
-		case err := <-errc:
-			t.Fatalf("run ended before writing results: %v\n%s", err, stderr.String())
-		case <-t.Context().Done():
-			t.Fatal("no results.json before the test ended")
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	// The results are written, and the final values set, before the run
+	// says it lingers.
+	stderr.await(t, "run", "serving final metrics", ended)
 	res := readResults(t, out)
 
-	// The final counters reach Prometheus with the next scrapes.
+	// The final counters reach Prometheus with the next scrapes: look again
+	// at each scrape, which begins once the one before it is stored.
 	want := map[string]float64{"valid": float64(res.Answers.Valid), "invalid": float64(res.Answers.Invalid)}
-	got := map[string]float64{}
-	// They reach it however long a busy machine takes to scrape.
-	for ; t.Context().Err() == nil; time.Sleep(200 * time.Millisecond) {
+	var got map[string]float64
+	for wait := boundedContext(t); scr.await(wait, scr.counts(), 1); {
 		series, err := prom.Query(ctx, "sum by (outcome) (society_answers_total)", time.Now())
 		if err != nil {
 			t.Fatal(err)
@@ -246,9 +244,9 @@ func TestRunServesMetrics(t *testing.T) {
 		for _, s := range series {
 			got[s.Metric["outcome"]] = s.Last
 		}
-		// The similarity gauges are set when the run's results are known,
-		// just after results.json is written: wait for them too, so that
-		// a run shorter than the live refresh still shows them.
+		// The similarity gauges are set when the run's results are known:
+		// wait for them too, so that a run shorter than the live refresh
+		// still shows them.
 		sim, err := prom.Query(ctx, "society_values_similarity", time.Now())
 		if err != nil {
 			t.Fatal(err)
@@ -438,22 +436,4 @@ func TestComposeFileReferencesExist(t *testing.T) {
 	if n < 3 {
 		t.Errorf("found %d bind mounts in compose.yaml, want the Prometheus and Grafana files", n)
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for the run goroutine and the test.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (w *lockedBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.Write(p)
-}
-
-func (w *lockedBuffer) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
 }

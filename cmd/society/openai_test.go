@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,15 +22,21 @@ import (
 	"github.com/society-sim/society/population"
 )
 
-// modelServer starts the synthetic respondents behind the OpenAI HTTP API on
-// loopback, as `society model-server` does.
-func testModelServer(t *testing.T, o modelserver.Options) (*httptest.Server, *modelserver.Server) {
+// syntheticModelServer is the synthetic respondents behind the OpenAI HTTP
+// API, as `society model-server` serves them.
+func syntheticModelServer(t *testing.T, o modelserver.Options) *modelserver.Server {
 	t.Helper()
 	means, err := population.HumanMeans(syntheticMeans)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := modelserver.New(llm.NewSynthetic(1, means), o)
+	return modelserver.New(llm.NewSynthetic(1, means), o)
+}
+
+// testModelServer serves the synthetic respondents on loopback.
+func testModelServer(t *testing.T, o modelserver.Options) (*httptest.Server, *modelserver.Server) {
+	t.Helper()
+	s := syntheticModelServer(t, o)
 	hs := httptest.NewServer(s)
 	t.Cleanup(hs.Close)
 	return hs, s
@@ -213,7 +221,18 @@ func TestOpenAIMissingKey(t *testing.T) {
 // TestOpenAIResumeAfterKill: a run stopped half-way and started again makes
 // only the calls the first one did not finish.
 func TestOpenAIResumeAfterKill(t *testing.T) {
-	hs, srv := testModelServer(t, modelserver.Options{Seed: 6, Latency: 20 * time.Millisecond, Slots: 4})
+	srv := syntheticModelServer(t, modelserver.Options{Seed: 6, Latency: 20 * time.Millisecond, Slots: 4})
+	// Told after every request the server has answered, the test stops the
+	// run once 150 were served.
+	served150 := make(chan struct{})
+	var once sync.Once
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		srv.ServeHTTP(w, r)
+		if srv.Stats().Served >= 150 {
+			once.Do(func() { close(served150) })
+		}
+	}))
+	t.Cleanup(hs.Close)
 	dir := t.TempDir()
 	sc := writeScenario(t, dir, "resume", openaiScenario("resume", hs.URL, "distribution", 300, "")+"\n")
 	cache := filepath.Join(dir, "cache")
@@ -224,8 +243,12 @@ func TestOpenAIResumeAfterKill(t *testing.T) {
 		var o, e bytes.Buffer
 		done <- run(ctx, []string{"run", sc, "--out", filepath.Join(dir, "killed"), "--cache", cache}, &o, &e)
 	}()
-	for srv.Stats().Served < 150 {
-		time.Sleep(5 * time.Millisecond)
+	select {
+	case <-served150:
+	case err := <-done:
+		t.Fatalf("the run ended (%v) before the server served 150 requests", err)
+	case <-t.Context().Done():
+		t.Fatalf("the server served %d requests before the test ended, want 150", srv.Stats().Served)
 	}
 	cancel()
 	if err := <-done; err == nil {

@@ -24,6 +24,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -95,7 +96,7 @@ func Start(t testing.TB, config string) *Server {
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr,
 		"--enable-feature=native-histograms",
-		"--log.level=warn",
+		"--log.level=info", // for the line saying it is ready
 	)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
@@ -121,44 +122,22 @@ func Start(t testing.TB, config string) *Server {
 	// Ready when it says so, however long a busy machine takes; the
 	// test's own deadline (go test -timeout) bounds the wait.
 	for {
-		resp, err := http.Get(s.URL + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s
-			}
+		log, grew := s.log.next()
+		if strings.Contains(log, readyLine) {
+			return s
 		}
 		select {
+		case <-grew:
 		case <-exited:
 			t.Fatalf("prometheus exited before it was ready:\n%s", s.log.String())
 		case <-t.Context().Done():
 			t.Fatalf("prometheus not ready when the test ended:\n%s", s.log.String())
-		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
 
-// WaitScraping returns once Prometheus has tried to scrape a target (up
-// has a sample, 0 or 1). A server is ready before its first scrape: target
-// discovery is applied a few seconds after start, and a test that starts
-// its workload before then misses the beginning.
-func (s *Server) WaitScraping(t testing.TB) {
-	t.Helper()
-	for {
-		res, err := s.Query(t.Context(), "up", time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(res) > 0 {
-			return
-		}
-		select {
-		case <-t.Context().Done():
-			t.Fatalf("prometheus scraped nothing before the test ended:\n%s", s.log.String())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
+// readyLine is what Prometheus logs once it answers queries.
+const readyLine = "Server is ready to receive web requests."
 
 // Series is one series of a query result.
 type Series struct {
@@ -246,15 +225,21 @@ func (s *Server) get(ctx context.Context, path string, v url.Values) ([]Series, 
 	return out, nil
 }
 
-// syncBuffer collects the server's log from its output goroutines.
+// syncBuffer collects the server's log from its output goroutines and
+// wakes whoever waits for a line in it.
 type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu   sync.Mutex
+	b    bytes.Buffer
+	grew chan struct{} // closed at the next write; nil when nobody waits
 }
 
 func (b *syncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.grew != nil {
+		close(b.grew)
+		b.grew = nil
+	}
 	return b.b.Write(p)
 }
 
@@ -262,4 +247,14 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// next returns the log so far and a channel closed at the next write.
+func (b *syncBuffer) next() (string, <-chan struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.grew == nil {
+		b.grew = make(chan struct{})
+	}
+	return b.b.String(), b.grew
 }
