@@ -100,6 +100,9 @@ func TestFileStoreKeys(t *testing.T) {
 // record is the stored bytes of key, as the file holds them.
 func record(t *testing.T, s *FileStore, key string) []byte {
 	t.Helper()
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	var rec []byte
 	err := s.db.db.View(func(tx *bolt.Tx) error {
 		k, _ := binaryKey(key)
@@ -247,6 +250,9 @@ func TestFileStoreTornCommit(t *testing.T) {
 	}
 	first, second := keyHash("first"), keyHash("second")
 	if err := s.Put(ctx, first, []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(); err != nil { // its own commit
 		t.Fatal(err)
 	}
 	if err := s.Put(ctx, second, []byte("2")); err != nil {
