@@ -74,6 +74,10 @@ type FileStoreOptions struct {
 	// MaxQueued is how many values may wait for their commit before a
 	// Put waits for it; 0 means 8,192.
 	MaxQueued int
+	// CommitEvery is the least time between the starts of two commits,
+	// unless half of MaxQueued values wait or a Flush or Close does: the
+	// most a crash can lose. 0 means 200 ms.
+	CommitEvery time.Duration
 
 	// maxSize, when positive, is the largest the file may grow (bbolt's
 	// MaxSize), so that tests can make a write fail.
@@ -207,7 +211,7 @@ func OpenFileStore(dir string, o FileStoreOptions) (*FileStore, error) {
 		db.Close()
 		return nil, fmt.Errorf("cache file %s: %w", path, err)
 	}
-	d := &openDB{db: db, refs: 1, fresh: fresh, w: newWriter(db, path, o.Logger, o.MaxQueued)}
+	d := &openDB{db: db, refs: 1, fresh: fresh, w: newWriter(db, path, o.Logger, o.MaxQueued, o.CommitEvery)}
 	d.put.seed = maphash.MakeSeed()
 	openFiles.m[path] = d
 	return &FileStore{path: path, db: d, log: o.Logger}, nil

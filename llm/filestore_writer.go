@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -16,15 +18,20 @@ import (
 // mode.
 const defaultMaxQueued = 8192
 
+// defaultCommitEvery is how long the writer lets records accumulate after
+// a commit starts before the next: what a crash can lose.
+const defaultCommitEvery = time.Second
+
 // writer commits the records put into one database behind the Puts: a
 // Put queues its record and returns, and one goroutine commits what has
-// accumulated in one transaction, keys sorted, as soon as the previous
-// commit ends. Keys are hashes, so each record of a commit dirties a leaf
-// page of its own; the cost of a commit is its pages, and a reply's share
-// of it falls as more replies share it. Waiting for its own commit made a
-// Put pay for the commit (and the file sync) of a batch that the load of
-// the machine kept small; here no caller waits, and while one commit
-// runs the next batch grows by itself, without a timer.
+// accumulated in one transaction, keys sorted. Keys are hashes, so each
+// record of a commit dirties a leaf page of its own, and each commit
+// writes its branch pages, free list and header and syncs the file twice:
+// a reply's share of that falls as more replies share a commit. Waiting
+// for its own commit made a Put pay for the commit of a batch that the
+// load of the machine kept small; here no caller waits, and the writer
+// commits at most once per commitEvery (200 ms), at once when half the
+// queue is full or a Flush or Close waits.
 //
 // A record is in pending from its Put until its commit has ended, so
 // that a Get of this process finds it in pending or else in the file. A
@@ -43,6 +50,10 @@ type writer struct {
 	done chan struct{}
 	// beforeCommit, when set (by tests), is called before each commit.
 	beforeCommit func()
+	every        time.Duration
+
+	// commits counts the commits, for tests.
+	commits atomic.Int64
 
 	mu   sync.Mutex
 	cond sync.Cond // broadcast at the end of each commit
@@ -57,6 +68,8 @@ type writer struct {
 	// err is the first failed commit.
 	err     error
 	closing bool
+	// flushing counts the Flushes waiting: the writer commits at once.
+	flushing int
 }
 
 type queuedRecord struct {
@@ -65,12 +78,15 @@ type queuedRecord struct {
 	seq uint64
 }
 
-func newWriter(db *bolt.DB, path string, log *slog.Logger, maxQueued int) *writer {
+func newWriter(db *bolt.DB, path string, log *slog.Logger, maxQueued int, every time.Duration) *writer {
 	if maxQueued <= 0 {
 		maxQueued = defaultMaxQueued
 	}
+	if every <= 0 {
+		every = defaultCommitEvery
+	}
 	w := &writer{
-		db: db, path: path, log: log,
+		db: db, path: path, log: log, every: every,
 		slots:   make(chan struct{}, maxQueued),
 		kick:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
@@ -108,12 +124,23 @@ func (w *writer) put(ctx context.Context, key []byte, rec []byte) error {
 	q := &queuedRecord{key: string(key), rec: rec, seq: w.queued}
 	w.pending[q.key] = q
 	w.queue = append(w.queue, q)
+	// The writer needs waking when the queue was empty (it waits for
+	// records) or is half full (it waits for the interval no more).
+	wake := len(w.queue) == 1 || len(w.queue) == w.half()
 	w.mu.Unlock()
+	if wake {
+		w.wake()
+	}
+	return nil
+}
+
+func (w *writer) half() int { return max(cap(w.slots)/2, 1) }
+
+func (w *writer) wake() {
 	select {
 	case w.kick <- struct{}{}:
 	default:
 	}
-	return nil
 }
 
 // get returns the record of key not yet committed, if any.
@@ -132,8 +159,14 @@ func (w *writer) get(key []byte) ([]byte, bool) {
 func (w *writer) flush() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for target := w.queued; w.committed < target; {
-		w.cond.Wait()
+	target := w.queued
+	if w.committed < target {
+		w.flushing++
+		w.wake()
+		for w.committed < target {
+			w.cond.Wait()
+		}
+		w.flushing--
 	}
 	return w.err
 }
@@ -144,10 +177,7 @@ func (w *writer) close() error {
 	w.mu.Lock()
 	w.closing = true
 	w.mu.Unlock()
-	select {
-	case w.kick <- struct{}{}:
-	default:
-	}
+	w.wake()
 	<-w.done
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -156,18 +186,35 @@ func (w *writer) close() error {
 
 func (w *writer) run() {
 	defer close(w.done)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	var last time.Time // when the previous commit started
 	for {
 		w.mu.Lock()
-		batch, closing := w.queue, w.closing
-		w.queue = nil
+		n, closing := len(w.queue), w.closing
+		now := closing || w.flushing > 0 || n >= w.half()
 		w.mu.Unlock()
-		if len(batch) == 0 {
+		if n == 0 {
 			if closing {
 				return
 			}
 			<-w.kick
 			continue
 		}
+		if wait := w.every - time.Since(last); !now && wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-timer.C:
+			case <-w.kick:
+				timer.Stop()
+				continue
+			}
+		}
+		w.mu.Lock()
+		batch := w.queue
+		w.queue = nil
+		w.mu.Unlock()
+		last = time.Now()
 		w.commit(batch)
 	}
 }
@@ -196,6 +243,7 @@ func (w *writer) commit(batch []*queuedRecord) {
 		// At once: the Puts that queued these have returned.
 		w.log.Error("model cache write failed; its replies will be fetched again by a later run, and this run stores no more", "err", err)
 	}
+	w.commits.Add(1)
 	w.mu.Lock()
 	for _, q := range batch {
 		if w.pending[q.key] == q {

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
@@ -178,7 +180,8 @@ func TestFileStoreWriteError(t *testing.T) {
 	dir := t.TempDir()
 	var logged bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logged, nil))
-	s, err := OpenFileStore(dir, FileStoreOptions{Logger: log, maxSize: 64 << 10})
+	// Commits as soon as values wait: the test holds them itself.
+	s, err := OpenFileStore(dir, FileStoreOptions{Logger: log, maxSize: 64 << 10, CommitEvery: time.Nanosecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,4 +301,58 @@ func TestFileStoreConcurrentWriters(t *testing.T) {
 	if got, err := s.Len(); got != writers*each || err != nil {
 		t.Errorf("Len after reopening: got %d, %v; want %d", got, err, writers*each)
 	}
+}
+
+// The writer commits what accumulates: the first value at once, then at
+// most once per CommitEvery, sooner when half the queue is full.
+func TestFileStoreCommitsEvery(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		s, err := OpenFileStore(t.TempDir(), FileStoreOptions{CommitEvery: time.Second, MaxQueued: 6})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		put := func(i int) {
+			t.Helper()
+			if err := s.Put(ctx, keyHash(fmt.Sprint(i)), entry(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		commits := func(want int64, held ...int) {
+			t.Helper()
+			synctest.Wait()
+			if got := s.db.w.commits.Load(); got != want {
+				t.Fatalf("got %d commits, want %d", got, want)
+			}
+			for _, i := range held {
+				key := keyHash(fmt.Sprint(i))
+				if inFile(t, s, key) {
+					t.Fatalf("value %d: committed before its time", i)
+				}
+				if v, ok, err := s.Get(ctx, key); err != nil || !ok || !bytes.Equal(v, entry(i)) {
+					t.Fatalf("value %d waiting for its commit: got %q, %v, %v", i, v, ok, err)
+				}
+			}
+		}
+		put(0)
+		commits(1)
+		put(1)
+		put(2)
+		commits(1, 1, 2)
+		time.Sleep(time.Second - time.Nanosecond)
+		commits(1, 1, 2)
+		time.Sleep(time.Nanosecond)
+		commits(2) // 1 and 2 together
+		put(3)
+		put(4)
+		commits(2, 3, 4)
+		put(5) // half of MaxQueued: no waiting for the second
+		commits(3)
+		for i := range 6 {
+			if !inFile(t, s, keyHash(fmt.Sprint(i))) {
+				t.Errorf("value %d: not in the file", i)
+			}
+		}
+	})
 }
