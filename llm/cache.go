@@ -96,8 +96,9 @@ func OpenCache(dir string, mode CacheMode, shared Store, log *slog.Logger) (*Cac
 	return c, nil
 }
 
-// Close closes the file OpenCache opened, if any; the cache must not be
-// used after.
+// Close commits the replies put to the file OpenCache opened, if any, and
+// closes it, returning the first write of the file that failed (see
+// FileStore.Close); the cache must not be used after.
 func (c *Cache) Close() error {
 	if c.file == nil {
 		return nil

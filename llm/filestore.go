@@ -26,10 +26,14 @@ import (
 // FileStore is a Store in one file, dir/replies.db: a B+tree database
 // (bbolt) whose transactions are atomic and durable, so however many
 // replies it holds the cache is one file, and a crash at any moment leaves
-// either the value written or none. Concurrent Puts are committed together
-// in one transaction (up to 1,000 per commit, waiting at most
-// MaxBatchDelay for others to join), so writers pay one file sync per
-// batch rather than one per reply.
+// either the value written or none. Writes are behind the Puts: a Put
+// queues its value and returns, and one writer commits what has
+// accumulated in one transaction as soon as the previous commit ends, so
+// that no caller waits for a file sync and many replies share each one.
+// A Get of this process finds a value from its Put on (before its
+// commit too); Flush and Close wait for the commits and return the first
+// write error, which is also logged when it happens. A crash loses the
+// values not yet committed, which are then fetched again.
 //
 // Each value carries a CRC-32C of its bytes and is compressed with
 // DEFLATE when that makes it smaller (long raw replies); a value whose
@@ -64,9 +68,20 @@ type FileStoreOptions struct {
 	// file before giving up with ErrStoreLocked; 0 means 1 s (enough for a
 	// process that is closing it).
 	LockWait time.Duration
-	// Logger receives a warning for each value found corrupt; nil means
-	// slog.Default().
+	// Logger receives a warning for each value found corrupt and an
+	// error for each failed write; nil means slog.Default().
 	Logger *slog.Logger
+	// MaxQueued is how many values may wait for their commit before a
+	// Put waits for it; 0 means 8,192.
+	MaxQueued int
+	// CommitEvery is the least time between the starts of two commits,
+	// unless half of MaxQueued values wait or a Flush or Close does: the
+	// most a crash can lose. 0 means 200 ms.
+	CommitEvery time.Duration
+
+	// maxSize, when positive, is the largest the file may grow (bbolt's
+	// MaxSize), so that tests can make a write fail.
+	maxSize int
 }
 
 // FileName is the name of the store's file in its directory.
@@ -85,6 +100,7 @@ type openDB struct {
 	// locked to this process), and put tells which keys may be.
 	fresh bool
 	put   putFilter
+	w     *writer
 }
 
 // putFilter is a Bloom filter of the keys put into a fresh database, so
@@ -176,7 +192,7 @@ func OpenFileStore(dir string, o FileStoreOptions) (*FileStore, error) {
 	if err := checkLength(path); err != nil {
 		return nil, fmt.Errorf("cache file %s: %w (remove the file to start a fresh cache)", path, err)
 	}
-	db, err := bolt.Open(path, 0o644, &bolt.Options{Timeout: o.LockWait, FreelistType: bolt.FreelistMapType})
+	db, err := bolt.Open(path, 0o644, &bolt.Options{Timeout: o.LockWait, FreelistType: bolt.FreelistMapType, MaxSize: o.maxSize})
 	switch {
 	case errors.Is(err, bolterrors.ErrTimeout):
 		return nil, fmt.Errorf("cache file %s: %w (waited %s)", path, ErrStoreLocked, o.LockWait)
@@ -195,7 +211,7 @@ func OpenFileStore(dir string, o FileStoreOptions) (*FileStore, error) {
 		db.Close()
 		return nil, fmt.Errorf("cache file %s: %w", path, err)
 	}
-	d := &openDB{db: db, refs: 1, fresh: fresh}
+	d := &openDB{db: db, refs: 1, fresh: fresh, w: newWriter(db, path, o.Logger, o.MaxQueued, o.CommitEvery)}
 	d.put.seed = maphash.MakeSeed()
 	openFiles.m[path] = d
 	return &FileStore{path: path, db: d, log: o.Logger}, nil
@@ -208,32 +224,48 @@ func (s *FileStore) Path() string { return s.path }
 // (and reported missing).
 func (s *FileStore) Corrupt() int64 { return s.bad.Load() }
 
-// Close releases the store; the file is closed (and its lock released)
-// when the last store of the process on it is closed. Closing twice is a
-// no-op.
+// Flush waits until every value put before the call (by any store of the
+// process on the file) is committed, and returns the first write error
+// of the file, if any: a value of a failed write is not in the file.
+func (s *FileStore) Flush() error {
+	if s.closed.Load() {
+		return errStoreClosed
+	}
+	return s.db.w.flush()
+}
+
+// Close commits the values put, releases the store, and returns the first
+// write error of the file, if any; the file is closed (and its lock
+// released) when the last store of the process on it is closed. Closing
+// twice is a no-op.
 func (s *FileStore) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	werr := s.db.w.flush()
 	openFiles.Lock()
 	defer openFiles.Unlock()
 	s.db.refs--
 	if s.db.refs > 0 {
-		return nil
+		return werr
 	}
 	delete(openFiles.m, s.path)
+	werr = s.db.w.close()
 	if err := s.db.db.Close(); err != nil {
-		return fmt.Errorf("cache file %s: close: %w", s.path, err)
+		return errors.Join(werr, fmt.Errorf("cache file %s: close: %w", s.path, err))
 	}
-	return nil
+	return werr
 }
 
 var errStoreClosed = errors.New("store closed")
 
-// Len is the number of values stored.
+// Len is the number of values stored, once those put are committed.
 func (s *FileStore) Len() (int, error) {
 	if s.closed.Load() {
 		return 0, errStoreClosed
+	}
+	if err := s.db.w.flush(); err != nil {
+		return 0, err
 	}
 	var n int
 	err := s.db.db.View(func(tx *bolt.Tx) error {
@@ -255,14 +287,20 @@ func (s *FileStore) Get(_ context.Context, key string) ([]byte, bool, error) {
 	if s.db.fresh && !s.db.put.mayHold(k) {
 		return nil, false, nil
 	}
-	var rec []byte
-	err = s.db.db.View(func(tx *bolt.Tx) error {
-		// The value is only valid inside the transaction: copied out.
-		rec = bytes.Clone(tx.Bucket(repliesBucket).Get(k))
-		return nil
-	})
-	if err != nil {
-		return nil, false, err
+	rec, queued := s.db.w.get(k)
+	if queued {
+		// Records are never changed once sealed, but the caller may
+		// change the value it gets.
+		rec = bytes.Clone(rec)
+	} else {
+		err = s.db.db.View(func(tx *bolt.Tx) error {
+			// The value is only valid inside the transaction: copied out.
+			rec = bytes.Clone(tx.Bucket(repliesBucket).Get(k))
+			return nil
+		})
+		if err != nil {
+			return nil, false, err
+		}
 	}
 	if rec == nil {
 		return nil, false, nil
@@ -276,9 +314,10 @@ func (s *FileStore) Get(_ context.Context, key string) ([]byte, bool, error) {
 	return v, true, nil
 }
 
-// Put stores val under key, in a transaction shared with the Puts of other
-// goroutines at the same time; it returns once the value is on disk.
-func (s *FileStore) Put(_ context.Context, key string, val []byte) error {
+// Put stores val under key: it queues the value for the writer and
+// returns, waiting only while the writer holds MaxQueued values (or until
+// ctx ends). Once a write of the file has failed, Put returns its error.
+func (s *FileStore) Put(ctx context.Context, key string, val []byte) error {
 	if s.closed.Load() {
 		return errStoreClosed
 	}
@@ -290,16 +329,13 @@ func (s *FileStore) Put(_ context.Context, key string, val []byte) error {
 	if err != nil {
 		return err
 	}
-	// Recorded before the commit: a Get that starts once the Put has
-	// returned finds the key in the file.
+	// Recorded before it is queued: a Get that starts once the Put has
+	// returned passes the filter, and finds the key queued or, once
+	// committed, in the file.
 	if s.db.fresh {
 		s.db.put.add(k)
 	}
-	// Batch may run the function more than once: putting the same
-	// record again is harmless.
-	return s.db.db.Batch(func(tx *bolt.Tx) error {
-		return tx.Bucket(repliesBucket).Put(k, rec)
-	})
+	return s.db.w.put(ctx, k, rec)
 }
 
 // binaryKey is the key's bytes: cache keys are hex (SHA-256 sums), stored

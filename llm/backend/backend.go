@@ -367,7 +367,15 @@ func (b *Set) Close() {
 		c.Close()
 	}
 	if b.cache != nil {
-		b.cache.Close()
+		// The file's writes are behind its Puts: Close commits the
+		// last and returns the first that failed (logged then too).
+		if err := b.cache.Close(); err != nil {
+			log := b.log
+			if log == nil {
+				log = slog.Default()
+			}
+			log.Warn("model cache", "err", err)
+		}
 	}
 }
 
