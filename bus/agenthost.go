@@ -45,10 +45,6 @@ type AgentHost struct {
 
 	bad    atomic.Int64
 	served atomic.Int64
-
-	mu   sync.Mutex
-	runs map[string]*hostRun
-	wg   sync.WaitGroup
 }
 
 // Served is the number of tasks the host served.
@@ -57,60 +53,21 @@ func (h *AgentHost) Served() int64 { return h.served.Load() }
 // Bad is the number of unusable messages the host rejected.
 func (h *AgentHost) Bad() int64 { return h.bad.Load() }
 
-// hostRun is one run served by the host.
-type hostRun struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
 // Serve runs until ctx is done, then stops every run it serves and waits
 // for their goroutines.
 func (h *AgentHost) Serve(ctx context.Context) error {
-	h.runs = map[string]*hostRun{}
-	err := h.Reg.Watch(ctx, func(rec RunRecord) { h.update(ctx, rec) },
-		func(err error) {
-			h.bad.Add(1)
-			h.Log.Warn("unreadable run record", "err", err)
-		})
-	h.mu.Lock()
-	for _, r := range h.runs {
-		r.cancel()
-	}
-	h.mu.Unlock()
-	h.wg.Wait()
-	return err
-}
-
-// update starts serving a run that is running and stops serving one that
-// is over.
-func (h *AgentHost) update(ctx context.Context, rec RunRecord) {
-	if h.Only != "" && rec.ID != RunID(h.Only) {
-		return
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	cur := h.runs[rec.ID]
-	active := rec.State == RunRunning || rec.State == RunComplete
-	switch {
-	case active && cur == nil:
-		rctx, cancel := context.WithCancel(ctx)
-		r := &hostRun{cancel: cancel, done: make(chan struct{})}
-		h.runs[rec.ID] = r
-		h.wg.Add(1)
-		go func() {
-			defer h.wg.Done()
-			defer close(r.done)
-			if err := h.serveRun(rctx, rec); err != nil {
+	f := &runFollower{reg: h.Reg, log: h.Log, only: h.Only, bad: func() { h.bad.Add(1) },
+		work: func(ctx context.Context, rec RunRecord, _ <-chan struct{}) {
+			if err := h.serveRun(ctx, rec); err != nil {
 				h.Log.Error("cannot serve run", "run", rec.ID, "err", err)
 			}
-		}()
-	case !active && cur != nil:
-		cur.cancel()
-		delete(h.runs, rec.ID)
-		if rec.State != "" {
-			h.Log.Info("run over", "run", rec.ID, "state", rec.State)
-		}
-	}
+		},
+		over: func(rec RunRecord) {
+			if rec.State != "" {
+				h.Log.Info("run over", "run", rec.ID, "state", rec.State)
+			}
+		}}
+	return f.serve(ctx)
 }
 
 // serveRun serves one run's tasks until ctx is done.

@@ -49,19 +49,7 @@ type Analyst struct {
 
 	bad     atomic.Int64
 	written atomic.Int64
-
-	mu   sync.Mutex
-	runs map[string]*analysisRun
-	wg   sync.WaitGroup
 }
-
-type analysisRun struct {
-	cancel   context.CancelFunc
-	once     sync.Once
-	complete chan struct{} // closed when the registry says the run is complete
-}
-
-func (r *analysisRun) markComplete() { r.once.Do(func() { close(r.complete) }) }
 
 // maxRecordResults bounds the results.json kept in a run's record; a
 // larger one is only in the results directory.
@@ -73,56 +61,21 @@ func (a *Analyst) consumerName() string { return "analysis_" + RunID(a.Name) }
 // Serve runs until ctx is done, then stops every run it follows and
 // waits for their goroutines.
 func (a *Analyst) Serve(ctx context.Context) error {
-	a.runs = map[string]*analysisRun{}
-	err := a.Reg.Watch(ctx, func(rec RunRecord) { a.update(ctx, rec) },
-		func(err error) {
-			a.bad.Add(1)
-			a.Log.Warn("unreadable run record", "err", err)
-		})
-	a.mu.Lock()
-	for _, r := range a.runs {
-		r.cancel()
-	}
-	a.mu.Unlock()
-	a.wg.Wait()
-	return err
-}
-
-func (a *Analyst) update(ctx context.Context, rec RunRecord) {
-	if a.Only != "" && rec.ID != RunID(a.Only) {
-		return
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	cur := a.runs[rec.ID]
-	active := rec.State == RunRunning || rec.State == RunComplete
-	switch {
-	case active && cur == nil:
-		rctx, cancel := context.WithCancel(ctx)
-		cur = &analysisRun{cancel: cancel, complete: make(chan struct{})}
-		a.runs[rec.ID] = cur
-		a.wg.Add(1)
-		go func() {
-			defer a.wg.Done()
-			if err := a.analyse(rctx, rec, cur); err != nil && rctx.Err() == nil {
+	f := &runFollower{reg: a.Reg, log: a.Log, only: a.Only, bad: func() { a.bad.Add(1) },
+		work: func(ctx context.Context, rec RunRecord, complete <-chan struct{}) {
+			if err := a.analyse(ctx, rec, complete); err != nil && ctx.Err() == nil {
 				a.Log.Error("analysis of run failed", "run", rec.ID, "err", err)
 				a.record(rec, func(r *RunRecord) bool {
 					r.State, r.Error = RunFailed, "analysis: "+err.Error()
 					return true
 				})
 			}
-		}()
-	case !active && cur != nil:
-		cur.cancel()
-		delete(a.runs, rec.ID)
-	}
-	if cur != nil && rec.State == RunComplete {
-		cur.markComplete()
-	}
+		}}
+	return f.serve(ctx)
 }
 
 // analyse follows one run until its results are written or ctx ends.
-func (a *Analyst) analyse(ctx context.Context, rec RunRecord, r *analysisRun) error {
+func (a *Analyst) analyse(ctx context.Context, rec RunRecord, complete <-chan struct{}) error {
 	b, done := a.Backends()
 	defer done()
 	sc, p, err := sim.RecordPlan(rec.ID, []byte(rec.Scenario), rec.Prep, b, true)
@@ -160,7 +113,7 @@ func (a *Analyst) analyse(ctx context.Context, rec RunRecord, r *analysisRun) er
 	}
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
-	complete, answered := r.complete, col.Done()
+	answered := col.Done()
 	for complete != nil || answered != nil {
 		select {
 		case <-rctx.Done():
