@@ -19,6 +19,7 @@ func Traffic(stats []HostStats, models []analysis.ModelInfo) (map[string]analysi
 			t := traffic[m.Model]
 			t.Calls += m.Calls
 			t.CacheHits += m.CacheHits
+			t.AnswersReused += m.AnswersReused
 			t.Retries += m.Retries
 			t.StrictRetries += m.StrictRetries
 			t.PromptTokens += m.PromptTokens

@@ -6,24 +6,25 @@ import (
 	"github.com/society-sim/society/analysis"
 )
 
-// The agent hosts' reports add up per model, and a model any host saw
+// The agent hosts' reports add up per model (the answers reused too, as
+// a single process counts them), and a model any host saw
 // served by the model server is labelled synthetic.
 func TestHostsTraffic(t *testing.T) {
 	models := []analysis.ModelInfo{{Name: "a", Backend: "openai", Mode: "distribution"}, {Name: "b", Backend: "openai", Mode: "sample"}}
 	stats := []HostStats{
 		{Host: "h1", Models: []HostModelStats{
 			{Model: "a", Calls: 10, Distributions: 8, Fallbacks: 2, CoverageSum: 6, Synthetic: true, Fingerprint: "society-synthetic"},
-			{Model: "b", Calls: 5, StrictRetries: 1, PromptTokens: 100, ServedModel: "meta-llama/Meta-Llama-3-8B-Instruct"},
+			{Model: "b", Calls: 5, AnswersReused: 3, StrictRetries: 1, PromptTokens: 100, ServedModel: "meta-llama/Meta-Llama-3-8B-Instruct"},
 		}},
 		{Host: "h2", Models: []HostModelStats{
 			{Model: "a", Calls: 4, Distributions: 2, Fallbacks: 2, CoverageSum: 0.5},
-			{Model: "b", Calls: 7, StrictRetries: 2, PromptTokens: 50},
+			{Model: "b", Calls: 7, AnswersReused: 4, StrictRetries: 2, PromptTokens: 50},
 		}},
 		{Host: "old"}, // a host that reports no models
 	}
 	traffic, labelled := Traffic(stats, models)
 	wantA := analysis.ModelTraffic{Calls: 14, Distributions: 10, Fallbacks: 4, CoverageSum: 6.5}
-	wantB := analysis.ModelTraffic{Calls: 12, StrictRetries: 3, PromptTokens: 150}
+	wantB := analysis.ModelTraffic{Calls: 12, AnswersReused: 7, StrictRetries: 3, PromptTokens: 150}
 	if traffic["a"] != wantA || traffic["b"] != wantB {
 		t.Errorf("traffic: got %+v, want a %+v, b %+v", traffic, wantA, wantB)
 	}
