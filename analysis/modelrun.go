@@ -43,6 +43,31 @@ type ModelTraffic struct {
 	CoverageSum float64 `json:"coverage_sum"`
 }
 
+// AddCalls adds to t what o's requests cost: the calls, the calls and
+// answers the cache saved, the retries and the tokens. What describes a
+// run's answers (distributions, questions, fallbacks, coverage) is left
+// as it is: a run that feeds another (the model-specific calibration)
+// adds its cost, not its answers.
+func (t *ModelTraffic) AddCalls(o ModelTraffic) {
+	t.Calls += o.Calls
+	t.CacheHits += o.CacheHits
+	t.AnswersReused += o.AnswersReused
+	t.Retries += o.Retries
+	t.StrictRetries += o.StrictRetries
+	t.PromptTokens += o.PromptTokens
+	t.CompletionTokens += o.CompletionTokens
+}
+
+// Add adds every count of o to t: the traffic of one model on several
+// hosts.
+func (t *ModelTraffic) Add(o ModelTraffic) {
+	t.AddCalls(o)
+	t.Distributions += o.Distributions
+	t.Fallbacks += o.Fallbacks
+	t.Questions += o.Questions
+	t.CoverageSum += o.CoverageSum
+}
+
 // ModelRun is what really happened with one model in a run: the query
 // mode it was used in, its traffic and the validity of its answers. Keys
 // are stable.

@@ -210,10 +210,7 @@ func (a *Analyst) hostTraffic(ctx context.Context, run string) (analysis.LLMCoun
 		return out, nil
 	}
 	for _, s := range stats {
-		out.Calls += s.Calls
-		out.CacheHits += s.CacheHits
-		out.AnswersReused += s.AnswersReused
-		out.Retries += s.Retries
+		out.Add(s.LLMCounts)
 	}
 	return out, stats
 }

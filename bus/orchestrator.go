@@ -337,8 +337,7 @@ func (o *orchestration) writeOwn(ctx context.Context, dir string) (RunRecord, er
 		stats = nil
 	}
 	for _, s := range stats {
-		llm.Calls, llm.CacheHits, llm.Retries = llm.Calls+s.Calls, llm.CacheHits+s.CacheHits, llm.Retries+s.Retries
-		llm.AnswersReused += s.AnswersReused
+		llm.Add(s.LLMCounts)
 	}
 	traffic, models := Traffic(stats, o.p.Study.Models)
 	if traffic = o.p.AddCalibrationTraffic(&llm, traffic); len(traffic) > 0 {

@@ -17,17 +17,7 @@ func Traffic(stats []HostStats, models []analysis.ModelInfo) (map[string]analysi
 	for _, h := range stats {
 		for _, m := range h.Models {
 			t := traffic[m.Model]
-			t.Calls += m.Calls
-			t.CacheHits += m.CacheHits
-			t.AnswersReused += m.AnswersReused
-			t.Retries += m.Retries
-			t.StrictRetries += m.StrictRetries
-			t.PromptTokens += m.PromptTokens
-			t.CompletionTokens += m.CompletionTokens
-			t.Distributions += m.Distributions
-			t.Questions += m.Questions
-			t.Fallbacks += m.Fallbacks
-			t.CoverageSum += m.CoverageSum
+			t.Add(m.ModelTraffic)
 			traffic[m.Model] = t
 			for i := range out {
 				if out[i].Name != m.Model {
