@@ -55,6 +55,20 @@ type Analyst struct {
 // larger one is only in the results directory.
 const maxRecordResults = 512 << 10
 
+// recordedResults is the results.json written in dir as a run's record
+// keeps it: nil when larger than maxRecordResults or not JSON. The error
+// is the file's when it cannot be read.
+func recordedResults(dir string) ([]byte, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "results.json"))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxRecordResults || !json.Valid(b) {
+		return nil, nil
+	}
+	return b, nil
+}
+
 // consumerName is the durable consumer of this service on a run's answers.
 func (a *Analyst) consumerName() string { return "analysis_" + RunID(a.Name) }
 
@@ -138,29 +152,21 @@ func (a *Analyst) analyse(ctx context.Context, rec RunRecord, complete <-chan st
 	if err != nil {
 		return err
 	}
-	llmCounts, hosts := a.hostTraffic(ctx, rec.ID)
-	traffic, models := Traffic(hosts, p.Study.Models)
-	if traffic = p.AddCalibrationTraffic(&llmCounts, traffic); len(traffic) > 0 {
-		p.Study.Traffic, p.Study.Models = traffic, models
-	}
-	outcome, err := p.Study.Compute(ctx, col)
+	llmCounts, err := hostTraffic(ctx, a.Reg, rec.ID, p, func(error) { a.bad.Add(1) })
 	if err != nil {
-		return err
+		a.Log.Warn("read the hosts' model traffic", "run", rec.ID, "err", err)
 	}
-	outcome.Results.LLM = llmCounts
+	var run *analysis.Run
 	if a.RunBlock != nil {
-		outcome.Results.Finish(a.RunBlock(rec.ID, rec.Start), time.Now())
+		run = a.RunBlock(rec.ID, rec.Start)
 	}
-	finish(outcome)
-	if err := results.Write(ctx, dir, &analysis.Output{Outcome: outcome, Collector: col, Study: p.Study, Scenario: p.Resolved}); err != nil {
+	if _, err := results.Produce(ctx, dir, results.Finished{Study: p.Study, Collector: col, Scenario: p.Resolved, LLM: llmCounts, Run: run,
+		Computed: finish}); err != nil {
 		return err
 	}
-	results, err := os.ReadFile(filepath.Join(dir, "results.json"))
+	results, err := recordedResults(dir)
 	if err != nil {
 		return err
-	}
-	if len(results) > maxRecordResults || !json.Valid(results) {
-		results = nil
 	}
 	a.written.Add(1)
 	a.Log.Info("results written", "run", rec.ID, "dir", dir)
@@ -197,22 +203,6 @@ func (a *Analyst) record(rec RunRecord, fn func(*RunRecord) bool) {
 // String names the service in its summary line.
 func (a *Analyst) String() string {
 	return fmt.Sprintf("analysis service %s: %d results written, %d unusable messages rejected", a.Name, a.written.Load(), a.bad.Load())
-}
-
-// hostTraffic adds up the model traffic the agent hosts reported for a run.
-// Hosts report about once a second, so a host that died just after its
-// last call may have left its last second out.
-func (a *Analyst) hostTraffic(ctx context.Context, run string) (analysis.LLMCounts, []HostStats) {
-	var out analysis.LLMCounts
-	stats, err := a.Reg.HostStats(ctx, run, func(error) { a.bad.Add(1) })
-	if err != nil {
-		a.Log.Warn("read the hosts' model traffic", "run", run, "err", err)
-		return out, nil
-	}
-	for _, s := range stats {
-		out.Add(s.LLMCounts)
-	}
-	return out, stats
 }
 
 // completeNow reads whether the registry says the run is complete: the

@@ -331,37 +331,19 @@ func (o *orchestration) await(ctx context.Context) (RunRecord, error) {
 func (o *orchestration) writeOwn(ctx context.Context, dir string) (RunRecord, error) {
 	// The hosts' traffic, per model too, as the analysis service reports
 	// it, and the calibration's that this process made.
-	var llm analysis.LLMCounts
-	stats, err := o.reg.HostStats(ctx, o.id, nil)
-	if err != nil {
-		stats = nil
-	}
-	for _, s := range stats {
-		llm.Add(s.LLMCounts)
-	}
-	traffic, models := Traffic(stats, o.p.Study.Models)
-	if traffic = o.p.AddCalibrationTraffic(&llm, traffic); len(traffic) > 0 {
-		o.p.Study.Traffic, o.p.Study.Models = traffic, models
-	}
-	outcome, err := o.p.Study.Compute(ctx, o.col)
-	if err != nil {
-		return RunRecord{}, err
-	}
-	outcome.Results.LLM = llm
+	llm, _ := hostTraffic(ctx, o.reg, o.id, o.p, nil)
+	var run *analysis.Run
 	if o.runBlock != nil {
-		outcome.Results.Finish(o.runBlock(o.id, o.start), time.Now())
+		run = o.runBlock(o.id, o.start)
 	}
-	if err := results.Write(ctx, dir, &analysis.Output{Outcome: outcome, Collector: o.col, Study: o.p.Study, Scenario: o.p.Resolved}); err != nil {
+	if _, err := results.Produce(ctx, dir, results.Finished{Study: o.p.Study, Collector: o.col, Scenario: o.p.Resolved, LLM: llm, Run: run}); err != nil {
 		return RunRecord{}, err
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		abs = dir
 	}
-	results, err := os.ReadFile(filepath.Join(dir, "results.json"))
-	if err != nil || len(results) > maxRecordResults {
-		results = nil
-	}
+	results, _ := recordedResults(dir)
 	host, _ := os.Hostname()
 	return o.reg.Modify(ctx, o.id, func(r *RunRecord) error {
 		if r.Epoch != o.epoch {
