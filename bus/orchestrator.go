@@ -38,8 +38,9 @@ type Orchestrator struct {
 	// is queued before its missing work is handed out again; 0 means
 	// twice the ack wait.
 	Stall time.Duration
-	// Observer follows the run; BadMessage is told about every message
-	// that could not be used. Either may be nil.
+	// Observer follows the run, and when it is a sim.Stager is told of
+	// the analysing and the writing after the answers; BadMessage is told
+	// about every message that could not be used. Either may be nil.
 	Observer   sim.Observer
 	BadMessage func(error)
 	// Answered, when set, is called once the loop is over, with its error
@@ -246,6 +247,10 @@ func (o *Orchestrator) Run(ctx context.Context, sc *scenarios.Scenario, out stri
 		}
 		return nil, err
 	}
+	// The steps after the answers, here or in the analysis service, take
+	// seconds on a large run: the observer is told, as a single process's.
+	sim.Stage(obs, sim.StageAnalysing)
+	r.obs = obs
 	var final RunRecord
 	if out != "" {
 		final, err = r.writeOwn(ctx, out)
@@ -276,6 +281,7 @@ type orchestration struct {
 	epoch int
 	start string // the run's first start (RunRecord.Start)
 	col   *analysis.Collector
+	obs   sim.Observer
 	bad   atomic.Int64
 
 	runBlock func(id, start string) *analysis.Run
@@ -336,7 +342,9 @@ func (o *orchestration) writeOwn(ctx context.Context, dir string) (RunRecord, er
 	if o.runBlock != nil {
 		run = o.runBlock(o.id, o.start)
 	}
-	if _, err := results.Produce(ctx, dir, results.Finished{Study: o.p.Study, Collector: o.col, Scenario: o.p.Resolved, LLM: llm, Run: run}); err != nil {
+	writing := func(*analysis.Outcome) { sim.Stage(o.obs, sim.StageWriting) }
+	if _, err := results.Produce(ctx, dir, results.Finished{Study: o.p.Study, Collector: o.col, Scenario: o.p.Resolved, LLM: llm, Run: run,
+		Computed: writing}); err != nil {
 		return RunRecord{}, err
 	}
 	abs, err := filepath.Abs(dir)

@@ -231,6 +231,13 @@ shards = 2
 		!regexp.MustCompile(`(?m)^\s*served\s+distribution\s+`+strconv.FormatInt(served, 10)+`\s`).MatchString(stderr) {
 		t.Errorf("the run's stderr does not start with its plan of %d requests:\n%s", served, stderr)
 	}
+	// Off a terminal, the calibration in this process and the main run
+	// each show progress lines, as a single-process run does.
+	for _, run := range []string{"calibration", "calib"} {
+		if !regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d ` + run + `: analysing: \d+/\d+ answers`).MatchString(stderr) {
+			t.Errorf("no progress line of the %s analysing in the run's stderr:\n%s", run, stderr)
+		}
+	}
 }
 
 // TestDistributedResultsCountHosts: results written by the analysis service
