@@ -18,22 +18,54 @@ const topReasons = 3
 
 // ModelTraffic is what a model's backend counted during the run; the
 // caller fills it from the model clients (the analysis does not know them).
+// Its keys are those an agent host reports a model's traffic under.
 type ModelTraffic struct {
 	// CacheHits counts the calls not made because the cache held their
 	// replies, AnswersReused the answers a reply served beyond its first
 	// (llm.ClientStats).
-	Calls, CacheHits, AnswersReused, Retries, StrictRetries int64
-	PromptTokens, CompletionTokens                          int64
+	Calls            int64 `json:"calls"`
+	CacheHits        int64 `json:"cache_hits"`
+	AnswersReused    int64 `json:"answers_reused,omitempty"`
+	Retries          int64 `json:"retries"`
+	StrictRetries    int64 `json:"strict_retries"`
+	PromptTokens     int64 `json:"prompt_tokens"`
+	CompletionTokens int64 `json:"completion_tokens"`
 	// Distributions counts the answer distributions fetched from the
 	// endpoint in distribution mode, CoverageSum their covered probability
 	// masses, Fallbacks those whose questions were sampled instead.
-	Distributions, Fallbacks int64
+	Distributions int64 `json:"distributions"`
+	Fallbacks     int64 `json:"fallbacks"`
 	// Questions counts the questions asked in distribution mode: those
 	// with a distribution and those sampled because their reply had no
 	// alternatives or their request failed (0 in results written before
 	// it was counted: Distributions is used instead).
-	Questions   int64
-	CoverageSum float64
+	Questions   int64   `json:"questions"`
+	CoverageSum float64 `json:"coverage_sum"`
+}
+
+// AddCalls adds to t what o's requests cost: the calls, the calls and
+// answers the cache saved, the retries and the tokens. What describes a
+// run's answers (distributions, questions, fallbacks, coverage) is left
+// as it is: a run that feeds another (the model-specific calibration)
+// adds its cost, not its answers.
+func (t *ModelTraffic) AddCalls(o ModelTraffic) {
+	t.Calls += o.Calls
+	t.CacheHits += o.CacheHits
+	t.AnswersReused += o.AnswersReused
+	t.Retries += o.Retries
+	t.StrictRetries += o.StrictRetries
+	t.PromptTokens += o.PromptTokens
+	t.CompletionTokens += o.CompletionTokens
+}
+
+// Add adds every count of o to t: the traffic of one model on several
+// hosts.
+func (t *ModelTraffic) Add(o ModelTraffic) {
+	t.AddCalls(o)
+	t.Distributions += o.Distributions
+	t.Fallbacks += o.Fallbacks
+	t.Questions += o.Questions
+	t.CoverageSum += o.CoverageSum
 }
 
 // ModelRun is what really happened with one model in a run: the query

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -164,5 +165,43 @@ func TestUndefinedSimilarities(t *testing.T) {
 	got := r.UndefinedSimilarities()
 	if len(got) != 1 || !strings.Contains(got[0], "model flat") || !strings.Contains(got[0], "do not vary") {
 		t.Errorf("got %q, want one warning, for model flat", got)
+	}
+}
+
+// Add sums every count of a model's traffic (a count added to the type
+// and forgotten here would be lost from a distributed run's results);
+// AddCalls sums only what the requests cost.
+func TestModelTrafficAdd(t *testing.T) {
+	var one ModelTraffic
+	v := reflect.ValueOf(&one).Elem()
+	for i := range v.NumField() {
+		switch f := v.Field(i); f.Kind() {
+		case reflect.Int64:
+			f.SetInt(1)
+		case reflect.Float64:
+			f.SetFloat(1)
+		default:
+			t.Fatalf("field %s: kind %s not summed by this test", v.Type().Field(i).Name, f.Kind())
+		}
+	}
+	sum := one
+	sum.Add(one)
+	s := reflect.ValueOf(sum)
+	for i := range s.NumField() {
+		if got := s.Field(i).Convert(reflect.TypeFor[float64]()).Float(); got != 2 {
+			t.Errorf("Add: %s: got %v, want 2", s.Type().Field(i).Name, got)
+		}
+	}
+	calls := one
+	calls.AddCalls(one)
+	want := ModelTraffic{Calls: 2, CacheHits: 2, AnswersReused: 2, Retries: 2, StrictRetries: 2, PromptTokens: 2, CompletionTokens: 2,
+		Distributions: 1, Fallbacks: 1, Questions: 1, CoverageSum: 1}
+	if calls != want {
+		t.Errorf("AddCalls: got %+v, want %+v", calls, want)
+	}
+	c := LLMCounts{Calls: 1, CacheHits: 2, AnswersReused: 3, Retries: 4}
+	c.Add(c)
+	if c != (LLMCounts{Calls: 2, CacheHits: 4, AnswersReused: 6, Retries: 8}) {
+		t.Errorf("LLMCounts.Add: got %+v", c)
 	}
 }

@@ -124,6 +124,14 @@ type LLMCounts struct {
 	Retries       int64 `json:"retries"`
 }
 
+// Add adds o's counts to c.
+func (c *LLMCounts) Add(o LLMCounts) {
+	c.Calls += o.Calls
+	c.CacheHits += o.CacheHits
+	c.AnswersReused += o.AnswersReused
+	c.Retries += o.Retries
+}
+
 // ValueStructureRow is one cell of Table 1: how human-like a model's value
 // structure is under a strategy, against one human reference.
 type ValueStructureRow struct {

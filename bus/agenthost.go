@@ -43,12 +43,10 @@ type AgentHost struct {
 	// serving it.
 	Follow func(rec RunRecord, sc *scenarios.Scenario, p *sim.Plan) (end func())
 
-	bad    atomic.Int64
-	served atomic.Int64
-
-	mu   sync.Mutex
-	runs map[string]*hostRun
-	wg   sync.WaitGroup
+	bad     atomic.Int64
+	served  atomic.Int64
+	answers atomic.Int64
+	calls   atomic.Int64
 }
 
 // Served is the number of tasks the host served.
@@ -57,60 +55,29 @@ func (h *AgentHost) Served() int64 { return h.served.Load() }
 // Bad is the number of unusable messages the host rejected.
 func (h *AgentHost) Bad() int64 { return h.bad.Load() }
 
-// hostRun is one run served by the host.
-type hostRun struct {
-	cancel context.CancelFunc
-	done   chan struct{}
+// String names the host in its summary line: the tasks it served, the
+// messages it rejected, the tasks' answers and the model calls it made for
+// the runs it stopped serving.
+func (h *AgentHost) String() string {
+	return fmt.Sprintf("agent host %s: %d tasks served, %d unusable messages rejected, %d answers, %d model calls",
+		h.Name, h.served.Load(), h.bad.Load(), h.answers.Load(), h.calls.Load())
 }
 
 // Serve runs until ctx is done, then stops every run it serves and waits
 // for their goroutines.
 func (h *AgentHost) Serve(ctx context.Context) error {
-	h.runs = map[string]*hostRun{}
-	err := h.Reg.Watch(ctx, func(rec RunRecord) { h.update(ctx, rec) },
-		func(err error) {
-			h.bad.Add(1)
-			h.Log.Warn("unreadable run record", "err", err)
-		})
-	h.mu.Lock()
-	for _, r := range h.runs {
-		r.cancel()
-	}
-	h.mu.Unlock()
-	h.wg.Wait()
-	return err
-}
-
-// update starts serving a run that is running and stops serving one that
-// is over.
-func (h *AgentHost) update(ctx context.Context, rec RunRecord) {
-	if h.Only != "" && rec.ID != RunID(h.Only) {
-		return
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	cur := h.runs[rec.ID]
-	active := rec.State == RunRunning || rec.State == RunComplete
-	switch {
-	case active && cur == nil:
-		rctx, cancel := context.WithCancel(ctx)
-		r := &hostRun{cancel: cancel, done: make(chan struct{})}
-		h.runs[rec.ID] = r
-		h.wg.Add(1)
-		go func() {
-			defer h.wg.Done()
-			defer close(r.done)
-			if err := h.serveRun(rctx, rec); err != nil {
+	f := &runFollower{reg: h.Reg, log: h.Log, only: h.Only, bad: func() { h.bad.Add(1) },
+		work: func(ctx context.Context, rec RunRecord, _ <-chan struct{}) {
+			if err := h.serveRun(ctx, rec); err != nil {
 				h.Log.Error("cannot serve run", "run", rec.ID, "err", err)
 			}
-		}()
-	case !active && cur != nil:
-		cur.cancel()
-		delete(h.runs, rec.ID)
-		if rec.State != "" {
-			h.Log.Info("run over", "run", rec.ID, "state", rec.State)
-		}
-	}
+		},
+		over: func(rec RunRecord) {
+			if rec.State != "" {
+				h.Log.Info("run over", "run", rec.ID, "state", rec.State)
+			}
+		}}
+	return f.serve(ctx)
 }
 
 // serveRun serves one run's tasks until ctx is done.
@@ -126,6 +93,12 @@ func (h *AgentHost) serveRun(ctx context.Context, rec RunRecord) error {
 	}
 	h.Log.Info("serving run", "run", rec.ID, "agents", p.Study.Pool.Size(), "shards", rec.Shards)
 
+	// The host's model traffic for the run goes to the registry about once
+	// a second, before each task is acknowledged (so that the results,
+	// written once every task is, count every request) and when it stops;
+	// its calls count in the host's summary once it stops.
+	st := &statsReporter{h: h, run: rec.ID, b: b}
+	defer func() { h.calls.Add(st.seen.Calls) }()
 	// Shards are instantiated on their first task and live as long as the
 	// run: their agents' goroutines are started here and stopped with ctx.
 	var (
@@ -152,10 +125,6 @@ func (h *AgentHost) serveRun(ctx context.Context, rec RunRecord) error {
 		}()
 		return sh, nil
 	}
-	// The host's model traffic for the run goes to the registry about once
-	// a second, before each task is acknowledged (so that the results,
-	// written once every task is, count every request) and when it stops.
-	st := &statsReporter{h: h, run: rec.ID, b: b}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -167,7 +136,10 @@ func (h *AgentHost) serveRun(ctx context.Context, rec RunRecord) error {
 		Concurrency: h.Concurrency, Host: h.Name, Logger: h.Log,
 		BadMessage: func(error) { h.bad.Add(1) },
 		Settle:     func(ctx context.Context, _ TaskMsg) { st.put(ctx) },
-		Served:     func(TaskMsg) { h.served.Add(1) },
+		Served: func(_ TaskMsg, answers int) {
+			h.served.Add(1)
+			h.answers.Add(int64(answers))
+		},
 	}
 	return w.Run(ctx)
 }
@@ -180,13 +152,15 @@ type statsReporter struct {
 	b   HostModels
 
 	mu   sync.Mutex
-	last HostStats
+	last HostStats // the last stored
+	seen HostStats // the last counted, stored or not
 }
 
 func (r *statsReporter) put(ctx context.Context) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	c := r.b.HostStats(ctx, r.h.Name)
+	r.seen = c
 	if reflect.DeepEqual(c, r.last) {
 		return
 	}

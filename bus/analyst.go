@@ -49,23 +49,25 @@ type Analyst struct {
 
 	bad     atomic.Int64
 	written atomic.Int64
-
-	mu   sync.Mutex
-	runs map[string]*analysisRun
-	wg   sync.WaitGroup
 }
-
-type analysisRun struct {
-	cancel   context.CancelFunc
-	once     sync.Once
-	complete chan struct{} // closed when the registry says the run is complete
-}
-
-func (r *analysisRun) markComplete() { r.once.Do(func() { close(r.complete) }) }
 
 // maxRecordResults bounds the results.json kept in a run's record; a
 // larger one is only in the results directory.
 const maxRecordResults = 512 << 10
+
+// recordedResults is the results.json written in dir as a run's record
+// keeps it: nil when larger than maxRecordResults or not JSON. The error
+// is the file's when it cannot be read.
+func recordedResults(dir string) ([]byte, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "results.json"))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxRecordResults || !json.Valid(b) {
+		return nil, nil
+	}
+	return b, nil
+}
 
 // consumerName is the durable consumer of this service on a run's answers.
 func (a *Analyst) consumerName() string { return "analysis_" + RunID(a.Name) }
@@ -73,56 +75,21 @@ func (a *Analyst) consumerName() string { return "analysis_" + RunID(a.Name) }
 // Serve runs until ctx is done, then stops every run it follows and
 // waits for their goroutines.
 func (a *Analyst) Serve(ctx context.Context) error {
-	a.runs = map[string]*analysisRun{}
-	err := a.Reg.Watch(ctx, func(rec RunRecord) { a.update(ctx, rec) },
-		func(err error) {
-			a.bad.Add(1)
-			a.Log.Warn("unreadable run record", "err", err)
-		})
-	a.mu.Lock()
-	for _, r := range a.runs {
-		r.cancel()
-	}
-	a.mu.Unlock()
-	a.wg.Wait()
-	return err
-}
-
-func (a *Analyst) update(ctx context.Context, rec RunRecord) {
-	if a.Only != "" && rec.ID != RunID(a.Only) {
-		return
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	cur := a.runs[rec.ID]
-	active := rec.State == RunRunning || rec.State == RunComplete
-	switch {
-	case active && cur == nil:
-		rctx, cancel := context.WithCancel(ctx)
-		cur = &analysisRun{cancel: cancel, complete: make(chan struct{})}
-		a.runs[rec.ID] = cur
-		a.wg.Add(1)
-		go func() {
-			defer a.wg.Done()
-			if err := a.analyse(rctx, rec, cur); err != nil && rctx.Err() == nil {
+	f := &runFollower{reg: a.Reg, log: a.Log, only: a.Only, bad: func() { a.bad.Add(1) },
+		work: func(ctx context.Context, rec RunRecord, complete <-chan struct{}) {
+			if err := a.analyse(ctx, rec, complete); err != nil && ctx.Err() == nil {
 				a.Log.Error("analysis of run failed", "run", rec.ID, "err", err)
 				a.record(rec, func(r *RunRecord) bool {
 					r.State, r.Error = RunFailed, "analysis: "+err.Error()
 					return true
 				})
 			}
-		}()
-	case !active && cur != nil:
-		cur.cancel()
-		delete(a.runs, rec.ID)
-	}
-	if cur != nil && rec.State == RunComplete {
-		cur.markComplete()
-	}
+		}}
+	return f.serve(ctx)
 }
 
 // analyse follows one run until its results are written or ctx ends.
-func (a *Analyst) analyse(ctx context.Context, rec RunRecord, r *analysisRun) error {
+func (a *Analyst) analyse(ctx context.Context, rec RunRecord, complete <-chan struct{}) error {
 	b, done := a.Backends()
 	defer done()
 	sc, p, err := sim.RecordPlan(rec.ID, []byte(rec.Scenario), rec.Prep, b, true)
@@ -160,7 +127,7 @@ func (a *Analyst) analyse(ctx context.Context, rec RunRecord, r *analysisRun) er
 	}
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
-	complete, answered := r.complete, col.Done()
+	answered := col.Done()
 	for complete != nil || answered != nil {
 		select {
 		case <-rctx.Done():
@@ -185,29 +152,21 @@ func (a *Analyst) analyse(ctx context.Context, rec RunRecord, r *analysisRun) er
 	if err != nil {
 		return err
 	}
-	llmCounts, hosts := a.hostTraffic(ctx, rec.ID)
-	traffic, models := Traffic(hosts, p.Study.Models)
-	if traffic = p.AddCalibrationTraffic(&llmCounts, traffic); len(traffic) > 0 {
-		p.Study.Traffic, p.Study.Models = traffic, models
-	}
-	outcome, err := p.Study.Compute(ctx, col)
+	llmCounts, err := hostTraffic(ctx, a.Reg, rec.ID, p, func(error) { a.bad.Add(1) })
 	if err != nil {
-		return err
+		a.Log.Warn("read the hosts' model traffic", "run", rec.ID, "err", err)
 	}
-	outcome.Results.LLM = llmCounts
+	var run *analysis.Run
 	if a.RunBlock != nil {
-		outcome.Results.Finish(a.RunBlock(rec.ID, rec.Start), time.Now())
+		run = a.RunBlock(rec.ID, rec.Start)
 	}
-	finish(outcome)
-	if err := results.Write(ctx, dir, &analysis.Output{Outcome: outcome, Collector: col, Study: p.Study, Scenario: p.Resolved}); err != nil {
+	if _, err := results.Produce(ctx, dir, results.Finished{Study: p.Study, Collector: col, Scenario: p.Resolved, LLM: llmCounts, Run: run,
+		Computed: finish}); err != nil {
 		return err
 	}
-	results, err := os.ReadFile(filepath.Join(dir, "results.json"))
+	results, err := recordedResults(dir)
 	if err != nil {
 		return err
-	}
-	if len(results) > maxRecordResults || !json.Valid(results) {
-		results = nil
 	}
 	a.written.Add(1)
 	a.Log.Info("results written", "run", rec.ID, "dir", dir)
@@ -244,25 +203,6 @@ func (a *Analyst) record(rec RunRecord, fn func(*RunRecord) bool) {
 // String names the service in its summary line.
 func (a *Analyst) String() string {
 	return fmt.Sprintf("analysis service %s: %d results written, %d unusable messages rejected", a.Name, a.written.Load(), a.bad.Load())
-}
-
-// hostTraffic adds up the model traffic the agent hosts reported for a run.
-// Hosts report about once a second, so a host that died just after its
-// last call may have left its last second out.
-func (a *Analyst) hostTraffic(ctx context.Context, run string) (analysis.LLMCounts, []HostStats) {
-	var out analysis.LLMCounts
-	stats, err := a.Reg.HostStats(ctx, run, func(error) { a.bad.Add(1) })
-	if err != nil {
-		a.Log.Warn("read the hosts' model traffic", "run", run, "err", err)
-		return out, nil
-	}
-	for _, s := range stats {
-		out.Calls += s.Calls
-		out.CacheHits += s.CacheHits
-		out.AnswersReused += s.AnswersReused
-		out.Retries += s.Retries
-	}
-	return out, stats
 }
 
 // completeNow reads whether the registry says the run is complete: the

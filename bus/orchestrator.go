@@ -38,8 +38,9 @@ type Orchestrator struct {
 	// is queued before its missing work is handed out again; 0 means
 	// twice the ack wait.
 	Stall time.Duration
-	// Observer follows the run; BadMessage is told about every message
-	// that could not be used. Either may be nil.
+	// Observer follows the run, and when it is a sim.Stager is told of
+	// the analysing and the writing after the answers; BadMessage is told
+	// about every message that could not be used. Either may be nil.
 	Observer   sim.Observer
 	BadMessage func(error)
 	// Answered, when set, is called once the loop is over, with its error
@@ -246,6 +247,10 @@ func (o *Orchestrator) Run(ctx context.Context, sc *scenarios.Scenario, out stri
 		}
 		return nil, err
 	}
+	// The steps after the answers, here or in the analysis service, take
+	// seconds on a large run: the observer is told, as a single process's.
+	sim.Stage(obs, sim.StageAnalysing)
+	r.obs = obs
 	var final RunRecord
 	if out != "" {
 		final, err = r.writeOwn(ctx, out)
@@ -276,6 +281,7 @@ type orchestration struct {
 	epoch int
 	start string // the run's first start (RunRecord.Start)
 	col   *analysis.Collector
+	obs   sim.Observer
 	bad   atomic.Int64
 
 	runBlock func(id, start string) *analysis.Run
@@ -331,38 +337,21 @@ func (o *orchestration) await(ctx context.Context) (RunRecord, error) {
 func (o *orchestration) writeOwn(ctx context.Context, dir string) (RunRecord, error) {
 	// The hosts' traffic, per model too, as the analysis service reports
 	// it, and the calibration's that this process made.
-	var llm analysis.LLMCounts
-	stats, err := o.reg.HostStats(ctx, o.id, nil)
-	if err != nil {
-		stats = nil
-	}
-	for _, s := range stats {
-		llm.Calls, llm.CacheHits, llm.Retries = llm.Calls+s.Calls, llm.CacheHits+s.CacheHits, llm.Retries+s.Retries
-		llm.AnswersReused += s.AnswersReused
-	}
-	traffic, models := Traffic(stats, o.p.Study.Models)
-	if traffic = o.p.AddCalibrationTraffic(&llm, traffic); len(traffic) > 0 {
-		o.p.Study.Traffic, o.p.Study.Models = traffic, models
-	}
-	outcome, err := o.p.Study.Compute(ctx, o.col)
-	if err != nil {
-		return RunRecord{}, err
-	}
-	outcome.Results.LLM = llm
+	llm, _ := hostTraffic(ctx, o.reg, o.id, o.p, nil)
+	var run *analysis.Run
 	if o.runBlock != nil {
-		outcome.Results.Finish(o.runBlock(o.id, o.start), time.Now())
+		run = o.runBlock(o.id, o.start)
 	}
-	if err := results.Write(ctx, dir, &analysis.Output{Outcome: outcome, Collector: o.col, Study: o.p.Study, Scenario: o.p.Resolved}); err != nil {
+	writing := func(*analysis.Outcome) { sim.Stage(o.obs, sim.StageWriting) }
+	if _, err := results.Produce(ctx, dir, results.Finished{Study: o.p.Study, Collector: o.col, Scenario: o.p.Resolved, LLM: llm, Run: run,
+		Computed: writing}); err != nil {
 		return RunRecord{}, err
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		abs = dir
 	}
-	results, err := os.ReadFile(filepath.Join(dir, "results.json"))
-	if err != nil || len(results) > maxRecordResults {
-		results = nil
-	}
+	results, _ := recordedResults(dir)
 	host, _ := os.Hostname()
 	return o.reg.Modify(ctx, o.id, func(r *RunRecord) error {
 		if r.Epoch != o.epoch {

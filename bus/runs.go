@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/society-sim/society/analysis"
 )
 
 // RunsBucket is the JetStream key-value bucket in which orchestrators
@@ -286,34 +288,22 @@ func (r *Registry) watchOnce(ctx context.Context, fn func(RunRecord), bad func(e
 // served by a reply beyond its first (llm.ClientStats); hosts that predate
 // AnswersReused leave it out, and their cache_hits counted answers.
 type HostStats struct {
-	V             int    `json:"v"`
-	Host          string `json:"host"`
-	Calls         int64  `json:"calls"`
-	CacheHits     int64  `json:"cache_hits"`
-	AnswersReused int64  `json:"answers_reused,omitempty"`
-	Retries       int64  `json:"retries"`
+	V    int    `json:"v"`
+	Host string `json:"host"`
+	analysis.LLMCounts
 	// Models is the same traffic per model, with what each model's
 	// server said about itself; hosts that predate it leave it out.
 	Models []HostModelStats `json:"models,omitempty"`
 }
 
-// HostModelStats is one model's traffic on one host: the counts of
-// llm.ClientStats and what the endpoint said it served (llm.Served).
+// HostModelStats is one model's traffic on one host, as a single process
+// counts it (analysis.ModelTraffic), and what the endpoint said it
+// served (llm.Served).
 type HostModelStats struct {
-	Model            string  `json:"model"`
-	Calls            int64   `json:"calls"`
-	CacheHits        int64   `json:"cache_hits"`
-	AnswersReused    int64   `json:"answers_reused,omitempty"`
-	Retries          int64   `json:"retries"`
-	StrictRetries    int64   `json:"strict_retries"`
-	PromptTokens     int64   `json:"prompt_tokens"`
-	CompletionTokens int64   `json:"completion_tokens"`
-	Distributions    int64   `json:"distributions"`
-	Questions        int64   `json:"questions"`
-	Fallbacks        int64   `json:"fallbacks"`
-	CoverageSum      float64 `json:"coverage_sum"`
-	ServedModel      string  `json:"served_model,omitempty"`
-	Fingerprint      string  `json:"system_fingerprint,omitempty"`
+	Model string `json:"model"`
+	analysis.ModelTraffic
+	ServedModel string `json:"served_model,omitempty"`
+	Fingerprint string `json:"system_fingerprint,omitempty"`
 	// LastServedModel and LastFingerprint are the last the server
 	// reported, FingerprintChanged whether its replies reported more than
 	// one fingerprint.

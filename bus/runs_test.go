@@ -288,12 +288,13 @@ func TestHostStats(t *testing.T) {
 	if _, err := reg.Create(ctx, goodRecord()); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []bus.HostStats{{Host: "a", Calls: 3, CacheHits: 1}, {Host: "b.c", Calls: 4, Retries: 2}, {Host: "a", Calls: 5, CacheHits: 1, AnswersReused: 7}} {
+	for _, s := range []bus.HostStats{{Host: "a", LLMCounts: analysis.LLMCounts{Calls: 3, CacheHits: 1}}, {Host: "b.c", LLMCounts: analysis.LLMCounts{Calls: 4, Retries: 2}},
+		{Host: "a", LLMCounts: analysis.LLMCounts{Calls: 5, CacheHits: 1, AnswersReused: 7}}} {
 		if err := reg.PutHostStats(ctx, "study-42", s); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := reg.PutHostStats(ctx, "other-1", bus.HostStats{Host: "a", Calls: 100}); err != nil {
+	if err := reg.PutHostStats(ctx, "other-1", bus.HostStats{Host: "a", LLMCounts: analysis.LLMCounts{Calls: 100}}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := reg.HostStats(ctx, "study-42", nil)

@@ -155,7 +155,7 @@ func TestWorkersShareTasks(t *testing.T) {
 	acked := make(chan struct{}, 1)
 	for i := range 2 {
 		w := f.worker(runCtx, fmt.Sprint("host", i), &llmtest.Model{}, &wg)
-		w.Served = func(bus.TaskMsg) {
+		w.Served = func(bus.TaskMsg, int) {
 			served[i].Add(1)
 			select {
 			case acked <- struct{}{}:
@@ -487,7 +487,7 @@ func TestSlowTaskKeepsItsDelivery(t *testing.T) {
 	var taken atomic.Int64
 	for i := range 2 {
 		w := f.worker(runCtx, fmt.Sprint("host", i), slow, &wg)
-		w.Served = func(bus.TaskMsg) { served <- struct{}{} }
+		w.Served = func(bus.TaskMsg, int) { served <- struct{}{} }
 		inner := w.Shard
 		w.Shard = func(ctx context.Context, id int) (*agent.Shard, error) {
 			if taken.Add(1) == 2 { // once per delivery

@@ -40,8 +40,9 @@ type Worker struct {
 	// by the time the run's orchestrator sees every task done (its model
 	// traffic) is recorded here.
 	Settle func(ctx context.Context, t TaskMsg)
-	// Served, when set, is called after each task whose answers are stored.
-	Served func(t TaskMsg)
+	// Served, when set, is called after each task whose answers are
+	// stored, with the number of answers.
+	Served func(t TaskMsg, answers int)
 	// Dead, when set, is told about each task this worker recorded as a
 	// dead letter (a single-process run fails on it at once).
 	Dead   func(d DeadLetter)
@@ -159,7 +160,7 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg, cfg jetstream.Cons
 			}
 		}
 	}()
-	err = w.serve(ctx, t)
+	answers, err := w.serve(ctx, t)
 	stopBeat()
 	hb.Wait()
 
@@ -182,7 +183,7 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg, cfg jetstream.Cons
 			w.Logger.Warn("ack task", "run", w.Subjects.Run, "shard", t.Shard, "err", err)
 		}
 		if w.Served != nil {
-			w.Served(t)
+			w.Served(t, answers)
 		}
 	case errors.Is(err, errUnservable) || permanent(err) || deliveries >= cfg.MaxDeliver && cfg.MaxDeliver > 0:
 		w.Logger.Error("task failed for good", "run", w.Subjects.Run, "shard", t.Shard, "deliveries", deliveries, "err", err)
@@ -207,29 +208,35 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg, cfg jetstream.Cons
 	}
 }
 
-func (w *Worker) serve(ctx context.Context, t TaskMsg) error {
+// serve answers a task and stores its answers, and returns how many
+// there were.
+func (w *Worker) serve(ctx context.Context, t TaskMsg) (int, error) {
 	in, ok := w.Instrument(t.Instrument)
 	if !ok {
-		return fmt.Errorf("%w: unknown instrument %q", errUnservable, t.Instrument)
+		return 0, fmt.Errorf("%w: unknown instrument %q", errUnservable, t.Instrument)
 	}
 	for _, it := range t.Items {
 		if it >= len(in.Items) {
-			return fmt.Errorf("%w: item %d out of range for %s", errUnservable, it, t.Instrument)
+			return 0, fmt.Errorf("%w: item %d out of range for %s", errUnservable, it, t.Instrument)
 		}
 	}
 	sh, err := w.Shard(ctx, t.Shard)
 	if err != nil {
-		return fmt.Errorf("%w: %v", errUnservable, err)
+		return 0, fmt.Errorf("%w: %v", errUnservable, err)
 	}
 	task := taskOf(t, in)
 	if task.Game, err = GameTask(t, sh, w.Instrument); err != nil {
-		return fmt.Errorf("%w: %v", errUnservable, err)
+		return 0, fmt.Errorf("%w: %v", errUnservable, err)
 	}
 	batches, err := sh.Do(ctx, task)
 	if err != nil {
-		return fmt.Errorf("shard %d: %w", t.Shard, err)
+		return 0, fmt.Errorf("shard %d: %w", t.Shard, err)
 	}
-	return publishBatches(ctx, w.JS, w.Subjects, batches, w.Logger)
+	answers := 0
+	for _, b := range batches {
+		answers += len(b.Codes)
+	}
+	return answers, publishBatches(ctx, w.JS, w.Subjects, batches, w.Logger)
 }
 
 // permanent reports whether an error in err's chain says that no delivery

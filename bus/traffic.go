@@ -2,9 +2,11 @@ package bus
 
 import (
 	"cmp"
+	"context"
 	"slices"
 
 	"github.com/society-sim/society/analysis"
+	"github.com/society-sim/society/sim"
 )
 
 // Traffic adds up the agent hosts' reports per model, and labels the
@@ -17,16 +19,7 @@ func Traffic(stats []HostStats, models []analysis.ModelInfo) (map[string]analysi
 	for _, h := range stats {
 		for _, m := range h.Models {
 			t := traffic[m.Model]
-			t.Calls += m.Calls
-			t.CacheHits += m.CacheHits
-			t.Retries += m.Retries
-			t.StrictRetries += m.StrictRetries
-			t.PromptTokens += m.PromptTokens
-			t.CompletionTokens += m.CompletionTokens
-			t.Distributions += m.Distributions
-			t.Questions += m.Questions
-			t.Fallbacks += m.Fallbacks
-			t.CoverageSum += m.CoverageSum
+			t.Add(m.ModelTraffic)
 			traffic[m.Model] = t
 			for i := range out {
 				if out[i].Name != m.Model {
@@ -39,4 +32,24 @@ func Traffic(stats []HostStats, models []analysis.ModelInfo) (map[string]analysi
 		}
 	}
 	return traffic, out
+}
+
+// hostTraffic adds up the model traffic the agent hosts reported for run,
+// and the model-specific calibration's that the orchestrator made, into
+// the counts it returns and the per-model traffic of p's study (whose
+// models it labels as Traffic does). Hosts report about once a second, so
+// a host that died just after its last call may have left its last second
+// out. Unreadable reports go to bad; a registry that cannot be read is
+// the error, with the calibration's traffic still counted.
+func hostTraffic(ctx context.Context, reg *Registry, run string, p *sim.Plan, bad func(error)) (analysis.LLMCounts, error) {
+	var counts analysis.LLMCounts
+	stats, err := reg.HostStats(ctx, run, bad)
+	for _, s := range stats {
+		counts.Add(s.LLMCounts)
+	}
+	traffic, models := Traffic(stats, p.Study.Models)
+	if traffic = p.AddCalibrationTraffic(&counts, traffic); len(traffic) > 0 {
+		p.Study.Traffic, p.Study.Models = traffic, models
+	}
+	return counts, err
 }

@@ -101,25 +101,19 @@ func (e *Engine) run(ctx context.Context, sc *scenarios.Scenario, out string, ob
 	p.calibrationCalls.addTo(&rep)
 	p.Study.Traffic, p.Study.Models = rep.Traffic, rep.Models
 	stage(obs, StageAnalysing)
-	outcome, err := p.Study.Compute(ctx, col)
+	var run *analysis.Run
+	if e.Provenance != nil {
+		run = e.Provenance(lay.ID, start)
+		run.Models = rep.Run
+	}
+	outcome, err := results.Produce(ctx, out, results.Finished{Study: p.Study, Collector: col, Scenario: p.Resolved, Prompts: prompts.Rows(), LLM: rep.Counts, Run: run,
+		Computed: func(*analysis.Outcome) {
+			if out != "" {
+				stage(obs, StageWriting)
+			}
+		}})
 	if err != nil {
 		return nil, err
-	}
-	outcome.Results.LLM = rep.Counts
-	if e.Provenance != nil {
-		run := e.Provenance(lay.ID, start)
-		run.Models = rep.Run
-		outcome.Results.Finish(run, time.Now())
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err // interrupted: nothing is written
-	}
-	if out != "" {
-		stage(obs, StageWriting)
-		if err := results.Write(ctx, out, &analysis.Output{Outcome: outcome, Collector: col, Study: p.Study, Scenario: p.Resolved,
-			Prompts: prompts.Rows()}); err != nil {
-			return nil, err
-		}
 	}
 	return &Result{Outcome: outcome, Collector: col, Study: p.Study, Plan: p}, nil
 }

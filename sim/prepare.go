@@ -394,22 +394,13 @@ func (p *Plan) AddCalibrationTraffic(counts *analysis.LLMCounts, traffic map[str
 // tokens to a run's report. What describes the main run's answers
 // (distributions, coverage, fallbacks) is left as it is.
 func (c calibrationTraffic) addTo(rep *Report) {
-	rep.Counts.Calls += c.counts.Calls
-	rep.Counts.CacheHits += c.counts.CacheHits
-	rep.Counts.AnswersReused += c.counts.AnswersReused
-	rep.Counts.Retries += c.counts.Retries
+	rep.Counts.Add(c.counts)
 	for name, t := range c.models {
 		if rep.Traffic == nil {
 			rep.Traffic = map[string]analysis.ModelTraffic{}
 		}
 		m := rep.Traffic[name]
-		m.Calls += t.Calls
-		m.CacheHits += t.CacheHits
-		m.AnswersReused += t.AnswersReused
-		m.Retries += t.Retries
-		m.StrictRetries += t.StrictRetries
-		m.PromptTokens += t.PromptTokens
-		m.CompletionTokens += t.CompletionTokens
+		m.AddCalls(t)
 		rep.Traffic[name] = m
 	}
 }

@@ -13,6 +13,11 @@ const (
 	StageWriting   = "writing results"
 )
 
+// Stage tells o, or each of its members that is a Stager, of a run's
+// step: for a process that runs the steps after the answers itself (the
+// orchestrator of a run over NATS).
+func Stage(o Observer, name string) { stage(o, name) }
+
 // stage tells o, or each of its members, of a run's step.
 func stage(o Observer, name string) {
 	switch o := o.(type) {

@@ -81,7 +81,7 @@ func cmdAgents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return m.Run(metrics.RunInfo{ID: rec.ID, Scenario: sc.Name, Seed: p.Seed}).End
 		}}
 	err = h.Serve(ctx)
-	fmt.Fprintf(stdout, "agent host %s: %d tasks served, %d unusable messages rejected\n", *name, h.Served(), h.Bad())
+	fmt.Fprintln(stdout, h)
 	return err
 }
 

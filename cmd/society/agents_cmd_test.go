@@ -19,8 +19,8 @@ func TestRoleCommandsBadInput(t *testing.T) {
 		{[]string{"run", "--resume", "x"}, "need --nats"},
 		{[]string{"run", "--nats", "nats://127.0.0.1:1", "--max-deliver", "0"}, "--max-deliver"},
 		{[]string{"run", "--nats", "nats://127.0.0.1:1", "--ack-wait", "1ms"}, "--ack-wait"},
-		{[]string{"run", "--nats", "nats://127.0.0.1:1", "--progress", "json"}, "--progress and --progress-every apply to a single-process run"},
-		{[]string{"run", "--nats", "nats://127.0.0.1:1", "--progress-every", "5s"}, "--progress and --progress-every apply to a single-process run"},
+		{[]string{"run", "--nats", "nats://127.0.0.1:1", "--progress", "bar"}, "--progress: want auto, lines or json"},
+		{[]string{"run", "--nats", "nats://127.0.0.1:1", "--progress-every", "5ms"}, "--progress-every: must be at least 100ms"},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {

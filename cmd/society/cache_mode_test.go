@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -231,13 +232,22 @@ shards = 2
 		!regexp.MustCompile(`(?m)^\s*served\s+distribution\s+`+strconv.FormatInt(served, 10)+`\s`).MatchString(stderr) {
 		t.Errorf("the run's stderr does not start with its plan of %d requests:\n%s", served, stderr)
 	}
+	// Off a terminal, the calibration in this process and the main run
+	// each show progress lines, as a single-process run does.
+	for _, run := range []string{"calibration", "calib"} {
+		if !regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d ` + run + `: analysing: \d+/\d+ answers`).MatchString(stderr) {
+			t.Errorf("no progress line of the %s analysing in the run's stderr:\n%s", run, stderr)
+		}
+	}
 }
 
 // TestDistributedResultsCountHosts: results written by the analysis service
 // count every request the agent hosts made and carry the model server's
 // synthetic label, however soon after the last answer they are written:
 // hosts record their traffic before each task is acknowledged, and the
-// run completes once every task is.
+// run completes once every task is. The agent host, stopped as Ctrl-C
+// stops it (its context cancelled), says in one line what it did: the
+// tasks it served, their answers and its model calls.
 func TestDistributedResultsCountHosts(t *testing.T) {
 	url := natsOnLoopback(t)
 	hs, ms := testModelServer(t, modelserver.Options{Seed: 4})
@@ -247,8 +257,9 @@ func TestDistributedResultsCountHosts(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	roles := make(chan error, 2)
+	var hostOut bytes.Buffer
 	go func() {
-		roles <- run(ctx, []string{"agents", "--nats", url, "--name", "host", "--run", "hosts-5", "--cache", filepath.Join(dir, "host-cache")}, io.Discard, io.Discard)
+		roles <- run(ctx, []string{"agents", "--nats", url, "--name", "host", "--run", "hosts-5", "--cache", filepath.Join(dir, "host-cache")}, &hostOut, io.Discard)
 	}()
 	go func() {
 		roles <- run(ctx, []string{"analyze", "--nats", url, "--out", filepath.Join(dir, "results"), "--run", "hosts-5"}, io.Discard, io.Discard)
@@ -270,6 +281,20 @@ func TestDistributedResultsCountHosts(t *testing.T) {
 	}
 	if r.Run == nil || !r.Run.Synthetic || len(r.Models) != 1 || !r.Models[0].Synthetic {
 		t.Errorf("results.json: got run %+v, models %+v; want the model server's answers labelled synthetic", r.Run, r.Models)
+	}
+	m := regexp.MustCompile(`^agent host host: (\d+) tasks served, 0 unusable messages rejected, (\d+) answers, (\d+) model calls\n$`).FindStringSubmatch(hostOut.String())
+	if m == nil {
+		t.Fatalf("the agent host's output: got %q, want its summary line", hostOut.String())
+	}
+	// A task delivered again is served again: at least every answer.
+	if tasks, _ := strconv.Atoi(m[1]); tasks < 3 {
+		t.Errorf("summary: %d tasks served, want at least one per shard (3)", tasks)
+	}
+	if answers, _ := strconv.ParseInt(m[2], 10, 64); answers < r.Answers.Expected || answers == 0 {
+		t.Errorf("summary: %d answers, want at least the run's %d", answers, r.Answers.Expected)
+	}
+	if calls, _ := strconv.ParseInt(m[3], 10, 64); calls != served {
+		t.Errorf("summary: %d model calls, want %d (the server's count)", calls, served)
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"runtime/pprof"
-	"strings"
 
 	"github.com/society-sim/society/bus"
 	"github.com/society-sim/society/llm"
@@ -80,12 +79,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	if dist.active() {
-		progressSet := false
-		fs.Visit(func(f *flag.Flag) { progressSet = progressSet || strings.HasPrefix(f.Name, "progress") })
-		if progressSet {
-			return fmt.Errorf("%w: --progress and --progress-every apply to a single-process run; with --nats the orchestrator shows a bar on a terminal, log lines otherwise", errUsage)
-		}
-		return cmdRunDistributed(ctx, dist, pos, *out, *force, *quiet, cache, *metricsAddr, *metricsLinger, stdout, stderr)
+		return cmdRunDistributed(ctx, dist, pos, *out, *force, *quiet, prog, cache, *metricsAddr, *metricsLinger, stdout, stderr)
 	}
 	name := "quickstart"
 	if len(pos) == 1 {

@@ -568,16 +568,19 @@ func TestDistributedMatchesSingleProcess(t *testing.T) {
 	if written < 2 || anaBad < 2 {
 		t.Errorf("analysis: got %d results written and %d messages rejected, want at least 2 of each (a record, an answer)", written, anaBad)
 	}
-	var served, bad int
+	var served, bad, answers int
 	for _, h := range []*proc{h1, h2} {
-		var n, b int
-		if _, err := fmt.Sscanf(h.stdout.String(), "agent host "+h.name+": %d tasks served, %d unusable", &n, &b); err != nil {
+		var n, b, a int
+		if _, err := fmt.Sscanf(h.stdout.String(), "agent host "+h.name+": %d tasks served, %d unusable messages rejected, %d answers", &n, &b, &a); err != nil {
 			t.Errorf("%s summary %q: %v", h.name, h.stdout.String(), err)
 		}
-		served, bad = served+n, bad+b
+		served, bad, answers = served+n, bad+b, answers+a
 	}
 	if served != 2*8 {
 		t.Errorf("got %d tasks served by the two hosts, want %d (2 instruments x 8 shards, once)", served, 2*8)
+	}
+	if res := readResults(t, filepath.Join(c.dir, "own")); int64(answers) != res.Answers.Expected {
+		t.Errorf("got %d answers from the two hosts, want the run's %d, once", answers, res.Answers.Expected)
 	}
 	if bad < 3 {
 		t.Errorf("got %d messages rejected by the hosts, want at least 3 (the record, twice, and the task)", bad)

@@ -29,15 +29,11 @@ var _ bus.HostModels = hostModels{}
 // HostStats is the clients' traffic, per model too, as an agent host
 // reports it.
 func (h hostModels) HostStats(ctx context.Context, host string) bus.HostStats {
-	c := h.Counts()
-	out := bus.HostStats{Host: host, Calls: c.Calls, CacheHits: c.CacheHits, AnswersReused: c.AnswersReused, Retries: c.Retries}
-	clients := h.Clients()
-	for _, name := range slices.Sorted(maps.Keys(clients)) {
-		cl := clients[name]
-		s, sv := cl.Stats(), cl.Served(ctx)
-		out.Models = append(out.Models, bus.HostModelStats{Model: name, Calls: s.Calls, CacheHits: s.CacheHits, AnswersReused: s.AnswersReused, Retries: s.Retries,
-			StrictRetries: s.StrictRetries, PromptTokens: s.PromptTokens, CompletionTokens: s.CompletionTokens,
-			Distributions: s.CoverageN, Questions: backend.Questions(s), Fallbacks: s.Fallbacks, CoverageSum: s.CoverageSum,
+	out := bus.HostStats{Host: host, LLMCounts: h.Counts()}
+	traffic, clients := h.Traffic(), h.Clients()
+	for _, name := range slices.Sorted(maps.Keys(traffic)) {
+		sv := clients[name].Served(ctx)
+		out.Models = append(out.Models, bus.HostModelStats{Model: name, ModelTraffic: traffic[name],
 			ServedModel: sv.Model, Fingerprint: sv.Fingerprint, Synthetic: sv.Synthetic,
 			LastServedModel: sv.LastModel, LastFingerprint: sv.LastFingerprint, FingerprintChanged: sv.FingerprintChanged})
 	}

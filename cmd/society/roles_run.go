@@ -18,11 +18,12 @@ import (
 // instead) over the cluster d names: bus.Orchestrator, wired to the
 // scenario's preparation in this process, the model cache with the
 // cluster's reply bucket as its shared tier, the progress bar (bar: nil
-// for none) and the metrics (m: nil for none). Out, when set, makes the
+// for none) or lines (nil for none) of the calibration and the main run,
+// and the metrics (m: nil for none). Out, when set, makes the
 // orchestrator write the results directory itself, instead of waiting for
 // the analysis service.
 func runDistributed(ctx context.Context, d *runDistFlags, sc *scenarios.Scenario, out string, force bool, cache *llm.CacheFlags,
-	bar io.Writer, m *metrics.Metrics, live *metrics.Follower, stderr io.Writer) (*bus.Orchestrated, error) {
+	bar io.Writer, lines *progress.Log, m *metrics.Metrics, live *metrics.Follower, stderr io.Writer) (*bus.Orchestrated, error) {
 	start := time.Now() // the preparation included
 	log := roleLogger(stderr, d.verbose).With("role", "run")
 	o, err := d.nats.Orchestrator(ctx, log, *d.queue)
@@ -41,18 +42,22 @@ func runDistributed(ctx context.Context, d *runDistFlags, sc *scenarios.Scenario
 	}
 	var shared llm.Store
 	o.Replies, shared = sharedCache(ctx, o.JS, cache, log)
-	e, closeEngine := newEngine(runConfig{CacheDir: cache.Dir, CacheMode: cache.Mode(), CacheShared: shared, Log: stderr})
-	defer closeEngine()
-	models := newModelSets(cache.Dir, nil, nil).WithCache(cache.Mode(), shared)
+	models := newModelSets(cache.Dir, nil, log).WithCache(cache.Mode(), shared)
 	defer models.Close()
 	// Preparing keeps the scenario's name and seed, so its run id.
 	b := progress.NewBar(bar, bus.RunID(sim.RunID(sc)))
 	defer b.Finish()
-	o.Observer = sim.Observers{b}
-	if m != nil {
-		o.Observer, o.BadMessage = sim.Observers{b, live.Observer()}, m.BadMessage
+	obs, cal, stop := sim.Observers{b}, sim.Observers{b}, func() {}
+	if lines != nil {
+		obs, cal, stop = append(obs, lines.Observer("")), append(cal, lines.Observer("calibration")), lines.Start()
 	}
-	o.Fresh, o.Start, o.RunBlock, o.Prepare, o.Models = d.fresh, start, distributedRun, e.Prepare, models.Set()
+	defer stop()
+	if m != nil {
+		obs, o.BadMessage = append(obs, live.Observer()), m.BadMessage
+	}
+	// Preparing needs the models and an embedded server for the calibration.
+	prep := &sim.Engine{Backends: models.Backends, Open: bus.Embedded{}.Open, Calibration: cal}
+	o.Observer, o.Fresh, o.Start, o.RunBlock, o.Prepare, o.Models = obs, d.fresh, start, distributedRun, prep.Prepare, models.Set()
 	o.Answered = func(context.Context, error) { b.Finish() }
 	return o.Run(ctx, sc, out)
 }

@@ -37,12 +37,15 @@ func addRunDistFlags(fs *flag.FlagSet) *runDistFlags {
 func (d *runDistFlags) active() bool { return d.nats.Set() || d.resume != "" || d.fresh }
 
 // cmdRunDistributed is "society run --nats URL": the orchestrator role.
-func cmdRunDistributed(ctx context.Context, d *runDistFlags, pos []string, out string, force, quiet bool, cache *llm.CacheFlags, metricsAddr string, metricsLinger time.Duration, stdout, stderr io.Writer) error {
+func cmdRunDistributed(ctx context.Context, d *runDistFlags, pos []string, out string, force, quiet bool, prog *progress.Options, cache *llm.CacheFlags, metricsAddr string, metricsLinger time.Duration, stdout, stderr io.Writer) error {
 	if !d.nats.Set() {
 		return fmt.Errorf("%w: --resume and --fresh need --nats URL: the embedded server keeps nothing after a run", errUsage)
 	}
 	if err := d.queue.Check(); err != nil {
 		return usageOf(err)
+	}
+	if err := prog.Check(); err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	var sc *scenarios.Scenario
 	if len(pos) == 1 || d.resume == "" {
@@ -66,13 +69,14 @@ func cmdRunDistributed(ctx context.Context, d *runDistFlags, pos []string, out s
 		return err
 	}
 	var bar io.Writer
+	var lines *progress.Log
 	if !quiet && sc != nil {
 		if err := planBlock(ctx, sc, nil, stderr); err != nil {
 			return err
 		}
 	}
-	if !quiet && progress.IsTerminal(stderr) {
-		bar = stderr
+	if !quiet {
+		bar, lines = prog.Display(stderr)
 	}
 	srv, err := startMetrics(ctx, metricsAddr, stderr)
 	if err != nil {
@@ -81,7 +85,7 @@ func cmdRunDistributed(ctx context.Context, d *runDistFlags, pos []string, out s
 	defer srv.Close()
 	live := metrics.Follow(ctx, srv.Metrics())
 	defer live.Finish(nil)
-	res, err := runDistributed(ctx, d, sc, out, force, cache, bar, srv.Metrics(), live, stderr)
+	res, err := runDistributed(ctx, d, sc, out, force, cache, bar, lines, srv.Metrics(), live, stderr)
 	if err != nil {
 		return err
 	}
