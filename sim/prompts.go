@@ -227,7 +227,7 @@ func comparePromptRows(a, b analysis.PromptRow) int {
 		cmp.Compare(a.Persona, b.Persona), cmp.Compare(a.Style, b.Style), cmp.Compare(a.System, b.System), cmp.Compare(a.User, b.User))
 }
 
-// RebuildPrompts returns the prompts.csv rows of a run of sc whose
+// RebuildPrompts returns the prompts.csv rows of a run of plan p whose
 // agents asked their models elsewhere (the agent hosts of a run over
 // NATS): the rows a run in one process records, rebuilt from the plan p
 // and the answers in col, which must be complete. Every agent of the
@@ -238,14 +238,14 @@ func comparePromptRows(a, b analysis.PromptRow) int {
 // left out: its prompts show the test as the model filled it in, in the
 // hosts, and those answers are not among the run's. It errors when a game
 // round cannot be replayed from col.
-func RebuildPrompts(sc *scenarios.Scenario, p *Plan, col *analysis.Collector) ([]analysis.PromptRow, error) {
+func RebuildPrompts(p *Plan, col *analysis.Collector) ([]analysis.PromptRow, error) {
 	r := &promptRecorder{logs: map[string]*promptLog{}, fills: map[string]*promptLog{}}
 	var insts []*questionnaires.Instrument
 	for _, in := range p.Instruments {
 		insts = append(insts, in)
 	}
 	slices.SortFunc(insts, func(a, b *questionnaires.Instrument) int { return cmp.Compare(a.Name, b.Name) })
-	for _, m := range sc.Models {
+	for _, m := range p.models {
 		inner, ok := p.Models[m.Name]
 		if !ok {
 			continue
