@@ -160,8 +160,12 @@ func (a *Analyst) analyse(ctx context.Context, rec RunRecord, complete <-chan st
 	if a.RunBlock != nil {
 		run = a.RunBlock(rec.ID, rec.Start)
 	}
-	if _, err := results.Produce(ctx, dir, results.Finished{Study: p.Study, Collector: col, Scenario: p.Resolved, LLM: llmCounts, Run: run,
-		Computed: finish}); err != nil {
+	prompts, err := sim.RebuildPrompts(p, col)
+	if err != nil {
+		return err
+	}
+	if _, err := results.Produce(ctx, dir, results.Finished{Study: p.Study, Collector: col, Scenario: p.Resolved, Prompts: prompts,
+		LLM: llmCounts, Run: run, Computed: finish}); err != nil {
 		return err
 	}
 	results, err := recordedResults(dir)

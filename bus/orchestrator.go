@@ -343,8 +343,12 @@ func (o *orchestration) writeOwn(ctx context.Context, dir string) (RunRecord, er
 		run = o.runBlock(o.id, o.start)
 	}
 	writing := func(*analysis.Outcome) { sim.Stage(o.obs, sim.StageWriting) }
-	if _, err := results.Produce(ctx, dir, results.Finished{Study: o.p.Study, Collector: o.col, Scenario: o.p.Resolved, LLM: llm, Run: run,
-		Computed: writing}); err != nil {
+	prompts, err := sim.RebuildPrompts(o.p, o.col)
+	if err != nil {
+		return RunRecord{}, err
+	}
+	if _, err := results.Produce(ctx, dir, results.Finished{Study: o.p.Study, Collector: o.col, Scenario: o.p.Resolved, Prompts: prompts,
+		LLM: llm, Run: run, Computed: writing}); err != nil {
 		return RunRecord{}, err
 	}
 	abs, err := filepath.Abs(dir)

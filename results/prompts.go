@@ -36,8 +36,9 @@ func writePrompts(w io.Writer, rows []analysis.PromptRow) error {
 
 // ReadPrompts reads the prompts.csv of the results directory dir back,
 // so that a rebuild ("society report") keeps it: the prompts were
-// recorded as the agents asked them and cannot be derived from the
-// answers. A directory without one gives nil and no error; a malformed
+// recorded as the agents asked them (or rebuilt by the process that
+// wrote the results, sim.RebuildPrompts), and those of a test-primed
+// model cannot be derived from the answers. A directory without one gives nil and no error; a malformed
 // file is an error naming its line and column.
 func ReadPrompts(dir string) ([]analysis.PromptRow, error) {
 	path := filepath.Join(dir, "prompts.csv")

@@ -79,6 +79,8 @@ type Plan struct {
 	Resolved []byte
 	Seed     uint64
 	games    *gameRun // nil without a game (games.go)
+	// models are the scenario's models, in its order (RebuildPrompts).
+	models []scenarios.Model
 	// calibrationCalls is the traffic of the model-specific calibration
 	// that prepared the run (Preparation.Apply).
 	calibrationCalls calibrationTraffic
@@ -93,7 +95,8 @@ func (p *Plan) Instrument(name string) (*questionnaires.Instrument, bool) {
 // NewPlan builds the plan of sc, its models made by b. It reads no
 // network and starts nothing.
 func NewPlan(sc *scenarios.Scenario, b Backends) (*Plan, error) {
-	p := &Plan{Instruments: map[string]*questionnaires.Instrument{}, Models: map[string]agent.Model{}, Styles: map[string]agent.Style{}, Seed: sc.Seed}
+	p := &Plan{Instruments: map[string]*questionnaires.Instrument{}, Models: map[string]agent.Model{}, Styles: map[string]agent.Style{}, Seed: sc.Seed,
+		models: sc.Models}
 	// Sample requests are sized to the agents of a persona, known once
 	// the pool is (read when agents ask, after the plan is complete).
 	demand := func(v values.Value) int {

@@ -3,6 +3,7 @@ package sim
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -35,8 +36,11 @@ type promptUse struct {
 	maxRank atomic.Int64
 }
 
-func (u *promptUse) add(rank int) {
-	u.agents.Add(1)
+func (u *promptUse) add(rank int) { u.addN(1, rank) }
+
+// addN counts n agents whose highest rank is rank.
+func (u *promptUse) addN(n, rank int) {
+	u.agents.Add(int64(n))
 	for r := u.maxRank.Load(); int64(rank) > r && !u.maxRank.CompareAndSwap(r, int64(rank)); r = u.maxRank.Load() {
 	}
 }
@@ -71,20 +75,22 @@ func (l *promptLog) Ask(ctx context.Context, q *agent.Question) (agent.Reply, er
 	return l.inner.Ask(ctx, q)
 }
 
-func (l *promptLog) note(q *agent.Question) {
+func (l *promptLog) note(q *agent.Question) { l.use(q).add(q.Sample) }
+
+// use returns the count of q's prompt.
+func (l *promptLog) use(q *agent.Question) *promptUse {
 	if q.Context == "" && q.Round == 0 && q.Persona.Style == l.style && q.Persona.Value >= values.None && q.Persona.Value < values.N {
 		for i, in := range l.insts {
 			if in == q.Instrument && q.Item >= 0 && q.Item < len(in.Items) {
-				l.cells[i][int(q.Persona.Value+1)*len(in.Items)+q.Item].add(q.Sample)
-				return
+				return &l.cells[i][int(q.Persona.Value+1)*len(in.Items)+q.Item]
 			}
 		}
 	}
-	l.noteOther(q)
+	return l.useOther(q)
 }
 
 //go:noinline
-func (l *promptLog) noteOther(q *agent.Question) {
+func (l *promptLog) useOther(q *agent.Question) *promptUse {
 	k := promptKey{q.Persona, q.Instrument, q.Item, q.Round, q.Context}
 	l.mu.Lock()
 	u := l.other[k]
@@ -93,7 +99,7 @@ func (l *promptLog) noteOther(q *agent.Question) {
 		l.other[k] = u
 	}
 	l.mu.Unlock()
-	u.add(q.Sample)
+	return u
 }
 
 // each calls fn for every question asked, with its use.
@@ -219,4 +225,124 @@ func (r *promptRecorder) Rows() []analysis.PromptRow {
 func comparePromptRows(a, b analysis.PromptRow) int {
 	return cmp.Or(cmp.Compare(a.Instrument, b.Instrument), cmp.Compare(a.Round, b.Round), cmp.Compare(a.Item, b.Item),
 		cmp.Compare(a.Persona, b.Persona), cmp.Compare(a.Style, b.Style), cmp.Compare(a.System, b.System), cmp.Compare(a.User, b.User))
+}
+
+// RebuildPrompts returns the prompts.csv rows of a run of plan p whose
+// agents asked their models elsewhere (the agent hosts of a run over
+// NATS): the rows a run in one process records, rebuilt from the plan p
+// and the answers in col, which must be complete. Every agent of the
+// pool answers every plan of p.Study, so a questionnaire's prompts and
+// counts follow from the plan alone; a game round's contexts follow from
+// the earlier rounds' decisions, replayed from col as the run played
+// them. A model under test priming (priming "test" or "priming+test") is
+// left out: its prompts show the test as the model filled it in, in the
+// hosts, and those answers are not among the run's. It errors when a game
+// round cannot be replayed from col.
+func RebuildPrompts(p *Plan, col *analysis.Collector) ([]analysis.PromptRow, error) {
+	r := &promptRecorder{logs: map[string]*promptLog{}, fills: map[string]*promptLog{}}
+	var insts []*questionnaires.Instrument
+	for _, in := range p.Instruments {
+		insts = append(insts, in)
+	}
+	slices.SortFunc(insts, func(a, b *questionnaires.Instrument) int { return cmp.Compare(a.Name, b.Name) })
+	for _, m := range p.models {
+		inner, ok := p.Models[m.Name]
+		if !ok {
+			continue
+		}
+		if _, primed := inner.(*testPrimed); primed {
+			continue
+		}
+		r.models = append(r.models, m)
+		r.logs[m.Name] = newPromptLog(nil, p.Styles[m.Name], insts)
+	}
+	// The agents of each persona and the highest rank among them.
+	pool := p.Study.Pool
+	var agents, top [values.N + 1]int
+	for id := range pool.Size() {
+		v := pool.Persona[id] + 1
+		agents[v]++
+		top[v] = max(top[v], int(pool.Rank[id]))
+	}
+	for _, pl := range p.Study.Plans {
+		l := r.logs[pl.Model]
+		if l == nil || pl.Round != 0 {
+			continue // game rounds below
+		}
+		for v := range agents {
+			if agents[v] == 0 {
+				continue
+			}
+			for _, item := range pl.Items {
+				q := agent.Question{Persona: agent.Persona{Value: values.Value(v - 1), Style: p.Styles[pl.Model]},
+					Instrument: pl.Instrument, Item: item, Sample: top[v]}
+				l.use(&q).addN(agents[v], top[v])
+			}
+		}
+	}
+	for _, g := range p.Study.Games {
+		l := r.logs[g.Model]
+		if l == nil {
+			continue
+		}
+		if err := replayGamePrompts(l, g, p, col); err != nil {
+			return nil, err
+		}
+	}
+	return r.Rows(), nil
+}
+
+// replayGamePrompts notes the questions of every round of game g as its
+// agents asked them: the probable choice with the agent's memory (and
+// the rate shown) in its context, then the final decision with the
+// probable choice it gave added, the memories following from the
+// decisions recorded in col.
+func replayGamePrompts(l *promptLog, g analysis.CharityGame, p *Plan, col *analysis.Collector) error {
+	pool := p.Study.Pool
+	s, err := g.NewSession(pool)
+	if err != nil {
+		return err
+	}
+	stated := make([]string, g.Probable.Scale.Max+1)
+	for v := g.Probable.Scale.Min; v <= g.Probable.Scale.Max; v++ {
+		stated[v] = agent.Round{Probable: v}.Context(g.Probable)
+	}
+	style := p.Styles[g.Model]
+	for round := 1; round <= g.Config.Rounds; round++ {
+		for s.Next() < round {
+			if _, err := g.Record(s, col); err != nil {
+				return err
+			}
+		}
+		sheets := col.Sheets(g.Plans(round)[:1])
+		if len(sheets) != 1 {
+			return fmt.Errorf("game of %s: round %d: no probable choices", g.Model, round)
+		}
+		probable := sheets[0]
+		rate, shown := s.RateShown()
+		contexts := map[agent.Memory]string{}
+		for id := range pool.Size() {
+			m := s.Memory(id)
+			c, ok := contexts[m]
+			if !ok {
+				c = agent.Round{Memory: m, RateShown: shown, Rate: rate}.Context(g.Probable)
+				contexts[m] = c
+			}
+			q := agent.Question{Persona: agent.Persona{Value: pool.Persona[id], Style: style}, Instrument: g.Probable,
+				Sample: int(pool.Rank[id]), Round: round, Context: c}
+			l.note(&q)
+			q.Instrument = g.Decision
+			if code := probable.Codes[id*len(g.Probable.Items)]; code != 0 {
+				if v := int(code) - 1 + g.Probable.Scale.Min; v > 0 && v < len(stated) && stated[v] != "" {
+					if q.Context == "" {
+						q.Context = stated[v]
+					} else {
+						q.Context += "\n\n" + stated[v]
+					}
+				}
+			}
+			l.note(&q)
+		}
+	}
+	return nil
 }

@@ -424,7 +424,7 @@ func readFile(t *testing.T, path string) []byte {
 // and on the cache, not on the answers).
 func sameAnswers(t *testing.T, want, got string) {
 	t.Helper()
-	for _, f := range []string{"answers.csv", "invalid.jsonl", "population.csv", "scenario.toml"} {
+	for _, f := range []string{"answers.csv", "invalid.jsonl", "population.csv", "scenario.toml", "prompts.csv"} {
 		if !bytes.Equal(readFile(t, filepath.Join(want, f)), readFile(t, filepath.Join(got, f))) {
 			t.Errorf("%s differs from the undisturbed run's", f)
 		}
