@@ -11,7 +11,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
+
+	"github.com/society-sim/society/internal/testwait"
 )
 
 // The tests wait on events, never on a clock: a line a process prints, a
@@ -20,21 +21,7 @@ import (
 // -timeout) bounds the wait, and a missing event fails the test with what
 // was seen.
 
-// boundedContext is t.Context ended a little before the test binary's
-// deadline (the lesser of 30 s and half the time left), so that a wait
-// that would never end fails its test, saying what it waited for, instead
-// of the binary panicking at its timeout. Without a deadline (-timeout 0)
-// it is t.Context.
-func boundedContext(t *testing.T) context.Context {
-	d, ok := t.Deadline()
-	if !ok {
-		return t.Context()
-	}
-	grace := min(30*time.Second, time.Until(d)/2)
-	ctx, cancel := context.WithDeadline(t.Context(), d.Add(-grace))
-	t.Cleanup(cancel)
-	return ctx
-}
+var boundedContext = testwait.BoundedContext
 
 // lockedBuffer collects output written from other goroutines (a run, a
 // child process's output copier) and wakes whoever waits for a line in it.
