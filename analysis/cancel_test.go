@@ -33,7 +33,7 @@ func (c *cancelAfter) Err() error {
 // the values bootstrap, in the behaviour bootstrap, between tables), it
 // returns the context's error at the next check and does no more work.
 func TestComputeStopsWhenCancelled(t *testing.T) {
-	st, col := syntheticRun(t, 600)
+	st, col := syntheticRun(t, 200) // small: the test counts cancellation checks
 	st.BootstrapIterations = 20
 	// Few permutations: the test counts checks, not p-values.
 	st.NullIterations = 19

@@ -14,7 +14,7 @@ import (
 // results directory, Write returns the context's error, leaves
 // an earlier directory as it was and no partial one behind.
 func TestWriteStopsWhenCancelled(t *testing.T) {
-	st, col := syntheticRun(t, 600)
+	st, col := syntheticRun(t, 200) // small: the test counts cancellation checks
 	st.BootstrapIterations = 5
 	st.NullIterations = 19
 	outcome, err := st.Compute(context.Background(), col)
