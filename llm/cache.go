@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	iofs "io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -73,8 +74,10 @@ func NewCache(s Store, opts ...CacheOption) *Cache {
 // shared tier. When another process holds dir's file (a second run or
 // agent host on the machine), this one keeps its replies in memory
 // instead, warns on log (nil: slog.Default()), and shares them through
-// the shared tier if any. Errors are those of OpenFileStore other than
-// ErrStoreLocked. Close releases the file.
+// the shared tier if any. In CacheRead mode the file is opened read-only
+// and nothing is created: a missing directory or file reads as empty.
+// Errors are those of OpenFileStore other than ErrStoreLocked. Close
+// releases the file.
 func OpenCache(dir string, mode CacheMode, shared Store, log *slog.Logger) (*Cache, error) {
 	if log == nil {
 		log = slog.Default()
@@ -83,7 +86,10 @@ func OpenCache(dir string, mode CacheMode, shared Store, log *slog.Logger) (*Cac
 	if mode == CacheOff {
 		return NewCache(nil, opts...), nil
 	}
-	fs, err := OpenFileStore(dir, FileStoreOptions{Logger: log})
+	fs, err := OpenFileStore(dir, FileStoreOptions{Logger: log, ReadOnly: mode == CacheRead})
+	if mode == CacheRead && errors.Is(err, iofs.ErrNotExist) {
+		return NewCache(nil, opts...), nil
+	}
 	if errors.Is(err, ErrStoreLocked) {
 		log.Warn("model cache in use by another process; this process keeps its replies in memory", "err", err)
 		return NewCache(NewMemStore(), opts...), nil

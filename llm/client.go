@@ -231,6 +231,10 @@ type Client struct {
 	segMu    sync.Mutex
 	segments map[segKey]*segment
 	fetching map[segKey]*segFetch
+	// refetched holds the segments this client fetched while some of
+	// their samples were stored: their stored requests were made again
+	// (see countStored). Guarded by segMu.
+	refetched map[segKey]struct{}
 	// segWaiting counts the Asks waiting for a segment in flight, so that
 	// a test can tell when they have joined it.
 	segWaiting atomic.Int64

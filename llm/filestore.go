@@ -79,6 +79,11 @@ type FileStoreOptions struct {
 	// most a crash can lose. 0 means 200 ms.
 	CommitEvery time.Duration
 
+	// ReadOnly opens the file for reading only: nothing is created or
+	// written (Put fails), other processes may read it at the same
+	// time, and a missing file is an error wrapping fs.ErrNotExist.
+	ReadOnly bool
+
 	// maxSize, when positive, is the largest the file may grow (bbolt's
 	// MaxSize), so that tests can make a write fail.
 	maxSize int
@@ -101,6 +106,8 @@ type openDB struct {
 	fresh bool
 	put   putFilter
 	w     *writer
+	// readOnly marks a database opened with FileStoreOptions.ReadOnly.
+	readOnly bool
 }
 
 // putFilter is a Bloom filter of the keys put into a fresh database, so
@@ -160,13 +167,18 @@ var openFiles = struct {
 // empty dir, a directory that cannot be created, a file held by another
 // process (ErrStoreLocked), or a file that is not a valid database (for
 // example one truncated by a crash of the disk): then the error names the
-// file, and removing it starts a fresh cache.
+// file, and removing it starts a fresh cache. With o.ReadOnly nothing is
+// created: a missing directory or file is an error wrapping
+// fs.ErrNotExist, and a file this process has open read-only cannot be
+// opened for writing too (ErrStoreLocked).
 func OpenFileStore(dir string, o FileStoreOptions) (*FileStore, error) {
 	if dir == "" {
 		return nil, errors.New("cache dir: empty path")
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("cache dir: %w", err)
+	if !o.ReadOnly {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("cache dir: %w", err)
+		}
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -186,13 +198,21 @@ func OpenFileStore(dir string, o FileStoreOptions) (*FileStore, error) {
 	openFiles.Lock()
 	defer openFiles.Unlock()
 	if d, ok := openFiles.m[path]; ok {
+		if d.readOnly && !o.ReadOnly {
+			return nil, fmt.Errorf("cache file %s: %w (open read-only in this process)", path, ErrStoreLocked)
+		}
 		d.refs++
 		return &FileStore{path: path, db: d, log: o.Logger}, nil
+	}
+	if o.ReadOnly {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("cache file %s: %w", path, err)
+		}
 	}
 	if err := checkLength(path); err != nil {
 		return nil, fmt.Errorf("cache file %s: %w (remove the file to start a fresh cache)", path, err)
 	}
-	db, err := bolt.Open(path, 0o644, &bolt.Options{Timeout: o.LockWait, FreelistType: bolt.FreelistMapType, MaxSize: o.maxSize})
+	db, err := bolt.Open(path, 0o644, &bolt.Options{Timeout: o.LockWait, FreelistType: bolt.FreelistMapType, MaxSize: o.maxSize, ReadOnly: o.ReadOnly})
 	switch {
 	case errors.Is(err, bolterrors.ErrTimeout):
 		return nil, fmt.Errorf("cache file %s: %w (waited %s)", path, ErrStoreLocked, o.LockWait)
@@ -200,18 +220,29 @@ func OpenFileStore(dir string, o FileStoreOptions) (*FileStore, error) {
 		return nil, fmt.Errorf("cache file %s: %w (remove the file to start a fresh cache)", path, err)
 	}
 	fresh := false
-	if err := db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(repliesBucket)
-		if err == nil {
-			k, _ := b.Cursor().First()
-			fresh = k == nil
+	open := db.Update
+	if o.ReadOnly {
+		open = db.View
+	}
+	if err := open(func(tx *bolt.Tx) error {
+		b := tx.Bucket(repliesBucket)
+		if b == nil && !o.ReadOnly {
+			var err error
+			if b, err = tx.CreateBucket(repliesBucket); err != nil {
+				return err
+			}
 		}
-		return err
+		if b == nil {
+			return fmt.Errorf("no bucket %s (not a reply cache)", repliesBucket)
+		}
+		k, _ := b.Cursor().First()
+		fresh = k == nil
+		return nil
 	}); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("cache file %s: %w", path, err)
 	}
-	d := &openDB{db: db, refs: 1, fresh: fresh, w: newWriter(db, path, o.Logger, o.MaxQueued, o.CommitEvery)}
+	d := &openDB{db: db, refs: 1, fresh: fresh, readOnly: o.ReadOnly, w: newWriter(db, path, o.Logger, o.MaxQueued, o.CommitEvery)}
 	d.put.seed = maphash.MakeSeed()
 	openFiles.m[path] = d
 	return &FileStore{path: path, db: d, log: o.Logger}, nil
@@ -320,6 +351,9 @@ func (s *FileStore) Get(_ context.Context, key string) ([]byte, bool, error) {
 func (s *FileStore) Put(ctx context.Context, key string, val []byte) error {
 	if s.closed.Load() {
 		return errStoreClosed
+	}
+	if s.db.readOnly {
+		return fmt.Errorf("cache file %s: opened read-only", s.path)
 	}
 	k, err := binaryKey(key)
 	if err != nil {

@@ -22,13 +22,17 @@ import (
 // one when the server ignored n), plus a strict retry; 0 for the other
 // samples of the segment, whose answers came from the same replies. A rerun
 // served from the cache counts them as calls saved (CacheHits). Entries
-// written before it was recorded have none (nil).
+// written before it was recorded have none (nil). Strict is the part of
+// Calls that was a strict retry (0 or 1; entries written before it was
+// recorded have 0): the rest were the segment's requests, which a rerun
+// that fetches the segment again makes again.
 type answerEntry struct {
 	Value  int    `json:"value"`
 	Valid  bool   `json:"valid"`
 	Raw    string `json:"raw"`
 	Reason string `json:"reason,omitempty"`
 	Calls  *int   `json:"calls,omitempty"`
+	Strict int    `json:"strict,omitempty"`
 }
 
 // askSample returns sample q.Sample of the prompt: from the cache, or read
@@ -45,7 +49,9 @@ func (c *Client) askSample(ctx context.Context, q *agent.Question, p agent.Promp
 				return agent.Answer{}, err
 			}
 			if e, decoded := decodeEntry(raw); ok && decoded {
-				c.countStored(q, e)
+				if err := c.countStored(ctx, q, p, e); err != nil {
+					return agent.Answer{}, err
+				}
 				return e.answer(), nil
 			}
 		}
@@ -64,7 +70,7 @@ func (c *Client) askSample(ctx context.Context, q *agent.Question, p agent.Promp
 		}
 		if c.cfg.Cache != nil {
 			calls := ch.calls + strict
-			raw, err := json.Marshal(answerEntry{Value: a.Value, Valid: a.Valid, Raw: a.Raw, Reason: a.Reason, Calls: &calls})
+			raw, err := json.Marshal(answerEntry{Value: a.Value, Valid: a.Valid, Raw: a.Raw, Reason: a.Reason, Calls: &calls, Strict: strict})
 			if err != nil {
 				return agent.Answer{}, err
 			}
@@ -260,24 +266,68 @@ func (c *Client) endSegment(key segKey, f *segFetch, replies map[int]choice, err
 // replies of another sample's calls (an answer reused). An entry without
 // its calls counts one call saved for the first sample of its segment,
 // the one its request was seeded from.
-func (c *Client) countStored(q *agent.Question, e answerEntry) {
-	saved := 0
+//
+// The requests among those calls are saved only when this run never
+// fetches the sample's segment (segmentStored): a run with more agents
+// than the one that filled the cache finds part of a segment stored and
+// fetches the segment whole for the rest (fetchSegment), making the
+// stored requests again; only the stored strict retries are saved then.
+// Counting them all would count the segment's request twice, once made
+// and once saved.
+func (c *Client) countStored(ctx context.Context, q *agent.Question, p agent.Prompt, e answerEntry) error {
+	saved, requests := 0, 0
 	switch {
 	case e.Calls != nil:
 		saved = *e.Calls
+		requests = max(saved-e.Strict, 0)
 	default:
 		if start, _ := c.segmentOf(q.Persona, q.Sample); start == q.Sample {
-			saved = 1
+			saved, requests = 1, 1
+		}
+	}
+	if requests > 0 {
+		stored, err := c.segmentStored(ctx, q, p)
+		if err != nil {
+			return err
+		}
+		if !stored {
+			saved -= requests
 		}
 	}
 	if saved == 0 {
 		c.stats.answersReused.Add(1)
-		return
+		return nil
 	}
 	c.stats.cacheHits.Add(int64(saved))
 	for range saved {
 		c.doer.obs.CacheLookup(c.doer.model, true)
 	}
+	return nil
+}
+
+// segmentStored reports whether the segment of sample q.Sample is not
+// fetched by this client: every sample of it is stored, and it was not
+// fetched again for samples missing from the store. The store is read
+// before the record of fetches: a fetch that stored the missing samples
+// before the store was read was recorded before.
+func (c *Client) segmentStored(ctx context.Context, q *agent.Question, p agent.Prompt) (bool, error) {
+	start, end := c.segmentOf(q.Persona, q.Sample)
+	for i := start; i < end; i++ {
+		if i == q.Sample {
+			continue
+		}
+		raw, ok, err := c.cfg.Cache.store.Get(ctx, c.cacheKey(p, strconv.Itoa(i)))
+		if err != nil {
+			return false, fmt.Errorf("cache get: %w", err)
+		}
+		if _, decoded := decodeEntry(raw); !ok || !decoded {
+			return false, nil
+		}
+	}
+	c.segMu.Lock()
+	_, again := c.refetched[c.segmentKey(p, start, end)]
+	c.segMu.Unlock()
+	return !again, nil
 }
 
 func (e answerEntry) answer() agent.Answer {
@@ -333,6 +383,16 @@ func (c *Client) fetchSegment(ctx context.Context, q *agent.Question, p agent.Pr
 	if c.cfg.Cache != nil {
 		// One miss per segment fetched: the lookup that costs a call.
 		c.doer.obs.CacheLookup(c.doer.model, false)
+		if len(need) < end-start {
+			// The stored samples' requests are made again: they
+			// are not calls saved (countStored).
+			c.segMu.Lock()
+			if c.refetched == nil {
+				c.refetched = map[segKey]struct{}{}
+			}
+			c.refetched[c.segmentKey(p, start, end)] = struct{}{}
+			c.segMu.Unlock()
+		}
 	}
 	out := make(map[int]choice, len(need))
 	// Each call belongs to the first reply it brought that is kept:

@@ -274,14 +274,29 @@ func RunModel(ctx context.Context, info analysis.ModelInfo, c *llm.Client) analy
 	if c == nil {
 		return m
 	}
-	p, s := c.Params(), c.Served(ctx)
-	m.BaseURL, m.Model, m.Mode, m.Endpoint = p.BaseURL, p.Model, p.Mode, p.Endpoint
-	m.Temperature, m.TopP, m.Samples, m.MaxTokens, m.Seed = p.Temperature, p.TopP, p.Samples, p.MaxTokens, p.Seed
-	m.ReasoningEffort, m.Concurrency, m.TimeoutSeconds, m.MaxRetries = p.ReasoningEffort, p.Concurrency, p.Timeout.Seconds(), p.MaxRetries
+	s := c.Served(ctx)
+	Settings(&m, c.Params(), c.Stats().Fallbacks > 0)
 	m.Synthetic = m.Synthetic || s.Synthetic
 	m.ServedModel, m.LastServedModel = s.Model, s.LastModel
 	m.SystemFingerprint, m.LastSystemFingerprint, m.FingerprintChanged = s.Fingerprint, s.LastFingerprint, s.FingerprintChanged
 	return m
+}
+
+// Settings records in m the settings p that applied to the run. In
+// distribution mode a question is asked for one token's log
+// probabilities, and samples and max_tokens apply only to the questions
+// sampled instead (the fallbacks, llm.ClientStats.Fallbacks): they are
+// recorded when sampled says some were, and left out otherwise. A run
+// whose agents ran on other hosts records its models with the same rule,
+// from the hosts' fallbacks.
+func Settings(m *analysis.RunModel, p llm.Params, sampled bool) {
+	m.BaseURL, m.Model, m.Mode, m.Endpoint = p.BaseURL, p.Model, p.Mode, p.Endpoint
+	m.Temperature, m.TopP, m.Seed = p.Temperature, p.TopP, p.Seed
+	m.Samples, m.MaxTokens = p.Samples, p.MaxTokens
+	if p.Mode == llm.ModeDistribution && !sampled {
+		m.Samples, m.MaxTokens = 0, 0
+	}
+	m.ReasoningEffort, m.Concurrency, m.TimeoutSeconds, m.MaxRetries = p.ReasoningEffort, p.Concurrency, p.Timeout.Seconds(), p.MaxRetries
 }
 
 // label records in the models' descriptions what their endpoints said

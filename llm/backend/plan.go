@@ -3,14 +3,18 @@ package backend
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,7 +33,7 @@ import (
 const checkTimeout = 10 * time.Second
 
 // tokenizer says how a Plan counts tokens.
-const tokenizer = "prompt tokens = characters/4 per request (no tokenizer is bundled); words for society model-server, as it counts; completion tokens as the synthetic respondents' replies"
+const tokenizer = "prompt tokens = characters/4 per request (no tokenizer is bundled); words for society model-server, as it counts; completion tokens as the synthetic respondents' replies (an estimate that varies between plans only for a model without a seed in a scenario with games)"
 
 // Plan is what a scenario's run will cost: its requests, tokens, time and
 // money per model, as `society plan` prints it. (sim.Plan is what the run
@@ -411,7 +415,7 @@ func rehearsalScenario(sc *scenarios.Scenario) (map[string]*PromptMeter, *scenar
 		}
 		// Seeded as 'society model-server' is by default, so that a plan
 		// against it replays the same answers and game histories.
-		me := NewPromptMeter(modelserver.New(llm.NewSynthetic(1, means), modelserver.Options{Seed: 1, Slots: max(m.Concurrency, 1)}))
+		me := NewPromptMeter(&seedUnseeded{h: modelserver.New(llm.NewSynthetic(1, means), modelserver.Options{Seed: 1, Slots: max(m.Concurrency, 1)})})
 		srv := httptest.NewServer(me)
 		servers = append(servers, srv)
 		meters[m.Name] = me
@@ -506,6 +510,61 @@ func texts(out []string, raw json.RawMessage) []string {
 		} else if json.Unmarshal(e, &part) == nil {
 			out = append(out, part.Text)
 		}
+	}
+	return out
+}
+
+// seedUnseeded is the rehearsal's endpoint in front of the model server:
+// it gives a completion request that carries no seed one drawn from its
+// body and the number of equal bodies received before it. The model
+// server seeds an unseeded request from its arrival number, and the
+// order in which concurrent requests arrive changes from one rehearsal
+// to the next: the replies, and the completion tokens they count, did
+// too. Equal bodies are equal requests, so whichever of them arrives
+// first, the replies of the run are the same set. (With game rounds an
+// agent's answer steers its later prompts, and which of equal requests
+// an agent's was still depends on the order: the plan of a model without
+// a seed is the same from one plan to the next only without games.)
+type seedUnseeded struct {
+	h    http.Handler
+	mu   sync.Mutex
+	seen map[[sha256.Size]byte]uint64
+}
+
+func (s *seedUnseeded) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost && strings.HasSuffix(strings.TrimSuffix(r.URL.Path, "/"), "completions") {
+		body, err := io.ReadAll(io.LimitReader(r.Body, 8<<20))
+		r.Body.Close()
+		if err == nil {
+			body = s.seed(body)
+		}
+		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	}
+	s.h.ServeHTTP(w, r)
+}
+
+// seed returns body with a seed when it has none, else body.
+func (s *seedUnseeded) seed(body []byte) []byte {
+	var req map[string]json.RawMessage
+	if json.Unmarshal(body, &req) != nil {
+		return body
+	}
+	if v, ok := req["seed"]; ok && string(v) != "null" {
+		return body
+	}
+	sum := sha256.Sum256(body)
+	s.mu.Lock()
+	if s.seen == nil {
+		s.seen = map[[sha256.Size]byte]uint64{}
+	}
+	k := s.seen[sum]
+	s.seen[sum] = k + 1
+	s.mu.Unlock()
+	seed := (binary.LittleEndian.Uint64(sum[:8]) + k*0x9e3779b97f4a7c15) & math.MaxInt64
+	req["seed"] = json.RawMessage(strconv.FormatUint(seed, 10))
+	out, err := json.Marshal(req)
+	if err != nil {
+		return body
 	}
 	return out
 }
