@@ -136,6 +136,16 @@ func (h *AgentHost) serveRun(ctx context.Context, rec RunRecord) error {
 		Concurrency: h.Concurrency, Host: h.Name, Logger: h.Log,
 		BadMessage: func(error) { h.bad.Add(1) },
 		Settle:     func(ctx context.Context, _ TaskMsg) { st.put(ctx) },
+		// Agents ask their items one after another: without a fetch
+		// ahead only their current questions are in flight (one per
+		// persona in distribution mode), however large the models'
+		// concurrency. Each task's distinct questions are fetched ahead
+		// as a single process fetches a phase's, at the model's
+		// concurrency; tasks served at once share their requests, and
+		// hosts share replies through the cache's shared tier.
+		Prefetch: func(ctx context.Context, t TaskMsg) func() {
+			return sim.PrefetchTasks(ctx, p, []sim.Task{simTask(t)}, rec.Shards, nil, h.Log.With("run", rec.ID))
+		},
 		Served: func(_ TaskMsg, answers int) {
 			h.served.Add(1)
 			h.answers.Add(int64(answers))
@@ -186,4 +196,10 @@ func (r *statsReporter) loop(ctx context.Context) {
 			r.put(ctx)
 		}
 	}
+}
+
+// simTask is the sim task of a questionnaire task message (TaskOf's
+// inverse, a game round's memories apart).
+func simTask(t TaskMsg) sim.Task {
+	return sim.Task{Shard: t.Shard, Model: t.Model, Instrument: t.Instrument, Items: t.Items, Round: t.Round, Style: agent.Style(t.Style)}
 }
