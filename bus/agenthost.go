@@ -130,6 +130,10 @@ func (h *AgentHost) serveRun(ctx context.Context, rec RunRecord) error {
 		defer wg.Done()
 		st.loop(ctx)
 	}()
+	fetchAhead := map[string]bool{}
+	for _, m := range sc.Models {
+		fetchAhead[m.Name] = m.Mode == scenarios.Distribution
+	}
 	w := &Worker{
 		JS: h.JS, Subjects: Subjects{Run: rec.ID}, Shard: shard,
 		Instrument:  p.Instrument,
@@ -142,8 +146,14 @@ func (h *AgentHost) serveRun(ctx context.Context, rec RunRecord) error {
 		// concurrency. Each task's distinct questions are fetched ahead
 		// as a single process fetches a phase's, at the model's
 		// concurrency; tasks served at once share their requests, and
-		// hosts share replies through the cache's shared tier.
+		// hosts share replies through the cache's shared tier. Only in
+		// distribution mode: in sample mode the fetch of a persona's
+		// question takes the samples of every agent of the run holding
+		// it, which other hosts' agents may be the ones to read.
 		Prefetch: func(ctx context.Context, t TaskMsg) func() {
+			if !fetchAhead[t.Model] {
+				return func() {}
+			}
 			return sim.PrefetchTasks(ctx, p, []sim.Task{simTask(t)}, rec.Shards, nil, h.Log.With("run", rec.ID))
 		},
 		Served: func(_ TaskMsg, answers int) {
