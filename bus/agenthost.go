@@ -130,12 +130,32 @@ func (h *AgentHost) serveRun(ctx context.Context, rec RunRecord) error {
 		defer wg.Done()
 		st.loop(ctx)
 	}()
+	fetchAhead := map[string]bool{}
+	for _, m := range sc.Models {
+		fetchAhead[m.Name] = m.Mode == scenarios.Distribution
+	}
 	w := &Worker{
 		JS: h.JS, Subjects: Subjects{Run: rec.ID}, Shard: shard,
 		Instrument:  p.Instrument,
 		Concurrency: h.Concurrency, Host: h.Name, Logger: h.Log,
 		BadMessage: func(error) { h.bad.Add(1) },
 		Settle:     func(ctx context.Context, _ TaskMsg) { st.put(ctx) },
+		// Agents ask their items one after another: without a fetch
+		// ahead only their current questions are in flight (one per
+		// persona in distribution mode), however large the models'
+		// concurrency. Each task's distinct questions are fetched ahead
+		// as a single process fetches a phase's, at the model's
+		// concurrency; tasks served at once share their requests, and
+		// hosts share replies through the cache's shared tier. Only in
+		// distribution mode: in sample mode the fetch of a persona's
+		// question takes the samples of every agent of the run holding
+		// it, which other hosts' agents may be the ones to read.
+		Prefetch: func(ctx context.Context, t TaskMsg) func() {
+			if !fetchAhead[t.Model] {
+				return func() {}
+			}
+			return sim.PrefetchTasks(ctx, p, []sim.Task{simTask(t)}, rec.Shards, nil, h.Log.With("run", rec.ID))
+		},
 		Served: func(_ TaskMsg, answers int) {
 			h.served.Add(1)
 			h.answers.Add(int64(answers))
@@ -186,4 +206,10 @@ func (r *statsReporter) loop(ctx context.Context) {
 			r.put(ctx)
 		}
 	}
+}
+
+// simTask is the sim task of a questionnaire task message (TaskOf's
+// inverse, a game round's memories apart).
+func simTask(t TaskMsg) sim.Task {
+	return sim.Task{Shard: t.Shard, Model: t.Model, Instrument: t.Instrument, Items: t.Items, Round: t.Round, Style: agent.Style(t.Style)}
 }

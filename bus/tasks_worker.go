@@ -43,6 +43,11 @@ type Worker struct {
 	// Served, when set, is called after each task whose answers are
 	// stored, with the number of answers.
 	Served func(t TaskMsg, answers int)
+	// Prefetch, when set, starts fetching ahead what the agents of a task
+	// will ask, just before they ask it; the task's answers stored, the
+	// worker calls stop, which must end the fetch and wait for it. It
+	// must not change an answer, only how soon it comes.
+	Prefetch func(ctx context.Context, t TaskMsg) (stop func())
 	// Dead, when set, is told about each task this worker recorded as a
 	// dead letter (a single-process run fails on it at once).
 	Dead   func(d DeadLetter)
@@ -227,6 +232,9 @@ func (w *Worker) serve(ctx context.Context, t TaskMsg) (int, error) {
 	task := taskOf(t, in)
 	if task.Game, err = GameTask(t, sh, w.Instrument); err != nil {
 		return 0, fmt.Errorf("%w: %v", errUnservable, err)
+	}
+	if w.Prefetch != nil && task.Game == nil {
+		defer w.Prefetch(ctx, t)()
 	}
 	batches, err := sh.Do(ctx, task)
 	if err != nil {

@@ -311,16 +311,30 @@ func (l *Loop) phase(runCtx context.Context, ph Phase, col *analysis.Collector, 
 	return nil
 }
 
-// prefetch starts, for every model of tasks that is a Prefetcher, the
-// fetch of the tasks' distinct questions, and returns what stops it:
-// the phase's answers are all in by then, so what it has not fetched is
-// no longer needed. Its errors are logged: the agents ask for what it
-// could not fetch and report their own errors.
+// prefetch starts the fetch of the phase's tasks' distinct questions
+// (PrefetchTasks) and returns what stops it: the phase's answers are all
+// in by then, so what it has not fetched is no longer needed.
 func (l *Loop) prefetch(ctx context.Context, tasks []Task, log *slog.Logger) (stop func()) {
-	p := l.Layout.Plan
-	qs := phaseQuestions(p, tasks, l.Layout.Shards)
+	return PrefetchTasks(ctx, l.Layout.Plan, tasks, l.Layout.Shards, l.Observer, log.With("run", l.Layout.ID))
+}
+
+// PrefetchTasks starts, for every model of tasks that is a Prefetcher,
+// the fetch of the distinct questions the agents of tasks will ask (the
+// run split into shards shards; game tasks are left out), and returns
+// what stops it and waits for its goroutines. It is how a single process
+// fetches a phase ahead, and how an agent host fetches the tasks it
+// takes. obs, when it is a PrefetchObserver, is told how far the fetch
+// is; nil tells no one. Errors are logged to log (nil: not logged): the
+// agents ask for what it could not fetch and report their own errors.
+// The fetch never changes an answer (see Prefetcher), only how soon it
+// comes.
+func PrefetchTasks(ctx context.Context, p *Plan, tasks []Task, shards int, obs Observer, log *slog.Logger) (stop func()) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	qs := phaseQuestions(p, tasks, shards)
 	ctx, cancel := context.WithCancel(ctx)
-	tally := newPrefetchTally(l.Observer)
+	tally := newPrefetchTally(obs)
 	var wg sync.WaitGroup
 	for model, q := range qs {
 		var fetch func() error
@@ -334,7 +348,7 @@ func (l *Loop) prefetch(ctx context.Context, tasks []Task, log *slog.Logger) (st
 		}
 		wg.Go(func() {
 			if err := fetch(); err != nil && ctx.Err() == nil {
-				log.Warn("prefetch of the phase's questions", "run", l.Layout.ID, "model", model, "err", err)
+				log.Warn("prefetch of the phase's questions", "model", model, "err", err)
 			}
 		})
 	}
