@@ -32,6 +32,9 @@ type finishing struct {
 	// not nil, what its results last recorded (RunRecord.Produced).
 	start    string
 	produced *Produced
+	// prompts are the distinct prompts the run's agents asked
+	// (results.Finished.Prompts); nil when not recorded.
+	prompts []analysis.PromptRow
 	// b describes the run's models (resolved settings; no model is
 	// called); runBlock, when not nil, starts the run block.
 	b        sim.Backends
@@ -81,7 +84,7 @@ func (f *finishing) produce(ctx context.Context, dir string) (*Produced, error) 
 		}
 	}
 	out, err := results.Produce(ctx, dir, results.Finished{Study: st, Collector: f.col, Scenario: f.plan.Resolved, LLM: llm, Run: run,
-		Computed: f.computed})
+		Prompts: f.prompts, Computed: f.computed})
 	if err != nil {
 		return nil, err
 	}
