@@ -84,7 +84,8 @@ const RunTimeLayout = "2006-01-02T15:04:05.000Z07:00"
 // RunTime formats t for the run block.
 func RunTime(t time.Time) string { return t.UTC().Format(RunTimeLayout) }
 
-// Finish completes the run block at end: the end time and wall time, the
+// Finish completes the run block at end: the end time and wall time
+// (unless the block has an end already), the
 // models (from Models when the block has none), and for each model its
 // synthetic label, what its server said it served
 // (from Models, unless the block has it already) and its traffic (from
@@ -103,10 +104,13 @@ func (r *Results) Finish(run *Run, end time.Time) {
 			out.Models = append(out.Models, RunModel{Name: m.Name, Backend: m.Backend, Model: m.Model, Mode: m.Mode})
 		}
 	}
-	start, err := time.Parse(time.RFC3339, run.Start)
-	out.End = RunTime(end)
-	if err == nil {
-		out.WallSeconds = math.Round(end.Sub(start).Seconds()*1000) / 1000
+	// A block already finished (the results of a run written again from
+	// what its record kept) keeps the times of the run that answered.
+	if start, err := time.Parse(time.RFC3339, run.Start); run.End == "" {
+		out.End = RunTime(end)
+		if err == nil {
+			out.WallSeconds = math.Round(end.Sub(start).Seconds()*1000) / 1000
+		}
 	}
 	out.Synthetic = len(out.Models) > 0
 	for i := range out.Models {
@@ -258,9 +262,10 @@ func StartRun(id string, start time.Time, b Build) *Run {
 
 // StartRecordedRun starts the run block of a run over NATS, written by the
 // process that computes its results: the run started at start (its
-// record's, in RunTimeLayout), or, for a record without one, now. Its
-// models are described from the study, their traffic from the hosts'
-// reports; their resolved settings stay with the agent hosts.
+// record's, in RunTimeLayout), or, for a record without one, now. The
+// writer sets its models: their settings as resolved from the run's
+// scenario, their traffic and what their servers served from the hosts'
+// reports.
 func StartRecordedRun(id, start string, b Build) *Run {
 	r := StartRun(id, time.Now(), b)
 	if start != "" {

@@ -50,6 +50,13 @@ func TestResultsFinishRun(t *testing.T) {
 	if !r.Run.Synthetic || !strings.Contains(strings.Join(RunLines(r.Run), "\n"), "SYNTHETIC") {
 		t.Errorf("a run of synthetic models only: got %+v, want it said synthetic", r.Run)
 	}
+	// A finished block, finished again later (results written again),
+	// keeps the times of the run that answered.
+	done := *got
+	r.Finish(&done, start.Add(time.Hour))
+	if r.Run.End != got.End || r.Run.WallSeconds != got.WallSeconds {
+		t.Errorf("a finished block finished again: got end %s, %v s; want %s, %v s", r.Run.End, r.Run.WallSeconds, got.End, got.WallSeconds)
+	}
 }
 
 // results.json written before the run block existed still reads, without one.

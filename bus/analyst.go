@@ -17,7 +17,6 @@ import (
 
 	"github.com/society-sim/society/agent"
 	"github.com/society-sim/society/analysis"
-	"github.com/society-sim/society/results"
 	"github.com/society-sim/society/sim"
 )
 
@@ -152,20 +151,10 @@ func (a *Analyst) analyse(ctx context.Context, rec RunRecord, complete <-chan st
 	if err != nil {
 		return err
 	}
-	llmCounts, err := hostTraffic(ctx, a.Reg, rec.ID, p, func(error) { a.bad.Add(1) })
+	f := &finishing{id: rec.ID, plan: p, col: col, start: rec.Start, produced: currentProduced(ctx, a.Reg, rec.ID),
+		b: b, runBlock: a.RunBlock, reg: a.Reg, log: a.Log, bad: func(error) { a.bad.Add(1) }, computed: finish}
+	produced, err := f.produce(ctx, dir)
 	if err != nil {
-		a.Log.Warn("read the hosts' model traffic", "run", rec.ID, "err", err)
-	}
-	var run *analysis.Run
-	if a.RunBlock != nil {
-		run = a.RunBlock(rec.ID, rec.Start)
-	}
-	prompts, err := sim.RebuildPrompts(p, col)
-	if err != nil {
-		return err
-	}
-	if _, err := results.Produce(ctx, dir, results.Finished{Study: p.Study, Collector: col, Scenario: p.Resolved, Prompts: prompts,
-		LLM: llmCounts, Run: run, Computed: finish}); err != nil {
 		return err
 	}
 	results, err := recordedResults(dir)
@@ -182,7 +171,7 @@ func (a *Analyst) analyse(ctx context.Context, rec RunRecord, complete <-chan st
 		if r.State != RunComplete {
 			return false
 		}
-		r.State, r.Dir, r.Host, r.Results, r.Error = RunDone, dir, a.Name, results, ""
+		r.State, r.Dir, r.Host, r.Results, r.Error, r.Produced = RunDone, dir, a.Name, results, "", produced
 		return true
 	})
 	return nil

@@ -15,7 +15,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/society-sim/society/analysis"
-	"github.com/society-sim/society/results"
 	"github.com/society-sim/society/scenarios"
 	"github.com/society-sim/society/sim"
 )
@@ -201,7 +200,11 @@ func (o *Orchestrator) Run(ctx context.Context, sc *scenarios.Scenario, out stri
 	if exists && rec.Start != "" {
 		first = rec.Start // a resumed run started when it first did
 	}
-	rec = RunRecord{ID: id, Scenario: string(p.Resolved), Shards: shards, Epoch: epoch, State: RunRunning, Prep: prepRaw, Start: first}
+	// What the results last written recorded stays until a task is
+	// handed out (forgetProduced).
+	produced := rec.Produced
+	rec = RunRecord{ID: id, Scenario: string(p.Resolved), Shards: shards, Epoch: epoch, State: RunRunning, Prep: prepRaw, Start: first,
+		Produced: produced}
 	if exists {
 		_, err = o.Reg.Update(ctx, rec, rev)
 	} else {
@@ -211,7 +214,7 @@ func (o *Orchestrator) Run(ctx context.Context, sc *scenarios.Scenario, out stri
 		return nil, fmt.Errorf("%w (is another orchestrator starting the same run?)", err)
 	}
 
-	r := &orchestration{log: o.Log, nc: o.NC, reg: o.Reg, subj: subj, p: p, id: id, epoch: epoch, start: first, runBlock: o.RunBlock}
+	r := &orchestration{log: o.Log, nc: o.NC, reg: o.Reg, subj: subj, p: p, id: id, epoch: epoch, start: first, runBlock: o.RunBlock, models: o.Models}
 	stall := o.Stall
 	if stall <= 0 {
 		stall = 2 * o.Queue.Backoff()[0]
@@ -226,7 +229,11 @@ func (o *Orchestrator) Run(ctx context.Context, sc *scenarios.Scenario, out stri
 	if o.Observer != nil {
 		obs = o.Observer
 	}
-	loop := &sim.Loop{Layout: sim.Layout{ID: id, Name: sc.Name, Plan: p, Shards: shards, Dispatcher: queue},
+	var d sim.Dispatcher = queue
+	if produced != nil {
+		d = &forgetProduced{Dispatcher: queue, reg: o.Reg, id: id, epoch: epoch}
+	}
+	loop := &sim.Loop{Layout: sim.Layout{ID: id, Name: sc.Name, Plan: p, Shards: shards, Dispatcher: d},
 		Observer: obs, Stall: stall, Log: o.Log}
 	r.col, err = loop.Run(ctx)
 	if o.Answered != nil {
@@ -285,6 +292,7 @@ type orchestration struct {
 	bad   atomic.Int64
 
 	runBlock func(id, start string) *analysis.Run
+	models   sim.Backends // describe the models in the run block
 }
 
 // await marks the run complete, which asks the analysis service to compute
@@ -337,18 +345,11 @@ func (o *orchestration) await(ctx context.Context) (RunRecord, error) {
 func (o *orchestration) writeOwn(ctx context.Context, dir string) (RunRecord, error) {
 	// The hosts' traffic, per model too, as the analysis service reports
 	// it, and the calibration's that this process made.
-	llm, _ := hostTraffic(ctx, o.reg, o.id, o.p, nil)
-	var run *analysis.Run
-	if o.runBlock != nil {
-		run = o.runBlock(o.id, o.start)
-	}
 	writing := func(*analysis.Outcome) { sim.Stage(o.obs, sim.StageWriting) }
-	prompts, err := sim.RebuildPrompts(o.p, o.col)
+	f := &finishing{id: o.id, plan: o.p, col: o.col, start: o.start, produced: currentProduced(ctx, o.reg, o.id),
+		b: o.models, runBlock: o.runBlock, reg: o.reg, log: o.log, computed: writing}
+	produced, err := f.produce(ctx, dir)
 	if err != nil {
-		return RunRecord{}, err
-	}
-	if _, err := results.Produce(ctx, dir, results.Finished{Study: o.p.Study, Collector: o.col, Scenario: o.p.Resolved, Prompts: prompts,
-		LLM: llm, Run: run, Computed: writing}); err != nil {
 		return RunRecord{}, err
 	}
 	abs, err := filepath.Abs(dir)
@@ -361,7 +362,7 @@ func (o *orchestration) writeOwn(ctx context.Context, dir string) (RunRecord, er
 		if r.Epoch != o.epoch {
 			return fmt.Errorf("run %s: taken over by another orchestrator (epoch %d)", o.id, r.Epoch)
 		}
-		r.State, r.Dir, r.Host, r.Results, r.Error = RunDone, abs, host, results, ""
+		r.State, r.Dir, r.Host, r.Results, r.Error, r.Produced = RunDone, abs, host, results, "", produced
 		return nil
 	})
 }

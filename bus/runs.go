@@ -67,6 +67,12 @@ type RunRecord struct {
 	// it is resumed: the results' run block starts there. Records that
 	// predate it have none.
 	Start string `json:"start,omitempty"`
+	// Produced is what the results last written recorded beyond the
+	// answers, kept as long as no start of the run since has handed out a
+	// task: a run started again with nothing left to answer writes the
+	// same results again from it. Nil otherwise, and in records that
+	// predate it.
+	Produced *Produced `json:"produced,omitempty"`
 }
 
 // EncodeRunRecord encodes a record.

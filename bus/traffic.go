@@ -39,9 +39,10 @@ func Traffic(stats []HostStats, models []analysis.ModelInfo) (map[string]analysi
 // the counts it returns and the per-model traffic of p's study (whose
 // models it labels as Traffic does). Hosts report about once a second, so
 // a host that died just after its last call may have left its last second
-// out. Unreadable reports go to bad; a registry that cannot be read is
-// the error, with the calibration's traffic still counted.
-func hostTraffic(ctx context.Context, reg *Registry, run string, p *sim.Plan, bad func(error)) (analysis.LLMCounts, error) {
+// out. It returns the hosts' reports too. Unreadable reports go to bad; a
+// registry that cannot be read is the error, with the calibration's
+// traffic still counted.
+func hostTraffic(ctx context.Context, reg *Registry, run string, p *sim.Plan, bad func(error)) (analysis.LLMCounts, []HostStats, error) {
 	var counts analysis.LLMCounts
 	stats, err := reg.HostStats(ctx, run, bad)
 	for _, s := range stats {
@@ -51,5 +52,5 @@ func hostTraffic(ctx context.Context, reg *Registry, run string, p *sim.Plan, ba
 	if traffic = p.AddCalibrationTraffic(&counts, traffic); len(traffic) > 0 {
 		p.Study.Traffic, p.Study.Models = traffic, models
 	}
-	return counts, err
+	return counts, stats, err
 }

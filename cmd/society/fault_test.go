@@ -519,8 +519,7 @@ func TestDistributedMatchesSingleProcess(t *testing.T) {
 	if err := orch.wait(t); err != nil {
 		t.Fatalf("orchestrator: %v", err)
 	}
-	// The run blocks (times, hosts, and the settings only the single
-	// process's clients know) differ; the rest is the same.
+	// The run blocks (times, hosts) differ; the rest is the same.
 	want := results.WithoutRun(readFile(t, filepath.Join(c.dir, "single", "results.json")))
 	got := results.WithoutRun(readFile(t, filepath.Join(c.dir, "dist", run, "results.json")))
 	if !bytes.Equal(got, want) {

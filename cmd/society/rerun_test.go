@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"path/filepath"
+	"testing"
+
+	"github.com/society-sim/society/analysis"
+	"github.com/society-sim/society/llm/modelserver"
+)
+
+// distRoles starts an agent host and an analysis service for run on the
+// NATS server at url, the results going under dir/results; stop stops
+// them and reports their errors.
+func distRoles(t *testing.T, url, dir, run string) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	roles := make(chan error, 2)
+	go func() {
+		roles <- run_(ctx, "agents", "--nats", url, "--name", "host", "--run", run, "--cache", filepath.Join(dir, "host-cache"))
+	}()
+	go func() {
+		roles <- run_(ctx, "analyze", "--nats", url, "--out", filepath.Join(dir, "results"), "--run", run)
+	}()
+	return func() {
+		cancel()
+		for range 2 {
+			if err := <-roles; err != nil {
+				t.Errorf("role: %v", err)
+			}
+		}
+	}
+}
+
+func run_(ctx context.Context, args ...string) error { return run(ctx, args, io.Discard, io.Discard) }
+
+// rerunScenario is a small sample-mode run against the model server: its
+// answers are synthetic whatever the model is called.
+func rerunScenario(t *testing.T, dir, url string) string {
+	return writeScenario(t, dir, "rerun", openaiScenario("rerun", url, "sample", 60, "max_tokens = 8")+
+		"[[questionnaires]]\nname = \"pvq40\"\nitems = 12\n[run]\nshards = 3\n")
+}
+
+// TestDistributedRerunWritesSameResults: running a finished distributed
+// run again, as the README promises, writes the same results again: the
+// same synthetic label, model traffic, served model and run block (the
+// times of the run that produced the answers), whether the analysis
+// service writes them or the orchestrator itself (--out). No field
+// differs.
+func TestDistributedRerunWritesSameResults(t *testing.T) {
+	url := natsOnLoopback(t)
+	hs, ms := testModelServer(t, modelserver.Options{Seed: 4})
+	dir := t.TempDir()
+	file := rerunScenario(t, dir, hs.URL)
+	stop := distRoles(t, url, dir, "rerun-5")
+	defer stop()
+	out := filepath.Join(dir, "results", "rerun-5")
+	orch := func() {
+		t.Helper()
+		if _, stderr, code := runCLI(t, "run", file, "--nats", url, "--quiet", "--cache", filepath.Join(dir, "orch-cache")); code != 0 {
+			t.Fatalf("run: exit %d\n%s", code, stderr)
+		}
+	}
+	orch()
+	first, firstReport := readFile(t, filepath.Join(out, "results.json")), readFile(t, filepath.Join(out, "report.md"))
+	r := readResults(t, out)
+	calls := ms.Stats().Requests
+	if r.Run == nil || !r.Run.Synthetic || r.LLM.Calls != calls || calls == 0 {
+		t.Fatalf("first run: got run %+v, calls %d; want synthetic, %d calls", r.Run, r.LLM.Calls, calls)
+	}
+
+	orch()
+	if ms.Stats().Requests != calls {
+		t.Errorf("the rerun made %d model calls, want none", ms.Stats().Requests-calls)
+	}
+	if got := readFile(t, filepath.Join(out, "results.json")); !bytes.Equal(got, first) {
+		t.Errorf("results.json of the rerun differs:\n got %s\nwant %s", got, first)
+	}
+	if got := readFile(t, filepath.Join(out, "report.md")); !bytes.Equal(got, firstReport) {
+		t.Errorf("report.md of the rerun differs:\n got %s\nwant %s", got, firstReport)
+	}
+
+	own := filepath.Join(dir, "own")
+	if _, stderr, code := runCLI(t, "run", file, "--nats", url, "--quiet", "--out", own, "--cache", filepath.Join(dir, "orch-cache")); code != 0 {
+		t.Fatalf("run --out: exit %d\n%s", code, stderr)
+	}
+	if got := readFile(t, filepath.Join(own, "results.json")); !bytes.Equal(got, first) {
+		t.Errorf("results.json of the rerun with --out differs:\n got %s\nwant %s", got, first)
+	}
+}
+
+// TestDistributedRunModels: a distributed run records each model's
+// settings as resolved, as a single-process run of the same scenario
+// does (its traffic aside, which depends on how the work was spread).
+func TestDistributedRunModels(t *testing.T) {
+	url := natsOnLoopback(t)
+	hs, _ := testModelServer(t, modelserver.Options{Seed: 4})
+	dir := t.TempDir()
+	file := rerunScenario(t, dir, hs.URL)
+	single := filepath.Join(dir, "single")
+	if _, stderr, code := runCLI(t, "run", file, "--quiet", "--out", single, "--cache", filepath.Join(dir, "single-cache")); code != 0 {
+		t.Fatalf("single-process run: exit %d\n%s", code, stderr)
+	}
+	stop := distRoles(t, url, dir, "rerun-5")
+	if _, stderr, code := runCLI(t, "run", file, "--nats", url, "--quiet", "--cache", filepath.Join(dir, "orch-cache")); code != 0 {
+		t.Fatalf("run: exit %d\n%s", code, stderr)
+	}
+	stop()
+	models := func(dir string) string {
+		r := readResults(t, dir)
+		if r.Run == nil {
+			t.Fatalf("%s: no run block", dir)
+		}
+		ms := make([]analysis.RunModel, len(r.Run.Models))
+		for i, m := range r.Run.Models {
+			m.LLM = nil
+			ms[i] = m
+		}
+		b, _ := json.MarshalIndent(ms, "", "  ")
+		return string(b)
+	}
+	want, got := models(single), models(filepath.Join(dir, "results", "rerun-5"))
+	if got != want {
+		t.Errorf("run.models of the distributed run:\n%s\nwant the single-process run's:\n%s", got, want)
+	}
+}
