@@ -185,6 +185,23 @@ func (p *Log) stage(name string) {
 	p.line()
 }
 
+// expectedAnswers are the answers run l expects, known before the first
+// arrives (as the collector counts them: every agent answers every item
+// of a plan), so that progress says so while the first requests, or
+// those fetched ahead, are in flight; 0 when l has no study.
+func expectedAnswers(l sim.Layout) int64 {
+	var n int64
+	if l.Plan == nil {
+		return 0
+	}
+	if st := l.Plan.Study; st != nil && st.Pool != nil {
+		for _, pl := range st.Plans {
+			n += int64(st.Pool.Size()) * int64(len(pl.Items))
+		}
+	}
+	return n
+}
+
 // runLog is one run's observer (sim.Observer and sim.Stager) of a Log:
 // the runs of a process (the calibration, then the main run) share its
 // lines.
@@ -204,17 +221,8 @@ func (r *runLog) Start(l sim.Layout) {
 	if name == "" {
 		name = l.Name
 	}
-	// The answers expected are known before the first arrives (as the
-	// collector counts them: every agent answers every item of a plan),
-	// so the lines say so while the first requests are in flight.
-	var expected int64
-	if st := l.Plan.Study; st != nil && st.Pool != nil {
-		for _, pl := range st.Plans {
-			expected += int64(st.Pool.Size()) * int64(len(pl.Items))
-		}
-	}
 	r.p.mu.Lock()
-	r.p.st = state{Run: name, Phase: "answering", phases: len(l.Plan.Phases), start: time.Now(), Expected: expected}
+	r.p.st = state{Run: name, Phase: "answering", phases: len(l.Plan.Phases), start: time.Now(), Expected: expectedAnswers(l)}
 	r.p.mu.Unlock()
 }
 
