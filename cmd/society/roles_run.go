@@ -49,7 +49,7 @@ func runDistributed(ctx context.Context, d *runDistFlags, sc *scenarios.Scenario
 	defer b.Finish()
 	obs, cal, stop := sim.Observers{b}, sim.Observers{b}, func() {}
 	if lines != nil {
-		obs, cal, stop = append(obs, lines.Observer("")), append(cal, lines.Observer("calibration")), lines.Start()
+		obs, cal, stop = append(obs, lines.Observer("")), append(cal, lines.Observer("calibration")), lines.Start(ctx)
 	}
 	defer stop()
 	if m != nil {
