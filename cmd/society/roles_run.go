@@ -67,7 +67,7 @@ func printDistSummary(w io.Writer, r *bus.Orchestrated) {
 	if r.Outcome != nil {
 		printSummary(w, &sim.Result{Outcome: r.Outcome, Elapsed: r.Elapsed}, r.Record.Dir)
 	} else {
-		fmt.Fprintf(w, "Run %s done in %.1fs.\nResults: %s\n", r.ID, r.Elapsed.Seconds(), r.Record.Dir)
+		fmt.Fprintf(w, "Run %s done in %.1f s.\nResults: %s\n", r.ID, r.Elapsed.Seconds(), r.Record.Dir)
 	}
 	if r.Record.Host != "" {
 		fmt.Fprintf(w, "(written on %s)\n", r.Record.Host)
