@@ -20,9 +20,11 @@ type Run struct {
 	// Revision is the VCS revision the program was built from ("unknown"
 	// when the build recorded none: go run, or a tree outside git);
 	// Modified marks a build of a tree with uncommitted changes, so that
-	// the revision alone does not reproduce it.
+	// the revision alone does not reproduce it. It is absent (nil) when
+	// the revision is unknown: whether the tree had changes is then
+	// unknown too, and false would claim a clean build.
 	Revision  string `json:"revision"`
-	Modified  bool   `json:"modified"`
+	Modified  *bool  `json:"modified,omitempty"`
 	BuildTime string `json:"build_time,omitempty"` // RFC 3339: a release's build time (set at build time; none otherwise)
 	// CommitTime is the revision's commit time (RFC 3339), as go build
 	// recorded it.
@@ -142,7 +144,7 @@ func RunLines(run *Run) []string {
 		return nil
 	}
 	build := run.Version + ", revision " + run.Revision
-	if run.Modified {
+	if run.Modified != nil && *run.Modified {
 		build += " (modified)"
 	}
 	out := []string{fmt.Sprintf("Run %s on %s, %s to %s (%.1f s), society %s.", run.ID, run.Host, run.Start, run.End, run.WallSeconds, build)}
@@ -200,6 +202,9 @@ func orNone(s string) string {
 	return s
 }
 
+// UnknownRevision is the revision of a build that recorded none.
+const UnknownRevision = "unknown"
+
 // Build identifies the running program, as the run block records it.
 type Build struct {
 	Version  string // a release's version, the module's, or "devel"
@@ -219,7 +224,7 @@ type Build struct {
 // buildTime, when not empty, are a release's values set at build time
 // (-ldflags -X) and win over what the toolchain recorded.
 func ProgramBuild(version, revision, buildTime string) Build {
-	v := Build{Version: "devel", Revision: "unknown"}
+	v := Build{Version: "devel", Revision: UnknownRevision}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		v.GoVersion = bi.GoVersion
 		if mv := bi.Main.Version; mv != "" && mv != "(devel)" {
@@ -256,8 +261,12 @@ func StartRun(id string, start time.Time, b Build) *Run {
 	if err != nil {
 		host = "unknown"
 	}
-	return &Run{ID: id, Version: b.Version, Revision: b.Revision, Modified: b.Modified, BuildTime: b.Time, CommitTime: b.CommitTime,
+	r := &Run{ID: id, Version: b.Version, Revision: b.Revision, BuildTime: b.Time, CommitTime: b.CommitTime,
 		GoVersion: b.GoVersion, Host: host, Start: RunTime(start)}
+	if b.Revision != UnknownRevision {
+		r.Modified = &b.Modified
+	}
+	return r
 }
 
 // StartRecordedRun starts the run block of a run over NATS, written by the

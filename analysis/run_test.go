@@ -83,6 +83,28 @@ func TestProgramBuild(t *testing.T) {
 	}
 }
 
+// A build whose revision is unknown has no "modified" in its run block:
+// whether its tree had changes is unknown too; a known revision says
+// whether it was modified, false included.
+func TestRunModifiedUnknown(t *testing.T) {
+	for _, tt := range []struct {
+		rev  string
+		want string // "" for no modified key
+	}{
+		{UnknownRevision, ""},
+		{"abc", `"modified":false`},
+	} {
+		b, err := json.Marshal(StartRun("x-1", time.Now(), Build{Version: "devel", Revision: tt.rev}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := string(b)
+		if tt.want == "" && strings.Contains(got, "modified") || tt.want != "" && !strings.Contains(got, tt.want) {
+			t.Errorf("revision %s: got %s, want modified %q", tt.rev, got, tt.want)
+		}
+	}
+}
+
 // A run's block names its build, host and start; a recorded run keeps the
 // start its record gives, or starts now without one.
 func TestStartRun(t *testing.T) {
@@ -90,7 +112,7 @@ func TestStartRun(t *testing.T) {
 	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	r := StartRun("x-1", start, b)
 	host, _ := os.Hostname()
-	if r.ID != "x-1" || r.Version != "v1" || r.Revision != "abc" || !r.Modified || r.BuildTime != "t" || r.CommitTime != "c" || r.GoVersion != "go1" ||
+	if r.ID != "x-1" || r.Version != "v1" || r.Revision != "abc" || r.Modified == nil || !*r.Modified || r.BuildTime != "t" || r.CommitTime != "c" || r.GoVersion != "go1" ||
 		r.Start != RunTime(start) || r.Host == "" || (host != "" && r.Host != host) {
 		t.Errorf("StartRun: got %+v", r)
 	}

@@ -83,8 +83,24 @@ func (a *Analyst) Serve(ctx context.Context) error {
 					return true
 				})
 			}
-		}}
+		}, over: a.standDown}
 	return f.serve(ctx)
+}
+
+// standDown logs that the service stopped following a run it did not
+// finish itself, and why: an orchestrator given --out wrote the results,
+// the run failed, or it was removed from the registry.
+func (a *Analyst) standDown(rec RunRecord) {
+	switch {
+	case rec.State == RunDone && rec.Host == a.Name:
+		// Its own results: "results written" said so.
+	case rec.State == RunDone:
+		a.Log.Info("standing down from run: its results were written by another process (run --out)", "run", rec.ID, "host", rec.Host, "dir", rec.Dir)
+	case rec.State == RunFailed:
+		a.Log.Info("standing down from run: the run failed", "run", rec.ID, "err", rec.Error)
+	default:
+		a.Log.Info("standing down from run: removed from the registry", "run", rec.ID)
+	}
 }
 
 // analyse follows one run until its results are written or ctx ends.

@@ -53,7 +53,7 @@ func (b *Bar) Start(l sim.Layout) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.start, b.name = time.Now(), b.label
-	b.pre, b.answers = sim.Prefetching{}, sim.Counts{}
+	b.pre, b.answers = sim.Prefetching{}, sim.Counts{Expected: expectedAnswers(l)}
 	if b.name == "" {
 		b.name = l.Name
 	}

@@ -1,6 +1,7 @@
 package progress
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -40,6 +41,9 @@ type state struct {
 	answered time.Time // when the last answer came; zero before
 	Done     int64
 	Expected int64
+	// stage is when the run moved on to the step named Phase after its
+	// answers (analysing, writing results, ended); zero while answering.
+	stage time.Time
 	// pre is the fetch ahead of a phase's answers, under way while
 	// prefetching (sim.PrefetchObserver), which began at preStart.
 	pre         sim.Prefetching
@@ -54,8 +58,9 @@ func NewLog(w io.Writer, asJSON bool, every time.Duration) *Log {
 }
 
 // Start writes a line every period until stop is called; stop writes a
-// last one and returns once the writer's goroutine has exited.
-func (p *Log) Start() (stop func()) {
+// last one, phase "interrupted" when ctx was cancelled (Ctrl-C) and
+// "ended" otherwise, and returns once the writer's goroutine has exited.
+func (p *Log) Start(ctx context.Context) (stop func()) {
 	quit, exited := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(exited)
@@ -79,7 +84,11 @@ func (p *Log) Start() (stop func()) {
 			started := !p.st.start.IsZero()
 			p.mu.Unlock()
 			if started {
-				p.stage("ended")
+				last := "ended"
+				if ctx.Err() != nil {
+					last = "interrupted"
+				}
+				p.stage(last)
 			}
 		})
 	}
@@ -89,7 +98,10 @@ func (p *Log) Start() (stop func()) {
 // the scenario's name).
 func (p *Log) Observer(name string) sim.Observer { return &runLog{p: p, name: name} }
 
-// line writes the state as a line, when a run has begun.
+// line writes the state as a line, when a run has begun. Once the
+// answers are all in, or the run has moved on to a step after them, the
+// line has no answer rate nor time left: only the step, how long it has
+// taken so far and the time elapsed.
 func (p *Log) line() {
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
@@ -99,24 +111,33 @@ func (p *Log) line() {
 	if st.start.IsZero() {
 		return
 	}
-	el := time.Since(st.start).Seconds()
-	// The rate is the answers', not diluted by the analysis after them.
-	rate := float64(st.Done) / max(el, 1e-9)
-	if !st.answered.IsZero() {
-		rate = float64(st.Done) / max(st.answered.Sub(st.start).Seconds(), 1e-9)
-	}
-	eta := -1.0 // unknown
-	if rate > 0 && st.Done <= st.Expected {
-		eta = float64(st.Expected-st.Done) / rate
-	}
+	now := time.Now()
+	el := now.Sub(st.start).Seconds()
 	phase := st.Phase
+	var rate, eta, stepEl *float64
 	var req *requests
-	if st.prefetching {
-		phase = prefetchPhase(st.Phase)
-		req = &requests{Done: st.pre.Done, Expected: st.pre.Expected, ETA: -1}
-		req.Rate = float64(req.Done) / max(time.Since(st.preStart).Seconds(), 1e-9)
-		if req.Rate > 0 {
-			req.ETA = float64(req.Expected-req.Done) / req.Rate
+	switch {
+	case !st.stage.IsZero():
+		if phase != "ended" && phase != "interrupted" {
+			stepEl = ptr(now.Sub(st.stage).Seconds())
+		}
+	case !st.answered.IsZero():
+		// All answers in, the next step not yet begun: nothing is left
+		// to estimate.
+	default:
+		r := float64(st.Done) / max(el, 1e-9)
+		e := -1.0 // unknown
+		if r > 0 && st.Done <= st.Expected {
+			e = float64(st.Expected-st.Done) / r
+		}
+		rate, eta = &r, &e
+		if st.prefetching {
+			phase = prefetchPhase(st.Phase)
+			req = &requests{Done: st.pre.Done, Expected: st.pre.Expected, ETA: -1}
+			req.Rate = float64(req.Done) / max(now.Sub(st.preStart).Seconds(), 1e-9)
+			if req.Rate > 0 {
+				req.ETA = float64(req.Expected-req.Done) / req.Rate
+			}
 		}
 	}
 	if p.asJSON {
@@ -126,36 +147,55 @@ func (p *Log) line() {
 			Phase    string    `json:"phase"`
 			Done     int64     `json:"done"`
 			Expected int64     `json:"expected"`
-			Rate     float64   `json:"rate_per_second"`
-			ETA      float64   `json:"eta_seconds"`
+			Rate     *float64  `json:"rate_per_second,omitempty"`
+			ETA      *float64  `json:"eta_seconds,omitempty"`
 			Elapsed  float64   `json:"elapsed_seconds"`
+			PhaseEl  *float64  `json:"phase_elapsed_seconds,omitempty"`
 			Requests *requests `json:"requests,omitempty"`
-		}{time.Now().UTC().Format(time.RFC3339), st.Run, phase, st.Done, st.Expected, rate, eta, el, req}
+		}{now.UTC().Format(jsonTime), st.Run, phase, st.Done, st.Expected, rate, eta, el, stepEl, req}
 		b, _ := json.Marshal(out)
 		fmt.Fprintf(p.w, "%s\n", b)
 		return
 	}
+	clock, elapsed := now.UTC().Format("15:04:05"), seconds(el)
 	if req != nil {
-		left := "ETA unknown"
-		if req.ETA >= 0 {
-			left = "ETA " + (time.Duration(req.ETA) * time.Second).String()
-		}
 		fmt.Fprintf(p.w, "%s %s: %s: %d/%d requests fetched ahead (%.1f%%), %.0f/s, %s; %d/%d answers, %s elapsed\n",
-			time.Now().UTC().Format("15:04:05"), st.Run, phase, req.Done, req.Expected, 100*float64(req.Done)/float64(req.Expected),
-			req.Rate, left, st.Done, st.Expected, time.Duration(el*float64(time.Second)).Round(time.Second))
+			clock, st.Run, phase, req.Done, req.Expected, 100*float64(req.Done)/float64(req.Expected),
+			req.Rate, left(req.ETA), st.Done, st.Expected, elapsed)
+		return
+	}
+	if rate == nil {
+		if stepEl != nil && seconds(*stepEl) > 0 {
+			phase += " (" + seconds(*stepEl).String() + ")"
+		}
+		fmt.Fprintf(p.w, "%s %s: %s: %d/%d answers, %s elapsed\n", clock, st.Run, phase, st.Done, st.Expected, elapsed)
 		return
 	}
 	pct := 0.0
 	if st.Expected > 0 {
 		pct = 100 * float64(st.Done) / float64(st.Expected)
 	}
-	left := "ETA unknown"
-	if eta >= 0 {
-		left = "ETA " + (time.Duration(eta) * time.Second).String()
-	}
 	fmt.Fprintf(p.w, "%s %s: %s: %d/%d answers (%.1f%%), %.0f/s, %s, %s elapsed\n",
-		time.Now().UTC().Format("15:04:05"), st.Run, st.Phase, st.Done, st.Expected, pct, rate, left,
-		time.Duration(el*float64(time.Second)).Round(time.Second))
+		clock, st.Run, phase, st.Done, st.Expected, pct, *rate, left(*eta), elapsed)
+}
+
+// jsonTime is the time of a JSON line: RFC 3339 in UTC with milliseconds,
+// as lines come more often than once a second (--progress-every 100ms).
+const jsonTime = "2006-01-02T15:04:05.000Z07:00"
+
+func ptr(f float64) *float64 { return &f }
+
+// seconds is s seconds, rounded to the second.
+func seconds(s float64) time.Duration {
+	return time.Duration(s * float64(time.Second)).Round(time.Second)
+}
+
+// left says the time left, eta seconds (negative: unknown).
+func left(eta float64) string {
+	if eta < 0 {
+		return "ETA unknown"
+	}
+	return "ETA " + (time.Duration(eta) * time.Second).String()
 }
 
 // requests are the requests fetched ahead of a phase's answers, in a
@@ -180,9 +220,26 @@ func prefetchPhase(answering string) string {
 // stage moves the run to a named step and says so at once.
 func (p *Log) stage(name string) {
 	p.mu.Lock()
-	p.st.Phase = name
+	p.st.Phase, p.st.stage = name, time.Now()
 	p.mu.Unlock()
 	p.line()
+}
+
+// expectedAnswers are the answers run l expects, known before the first
+// arrives (as the collector counts them: every agent answers every item
+// of a plan), so that progress says so while the first requests, or
+// those fetched ahead, are in flight; 0 when l has no study.
+func expectedAnswers(l sim.Layout) int64 {
+	var n int64
+	if l.Plan == nil {
+		return 0
+	}
+	if st := l.Plan.Study; st != nil && st.Pool != nil {
+		for _, pl := range st.Plans {
+			n += int64(st.Pool.Size()) * int64(len(pl.Items))
+		}
+	}
+	return n
 }
 
 // runLog is one run's observer (sim.Observer and sim.Stager) of a Log:
@@ -204,17 +261,8 @@ func (r *runLog) Start(l sim.Layout) {
 	if name == "" {
 		name = l.Name
 	}
-	// The answers expected are known before the first arrives (as the
-	// collector counts them: every agent answers every item of a plan),
-	// so the lines say so while the first requests are in flight.
-	var expected int64
-	if st := l.Plan.Study; st != nil && st.Pool != nil {
-		for _, pl := range st.Plans {
-			expected += int64(st.Pool.Size()) * int64(len(pl.Items))
-		}
-	}
 	r.p.mu.Lock()
-	r.p.st = state{Run: name, Phase: "answering", phases: len(l.Plan.Phases), start: time.Now(), Expected: expected}
+	r.p.st = state{Run: name, Phase: "answering", phases: len(l.Plan.Phases), start: time.Now(), Expected: expectedAnswers(l)}
 	r.p.mu.Unlock()
 }
 

@@ -2,8 +2,10 @@ package progress
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -21,7 +23,7 @@ func TestProgressLines(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var buf bytes.Buffer
 		p := NewLog(&buf, false, 10*time.Second)
-		stop := p.Start()
+		stop := p.Start(t.Context())
 		obs := p.Observer("")
 		obs.Start(sim.Layout{Name: "study", Plan: &sim.Plan{Phases: make([]sim.Phase, 2)}})
 		obs.Phase(sim.PhaseStart{})
@@ -75,7 +77,7 @@ func TestProgressJSON(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var buf bytes.Buffer
 		p := NewLog(&buf, true, 5*time.Second)
-		stop := p.Start()
+		stop := p.Start(t.Context())
 		obs := p.Observer("calibration")
 		obs.Start(sim.Layout{Name: "study", Plan: &sim.Plan{Phases: make([]sim.Phase, 1)}})
 		obs.Batch(nil, sim.Counts{Expected: 100, Valid: 20})
@@ -113,7 +115,7 @@ func TestProgressPrefetch(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			var buf bytes.Buffer
 			p := NewLog(&buf, asJSON, 10*time.Second)
-			stop := p.Start()
+			stop := p.Start(t.Context())
 			obs := p.Observer("")
 			obs.Start(sim.Layout{Name: "study", Plan: &sim.Plan{Phases: make([]sim.Phase, 1)}})
 			obs.Phase(sim.PhaseStart{})
@@ -161,4 +163,96 @@ func TestProgressPrefetch(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestProgressAfterAnswers: once the answers are all in, and while the
+// run analyses and writes, the lines name the step and how long it has
+// taken, with no answer rate nor time left; after Ctrl-C (the run's
+// context cancelled) the last line says the run was interrupted, not
+// ended, and gives no time left.
+func TestProgressAfterAnswers(t *testing.T) {
+	for _, asJSON := range []bool{false, true} {
+		synctest.Test(t, func(t *testing.T) {
+			var buf bytes.Buffer
+			ctx, cancel := context.WithCancel(t.Context())
+			p := NewLog(&buf, asJSON, 10*time.Second)
+			stop := p.Start(ctx)
+			obs := p.Observer("")
+			obs.Start(sim.Layout{Name: "study", Plan: &sim.Plan{Phases: make([]sim.Phase, 1)}})
+			obs.Batch(nil, sim.Counts{Expected: 200, Valid: 200})
+			time.Sleep(10 * time.Second) // all in, not yet analysing
+			synctest.Wait()
+			obs.(sim.Stager).Stage(sim.StageAnalysing)
+			time.Sleep(20 * time.Second) // two lines while analysing
+			synctest.Wait()
+			cancel()
+			stop()
+			lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+			if !asJSON {
+				want := []string{
+					"study: answering: 200/200 answers, 10s elapsed",
+					"study: analysing: 200/200 answers, 10s elapsed",
+					"study: analysing (10s): 200/200 answers, 20s elapsed",
+					"study: analysing (20s): 200/200 answers, 30s elapsed",
+					"study: interrupted: 200/200 answers, 30s elapsed",
+				}
+				if len(lines) != len(want) {
+					t.Fatalf("got %d lines, want %d:\n%s", len(lines), len(want), buf.String())
+				}
+				for i, w := range want {
+					if !strings.HasSuffix(lines[i], " "+w) {
+						t.Errorf("line %d: got %q, want it to end in %q", i, lines[i], w)
+					}
+				}
+				return
+			}
+			if len(lines) != 5 {
+				t.Fatalf("got %d lines, want 5:\n%s", len(lines), buf.String())
+			}
+			for i, l := range lines {
+				var m map[string]any
+				if err := json.Unmarshal([]byte(l), &m); err != nil {
+					t.Fatal(err)
+				}
+				_, rate := m["rate_per_second"]
+				_, eta := m["eta_seconds"]
+				if rate || eta {
+					t.Errorf("line %d: got %s, want no rate_per_second nor eta_seconds", i, l)
+				}
+				if i == 3 && (m["phase"] != "analysing" || m["phase_elapsed_seconds"] != 20.0) {
+					t.Errorf("line %d: got %s, want phase analysing, 20 s in it", i, l)
+				}
+				if i == 4 && m["phase"] != "interrupted" {
+					t.Errorf("last line: got %s, want phase interrupted", l)
+				}
+			}
+		})
+	}
+}
+
+// TestProgressJSONTime: a JSON line's time is RFC 3339 in UTC with
+// milliseconds, so that lines less than a second apart are told apart.
+func TestProgressJSONTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var buf bytes.Buffer
+		p := NewLog(&buf, true, 250*time.Millisecond)
+		stop := p.Start(t.Context())
+		p.Observer("").Start(sim.Layout{Name: "study", Plan: &sim.Plan{}})
+		time.Sleep(500 * time.Millisecond)
+		synctest.Wait()
+		stop()
+		var times []string
+		for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+			var m struct{ Time string }
+			if err := json.Unmarshal([]byte(l), &m); err != nil {
+				t.Fatal(err)
+			}
+			times = append(times, m.Time)
+		}
+		// synctest's clock starts at 2000-01-01 00:00:00 UTC.
+		want := []string{"2000-01-01T00:00:00.250Z", "2000-01-01T00:00:00.500Z", "2000-01-01T00:00:00.500Z"}
+		if !slices.Equal(times, want) {
+			t.Errorf("got times %q, want %q", times, want)
+		}
+	})
 }

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"flag"
 	"io"
+	"log/slog"
 	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/society-sim/society/llm/backend"
+	"github.com/society-sim/society/scenarios"
 	"github.com/society-sim/society/sim"
 )
 
@@ -108,4 +111,26 @@ func TestBarPrefetch(t *testing.T) {
 			t.Errorf("got %q, want %q", got, want)
 		}
 	})
+}
+
+// TestBarPrefetchExpected: while the first phase's requests are fetched
+// ahead, before any answer, the bar already gives the answers the run
+// expects, not 0/0.
+func TestBarPrefetchExpected(t *testing.T) {
+	sc, err := scenarios.Builtin("quickstart")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.Population.Size = 30
+	p, err := sim.NewPlan(sc, backend.New("", nil, slog.New(slog.DiscardHandler)).Set())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	b := NewBar(&buf, "")
+	b.Start(sim.Layout{Name: "quickstart", Plan: p})
+	b.Prefetch(sim.Prefetching{Expected: 40})
+	if want := "0/40 requests fetched ahead, 0/1200 answers"; !strings.Contains(buf.String(), want) {
+		t.Errorf("got %q, want it to contain %q (30 agents × 40 items)", buf.String(), want)
+	}
 }

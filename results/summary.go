@@ -20,8 +20,8 @@ func Summary(w io.Writer, res *analysis.Results, elapsed time.Duration, dir stri
 		fmt.Fprintln(w, "SYNTHETIC RESPONDENTS: "+res.Note)
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintf(w, "Scenario %s (seed %d): %d answers expected, %d valid, %d invalid, in %.1fs.\n",
-		res.Scenario, res.Seed, res.Answers.Expected, res.Answers.Valid, res.Answers.Invalid, elapsed.Seconds())
+	fmt.Fprintf(w, "Scenario %s (seed %d): %d answers expected, %d valid, %d invalid, in %s.\n",
+		res.Scenario, res.Seed, res.Answers.Expected, res.Answers.Valid, res.Answers.Invalid, runTime(res.Run, elapsed))
 	if lines := analysis.RunLines(res.Run); len(lines) > 0 {
 		fmt.Fprintln(w, lines[0]) // the rest is in report.md
 	}
@@ -34,6 +34,23 @@ func Summary(w io.Writer, res *analysis.Results, elapsed time.Duration, dir stri
 	summaryBehavior(w, res)
 	summaryGames(w, res)
 	fmt.Fprintf(w, "\nResults: %s (report.md, results.json, answers, figures)\n", dir)
+}
+
+// runTime is how long a run took, as the summary's first line says it:
+// the run block's wall_seconds (from the run's start to its results
+// written), so that it reads as the figure on the run block's line below
+// it, in the same format; elapsed, the command's time, without a run
+// block, or next to it when the preparation before the run (a
+// calibration) or the writing after it took a second or more.
+func runTime(run *analysis.Run, elapsed time.Duration) string {
+	if run == nil || run.End == "" {
+		return fmt.Sprintf("%.1f s", elapsed.Seconds())
+	}
+	s := fmt.Sprintf("%.1f s", run.WallSeconds)
+	if elapsed.Seconds()-run.WallSeconds >= 1 {
+		s += fmt.Sprintf(" (%.1f s with the preparation and writing)", elapsed.Seconds())
+	}
+	return s
 }
 
 // Verdict writes to w (a terminal's stderr) a warning for every model

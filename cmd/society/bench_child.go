@@ -49,6 +49,6 @@ func benchChild(ctx context.Context, args []string, stdout, stderr io.Writer) er
 // measureOne is one measurement of the single-process engine.
 func measureOne(ctx context.Context, n int, seed uint64, part string) (*simbench.Result, error) {
 	return simbench.Measure(ctx, n, seed, part, func(obs sim.Observer, cacheDir string) (*sim.Engine, func()) {
-		return newEngine(runConfig{CacheDir: cacheDir, Observer: obs})
+		return newEngine(ctx, runConfig{CacheDir: cacheDir, Observer: obs})
 	})
 }

@@ -151,7 +151,7 @@ func TestGoldenResultsInMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "out")
-	e, done := newEngine(runConfig{CacheDir: t.TempDir()})
+	e, done := newEngine(t.Context(), runConfig{CacheDir: t.TempDir()})
 	defer done()
 	e.Open = sim.OpenLocal
 	if _, err := e.Run(t.Context(), sc, out); err != nil {

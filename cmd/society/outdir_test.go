@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -175,6 +176,14 @@ func TestDefaultOutUnique(t *testing.T) {
 		if res.Run.ID != e.Name() || !strings.HasPrefix(e.Name(), "tiny-") {
 			t.Errorf("directory %s: results.json's run id is %q, want the directory's name", e.Name(), res.Run.ID)
 		}
+		// The form run --help and the README give: NAME-SEED-TIME-RANDOM.
+		if !regexp.MustCompile(`^tiny-3-[0-9]{8}-[0-9]{6}-[0-9a-f]{8}$`).MatchString(e.Name()) {
+			t.Errorf("directory %s: want NAME-SEED-TIME-RANDOM (tiny-3-YYYYMMDD-HHMMSS-8 hex digits)", e.Name())
+		}
+	}
+	_, stderr, _ := runCLI(t, "run", "--help")
+	if want := "default results/NAME-SEED-TIME-RANDOM"; !strings.Contains(stderr, want) {
+		t.Errorf("run --help: got %q, want --out's default given as %q", stderr, want)
 	}
 }
 

@@ -36,7 +36,7 @@ type runConfig struct {
 
 // newEngine is the engine of a single-process run and the close of the
 // model backends it makes.
-func newEngine(cfg runConfig) (*sim.Engine, func()) {
+func newEngine(ctx context.Context, cfg runConfig) (*sim.Engine, func()) {
 	var log *slog.Logger
 	if cfg.Log != nil {
 		log = roleLogger(cfg.Log, false)
@@ -50,7 +50,7 @@ func newEngine(cfg runConfig) (*sim.Engine, func()) {
 	cal, stop := sim.Observer(bar), func() {}
 	if cfg.Lines != nil {
 		obs = append(obs, cfg.Lines.Observer(""))
-		cal, stop = sim.Observers{bar, cfg.Lines.Observer("calibration")}, cfg.Lines.Start()
+		cal, stop = sim.Observers{bar, cfg.Lines.Observer("calibration")}, cfg.Lines.Start(ctx)
 	}
 	e := &sim.Engine{
 		Provenance:  runBlock,
@@ -66,7 +66,7 @@ func newEngine(cfg runConfig) (*sim.Engine, func()) {
 // runScenario runs cfg.Scenario in this process and writes its results
 // to cfg.Out (nothing when empty).
 func runScenario(ctx context.Context, cfg runConfig) (*sim.Result, error) {
-	e, done := newEngine(cfg)
+	e, done := newEngine(ctx, cfg)
 	defer done()
 	return e.Run(ctx, cfg.Scenario, cfg.Out)
 }

@@ -105,7 +105,7 @@ func TestPrefetchSameAnswers(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				e, done := newEngine(runConfig{CacheDir: filepath.Join(dir, name+"-cache")})
+				e, done := newEngine(t.Context(), runConfig{CacheDir: filepath.Join(dir, name+"-cache")})
 				defer done()
 				e.NoPrefetch = noPrefetch
 				out := filepath.Join(dir, name)

@@ -49,7 +49,7 @@ func runDistributed(ctx context.Context, d *runDistFlags, sc *scenarios.Scenario
 	defer b.Finish()
 	obs, cal, stop := sim.Observers{b}, sim.Observers{b}, func() {}
 	if lines != nil {
-		obs, cal, stop = append(obs, lines.Observer("")), append(cal, lines.Observer("calibration")), lines.Start()
+		obs, cal, stop = append(obs, lines.Observer("")), append(cal, lines.Observer("calibration")), lines.Start(ctx)
 	}
 	defer stop()
 	if m != nil {
@@ -67,7 +67,7 @@ func printDistSummary(w io.Writer, r *bus.Orchestrated) {
 	if r.Outcome != nil {
 		printSummary(w, &sim.Result{Outcome: r.Outcome, Elapsed: r.Elapsed}, r.Record.Dir)
 	} else {
-		fmt.Fprintf(w, "Run %s done in %.1fs.\nResults: %s\n", r.ID, r.Elapsed.Seconds(), r.Record.Dir)
+		fmt.Fprintf(w, "Run %s done in %.1f s.\nResults: %s\n", r.ID, r.Elapsed.Seconds(), r.Record.Dir)
 	}
 	if r.Record.Host != "" {
 		fmt.Fprintf(w, "(written on %s)\n", r.Record.Host)

@@ -39,7 +39,7 @@ func versionLine(v analysis.Build) string {
 	if v.GoVersion != "" {
 		fmt.Fprintf(b, ", %s", v.GoVersion)
 	}
-	if v.Revision == "unknown" {
+	if v.Revision == analysis.UnknownRevision {
 		b.WriteString("\n(no VCS revision recorded: built with go run, outside a git tree or with -buildvcs=false (see GOFLAGS); " +
 			"build with go build -buildvcs=true in the repository, or set -ldflags \"-X main.revision=...\")")
 	}
