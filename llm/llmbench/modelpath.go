@@ -419,7 +419,13 @@ type serverStats struct {
 	cpuSeconds                     float64
 }
 
-var serverStopped = regexp.MustCompile(`stopped after (\d+) requests .* at most (\d+) in flight, at most (\d+) open`)
+// serverStopped finds the model server's log line at its stop ('society
+// model-server' logs its accounting as key=value fields, modelserver
+// Stats.Attrs) and the fields read from it.
+var (
+	serverStopped = regexp.MustCompile(`msg="model server stopped"[^\n]*`)
+	serverField   = regexp.MustCompile(`\b(requests|max_in_flight|max_open)=(\d+)\b`)
+)
 
 func startModelServer(ctx context.Context, command func(ctx context.Context) (*exec.Cmd, error)) (*modelServer, error) {
 	cmd, err := command(ctx)
@@ -461,10 +467,18 @@ func (s *modelServer) stop() (serverStats, error) {
 				s.st.cpuSeconds = tvSeconds(ru.Utime) + tvSeconds(ru.Stime)
 			}
 		}
-		if m := serverStopped.FindStringSubmatch(s.stderr.String()); m != nil {
-			s.st.requests, _ = strconv.ParseInt(m[1], 10, 64)
-			s.st.maxInFlight, _ = strconv.ParseInt(m[2], 10, 64)
-			s.st.maxOpen, _ = strconv.ParseInt(m[3], 10, 64)
+		if line := serverStopped.FindString(s.stderr.String()); line != "" {
+			for _, f := range serverField.FindAllStringSubmatch(line, -1) {
+				n, _ := strconv.ParseInt(f[2], 10, 64)
+				switch f[1] {
+				case "requests":
+					s.st.requests = n
+				case "max_in_flight":
+					s.st.maxInFlight = n
+				case "max_open":
+					s.st.maxOpen = n
+				}
+			}
 		} else {
 			s.err = fmt.Errorf("bench: model server: no accounting at exit (%v): %s", werr, strings.TrimSpace(s.stderr.String()))
 		}

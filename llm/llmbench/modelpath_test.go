@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net"
 	"net/http"
@@ -50,8 +51,8 @@ func TestModelServerProcess(t *testing.T) {
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 		t.Fatal(err)
 	}
-	st := h.Stats()
-	fmt.Fprintf(os.Stderr, "stopped after %d requests (%d served, at most %d in flight, at most %d open)\n", st.Requests, st.Served, st.MaxInFlight, st.MaxOpen)
+	// As 'society model-server' logs its accounting at a stop.
+	slog.New(slog.NewTextHandler(os.Stderr, nil)).Info("model server stopped", h.Stats().Attrs()...)
 	os.Exit(0)
 }
 
