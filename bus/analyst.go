@@ -48,6 +48,8 @@ type Analyst struct {
 
 	bad     atomic.Int64
 	written atomic.Int64
+	// wrote holds the ids of the runs whose results this service wrote.
+	wrote sync.Map
 }
 
 // maxRecordResults bounds the results.json kept in a run's record; a
@@ -88,14 +90,18 @@ func (a *Analyst) Serve(ctx context.Context) error {
 }
 
 // standDown logs that the service stopped following a run it did not
-// finish itself, and why: an orchestrator given --out wrote the results,
-// the run failed, or it was removed from the registry.
+// finish itself, and why: another process (an orchestrator given --out,
+// another analysis service) wrote the results, the run failed, or it was
+// removed from the registry. Whether it wrote them itself is what it
+// remembers, not the record's host name, which two processes on one
+// machine share.
 func (a *Analyst) standDown(rec RunRecord) {
+	_, own := a.wrote.Load(rec.ID)
 	switch {
-	case rec.State == RunDone && rec.Host == a.Name:
+	case rec.State == RunDone && own:
 		// Its own results: "results written" said so.
 	case rec.State == RunDone:
-		a.Log.Info("standing down from run: its results were written by another process (run --out)", "run", rec.ID, "host", rec.Host, "dir", rec.Dir)
+		a.Log.Info("standing down from run: its results were written by another process", "run", rec.ID, "host", rec.Host, "dir", rec.Dir)
 	case rec.State == RunFailed:
 		a.Log.Info("standing down from run: the run failed", "run", rec.ID, "err", rec.Error)
 	default:
@@ -178,6 +184,7 @@ func (a *Analyst) analyse(ctx context.Context, rec RunRecord, complete <-chan st
 		return err
 	}
 	a.written.Add(1)
+	a.wrote.Store(rec.ID, true)
 	a.Log.Info("results written", "run", rec.ID, "dir", dir)
 	progress(RunDone, dir)
 	// Only a run still complete is done: an orchestrator that took the

@@ -78,7 +78,7 @@ func (c *Client) startPrefetch(ctx context.Context, qs []*agent.Question, progre
 	jobs, err := c.plan(qs)
 	done := make(chan error, 1)
 	go func() {
-		if rerr := c.runPrefetchCounted(ctx, jobs, progress); rerr != nil {
+		if rerr := c.runPrefetch(ctx, jobs, progress); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
 		if err != nil {
@@ -187,14 +187,10 @@ func (c *Client) register(jobs []*prefetchJob) []*prefetchJob {
 
 // runPrefetch makes the jobs' requests in order with one worker per slot
 // of the configured concurrency; the adaptive limit (doer.limit) holds the
-// requests actually in flight below it when the endpoint sheds load.
-func (c *Client) runPrefetch(ctx context.Context, jobs []*prefetchJob) error {
-	return c.runPrefetchCounted(ctx, jobs, nil)
-}
-
-// runPrefetchCounted is runPrefetch telling progress, when not nil, the
-// jobs done and planned (see PrefetchCounted).
-func (c *Client) runPrefetchCounted(ctx context.Context, jobs []*prefetchJob, progress func(done, planned int)) error {
+// requests actually in flight below it when the endpoint sheds load. It
+// tells progress, when not nil, the jobs done and planned (see
+// PrefetchCounted).
+func (c *Client) runPrefetch(ctx context.Context, jobs []*prefetchJob, progress func(done, planned int)) error {
 	var (
 		next     atomic.Int64
 		finished atomic.Int64

@@ -179,7 +179,7 @@ func TestPrefetchSameAnswers(t *testing.T) {
 					t.Fatal(err)
 				}
 				done := make(chan error, 1)
-				go func() { done <- c.runPrefetch(context.Background(), jobs) }()
+				go func() { done <- c.runPrefetch(context.Background(), jobs, nil) }()
 				if !v.parallel {
 					if err := <-done; err != nil {
 						t.Fatal(err)
@@ -413,7 +413,7 @@ func TestPrefetchAskJoins(t *testing.T) {
 			t.Fatalf("got %d jobs (error %v), want 1", len(jobs), err)
 		}
 		askFour(t, c) // the queued segment must not hold them
-		if err := c.runPrefetch(context.Background(), jobs); err != nil {
+		if err := c.runPrefetch(context.Background(), jobs, nil); err != nil {
 			t.Fatal(err)
 		}
 		if got := srv.calls.Load() - c.Stats().StrictRetries; got != 1 {
