@@ -35,7 +35,10 @@ type Bar struct {
 	answers  sim.Counts
 }
 
-var _ sim.PrefetchObserver = (*Bar)(nil)
+var (
+	_ sim.PrefetchObserver = (*Bar)(nil)
+	_ sim.Stager           = (*Bar)(nil)
+)
 
 // barEvery is how often the bar is redrawn at most: a terminal needs no
 // more, and a large run stores thousands of batches a second.
@@ -116,6 +119,22 @@ func (b *Bar) update() {
 	fmt.Fprintf(b.w, "\r%s [%s%s] %5.1f%% %d/%d answers  %.0f/s %s", b.name,
 		strings.Repeat("=", full), strings.Repeat(" ", width-full), 100*f, done, total, rate, clear)
 	b.drawn, b.wide = time.Now(), false
+}
+
+// Stage ends the answers' line and names the step the run has moved on
+// to (sim.StageAnalysing, sim.StageWriting) on a line of its own, so that
+// seconds of analysis do not look like a bar stuck at 100%.
+func (b *Bar) Stage(name string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.w == nil {
+		return
+	}
+	if !b.drawn.IsZero() {
+		fmt.Fprintln(b.w)
+		b.drawn = time.Time{}
+	}
+	fmt.Fprintf(b.w, "%s: %s\n", b.name, name)
 }
 
 // Finish ends the bar's line, when one was drawn.

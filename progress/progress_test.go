@@ -79,6 +79,26 @@ func TestBar(t *testing.T) {
 	})
 }
 
+// TestBarStage: after the answers, the bar's line ends and each step the
+// run moves on to is named on a line of its own.
+func TestBarStage(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var buf bytes.Buffer
+		b := NewBar(&buf, "")
+		b.Start(sim.Layout{Name: "study"})
+		time.Sleep(10 * time.Second)
+		b.Batch(nil, sim.Counts{Expected: 100, Valid: 100})
+		sim.Stage(sim.Observers{sim.NoObserver{}, b}, sim.StageAnalysing)
+		sim.Stage(b, sim.StageWriting)
+		b.Finish() // nothing drawn since: no empty line
+		want := "\rstudy [==============================] 100.0% 100/100 answers  10/s \n" +
+			"study: analysing\nstudy: writing results\n"
+		if got := buf.String(); got != want {
+			t.Errorf("got %q, want %q", got, want)
+		}
+	})
+}
+
 // TestBarNil: a bar without a writer draws nothing.
 func TestBarNil(t *testing.T) {
 	b := NewBar(nil, "run-1")
