@@ -1,6 +1,7 @@
 package progress
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -19,6 +20,7 @@ import (
 // and the fetch's goroutines.
 type Bar struct {
 	sim.NoObserver
+	ctx   context.Context // its end before Finish: the run was interrupted
 	w     io.Writer
 	label string // "" takes the run's scenario name
 
@@ -45,9 +47,10 @@ var (
 const barEvery = 100 * time.Millisecond
 
 // NewBar is a bar drawn on w (nil: none), labelled label ("": the name of
-// each run's scenario).
-func NewBar(w io.Writer, label string) *Bar {
-	return &Bar{w: w, label: label, name: label, start: time.Now()}
+// each run's scenario), of a run that stops when ctx ends: a bar finished
+// after that says the run was interrupted.
+func NewBar(ctx context.Context, w io.Writer, label string) *Bar {
+	return &Bar{ctx: ctx, w: w, label: label, name: label, start: time.Now()}
 }
 
 // Start begins the bar of a run.
@@ -137,11 +140,15 @@ func (b *Bar) Stage(name string) {
 	fmt.Fprintf(b.w, "%s: %s\n", b.name, name)
 }
 
-// Finish ends the bar's line, when one was drawn.
+// Finish ends the bar's line, when one was drawn, with "interrupted" when
+// the run's context ended first.
 func (b *Bar) Finish() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.w != nil && !b.drawn.IsZero() {
+		if b.ctx.Err() != nil {
+			fmt.Fprint(b.w, " interrupted")
+		}
 		fmt.Fprintln(b.w)
 		b.drawn = time.Time{}
 	}

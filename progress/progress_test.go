@@ -2,6 +2,7 @@ package progress
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"io"
 	"log/slog"
@@ -63,7 +64,7 @@ func TestOptions(t *testing.T) {
 func TestBar(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var buf bytes.Buffer
-		b := NewBar(&buf, "")
+		b := NewBar(context.Background(), &buf, "")
 		b.Start(sim.Layout{Name: "study"})
 		time.Sleep(10 * time.Second)
 		b.Batch(nil, sim.Counts{Expected: 100, Valid: 45, Invalid: 5})
@@ -84,7 +85,7 @@ func TestBar(t *testing.T) {
 func TestBarStage(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var buf bytes.Buffer
-		b := NewBar(&buf, "")
+		b := NewBar(context.Background(), &buf, "")
 		b.Start(sim.Layout{Name: "study"})
 		time.Sleep(10 * time.Second)
 		b.Batch(nil, sim.Counts{Expected: 100, Valid: 100})
@@ -101,7 +102,7 @@ func TestBarStage(t *testing.T) {
 
 // TestBarNil: a bar without a writer draws nothing.
 func TestBarNil(t *testing.T) {
-	b := NewBar(nil, "run-1")
+	b := NewBar(context.Background(), nil, "run-1")
 	b.Start(sim.Layout{Name: "study"})
 	b.Batch(nil, sim.Counts{Expected: 1, Valid: 1})
 	b.Finish()
@@ -115,7 +116,7 @@ func TestBarNil(t *testing.T) {
 func TestBarPrefetch(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var buf bytes.Buffer
-		b := NewBar(&buf, "")
+		b := NewBar(context.Background(), &buf, "")
 		b.Start(sim.Layout{Name: "study"})
 		b.Prefetch(sim.Prefetching{Expected: 40}) // drawn: the first
 		time.Sleep(2 * time.Second)
@@ -147,10 +148,30 @@ func TestBarPrefetchExpected(t *testing.T) {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	b := NewBar(&buf, "")
+	b := NewBar(context.Background(), &buf, "")
 	b.Start(sim.Layout{Name: "quickstart", Plan: p})
 	b.Prefetch(sim.Prefetching{Expected: 40})
 	if want := "0/40 requests fetched ahead, 0/1200 answers"; !strings.Contains(buf.String(), want) {
 		t.Errorf("got %q, want it to contain %q (30 agents × 40 items)", buf.String(), want)
+	}
+}
+
+// TestBarInterrupted: a bar finished after its run's context ended says
+// the run was interrupted; one finished before does not.
+func TestBarInterrupted(t *testing.T) {
+	for _, cancelled := range []bool{false, true} {
+		ctx, cancel := context.WithCancel(context.Background())
+		var buf bytes.Buffer
+		b := NewBar(ctx, &buf, "")
+		b.Start(sim.Layout{Name: "study"})
+		b.Batch(nil, sim.Counts{Expected: 4, Valid: 4})
+		if cancelled {
+			cancel()
+		}
+		b.Finish()
+		cancel()
+		if got := strings.HasSuffix(buf.String(), " interrupted\n"); got != cancelled {
+			t.Errorf("cancelled %v: got %q", cancelled, buf.String())
+		}
 	}
 }

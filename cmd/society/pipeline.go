@@ -42,7 +42,7 @@ func newEngine(ctx context.Context, cfg runConfig) (*sim.Engine, func()) {
 		log = roleLogger(cfg.Log, false)
 	}
 	models := newModelSets(cfg.CacheDir, cfg.Model, log).WithCache(cfg.CacheMode, cfg.CacheShared)
-	bar := progress.NewBar(cfg.Progress, "")
+	bar := progress.NewBar(ctx, cfg.Progress, "")
 	obs := sim.Observers{bar}
 	if cfg.Observer != nil {
 		obs = append(obs, cfg.Observer)

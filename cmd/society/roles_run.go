@@ -45,7 +45,7 @@ func runDistributed(ctx context.Context, d *runDistFlags, sc *scenarios.Scenario
 	models := newModelSets(cache.Dir, nil, log).WithCache(cache.Mode(), shared)
 	defer models.Close()
 	// Preparing keeps the scenario's name and seed, so its run id.
-	b := progress.NewBar(bar, bus.RunID(sim.RunID(sc)))
+	b := progress.NewBar(ctx, bar, bus.RunID(sim.RunID(sc)))
 	defer b.Finish()
 	obs, cal, stop := sim.Observers{b}, sim.Observers{b}, func() {}
 	if lines != nil {
