@@ -311,10 +311,15 @@ func (p *Plan) WriteText(w io.Writer, short bool) {
 		if p.CacheDir == "" {
 			fmt.Fprintln(w, "Requests of a first run (an empty reply cache): a rerun of the same scenario and seed makes none.")
 		}
+		fmt.Fprintln(w, severalHosts)
 	case p.CacheDir == "":
 		fmt.Fprintln(w, "(A first run's requests: replies in the cache are not asked again.)")
 	}
 }
+
+// severalHosts says what the plan cannot count: agent hosts share replies
+// through the cluster's bucket, not requests in flight.
+const severalHosts = "Over NATS with several agent hosts, a new prompt two hosts ask at the same moment is paid by each: count on more requests."
 
 // WriteJSON writes the plan as indented JSON, one object and a newline.
 func (p *Plan) WriteJSON(w io.Writer) error {

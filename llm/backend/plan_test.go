@@ -300,6 +300,7 @@ model list's round trip, a lower bound of a request's (give the plan --latency D
 `
 	notes := `Tokens: t.
 Requests of a first run (an empty reply cache): a rerun of the same scenario and seed makes none.
+` + severalHosts + `
 `
 	for _, short := range []bool{false, true} {
 		var b strings.Builder
