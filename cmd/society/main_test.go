@@ -65,11 +65,11 @@ func TestQuickstartEndToEnd(t *testing.T) {
 		t.Errorf("results do not label the synthetic respondents: %+v", r.Models)
 	}
 	v := programVersion()
-	if run := r.Run; run == nil || run.ID != "quickstart-1" || run.Version != v.Version || run.Revision != v.Revision || run.Host == "" ||
+	if run := r.Run; run == nil || !strings.HasPrefix(run.ID, "quickstart-1-") || run.Version != v.Version || run.Revision != v.Revision || run.Host == "" ||
 		run.Start == "" || run.End < run.Start || run.WallSeconds <= 0 || !run.Synthetic || len(run.Models) != 1 || !run.Models[0].Synthetic {
 		t.Errorf("run block: got %+v, want the run's id, build, host, times and its synthetic model", run)
 	}
-	if !strings.Contains(stdout, "Run quickstart-1 on ") {
+	if r.Run == nil || !strings.Contains(stdout, "Run "+r.Run.ID+" on ") {
 		t.Errorf("stdout lacks the run line:\n%s", stdout)
 	}
 	// p_value is a number in the CSV too, its resolution in a column of
