@@ -119,6 +119,17 @@ func (o *Orchestrator) Scenario(ctx context.Context, resume string, sc *scenario
 	return rsc, nil
 }
 
+// Stored names the run of sc when the registry records it done, every
+// answer stored, and fresh does not discard it: rerun, it requests
+// nothing. Otherwise, and when the registry cannot be read, it is "".
+func (o *Orchestrator) Stored(ctx context.Context, sc *scenarios.Scenario, fresh bool) string {
+	rec, _, ok, err := o.Reg.Get(ctx, RunID(sim.RunID(sc)))
+	if err != nil || !ok || fresh || rec.State != RunDone {
+		return ""
+	}
+	return rec.ID
+}
+
 // Orchestrated is what a finished distributed run reports.
 type Orchestrated struct {
 	ID      string
