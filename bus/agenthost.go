@@ -97,7 +97,7 @@ func (h *AgentHost) serveRun(ctx context.Context, rec RunRecord) error {
 	// a second, before each task is acknowledged (so that the results,
 	// written once every task is, count every request) and when it stops;
 	// its calls count in the host's summary once it stops.
-	st := &statsReporter{h: h, run: rec.ID, b: b}
+	st := &statsReporter{h: h, run: rec.ID, b: b, p: p}
 	defer func() { h.calls.Add(st.seen.Calls) }()
 	// Shards are instantiated on their first task and live as long as the
 	// run: their agents' goroutines are started here and stopped with ctx.
@@ -170,6 +170,7 @@ type statsReporter struct {
 	h   *AgentHost
 	run string
 	b   HostModels
+	p   *sim.Plan // its test-primed models' tests are reported too
 
 	mu   sync.Mutex
 	last HostStats // the last stored
@@ -180,6 +181,7 @@ func (r *statsReporter) put(ctx context.Context) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	c := r.b.HostStats(ctx, r.h.Name)
+	c.Tests = sim.FilledTests(r.p)
 	r.seen = c
 	if reflect.DeepEqual(c, r.last) {
 		return

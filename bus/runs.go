@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/society-sim/society/analysis"
+	"github.com/society-sim/society/sim"
 )
 
 // RunsBucket is the JetStream key-value bucket in which orchestrators
@@ -300,6 +301,9 @@ type HostStats struct {
 	// Models is the same traffic per model, with what each model's
 	// server said about itself; hosts that predate it leave it out.
 	Models []HostModelStats `json:"models,omitempty"`
+	// Tests are the tests the host's test-primed models filled in, by
+	// model (sim.FilledTests), for the run's prompts.csv.
+	Tests map[string][]sim.FilledTest `json:"tests,omitempty"`
 }
 
 // HostModelStats is one model's traffic on one host, as a single process
