@@ -244,9 +244,13 @@ func (o *Orchestrator) Run(ctx context.Context, sc *scenarios.Scenario, out stri
 	if produced != nil {
 		d = &forgetProduced{Dispatcher: queue, reg: o.Reg, id: id, epoch: epoch}
 	}
+	// The hosts fetch ahead of the answers: their reports show it.
+	pf := &prefetchFollower{ctx: ctx, reg: o.Reg, run: id, obs: obs}
 	loop := &sim.Loop{Layout: sim.Layout{ID: id, Name: sc.Name, Plan: p, Shards: shards, Dispatcher: d},
-		Observer: obs, Stall: stall, Log: o.Log}
+		Observer: sim.Observers{obs, pf}, Stall: stall, Log: o.Log}
+	stopFollow := pf.follow()
 	r.col, err = loop.Run(ctx)
+	stopFollow()
 	if o.Answered != nil {
 		o.Answered(ctx, err)
 	}
