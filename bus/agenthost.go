@@ -97,7 +97,7 @@ func (h *AgentHost) serveRun(ctx context.Context, rec RunRecord) error {
 	// a second, before each task is acknowledged (so that the results,
 	// written once every task is, count every request) and when it stops;
 	// its calls count in the host's summary once it stops.
-	st := &statsReporter{h: h, run: rec.ID, b: b}
+	st := &statsReporter{h: h, run: rec.ID, b: b, p: p, pre: &hostPrefetch{}}
 	defer func() { h.calls.Add(st.seen.Calls) }()
 	// Shards are instantiated on their first task and live as long as the
 	// run: their agents' goroutines are started here and stopped with ctx.
@@ -154,7 +154,7 @@ func (h *AgentHost) serveRun(ctx context.Context, rec RunRecord) error {
 			if !fetchAhead[t.Model] {
 				return func() {}
 			}
-			return sim.PrefetchTasks(ctx, p, []sim.Task{simTask(t)}, rec.Shards, nil, h.Log.With("run", rec.ID))
+			return sim.PrefetchTasks(ctx, p, []sim.Task{simTask(t)}, rec.Shards, st.pre.task(), h.Log.With("run", rec.ID))
 		},
 		Served: func(_ TaskMsg, answers int) {
 			h.served.Add(1)
@@ -170,6 +170,8 @@ type statsReporter struct {
 	h   *AgentHost
 	run string
 	b   HostModels
+	p   *sim.Plan     // its test-primed models' tests are reported too
+	pre *hostPrefetch // and the fetch ahead of its tasks
 
 	mu   sync.Mutex
 	last HostStats // the last stored
@@ -180,6 +182,10 @@ func (r *statsReporter) put(ctx context.Context) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	c := r.b.HostStats(ctx, r.h.Name)
+	c.Tests = sim.FilledTests(r.p)
+	if n := r.pre.count(); n.Planned > 0 {
+		c.Prefetch = &n
+	}
 	r.seen = c
 	if reflect.DeepEqual(c, r.last) {
 		return

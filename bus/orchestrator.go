@@ -119,6 +119,17 @@ func (o *Orchestrator) Scenario(ctx context.Context, resume string, sc *scenario
 	return rsc, nil
 }
 
+// Stored names the run of sc when the registry records it done, every
+// answer stored, and fresh does not discard it: rerun, it requests
+// nothing. Otherwise, and when the registry cannot be read, it is "".
+func (o *Orchestrator) Stored(ctx context.Context, sc *scenarios.Scenario, fresh bool) string {
+	rec, _, ok, err := o.Reg.Get(ctx, RunID(sim.RunID(sc)))
+	if err != nil || !ok || fresh || rec.State != RunDone {
+		return ""
+	}
+	return rec.ID
+}
+
 // Orchestrated is what a finished distributed run reports.
 type Orchestrated struct {
 	ID      string
@@ -233,9 +244,13 @@ func (o *Orchestrator) Run(ctx context.Context, sc *scenarios.Scenario, out stri
 	if produced != nil {
 		d = &forgetProduced{Dispatcher: queue, reg: o.Reg, id: id, epoch: epoch}
 	}
+	// The hosts fetch ahead of the answers: their reports show it.
+	pf := &prefetchFollower{ctx: ctx, reg: o.Reg, run: id, obs: obs}
 	loop := &sim.Loop{Layout: sim.Layout{ID: id, Name: sc.Name, Plan: p, Shards: shards, Dispatcher: d},
-		Observer: obs, Stall: stall, Log: o.Log}
+		Observer: sim.Observers{obs, pf}, Stall: stall, Log: o.Log}
+	stopFollow := pf.follow()
 	r.col, err = loop.Run(ctx)
+	stopFollow()
 	if o.Answered != nil {
 		o.Answered(ctx, err)
 	}

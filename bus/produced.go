@@ -21,6 +21,8 @@ type Produced struct {
 	Traffic map[string]analysis.ModelTraffic `json:"traffic,omitempty"`
 	Models  []analysis.ModelInfo             `json:"models,omitempty"`
 	Run     *analysis.Run                    `json:"run,omitempty"`
+	// Tests are the tests the hosts' test-primed models filled in.
+	Tests map[string][]sim.FilledTest `json:"tests,omitempty"`
 }
 
 // finishing is how one process writes a distributed run's results.
@@ -54,11 +56,12 @@ type finishing struct {
 func (f *finishing) produce(ctx context.Context, dir string) (*Produced, error) {
 	st := f.plan.Study
 	var (
-		llm analysis.LLMCounts
-		run *analysis.Run
+		llm   analysis.LLMCounts
+		run   *analysis.Run
+		tests map[string][]sim.FilledTest
 	)
 	if pr := f.produced; pr != nil {
-		llm = pr.LLM
+		llm, tests = pr.LLM, pr.Tests
 		if len(pr.Traffic) > 0 {
 			st.Traffic = pr.Traffic
 		}
@@ -75,6 +78,14 @@ func (f *finishing) produce(ctx context.Context, dir string) (*Produced, error) 
 			f.log.Warn("read the hosts' model traffic", "run", f.id, "err", err)
 		}
 		llm = counts
+		for _, h := range stats {
+			for m, ts := range h.Tests {
+				if tests == nil {
+					tests = map[string][]sim.FilledTest{}
+				}
+				tests[m] = append(tests[m], ts...)
+			}
+		}
 		if f.runBlock != nil {
 			run = f.runBlock(f.id, f.start)
 			run.Models = runModels(ctx, f.b, st.Models, stats)
@@ -82,7 +93,7 @@ func (f *finishing) produce(ctx context.Context, dir string) (*Produced, error) 
 	}
 	// The agents asked their models in the hosts: the prompts are
 	// rebuilt from the plan and the answers.
-	prompts, err := sim.RebuildPrompts(f.plan, f.col)
+	prompts, err := sim.RebuildPrompts(f.plan, f.col, tests)
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +102,7 @@ func (f *finishing) produce(ctx context.Context, dir string) (*Produced, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &Produced{LLM: llm, Traffic: st.Traffic, Models: st.Models, Run: out.Results.Run}, nil
+	return &Produced{LLM: llm, Traffic: st.Traffic, Models: st.Models, Run: out.Results.Run, Tests: tests}, nil
 }
 
 // runModels are the run block's models: each model's settings as b

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/society-sim/society/analysis"
+	"github.com/society-sim/society/sim"
 )
 
 // RunsBucket is the JetStream key-value bucket in which orchestrators
@@ -300,6 +301,11 @@ type HostStats struct {
 	// Models is the same traffic per model, with what each model's
 	// server said about itself; hosts that predate it leave it out.
 	Models []HostModelStats `json:"models,omitempty"`
+	// Tests are the tests the host's test-primed models filled in, by
+	// model (sim.FilledTests), for the run's prompts.csv.
+	Tests map[string][]sim.FilledTest `json:"tests,omitempty"`
+	// Prefetch is the host's fetch ahead of its tasks' answers.
+	Prefetch *PrefetchCount `json:"prefetch,omitempty"`
 }
 
 // HostModelStats is one model's traffic on one host, as a single process
@@ -352,7 +358,8 @@ func (r *Registry) HostStats(ctx context.Context, run string, bad func(error)) (
 			continue // deleted meanwhile
 		}
 		var s HostStats
-		if err := json.Unmarshal(e.Value(), &s); err != nil || s.V != hostStatsVersion || s.Calls < 0 || s.CacheHits < 0 || s.AnswersReused < 0 || s.Retries < 0 {
+		if err := json.Unmarshal(e.Value(), &s); err != nil || s.V != hostStatsVersion || s.Calls < 0 || s.CacheHits < 0 || s.AnswersReused < 0 || s.Retries < 0 ||
+			s.Prefetch != nil && (s.Prefetch.Done < 0 || s.Prefetch.Planned < s.Prefetch.Done) {
 			if bad != nil {
 				bad(fmt.Errorf("%w: host stats %s", ErrBadMessage, key))
 			}

@@ -13,7 +13,8 @@ import (
 )
 
 // Bar draws a one-line bar on a terminal as a run's observer; with a nil
-// writer it does nothing. A run after another (the main run after its
+// writer it does nothing. Drawn on a Screen, it shares the line with the
+// Screen's other writers (log lines). A run after another (the main run after its
 // calibration) starts a new line. While a phase's requests are fetched
 // ahead of its answers (sim.PrefetchObserver) the bar counts the
 // requests. Its methods may be called from the loop's, the dispatcher's
@@ -21,8 +22,8 @@ import (
 type Bar struct {
 	sim.NoObserver
 	ctx   context.Context // its end before Finish: the run was interrupted
-	w     io.Writer
-	label string // "" takes the run's scenario name
+	s     *Screen         // nil: nothing is drawn
+	label string          // "" takes the run's scenario name
 
 	mu    sync.Mutex
 	name  string
@@ -46,11 +47,12 @@ var (
 // more, and a large run stores thousands of batches a second.
 const barEvery = 100 * time.Millisecond
 
-// NewBar is a bar drawn on w (nil: none), labelled label ("": the name of
-// each run's scenario), of a run that stops when ctx ends: a bar finished
-// after that says the run was interrupted.
+// NewBar is a bar drawn on w (nil: none; a *Screen: shared with its other
+// writers), labelled label ("": the name of each run's scenario), of a run
+// that stops when ctx ends: a bar finished after that says the run was
+// interrupted.
 func NewBar(ctx context.Context, w io.Writer, label string) *Bar {
-	return &Bar{ctx: ctx, w: w, label: label, name: label, start: time.Now()}
+	return &Bar{ctx: ctx, s: screenOf(w), label: label, name: label, start: time.Now()}
 }
 
 // Start begins the bar of a run.
@@ -95,7 +97,7 @@ func (b *Bar) Prefetch(p sim.Prefetching) {
 // way, the answers otherwise.
 func (b *Bar) update() {
 	done, total := b.answers.Valid+b.answers.Invalid, b.answers.Expected
-	if b.w == nil {
+	if b.s == nil {
 		return
 	}
 	const width = 30
@@ -103,8 +105,8 @@ func (b *Bar) update() {
 		f := float64(p.Done) / float64(p.Expected)
 		full := int(f * width)
 		rate := float64(p.Done) / max(time.Since(b.preStart).Seconds(), 1e-9)
-		fmt.Fprintf(b.w, "\r%s [%s%s] %5.1f%% %d/%d requests fetched ahead, %d/%d answers  %.0f/s ", b.name,
-			strings.Repeat("=", full), strings.Repeat(" ", width-full), 100*f, p.Done, p.Expected, done, total, rate)
+		b.s.draw(fmt.Sprintf("%s [%s%s] %5.1f%% %d/%d requests fetched ahead, %d/%d answers  %.0f/s ", b.name,
+			strings.Repeat("=", full), strings.Repeat(" ", width-full), 100*f, p.Done, p.Expected, done, total, rate))
 		b.drawn, b.wide = time.Now(), true
 		return
 	}
@@ -119,8 +121,8 @@ func (b *Bar) update() {
 	if b.wide {
 		clear = "\x1b[K" // the fetch's line was longer
 	}
-	fmt.Fprintf(b.w, "\r%s [%s%s] %5.1f%% %d/%d answers  %.0f/s %s", b.name,
-		strings.Repeat("=", full), strings.Repeat(" ", width-full), 100*f, done, total, rate, clear)
+	b.s.draw(fmt.Sprintf("%s [%s%s] %5.1f%% %d/%d answers  %.0f/s %s", b.name,
+		strings.Repeat("=", full), strings.Repeat(" ", width-full), 100*f, done, total, rate, clear))
 	b.drawn, b.wide = time.Now(), false
 }
 
@@ -130,14 +132,12 @@ func (b *Bar) update() {
 func (b *Bar) Stage(name string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.w == nil {
+	if b.s == nil {
 		return
 	}
-	if !b.drawn.IsZero() {
-		fmt.Fprintln(b.w)
-		b.drawn = time.Time{}
-	}
-	fmt.Fprintf(b.w, "%s: %s\n", b.name, name)
+	b.s.end("")
+	b.drawn = time.Time{}
+	fmt.Fprintf(b.s, "%s: %s\n", b.name, name)
 }
 
 // Finish ends the bar's line, when one was drawn, with "interrupted" when
@@ -145,11 +145,13 @@ func (b *Bar) Stage(name string) {
 func (b *Bar) Finish() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.w != nil && !b.drawn.IsZero() {
-		if b.ctx.Err() != nil {
-			fmt.Fprint(b.w, " interrupted")
-		}
-		fmt.Fprintln(b.w)
-		b.drawn = time.Time{}
+	if b.s == nil {
+		return
 	}
+	suffix := ""
+	if b.ctx.Err() != nil {
+		suffix = " interrupted"
+	}
+	b.s.end(suffix)
+	b.drawn = time.Time{}
 }

@@ -1,5 +1,6 @@
 // Package progress shows a run's progress on stderr: a one-line bar
-// redrawn on a terminal (Bar), or elsewhere a line every period, as text
+// redrawn on a terminal (Bar), which shares the terminal with the log
+// lines through a Screen, or elsewhere a line every period, as text
 // or as JSON for tools (Log). Both are sim.Observers fed by the engine's
 // answer counts, and sim.PrefetchObservers, so that the requests fetched
 // ahead of a phase's answers show as progress; Log is a sim.Stager too, so
@@ -56,8 +57,9 @@ func (o Options) Check() error {
 }
 
 // Display chooses how progress shows on w: a bar when the mode is Auto and
-// w is a terminal (bar is w, for NewBar), lines otherwise (lines is not
-// nil, not yet started).
+// w is a terminal (bar is w, for NewBar: a Screen that the process's log
+// lines share, so that they do not run into the bar), lines otherwise
+// (lines is not nil, not yet started).
 func (o Options) Display(w io.Writer) (bar io.Writer, lines *Log) {
 	if o.Mode == Auto && IsTerminal(w) {
 		return w, nil
@@ -65,9 +67,13 @@ func (o Options) Display(w io.Writer) (bar io.Writer, lines *Log) {
 	return nil, NewLog(w, o.Mode == JSON, o.Every)
 }
 
-// IsTerminal reports whether w is a character device (a terminal), where a
-// progress bar helps; in files and pipes it would only add noise.
+// IsTerminal reports whether w, or the writer of Screen w, is a character
+// device (a terminal), where a progress bar helps; in files and pipes it
+// would only add noise.
 func IsTerminal(w io.Writer) bool {
+	if s, ok := w.(*Screen); ok {
+		w = s.w
+	}
 	f, ok := w.(*os.File)
 	if !ok {
 		return false

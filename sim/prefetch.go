@@ -114,3 +114,13 @@ func (l prefetchLog) PrefetchCounted(ctx context.Context, qs []*agent.Question, 
 	}
 	return l.Prefetch(ctx, qs)
 }
+
+// Prefetched tells the PrefetchObservers among o how far a fetch ahead
+// is: what a phase's fetch tells them in one process, for a run whose
+// agents fetch elsewhere (the agent hosts of a run over NATS, whose
+// reports the orchestrator reads). Calls must come one at a time.
+func Prefetched(o Observer, p Prefetching) {
+	for _, po := range prefetchObservers(o) {
+		po.Prefetch(p)
+	}
+}

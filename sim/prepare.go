@@ -435,6 +435,57 @@ type testPrimed struct {
 
 	mu    [values.N]sync.Mutex
 	tests [values.N]string
+	// filled is how each value's test was filled in: its modal answers
+	// once complete, and the answers asked of each item, over every try.
+	filled [values.N]FilledTest
+}
+
+// FilledTest is how a test-primed model filled in the test of one value:
+// each PVQ item's modal answer (questionnaires.Missing when none was
+// valid) and the answers it asked of the item (samples 0 to Asked-1), in
+// item order. Agent hosts report theirs, so that the prompts of a run
+// whose agents asked elsewhere can be rebuilt (RebuildPrompts).
+type FilledTest struct {
+	Value   string `json:"value"` // values.Value.Code
+	Answers []int  `json:"answers"`
+	Asked   []int  `json:"asked"`
+}
+
+// FilledTests are the tests that p's test-primed models have filled in
+// completely, by model name, in value order; nil when there are none.
+func FilledTests(p *Plan) map[string][]FilledTest {
+	var out map[string][]FilledTest
+	for name, m := range p.Models {
+		t, ok := m.(*testPrimed)
+		if !ok {
+			continue
+		}
+		for v := range values.N {
+			t.mu[v].Lock()
+			if f := t.filled[v]; t.tests[v] != "" {
+				if out == nil {
+					out = map[string][]FilledTest{}
+				}
+				out[name] = append(out[name], FilledTest{Value: f.Value, Answers: slices.Clone(f.Answers), Asked: slices.Clone(f.Asked)})
+			}
+			t.mu[v].Unlock()
+		}
+	}
+	return out
+}
+
+// primed is q as it reaches the model with test, the filled-in test of
+// q's value, in its context (and without the value prompt for "test").
+func (t *testPrimed) primed(q *agent.Question, test string) agent.Question {
+	qq := *q
+	qq.Context = test
+	if q.Context != "" {
+		qq.Context = test + "\n\n" + q.Context
+	}
+	if t.mode == scenarios.TestOnly {
+		qq.Persona.Style = agent.StyleTest
+	}
+	return qq
 }
 
 var _ agent.Model = (*testPrimed)(nil)
@@ -448,14 +499,7 @@ func (t *testPrimed) Ask(ctx context.Context, q *agent.Question) (agent.Reply, e
 	if err != nil {
 		return agent.Reply{}, err
 	}
-	qq := *q
-	qq.Context = test
-	if q.Context != "" {
-		qq.Context = test + "\n\n" + q.Context
-	}
-	if t.mode == scenarios.TestOnly {
-		qq.Persona.Style = agent.StyleTest
-	}
+	qq := t.primed(q, test)
 	return t.inner.Ask(ctx, &qq)
 }
 
@@ -469,28 +513,34 @@ func (t *testPrimed) test(ctx context.Context, v values.Value) (string, error) {
 	}
 	answers := make([]int, len(t.pvq.Items))
 	errs := make([]error, len(t.pvq.Items))
+	f := &t.filled[v]
+	if f.Asked == nil {
+		f.Value, f.Asked = v.Code(), make([]int, len(t.pvq.Items))
+	}
 	var wg sync.WaitGroup
 	for i := range t.pvq.Items {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			answers[i], errs[i] = t.modal(ctx, v, i)
+			answers[i], errs[i] = t.modal(ctx, v, i, &f.Asked[i])
 		}()
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return "", fmt.Errorf("test priming: fill in %s as %s: %w", t.pvq.Name, v.Name(), err)
 	}
-	t.tests[v] = agent.TestContext(t.pvq, answers)
+	t.tests[v], f.Answers = agent.TestContext(t.pvq, answers), answers
 	return t.tests[v], nil
 }
 
 // modal is the value-prompted model's modal answer to item i, or
-// questionnaires.Missing when it gave no valid answer.
-func (t *testPrimed) modal(ctx context.Context, v values.Value, item int) (int, error) {
+// questionnaires.Missing when it gave no valid answer; asked is raised to
+// the answers asked.
+func (t *testPrimed) modal(ctx context.Context, v values.Value, item int, asked *int) (int, error) {
 	sc := t.pvq.Scale
 	counts := make([]float64, sc.Points())
 	for s := range max(t.samples, 1) {
+		*asked = max(*asked, s+1)
 		q := agent.Question{Persona: agent.Persona{Value: v, Style: t.style}, Instrument: t.pvq, Item: item, Sample: s}
 		r, err := cmp.Or(t.fill, t.inner).Ask(ctx, &q)
 		if err != nil {

@@ -234,24 +234,32 @@ func comparePromptRows(a, b analysis.PromptRow) int {
 // pool answers every plan of p.Study, so a questionnaire's prompts and
 // counts follow from the plan alone; a game round's contexts follow from
 // the earlier rounds' decisions, replayed from col as the run played
-// them. A model under test priming (priming "test" or "priming+test") is
-// left out: its prompts show the test as the model filled it in, in the
-// hosts, and those answers are not among the run's. It errors when a game
-// round cannot be replayed from col.
-func RebuildPrompts(p *Plan, col *analysis.Collector) ([]analysis.PromptRow, error) {
+// them. A model under test priming (priming "test" or "priming+test")
+// shows the test as the model filled it in, which is not among the
+// answers: tests, by model, are the tests the hosts filled in
+// (FilledTests); a model whose tests lack a value of the pool, or
+// disagree on one, is left out. It errors when a game round cannot be
+// replayed from col.
+func RebuildPrompts(p *Plan, col *analysis.Collector, tests map[string][]FilledTest) ([]analysis.PromptRow, error) {
 	r := &promptRecorder{logs: map[string]*promptLog{}, fills: map[string]*promptLog{}}
 	var insts []*questionnaires.Instrument
 	for _, in := range p.Instruments {
 		insts = append(insts, in)
 	}
 	slices.SortFunc(insts, func(a, b *questionnaires.Instrument) int { return cmp.Compare(a.Name, b.Name) })
+	primes := map[string]func(*agent.Question) agent.Question{}
 	for _, m := range p.models {
 		inner, ok := p.Models[m.Name]
 		if !ok {
 			continue
 		}
-		if _, primed := inner.(*testPrimed); primed {
-			continue
+		if tp, ok := inner.(*testPrimed); ok {
+			fill := newPromptLog(nil, tp.style, insts)
+			prime, ok := tp.replay(p.Study.Pool.Persona, tests[m.Name], fill)
+			if !ok {
+				continue
+			}
+			primes[m.Name], r.fills[m.Name] = prime, fill
 		}
 		r.models = append(r.models, m)
 		r.logs[m.Name] = newPromptLog(nil, p.Styles[m.Name], insts)
@@ -276,6 +284,9 @@ func RebuildPrompts(p *Plan, col *analysis.Collector) ([]analysis.PromptRow, err
 			for _, item := range pl.Items {
 				q := agent.Question{Persona: agent.Persona{Value: values.Value(v - 1), Style: p.Styles[pl.Model]},
 					Instrument: pl.Instrument, Item: item, Sample: top[v]}
+				if prime := primes[pl.Model]; prime != nil {
+					q = prime(&q)
+				}
 				l.use(&q).addN(agents[v], top[v])
 			}
 		}
@@ -285,7 +296,7 @@ func RebuildPrompts(p *Plan, col *analysis.Collector) ([]analysis.PromptRow, err
 		if l == nil {
 			continue
 		}
-		if err := replayGamePrompts(l, g, p, col); err != nil {
+		if err := replayGamePrompts(l, primes[g.Model], g, p, col); err != nil {
 			return nil, err
 		}
 	}
@@ -296,8 +307,16 @@ func RebuildPrompts(p *Plan, col *analysis.Collector) ([]analysis.PromptRow, err
 // agents asked them: the probable choice with the agent's memory (and
 // the rate shown) in its context, then the final decision with the
 // probable choice it gave added, the memories following from the
-// decisions recorded in col.
-func replayGamePrompts(l *promptLog, g analysis.CharityGame, p *Plan, col *analysis.Collector) error {
+// decisions recorded in col; prime, when not nil, makes them what a
+// test-primed model receives.
+func replayGamePrompts(l *promptLog, prime func(*agent.Question) agent.Question, g analysis.CharityGame, p *Plan, col *analysis.Collector) error {
+	note := func(q *agent.Question) {
+		if prime != nil {
+			qq := prime(q)
+			q = &qq
+		}
+		l.note(q)
+	}
 	pool := p.Study.Pool
 	s, err := g.NewSession(pool)
 	if err != nil {
@@ -330,7 +349,7 @@ func replayGamePrompts(l *promptLog, g analysis.CharityGame, p *Plan, col *analy
 			}
 			q := agent.Question{Persona: agent.Persona{Value: pool.Persona[id], Style: style}, Instrument: g.Probable,
 				Sample: int(pool.Rank[id]), Round: round, Context: c}
-			l.note(&q)
+			note(&q)
 			q.Instrument = g.Decision
 			if code := probable.Codes[id*len(g.Probable.Items)]; code != 0 {
 				if v := int(code) - 1 + g.Probable.Scale.Min; v > 0 && v < len(stated) && stated[v] != "" {
@@ -341,8 +360,55 @@ func replayGamePrompts(l *promptLog, g analysis.CharityGame, p *Plan, col *analy
 					}
 				}
 			}
-			l.note(&q)
+			note(&q)
 		}
 	}
 	return nil
+}
+
+// replay is what the agents' questions become under t's priming, with
+// the tests filled in for a run whose agents asked elsewhere, and notes
+// in fill the questions that filled them in. It is not ok when tests lack
+// a value that the personas hold, or give two different tests of one.
+func (t *testPrimed) replay(personas []values.Value, tests []FilledTest, fill *promptLog) (func(*agent.Question) agent.Question, bool) {
+	var filled [values.N]*FilledTest
+	for i := range tests {
+		f := &tests[i]
+		v, err := values.Parse(f.Value)
+		if err != nil || !v.Valid() || len(f.Answers) != len(t.pvq.Items) || len(f.Asked) != len(t.pvq.Items) {
+			return nil, false
+		}
+		if g := filled[v]; g != nil && !slices.Equal(g.Answers, f.Answers) {
+			return nil, false // hosts filled the test in differently
+		}
+		if filled[v] == nil {
+			filled[v] = &FilledTest{Value: f.Value, Answers: f.Answers, Asked: slices.Clone(f.Asked)}
+		}
+		for i, n := range f.Asked {
+			filled[v].Asked[i] = max(filled[v].Asked[i], n)
+		}
+	}
+	var texts [values.N]string
+	for _, v := range personas {
+		if !v.Valid() || texts[v] != "" {
+			continue
+		}
+		f := filled[v]
+		if f == nil {
+			return nil, false
+		}
+		texts[v] = agent.TestContext(t.pvq, f.Answers)
+		for i, n := range f.Asked {
+			for s := range n {
+				q := agent.Question{Persona: agent.Persona{Value: v, Style: t.style}, Instrument: t.pvq, Item: i, Sample: s}
+				fill.note(&q)
+			}
+		}
+	}
+	return func(q *agent.Question) agent.Question {
+		if v := q.Persona.Value; v.Valid() && q.Persona.Style != agent.StyleNone {
+			return t.primed(q, texts[v])
+		}
+		return *q
+	}, true
 }

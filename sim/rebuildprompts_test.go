@@ -13,8 +13,9 @@ import (
 // and answers the prompts.csv rows a run in one process records as its
 // agents ask: the questionnaires', the game rounds' with the memories and
 // probable choices in their contexts, in distribution and sample mode
-// and with several models; a test-primed model, whose filled-in test is
-// not among the answers, is left out.
+// and with several models, a test-primed model's with the tests its
+// model filled in (FilledTests, as agent hosts report them); without
+// them, as its filled-in test is not among the answers, it is left out.
 func TestRebuildPromptsMatchesRecorded(t *testing.T) {
 	models := `
 [[models]]
@@ -57,8 +58,23 @@ style = "name"
 			if err != nil {
 				t.Fatal(err)
 			}
-			rebuilt, err := sim.RebuildPrompts(res.Plan, res.Collector)
+			tests := sim.FilledTests(res.Plan)
+			if tc.primed != (len(tests["primed"]) > 0) {
+				t.Fatalf("got filled-in tests %v", tests)
+			}
+			rebuilt, err := sim.RebuildPrompts(res.Plan, res.Collector, tests)
 			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(rebuilt, recorded) {
+				for i := range min(len(rebuilt), len(recorded)) {
+					if rebuilt[i] != recorded[i] {
+						t.Fatalf("row %d: got %+v\nwant %+v", i, rebuilt[i], recorded[i])
+					}
+				}
+				t.Fatalf("got %d rows, want %d", len(rebuilt), len(recorded))
+			}
+			if rebuilt, err = sim.RebuildPrompts(res.Plan, res.Collector, nil); err != nil {
 				t.Fatal(err)
 			}
 			var want = recorded[:0:0]

@@ -226,9 +226,9 @@ shards = 2
 	if r.LLM.Calls != served || served == 0 {
 		t.Errorf("results.json: got %d calls, want %d (the server's count, the calibration's included)", r.LLM.Calls, served)
 	}
-	// The run showed its plan first, with the requests the server then
-	// served.
-	if !strings.HasPrefix(stderr, "Plan of calib (seed 5): ") ||
+	// The run showed its plan once connected, before any task, with the
+	// requests the server then served.
+	if plan := strings.Index(stderr, "\nPlan of calib (seed 5): "); plan < 0 || strings.Contains(stderr[:plan], "queueing tasks") ||
 		!regexp.MustCompile(`(?m)^\s*served\s+distribution\s+`+strconv.FormatInt(served, 10)+`\s`).MatchString(stderr) {
 		t.Errorf("the run's stderr does not start with its plan of %d requests:\n%s", served, stderr)
 	}

@@ -105,7 +105,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var bar io.Writer
 	var lines *progress.Log
 	if !*quiet {
-		if err := planBlock(ctx, sc, &backend.ReplyCache{Dir: cache.Dir, Mode: cache.Mode()}, stderr); err != nil {
+		if err := planBlock(ctx, sc, &backend.ReplyCache{Dir: cache.Dir, Mode: cache.Mode()}, "", stderr); err != nil {
 			return err
 		}
 		bar, lines = prog.Display(stderr)

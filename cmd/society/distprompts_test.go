@@ -13,10 +13,19 @@ import (
 // single-process run of the same scenario and seed, byte for byte, game
 // rounds included (the memories, the rate shown and the probable choice
 // in their contexts), whether the analysis service or the orchestrator
-// (--out) writes the results.
+// (--out) writes the results; with a test-primed model too, whose
+// filled-in tests the hosts report.
 func TestDistributedPromptsMatchSingleProcess(t *testing.T) {
+	t.Run("game", func(t *testing.T) { distPromptsMatch(t, "") })
+	t.Run("test-primed", func(t *testing.T) {
+		distPromptsMatch(t, "\n[[models]]\nname = \"synthetic\"\nbackend = \"synthetic\"\n\n"+
+			"[[models]]\nname = \"primed\"\nbackend = \"synthetic\"\npriming = \"test\"\nstyle = \"name\"\n")
+	})
+}
+
+func distPromptsMatch(t *testing.T, models string) {
 	c := newCluster(t)
-	scen := gameScenario(t, 201, 3, "memory = 2\nshow_rate = true", "pvq40")
+	scen := gameScenario(t, 201, 3, "memory = 2\nshow_rate = true"+models, "pvq40")
 	single := c.role("single", "run", scen, "--out", "single", "--quiet")
 	if err := single.wait(t); err != nil {
 		t.Fatalf("single-process run: %v\n%s", err, single.stderr.String())
@@ -32,6 +41,9 @@ func TestDistributedPromptsMatchSingleProcess(t *testing.T) {
 	}
 	if rounds[0] == 0 || rounds[2] <= rounds[1] {
 		t.Fatalf("got prompts by round %v: want questionnaire rows and more distinct prompts in round 2 than in round 1", rounds)
+	}
+	if primed := bytes.Count(want, []byte("\nprimed,")); models != "" && primed == 0 {
+		t.Fatalf("the single-process run wrote no row of the test-primed model:\n%.2000s", want)
 	}
 
 	c.analysis("analysis")

@@ -17,6 +17,7 @@ import (
 	"syscall"
 
 	"github.com/society-sim/society/bus"
+	"github.com/society-sim/society/progress"
 	"github.com/society-sim/society/results"
 	"github.com/society-sim/society/scenarios"
 	"github.com/society-sim/society/sim"
@@ -62,18 +63,16 @@ Run 'society COMMAND -h' for a command's options.
 var errUsage = errors.New("usage")
 
 func main() {
-	slog.SetDefault(roleLogger(os.Stderr, false)) // what packages given no logger log (the model cache) reads as the rest
+	stderr := progress.NewScreen(os.Stderr)    // every line written there starts below the bar, if one is drawn
+	slog.SetDefault(roleLogger(stderr, false)) // what packages given no logger log (the model cache) reads as the rest
 	ctx, cancel := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	go watchSignals(sigs, cancel, os.Stderr, func(code int) {
-		bus.RemoveTempStores()
-		os.Exit(code)
-	})
-	err := protect(func() error { return run(ctx, os.Args[1:], os.Stdout, os.Stderr) })
+	go watchSignals(sigs, cancel, stderr, func(code int) { bus.RemoveTempStores(); os.Exit(code) })
+	err := protect(func() error { return run(ctx, os.Args[1:], os.Stdout, stderr) })
 	signal.Stop(sigs)
 	cancel()
-	os.Exit(exitCode(err, os.Stderr))
+	os.Exit(exitCode(err, stderr))
 }
 
 // watchSignals cancels the command at the first SIGINT or SIGTERM, so that

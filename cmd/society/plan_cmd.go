@@ -61,9 +61,9 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // costs (requests, tokens, time and cost per model, as 'society plan'
 // does), once every endpoint has answered, with the requests the reply
 // cache c answers apart (nil: a first run's figures, as over NATS, where
-// the hosts' caches answer); a run of synthetic respondents alone calls
-// no model and shows none.
-func planBlock(ctx context.Context, sc *scenarios.Scenario, c *backend.ReplyCache, w io.Writer) error {
+// the hosts' caches answer), or all answered when stored names a run over
+// NATS done already (p.Stored); synthetic respondents alone show none.
+func planBlock(ctx context.Context, sc *scenarios.Scenario, c *backend.ReplyCache, stored string, w io.Writer) error {
 	if !slices.ContainsFunc(sc.Models, func(m scenarios.Model) bool { return m.Backend == scenarios.OpenAI }) {
 		return nil
 	}
@@ -71,6 +71,7 @@ func planBlock(ctx context.Context, sc *scenarios.Scenario, c *backend.ReplyCach
 	if err != nil {
 		return err
 	}
+	p.Stored(stored)
 	p.WriteText(w, true)
 	fmt.Fprintln(w)
 	return nil

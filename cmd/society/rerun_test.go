@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"io"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/society-sim/society/analysis"
@@ -125,5 +127,42 @@ func TestDistributedRunModels(t *testing.T) {
 	want, got := models(single), models(filepath.Join(dir, "results", "rerun-5"))
 	if got != want {
 		t.Errorf("run.models of the distributed run:\n%s\nwant the single-process run's:\n%s", got, want)
+	}
+}
+
+// TestDistributedRerunPlan: the plan block of a rerun of a finished
+// distributed run says that its results are complete and that no request
+// goes to the model, with the first run's requests as already answered,
+// as a single-process rerun's block shows those its reply cache answers;
+// the first run's block showed them as requests.
+func TestDistributedRerunPlan(t *testing.T) {
+	url := natsOnLoopback(t)
+	hs, ms := testModelServer(t, modelserver.Options{Seed: 4})
+	dir := t.TempDir()
+	file := rerunScenario(t, dir, hs.URL)
+	stop := distRoles(t, url, dir, "rerun-5")
+	defer stop()
+	orch := func() string {
+		t.Helper()
+		_, stderr, code := runCLI(t, "run", file, "--nats", url, "--cache", filepath.Join(dir, "orch-cache"))
+		if code != 0 {
+			t.Fatalf("run: exit %d\n%s", code, stderr)
+		}
+		return stderr
+	}
+	first := orch()
+	calls := ms.Stats().Requests
+	row := regexp.MustCompile(`(?m)^\s*served\s+sample\s+(\d+)\s+(\d+)\s`)
+	if strings.Contains(first, "is done") || !regexp.MustCompile(`(?m)^\s*served\s+sample\s+\d+\s+\d+\s+\d+\s`).MatchString(first) {
+		t.Fatalf("first run: want a first run's plan, got\n%s", first)
+	}
+	again := orch()
+	if ms.Stats().Requests != calls {
+		t.Errorf("the rerun made %d model calls, want none", ms.Stats().Requests-calls)
+	}
+	m := row.FindStringSubmatch(again)
+	if !strings.Contains(again, "Run rerun-5 is done: its answers are all stored, so its results are complete and none of a first run's") ||
+		!strings.Contains(again, "requests to the model  already answered") || m == nil || m[1] != "0" || m[2] == "0" {
+		t.Errorf("rerun: want a plan of 0 requests, the first run's already answered, got\n%s", again)
 	}
 }

@@ -17,8 +17,8 @@ import (
 // runDistributed runs sc (nil with --resume, which names a registered run
 // instead) over the cluster d names: bus.Orchestrator, wired to the
 // scenario's preparation in this process, the model cache with the
-// cluster's reply bucket as its shared tier, the progress bar (bar: nil
-// for none) or lines (nil for none) of the calibration and the main run,
+// cluster's reply bucket as its shared tier, the plan block and the progress
+// bar (bar) or lines (lines; both nil: none) of the calibration and the main run,
 // and the metrics (m: nil for none). Out, when set, makes the
 // orchestrator write the results directory itself, instead of waiting for
 // the analysis service.
@@ -37,6 +37,11 @@ func runDistributed(ctx context.Context, d *runDistFlags, sc *scenarios.Scenario
 	}
 	if given == nil {
 		if err := checkOut(out, sc.Name, force); err != nil {
+			return nil, err
+		}
+	}
+	if bar != nil || lines != nil { // a rerun of a run done requests nothing: its plan says so
+		if err := planBlock(ctx, sc, nil, o.Stored(ctx, sc, d.fresh), stderr); err != nil {
 			return nil, err
 		}
 	}

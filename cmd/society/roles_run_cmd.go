@@ -70,11 +70,6 @@ func cmdRunDistributed(ctx context.Context, d *runDistFlags, pos []string, out s
 	}
 	var bar io.Writer
 	var lines *progress.Log
-	if !quiet && sc != nil {
-		if err := planBlock(ctx, sc, nil, stderr); err != nil {
-			return err
-		}
-	}
 	if !quiet {
 		bar, lines = prog.Display(stderr)
 	}

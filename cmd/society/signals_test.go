@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/society-sim/society/agent"
+	"github.com/society-sim/society/progress"
 	"github.com/society-sim/society/scenarios"
 	"github.com/society-sim/society/sim"
 )
@@ -78,5 +79,34 @@ func (f answeredObserver) Phase(sim.PhaseStart) {}
 func (f answeredObserver) Batch(_ *agent.Batch, n sim.Counts) {
 	if n.Expected > 0 && n.Valid+n.Invalid >= n.Expected {
 		f()
+	}
+}
+
+// TestInterruptWarnBelowBar: the warning of an interrupt that comes while
+// the terminal's bar is drawn starts on a line of its own, and the bar,
+// drawn again below it, ends saying the run was interrupted: main gives
+// the bar and the log lines one Screen.
+func TestInterruptWarnBelowBar(t *testing.T) {
+	var e bytes.Buffer
+	stderr := progress.NewScreen(&e)
+	sigs := make(chan os.Signal, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	bar := progress.NewBar(ctx, stderr, "")
+	bar.Start(sim.Layout{Name: "study"})
+	bar.Batch(nil, sim.Counts{Expected: 4, Valid: 1})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		watchSignals(sigs, cancel, stderr, func(int) {})
+	}()
+	sigs <- syscall.SIGINT
+	<-ctx.Done() // the warning is written before the cancel
+	bar.Finish()
+	close(sigs)
+	<-done
+	lines := strings.Split(e.String(), "\n")
+	if len(lines) != 4 || !strings.HasPrefix(lines[0], "\rstudy [") || !strings.Contains(lines[1], "level=WARN msg=\"interrupted: stopping") ||
+		!strings.HasPrefix(lines[2], "\rstudy [") || !strings.HasSuffix(lines[2], " interrupted") || lines[3] != "" {
+		t.Errorf("got %q, want the bar, the warning on a line of its own, then the bar ended with \"interrupted\"", e.String())
 	}
 }

@@ -55,6 +55,32 @@ type Plan struct {
 	// CacheDir is the reply cache the plan read to find the requests it
 	// answers (EstimateCached); empty: a first run's figures.
 	CacheDir string `json:"cache_dir,omitempty"`
+	// StoredRun, when set, is the registered run over NATS whose answers
+	// are all stored (Stored): a rerun requests nothing.
+	StoredRun string `json:"stored_run,omitempty"`
+}
+
+// Stored makes p the plan of a rerun of run, a run over NATS whose
+// answers are all stored, as a reply cache that holds every reply makes
+// it: each model's requests are all answered already (CachedRequests),
+// and none goes to the model, so no tokens, time or cost remain. With
+// run "" it does nothing.
+func (p *Plan) Stored(run string) {
+	if run == "" {
+		return
+	}
+	p.StoredRun, p.Seconds = run, 0
+	if p.Cost != nil {
+		p.Cost = new(float64)
+	}
+	for i := range p.Models {
+		m := &p.Models[i]
+		m.CachedRequests += m.Requests
+		m.Requests, m.PromptTokens, m.CompletionTokens, m.PromptChars, m.Seconds = 0, 0, 0, 0, 0
+		if m.Cost != nil {
+			m.Cost = new(float64)
+		}
+	}
 }
 
 // ModelPlan is one model's share of a run.
@@ -262,9 +288,12 @@ func (p *Plan) WriteText(w io.Writer, short bool) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	// With the cache read, "requests" are those sent, beside those cached.
 	cached, head, none := func(ModelPlan) string { return "" }, "requests", ""
-	if p.CacheDir != "" {
+	if p.CacheDir != "" || p.StoredRun != "" {
 		cached = func(m ModelPlan) string { return fmt.Sprintf("%d\t", m.CachedRequests) }
 		head, none = "requests to the model\tanswered by the cache", "0\t"
+	}
+	if p.StoredRun != "" {
+		head = "requests to the model\talready answered"
 	}
 	fmt.Fprintf(tw, "model\tmode\t%s\tprompt tokens\tcompletion tokens\ttime\tcost\t\n", head)
 	var sent, saved int64
@@ -286,7 +315,11 @@ func (p *Plan) WriteText(w io.Writer, short bool) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s%d\t%d\t%s\t%s\t\n", m.Model, m.Mode, m.Requests, cached(m), m.PromptTokens, m.CompletionTokens, t, cost)
 	}
 	tw.Flush()
-	if p.CacheDir != "" {
+	switch {
+	case p.StoredRun != "":
+		fmt.Fprintf(w, "Run %s is done: its answers are all stored, so its results are complete and none of a first run's %d requests goes to the model.\n",
+			p.StoredRun, saved+sent)
+	case p.CacheDir != "":
 		fmt.Fprintf(w, "Reply cache %s: answers %d of a first run's %d requests; %d go to the model (the tokens, time and cost shown).\n",
 			p.CacheDir, saved, saved+sent, sent)
 	}
@@ -308,11 +341,11 @@ func (p *Plan) WriteText(w io.Writer, short bool) {
 	switch {
 	case !short:
 		fmt.Fprintf(w, "Tokens: %s.\n", p.Tokenizer)
-		if p.CacheDir == "" {
+		if p.CacheDir == "" && p.StoredRun == "" {
 			fmt.Fprintln(w, "Requests of a first run (an empty reply cache): a rerun of the same scenario and seed makes none.")
 		}
 		fmt.Fprintln(w, severalHosts)
-	case p.CacheDir == "":
+	case p.CacheDir == "" && p.StoredRun == "":
 		fmt.Fprintln(w, "(A first run's requests: replies in the cache are not asked again.)")
 	}
 }
