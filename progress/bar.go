@@ -52,7 +52,7 @@ const barEvery = 100 * time.Millisecond
 // that stops when ctx ends: a bar finished after that says the run was
 // interrupted.
 func NewBar(ctx context.Context, w io.Writer, label string) *Bar {
-	return &Bar{ctx: ctx, s: screenOf(w), label: label, name: label, start: time.Now()}
+	return &Bar{ctx: ctx, s: ScreenOf(w), label: label, name: label, start: time.Now()}
 }
 
 // Start begins the bar of a run.

@@ -72,8 +72,10 @@ func (s *Screen) end(suffix string) {
 	s.bar = ""
 }
 
-// screenOf is w as a Screen: w itself when it is one, nil for nil.
-func screenOf(w io.Writer) *Screen {
+// ScreenOf is w as a Screen: w itself when it is one, nil for nil. A
+// command that writes to w from several goroutines (log lines, progress
+// lines, a bar) writes to ScreenOf(w), whose lock keeps their writes whole.
+func ScreenOf(w io.Writer) *Screen {
 	switch w := w.(type) {
 	case nil:
 		return nil

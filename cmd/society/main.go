@@ -143,7 +143,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("%w: no command given", errUsage)
 	}
-	cmd, rest := args[0], args[1:]
+	cmd, rest, stderr := args[0], args[1:], progress.ScreenOf(stderr) // one lock for the goroutines that log and show progress
 	switch cmd {
 	case "version", "--version", "-version":
 		return cmdVersion(rest, stdout)
