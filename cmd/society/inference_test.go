@@ -22,10 +22,10 @@ func TestPaperIntervalsHoldEstimates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc.Population.Size = 300
+	sc.Population.Size = 200
 	sc.Population.Calibration = 30
 	sc.Models = sc.Models[:2]
-	sc.Analysis.BootstrapIterations, sc.Analysis.NullIterations = 200, 19
+	sc.Analysis.BootstrapIterations, sc.Analysis.NullIterations = 100, 19
 	dir := t.TempDir()
 	res, err := runScenario(context.Background(), runConfig{Scenario: sc, Out: filepath.Join(dir, "out"), CacheDir: filepath.Join(dir, "cache")})
 	if err != nil {

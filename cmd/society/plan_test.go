@@ -25,7 +25,7 @@ func planScenario(url string) string {
 seed = 3
 
 [population]
-size = 40
+size = 20
 strategies = ["h-np", "model-specific"]
 calibration = 10
 
