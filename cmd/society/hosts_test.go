@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/society-sim/society/analysis"
+	"github.com/society-sim/society/llm/modelserver"
+)
+
+// TestTwoHostsPayOnce: two agent hosts serving one run at once, whose
+// agents ask the same new prompts at the same moment, make exactly the
+// requests of a single process and of the plan, in sample and in
+// distribution mode: each distinct prompt (in sample mode each block of
+// samples) is requested by one host, and the other takes its reply from
+// the run's fetch claims. The calls, answers reused and calls saved of
+// results.json are the single process's, and calls + answers reused
+// reconcile with the answers.
+func TestTwoHostsPayOnce(t *testing.T) {
+	for _, mode := range []string{"sample", "distribution"} {
+		t.Run(mode, func(t *testing.T) {
+			// Each request holds the server a moment, so that both hosts'
+			// agents ask their prompts while the other's are in flight.
+			hs, ms := testModelServer(t, modelserver.Options{Seed: 4, Latency: 20 * time.Millisecond})
+			dir := t.TempDir()
+			name := "twohosts-" + mode
+			file := writeScenario(t, dir, name, openaiScenario(name, hs.URL, mode, 120, "max_tokens = 8")+
+				"[[questionnaires]]\nname = \"pvq40\"\nitems = 12\n[run]\nshards = 4\n")
+
+			if _, stderr, code := runCLI(t, "run", file, "--out", filepath.Join(dir, "single"), "--quiet", "--cache", filepath.Join(dir, "single-cache")); code != 0 {
+				t.Fatalf("single-process run: exit %d\n%s", code, stderr)
+			}
+			singleCalls := ms.Stats().Requests
+			single := readResults(t, filepath.Join(dir, "single"))
+
+			url := natsOnLoopback(t)
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			id := name + "-5"
+			roles := make(chan error, 3)
+			// One task at a time per host (two pullers): with four
+			// shards, each host takes tasks while the other serves its.
+			var outs [2]bytes.Buffer
+			for i := range 2 {
+				go func() {
+					roles <- run(ctx, []string{"agents", "--nats", url, "--name", fmt.Sprintf("host-%d", i+1), "--tasks", "1", "--run", id,
+						"--cache", filepath.Join(dir, fmt.Sprintf("host-%d-cache", i+1))}, &outs[i], io.Discard)
+				}()
+			}
+			go func() {
+				roles <- run(ctx, []string{"analyze", "--nats", url, "--out", filepath.Join(dir, "dist"), "--run", id}, io.Discard, io.Discard)
+			}()
+			_, stderr, code := runCLI(t, "run", file, "--nats", url, "--cache", filepath.Join(dir, "orch-cache"))
+			cancel()
+			for range 3 {
+				if err := <-roles; err != nil {
+					t.Errorf("role: %v", err)
+				}
+			}
+			if code != 0 {
+				t.Fatalf("distributed run: exit %d\n%s", code, stderr)
+			}
+			m := regexp.MustCompile(`(?m)^\s*served\s+` + mode + `\s+(\d+)\s`).FindStringSubmatch(stderr)
+			if m == nil {
+				t.Fatalf("no plan of the served model in the run's stderr:\n%s", stderr)
+			}
+			plan, _ := strconv.ParseInt(m[1], 10, 64)
+			calls := ms.Stats().Requests - singleCalls
+			if calls != singleCalls || calls != plan {
+				t.Errorf("two hosts made %d calls, one process %d, the plan says %d; want all equal", calls, singleCalls, plan)
+			}
+			for i, o := range outs {
+				if !regexp.MustCompile(`: [1-9]\d* tasks served`).MatchString(o.String()) {
+					t.Errorf("host-%d served no task (%q): the test needs both hosts serving", i+1, o.String())
+				}
+			}
+			r := readResults(t, filepath.Join(dir, "dist", id))
+			if r.LLM.Calls != calls {
+				t.Errorf("results.json: %d calls, the server served %d", r.LLM.Calls, calls)
+			}
+			reconciles(t, "single process", single)
+			reconciles(t, "two hosts", r)
+			if r.LLM.AnswersReused != single.LLM.AnswersReused || r.LLM.CacheHits != single.LLM.CacheHits {
+				t.Errorf("two hosts: %d answers reused, %d calls saved; one process %d, %d",
+					r.LLM.AnswersReused, r.LLM.CacheHits, single.LLM.AnswersReused, single.LLM.CacheHits)
+			}
+			if mode == "distribution" {
+				// In sample mode an agent host's answers are not the single
+				// process's even with one host (a difference of its own).
+				sameAnswers(t, filepath.Join(dir, "single"), filepath.Join(dir, "dist", id))
+			}
+		})
+	}
+}
+
+// reconciles checks that a fresh run's answers are its calls' first
+// answers plus the answers reused (every reply was readable, so no
+// strict retry was made, and nothing was cached before).
+func reconciles(t *testing.T, who string, r analysis.Results) {
+	t.Helper()
+	if r.LLM.CacheHits != 0 || r.Answers.Invalid != 0 {
+		t.Fatalf("%s: %d calls saved, %d invalid answers; the test needs none", who, r.LLM.CacheHits, r.Answers.Invalid)
+	}
+	if got := r.LLM.Calls + r.LLM.AnswersReused; got != r.Answers.Expected {
+		t.Errorf("%s: %d calls + %d answers reused = %d, want the %d answers", who, r.LLM.Calls, r.LLM.AnswersReused, got, r.Answers.Expected)
+	}
+}
