@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -110,5 +111,58 @@ func reconciles(t *testing.T, who string, r analysis.Results) {
 	}
 	if got := r.LLM.Calls + r.LLM.AnswersReused; got != r.Answers.Expected {
 		t.Errorf("%s: %d calls + %d answers reused = %d, want the %d answers", who, r.LLM.Calls, r.LLM.AnswersReused, got, r.Answers.Expected)
+	}
+}
+
+// TestFreshRunIDOverNATS: a run started with --fresh over NATS is a new
+// run, named as a single-process run is (NAME-SEED-TIME-RANDOM), in its
+// results and its summary; a run without --fresh keeps NAME-SEED, which
+// starting the scenario again continues.
+func TestFreshRunIDOverNATS(t *testing.T) {
+	url := natsOnLoopback(t)
+	dir := t.TempDir()
+	file := writeScenario(t, dir, "freshid", `name = "freshid"
+seed = 3
+[population]
+size = 40
+[[questionnaires]]
+name = "pvq40"
+[run]
+shards = 2
+`)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	hostDone := make(chan error, 1)
+	go func() {
+		hostDone <- run(ctx, []string{"agents", "--nats", url, "--name", "host", "--cache", filepath.Join(dir, "host-cache")}, io.Discard, io.Discard)
+	}()
+	ids := map[string]string{}
+	for _, fresh := range []bool{false, true} {
+		args := []string{"run", file, "--nats", url, "--out", filepath.Join(dir, fmt.Sprint(fresh)), "--quiet", "--cache", filepath.Join(dir, "orch-cache")}
+		if fresh {
+			args = append(args, "--fresh")
+		}
+		stdout, stderr, code := runCLI(t, args...)
+		if code != 0 {
+			t.Fatalf("run (fresh %v): exit %d\n%s", fresh, code, stderr)
+		}
+		r := readResults(t, filepath.Join(dir, fmt.Sprint(fresh)))
+		if r.Run == nil {
+			t.Fatalf("run (fresh %v): no run block", fresh)
+		}
+		ids[fmt.Sprint(fresh)] = r.Run.ID
+		if !strings.Contains(stdout, r.Run.ID) {
+			t.Errorf("run (fresh %v): the summary does not name the run %s:\n%s", fresh, r.Run.ID, stdout)
+		}
+	}
+	cancel()
+	if err := <-hostDone; err != nil {
+		t.Errorf("agent host: %v", err)
+	}
+	if ids["false"] != "freshid-3" {
+		t.Errorf("run id without --fresh: got %q, want freshid-3", ids["false"])
+	}
+	if !regexp.MustCompile(`^freshid-3-\d{8}-\d{6}-[0-9a-f]{8}$`).MatchString(ids["true"]) {
+		t.Errorf("run id with --fresh: got %q, want freshid-3-YYYYMMDD-HHMMSS-RANDOM as a single-process run's", ids["true"])
 	}
 }
