@@ -267,10 +267,15 @@ func (b *Set) Clients() map[string]*llm.Client { return b.byName }
 func (b *Set) Report(ctx context.Context, models []analysis.ModelInfo) sim.Report {
 	labelled := b.label(ctx, models)
 	run := make([]analysis.RunModel, len(labelled))
+	sampling := map[string]sim.Sampling{}
 	for i, m := range labelled {
-		run[i] = RunModel(ctx, m, b.byName[m.Name])
+		c := b.byName[m.Name]
+		run[i] = RunModel(ctx, m, c)
+		if c != nil {
+			sampling[m.Name] = sim.Sampling{Samples: c.Params().Samples, MaxTokens: c.Params().MaxTokens}
+		}
 	}
-	return sim.Report{Traffic: b.Traffic(), Models: labelled, Counts: b.Counts(), Run: run}
+	return sim.Report{Traffic: b.Traffic(), Models: labelled, Counts: b.Counts(), Run: run, Sampling: sampling}
 }
 
 // RunModel is a model's entry of the run block: its settings as its
@@ -306,6 +311,7 @@ func Settings(m *analysis.RunModel, p llm.Params, sampled bool) {
 		m.Samples, m.MaxTokens = 0, 0
 	}
 	m.ReasoningEffort, m.Concurrency, m.TimeoutSeconds, m.MaxRetries = p.ReasoningEffort, p.Concurrency, p.Timeout.Seconds(), p.MaxRetries
+	m.Hosts = 1 // a run over NATS counts its agent hosts instead
 }
 
 // label records in the models' descriptions what their endpoints said
