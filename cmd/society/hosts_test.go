@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -86,6 +89,12 @@ func TestTwoHostsPayOnce(t *testing.T) {
 			if r.LLM.Calls != calls {
 				t.Errorf("results.json: %d calls, the server served %d", r.LLM.Calls, calls)
 			}
+			// Each host kept up to the model's concurrency in flight.
+			if r.Run == nil || len(r.Run.Models) != 1 || r.Run.Models[0].Hosts != 2 || r.Run.Models[0].Concurrency != 32 {
+				t.Errorf("run.models: got %+v, want concurrency 32 on each of 2 hosts", r.Run)
+			} else if s := single.Run.Models[0]; s.Hosts != 1 || s.Concurrency != 32 {
+				t.Errorf("single process run.models: got hosts %d, concurrency %d; want 1, 32", s.Hosts, s.Concurrency)
+			}
 			reconciles(t, "single process", single)
 			reconciles(t, "two hosts", r)
 			if r.LLM.AnswersReused != single.LLM.AnswersReused || r.LLM.CacheHits != single.LLM.CacheHits {
@@ -164,5 +173,68 @@ shards = 2
 	}
 	if !regexp.MustCompile(`^freshid-3-\d{8}-\d{6}-[0-9a-f]{8}$`).MatchString(ids["true"]) {
 		t.Errorf("run id with --fresh: got %q, want freshid-3-YYYYMMDD-HHMMSS-RANDOM as a single-process run's", ids["true"])
+	}
+}
+
+// noLogprobs stands before a model server and strips the log
+// probabilities from its chat replies, as a server without them does:
+// every distribution-mode question is then sampled instead.
+type noLogprobs struct{ next http.Handler }
+
+func (n noLogprobs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rec := httptest.NewRecorder()
+	n.next.ServeHTTP(rec, r)
+	body := rec.Body.Bytes()
+	var reply map[string]any
+	if strings.HasSuffix(r.URL.Path, "/chat/completions") && rec.Code == http.StatusOK && json.Unmarshal(body, &reply) == nil {
+		if chs, ok := reply["choices"].([]any); ok {
+			for _, c := range chs {
+				if m, ok := c.(map[string]any); ok {
+					delete(m, "logprobs")
+				}
+			}
+			body, _ = json.Marshal(reply)
+		}
+	}
+	for k, v := range rec.Header() {
+		w.Header()[k] = v
+	}
+	w.Header().Del("Content-Length")
+	w.WriteHeader(rec.Code)
+	w.Write(body)
+}
+
+// TestDistributedRunModelsFallback: in distribution mode, a run whose
+// questions were sampled instead (a server without log probabilities)
+// records the samples and max_tokens that applied to them, over NATS as
+// in a single process, and both record one host asking the model.
+func TestDistributedRunModelsFallback(t *testing.T) {
+	url := natsOnLoopback(t)
+	hs := httptest.NewServer(noLogprobs{syntheticModelServer(t, modelserver.Options{Seed: 4})})
+	t.Cleanup(hs.Close)
+	dir := t.TempDir()
+	file := writeScenario(t, dir, "fallback", openaiScenario("fallback", hs.URL, "distribution", 40, "max_tokens = 8")+
+		"[[questionnaires]]\nname = \"pvq40\"\nitems = 12\n[run]\nshards = 2\n")
+	single := filepath.Join(dir, "single")
+	if _, stderr, code := runCLI(t, "run", file, "--quiet", "--out", single, "--cache", filepath.Join(dir, "single-cache")); code != 0 {
+		t.Fatalf("single-process run: exit %d\n%s", code, stderr)
+	}
+	stop := distRoles(t, url, dir, "fallback-5")
+	if _, stderr, code := runCLI(t, "run", file, "--nats", url, "--quiet", "--cache", filepath.Join(dir, "orch-cache")); code != 0 {
+		t.Fatalf("run: exit %d\n%s", code, stderr)
+	}
+	stop()
+	for _, d := range []string{single, filepath.Join(dir, "results", "fallback-5")} {
+		r := readResults(t, d)
+		if r.Run == nil || len(r.Run.Models) != 1 {
+			t.Fatalf("%s: got run %+v, want one model", d, r.Run)
+		}
+		m := r.Run.Models[0]
+		if m.LLM == nil || m.LLM.Fallbacks == 0 {
+			t.Fatalf("%s: no question sampled instead (%+v): the test needs them", d, m.LLM)
+		}
+		if m.Samples != 50 || m.MaxTokens != 8 || m.Hosts != 1 || m.Concurrency != 32 {
+			t.Errorf("%s: got samples %d, max_tokens %d, hosts %d, concurrency %d; want 50, 8, 1, 32", d, m.Samples, m.MaxTokens, m.Hosts, m.Concurrency)
+		}
 	}
 }
