@@ -74,8 +74,9 @@ func NewCache(s Store, opts ...CacheOption) *Cache {
 // shared tier. When another process holds dir's file (a second run or
 // agent host on the machine), this one keeps its replies in memory
 // instead, warns on log (nil: slog.Default()), and shares them through
-// the shared tier if any; more adds options (WithFlights). In CacheRead mode the file is opened read-only
-// and nothing is created: a missing directory or file reads as empty.
+// the shared tier if any; more adds options (WithFlights). In CacheRead
+// mode the file is opened read-only and nothing is created: a missing
+// directory or file reads as empty.
 // Errors are those of OpenFileStore other than ErrStoreLocked. Close
 // releases the file.
 func OpenCache(dir string, mode CacheMode, shared Store, log *slog.Logger, more ...CacheOption) (*Cache, error) {
@@ -181,9 +182,9 @@ func (c *Cache) Do(ctx context.Context, key string, valid func([]byte) bool, fet
 		return v, ok && (valid == nil || valid(v)), nil
 	}
 	if v, ok, err := lookup(); err != nil || ok {
-		// A reply another process of the run fetched and stored is
-		// this run's, not one the cache saved.
-		if ok && c.store.landedElsewhere(ctx, key) {
+		// A reply another process of the run fetched, or read from
+		// the store first, is an answer reused, not a call saved.
+		if ok && c.store.usedElsewhere(ctx, key, v) {
 			return v, false, nil
 		}
 		if ok {
@@ -196,7 +197,7 @@ func (c *Cache) Do(ctx context.Context, key string, valid func([]byte) bool, fet
 		// A fetch of this key may have finished between the lookup and
 		// this flight: look again rather than pay twice.
 		if v, ok, err := lookup(); err != nil || ok {
-			return stored{v, ok && !c.store.landedElsewhere(ctx, key)}, err
+			return stored{v, ok && !c.store.usedElsewhere(ctx, key, v)}, err
 		}
 		// Another process of the run may be fetching it too: one of
 		// them asks the model (shareFetch).
@@ -209,9 +210,10 @@ func (c *Cache) Do(ctx context.Context, key string, valid func([]byte) bool, fet
 	return r.val, r.hit, err
 }
 
-// Elsewhere reports whether the value of key was fetched in this run by
-// another process sharing the cache's flights (WithFlights): its answers
-// are answers reused, neither a call of this process nor one saved.
+// Elsewhere reports whether the value of key was fetched, or first read
+// from a store, in this run by another process sharing the cache's
+// flights (WithFlights): its answers here are answers reused, neither a
+// call of this process nor one saved.
 func (c *Cache) Elsewhere(key string) bool { return c.store.isElsewhere(key) }
 
 // ShareFetch fetches the value of key once among the processes sharing

@@ -155,10 +155,15 @@ func (t *tiers) holdAndFetch(ctx context.Context, key string, rev uint64, fetch 
 	return v, false, nil
 }
 
-// landedElsewhere reports whether key's value was landed in this run's
-// flights by another process, so that a value read from a store is this
-// run's reply, not one saved by the cache.
-func (t *tiers) landedElsewhere(ctx context.Context, key string) bool {
+// usedElsewhere reports whether another process of the run used key's
+// value first, so that this process's use of it, read from a store, is
+// an answer reused rather than a call saved (or, fetched by another in
+// this run, rather than a call of its own). The first process to use a
+// stored value claims and lands it, as a fetch would: each reply counts
+// one call saved per run, however many hosts use it. When the flights
+// cannot tell, the value counts as this process's, as in a single
+// process.
+func (t *tiers) usedElsewhere(ctx context.Context, key string, val []byte) bool {
 	if t.flights == nil {
 		return false
 	}
@@ -168,9 +173,20 @@ func (t *tiers) landedElsewhere(ctx context.Context, key string) bool {
 	if _, ours := t.own.Load(key); ours {
 		return false
 	}
-	if _, ok, err := t.flights.Landed(ctx, key); err == nil && ok {
+	_, _, won, _, err := t.flights.Claim(ctx, key)
+	if err != nil {
+		t.sharedFailed(ctx, "claim", err)
+		return false
+	}
+	if !won {
+		// Landed by another, or claimed by another that is reading or
+		// fetching it this moment.
 		t.markElsewhere(key)
 		return true
+	}
+	t.own.Store(key, struct{}{})
+	if err := t.flights.Land(ctx, key, val); err != nil {
+		t.sharedFailed(ctx, "land", err)
 	}
 	return false
 }

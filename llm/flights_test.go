@@ -148,6 +148,35 @@ func TestCacheFlightsFetchOnce(t *testing.T) {
 	})
 }
 
+// TestCacheFlightsSavedOnce: a reply both processes of a run find in
+// their stores (a rerun) is one call saved, by the first to use it; the
+// other's use is an answer reused.
+func TestCacheFlightsSavedOnce(t *testing.T) {
+	ctx := t.Context()
+	shared, fl := NewMemStore(), newMemFlights()
+	if err := shared.Put(ctx, "k", []byte("reply")); err != nil {
+		t.Fatal(err)
+	}
+	fetch := func(context.Context) ([]byte, error) { t.Error("fetched a stored reply"); return nil, nil }
+	hits := 0
+	for i := range 2 {
+		c := NewCache(NewMemStore(), WithShared(shared), WithFlights(fl))
+		_, hit, err := c.Do(ctx, "k", nil, fetch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hit {
+			hits++
+		}
+		if c.Elsewhere("k") != (i == 1) {
+			t.Errorf("process %d: elsewhere %v, want %v", i, c.Elsewhere("k"), i == 1)
+		}
+	}
+	if hits != 1 {
+		t.Errorf("got %d calls saved over two processes, want 1", hits)
+	}
+}
+
 // TestCacheFlightsTakeOver: a claim whose holder was killed (it never
 // renews nor lands it) is taken over once it has gone unrenewed for
 // flightStale, and the waiter fetches the reply itself; a holder that

@@ -54,19 +54,27 @@ func TestTwoHostsPayOnce(t *testing.T) {
 			var outs [2]bytes.Buffer
 			for i := range 2 {
 				go func() {
-					roles <- run(ctx, []string{"agents", "--nats", url, "--name", fmt.Sprintf("host-%d", i+1), "--tasks", "1", "--run", id,
+					roles <- run(ctx, []string{"agents", "--nats", url, "--name", fmt.Sprintf("host-%d", i+1), "--tasks", "1",
 						"--cache", filepath.Join(dir, fmt.Sprintf("host-%d-cache", i+1))}, &outs[i], io.Discard)
 				}()
 			}
 			go func() {
-				roles <- run(ctx, []string{"analyze", "--nats", url, "--out", filepath.Join(dir, "dist"), "--run", id}, io.Discard, io.Discard)
+				roles <- run(ctx, []string{"analyze", "--nats", url, "--out", filepath.Join(dir, "dist")}, io.Discard, io.Discard)
 			}()
 			_, stderr, code := runCLI(t, "run", file, "--nats", url, "--cache", filepath.Join(dir, "orch-cache"))
+			calls := ms.Stats().Requests - singleCalls
+			// The same study under another name: a new run, which the
+			// hosts serve from their caches.
+			again := writeScenario(t, dir, "again", strings.Replace(string(readFile(t, file)), name, "again-"+mode, 1))
+			_, stderrAgain, codeAgain := runCLI(t, "run", again, "--nats", url, "--quiet", "--cache", filepath.Join(dir, "orch-cache"))
 			cancel()
 			for range 3 {
 				if err := <-roles; err != nil {
 					t.Errorf("role: %v", err)
 				}
+			}
+			if codeAgain != 0 {
+				t.Fatalf("second run: exit %d\n%s", codeAgain, stderrAgain)
 			}
 			if code != 0 {
 				t.Fatalf("distributed run: exit %d\n%s", code, stderr)
@@ -76,7 +84,6 @@ func TestTwoHostsPayOnce(t *testing.T) {
 				t.Fatalf("no plan of the served model in the run's stderr:\n%s", stderr)
 			}
 			plan, _ := strconv.ParseInt(m[1], 10, 64)
-			calls := ms.Stats().Requests - singleCalls
 			if calls != singleCalls || calls != plan {
 				t.Errorf("two hosts made %d calls, one process %d, the plan says %d; want all equal", calls, singleCalls, plan)
 			}
@@ -100,6 +107,14 @@ func TestTwoHostsPayOnce(t *testing.T) {
 			if r.LLM.AnswersReused != single.LLM.AnswersReused || r.LLM.CacheHits != single.LLM.CacheHits {
 				t.Errorf("two hosts: %d answers reused, %d calls saved; one process %d, %d",
 					r.LLM.AnswersReused, r.LLM.CacheHits, single.LLM.AnswersReused, single.LLM.CacheHits)
+			}
+			// The second run paid nothing, and saved each call of the
+			// first once, whichever host used its reply first.
+			ra := readResults(t, filepath.Join(dir, "dist", "again-"+mode+"-5"))
+			if more := ms.Stats().Requests - singleCalls - calls; more != 0 || ra.LLM.Calls != 0 || ra.LLM.CacheHits != calls ||
+				ra.LLM.CacheHits+ra.LLM.AnswersReused != ra.Answers.Expected {
+				t.Errorf("second run: %d requests served, results %d calls, %d saved, %d answers reused of %d; want 0, 0, %d saved, saved + reused = answers",
+					more, ra.LLM.Calls, ra.LLM.CacheHits, ra.LLM.AnswersReused, ra.Answers.Expected, calls)
 			}
 			if mode == "distribution" {
 				// In sample mode an agent host's answers are not the single
