@@ -67,7 +67,9 @@ func (sampledDescribing) Report(_ context.Context, models []analysis.ModelInfo) 
 // single process records them), not otherwise.
 func TestRunModelsHostsAndFallbacks(t *testing.T) {
 	models := []analysis.ModelInfo{{Name: "fell", Backend: "openai", Mode: "distribution"}, {Name: "dist", Backend: "openai", Mode: "distribution"}}
-	traffic := func(fallbacks int64) analysis.ModelTraffic { return analysis.ModelTraffic{Calls: 3, Fallbacks: fallbacks} }
+	traffic := func(fallbacks int64) analysis.ModelTraffic {
+		return analysis.ModelTraffic{Calls: 3, Fallbacks: fallbacks}
+	}
 	stats := []HostStats{
 		{Host: "h1", Models: []HostModelStats{{Model: "fell", ModelTraffic: traffic(0)}, {Model: "dist", ModelTraffic: traffic(0)}}},
 		{Host: "h2", Models: []HostModelStats{{Model: "fell", ModelTraffic: traffic(2)}, {Model: "dist", ModelTraffic: traffic(0)}}},
