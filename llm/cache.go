@@ -351,6 +351,7 @@ type tiers struct {
 	// process fetched and landed for them.
 	flights        Flights
 	elsewhere, own sync.Map
+	firstUse       group[string, bool]
 }
 
 var _ Store = (*tiers)(nil)

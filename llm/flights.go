@@ -167,28 +167,33 @@ func (t *tiers) usedElsewhere(ctx context.Context, key string, val []byte) bool 
 	if t.flights == nil {
 		return false
 	}
-	if t.isElsewhere(key) {
-		return true
-	}
-	if _, ours := t.own.Load(key); ours {
-		return false
-	}
-	_, _, won, _, err := t.flights.Claim(ctx, key)
-	if err != nil {
-		t.sharedFailed(ctx, "claim", err)
-		return false
-	}
-	if !won {
-		// Landed by another, or claimed by another that is reading or
-		// fetching it this moment.
-		t.markElsewhere(key)
-		return true
-	}
-	t.own.Store(key, struct{}{})
-	if err := t.flights.Land(ctx, key, val); err != nil {
-		t.sharedFailed(ctx, "land", err)
-	}
-	return false
+	// Uses of key in this process at once share one claim: a claim of
+	// this process must not read as another's.
+	elsewhere, _ := t.firstUse.do(ctx, key, func() (bool, error) {
+		if t.isElsewhere(key) {
+			return true, nil
+		}
+		if _, ours := t.own.Load(key); ours {
+			return false, nil
+		}
+		_, _, won, _, err := t.flights.Claim(ctx, key)
+		if err != nil {
+			t.sharedFailed(ctx, "claim", err)
+			return false, nil
+		}
+		if !won {
+			// Landed by another, or claimed by another that is reading
+			// or fetching it this moment.
+			t.markElsewhere(key)
+			return true, nil
+		}
+		t.own.Store(key, struct{}{})
+		if err := t.flights.Land(ctx, key, val); err != nil {
+			t.sharedFailed(ctx, "land", err)
+		}
+		return false, nil
+	})
+	return elsewhere
 }
 
 func (t *tiers) markElsewhere(key string) { t.elsewhere.Store(key, struct{}{}) }

@@ -177,6 +177,53 @@ func TestCacheFlightsSavedOnce(t *testing.T) {
 	}
 }
 
+// slowClaim holds its first claim's answer, once made, until release is
+// closed: another use of the key meanwhile finds the claim held.
+type slowClaim struct {
+	*memFlights
+	held    atomic.Bool
+	release chan struct{}
+}
+
+func (f *slowClaim) Claim(ctx context.Context, key string) ([]byte, bool, bool, uint64, error) {
+	v, landed, won, rev, err := f.memFlights.Claim(ctx, key)
+	if f.held.CompareAndSwap(false, true) {
+		<-f.release
+	}
+	return v, landed, won, rev, err
+}
+
+// TestCacheFlightsOwnUseAtOnce: two uses of a stored reply at once in one
+// process (an agent's question and the fetch ahead) share the process's
+// claim: its own claim never makes the reply another process's, which
+// would leave the run's call saved uncounted.
+func TestCacheFlightsOwnUseAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		shared := NewMemStore()
+		if err := shared.Put(ctx, "k", []byte("reply")); err != nil {
+			t.Fatal(err)
+		}
+		fl := &slowClaim{memFlights: newMemFlights(), release: make(chan struct{})}
+		c := NewCache(NewMemStore(), WithShared(shared), WithFlights(fl))
+		fetch := func(context.Context) ([]byte, error) { t.Error("fetched a stored reply"); return nil, nil }
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Go(func() {
+				if _, hit, err := c.Do(ctx, "k", nil, fetch); err != nil || !hit {
+					t.Errorf("got hit %v, err %v; want a hit", hit, err)
+				}
+			})
+			synctest.Wait()
+		}
+		close(fl.release)
+		wg.Wait()
+		if c.Elsewhere("k") {
+			t.Error("the process's own claim made its reply another's")
+		}
+	})
+}
+
 // TestCacheFlightsTakeOver: a claim whose holder was killed (it never
 // renews nor lands it) is taken over once it has gone unrenewed for
 // flightStale, and the waiter fetches the reply itself; a holder that
