@@ -35,7 +35,7 @@ func TestTwoHostsPayOnce(t *testing.T) {
 			hs, ms := testModelServer(t, modelserver.Options{Seed: 4, Latency: 20 * time.Millisecond})
 			dir := t.TempDir()
 			name := "twohosts-" + mode
-			file := writeScenario(t, dir, name, openaiScenario(name, hs.URL, mode, 120, "max_tokens = 8")+
+			file := writeScenario(t, dir, name, openaiScenario(name, hs.URL, mode, 120, "max_tokens = 8\nseed = 3")+
 				"[[questionnaires]]\nname = \"pvq40\"\nitems = 12\n[run]\nshards = 4\n")
 
 			if _, stderr, code := runCLI(t, "run", file, "--out", filepath.Join(dir, "single"), "--quiet", "--cache", filepath.Join(dir, "single-cache")); code != 0 {
@@ -116,11 +116,9 @@ func TestTwoHostsPayOnce(t *testing.T) {
 				t.Errorf("second run: %d requests served, results %d calls, %d saved, %d answers reused of %d; want 0, 0, %d saved, saved + reused = answers",
 					more, ra.LLM.Calls, ra.LLM.CacheHits, ra.LLM.AnswersReused, ra.Answers.Expected, calls)
 			}
-			if mode == "distribution" {
-				// In sample mode an agent host's answers are not the single
-				// process's even with one host (a difference of its own).
-				sameAnswers(t, filepath.Join(dir, "single"), filepath.Join(dir, "dist", id))
-			}
+			// The model's seed makes each reply a function of its request,
+			// whichever host sends it.
+			sameAnswers(t, filepath.Join(dir, "single"), filepath.Join(dir, "dist", id))
 		})
 	}
 }
