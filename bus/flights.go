@@ -22,8 +22,9 @@ import (
 // create a key) and renewed or taken over with an update at the revision
 // seen (only one host can win it): a claim whose holder was killed goes
 // stale and a waiter takes it over. The bucket lives as long as the run
-// (DeleteRunStreams removes it, PurgeTasks empties it for a resumed
-// run, and its TTL bounds a run never deleted).
+// (the orchestrator deletes it once every task is done, DeleteRunStreams
+// with the run, PurgeTasks empties it for a resumed run, and a week's
+// TTL bounds what a run that never ends leaves behind).
 //
 // Its methods are those of the model cache's flights port (llm.Flights),
 // which it satisfies without this package importing llm.
@@ -154,6 +155,14 @@ func (f *Flights) Landed(ctx context.Context, key string) ([]byte, bool, error) 
 		return v[1:], true, nil
 	}
 	return nil, false, nil
+}
+
+// deleteFlights removes the run's claims bucket, if any.
+func deleteFlights(ctx context.Context, js jetstream.JetStream, s Subjects) error {
+	if err := js.DeleteKeyValue(ctx, s.FlightsBucket()); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return fmt.Errorf("delete %s: %w", s.FlightsBucket(), err)
+	}
+	return nil
 }
 
 // flightsStream is the stream under the run's claims bucket.

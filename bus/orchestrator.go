@@ -255,6 +255,11 @@ func (o *Orchestrator) Run(ctx context.Context, sc *scenarios.Scenario, out stri
 		if serr := TasksSettled(ctx, o.JS, subj, 2*o.Queue.Backoff()[0]); serr != nil && ctx.Err() == nil {
 			o.Log.Warn("the results may not count every model request", "run", id, "err", serr)
 		}
+		// Every task is done: the hosts' fetch claims are no longer
+		// needed, and the server reserves storage for their bucket.
+		if derr := deleteFlights(ctx, o.JS, subj); derr != nil {
+			o.Log.Debug("delete fetch claims", "run", id, "err", derr)
+		}
 	}
 	if err != nil {
 		if ctx.Err() == nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,7 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/society-sim/society/analysis"
+	"github.com/society-sim/society/bus"
 	"github.com/society-sim/society/llm/modelserver"
 )
 
@@ -63,6 +68,17 @@ func TestTwoHostsPayOnce(t *testing.T) {
 			}()
 			_, stderr, code := runCLI(t, "run", file, "--nats", url, "--cache", filepath.Join(dir, "orch-cache"))
 			calls := ms.Stats().Requests - singleCalls
+			// The run over, its fetch claims are gone (the server
+			// reserves storage for their bucket).
+			if nc, err := nats.Connect(url); err != nil {
+				t.Error(err)
+			} else {
+				js, _ := jetstream.New(nc)
+				if _, err := js.KeyValue(t.Context(), bus.Subjects{Run: id}.FlightsBucket()); !errors.Is(err, jetstream.ErrBucketNotFound) {
+					t.Errorf("the run's claims bucket after the run: got %v, want it deleted", err)
+				}
+				nc.Close()
+			}
 			// The same study under another name: a new run, which the
 			// hosts serve from their caches.
 			again := writeScenario(t, dir, "again", strings.Replace(string(readFile(t, file)), name, "again-"+mode, 1))
