@@ -62,9 +62,14 @@ type RunModel struct {
 	MaxTokens       int      `json:"max_tokens,omitempty"`
 	Seed            *uint64  `json:"seed"`
 	ReasoningEffort string   `json:"reasoning_effort,omitempty"`
-	Concurrency     int      `json:"concurrency,omitempty"`
-	TimeoutSeconds  float64  `json:"timeout_seconds,omitempty"` // per attempt
-	MaxRetries      int      `json:"max_retries,omitempty"`
+	// Concurrency is the most requests one process keeps in flight to
+	// the endpoint; Hosts is how many processes asked it (the agent
+	// hosts of a run over NATS, 1 for a single process), so that up to
+	// Concurrency × Hosts requests were in flight at once.
+	Concurrency    int     `json:"concurrency,omitempty"`
+	Hosts          int     `json:"hosts,omitempty"`
+	TimeoutSeconds float64 `json:"timeout_seconds,omitempty"` // per attempt
+	MaxRetries     int     `json:"max_retries,omitempty"`
 	// ServedModel and SystemFingerprint are the first the server reported
 	// in its replies, LastServedModel and LastSystemFingerprint the last;
 	// FingerprintChanged marks a run whose replies reported more than one

@@ -36,8 +36,11 @@ type AgentHost struct {
 	Concurrency int
 	Only        string // serve only this run; "" serves every run
 	// Models builds the models of a run (whatever serves them, with
-	// whatever cache), and the close of what it made.
-	Models func(run string, log *slog.Logger) (HostModels, func())
+	// whatever cache), and the close of what it made. Their cache shares
+	// its fetches with the run's other hosts through flights (the run's
+	// claims bucket), so that a prompt asked by several hosts at once is
+	// paid for once.
+	Models func(run string, log *slog.Logger, flights *Flights) (HostModels, func())
 	// Follow, when set, is told of each run the host starts serving (the
 	// metrics' run label); it returns what to call when the host stops
 	// serving it.
@@ -82,7 +85,7 @@ func (h *AgentHost) Serve(ctx context.Context) error {
 
 // serveRun serves one run's tasks until ctx is done.
 func (h *AgentHost) serveRun(ctx context.Context, rec RunRecord) error {
-	b, done := h.Models(rec.ID, h.Log.With("run", rec.ID))
+	b, done := h.Models(rec.ID, h.Log.With("run", rec.ID), OpenFlights(ctx, h.JS, Subjects{Run: rec.ID}, h.Log))
 	defer done()
 	sc, p, err := sim.RecordPlan(rec.ID, []byte(rec.Scenario), rec.Prep, b, false)
 	if err != nil {

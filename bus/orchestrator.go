@@ -30,7 +30,8 @@ type Orchestrator struct {
 	JS  jetstream.JetStream
 	Reg *Registry
 	Log *slog.Logger
-	// Fresh discards whatever the run stored before.
+	// Fresh discards whatever the scenario's run (NAME-SEED) stored
+	// before and starts a new run, NAME-SEED-TIME-RANDOM (sim.NewRunID).
 	Fresh bool
 	Queue TaskQueueOptions
 	// Stall is how long a phase may go without a new answer while no task
@@ -171,6 +172,13 @@ func (o *Orchestrator) Run(ctx context.Context, sc *scenarios.Scenario, out stri
 		}
 		exists = false
 	}
+	if o.Fresh {
+		// A fresh run is a new run, named as a single-process run is
+		// (NAME-SEED-TIME-RANDOM): its metrics, results and --resume
+		// are its own, never those of an earlier start of the scenario.
+		id = RunID(sim.NewRunID(sc))
+		subj = Subjects{Run: id}
+	}
 	if exists && rec.Scenario != string(p.Resolved) {
 		return nil, fmt.Errorf("%w: run %s is registered with a different scenario (same name and seed, other settings); change the name or the seed, or pass --fresh to discard the stored run", sim.ErrBadInput, id)
 	}
@@ -261,6 +269,11 @@ func (o *Orchestrator) Run(ctx context.Context, sc *scenarios.Scenario, out stri
 		// The hosts' traffic is complete once every task is settled.
 		if serr := TasksSettled(ctx, o.JS, subj, 2*o.Queue.Backoff()[0]); serr != nil && ctx.Err() == nil {
 			o.Log.Warn("the results may not count every model request", "run", id, "err", serr)
+		}
+		// Every task is done: the hosts' fetch claims are no longer
+		// needed, and the server reserves storage for their bucket.
+		if derr := deleteFlights(ctx, o.JS, subj); derr != nil {
+			o.Log.Debug("delete fetch claims", "run", id, "err", derr)
 		}
 	}
 	if err != nil {

@@ -110,14 +110,29 @@ func (f *finishing) produce(ctx context.Context, dir string) (*Produced, error) 
 // call nothing), with what the agent hosts' servers said they served: the
 // first model and fingerprint any host saw, the last, and whether they
 // changed (on a host, or between hosts).
+//
+// Its concurrency is each host's, and Hosts the number of hosts whose
+// clients of the model served tasks. Its samples and max_tokens, left
+// out in distribution mode when this process sampled nothing, are
+// recorded when a host sampled questions instead (its fallbacks), as a
+// single process records them.
 func runModels(ctx context.Context, b sim.Backends, models []analysis.ModelInfo, stats []HostStats) []analysis.RunModel {
-	out := b.Report(ctx, models).Run
+	rep := b.Report(ctx, models)
+	out := rep.Run
 	for i := range out {
 		m := &out[i]
 		var seen bool
+		hosts := 0
 		for _, h := range stats {
 			for _, s := range h.Models {
-				if s.Model != m.Name || s.ServedModel == "" && s.Fingerprint == "" {
+				if s.Model != m.Name {
+					continue
+				}
+				hosts++
+				if sp, ok := rep.Sampling[m.Name]; ok && s.Fallbacks > 0 {
+					m.Samples, m.MaxTokens = sp.Samples, sp.MaxTokens
+				}
+				if s.ServedModel == "" && s.Fingerprint == "" {
 					continue
 				}
 				m.Synthetic = m.Synthetic || s.Synthetic
@@ -128,6 +143,9 @@ func runModels(ctx context.Context, b sim.Backends, models []analysis.ModelInfo,
 				m.FingerprintChanged = m.FingerprintChanged || s.FingerprintChanged || s.Fingerprint != m.SystemFingerprint
 				m.LastServedModel, m.LastSystemFingerprint = s.LastServedModel, s.LastFingerprint
 			}
+		}
+		if hosts > 0 && m.Concurrency > 0 {
+			m.Hosts = hosts
 		}
 	}
 	return out

@@ -46,6 +46,44 @@ func TestRunModelsFromHosts(t *testing.T) {
 	}
 }
 
+// sampledDescribing describes models as a process whose clients of a
+// distribution-mode model sampled no question: samples and max_tokens
+// left out of Run, given in Sampling.
+type sampledDescribing struct{ sim.Backends }
+
+func (sampledDescribing) Report(_ context.Context, models []analysis.ModelInfo) sim.Report {
+	run := make([]analysis.RunModel, len(models))
+	sampling := map[string]sim.Sampling{}
+	for i, m := range models {
+		run[i] = analysis.RunModel{Name: m.Name, Backend: m.Backend, Mode: m.Mode, Concurrency: 16, Hosts: 1}
+		sampling[m.Name] = sim.Sampling{Samples: 50, MaxTokens: 8}
+	}
+	return sim.Report{Models: models, Run: run, Sampling: sampling}
+}
+
+// A distributed run's models record the number of agent hosts that asked
+// them beside the concurrency each keeps, and, in distribution mode, the
+// samples and max_tokens when a host sampled questions instead (as a
+// single process records them), not otherwise.
+func TestRunModelsHostsAndFallbacks(t *testing.T) {
+	models := []analysis.ModelInfo{{Name: "fell", Backend: "openai", Mode: "distribution"}, {Name: "dist", Backend: "openai", Mode: "distribution"}}
+	traffic := func(fallbacks int64) analysis.ModelTraffic {
+		return analysis.ModelTraffic{Calls: 3, Fallbacks: fallbacks}
+	}
+	stats := []HostStats{
+		{Host: "h1", Models: []HostModelStats{{Model: "fell", ModelTraffic: traffic(0)}, {Model: "dist", ModelTraffic: traffic(0)}}},
+		{Host: "h2", Models: []HostModelStats{{Model: "fell", ModelTraffic: traffic(2)}, {Model: "dist", ModelTraffic: traffic(0)}}},
+		{Host: "h3", Models: []HostModelStats{{Model: "fell", ModelTraffic: traffic(0)}}},
+	}
+	got := runModels(t.Context(), sampledDescribing{}, models, stats)
+	if f := got[0]; f.Samples != 50 || f.MaxTokens != 8 || f.Hosts != 3 || f.Concurrency != 16 {
+		t.Errorf("model sampled on a host: got samples %d, max_tokens %d, hosts %d, concurrency %d; want 50, 8, 3, 16", f.Samples, f.MaxTokens, f.Hosts, f.Concurrency)
+	}
+	if d := got[1]; d.Samples != 0 || d.MaxTokens != 0 || d.Hosts != 2 {
+		t.Errorf("model sampled nowhere: got samples %d, max_tokens %d, hosts %d; want 0, 0, 2", d.Samples, d.MaxTokens, d.Hosts)
+	}
+}
+
 // counting is a dispatcher that counts the tasks handed to it.
 type counting struct {
 	sim.Dispatcher

@@ -147,10 +147,12 @@ func EnsureTaskQueue(ctx context.Context, js jetstream.JetStream, s Subjects, o 
 	return nil
 }
 
-// PurgeTasks drops every queued task and dead letter of the run, so that a
-// resumed run starts its task delivery afresh; stored answers are kept.
+// PurgeTasks drops every queued task, dead letter and fetch claim of the
+// run, so that a resumed run starts its task delivery afresh (and counts
+// the replies its first start fetched as calls saved, as a rerun does);
+// stored answers are kept.
 func PurgeTasks(ctx context.Context, js jetstream.JetStream, s Subjects) error {
-	for _, name := range []string{s.TaskStream(), s.DeadStream()} {
+	for _, name := range []string{s.TaskStream(), s.DeadStream(), s.flightsStream()} {
 		st, err := js.Stream(ctx, name)
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			continue
@@ -166,9 +168,9 @@ func PurgeTasks(ctx context.Context, js jetstream.JetStream, s Subjects) error {
 }
 
 // DeleteRunStreams removes everything a run keeps in JetStream: answers,
-// tasks and dead letters.
+// tasks, dead letters and fetch claims.
 func DeleteRunStreams(ctx context.Context, js jetstream.JetStream, s Subjects) error {
-	for _, name := range []string{s.Stream(), s.TaskStream(), s.DeadStream()} {
+	for _, name := range []string{s.Stream(), s.TaskStream(), s.DeadStream(), s.flightsStream()} {
 		if err := js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 			return fmt.Errorf("delete %s: %w", name, err)
 		}

@@ -74,15 +74,16 @@ func NewCache(s Store, opts ...CacheOption) *Cache {
 // shared tier. When another process holds dir's file (a second run or
 // agent host on the machine), this one keeps its replies in memory
 // instead, warns on log (nil: slog.Default()), and shares them through
-// the shared tier if any. In CacheRead mode the file is opened read-only
-// and nothing is created: a missing directory or file reads as empty.
+// the shared tier if any; more adds options (WithFlights). In CacheRead
+// mode the file is opened read-only and nothing is created: a missing
+// directory or file reads as empty.
 // Errors are those of OpenFileStore other than ErrStoreLocked. Close
 // releases the file.
-func OpenCache(dir string, mode CacheMode, shared Store, log *slog.Logger) (*Cache, error) {
+func OpenCache(dir string, mode CacheMode, shared Store, log *slog.Logger, more ...CacheOption) (*Cache, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	opts := []CacheOption{WithMode(mode), WithShared(shared), WithLogger(log)}
+	opts := append([]CacheOption{WithMode(mode), WithShared(shared), WithLogger(log)}, more...)
 	if mode == CacheOff {
 		return NewCache(nil, opts...), nil
 	}
@@ -181,6 +182,11 @@ func (c *Cache) Do(ctx context.Context, key string, valid func([]byte) bool, fet
 		return v, ok && (valid == nil || valid(v)), nil
 	}
 	if v, ok, err := lookup(); err != nil || ok {
+		// A reply another process of the run fetched, or read from
+		// the store first, is an answer reused, not a call saved.
+		if ok && c.store.usedElsewhere(ctx, key, v) {
+			return v, false, nil
+		}
 		if ok {
 			c.hits.Add(1)
 		}
@@ -191,15 +197,30 @@ func (c *Cache) Do(ctx context.Context, key string, valid func([]byte) bool, fet
 		// A fetch of this key may have finished between the lookup and
 		// this flight: look again rather than pay twice.
 		if v, ok, err := lookup(); err != nil || ok {
-			return stored{v, ok}, err
+			return stored{v, ok && !c.store.usedElsewhere(ctx, key, v)}, err
 		}
-		v, err := fetch(ctx)
+		// Another process of the run may be fetching it too: one of
+		// them asks the model (shareFetch).
+		v, _, err := c.store.shareFetch(ctx, key, fetch)
 		if err != nil {
 			return stored{}, err
 		}
 		return stored{val: v}, c.Put(ctx, key, v)
 	})
 	return r.val, r.hit, err
+}
+
+// Elsewhere reports whether the value of key was fetched, or first read
+// from a store, in this run by another process sharing the cache's
+// flights (WithFlights): its answers here are answers reused, neither a
+// call of this process nor one saved.
+func (c *Cache) Elsewhere(key string) bool { return c.store.isElsewhere(key) }
+
+// ShareFetch fetches the value of key once among the processes sharing
+// the cache's flights (see Flights), without storing it: elsewhere says
+// another process fetched it. Without flights it calls fetch.
+func (c *Cache) ShareFetch(ctx context.Context, key string, fetch func(ctx context.Context) ([]byte, error)) (val []byte, elsewhere bool, err error) {
+	return c.store.shareFetch(ctx, key, fetch)
 }
 
 // stored is a value with whether it came from the store.
@@ -325,6 +346,12 @@ type tiers struct {
 	// reply written.
 	mu      sync.Mutex
 	written map[string]struct{}
+	// flights share fetches with the run's other processes (nil: none);
+	// elsewhere holds the keys whose values they fetched, own those this
+	// process fetched and landed for them.
+	flights        Flights
+	elsewhere, own sync.Map
+	firstUse       group[string, bool]
 }
 
 var _ Store = (*tiers)(nil)

@@ -264,7 +264,10 @@ type memoEntry struct {
 	dist     []float64
 	stored   bool
 	fallback bool
-	used     atomic.Bool
+	// elsewhere: another process of the run fetched the distribution
+	// (Cache.Elsewhere), so even its first answer here is reused.
+	elsewhere bool
+	used      atomic.Bool
 }
 
 // memoKey identifies a question's prompt without rendering it.
@@ -543,7 +546,7 @@ func (c *Client) remember(mk memoKey, e *memoEntry) *memoEntry {
 // counted as such). Past memoLimit, replies read from the store are not
 // kept, and each answer they serve counts as a call saved.
 func (c *Client) useDist(e *memoEntry) {
-	if e.used.CompareAndSwap(false, true) {
+	if e.used.CompareAndSwap(false, true) && !e.elsewhere {
 		if e.stored {
 			c.stats.cacheHits.Add(1)
 			c.doer.obs.CacheLookup(c.doer.model, true)

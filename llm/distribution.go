@@ -42,13 +42,19 @@ func (c *Client) askDist(ctx context.Context, q *agent.Question, p agent.Prompt,
 	}
 	// A fallback is kept too: without a cache, the next agent would
 	// otherwise ask for the distribution again.
-	m := c.remember(mk, &memoEntry{dist: e.Dist, stored: hit, fallback: e.Fallback})
+	m := c.remember(mk, &memoEntry{dist: e.Dist, stored: hit, fallback: e.Fallback, elsewhere: !hit && c.distElsewhere(p)})
 	c.useDist(m)
 	if e.Fallback {
 		a, err := c.askSample(ctx, q, p)
 		return agent.Reply{Answer: a}, err
 	}
 	return agent.Reply{Dist: e.Dist}, nil
+}
+
+// distElsewhere reports whether the distribution of prompt p was fetched
+// in this run by another process sharing the cache's flights.
+func (c *Client) distElsewhere(p agent.Prompt) bool {
+	return c.cfg.Cache != nil && c.cfg.Cache.Elsewhere(c.cacheKey(p, "dist"))
 }
 
 // distOf returns the distribution-mode entry of prompt p: from the store

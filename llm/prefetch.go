@@ -248,7 +248,7 @@ func (c *Client) prefetchOne(ctx context.Context, j *prefetchJob) error {
 			c.endSegment(j.key, j.seg, nil, err)
 			return err
 		}
-		replies, err := c.fetchSegment(ctx, &j.q, j.p, j.start, j.end, -1)
+		replies, err := c.fetchSegmentOnce(ctx, &j.q, j.p, j.start, j.end, -1)
 		c.endSegment(j.key, j.seg, replies, err)
 		return err
 	}
@@ -266,7 +266,7 @@ func (c *Client) prefetchOne(ctx context.Context, j *prefetchJob) error {
 	if !e.Fallback {
 		// The first Ask to read it from memory counts the call saved
 		// when it came from the store, as without Prefetch.
-		c.remember(mk, &memoEntry{dist: e.Dist, stored: hit})
+		c.remember(mk, &memoEntry{dist: e.Dist, stored: hit, elsewhere: !hit && c.distElsewhere(j.p)})
 	}
 	// A distribution sampled instead is left to the Asks: registered
 	// only now, its samples could already have been fetched and read by

@@ -172,7 +172,7 @@ func (c *Client) sampleReply(ctx context.Context, q *agent.Question, p agent.Pro
 			return ch, nil
 		case owner:
 			rounds++
-			replies, err := c.fetchSegment(ctx, q, p, start, end, i)
+			replies, err := c.fetchSegmentOnce(ctx, q, p, start, end, i)
 			// The fetching Ask keeps its own reply; the others wait
 			// for theirs in c.segments.
 			ch, ok := replies[i]
@@ -422,6 +422,39 @@ func (c *Client) fetchSegment(ctx context.Context, q *agent.Question, p agent.Pr
 		out[first] = ch
 	}
 	return out, nil
+}
+
+// fetchSegmentOnce is fetchSegment done by one process of the run when
+// the cache shares its fetches with others (WithFlights): the agent
+// hosts whose agents ask samples of the same segment at once share one
+// request, whoever makes it. The replies come with the calls the fetching
+// process gave them, so that whichever host reads a request's first
+// reply accounts for the call and every other reply is an answer reused.
+// Replies landed by another that lack want (it found want stored) are
+// fetched here.
+func (c *Client) fetchSegmentOnce(ctx context.Context, q *agent.Question, p agent.Prompt, start, end, want int) (map[int]choice, error) {
+	if c.cfg.Cache == nil || c.cfg.Cache.store.flights == nil {
+		return c.fetchSegment(ctx, q, p, start, end, want)
+	}
+	key := c.cacheKey(p, "segment "+strconv.Itoa(start)+"-"+strconv.Itoa(end))
+	raw, elsewhere, err := c.cfg.Cache.ShareFetch(ctx, key, func(ctx context.Context) ([]byte, error) {
+		replies, err := c.fetchSegment(ctx, q, p, start, end, want)
+		if err != nil {
+			return nil, err
+		}
+		return encodeSegment(replies)
+	})
+	if err != nil {
+		return nil, err
+	}
+	replies, err := decodeSegment(raw)
+	if err != nil {
+		return nil, fmt.Errorf("segment landed by another host: %w", err)
+	}
+	if _, ok := replies[want]; elsewhere && want >= start && !ok {
+		return c.fetchSegment(ctx, q, p, start, end, want)
+	}
+	return replies, nil
 }
 
 // readSample reads the answer of a reply; an unreadable one is asked

@@ -51,7 +51,16 @@ type Report struct {
 	// Run is each model's entry of the run block: its settings as
 	// resolved and what its endpoint said about itself.
 	Run []analysis.RunModel
+	// Sampling is each model's samples and max_tokens as resolved. In
+	// distribution mode they apply only to the questions sampled
+	// instead, and Run leaves them out when this process sampled none: a
+	// run whose agents ran on other hosts records them from here when a
+	// host did, as a single process would have.
+	Sampling map[string]Sampling
 }
+
+// Sampling is a model's sampling settings (Report.Sampling).
+type Sampling struct{ Samples, MaxTokens int }
 
 // Phase is a step of a run: its plans are dispatched together and the run
 // waits for all their answers before the next phase. A questionnaire run

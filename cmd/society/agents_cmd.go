@@ -73,8 +73,8 @@ func cmdAgents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	_, shared := sharedCache(ctx, js, cache, log)
 	m := srv.Metrics()
 	h := &bus.AgentHost{JS: js, Reg: reg, Log: log, Name: *name, Concurrency: *tasks, Only: *only,
-		Models: func(_ string, log *slog.Logger) (bus.HostModels, func()) {
-			models := newModelSets(cache.Dir, modelObserver(m), log).WithCache(cache.Mode(), shared)
+		Models: func(_ string, log *slog.Logger, f *bus.Flights) (bus.HostModels, func()) {
+			models := newModelSets(cache.Dir, modelObserver(m), log).WithCache(cache.Mode(), shared).WithFlights(f)
 			return hostModels{models.Set()}, models.Close
 		},
 		Follow: func(rec bus.RunRecord, sc *scenarios.Scenario, p *sim.Plan) func() {

@@ -28,7 +28,7 @@ type runDistFlags struct {
 func addRunDistFlags(fs *flag.FlagSet) *runDistFlags {
 	d := &runDistFlags{nats: bus.AddFlags(fs, false), queue: bus.AddQueueFlags(fs)}
 	fs.StringVar(&d.resume, "resume", "", "with --nats: continue the registered run `ID` (rerunning the same scenario and seed does too)")
-	fs.BoolVar(&d.fresh, "fresh", false, "with --nats: discard what the run stored before and start it again")
+	fs.BoolVar(&d.fresh, "fresh", false, "with --nats: discard what the run stored before and start a new run, named NAME-SEED-TIME-RANDOM as a single-process run is")
 	fs.BoolVar(&d.verbose, "log-debug", false, "with --nats: log every step")
 	return d
 }

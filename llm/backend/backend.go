@@ -49,8 +49,9 @@ type Sets struct {
 	obs      llm.Observer
 	log      *slog.Logger
 	// cacheMode and cacheShared go to every set (see backends).
-	cacheMode   llm.CacheMode
-	cacheShared llm.Store
+	cacheMode    llm.CacheMode
+	cacheShared  llm.Store
+	cacheFlights llm.Flights
 
 	mu   sync.Mutex
 	sets []*Set
@@ -73,6 +74,13 @@ func (m *Sets) WithCache(mode llm.CacheMode, shared llm.Store) *Sets {
 	return m
 }
 
+// WithFlights shares the fetches of every set made after with the other
+// agent hosts of a run (llm.WithFlights); nil for none.
+func (m *Sets) WithFlights(f llm.Flights) *Sets {
+	m.cacheFlights = f
+	return m
+}
+
 // Describe makes the models of a plan that is only checked or described,
 // never run (`society validate`, the analysis service): their reply cache
 // is off, so no cache is opened or created, and another process may be
@@ -87,7 +95,7 @@ func (m *Sets) Backends() sim.Backends { return m.Set() }
 
 // Set makes a fresh set, closed with the others by Close.
 func (m *Sets) Set() *Set {
-	b := &Set{cacheDir: m.cacheDir, obs: m.obs, log: m.log, cacheMode: m.cacheMode, cacheShared: m.cacheShared}
+	b := &Set{cacheDir: m.cacheDir, obs: m.obs, log: m.log, cacheMode: m.cacheMode, cacheShared: m.cacheShared, cacheFlights: m.cacheFlights}
 	m.mu.Lock()
 	m.sets = append(m.sets, b)
 	m.mu.Unlock()
@@ -120,8 +128,9 @@ type Set struct {
 	// cacheMode says whether the cache's stores are read and written;
 	// cacheShared is the shared tier (an agent host's KV bucket), nil
 	// without one.
-	cacheMode   llm.CacheMode
-	cacheShared llm.Store
+	cacheMode    llm.CacheMode
+	cacheShared  llm.Store
+	cacheFlights llm.Flights // the run's fetch claims, nil without
 
 	once    sync.Once
 	cache   *llm.Cache
@@ -146,7 +155,7 @@ func (b *Set) sharedCache() (*llm.Cache, error) {
 		// A warning that another process holds the file goes to the
 		// process's stderr, whatever the clients' logger (some roles
 		// discard theirs): it concerns the whole process.
-		c, err := llm.OpenCache(dir, b.cacheMode, b.cacheShared, nil)
+		c, err := llm.OpenCache(dir, b.cacheMode, b.cacheShared, nil, llm.WithFlights(b.cacheFlights))
 		if err != nil {
 			b.cacheEr = fmt.Errorf("model cache: %w", err)
 			return
@@ -258,10 +267,15 @@ func (b *Set) Clients() map[string]*llm.Client { return b.byName }
 func (b *Set) Report(ctx context.Context, models []analysis.ModelInfo) sim.Report {
 	labelled := b.label(ctx, models)
 	run := make([]analysis.RunModel, len(labelled))
+	sampling := map[string]sim.Sampling{}
 	for i, m := range labelled {
-		run[i] = RunModel(ctx, m, b.byName[m.Name])
+		c := b.byName[m.Name]
+		run[i] = RunModel(ctx, m, c)
+		if c != nil {
+			sampling[m.Name] = sim.Sampling{Samples: c.Params().Samples, MaxTokens: c.Params().MaxTokens}
+		}
 	}
-	return sim.Report{Traffic: b.Traffic(), Models: labelled, Counts: b.Counts(), Run: run}
+	return sim.Report{Traffic: b.Traffic(), Models: labelled, Counts: b.Counts(), Run: run, Sampling: sampling}
 }
 
 // RunModel is a model's entry of the run block: its settings as its
@@ -297,6 +311,7 @@ func Settings(m *analysis.RunModel, p llm.Params, sampled bool) {
 		m.Samples, m.MaxTokens = 0, 0
 	}
 	m.ReasoningEffort, m.Concurrency, m.TimeoutSeconds, m.MaxRetries = p.ReasoningEffort, p.Concurrency, p.Timeout.Seconds(), p.MaxRetries
+	m.Hosts = 1 // a run over NATS counts its agent hosts instead
 }
 
 // label records in the models' descriptions what their endpoints said

@@ -350,9 +350,11 @@ func (p *Plan) WriteText(w io.Writer, short bool) {
 	}
 }
 
-// severalHosts says what the plan cannot count: agent hosts share replies
-// through the cluster's bucket, not requests in flight.
-const severalHosts = "Over NATS with several agent hosts, a new prompt two hosts ask at the same moment is paid by each: count on more requests."
+// severalHosts says how the plan reads for a run over NATS: the requests
+// are the same (each new prompt is claimed and asked by one agent host),
+// while concurrency is each host's.
+const severalHosts = "Over NATS the requests are the same however many agent hosts serve the run (each new prompt is asked by one host);\n" +
+	"concurrency applies per host: N hosts keep up to N x concurrency requests in flight, and the time shown is one host's."
 
 // WriteJSON writes the plan as indented JSON, one object and a newline.
 func (p *Plan) WriteJSON(w io.Writer) error {
