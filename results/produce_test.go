@@ -15,7 +15,7 @@ import (
 // tells Computed before writing, and writes the directory Write does.
 func TestProduce(t *testing.T) {
 	st, col := syntheticRun(t, 300)
-	st.BootstrapIterations = 2
+	st.BootstrapIterations, st.NullIterations = 2, 19 // the test checks what is written, not p-values
 	llm := analysis.LLMCounts{Calls: 7, CacheHits: 3, AnswersReused: 2, Retries: 1}
 	run := &analysis.Run{ID: "t-1", Start: analysis.RunTime(time.Now().Add(-time.Minute))}
 	dir := filepath.Join(t.TempDir(), "res")

@@ -13,13 +13,13 @@ import (
 	"github.com/society-sim/society/sim"
 )
 
-// TestCacheHitsGrowingPopulation runs a sample-mode study of 500 agents,
-// then the same study with 800 over its reply cache: the larger run makes
+// TestCacheHitsGrowingPopulation runs a sample-mode study of 250 agents,
+// then the same study with 400 over its reply cache: the larger run makes
 // the calls the server counts, and the calls the cache saved it are what
 // a run with an empty cache makes more.
 func TestCacheHitsGrowingPopulation(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs 2,100 agents")
+		t.Skip("runs 1,050 agents")
 	}
 	means, err := population.HumanMeans(SyntheticMeans)
 	if err != nil {
@@ -67,17 +67,17 @@ name = "pvq40"
 		}
 		return c, ms.Stats().Requests - before
 	}
-	cold, _ := run(t.TempDir(), 800)
+	cold, _ := run(t.TempDir(), 400)
 	dir := t.TempDir()
-	run(dir, 500)
-	warm, served := run(dir, 800)
+	run(dir, 250)
+	warm, served := run(dir, 400)
 	if warm.Calls != served {
-		t.Errorf("800 agents over the cache of 500: the client counted %d calls, the server %d", warm.Calls, served)
+		t.Errorf("400 agents over the cache of 250: the client counted %d calls, the server %d", warm.Calls, served)
 	}
 	if warm.Calls+warm.CacheHits != cold.Calls || warm.CacheHits == 0 {
-		t.Errorf("800 agents over the cache of 500: got %d calls and %d saved by the cache, want %d in all (800 agents with an empty cache)",
+		t.Errorf("400 agents over the cache of 250: got %d calls and %d saved by the cache, want %d in all (400 agents with an empty cache)",
 			warm.Calls, warm.CacheHits, cold.Calls)
 	}
-	t.Logf("800 agents: %d calls with an empty cache; over the cache of 500, %d calls, %d saved, %d answers reused",
+	t.Logf("400 agents: %d calls with an empty cache; over the cache of 250, %d calls, %d saved, %d answers reused",
 		cold.Calls, warm.Calls, warm.CacheHits, warm.AnswersReused)
 }
