@@ -244,16 +244,8 @@ func TestDistributedRunModelsFallback(t *testing.T) {
 	dir := t.TempDir()
 	file := writeScenario(t, dir, "fallback", openaiScenario("fallback", hs.URL, "distribution", 40, "max_tokens = 8")+
 		"[[questionnaires]]\nname = \"pvq40\"\nitems = 12\n[run]\nshards = 2\n")
-	single := filepath.Join(dir, "single")
-	if _, stderr, code := runCLI(t, "run", file, "--quiet", "--out", single, "--cache", filepath.Join(dir, "single-cache")); code != 0 {
-		t.Fatalf("single-process run: exit %d\n%s", code, stderr)
-	}
-	stop := distRoles(t, url, dir, "fallback-5")
-	if _, stderr, code := runCLI(t, "run", file, "--nats", url, "--quiet", "--cache", filepath.Join(dir, "orch-cache")); code != 0 {
-		t.Fatalf("run: exit %d\n%s", code, stderr)
-	}
-	stop()
-	for _, d := range []string{single, filepath.Join(dir, "results", "fallback-5")} {
+	single, distributed := singleThenDistributed(t, url, dir, file, "fallback-5")
+	for _, d := range []string{single, distributed} {
 		r := readResults(t, d)
 		if r.Run == nil || len(r.Run.Models) != 1 {
 			t.Fatalf("%s: got run %+v, want one model", d, r.Run)

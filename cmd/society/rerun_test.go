@@ -37,6 +37,23 @@ func distRoles(t *testing.T, url, dir, run string) (stop func()) {
 	}
 }
 
+// singleThenDistributed runs the scenario file in one process (results in
+// dir/single), then over NATS with the roles of distRoles under run id
+// run, and returns the two results directories.
+func singleThenDistributed(t *testing.T, url, dir, file, run string) (single, distributed string) {
+	t.Helper()
+	single = filepath.Join(dir, "single")
+	if _, stderr, code := runCLI(t, "run", file, "--quiet", "--out", single, "--cache", filepath.Join(dir, "single-cache")); code != 0 {
+		t.Fatalf("single-process run: exit %d\n%s", code, stderr)
+	}
+	stop := distRoles(t, url, dir, run)
+	defer stop()
+	if _, stderr, code := runCLI(t, "run", file, "--nats", url, "--quiet", "--cache", filepath.Join(dir, "orch-cache")); code != 0 {
+		t.Fatalf("run: exit %d\n%s", code, stderr)
+	}
+	return single, filepath.Join(dir, "results", run)
+}
+
 func run_(ctx context.Context, args ...string) error { return run(ctx, args, io.Discard, io.Discard) }
 
 // rerunScenario is a small sample-mode run against the model server: its
@@ -102,15 +119,7 @@ func TestDistributedRunModels(t *testing.T) {
 	hs, _ := testModelServer(t, modelserver.Options{Seed: 4})
 	dir := t.TempDir()
 	file := rerunScenario(t, dir, hs.URL)
-	single := filepath.Join(dir, "single")
-	if _, stderr, code := runCLI(t, "run", file, "--quiet", "--out", single, "--cache", filepath.Join(dir, "single-cache")); code != 0 {
-		t.Fatalf("single-process run: exit %d\n%s", code, stderr)
-	}
-	stop := distRoles(t, url, dir, "rerun-5")
-	if _, stderr, code := runCLI(t, "run", file, "--nats", url, "--quiet", "--cache", filepath.Join(dir, "orch-cache")); code != 0 {
-		t.Fatalf("run: exit %d\n%s", code, stderr)
-	}
-	stop()
+	single, distributed := singleThenDistributed(t, url, dir, file, "rerun-5")
 	models := func(dir string) string {
 		r := readResults(t, dir)
 		if r.Run == nil {
@@ -124,7 +133,7 @@ func TestDistributedRunModels(t *testing.T) {
 		b, _ := json.MarshalIndent(ms, "", "  ")
 		return string(b)
 	}
-	want, got := models(single), models(filepath.Join(dir, "results", "rerun-5"))
+	want, got := models(single), models(distributed)
 	if got != want {
 		t.Errorf("run.models of the distributed run:\n%s\nwant the single-process run's:\n%s", got, want)
 	}
