@@ -220,6 +220,10 @@ type group[K comparable, T any] struct {
 	waiting atomic.Int64
 }
 
+// call is a call in flight. done is made by the first caller that waits
+// for it (under group.mu), so that a call nobody joins, as almost every
+// sample-mode Ask is, costs no channel; the call's owner closes it, when
+// made, once val and err are set.
 type call[T any] struct {
 	done chan struct{}
 	val  T
@@ -233,10 +237,14 @@ func (g *group[K, T]) do(ctx context.Context, key K, fn func() (T, error)) (T, e
 			g.calls = map[K]*call[T]{}
 		}
 		if c, ok := g.calls[key]; ok {
+			if c.done == nil {
+				c.done = make(chan struct{})
+			}
+			done := c.done
 			g.waiting.Add(1)
 			g.mu.Unlock()
 			select {
-			case <-c.done:
+			case <-done:
 			case <-ctx.Done():
 				g.waiting.Add(-1)
 				var zero T
@@ -248,7 +256,7 @@ func (g *group[K, T]) do(ctx context.Context, key K, fn func() (T, error)) (T, e
 			}
 			return c.val, c.err
 		}
-		c := &call[T]{done: make(chan struct{})}
+		c := &call[T]{}
 		g.calls[key] = c
 		g.mu.Unlock()
 
@@ -256,8 +264,11 @@ func (g *group[K, T]) do(ctx context.Context, key K, fn func() (T, error)) (T, e
 			defer func() {
 				g.mu.Lock()
 				delete(g.calls, key)
+				done := c.done
 				g.mu.Unlock()
-				close(c.done)
+				if done != nil {
+					close(done)
+				}
 			}()
 			c.val, c.err = fn()
 		}()

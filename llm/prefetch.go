@@ -177,7 +177,7 @@ func (c *Client) register(jobs []*prefetchJob) []*prefetchJob {
 			if c.segments[j.key] != nil || c.fetching[j.key] != nil {
 				continue
 			}
-			j.seg = &segFetch{done: make(chan struct{}), prefetched: true, queued: true}
+			j.seg = &segFetch{prefetched: true, queued: true}
 			c.fetching[j.key] = j.seg
 		}
 		out = append(out, j)
@@ -245,7 +245,7 @@ func (c *Client) prefetchOne(ctx context.Context, j *prefetchJob) error {
 			return nil // an Ask is fetching it
 		}
 		if err := ctx.Err(); err != nil {
-			c.endSegment(j.key, j.seg, nil, err)
+			c.endSegment(j.key, j.seg, segReplies{}, err)
 			return err
 		}
 		replies, err := c.fetchSegment(ctx, &j.q, j.p, j.start, j.end, -1)
