@@ -42,7 +42,7 @@ func TestDeadlinesShared(t *testing.T) {
 		if dd, _ := d.ctx.Deadline(); dd.Before(time.Now().Add(timeout)) {
 			t.Errorf("later attempt's deadline %v before its start + timeout", dd)
 		}
-		time.Sleep(dl.Sub(time.Now()) - time.Nanosecond)
+		time.Sleep(time.Until(dl) - time.Nanosecond)
 		if err := a.ctx.Err(); err != nil {
 			t.Fatalf("context ended before its deadline: %v", err)
 		}
