@@ -26,15 +26,16 @@ const deadlineSlots = 4
 // deadlines hands out the contexts that bound attempts. An attempt
 // started at t under parent gets a context that ends with parent or at
 // t + timeout rounded up to the next multiple of the grain
-// (min(timeout/1000, deadlineGrain)), whichever comes first: never
-// earlier than its timeout, at most a grain later. Attempts under the same
-// parent with the same rounded deadline share the context; it is
-// cancelled, stopping its timer, when the last of them is done and no
-// later attempt can get it. An attempt slower than its timeout therefore
-// fails with context.DeadlineExceeded as with its own context.WithTimeout,
-// and the parent's cancellation ends it at once.
+// (min(timeout/1000, deadlineGrain)) counted from the first attempt,
+// whichever comes first: never earlier than its timeout, at most a grain
+// later. Attempts under the same parent with the same rounded deadline
+// share the context; it is cancelled, stopping its timer, when the last of
+// them is done and no later attempt can get it. An attempt slower than its
+// timeout therefore fails with context.DeadlineExceeded as with its own
+// context.WithTimeout, and the parent's cancellation ends it at once.
 type deadlines struct {
 	mu    sync.Mutex
+	base  time.Time // the first attempt's start: grains count from it
 	slots [deadlineSlots]*sharedDeadline
 }
 
@@ -43,6 +44,7 @@ type sharedDeadline struct {
 	ctx    context.Context // context.WithDeadline(parent, at)
 	cancel context.CancelFunc
 	parent context.Context
+	grain  int64 // at is base + grain grains
 	at     time.Time
 	users  int  // attempts holding it; guarded by deadlines.mu
 	gone   bool // out of the slots: no attempt gets it any more
@@ -52,57 +54,51 @@ type sharedDeadline struct {
 // parent with the timeout; the caller hands it back with release once the
 // attempt is done.
 func (ds *deadlines) acquire(parent context.Context, timeout time.Duration) *sharedDeadline {
-	at := time.Now().Add(timeout)
+	now := time.Now()
 	grain := min(timeout/1000, deadlineGrain)
-	if grain > 0 {
-		if r := time.Duration(at.UnixNano() % int64(grain)); r > 0 {
-			at = at.Add(grain - r)
-		}
-	}
 	// Contexts are compared as interface values, which panics for a
 	// type that is not comparable: such a parent gets a deadline of its
 	// own.
-	shared := grain > 0 && parent != nil && reflect.TypeOf(parent).Comparable()
-	if shared {
-		ds.mu.Lock()
-		for _, s := range ds.slots {
-			if s != nil && s.at.Equal(at) && s.parent == parent {
-				s.users++
-				ds.mu.Unlock()
-				return s
-			}
-		}
-		ds.mu.Unlock()
-	}
-	ctx, cancel := context.WithDeadline(parent, at)
-	s := &sharedDeadline{ctx: ctx, cancel: cancel, parent: parent, at: at, users: 1, gone: !shared}
-	if !shared {
-		return s
+	if grain <= 0 || parent == nil || !reflect.TypeOf(parent).Comparable() {
+		ctx, cancel := context.WithDeadline(parent, now.Add(timeout))
+		return &sharedDeadline{ctx: ctx, cancel: cancel, parent: parent, users: 1, gone: true}
 	}
 	ds.mu.Lock()
-	for _, o := range ds.slots {
-		if o != nil && o.at.Equal(at) && o.parent == parent {
-			// Made by another attempt meanwhile: share that one.
-			o.users++
-			ds.mu.Unlock()
-			cancel()
-			return o
-		}
+	if ds.base.IsZero() {
+		ds.base = now
+	}
+	// Monotonic readings on both sides: the same grain gives the same
+	// instant whatever the wall clock does.
+	k := int64((now.Sub(ds.base) + timeout + grain - 1) / grain)
+	if s := ds.find(parent, k); s != nil {
+		ds.mu.Unlock()
+		return s
+	}
+	at := ds.base.Add(time.Duration(k) * grain)
+	ds.mu.Unlock()
+	ctx, cancel := context.WithDeadline(parent, at)
+	s := &sharedDeadline{ctx: ctx, cancel: cancel, parent: parent, grain: k, at: at, users: 1}
+	ds.mu.Lock()
+	if o := ds.find(parent, k); o != nil {
+		// Made by another attempt meanwhile: share that one.
+		ds.mu.Unlock()
+		cancel()
+		return o
 	}
 	// The slot of the earliest deadline goes: later attempts under its
 	// parent get later deadlines.
-	k := 0
-	for i, o := range ds.slots {
+	i := 0
+	for j, o := range ds.slots {
 		if o == nil {
-			k = i
+			i = j
 			break
 		}
-		if o.at.Before(ds.slots[k].at) {
-			k = i
+		if o.grain < ds.slots[i].grain {
+			i = j
 		}
 	}
-	old := ds.slots[k]
-	ds.slots[k] = s
+	old := ds.slots[i]
+	ds.slots[i] = s
 	var stop context.CancelFunc
 	if old != nil {
 		old.gone = true
@@ -115,6 +111,18 @@ func (ds *deadlines) acquire(parent context.Context, timeout time.Duration) *sha
 		stop()
 	}
 	return s
+}
+
+// find returns the context of grain k under parent, counting one more
+// attempt on it, or nil. The caller holds ds.mu.
+func (ds *deadlines) find(parent context.Context, k int64) *sharedDeadline {
+	for _, s := range ds.slots {
+		if s != nil && s.grain == k && s.parent == parent {
+			s.users++
+			return s
+		}
+	}
+	return nil
 }
 
 // release hands back a context from acquire.
