@@ -229,7 +229,7 @@ type Client struct {
 	// segMu guards segments (replies fetched and not yet read) and
 	// fetching (segments being fetched or queued by Prefetch).
 	segMu    sync.Mutex
-	segments map[segKey]*segment
+	segments map[segKey]segment
 	fetching map[segKey]*segFetch
 	// refetched holds the segments this client fetched while some of
 	// their samples were stored: their stored requests were made again

@@ -174,7 +174,7 @@ func (c *Client) register(jobs []*prefetchJob) []*prefetchJob {
 	out := jobs[:0]
 	for _, j := range jobs {
 		if !j.dist {
-			if c.segments[j.key] != nil || c.fetching[j.key] != nil {
+			if _, fetched := c.segments[j.key]; fetched || c.fetching[j.key] != nil {
 				continue
 			}
 			j.seg = &segFetch{prefetched: true, queued: true}

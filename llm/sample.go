@@ -120,7 +120,8 @@ func (c *Client) segmentOf(persona agent.Persona, i int) (start, end int) {
 }
 
 // segment holds the replies of a segment fetched in this run until each
-// has been read once.
+// has been read once; kept by value in Client.segments (no allocation of
+// its own).
 type segment struct {
 	replies segReplies
 	left    int // replies not yet handed out
@@ -260,11 +261,13 @@ func (c *Client) sampleReply(ctx context.Context, q *agent.Question, p agent.Pro
 func (c *Client) claimSegment(key segKey, i int) (ch choice, ok bool, f *segFetch, done <-chan struct{}, owner bool) {
 	c.segMu.Lock()
 	defer c.segMu.Unlock()
-	if sg := c.segments[key]; sg != nil {
+	if sg, ok := c.segments[key]; ok {
 		if ch, ok := sg.replies.take(i); ok {
 			sg.left--
 			if sg.left == 0 {
 				delete(c.segments, key)
+			} else {
+				c.segments[key] = sg
 			}
 			return ch, true, nil, nil, false
 		}
@@ -302,10 +305,10 @@ func (c *Client) endSegment(key segKey, f *segFetch, replies segReplies, err err
 	c.segMu.Lock()
 	if n := replies.count(); err == nil && n > 0 {
 		if c.segments == nil {
-			c.segments = map[segKey]*segment{}
+			c.segments = map[segKey]segment{}
 		}
-		if sg := c.segments[key]; sg == nil {
-			c.segments[key] = &segment{replies: replies, left: n}
+		if sg, had := c.segments[key]; !had {
+			c.segments[key] = segment{replies: replies, left: n}
 		} else {
 			// Replies of an earlier fetch of the segment not yet read
 			// (a sample asked a second time): both are kept.
@@ -318,6 +321,7 @@ func (c *Client) endSegment(key segKey, f *segFetch, replies segReplies, err err
 				}
 				sg.replies.chs[k] = kc
 			}
+			c.segments[key] = sg
 		}
 	}
 	delete(c.fetching, key)
