@@ -472,8 +472,9 @@ func (c *Client) fetchSegment(ctx context.Context, q *agent.Question, p agent.Pr
 	// whichever Ask reads that reply accounts for the call, and the Asks
 	// that read the call's other replies reuse answers of the same call.
 	pending, first := 0, end
+	var buf [1]choice // a segment of one sample, the usual: no allocation
 	for got := start; got < end; {
-		chs, err := c.sampleChoices(ctx, q, p, end-got, got)
+		chs, err := c.sampleChoices(ctx, q, p, end-got, got, buf[:0])
 		if err != nil {
 			return segReplies{}, err
 		}
@@ -584,21 +585,22 @@ func (c *Client) strictRetry(ctx context.Context, q *agent.Question, p agent.Pro
 // reply cut off by the token limit.
 const truncatedBudget = 4
 
-// sampleChoices asks for n completions whose first sample index is first.
-func (c *Client) sampleChoices(ctx context.Context, q *agent.Question, p agent.Prompt, n, first int) ([]choice, error) {
+// sampleChoices asks for n completions whose first sample index is first
+// and appends them to dst.
+func (c *Client) sampleChoices(ctx context.Context, q *agent.Question, p agent.Prompt, n, first int, dst []choice) ([]choice, error) {
 	seed := seedFor(c.cfg.Seed, p, first, false)
 	if c.cfg.Endpoint == EndpointCompletions {
 		resp, err := c.complete(ctx, c.completionRequest(completionPrompt(p), n, c.cfg.MaxTokens), q, seed)
 		if err != nil {
 			return nil, err
 		}
-		return completionChoices(resp), nil
+		return appendCompletionChoices(dst, resp), nil
 	}
 	resp, err := c.chat(ctx, c.chatRequest(chatMessages(p), n, c.cfg.MaxTokens), q, seed)
 	if err != nil {
 		return nil, err
 	}
-	return chatChoices(resp), nil
+	return appendChatChoices(dst, resp), nil
 }
 
 // parseKey is a short reply to an instrument's items.
