@@ -20,8 +20,10 @@ import (
 const deadlineGrain = 10 * time.Millisecond
 
 // deadlineSlots is the number of shared deadlines kept at once: one per
-// parent context in use (the run's, Prefetch's) and their predecessors.
-const deadlineSlots = 4
+// parent context in use (the run's, Prefetch's, those of the tasks an
+// agent host serves at once) and their predecessors. Past it, attempts
+// under more parents get deadlines of their own more often, as before.
+const deadlineSlots = 8
 
 // deadlines hands out the contexts that bound attempts. An attempt
 // started at t under parent gets a context that ends with parent or at
