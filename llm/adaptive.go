@@ -33,12 +33,18 @@ type limiter struct {
 	// workers waiting on a full limiter cost a thousand wake-ups per
 	// request, over a tenth of a busy client's CPU.
 	waiters []*slotWaiter
+	// spare keeps waiters for reuse; each limiter its own, as a channel
+	// belongs to the synctest bubble it was made in.
+	spare sync.Pool
 }
 
-// slotWaiter is an acquire waiting for a slot: ready is closed once the
-// slot is its own (granted, in epoch).
+// slotWaiter is an acquire waiting for a slot: ready receives once the
+// slot is its own (granted, in epoch). Waiters are kept for reuse
+// (limiter.spare) once their grant has been received: with a thousand agents
+// and a prefetch's workers on a full limiter most acquires wait, and a
+// waiter and its channel made anew were two allocations per request.
 type slotWaiter struct {
-	ready   chan struct{}
+	ready   chan struct{} // buffered (1): grant sends, never closes
 	epoch   uint64
 	granted bool
 }
@@ -57,12 +63,18 @@ func (l *limiter) acquire(ctx context.Context) (uint64, error) {
 		l.mu.Unlock()
 		return e, nil
 	}
-	w := &slotWaiter{ready: make(chan struct{})}
+	w, _ := l.spare.Get().(*slotWaiter)
+	if w == nil {
+		w = &slotWaiter{ready: make(chan struct{}, 1)}
+	}
 	l.waiters = append(l.waiters, w)
 	l.mu.Unlock()
 	select {
 	case <-w.ready:
-		return w.epoch, nil
+		e := w.epoch
+		*w = slotWaiter{ready: w.ready}
+		l.spare.Put(w)
+		return e, nil
 	case <-ctx.Done():
 	}
 	l.mu.Lock()
@@ -90,7 +102,7 @@ func (l *limiter) grant() {
 		l.waiters = l.waiters[1:]
 		l.inFlight++
 		w.epoch, w.granted = l.epoch, true
-		close(w.ready)
+		w.ready <- struct{}{}
 	}
 }
 

@@ -82,8 +82,11 @@ type ClientConfig struct {
 	// at most (OpenAI's n): agents of a persona are served in blocks of
 	// Samples, cut to the agents that will use them (Demand).
 	Samples     int
-	Concurrency int           // requests in flight to the endpoint
-	Timeout     time.Duration // per attempt
+	Concurrency int // requests in flight to the endpoint
+	// Timeout bounds each attempt, reading the reply included; attempts
+	// started within the same 10 ms share a deadline, so an attempt may
+	// run up to min(Timeout/1000, 10 ms) longer (see deadlines).
+	Timeout time.Duration
 	// Seed, when set, makes sampling reproducible on servers that honour
 	// it. Each request gets its own seed derived from it, the prompt and
 	// the request's first sample (seedFor), so that no two prompts or
@@ -229,7 +232,7 @@ type Client struct {
 	// segMu guards segments (replies fetched and not yet read) and
 	// fetching (segments being fetched or queued by Prefetch).
 	segMu    sync.Mutex
-	segments map[segKey]*segment
+	segments map[segKey]segment
 	fetching map[segKey]*segFetch
 	// refetched holds the segments this client fetched while some of
 	// their samples were stored: their stored requests were made again

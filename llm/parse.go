@@ -887,6 +887,9 @@ func StripReasoning(text string) (answer string, truncated bool) {
 	for pos := 0; ; {
 		start, end, name, closing := findTag(text[pos:], "")
 		if start < 0 {
+			if b.Len() == 0 {
+				return text[pos:], false // no copy of a reply without tags
+			}
 			b.WriteString(text[pos:])
 			return b.String(), false
 		}

@@ -109,6 +109,7 @@ func (c *Client) plan(qs []*agent.Question) ([]*prefetchJob, error) {
 		jobs  []*prefetchJob
 		dists = map[memoKey]bool{}
 		segs  = map[segKey]bool{}
+		slab  jobSlab
 	)
 	for i, q := range qs {
 		if q == nil || q.Instrument == nil || q.Item < 0 || q.Item >= len(q.Instrument.Items) || q.Sample < 0 {
@@ -124,15 +125,22 @@ func (c *Client) plan(qs []*agent.Question) ([]*prefetchJob, error) {
 			}
 			dists[mk] = true
 			if _, ok := c.remembered(mk); !ok {
-				jobs = append(jobs, &prefetchJob{q: qq, p: p, dist: true})
+				jobs = append(jobs, slab.add(prefetchJob{q: qq, p: p, dist: true}))
 			}
 			continue
 		}
-		for _, j := range c.segmentJobs(&qq, p) {
-			if !segs[j.key] {
-				segs[j.key] = true
-				jobs = append(jobs, j)
+		n := qq.Sample + 1
+		if c.cfg.Demand != nil {
+			n = max(n, c.cfg.Demand(qq.Persona))
+		}
+		// The segments holding samples 0 to max(Sample, Demand-1).
+		for i := 0; i < n; {
+			start, end := c.segmentOf(qq.Persona, i)
+			if key := c.segmentKey(p, start, end); !segs[key] {
+				segs[key] = true
+				jobs = append(jobs, slab.add(prefetchJob{q: qq, p: p, start: start, end: end, key: key}))
 			}
+			i = end
 		}
 	}
 	slices.SortStableFunc(jobs, func(a, b *prefetchJob) int {
@@ -147,20 +155,17 @@ func (c *Client) plan(qs []*agent.Question) ([]*prefetchJob, error) {
 	return jobs, errors.Join(errs...)
 }
 
-// segmentJobs lists the segments holding samples 0 to
-// max(q.Sample, Demand-1) of prompt p.
-func (c *Client) segmentJobs(q *agent.Question, p agent.Prompt) []*prefetchJob {
-	n := q.Sample + 1
-	if c.cfg.Demand != nil {
-		n = max(n, c.cfg.Demand(q.Persona))
+// jobSlab allocates a plan's jobs in blocks: a sample-mode plan has one
+// job per segment, 40,000 for 1,000 agents answering PVQ-40 one sample
+// each, and an allocation per job was one per answer.
+type jobSlab []prefetchJob
+
+func (s *jobSlab) add(j prefetchJob) *prefetchJob {
+	if len(*s) == cap(*s) {
+		*s = make([]prefetchJob, 0, 256)
 	}
-	var out []*prefetchJob
-	for i := 0; i < n; {
-		start, end := c.segmentOf(q.Persona, i)
-		out = append(out, &prefetchJob{q: *q, p: p, start: start, end: end, key: c.segmentKey(p, start, end)})
-		i = end
-	}
-	return out
+	*s = append(*s, j)
+	return &(*s)[len(*s)-1]
 }
 
 // register queues the segments of jobs in c.fetching, leaving out those a
@@ -172,12 +177,17 @@ func (c *Client) register(jobs []*prefetchJob) []*prefetchJob {
 		c.fetching = map[segKey]*segFetch{}
 	}
 	out := jobs[:0]
+	var slab []segFetch // in blocks, as the jobs (jobSlab)
 	for _, j := range jobs {
 		if !j.dist {
-			if c.segments[j.key] != nil || c.fetching[j.key] != nil {
+			if _, fetched := c.segments[j.key]; fetched || c.fetching[j.key] != nil {
 				continue
 			}
-			j.seg = &segFetch{done: make(chan struct{}), prefetched: true, queued: true}
+			if len(slab) == cap(slab) {
+				slab = make([]segFetch, 0, 256)
+			}
+			slab = append(slab, segFetch{prefetched: true, queued: true})
+			j.seg = &slab[len(slab)-1]
 			c.fetching[j.key] = j.seg
 		}
 		out = append(out, j)
@@ -245,7 +255,7 @@ func (c *Client) prefetchOne(ctx context.Context, j *prefetchJob) error {
 			return nil // an Ask is fetching it
 		}
 		if err := ctx.Err(); err != nil {
-			c.endSegment(j.key, j.seg, nil, err)
+			c.endSegment(j.key, j.seg, segReplies{}, err)
 			return err
 		}
 		replies, err := c.fetchSegmentOnce(ctx, &j.q, j.p, j.start, j.end, -1)

@@ -92,8 +92,14 @@ type choice struct {
 // of parts is joined; reasoning in reasoning_content or reasoning fields is
 // not part of the content (chatReply does not read them).
 func chatChoices(resp chatReply) []choice {
-	out := make([]choice, len(resp.Choices))
-	for i, ch := range resp.Choices {
+	return appendChatChoices(nil, resp)
+}
+
+// appendChatChoices is chatChoices appending to dst: a caller that only
+// reads the choices can pass a small array of its own and spare an
+// allocation.
+func appendChatChoices(dst []choice, resp chatReply) []choice {
+	for _, ch := range resp.Choices {
 		text := ch.Message.Content
 		if text == "" && len(ch.Message.MultiContent) > 0 {
 			var b strings.Builder
@@ -104,17 +110,21 @@ func chatChoices(resp chatReply) []choice {
 			}
 			text = b.String()
 		}
-		out[i] = choice{content: text, finish: string(ch.FinishReason)}
+		dst = append(dst, choice{content: text, finish: string(ch.FinishReason)})
 	}
-	return out
+	return dst
 }
 
 func completionChoices(resp openai.CompletionResponse) []choice {
-	out := make([]choice, len(resp.Choices))
-	for i, ch := range resp.Choices {
-		out[i] = choice{content: ch.Text, finish: ch.FinishReason}
+	return appendCompletionChoices(nil, resp)
+}
+
+// appendCompletionChoices is completionChoices appending to dst.
+func appendCompletionChoices(dst []choice, resp openai.CompletionResponse) []choice {
+	for _, ch := range resp.Choices {
+		dst = append(dst, choice{content: ch.Text, finish: ch.FinishReason})
 	}
-	return out
+	return dst
 }
 
 // truncationReason is the reason of an answer cut off by the token limit,

@@ -212,6 +212,8 @@ type doer struct {
 	loggedAt   time.Time
 	suppressed int
 
+	deadlines deadlines // of the attempts (send)
+
 	outage   outage
 	down     atomic.Pointer[error] // the endpoint was declared unavailable
 	downOnce sync.Once
@@ -556,11 +558,16 @@ func (d *doer) attempt(ctx context.Context, req *http.Request, body []byte, buf 
 }
 
 func (d *doer) send(ctx context.Context, req *http.Request, body []byte, buf *[]byte) (*http.Response, []byte, time.Duration, error) {
-	actx, cancel := context.WithTimeout(ctx, d.timeout)
-	defer cancel()
+	// Bounded by the timeout (at most a grain later, see deadlines),
+	// reading the body included.
+	sd := d.deadlines.acquire(ctx, d.timeout)
+	defer d.deadlines.release(sd)
 	// A shallow copy: the headers and URL are the caller's, which
 	// net/http reads and never changes.
-	r := req.WithContext(actx)
+	r := req.WithContext(sd.ctx)
+	// io.NopCloser of a bytes.Reader: net/http knows it is in memory and
+	// writes the headers and the body in one write; a body type of its
+	// own costs a write system call more.
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	r.ContentLength = int64(len(body))

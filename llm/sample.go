@@ -120,9 +120,53 @@ func (c *Client) segmentOf(persona agent.Persona, i int) (start, end int) {
 }
 
 // segment holds the replies of a segment fetched in this run until each
-// has been read once.
+// has been read once; kept by value in Client.segments (no allocation of
+// its own).
 type segment struct {
-	replies map[int]choice
+	replies segReplies
+	left    int // replies not yet handed out
+}
+
+// segReplies are the replies of the samples [start, start+len) of a
+// segment, those not kept marked by !ok: a slice the size of the segment
+// instead of a map, which cost two allocations per sample-mode call.
+type segReplies struct {
+	start int
+	chs   []keptChoice
+}
+
+type keptChoice struct {
+	choice
+	ok bool
+}
+
+// get returns the reply of sample i, if kept.
+func (r segReplies) get(i int) (choice, bool) {
+	k := i - r.start
+	if k < 0 || k >= len(r.chs) || !r.chs[k].ok {
+		return choice{}, false
+	}
+	return r.chs[k].choice, true
+}
+
+// take is get, forgetting the reply.
+func (r segReplies) take(i int) (choice, bool) {
+	ch, ok := r.get(i)
+	if ok {
+		r.chs[i-r.start] = keptChoice{}
+	}
+	return ch, ok
+}
+
+// count is the number of replies kept.
+func (r segReplies) count() int {
+	n := 0
+	for _, k := range r.chs {
+		if k.ok {
+			n++
+		}
+	}
+	return n
 }
 
 // segFetch is a segment being fetched, or queued to be by Prefetch.
@@ -131,12 +175,15 @@ type segment struct {
 // is taken over by the first Ask that wants it rather than waited for.
 // prefetched marks a fetch made by Prefetch: its failure is not the
 // waiting Ask's, which then fetches the segment itself. queued and
-// prefetched are guarded by Client.segMu.
+// prefetched are guarded by Client.segMu, and so is done, made by the
+// first Ask that waits (a fetch nobody waits for, as most are, costs no
+// channel) and closed by endSegment.
 type segFetch struct {
 	done       chan struct{}
 	err        error // set before done is closed
 	prefetched bool
 	queued     bool
+	ended      bool // endSegment has run
 }
 
 // segKey identifies the samples [start, end) of a prompt in memory. The
@@ -166,7 +213,7 @@ func (c *Client) sampleReply(ctx context.Context, q *agent.Question, p agent.Pro
 	// bounded number of rounds, not a loop on a server that drops choices.
 	// A round that waited for a failed prefetch does not count.
 	for rounds := 0; rounds < 3; {
-		ch, ok, f, owner := c.claimSegment(key, i)
+		ch, ok, f, done, owner := c.claimSegment(key, i)
 		switch {
 		case ok:
 			return ch, nil
@@ -175,8 +222,7 @@ func (c *Client) sampleReply(ctx context.Context, q *agent.Question, p agent.Pro
 			replies, err := c.fetchSegmentOnce(ctx, q, p, start, end, i)
 			// The fetching Ask keeps its own reply; the others wait
 			// for theirs in c.segments.
-			ch, ok := replies[i]
-			delete(replies, i)
+			ch, ok := replies.take(i)
 			c.endSegment(key, f, replies, err)
 			if err != nil {
 				return choice{}, err
@@ -187,7 +233,7 @@ func (c *Client) sampleReply(ctx context.Context, q *agent.Question, p agent.Pro
 		default:
 			c.segWaiting.Add(1)
 			select {
-			case <-f.done:
+			case <-done:
 			case <-ctx.Done():
 				c.segWaiting.Add(-1)
 				return choice{}, ctx.Err()
@@ -209,56 +255,83 @@ func (c *Client) sampleReply(ctx context.Context, q *agent.Question, p agent.Pro
 
 // claimSegment hands out the reply of sample i once, forgetting the
 // segment once every reply has been handed out. Without a reply it returns
-// the segment's fetch in progress, or registers a new one that the caller
-// owns (owner) and must end with endSegment.
-func (c *Client) claimSegment(key segKey, i int) (ch choice, ok bool, f *segFetch, owner bool) {
+// the segment's fetch in progress with the channel its end closes, or
+// registers a new one that the caller owns (owner) and must end with
+// endSegment.
+func (c *Client) claimSegment(key segKey, i int) (ch choice, ok bool, f *segFetch, done <-chan struct{}, owner bool) {
 	c.segMu.Lock()
 	defer c.segMu.Unlock()
-	if sg := c.segments[key]; sg != nil {
-		if ch, ok := sg.replies[i]; ok {
-			delete(sg.replies, i)
-			if len(sg.replies) == 0 {
+	if sg, ok := c.segments[key]; ok {
+		if ch, ok := sg.replies.take(i); ok {
+			sg.left--
+			if sg.left == 0 {
 				delete(c.segments, key)
+			} else {
+				c.segments[key] = sg
 			}
-			return ch, true, nil, false
+			return ch, true, nil, nil, false
 		}
 	}
 	if f := c.fetching[key]; f != nil {
 		if f.queued {
 			f.queued, f.prefetched = false, false
-			return choice{}, false, f, true
+			return choice{}, false, f, nil, true
 		}
-		return choice{}, false, f, false
+		return choice{}, false, f, f.wait(), false
 	}
-	f = &segFetch{done: make(chan struct{})}
+	f = &segFetch{}
 	if c.fetching == nil {
 		c.fetching = map[segKey]*segFetch{}
 	}
 	c.fetching[key] = f
-	return choice{}, false, f, true
+	return choice{}, false, f, nil, true
+}
+
+// wait returns the channel closed when f ends, made by the first to wait.
+// The caller holds Client.segMu.
+func (f *segFetch) wait() <-chan struct{} {
+	if f.done == nil {
+		f.done = make(chan struct{})
+		if f.ended {
+			close(f.done)
+		}
+	}
+	return f.done
 }
 
 // endSegment keeps the replies of a fetch that succeeded and wakes those
 // waiting for it.
-func (c *Client) endSegment(key segKey, f *segFetch, replies map[int]choice, err error) {
+func (c *Client) endSegment(key segKey, f *segFetch, replies segReplies, err error) {
 	c.segMu.Lock()
-	if err == nil && len(replies) > 0 {
+	if n := replies.count(); err == nil && n > 0 {
 		if c.segments == nil {
-			c.segments = map[segKey]*segment{}
+			c.segments = map[segKey]segment{}
 		}
-		sg := c.segments[key]
-		if sg == nil {
-			sg = &segment{replies: make(map[int]choice, len(replies))}
+		if sg, had := c.segments[key]; !had {
+			c.segments[key] = segment{replies: replies, left: n}
+		} else {
+			// Replies of an earlier fetch of the segment not yet read
+			// (a sample asked a second time): both are kept.
+			for k, kc := range replies.chs {
+				if !kc.ok {
+					continue
+				}
+				if _, had := sg.replies.get(replies.start + k); !had {
+					sg.left++
+				}
+				sg.replies.chs[k] = kc
+			}
 			c.segments[key] = sg
-		}
-		for i, ch := range replies {
-			sg.replies[i] = ch
 		}
 	}
 	delete(c.fetching, key)
 	f.err = err
+	f.ended = true
+	done := f.done
 	c.segMu.Unlock()
-	close(f.done)
+	if done != nil {
+		close(done)
+	}
 }
 
 // countStored counts a sample served from the cache: the calls its entry
@@ -359,7 +432,7 @@ func decodeEntry(raw []byte) (answerEntry, bool) {
 // ones asked for are ignored. A want below start (Prefetch) asks for no
 // sample in particular: a segment whose samples are all stored costs no
 // request.
-func (c *Client) fetchSegment(ctx context.Context, q *agent.Question, p agent.Prompt, start, end, want int) (map[int]choice, error) {
+func (c *Client) fetchSegment(ctx context.Context, q *agent.Question, p agent.Prompt, start, end, want int) (segReplies, error) {
 	need := make(map[int]bool, end-start)
 	for i := start; i < end; i++ {
 		if i != want && c.cfg.Cache != nil {
@@ -369,7 +442,7 @@ func (c *Client) fetchSegment(ctx context.Context, q *agent.Question, p agent.Pr
 			// answers, and their replies are not kept.
 			raw, ok, err := c.cfg.Cache.store.Get(ctx, c.cacheKey(p, strconv.Itoa(i)))
 			if err != nil {
-				return nil, fmt.Errorf("cache get: %w", err)
+				return segReplies{}, fmt.Errorf("cache get: %w", err)
 			}
 			if _, decoded := decodeEntry(raw); ok && decoded {
 				continue
@@ -378,7 +451,7 @@ func (c *Client) fetchSegment(ctx context.Context, q *agent.Question, p agent.Pr
 		need[i] = true
 	}
 	if len(need) == 0 {
-		return nil, nil // only for Prefetch (want < 0): every sample is stored
+		return segReplies{}, nil // only for Prefetch (want < 0): every sample is stored
 	}
 	if c.cfg.Cache != nil {
 		// One miss per segment fetched: the lookup that costs a call.
@@ -394,32 +467,32 @@ func (c *Client) fetchSegment(ctx context.Context, q *agent.Question, p agent.Pr
 			c.segMu.Unlock()
 		}
 	}
-	out := make(map[int]choice, len(need))
+	out := segReplies{start: start, chs: make([]keptChoice, end-start)}
 	// Each call belongs to the first reply it brought that is kept:
 	// whichever Ask reads that reply accounts for the call, and the Asks
 	// that read the call's other replies reuse answers of the same call.
 	pending, first := 0, end
+	var buf [1]choice // a segment of one sample, the usual: no allocation
 	for got := start; got < end; {
-		chs, err := c.sampleChoices(ctx, q, p, end-got, got)
+		chs, err := c.sampleChoices(ctx, q, p, end-got, got, buf[:0])
 		if err != nil {
-			return nil, err
+			return segReplies{}, err
 		}
 		pending++
 		if len(chs) == 0 {
-			return nil, errors.New("server returned no choices")
+			return segReplies{}, errors.New("server returned no choices")
 		}
 		for _, ch := range chs[:min(len(chs), end-got)] {
 			if need[got] {
 				ch.calls, pending = pending, 0
-				out[got] = ch
+				out.chs[got-start] = keptChoice{ch, true}
 				first = min(first, got)
 			}
 			got++
 		}
 	}
-	if ch, ok := out[first]; ok && pending > 0 {
-		ch.calls += pending // calls that brought only samples already stored
-		out[first] = ch
+	if first < end && pending > 0 {
+		out.chs[first-start].calls += pending // calls that brought only samples already stored
 	}
 	return out, nil
 }
@@ -545,21 +618,22 @@ func (c *Client) strictRetry(ctx context.Context, q *agent.Question, p agent.Pro
 // reply cut off by the token limit.
 const truncatedBudget = 4
 
-// sampleChoices asks for n completions whose first sample index is first.
-func (c *Client) sampleChoices(ctx context.Context, q *agent.Question, p agent.Prompt, n, first int) ([]choice, error) {
+// sampleChoices asks for n completions whose first sample index is first
+// and appends them to dst.
+func (c *Client) sampleChoices(ctx context.Context, q *agent.Question, p agent.Prompt, n, first int, dst []choice) ([]choice, error) {
 	seed := seedFor(c.cfg.Seed, p, first, false)
 	if c.cfg.Endpoint == EndpointCompletions {
 		resp, err := c.complete(ctx, c.completionRequest(completionPrompt(p), n, c.cfg.MaxTokens), q, seed)
 		if err != nil {
 			return nil, err
 		}
-		return completionChoices(resp), nil
+		return appendCompletionChoices(dst, resp), nil
 	}
 	resp, err := c.chat(ctx, c.chatRequest(chatMessages(p), n, c.cfg.MaxTokens), q, seed)
 	if err != nil {
 		return nil, err
 	}
-	return chatChoices(resp), nil
+	return appendChatChoices(dst, resp), nil
 }
 
 // parseKey is a short reply to an instrument's items.

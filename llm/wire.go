@@ -324,18 +324,28 @@ func (f *extraFields) size() int {
 	return n
 }
 
+// plainJSON marks the ASCII bytes appendJSONString copies as they are.
+var plainJSON = func() (t [utf8.RuneSelf]bool) {
+	for c := byte(0x20); c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
 // appendJSONString appends s as a JSON string, escaped as encoding/json
 // escapes it by default: quotes, backslashes and control characters, the
 // HTML characters <, > and &, U+2028 and U+2029; invalid UTF-8 becomes
 // U+FFFD.
 func appendJSONString(b []byte, s string) []byte {
+	// One table lookup per byte instead of six comparisons: prompts of a
+	// kilobyte or more are escaped at every request.
 	const hexDigits = "0123456789abcdef"
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			if plainJSON[c] {
 				i++
 				continue
 			}

@@ -420,3 +420,15 @@ func TestDecodeSharedCasesAsGoOpenAI(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkAppendJSONString escapes a sample-mode prompt (value prefix,
+// instruction, item), as every request does.
+func BenchmarkAppendJSONString(b *testing.B) {
+	p := agent.Render(question(pvq(b), values.Power, 3, 0))
+	s := p.System + "\n\n" + p.User
+	buf := make([]byte, 0, 2*len(s))
+	b.SetBytes(int64(len(s)))
+	for b.Loop() {
+		buf = appendJSONString(buf[:0], s)
+	}
+}
