@@ -3,6 +3,7 @@ package llm
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -221,22 +222,30 @@ type wireChoice struct {
 	Calls   int    `json:"calls,omitempty"`
 }
 
-func encodeSegment(replies map[int]choice) ([]byte, error) {
-	w := make(map[int]wireChoice, len(replies))
-	for i, ch := range replies {
-		w[i] = wireChoice{Content: ch.content, Finish: ch.finish, Calls: ch.calls}
+func encodeSegment(replies segReplies) ([]byte, error) {
+	w := make(map[int]wireChoice, len(replies.chs))
+	for k, ch := range replies.chs {
+		if ch.ok {
+			w[replies.start+k] = wireChoice{Content: ch.content, Finish: ch.finish, Calls: ch.calls}
+		}
 	}
 	return json.Marshal(w)
 }
 
-func decodeSegment(b []byte) (map[int]choice, error) {
+// decodeSegment reads the replies of the samples [start, end) another
+// process landed; a sample outside the segment makes the whole landing
+// unreadable.
+func decodeSegment(b []byte, start, end int) (segReplies, error) {
 	var w map[int]wireChoice
 	if err := json.Unmarshal(b, &w); err != nil {
-		return nil, err
+		return segReplies{}, err
 	}
-	out := make(map[int]choice, len(w))
+	out := segReplies{start: start, chs: make([]keptChoice, end-start)}
 	for i, ch := range w {
-		out[i] = choice{content: ch.Content, finish: ch.Finish, calls: ch.Calls}
+		if i < start || i >= end {
+			return segReplies{}, fmt.Errorf("sample %d outside the segment [%d, %d)", i, start, end)
+		}
+		out.chs[i-start] = keptChoice{choice: choice{content: ch.Content, finish: ch.Finish, calls: ch.Calls}, ok: true}
 	}
 	return out, nil
 }

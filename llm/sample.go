@@ -505,7 +505,7 @@ func (c *Client) fetchSegment(ctx context.Context, q *agent.Question, p agent.Pr
 // reply accounts for the call and every other reply is an answer reused.
 // Replies landed by another that lack want (it found want stored) are
 // fetched here.
-func (c *Client) fetchSegmentOnce(ctx context.Context, q *agent.Question, p agent.Prompt, start, end, want int) (map[int]choice, error) {
+func (c *Client) fetchSegmentOnce(ctx context.Context, q *agent.Question, p agent.Prompt, start, end, want int) (segReplies, error) {
 	if c.cfg.Cache == nil || c.cfg.Cache.store.flights == nil {
 		return c.fetchSegment(ctx, q, p, start, end, want)
 	}
@@ -518,13 +518,13 @@ func (c *Client) fetchSegmentOnce(ctx context.Context, q *agent.Question, p agen
 		return encodeSegment(replies)
 	})
 	if err != nil {
-		return nil, err
+		return segReplies{}, err
 	}
-	replies, err := decodeSegment(raw)
+	replies, err := decodeSegment(raw, start, end)
 	if err != nil {
-		return nil, fmt.Errorf("segment landed by another host: %w", err)
+		return segReplies{}, fmt.Errorf("segment landed by another host: %w", err)
 	}
-	if _, ok := replies[want]; elsewhere && want >= start && !ok {
+	if _, ok := replies.get(want); elsewhere && want >= start && !ok {
 		return c.fetchSegment(ctx, q, p, start, end, want)
 	}
 	return replies, nil
