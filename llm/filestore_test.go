@@ -372,7 +372,10 @@ func TestFileStoreHeld(t *testing.T) {
 // ErrStoreLocked; once it exits the file opens, with its values.
 func TestFileStoreOtherProcess(t *testing.T) {
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestFileStoreHeld$", "-test.count=1")
+	// The child's own deadline: a child that hangs ends with its stacks
+	// on stderr, which the failure below prints, instead of holding the
+	// package's test binary until its deadline.
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFileStoreHeld$", "-test.count=1", "-test.timeout=3m")
 	cmd.Env = append(os.Environ(), holdEnv+"="+dir)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
