@@ -30,7 +30,12 @@ type Run struct {
 	// recorded it.
 	CommitTime string `json:"commit_time,omitempty"`
 	GoVersion  string `json:"go_version,omitempty"`
+	// Host is the host that ran the study, or, for a run over NATS, the
+	// one that wrote its results. AgentHosts is, for a run over NATS, how
+	// many agent hosts served its tasks (each reported its model traffic
+	// for the run, calls or none); it is absent for a run in one process.
 	Host       string `json:"host"`
+	AgentHosts int    `json:"agent_hosts,omitempty"`
 	// Start and End are RFC 3339 times in UTC; WallSeconds is the time
 	// between them, from the run's start to its results written.
 	Start       string  `json:"start"`
@@ -63,9 +68,11 @@ type RunModel struct {
 	Seed            *uint64  `json:"seed"`
 	ReasoningEffort string   `json:"reasoning_effort,omitempty"`
 	// Concurrency is the most requests one process keeps in flight to
-	// the endpoint; Hosts is how many processes asked it (the agent
-	// hosts of a run over NATS, 1 for a single process), so that up to
-	// Concurrency × Hosts requests were in flight at once.
+	// the endpoint; Hosts is how many processes served the run's tasks
+	// with the model: 1 for a single process, over NATS the agent hosts
+	// that did, whether or not they called it (their caches may have
+	// answered every prompt). At most Concurrency × Hosts requests were
+	// in flight at once.
 	Concurrency    int     `json:"concurrency,omitempty"`
 	Hosts          int     `json:"hosts,omitempty"`
 	TimeoutSeconds float64 `json:"timeout_seconds,omitempty"` // per attempt
@@ -152,7 +159,11 @@ func RunLines(run *Run) []string {
 	if run.Modified != nil && *run.Modified {
 		build += " (modified)"
 	}
-	out := []string{fmt.Sprintf("Run %s on %s, %s to %s (%.1f s), society %s.", run.ID, run.Host, run.Start, run.End, run.WallSeconds, build)}
+	where := "on " + run.Host
+	if run.AgentHosts > 0 {
+		where = fmt.Sprintf("over NATS with %d agent host%s (results written on %s)", run.AgentHosts, plural(run.AgentHosts), run.Host)
+	}
+	out := []string{fmt.Sprintf("Run %s %s, %s to %s (%.1f s), society %s.", run.ID, where, run.Start, run.End, run.WallSeconds, build)}
 	if run.Synthetic {
 		out = append(out, "SYNTHETIC: every answer of this run came from synthetic respondents, not a language model.")
 	}
@@ -198,6 +209,13 @@ func RunLines(run *Run) []string {
 		out = append(out, b.String())
 	}
 	return out
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }
 
 func orNone(s string) string {

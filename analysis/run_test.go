@@ -57,6 +57,15 @@ func TestResultsFinishRun(t *testing.T) {
 	if r.Run.End != got.End || r.Run.WallSeconds != got.WallSeconds {
 		t.Errorf("a finished block finished again: got end %s, %v s; want %s, %v s", r.Run.End, r.Run.WallSeconds, got.End, got.WallSeconds)
 	}
+	// A run over NATS says so, with its agent hosts, and where its
+	// results were written.
+	for n, want := range map[int]string{1: "Run r1 over NATS with 1 agent host (results written on h), ", 2: "Run r1 over NATS with 2 agent hosts (results written on h), "} {
+		dist := *got
+		dist.AgentHosts = n
+		if line := RunLines(&dist)[0]; !strings.HasPrefix(line, want) {
+			t.Errorf("a run over NATS with %d agent hosts: got %q, want it to start %q", n, line, want)
+		}
+	}
 }
 
 // results.json written before the run block existed still reads, without one.

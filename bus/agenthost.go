@@ -66,8 +66,10 @@ func (h *AgentHost) String() string {
 		h.Name, h.served.Load(), h.bad.Load(), h.answers.Load(), h.calls.Load())
 }
 
-// Serve runs until ctx is done, then stops every run it serves and waits
-// for their goroutines.
+// Serve runs until ctx is done, then stops every run it serves, waits
+// for their goroutines and logs what the host did (String's counts) as
+// its last line, so that a log read apart from the summary line ends
+// with them.
 func (h *AgentHost) Serve(ctx context.Context) error {
 	f := &runFollower{reg: h.Reg, log: h.Log, only: h.Only, bad: func() { h.bad.Add(1) },
 		work: func(ctx context.Context, rec RunRecord, _ <-chan struct{}) {
@@ -80,7 +82,10 @@ func (h *AgentHost) Serve(ctx context.Context) error {
 				h.Log.Info("run over", "run", rec.ID, "state", rec.State)
 			}
 		}}
-	return f.serve(ctx)
+	err := f.serve(ctx)
+	h.Log.Info("agent host stopped", "tasks_served", h.served.Load(), "unusable_messages", h.bad.Load(),
+		"answers", h.answers.Load(), "model_calls", h.calls.Load())
+	return err
 }
 
 // serveRun serves one run's tasks until ctx is done.

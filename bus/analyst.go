@@ -73,8 +73,9 @@ func recordedResults(dir string) ([]byte, error) {
 // consumerName is the durable consumer of this service on a run's answers.
 func (a *Analyst) consumerName() string { return "analysis_" + RunID(a.Name) }
 
-// Serve runs until ctx is done, then stops every run it follows and
-// waits for their goroutines.
+// Serve runs until ctx is done, then stops every run it follows, waits
+// for their goroutines and logs what the service did (String's counts)
+// as its last line.
 func (a *Analyst) Serve(ctx context.Context) error {
 	f := &runFollower{reg: a.Reg, log: a.Log, only: a.Only, bad: func() { a.bad.Add(1) },
 		work: func(ctx context.Context, rec RunRecord, complete <-chan struct{}) {
@@ -86,7 +87,9 @@ func (a *Analyst) Serve(ctx context.Context) error {
 				})
 			}
 		}, over: a.standDown}
-	return f.serve(ctx)
+	err := f.serve(ctx)
+	a.Log.Info("analysis service stopped", "results_written", a.written.Load(), "unusable_messages", a.bad.Load())
+	return err
 }
 
 // standDown logs that the service stopped following a run it did not

@@ -138,6 +138,25 @@ type Orchestrated struct {
 	Outcome *analysis.Outcome // nil when the results did not fit the record
 	// Elapsed is the time since the orchestrator's Start, to the results.
 	Elapsed time.Duration
+	// Stored marks results written again from what a run done already
+	// stored: no task was handed out, and their times, wall time and model
+	// traffic are those of the run that answered.
+	Stored bool
+}
+
+// Note is, for results written again from a run done already (Stored),
+// a paragraph saying so, to print above their summary; "" otherwise.
+func (r *Orchestrated) Note() string {
+	if !r.Stored {
+		return ""
+	}
+	when := ""
+	if r.Outcome != nil && r.Outcome.Results.Run != nil {
+		run := r.Outcome.Results.Run
+		when = fmt.Sprintf(" (%s to %s, %.1f s)", run.Start, run.End, run.WallSeconds)
+	}
+	return fmt.Sprintf("Run %s was done already: nothing was asked now. Below are its stored results, written again:\n"+
+		"the times, calls and tokens they show are those of the run that answered%s.\n\n", r.ID, when)
 }
 
 // Run prepares sc (Prepare), builds its plan from Models and runs it
@@ -249,8 +268,10 @@ func (o *Orchestrator) Run(ctx context.Context, sc *scenarios.Scenario, out stri
 		obs = o.Observer
 	}
 	var d sim.Dispatcher = queue
+	var forget *forgetProduced
 	if produced != nil {
-		d = &forgetProduced{Dispatcher: queue, reg: o.Reg, id: id, epoch: epoch}
+		forget = &forgetProduced{Dispatcher: queue, reg: o.Reg, id: id, epoch: epoch}
+		d = forget
 	}
 	// The hosts fetch ahead of the answers: their reports show it.
 	pf := &prefetchFollower{ctx: ctx, reg: o.Reg, run: id, obs: obs}
@@ -295,7 +316,7 @@ func (o *Orchestrator) Run(ctx context.Context, sc *scenarios.Scenario, out stri
 	if err != nil {
 		return nil, err
 	}
-	res := &Orchestrated{ID: id, Record: final, Elapsed: time.Since(start)}
+	res := &Orchestrated{ID: id, Record: final, Elapsed: time.Since(start), Stored: forget != nil && !forget.handedOut()}
 	if len(final.Results) > 0 {
 		var r analysis.Results
 		if err := json.Unmarshal(final.Results, &r); err == nil {

@@ -88,7 +88,7 @@ func (f *finishing) produce(ctx context.Context, dir string) (*Produced, error) 
 		}
 		if f.runBlock != nil {
 			run = f.runBlock(f.id, f.start)
-			run.Models = runModels(ctx, f.b, st.Models, stats)
+			run.Models, run.AgentHosts = runModels(ctx, f.b, st.Models, stats), len(stats)
 		}
 	}
 	// The agents asked their models in the hosts: the prompts are
@@ -163,6 +163,14 @@ type forgetProduced struct {
 
 	mu   sync.Mutex
 	done bool
+}
+
+// handedOut reports whether a task was handed out: the results
+// recorded before were dropped.
+func (d *forgetProduced) handedOut() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.done
 }
 
 func (d *forgetProduced) Dispatch(ctx context.Context, tasks []sim.Task) error {

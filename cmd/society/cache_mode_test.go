@@ -257,12 +257,12 @@ func TestDistributedResultsCountHosts(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	roles := make(chan error, 2)
-	var hostOut bytes.Buffer
+	var hostOut, hostErr, anaOut, anaErr bytes.Buffer
 	go func() {
-		roles <- run(ctx, []string{"agents", "--nats", url, "--name", "host", "--run", "hosts-5", "--cache", filepath.Join(dir, "host-cache")}, &hostOut, io.Discard)
+		roles <- run(ctx, []string{"agents", "--nats", url, "--name", "host", "--run", "hosts-5", "--cache", filepath.Join(dir, "host-cache")}, &hostOut, &hostErr)
 	}()
 	go func() {
-		roles <- run(ctx, []string{"analyze", "--nats", url, "--out", filepath.Join(dir, "results"), "--run", "hosts-5"}, io.Discard, io.Discard)
+		roles <- run(ctx, []string{"analyze", "--nats", url, "--out", filepath.Join(dir, "results"), "--run", "hosts-5", "--name", "svc"}, &anaOut, &anaErr)
 	}()
 	_, stderr, code := runCLI(t, "run", file, "--nats", url, "--quiet", "--cache", filepath.Join(dir, "orch-cache"))
 	cancel()
@@ -295,6 +295,21 @@ func TestDistributedResultsCountHosts(t *testing.T) {
 	}
 	if calls, _ := strconv.ParseInt(m[3], 10, 64); calls != served {
 		t.Errorf("summary: %d model calls, want %d (the server's count)", calls, served)
+	}
+	// The log, read apart from the summary line, ends with the same
+	// counts; the analysis service's summary and log say what it wrote.
+	last := func(log string) string {
+		lines := strings.Split(strings.TrimSpace(log), "\n")
+		return lines[len(lines)-1]
+	}
+	if l := last(hostErr.String()); !strings.Contains(l, `msg="agent host stopped"`) || !strings.Contains(l, fmt.Sprintf("tasks_served=%s unusable_messages=0 answers=%s model_calls=%s", m[1], m[2], m[3])) {
+		t.Errorf("the agent host's log: got last line %q, want it to end with the summary's counts", l)
+	}
+	if got, want := anaOut.String(), "analysis service svc: 1 results written, 0 unusable messages rejected\n"; got != want {
+		t.Errorf("the analysis service's output: got %q, want %q", got, want)
+	}
+	if l := last(anaErr.String()); !strings.Contains(l, `msg="analysis service stopped"`) || !strings.Contains(l, "results_written=1 unusable_messages=0") {
+		t.Errorf("the analysis service's log: got last line %q, want it to end with its counts", l)
 	}
 }
 

@@ -132,6 +132,16 @@ func TestTwoHostsPayOnce(t *testing.T) {
 				t.Errorf("second run: %d requests served, results %d calls, %d saved, %d answers reused of %d; want 0, 0, %d saved, saved + reused = answers",
 					more, ra.LLM.Calls, ra.LLM.CacheHits, ra.LLM.AnswersReused, ra.Answers.Expected, calls)
 			}
+			// The run block counts the agent hosts that served the run,
+			// and per model those that served its tasks, calls or none
+			// (as README says of hosts): the second run, answered from
+			// the caches, made none.
+			if r.Run != nil && r.Run.AgentHosts != 2 {
+				t.Errorf("run.agent_hosts: got %d, want 2", r.Run.AgentHosts)
+			}
+			if ra.Run == nil || len(ra.Run.Models) != 1 || ra.Run.AgentHosts < 1 || ra.Run.Models[0].Hosts != ra.Run.AgentHosts {
+				t.Errorf("second run: got run block %+v, want the hosts that served it counted, with 0 calls", ra.Run)
+			}
 			// The model's seed makes each reply a function of its request,
 			// whichever host sends it.
 			sameAnswers(t, filepath.Join(dir, "single"), filepath.Join(dir, "dist", id))

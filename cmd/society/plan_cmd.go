@@ -57,12 +57,10 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return nil
 }
 
-// planBlock writes at the top of a run against model endpoints what it
-// costs (requests, tokens, time and cost per model, as 'society plan'
-// does), once every endpoint has answered, with the requests the reply
-// cache c answers apart (nil: a first run's figures, as over NATS, where
-// the hosts' caches answer), or all answered when stored names a run over
-// NATS done already (p.Stored); synthetic respondents alone show none.
+// planBlock writes atop a run against model endpoints its cost per model,
+// as 'society plan' does, with the requests the reply cache c answers
+// apart; c nil is a run over NATS (Plan.OverNATS: stored names it when
+// done, its answers all stored). Synthetic respondents alone show none.
 func planBlock(ctx context.Context, sc *scenarios.Scenario, c *backend.ReplyCache, stored string, w io.Writer) error {
 	if !slices.ContainsFunc(sc.Models, func(m scenarios.Model) bool { return m.Backend == scenarios.OpenAI }) {
 		return nil
@@ -71,7 +69,9 @@ func planBlock(ctx context.Context, sc *scenarios.Scenario, c *backend.ReplyCach
 	if err != nil {
 		return err
 	}
-	p.Stored(stored)
+	if c == nil {
+		p.OverNATS(stored)
+	}
 	p.WriteText(w, true)
 	fmt.Fprintln(w)
 	return nil

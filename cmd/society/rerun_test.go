@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"path/filepath"
 	"regexp"
@@ -151,21 +152,32 @@ func TestDistributedRerunPlan(t *testing.T) {
 	file := rerunScenario(t, dir, hs.URL)
 	stop := distRoles(t, url, dir, "rerun-5")
 	defer stop()
-	orch := func() string {
+	orch := func() (stdout, stderr string) {
 		t.Helper()
-		_, stderr, code := runCLI(t, "run", file, "--nats", url, "--cache", filepath.Join(dir, "orch-cache"))
+		stdout, stderr, code := runCLI(t, "run", file, "--nats", url, "--cache", filepath.Join(dir, "orch-cache"))
 		if code != 0 {
 			t.Fatalf("run: exit %d\n%s", code, stderr)
 		}
-		return stderr
+		return stdout, stderr
 	}
-	first := orch()
+	firstOut, first := orch()
 	calls := ms.Stats().Requests
 	row := regexp.MustCompile(`(?m)^\s*served\s+sample\s+(\d+)\s+(\d+)\s`)
 	if strings.Contains(first, "is done") || !regexp.MustCompile(`(?m)^\s*served\s+sample\s+\d+\s+\d+\s+\d+\s`).MatchString(first) {
 		t.Fatalf("first run: want a first run's plan, got\n%s", first)
 	}
-	again := orch()
+	// The plan read no cache: it says the hosts' caches may answer.
+	if !strings.Contains(first, "over NATS the agent hosts' reply caches and the\ncluster's shared reply bucket answer the prompts they hold") {
+		t.Errorf("first run: want the plan to say the hosts' caches may answer its requests, got\n%s", first)
+	}
+	// The summary and the report say the run went over NATS, and on how
+	// many hosts.
+	report := string(readFile(t, filepath.Join(dir, "results", "rerun-5", "report.md")))
+	const over = "Run rerun-5 over NATS with 1 agent host (results written on "
+	if !strings.Contains(firstOut, over) || !strings.Contains(report, over) || strings.Contains(firstOut, "was done already") {
+		t.Errorf("first run: want the summary and report.md to say %q, got\n%s\nreport.md:\n%s", over, firstOut, report)
+	}
+	againOut, again := orch()
 	if ms.Stats().Requests != calls {
 		t.Errorf("the rerun made %d model calls, want none", ms.Stats().Requests-calls)
 	}
@@ -173,5 +185,16 @@ func TestDistributedRerunPlan(t *testing.T) {
 	if !strings.Contains(again, "Run rerun-5 is done: its answers are all stored, so its results are complete and none of a first run's") ||
 		!strings.Contains(again, "requests to the model  already answered") || m == nil || m[1] != "0" || m[2] == "0" {
 		t.Errorf("rerun: want a plan of 0 requests, the first run's already answered, got\n%s", again)
+	}
+	if strings.Contains(again, "Time:") || strings.Contains(again, "at least") {
+		t.Errorf("rerun: want no time in a plan that sends nothing, got\n%s", again)
+	}
+	// The rerun's summary shows the stored results of the run that
+	// answered, and says so, with that run's times.
+	r := readResults(t, filepath.Join(dir, "results", "rerun-5"))
+	said := fmt.Sprintf("Run rerun-5 was done already: nothing was asked now. Below are its stored results, written again:\n"+
+		"the times, calls and tokens they show are those of the run that answered (%s to %s, ", r.Run.Start, r.Run.End)
+	if !strings.HasPrefix(againOut, said) || !strings.Contains(againOut, over) {
+		t.Errorf("rerun: want the summary to start %q and keep the run line, got\n%s", said, againOut)
 	}
 }

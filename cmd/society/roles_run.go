@@ -19,9 +19,8 @@ import (
 // scenario's preparation in this process, the model cache with the
 // cluster's reply bucket as its shared tier, the plan block and the progress
 // bar (bar) or lines (lines; both nil: none) of the calibration and the main run,
-// and the metrics (m: nil for none). Out, when set, makes the
-// orchestrator write the results directory itself, instead of waiting for
-// the analysis service.
+// and the metrics (m: nil for none). Out, when set, makes the orchestrator
+// write the results itself, instead of waiting for the analysis service.
 func runDistributed(ctx context.Context, d *runDistFlags, sc *scenarios.Scenario, out string, force bool, cache *llm.CacheFlags,
 	bar io.Writer, lines *progress.Log, m *metrics.Metrics, live *metrics.Follower, stderr io.Writer) (*bus.Orchestrated, error) {
 	start := time.Now() // the preparation included
@@ -69,6 +68,7 @@ func runDistributed(ctx context.Context, d *runDistFlags, sc *scenarios.Scenario
 
 // printDistSummary tells where the results were written.
 func printDistSummary(w io.Writer, r *bus.Orchestrated) {
+	fmt.Fprint(w, r.Note())
 	if r.Outcome != nil {
 		printSummary(w, &sim.Result{Outcome: r.Outcome, Elapsed: r.Elapsed}, r.Record.Dir)
 	} else {

@@ -58,6 +58,21 @@ type Plan struct {
 	// StoredRun, when set, is the registered run over NATS whose answers
 	// are all stored (Stored): a rerun requests nothing.
 	StoredRun string `json:"stored_run,omitempty"`
+	// NATS marks the plan at the top of a run over NATS (OverNATS): its
+	// requests are a first run's, counted with no cache read, as the
+	// caches that answer them are the agent hosts' and the cluster's reply
+	// bucket, which the plan does not read.
+	NATS bool `json:"over_nats,omitempty"`
+}
+
+// OverNATS makes p the plan at the top of a run over NATS, whose requests
+// the agent hosts make: a first run's (the hosts' caches and the
+// cluster's reply bucket may answer some or all of them), or, when
+// stored names the registered run and its answers are all stored, none
+// (Stored).
+func (p *Plan) OverNATS(stored string) {
+	p.NATS = true
+	p.Stored(stored)
 }
 
 // Stored makes p the plan of a rerun of run, a run over NATS whose
@@ -278,7 +293,10 @@ func rehearse(ctx context.Context, sc *scenarios.Scenario, sets *Sets) (*rehears
 
 // WriteText writes the plan as a table; short is the block at the top of
 // a run, without the note on tokens. When the plan read the reply cache,
-// the requests it answers have a column of their own and a line.
+// the requests it answers have a column of their own and a line. When no
+// request goes to the model, no time is shown. The block of a run over
+// NATS (NATS) says that its requests are a first run's, which the hosts'
+// caches may answer.
 func (p *Plan) WriteText(w io.Writer, short bool) {
 	cal := ""
 	if p.Calibration > 0 {
@@ -309,7 +327,10 @@ func (p *Plan) WriteText(w io.Writer, short bool) {
 		}
 		t := fmt.Sprintf("%s at %d x %s (%s)", fmtSeconds(m.Seconds), max(m.Concurrency, 1),
 			time.Duration(m.LatencySeconds*1e9).Round(time.Microsecond), m.LatencyFrom)
-		if m.LatencyFrom == "measured" {
+		switch {
+		case m.Requests == 0:
+			t = "-" // none goes to the model
+		case m.LatencyFrom == "measured":
 			t = "at least " + t // a request takes longer than a model list
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s%d\t%d\t%s\t%s\t\n", m.Model, m.Mode, m.Requests, cached(m), m.PromptTokens, m.CompletionTokens, t, cost)
@@ -332,10 +353,12 @@ func (p *Plan) WriteText(w io.Writer, short bool) {
 	if p.Cost != nil {
 		fmt.Fprintf(w, "Cost: %.2f (at the models' price_per_mtok_in/out).\n", *p.Cost)
 	}
-	if slices.ContainsFunc(p.Models, func(m ModelPlan) bool { return m.LatencyFrom == "measured" }) {
+	switch {
+	case sent == 0: // nothing goes to the model: no time to tell
+	case slices.ContainsFunc(p.Models, func(m ModelPlan) bool { return m.LatencyFrom == "measured" }):
 		fmt.Fprintf(w, "Time: at least %s at the models' concurrency and latency, side by side: the latency measured is the\n"+
 			"model list's round trip, a lower bound of a request's (give the plan --latency D for a better figure).\n", fmtSeconds(p.Seconds))
-	} else {
+	default:
 		fmt.Fprintf(w, "Time: %s at the models' concurrency and latency, side by side.\n", fmtSeconds(p.Seconds))
 	}
 	switch {
@@ -345,6 +368,9 @@ func (p *Plan) WriteText(w io.Writer, short bool) {
 			fmt.Fprintln(w, "Requests of a first run (an empty reply cache): a rerun of the same scenario and seed makes none.")
 		}
 		fmt.Fprintln(w, severalHosts)
+	case p.NATS && p.StoredRun == "":
+		fmt.Fprintln(w, "(A first run's requests, counted with no cache read: over NATS the agent hosts' reply caches and the\n"+
+			"cluster's shared reply bucket answer the prompts they hold, so fewer requests, or none, may go to the model.)")
 	case p.CacheDir == "" && p.StoredRun == "":
 		fmt.Fprintln(w, "(A first run's requests: replies in the cache are not asked again.)")
 	}

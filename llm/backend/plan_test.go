@@ -317,6 +317,46 @@ Requests of a first run (an empty reply cache): a rerun of the same scenario and
 	}
 }
 
+// TestPlanOverNATS: the block at the top of a run over NATS says that its
+// requests are a first run's, which the agent hosts' caches and the
+// cluster's reply bucket may answer (it reads neither); for a run done
+// already, whose answers are all stored, it says none goes to the model
+// and shows no time, in its table or below it.
+func TestPlanOverNATS(t *testing.T) {
+	plan := func() *Plan {
+		return &Plan{Scenario: "s", Seed: 3, Answers: 100, Seconds: 2, Tokenizer: "t",
+			Models: []ModelPlan{{Model: "a", Backend: "openai", Mode: "sample", Requests: 12, PromptTokens: 700, CompletionTokens: 40,
+				Concurrency: 4, LatencySeconds: 0.5, LatencyFrom: "measured", Seconds: 2}}}
+	}
+	first := plan()
+	first.OverNATS("")
+	var b strings.Builder
+	first.WriteText(&b, true)
+	want := `Plan of s (seed 3): 100 answers expected.
+  model    mode  requests  prompt tokens  completion tokens                                 time  cost
+      a  sample        12            700                 40  at least 2s at 4 x 500ms (measured)     -
+Time: at least 2s at the models' concurrency and latency, side by side: the latency measured is the
+model list's round trip, a lower bound of a request's (give the plan --latency D for a better figure).
+(A first run's requests, counted with no cache read: over NATS the agent hosts' reply caches and the
+cluster's shared reply bucket answer the prompts they hold, so fewer requests, or none, may go to the model.)
+`
+	if b.String() != want {
+		t.Errorf("first run over NATS: got\n%s\nwant\n%s", b.String(), want)
+	}
+	done := plan()
+	done.OverNATS("s-3")
+	b.Reset()
+	done.WriteText(&b, true)
+	want = `Plan of s (seed 3): 100 answers expected.
+  model    mode  requests to the model  already answered  prompt tokens  completion tokens  time  cost
+      a  sample                      0                12              0                  0     -     -
+Run s-3 is done: its answers are all stored, so its results are complete and none of a first run's 12 requests goes to the model.
+`
+	if b.String() != want {
+		t.Errorf("run done: got\n%s\nwant\n%s", b.String(), want)
+	}
+}
+
 // TestPlanJSON: the JSON form reads back as the plan, and leaves out what
 // a plan without calibration, prices or an endpoint does not have.
 func TestPlanJSON(t *testing.T) {
