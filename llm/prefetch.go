@@ -73,7 +73,7 @@ func (c *Client) StartPrefetch(ctx context.Context, qs []*agent.Question) (wait 
 }
 
 // startPrefetch is StartPrefetch telling progress, when not nil, how far
-// it is (see PrefetchCounted).
+// it is (see StartStartPrefetchCounted).
 func (c *Client) startPrefetch(ctx context.Context, qs []*agent.Question, progress func(done, planned int)) (wait func() error) {
 	jobs, count, err := c.planCounted(qs, progress)
 	done := make(chan error, 1)
@@ -259,7 +259,7 @@ func (c *Client) register(jobs []*prefetchJob, count *prefetchCount) []*prefetch
 // of the configured concurrency; the adaptive limit (doer.limit) holds the
 // requests actually in flight below it when the endpoint sheds load. Its
 // count (nil: none) tells its progress the requests of the plan answered
-// and planned (see PrefetchCounted) until it returns.
+// and planned (see StartPrefetchCounted) until it returns.
 func (c *Client) runPrefetch(ctx context.Context, jobs []*prefetchJob, count *prefetchCount) error {
 	var (
 		next     atomic.Int64

@@ -6,7 +6,8 @@ import (
 	"github.com/society-sim/society/agent"
 )
 
-// PrefetchCounted is Prefetch telling progress how far it is: once when
+// StartPrefetchCounted is StartPrefetch (its plan made before it returns,
+// so that the agents started next meet it) telling progress how far it is: once when
 // its plan is made, then each time one of the plan's requests is answered,
 // whoever made it (Prefetch, or an Ask that took a queued segment over or
 // met a planned distribution first), with the requests answered and
@@ -18,6 +19,6 @@ import (
 // at once, so a count may arrive after a larger one; it must return
 // quickly. It makes sim.CountingPrefetcher of a Client, so that a run's
 // progress shows the requests of the fetch ahead of the answers.
-func (c *Client) PrefetchCounted(ctx context.Context, qs []*agent.Question, progress func(done, planned int)) error {
-	return c.startPrefetch(ctx, qs, progress)()
+func (c *Client) StartPrefetchCounted(ctx context.Context, qs []*agent.Question, progress func(done, planned int)) (wait func() error) {
+	return c.startPrefetch(ctx, qs, progress)
 }
