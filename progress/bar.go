@@ -72,6 +72,9 @@ func (b *Bar) Start(l sim.Layout) {
 func (b *Bar) Batch(_ *agent.Batch, n sim.Counts) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.ctx.Err() != nil {
+		return // interrupted: the line drawn last stays, see Prefetch
+	}
 	b.answers = n
 	done := n.Valid + n.Invalid
 	if time.Since(b.drawn) >= barEvery || done >= n.Expected {
@@ -81,9 +84,18 @@ func (b *Bar) Batch(_ *agent.Batch, n sim.Counts) {
 
 // Prefetch redraws the bar with the requests fetched ahead, at most every
 // barEvery and when the fetch is over.
+//
+// Once the run is interrupted the bar is no longer redrawn: its last line,
+// the requests answered until then (paid for, whatever the answers) or the
+// answers, ends with " interrupted", rather than the answers' line (0 of
+// them in a phase still fetching ahead) drawn again and again, nor counts
+// that go on while the requests in flight end.
 func (b *Bar) Prefetch(p sim.Prefetching) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.ctx.Err() != nil {
+		return
+	}
 	if b.pre.Expected == 0 || b.pre.Ended {
 		b.preStart = time.Now() // a phase's fetch begins
 	}

@@ -175,3 +175,30 @@ func TestBarInterrupted(t *testing.T) {
 		}
 	}
 }
+
+// TestBarInterruptedRequests: interrupted while fetching ahead, the bar
+// keeps its last line, the requests answered by then, and ends it with
+// "interrupted": it neither drops to the answers (0 of them) nor goes on
+// counting the requests that end after the interrupt.
+func TestBarInterruptedRequests(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var buf bytes.Buffer
+		b := NewBar(ctx, &buf, "")
+		b.Start(sim.Layout{Name: "study"})
+		b.Prefetch(sim.Prefetching{Expected: 216})
+		time.Sleep(2 * time.Second)
+		b.Prefetch(sim.Prefetching{Done: 27, Expected: 216})
+		cancel()
+		time.Sleep(2 * time.Second)
+		b.Prefetch(sim.Prefetching{Done: 33, Expected: 216})
+		b.Prefetch(sim.Prefetching{Done: 33, Expected: 216, Ended: true})
+		b.Batch(nil, sim.Counts{Expected: 2400})
+		b.Finish()
+		got := buf.String()
+		if !strings.HasSuffix(got, "27/216 requests fetched ahead, 0/0 answers  14/s  interrupted\n") || strings.Contains(got, "33/216") || strings.Contains(got, "0/2400") {
+			t.Errorf("got %q, want the line of 27/216 requests ended with interrupted, and nothing drawn after the interrupt", got)
+		}
+	})
+}
