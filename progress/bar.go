@@ -163,6 +163,9 @@ func (b *Bar) Finish() {
 	suffix := ""
 	if b.ctx.Err() != nil {
 		suffix = " interrupted"
+		if !b.drawn.IsZero() {
+			b.update() // with the counts that came too soon to be drawn
+		}
 	}
 	b.s.end(suffix)
 	b.drawn = time.Time{}

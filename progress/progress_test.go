@@ -177,7 +177,7 @@ func TestBarInterrupted(t *testing.T) {
 }
 
 // TestBarInterruptedRequests: interrupted while fetching ahead, the bar
-// keeps its last line, the requests answered by then, and ends it with
+// draws the requests answered by then, and ends the line with
 // "interrupted": it neither drops to the answers (0 of them) nor goes on
 // counting the requests that end after the interrupt.
 func TestBarInterruptedRequests(t *testing.T) {
@@ -190,6 +190,7 @@ func TestBarInterruptedRequests(t *testing.T) {
 		b.Prefetch(sim.Prefetching{Expected: 216})
 		time.Sleep(2 * time.Second)
 		b.Prefetch(sim.Prefetching{Done: 27, Expected: 216})
+		b.Prefetch(sim.Prefetching{Done: 29, Expected: 216}) // too soon to be drawn
 		cancel()
 		time.Sleep(2 * time.Second)
 		b.Prefetch(sim.Prefetching{Done: 33, Expected: 216})
@@ -197,8 +198,8 @@ func TestBarInterruptedRequests(t *testing.T) {
 		b.Batch(nil, sim.Counts{Expected: 2400})
 		b.Finish()
 		got := buf.String()
-		if !strings.HasSuffix(got, "27/216 requests fetched ahead, 0/0 answers  14/s  interrupted\n") || strings.Contains(got, "33/216") || strings.Contains(got, "0/2400") {
-			t.Errorf("got %q, want the line of 27/216 requests ended with interrupted, and nothing drawn after the interrupt", got)
+		if !strings.HasSuffix(got, "29/216 requests fetched ahead, 0/0 answers  7/s  interrupted\n") || strings.Contains(got, "33/216") || strings.Contains(got, "0/2400") {
+			t.Errorf("got %q, want the line of the 29/216 requests answered before the interrupt ended with interrupted, and nothing drawn after the interrupt", got)
 		}
 	})
 }
