@@ -82,7 +82,8 @@ func (b *Bar) Batch(_ *agent.Batch, n sim.Counts) {
 	}
 }
 
-// Prefetch redraws the bar with the requests fetched ahead, at most every
+// Prefetch redraws the bar with the requests of the fetch ahead answered
+// (whoever made them: the fetch or an agent) and planned, at most every
 // barEvery and when the fetch is over.
 //
 // Once the run is interrupted the bar is no longer redrawn: its last line,
@@ -117,7 +118,7 @@ func (b *Bar) update() {
 		f := float64(p.Done) / float64(p.Expected)
 		full := int(f * width)
 		rate := float64(p.Done) / max(time.Since(b.preStart).Seconds(), 1e-9)
-		b.s.draw(fmt.Sprintf("%s [%s%s] %5.1f%% %d/%d requests fetched ahead, %d/%d answers  %.0f/s ", b.name,
+		b.s.draw(fmt.Sprintf("%s [%s%s] %5.1f%% %d/%d requests answered, %d/%d answers  %.0f/s ", b.name,
 			strings.Repeat("=", full), strings.Repeat(" ", width-full), 100*f, p.Done, p.Expected, done, total, rate))
 		b.drawn, b.wide = time.Now(), true
 		return

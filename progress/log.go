@@ -181,7 +181,7 @@ func (p *Log) write(periodic bool) {
 	var text string
 	switch {
 	case req != nil && req.Rate != nil:
-		text = fmt.Sprintf("%s: %s: %d/%d requests fetched ahead (%.1f%%), %.0f/s, %s; %d/%d answers, %s elapsed",
+		text = fmt.Sprintf("%s: %s: %d/%d requests answered (%.1f%%), %.0f/s, %s; %d/%d answers, %s elapsed",
 			st.Run, phase, req.Done, req.Expected, 100*float64(req.Done)/float64(req.Expected),
 			*req.Rate, left(req.ETA), st.Done, st.Expected, elapsed)
 	case rate == nil:

@@ -137,7 +137,7 @@ func TestProgressPrefetch(t *testing.T) {
 			}
 			if !asJSON {
 				for i, want := range []string{
-					"study: prefetching: 100/400 requests fetched ahead (25.0%), 10/s, ETA 30s; 30/1200 answers, 10s elapsed",
+					"study: prefetching: 100/400 requests answered (25.0%), 10/s, ETA 30s; 30/1200 answers, 10s elapsed",
 					"study: answering: 600/1200 answers (50.0%), 30/s, ETA 20s, 20s elapsed",
 				} {
 					if !strings.Contains(lines[i], want) {

@@ -125,8 +125,8 @@ func TestBarPrefetch(t *testing.T) {
 		b.Prefetch(sim.Prefetching{Done: 40, Expected: 40, Ended: true})
 		b.Batch(nil, sim.Counts{Expected: 100, Valid: 100})
 		b.Finish()
-		want := "\rstudy [                              ]   0.0% 0/40 requests fetched ahead, 0/0 answers  0/s " +
-			"\rstudy [=======                       ]  25.0% 10/40 requests fetched ahead, 0/0 answers  5/s " +
+		want := "\rstudy [                              ]   0.0% 0/40 requests answered, 0/0 answers  0/s " +
+			"\rstudy [=======                       ]  25.0% 10/40 requests answered, 0/0 answers  5/s " +
 			"\rstudy [==============================] 100.0% 100/100 answers  50/s \x1b[K\n"
 		if got := buf.String(); got != want {
 			t.Errorf("got %q, want %q", got, want)
@@ -151,7 +151,7 @@ func TestBarPrefetchExpected(t *testing.T) {
 	b := NewBar(context.Background(), &buf, "")
 	b.Start(sim.Layout{Name: "quickstart", Plan: p})
 	b.Prefetch(sim.Prefetching{Expected: 40})
-	if want := "0/40 requests fetched ahead, 0/1200 answers"; !strings.Contains(buf.String(), want) {
+	if want := "0/40 requests answered, 0/1200 answers"; !strings.Contains(buf.String(), want) {
 		t.Errorf("got %q, want it to contain %q (30 agents × 40 items)", buf.String(), want)
 	}
 }
@@ -198,7 +198,7 @@ func TestBarInterruptedRequests(t *testing.T) {
 		b.Batch(nil, sim.Counts{Expected: 2400})
 		b.Finish()
 		got := buf.String()
-		if !strings.HasSuffix(got, "29/216 requests fetched ahead, 0/0 answers  7/s  interrupted\n") || strings.Contains(got, "33/216") || strings.Contains(got, "0/2400") {
+		if !strings.HasSuffix(got, "29/216 requests answered, 0/0 answers  7/s  interrupted\n") || strings.Contains(got, "33/216") || strings.Contains(got, "0/2400") {
 			t.Errorf("got %q, want the line of the 29/216 requests answered before the interrupt ended with interrupted, and nothing drawn after the interrupt", got)
 		}
 	})
