@@ -228,6 +228,10 @@ type Client struct {
 	// items × visible histories), so the map stays small.
 	memoMu sync.RWMutex
 	memo   map[memoKey]*memoEntry
+	// distPlan holds the distributions a Prefetch plan is waiting for,
+	// with the plan's count of requests answered (distFetched). Guarded
+	// by memoMu.
+	distPlan map[memoKey]*prefetchCount
 
 	// segMu guards segments (replies fetched and not yet read) and
 	// fetching (segments being fetched or queued by Prefetch).

@@ -40,6 +40,7 @@ func (c *Client) askDist(ctx context.Context, q *agent.Question, p agent.Prompt,
 		a, err := c.askSample(ctx, q, p)
 		return agent.Reply{Answer: a}, err
 	}
+	c.distFetched(mk)
 	// A fallback is kept too: without a cache, the next agent would
 	// otherwise ask for the distribution again.
 	m := c.remember(mk, &memoEntry{dist: e.Dist, stored: hit, fallback: e.Fallback, elsewhere: !hit && c.distElsewhere(p)})

@@ -73,12 +73,12 @@ func (c *Client) StartPrefetch(ctx context.Context, qs []*agent.Question) (wait 
 }
 
 // startPrefetch is StartPrefetch telling progress, when not nil, how far
-// it is (see PrefetchCounted).
+// it is (see StartStartPrefetchCounted).
 func (c *Client) startPrefetch(ctx context.Context, qs []*agent.Question, progress func(done, planned int)) (wait func() error) {
-	jobs, err := c.plan(qs)
+	jobs, count, err := c.planCounted(qs, progress)
 	done := make(chan error, 1)
 	go func() {
-		if rerr := c.runPrefetch(ctx, jobs, progress); rerr != nil {
+		if rerr := c.runPrefetch(ctx, jobs, count); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
 		if err != nil {
@@ -100,10 +100,40 @@ type prefetchJob struct {
 	seg        *segFetch // registered in c.fetching
 }
 
-// plan lists the requests the questions need, in prefix order, and
-// registers the segments among them so that Asks meeting one in flight
-// wait for it.
-func (c *Client) plan(qs []*agent.Question) ([]*prefetchJob, error) {
+// prefetchCount counts the requests of a plan answered so far, whoever
+// made them: Prefetch, or an Ask that took a queued segment over or met a
+// planned distribution first. Counting only Prefetch's own requests, a
+// run whose agents take many segments over (sample mode, agents asking in
+// their own order) showed a fraction of the requests the server had
+// answered, and a rate and time left to match. planned is set before any
+// request can be counted; progress, when not nil, is told each count
+// until over.
+type prefetchCount struct {
+	planned  int
+	done     atomic.Int64
+	over     atomic.Bool
+	progress func(done, planned int)
+}
+
+// add counts one planned request answered; a nil count counts nothing.
+func (n *prefetchCount) add() {
+	if n == nil {
+		return
+	}
+	d := n.done.Add(1)
+	if n.progress != nil && !n.over.Load() {
+		n.progress(int(d), n.planned)
+	}
+}
+
+// planCounted lists the requests the questions need, in prefix order,
+// and registers the segments among them so that Asks meeting one in
+// flight wait for it; it returns them with the count of its requests answered, which
+// tells progress (nil: no one). The count's planned requests are the
+// plan's, those an Ask is fetching or has fetched already among them (a
+// plan made once the agents have begun) included, and counted done when
+// they are answered.
+func (c *Client) planCounted(qs []*agent.Question, progress func(done, planned int)) ([]*prefetchJob, *prefetchCount, error) {
 	var (
 		errs  []error
 		jobs  []*prefetchJob
@@ -151,8 +181,9 @@ func (c *Client) plan(qs []*agent.Question) ([]*prefetchJob, error) {
 			cmp.Compare(a.q.Item, b.q.Item),
 			cmp.Compare(a.start, b.start))
 	})
-	jobs = c.register(jobs)
-	return jobs, errors.Join(errs...)
+	count := &prefetchCount{progress: progress}
+	jobs = c.register(jobs, count)
+	return jobs, count, errors.Join(errs...)
 }
 
 // jobSlab allocates a plan's jobs in blocks: a sample-mode plan has one
@@ -169,8 +200,21 @@ func (s *jobSlab) add(j prefetchJob) *prefetchJob {
 }
 
 // register queues the segments of jobs in c.fetching, leaving out those a
-// request of this run is fetching or has fetched and not yet handed out.
-func (c *Client) register(jobs []*prefetchJob) []*prefetchJob {
+// request of this run is fetching or has fetched and not yet handed out,
+// and sets count's planned requests: the jobs kept, those fetched (counted
+// done) and those in flight (counted when answered). Distributions are
+// registered in c.distPlan, counted by the first fetch that gets one.
+func (c *Client) register(jobs []*prefetchJob, count *prefetchCount) []*prefetchJob {
+	c.memoMu.Lock()
+	if c.distPlan == nil {
+		c.distPlan = map[memoKey]*prefetchCount{}
+	}
+	for _, j := range jobs {
+		if j.dist {
+			c.distPlan[memoKey{j.q.Persona, j.q.Instrument, j.q.Item, j.q.Context}] = count
+		}
+	}
+	c.memoMu.Unlock()
 	c.segMu.Lock()
 	defer c.segMu.Unlock()
 	if c.fetching == nil {
@@ -180,30 +224,39 @@ func (c *Client) register(jobs []*prefetchJob) []*prefetchJob {
 	var slab []segFetch // in blocks, as the jobs (jobSlab)
 	for _, j := range jobs {
 		if !j.dist {
-			if _, fetched := c.segments[j.key]; fetched || c.fetching[j.key] != nil {
+			if _, fetched := c.segments[j.key]; fetched {
+				count.planned++
+				count.done.Add(1)
+				continue
+			}
+			if f := c.fetching[j.key]; f != nil {
+				if f.count == nil { // an Ask's request in flight
+					f.count = count
+					count.planned++
+				}
 				continue
 			}
 			if len(slab) == cap(slab) {
 				slab = make([]segFetch, 0, 256)
 			}
-			slab = append(slab, segFetch{prefetched: true, queued: true})
+			slab = append(slab, segFetch{prefetched: true, queued: true, count: count})
 			j.seg = &slab[len(slab)-1]
 			c.fetching[j.key] = j.seg
 		}
 		out = append(out, j)
+		count.planned++
 	}
 	return out
 }
 
 // runPrefetch makes the jobs' requests in order with one worker per slot
 // of the configured concurrency; the adaptive limit (doer.limit) holds the
-// requests actually in flight below it when the endpoint sheds load. It
-// tells progress, when not nil, the jobs done and planned (see
-// PrefetchCounted).
-func (c *Client) runPrefetch(ctx context.Context, jobs []*prefetchJob, progress func(done, planned int)) error {
+// requests actually in flight below it when the endpoint sheds load. Its
+// count (nil: none) tells its progress the requests of the plan answered
+// and planned (see StartPrefetchCounted) until it returns.
+func (c *Client) runPrefetch(ctx context.Context, jobs []*prefetchJob, count *prefetchCount) error {
 	var (
 		next     atomic.Int64
-		finished atomic.Int64
 		mu       sync.Mutex
 		failed   int
 		firstErr error
@@ -224,13 +277,10 @@ func (c *Client) runPrefetch(ctx context.Context, jobs []*prefetchJob, progress 
 				}
 				mu.Unlock()
 			}
-			if progress != nil {
-				progress(int(finished.Add(1)), len(jobs))
-			}
 		}
 	}
-	if progress != nil {
-		progress(0, len(jobs))
+	if count != nil && count.progress != nil {
+		count.progress(int(count.done.Load()), count.planned)
 	}
 	workers := min(c.cfg.Concurrency, len(jobs))
 	wg.Add(workers)
@@ -238,6 +288,12 @@ func (c *Client) runPrefetch(ctx context.Context, jobs []*prefetchJob, progress 
 		go work()
 	}
 	wg.Wait()
+	if count != nil {
+		// Requests answered from now on are no longer the phase's
+		// fetch: it is over, or the run was interrupted.
+		count.over.Store(true)
+		c.forgetDists(jobs, count)
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -273,6 +329,7 @@ func (c *Client) prefetchOne(ctx context.Context, j *prefetchJob) error {
 	if err != nil {
 		return err
 	}
+	c.distFetched(mk)
 	if !e.Fallback {
 		// The first Ask to read it from memory counts the call saved
 		// when it came from the store, as without Prefetch.
@@ -292,4 +349,36 @@ func (c *Client) startSegment(f *segFetch) bool {
 	ok := f.queued
 	f.queued = false
 	return ok
+}
+
+// distFetched counts the distribution of mk as answered for the plan that
+// registered it, once, whoever fetched it (Prefetch or an Ask).
+func (c *Client) distFetched(mk memoKey) {
+	c.memoMu.RLock()
+	_, planned := c.distPlan[mk]
+	c.memoMu.RUnlock()
+	if !planned {
+		return
+	}
+	c.memoMu.Lock()
+	count := c.distPlan[mk]
+	delete(c.distPlan, mk)
+	c.memoMu.Unlock()
+	count.add()
+}
+
+// forgetDists drops the distributions of jobs still registered for count
+// once its fetch is over (its context ended before they were fetched).
+func (c *Client) forgetDists(jobs []*prefetchJob, count *prefetchCount) {
+	c.memoMu.Lock()
+	defer c.memoMu.Unlock()
+	for _, j := range jobs {
+		if !j.dist {
+			continue
+		}
+		mk := memoKey{j.q.Persona, j.q.Instrument, j.q.Item, j.q.Context}
+		if c.distPlan[mk] == count {
+			delete(c.distPlan, mk)
+		}
+	}
 }

@@ -523,3 +523,9 @@ func TestStartPrefetchPlansFirst(t *testing.T) {
 		t.Errorf("got %d requests besides strict retries, want %d", got, want)
 	}
 }
+
+// plan is planCounted without a count: the requests the questions need.
+func (c *Client) plan(qs []*agent.Question) ([]*prefetchJob, error) {
+	jobs, _, err := c.planCounted(qs, nil)
+	return jobs, err
+}

@@ -184,6 +184,9 @@ type segFetch struct {
 	prefetched bool
 	queued     bool
 	ended      bool // endSegment has run
+	// count is the plan's count of requests answered, when the segment
+	// is one of a Prefetch plan's: whoever fetches it counts it there.
+	count *prefetchCount
 }
 
 // segKey identifies the samples [start, end) of a prompt in memory. The
@@ -328,10 +331,15 @@ func (c *Client) endSegment(key segKey, f *segFetch, replies segReplies, err err
 	f.err = err
 	f.ended = true
 	done := f.done
+	var count *prefetchCount
+	if err == nil {
+		count, f.count = f.count, nil
+	}
 	c.segMu.Unlock()
 	if done != nil {
 		close(done)
 	}
+	count.add()
 }
 
 // countStored counts a sample served from the cache: the calls its entry

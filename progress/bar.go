@@ -72,6 +72,9 @@ func (b *Bar) Start(l sim.Layout) {
 func (b *Bar) Batch(_ *agent.Batch, n sim.Counts) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.ctx.Err() != nil {
+		return // interrupted: the line drawn last stays, see Prefetch
+	}
 	b.answers = n
 	done := n.Valid + n.Invalid
 	if time.Since(b.drawn) >= barEvery || done >= n.Expected {
@@ -79,11 +82,21 @@ func (b *Bar) Batch(_ *agent.Batch, n sim.Counts) {
 	}
 }
 
-// Prefetch redraws the bar with the requests fetched ahead, at most every
+// Prefetch redraws the bar with the requests of the fetch ahead answered
+// (whoever made them: the fetch or an agent) and planned, at most every
 // barEvery and when the fetch is over.
+//
+// Once the run is interrupted the bar is no longer redrawn: its last line,
+// the requests answered until then (paid for, whatever the answers) or the
+// answers, ends with " interrupted", rather than the answers' line (0 of
+// them in a phase still fetching ahead) drawn again and again, nor counts
+// that go on while the requests in flight end.
 func (b *Bar) Prefetch(p sim.Prefetching) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.ctx.Err() != nil {
+		return
+	}
 	if b.pre.Expected == 0 || b.pre.Ended {
 		b.preStart = time.Now() // a phase's fetch begins
 	}
@@ -105,7 +118,7 @@ func (b *Bar) update() {
 		f := float64(p.Done) / float64(p.Expected)
 		full := int(f * width)
 		rate := float64(p.Done) / max(time.Since(b.preStart).Seconds(), 1e-9)
-		b.s.draw(fmt.Sprintf("%s [%s%s] %5.1f%% %d/%d requests fetched ahead, %d/%d answers  %.0f/s ", b.name,
+		b.s.draw(fmt.Sprintf("%s [%s%s] %5.1f%% %d/%d requests answered, %d/%d answers  %.0f/s ", b.name,
 			strings.Repeat("=", full), strings.Repeat(" ", width-full), 100*f, p.Done, p.Expected, done, total, rate))
 		b.drawn, b.wide = time.Now(), true
 		return
@@ -151,6 +164,9 @@ func (b *Bar) Finish() {
 	suffix := ""
 	if b.ctx.Err() != nil {
 		suffix = " interrupted"
+		if !b.drawn.IsZero() {
+			b.update() // with the counts that came too soon to be drawn
+		}
 	}
 	b.s.end(suffix)
 	b.drawn = time.Time{}

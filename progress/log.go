@@ -26,6 +26,13 @@ type Log struct {
 
 	mu sync.Mutex
 	st state
+	// ctx is Start's: once it ends (the run interrupted) the counts of the
+	// fetch ahead stay as they were, the requests answered by then.
+	ctx context.Context
+	// last is the last line written, its clock apart: a periodic line
+	// saying the same again (the tick just after a step's own line) is
+	// left out.
+	last string
 
 	// wmu keeps lines whole: the ticker and a stage change both write.
 	wmu sync.Mutex
@@ -61,6 +68,9 @@ func NewLog(w io.Writer, asJSON bool, every time.Duration) *Log {
 // last one, phase "interrupted" when ctx was cancelled (Ctrl-C) and
 // "ended" otherwise, and returns once the writer's goroutine has exited.
 func (p *Log) Start(ctx context.Context) (stop func()) {
+	p.mu.Lock()
+	p.ctx = ctx
+	p.mu.Unlock()
 	quit, exited := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(exited)
@@ -71,7 +81,7 @@ func (p *Log) Start(ctx context.Context) (stop func()) {
 			case <-quit:
 				return
 			case <-t.C:
-				p.line()
+				p.tick()
 			}
 		}
 	}()
@@ -102,7 +112,13 @@ func (p *Log) Observer(name string) sim.Observer { return &runLog{p: p, name: na
 // answers are all in, or the run has moved on to a step after them, the
 // line has no answer rate nor time left: only the step, how long it has
 // taken so far and the time elapsed.
-func (p *Log) line() {
+func (p *Log) line() { p.write(false) }
+
+// tick writes the periodic line, unless it would say what the line before
+// it said (a step's line written at once, the tick just after it).
+func (p *Log) tick() { p.write(true) }
+
+func (p *Log) write(periodic bool) {
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
 	p.mu.Lock()
@@ -121,22 +137,26 @@ func (p *Log) line() {
 		if phase != "ended" && phase != "interrupted" {
 			stepEl = ptr(now.Sub(st.stage).Seconds())
 		}
+		if phase == "interrupted" && st.pre.Expected > 0 {
+			// The requests the phase made before the interrupt,
+			// paid for although their answers are not all in.
+			req = &requests{Done: st.pre.Done, Expected: st.pre.Expected}
+		}
 	case !st.answered.IsZero():
 		// All answers in, the next step not yet begun: nothing is left
 		// to estimate.
 	default:
 		r := float64(st.Done) / max(el, 1e-9)
-		e := -1.0 // unknown
+		rate = &r
 		if r > 0 && st.Done <= st.Expected {
-			e = float64(st.Expected-st.Done) / r
+			eta = ptr(float64(st.Expected-st.Done) / r)
 		}
-		rate, eta = &r, &e
 		if st.prefetching {
 			phase = prefetchPhase(st.Phase)
-			req = &requests{Done: st.pre.Done, Expected: st.pre.Expected, ETA: -1}
-			req.Rate = float64(req.Done) / max(now.Sub(st.preStart).Seconds(), 1e-9)
-			if req.Rate > 0 {
-				req.ETA = float64(req.Expected-req.Done) / req.Rate
+			req = &requests{Done: st.pre.Done, Expected: st.pre.Expected}
+			req.Rate = ptr(float64(req.Done) / max(now.Sub(st.preStart).Seconds(), 1e-9))
+			if *req.Rate > 0 {
+				req.ETA = ptr(float64(req.Expected-req.Done) / *req.Rate)
 			}
 		}
 	}
@@ -158,25 +178,33 @@ func (p *Log) line() {
 		return
 	}
 	clock, elapsed := now.UTC().Format("15:04:05"), seconds(el)
-	if req != nil {
-		fmt.Fprintf(p.w, "%s %s: %s: %d/%d requests fetched ahead (%.1f%%), %.0f/s, %s; %d/%d answers, %s elapsed\n",
-			clock, st.Run, phase, req.Done, req.Expected, 100*float64(req.Done)/float64(req.Expected),
-			req.Rate, left(req.ETA), st.Done, st.Expected, elapsed)
-		return
-	}
-	if rate == nil {
+	var text string
+	switch {
+	case req != nil && req.Rate != nil:
+		text = fmt.Sprintf("%s: %s: %d/%d requests answered (%.1f%%), %.0f/s, %s; %d/%d answers, %s elapsed",
+			st.Run, phase, req.Done, req.Expected, 100*float64(req.Done)/float64(req.Expected),
+			*req.Rate, left(req.ETA), st.Done, st.Expected, elapsed)
+	case rate == nil:
 		if stepEl != nil && seconds(*stepEl) > 0 {
 			phase += " (" + seconds(*stepEl).String() + ")"
 		}
-		fmt.Fprintf(p.w, "%s %s: %s: %d/%d answers, %s elapsed\n", clock, st.Run, phase, st.Done, st.Expected, elapsed)
+		text = fmt.Sprintf("%s: %s: %d/%d answers, %s elapsed", st.Run, phase, st.Done, st.Expected, elapsed)
+		if req != nil {
+			text = fmt.Sprintf("%s: %s: %d/%d requests answered, %d/%d answers, %s elapsed", st.Run, phase, req.Done, req.Expected, st.Done, st.Expected, elapsed)
+		}
+	default:
+		pct := 0.0
+		if st.Expected > 0 {
+			pct = 100 * float64(st.Done) / float64(st.Expected)
+		}
+		text = fmt.Sprintf("%s: %s: %d/%d answers (%.1f%%), %.0f/s, %s, %s elapsed",
+			st.Run, phase, st.Done, st.Expected, pct, *rate, left(eta), elapsed)
+	}
+	if periodic && text == p.last {
 		return
 	}
-	pct := 0.0
-	if st.Expected > 0 {
-		pct = 100 * float64(st.Done) / float64(st.Expected)
-	}
-	fmt.Fprintf(p.w, "%s %s: %s: %d/%d answers (%.1f%%), %.0f/s, %s, %s elapsed\n",
-		clock, st.Run, phase, st.Done, st.Expected, pct, *rate, left(*eta), elapsed)
+	p.last = text
+	fmt.Fprintf(p.w, "%s %s\n", clock, text)
 }
 
 // jsonTime is the time of a JSON line: RFC 3339 in UTC with milliseconds,
@@ -190,22 +218,23 @@ func seconds(s float64) time.Duration {
 	return time.Duration(s * float64(time.Second)).Round(time.Second)
 }
 
-// left says the time left, eta seconds (negative: unknown).
-func left(eta float64) string {
-	if eta < 0 {
+// left says the time left, eta seconds (nil: unknown).
+func left(eta *float64) string {
+	if eta == nil {
 		return "ETA unknown"
 	}
-	return "ETA " + (time.Duration(eta) * time.Second).String()
+	return "ETA " + (time.Duration(*eta) * time.Second).String()
 }
 
-// requests are the requests fetched ahead of a phase's answers, in a
-// JSON line: done and expected, their rate per second and the seconds
-// left (-1: unknown).
+// requests are the requests of the fetch ahead of a phase's answers, in a
+// JSON line: answered (whoever made them) and planned, their rate per
+// second and the seconds left, the last two left out when unknown (no
+// request answered yet) and on the line of an interrupted run.
 type requests struct {
-	Done     int64   `json:"done"`
-	Expected int64   `json:"expected"`
-	Rate     float64 `json:"rate_per_second"`
-	ETA      float64 `json:"eta_seconds"`
+	Done     int64    `json:"done"`
+	Expected int64    `json:"expected"`
+	Rate     *float64 `json:"rate_per_second,omitempty"`
+	ETA      *float64 `json:"eta_seconds,omitempty"`
 }
 
 // prefetchPhase names the fetch ahead of the answering phase named
@@ -270,6 +299,7 @@ func (r *runLog) Phase(sim.PhaseStart) {
 	r.p.mu.Lock()
 	st := &r.p.st
 	st.phase++
+	st.pre, st.prefetching = sim.Prefetching{}, false // a phase's own fetch
 	if st.phases > 1 {
 		st.Phase = fmt.Sprintf("answering, phase %d/%d", st.phase, st.phases)
 	}
@@ -290,6 +320,9 @@ func (r *runLog) Batch(_ *agent.Batch, n sim.Counts) {
 func (r *runLog) Prefetch(pf sim.Prefetching) {
 	r.p.mu.Lock()
 	defer r.p.mu.Unlock()
+	if r.p.ctx != nil && r.p.ctx.Err() != nil {
+		return // interrupted: the lines say the requests answered until then
+	}
 	st := &r.p.st
 	if !st.prefetching && !pf.Ended {
 		st.preStart = time.Now()

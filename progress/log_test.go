@@ -137,7 +137,7 @@ func TestProgressPrefetch(t *testing.T) {
 			}
 			if !asJSON {
 				for i, want := range []string{
-					"study: prefetching: 100/400 requests fetched ahead (25.0%), 10/s, ETA 30s; 30/1200 answers, 10s elapsed",
+					"study: prefetching: 100/400 requests answered (25.0%), 10/s, ETA 30s; 30/1200 answers, 10s elapsed",
 					"study: answering: 600/1200 answers (50.0%), 30/s, ETA 20s, 20s elapsed",
 				} {
 					if !strings.Contains(lines[i], want) {
@@ -253,6 +253,65 @@ func TestProgressJSONTime(t *testing.T) {
 		want := []string{"2000-01-01T00:00:00.250Z", "2000-01-01T00:00:00.500Z", "2000-01-01T00:00:00.500Z"}
 		if !slices.Equal(times, want) {
 			t.Errorf("got times %q, want %q", times, want)
+		}
+	})
+}
+
+// TestProgressInterruptedRequests: the last line of a run interrupted
+// while fetching ahead says the requests answered by then (paid for,
+// though no answer is in), and counts that arrive after the interrupt do
+// not change it.
+func TestProgressInterruptedRequests(t *testing.T) {
+	for _, asJSON := range []bool{false, true} {
+		synctest.Test(t, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(t.Context())
+			var buf bytes.Buffer
+			p := NewLog(&buf, asJSON, 10*time.Second)
+			stop := p.Start(ctx)
+			obs := p.Observer("")
+			obs.Start(sim.Layout{Name: "study", Plan: &sim.Plan{Phases: make([]sim.Phase, 1)}})
+			obs.Phase(sim.PhaseStart{})
+			obs.Batch(nil, sim.Counts{Expected: 2400})
+			pf := obs.(sim.PrefetchObserver)
+			pf.Prefetch(sim.Prefetching{Expected: 216})
+			pf.Prefetch(sim.Prefetching{Done: 72, Expected: 216})
+			cancel()
+			pf.Prefetch(sim.Prefetching{Done: 80, Expected: 216})
+			pf.Prefetch(sim.Prefetching{Done: 80, Expected: 216, Ended: true})
+			stop()
+			lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+			last := lines[len(lines)-1]
+			want := "study: interrupted: 72/216 requests answered, 0/2400 answers"
+			if asJSON {
+				want = `"phase":"interrupted","done":0,"expected":2400,`
+				if !strings.Contains(last, `"requests":{"done":72,"expected":216}`) {
+					t.Errorf("last line %q, want requests 72 of 216", last)
+				}
+			}
+			if !strings.Contains(last, want) {
+				t.Errorf("last line %q, want it to contain %q", last, want)
+			}
+		})
+	}
+}
+
+// TestProgressStageOnce: the periodic line that comes just after a step's
+// own line, saying the same, is left out (the step was printed twice).
+func TestProgressStageOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var buf bytes.Buffer
+		p := NewLog(&buf, false, 10*time.Second)
+		stop := p.Start(t.Context())
+		obs := p.Observer("")
+		obs.Start(sim.Layout{Name: "study", Plan: &sim.Plan{Phases: make([]sim.Phase, 1)}})
+		obs.Batch(nil, sim.Counts{Expected: 20, Valid: 20})
+		time.Sleep(9900 * time.Millisecond)
+		obs.(sim.Stager).Stage(sim.StageWriting)
+		time.Sleep(200 * time.Millisecond) // the tick at 10s
+		synctest.Wait()
+		stop()
+		if n := strings.Count(buf.String(), "writing results: 20/20 answers"); n != 1 {
+			t.Errorf("got %d lines of the writing step, want 1:\n%s", n, buf.String())
 		}
 	})
 }

@@ -125,8 +125,8 @@ func TestBarPrefetch(t *testing.T) {
 		b.Prefetch(sim.Prefetching{Done: 40, Expected: 40, Ended: true})
 		b.Batch(nil, sim.Counts{Expected: 100, Valid: 100})
 		b.Finish()
-		want := "\rstudy [                              ]   0.0% 0/40 requests fetched ahead, 0/0 answers  0/s " +
-			"\rstudy [=======                       ]  25.0% 10/40 requests fetched ahead, 0/0 answers  5/s " +
+		want := "\rstudy [                              ]   0.0% 0/40 requests answered, 0/0 answers  0/s " +
+			"\rstudy [=======                       ]  25.0% 10/40 requests answered, 0/0 answers  5/s " +
 			"\rstudy [==============================] 100.0% 100/100 answers  50/s \x1b[K\n"
 		if got := buf.String(); got != want {
 			t.Errorf("got %q, want %q", got, want)
@@ -151,7 +151,7 @@ func TestBarPrefetchExpected(t *testing.T) {
 	b := NewBar(context.Background(), &buf, "")
 	b.Start(sim.Layout{Name: "quickstart", Plan: p})
 	b.Prefetch(sim.Prefetching{Expected: 40})
-	if want := "0/40 requests fetched ahead, 0/1200 answers"; !strings.Contains(buf.String(), want) {
+	if want := "0/40 requests answered, 0/1200 answers"; !strings.Contains(buf.String(), want) {
 		t.Errorf("got %q, want it to contain %q (30 agents × 40 items)", buf.String(), want)
 	}
 }
@@ -174,4 +174,32 @@ func TestBarInterrupted(t *testing.T) {
 			t.Errorf("cancelled %v: got %q", cancelled, buf.String())
 		}
 	}
+}
+
+// TestBarInterruptedRequests: interrupted while fetching ahead, the bar
+// draws the requests answered by then, and ends the line with
+// "interrupted": it neither drops to the answers (0 of them) nor goes on
+// counting the requests that end after the interrupt.
+func TestBarInterruptedRequests(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var buf bytes.Buffer
+		b := NewBar(ctx, &buf, "")
+		b.Start(sim.Layout{Name: "study"})
+		b.Prefetch(sim.Prefetching{Expected: 216})
+		time.Sleep(2 * time.Second)
+		b.Prefetch(sim.Prefetching{Done: 27, Expected: 216})
+		b.Prefetch(sim.Prefetching{Done: 29, Expected: 216}) // too soon to be drawn
+		cancel()
+		time.Sleep(2 * time.Second)
+		b.Prefetch(sim.Prefetching{Done: 33, Expected: 216})
+		b.Prefetch(sim.Prefetching{Done: 33, Expected: 216, Ended: true})
+		b.Batch(nil, sim.Counts{Expected: 2400})
+		b.Finish()
+		got := buf.String()
+		if !strings.HasSuffix(got, "29/216 requests answered, 0/0 answers  7/s  interrupted\n") || strings.Contains(got, "33/216") || strings.Contains(got, "0/2400") {
+			t.Errorf("got %q, want the line of the 29/216 requests answered before the interrupt ended with interrupted, and nothing drawn after the interrupt", got)
+		}
+	})
 }

@@ -340,7 +340,10 @@ func PrefetchTasks(ctx context.Context, p *Plan, tasks []Task, shards int, obs O
 		var fetch func() error
 		switch pf := p.Models[model].(type) {
 		case CountingPrefetcher:
-			fetch = func() error { return pf.PrefetchCounted(ctx, q, tally.progress(model)) }
+			// Planned here, before the phase's tasks go out: agents
+			// that began first would fetch segments beside the plan,
+			// some twice, and its total would leave theirs out.
+			fetch = pf.StartPrefetchCounted(ctx, q, tally.progress(model))
 		case Prefetcher:
 			fetch = func() error { return pf.Prefetch(ctx, q) }
 		default:

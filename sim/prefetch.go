@@ -8,11 +8,14 @@ import (
 )
 
 // CountingPrefetcher is a Prefetcher that tells how far its fetch is
-// (llm.Client): progress is called once its plan is made, with 0 done,
-// and after each planned request, with the requests done and planned,
-// from several goroutines at once.
+// (llm.Client): StartPrefetchCounted makes its plan before it returns, so
+// that agents started next find their requests in it rather than make
+// them beside it, and leaves the requests to goroutines; wait returns
+// Prefetch's error once they are done. progress is called once the plan
+// is made and after each planned request answered, whoever made it, with
+// the requests answered and planned, from several goroutines at once.
 type CountingPrefetcher interface {
-	PrefetchCounted(ctx context.Context, qs []*agent.Question, progress func(done, planned int)) error
+	StartPrefetchCounted(ctx context.Context, qs []*agent.Question, progress func(done, planned int)) (wait func() error)
 }
 
 // Prefetching is how far the fetch ahead of a phase's questions is, over
@@ -106,13 +109,16 @@ func (t *prefetchTally) tell() {
 	}
 }
 
-// PrefetchCounted makes prefetchLog a CountingPrefetcher whatever it wraps: a
-// Prefetcher that does not count is asked without progress.
-func (l prefetchLog) PrefetchCounted(ctx context.Context, qs []*agent.Question, progress func(done, planned int)) error {
+// StartPrefetchCounted makes prefetchLog a CountingPrefetcher whatever it
+// wraps: a Prefetcher that does not count is asked without progress, in a
+// goroutine.
+func (l prefetchLog) StartPrefetchCounted(ctx context.Context, qs []*agent.Question, progress func(done, planned int)) (wait func() error) {
 	if c, ok := l.inner.(CountingPrefetcher); ok {
-		return c.PrefetchCounted(ctx, qs, progress)
+		return c.StartPrefetchCounted(ctx, qs, progress)
 	}
-	return l.Prefetch(ctx, qs)
+	done := make(chan error, 1)
+	go func() { done <- l.Prefetch(ctx, qs) }()
+	return func() error { return <-done }
 }
 
 // Prefetched tells the PrefetchObservers among o how far a fetch ahead

@@ -15,6 +15,7 @@ import (
 
 	"github.com/society-sim/society/llm/modelserver"
 	"github.com/society-sim/society/scenarios"
+	"github.com/society-sim/society/sim"
 )
 
 // gatedServer holds every completion request until target requests are in
@@ -123,5 +124,49 @@ func TestPrefetchSameAnswers(t *testing.T) {
 				t.Errorf("answers.csv with prefetch differs from without:\n%s", firstDiff(with, without))
 			}
 		})
+	}
+}
+
+// prefetchEvents keeps what a run's fetch ahead told its observers.
+type prefetchEvents struct {
+	sim.NoObserver
+	mu  sync.Mutex
+	got []sim.Prefetching
+}
+
+func (e *prefetchEvents) Prefetch(p sim.Prefetching) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.got = append(e.got, p)
+}
+
+// TestPrefetchCountsServerRequests: in sample mode the agents take many of
+// the fetch's queued segments over; the requests progress shows are every
+// request the server answered, and their total the plan's from the first
+// count (a plan made after the agents began once said 198 of 216).
+func TestPrefetchCountsServerRequests(t *testing.T) {
+	hs, ms := testModelServer(t, modelserver.Options{Seed: 4})
+	dir := t.TempDir()
+	sc, err := scenarios.Load(writeScenario(t, dir, "count", openaiScenario("count", hs.URL, "sample", 200, "")+"[[questionnaires]]\nname = \"pvq40\"\nitems = 12\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := &prefetchEvents{}
+	if _, err := runScenario(t.Context(), runConfig{Scenario: sc, Out: filepath.Join(dir, "out"), CacheDir: filepath.Join(dir, "cache"), Observer: ev}); err != nil {
+		t.Fatal(err)
+	}
+	served := ms.Stats().Requests
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	if len(ev.got) == 0 {
+		t.Fatal("no progress of the fetch ahead was told")
+	}
+	for i, p := range ev.got {
+		if p.Expected != served {
+			t.Fatalf("count %d: %+v; want %d requests expected, as the server received", i, p, served)
+		}
+	}
+	if last := ev.got[len(ev.got)-1]; !last.Ended || last.Done != served {
+		t.Errorf("last count %+v; want the fetch ended with the server's %d requests done", last, served)
 	}
 }

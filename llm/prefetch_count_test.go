@@ -1,0 +1,135 @@
+package llm
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/society-sim/society/agent"
+)
+
+// progressLog keeps the largest count a fetch's progress was told and the
+// planned requests, as a run's progress display does.
+type progressLog struct {
+	mu            sync.Mutex
+	done, planned int
+	calls         int
+}
+
+func (l *progressLog) progress(done, planned int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.done, l.planned, l.calls = max(l.done, done), planned, l.calls+1
+}
+
+func (l *progressLog) get() (done, planned int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.done, l.planned
+}
+
+// heldServer answers as a seeded server does, holding the first
+// request until release is closed; sent counts the requests besides
+// strict retries.
+func heldServer(t *testing.T) (srv *openAIServer, sent *atomic.Int64, first <-chan struct{}, release chan struct{}) {
+	arrived, rel := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	sent = new(atomic.Int64)
+	srv = newOpenAIServer(t, func(r seenReq) (int, any) {
+		if !r.strict() {
+			sent.Add(1)
+		}
+		held := false
+		once.Do(func() { held = true; close(arrived) })
+		if held {
+			select {
+			case <-rel:
+			case <-r.Ctx.Done():
+			}
+		}
+		return 200, seededReply(r)
+	})
+	return srv, sent, arrived, rel
+}
+
+// The requests a fetch ahead counts are those answered, whoever made them:
+// the Asks that take queued segments over count as they are answered, not
+// when Prefetch's workers reach them later (the count then lagged the
+// server's by the requests the agents had made, 33 shown for 72 answered).
+func TestPrefetchCountsAsksRequests(t *testing.T) {
+	in := pvq(t)
+	var sent atomic.Int64
+	srv := newOpenAIServer(t, func(r seenReq) (int, any) {
+		if !r.strict() {
+			sent.Add(1)
+		}
+		return 200, seededReply(r)
+	})
+	cfg := testConfig(srv.URL)
+	cfg.Seed = ptr(uint64(1))
+	cfg.Demand = func(agent.Persona) int { return 3 }
+	c := newClient(t, cfg)
+	var qs []*agent.Question
+	for _, p := range allPersonas(agent.StyleDescription) {
+		qs = append(qs, &agent.Question{Persona: p, Instrument: in, Item: 0})
+	}
+	var log progressLog
+	// The plan is made; its workers have not begun when the agents take
+	// the last question's 3 segments over.
+	jobs, count, err := c.planCounted(qs, log.progress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := qs[len(qs)-1]
+	for s := range 3 {
+		qq := *q
+		qq.Sample = s
+		if _, err := c.Ask(context.Background(), &qq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if done, _ := log.get(); done != 3 || sent.Load() != 3 {
+		t.Errorf("after 3 requests made by Asks: progress says %d, the server %d; want 3, 3", done, sent.Load())
+	}
+	if err := c.runPrefetch(context.Background(), jobs, count); err != nil {
+		t.Fatal(err)
+	}
+	if done, planned := log.get(); planned != 3*len(qs) || done != planned || int64(done) != sent.Load() {
+		t.Errorf("at the end: progress %d/%d, server %d requests; want %d/%d, as many as the server's", done, planned, sent.Load(), 3*len(qs), 3*len(qs))
+	}
+}
+
+// A plan made while an Ask's request is in flight still counts that
+// request among those planned, and counts it when answered: the total is
+// the plan's whenever the agents begin.
+func TestPrefetchPlanCountsAsksInFlight(t *testing.T) {
+	in := pvq(t)
+	srv, sent, first, release := heldServer(t)
+	cfg := testConfig(srv.URL)
+	cfg.Seed, cfg.Concurrency = ptr(uint64(1)), 4
+	cfg.Demand = func(agent.Persona) int { return 3 }
+	c := newClient(t, cfg)
+	var qs []*agent.Question
+	for _, p := range allPersonas(agent.StyleDescription) {
+		qs = append(qs, &agent.Question{Persona: p, Instrument: in, Item: 0})
+	}
+	asked := make(chan error, 1)
+	go func() {
+		_, err := c.Ask(context.Background(), qs[0])
+		asked <- err
+	}()
+	<-first // the Ask's request is in flight
+	var log progressLog
+	wait := c.startPrefetch(context.Background(), qs, log.progress)
+	close(release)
+	if err := <-asked; err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	if done, planned := log.get(); planned != 3*len(qs) || done != planned || int64(done) != sent.Load() {
+		t.Errorf("progress %d/%d, server %d requests; want %d/%d, %d", done, planned, sent.Load(), 3*len(qs), 3*len(qs), 3*len(qs))
+	}
+}
