@@ -34,8 +34,13 @@ type Bar struct {
 	// than an answers line.
 	pre      sim.Prefetching
 	preStart time.Time
+	preDone  bool // the fetch's last count is drawn
 	wide     bool
 	answers  sim.Counts
+	// redraw, when not nil, draws the counts that came too soon after
+	// the last drawing once barEvery has passed since it, so that the end
+	// of a burst of answers shows without waiting for the next burst.
+	redraw *time.Timer
 }
 
 var (
@@ -79,6 +84,32 @@ func (b *Bar) Batch(_ *agent.Batch, n sim.Counts) {
 	done := n.Valid + n.Invalid
 	if time.Since(b.drawn) >= barEvery || done >= n.Expected {
 		b.update()
+		return
+	}
+	b.later()
+}
+
+// later draws the counts once barEvery has passed since the last
+// drawing, unless a drawing comes first.
+func (b *Bar) later() {
+	if b.redraw != nil || b.s == nil {
+		return
+	}
+	b.redraw = time.AfterFunc(barEvery-time.Since(b.drawn), func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if b.redraw == nil || b.ctx.Err() != nil {
+			return // drawn meanwhile, the line ended, or interrupted
+		}
+		b.update()
+	})
+}
+
+// cancelRedraw drops the drawing that later planned.
+func (b *Bar) cancelRedraw() {
+	if b.redraw != nil {
+		b.redraw.Stop()
+		b.redraw = nil
 	}
 }
 
@@ -97,28 +128,52 @@ func (b *Bar) Prefetch(p sim.Prefetching) {
 	if b.ctx.Err() != nil {
 		return
 	}
-	if b.pre.Expected == 0 || b.pre.Ended {
-		b.preStart = time.Now() // a phase's fetch begins
+	if b.pre.Expected == 0 || b.pre.Ended || p.Done < b.pre.Done {
+		b.preStart, b.preDone = time.Now(), false // a phase's fetch begins
 	}
 	b.pre = p
-	if time.Since(b.drawn) >= barEvery || p.Ended || p.Done >= p.Expected {
+	over := p.Ended || p.Done >= p.Expected
+	if over && !b.preDone && p.Expected > 0 {
+		// The fetch's last count stays on a line of its own (every
+		// request answered, or those answered when the answers came
+		// first); the answers' line follows.
+		b.preDone = true
+		if b.s != nil {
+			b.draw(true)
+			b.s.end("")
+			b.drawn, b.wide = time.Time{}, false
+		}
 		b.update()
+		return
 	}
+	if time.Since(b.drawn) >= barEvery || over {
+		b.update()
+		return
+	}
+	b.later()
 }
 
 // update draws the bar: the requests fetched ahead while that is under
 // way, the answers otherwise.
 func (b *Bar) update() {
+	p := b.pre
+	b.draw(p.Expected > 0 && !p.Ended && p.Done < p.Expected)
+}
+
+// draw draws the requests fetched ahead (fetch) or the answers. The rate
+// of the fetch's line is of requests, not answers, and says so.
+func (b *Bar) draw(fetch bool) {
+	b.cancelRedraw()
 	done, total := b.answers.Valid+b.answers.Invalid, b.answers.Expected
 	if b.s == nil {
 		return
 	}
 	const width = 30
-	if p := b.pre; p.Expected > 0 && !p.Ended && p.Done < p.Expected {
+	if p := b.pre; fetch {
 		f := float64(p.Done) / float64(p.Expected)
-		full := int(f * width)
+		full := int(min(f, 1) * width)
 		rate := float64(p.Done) / max(time.Since(b.preStart).Seconds(), 1e-9)
-		b.s.draw(fmt.Sprintf("%s [%s%s] %5.1f%% %d/%d requests answered, %d/%d answers  %.0f/s ", b.name,
+		b.s.draw(fmt.Sprintf("%s [%s%s] %5.1f%% %d/%d requests answered, %d/%d answers  %.0f requests/s ", b.name,
 			strings.Repeat("=", full), strings.Repeat(" ", width-full), 100*f, p.Done, p.Expected, done, total, rate))
 		b.drawn, b.wide = time.Now(), true
 		return
@@ -134,7 +189,7 @@ func (b *Bar) update() {
 	if b.wide {
 		clear = "\x1b[K" // the fetch's line was longer
 	}
-	b.s.draw(fmt.Sprintf("%s [%s%s] %5.1f%% %d/%d answers  %.0f/s %s", b.name,
+	b.s.draw(fmt.Sprintf("%s [%s%s] %5.1f%% %d/%d answers  %.0f answers/s %s", b.name,
 		strings.Repeat("=", full), strings.Repeat(" ", width-full), 100*f, done, total, rate, clear))
 	b.drawn, b.wide = time.Now(), false
 }
@@ -147,6 +202,9 @@ func (b *Bar) Stage(name string) {
 	defer b.mu.Unlock()
 	if b.s == nil {
 		return
+	}
+	if b.redraw != nil {
+		b.update() // the counts that came too soon to be drawn
 	}
 	b.s.end("")
 	b.drawn = time.Time{}
@@ -164,10 +222,11 @@ func (b *Bar) Finish() {
 	suffix := ""
 	if b.ctx.Err() != nil {
 		suffix = " interrupted"
-		if !b.drawn.IsZero() {
-			b.update() // with the counts that came too soon to be drawn
-		}
 	}
+	if !b.drawn.IsZero() && (b.redraw != nil || b.ctx.Err() != nil) {
+		b.update() // with the counts that came too soon to be drawn
+	}
+	b.cancelRedraw()
 	b.s.end(suffix)
 	b.drawn = time.Time{}
 }

@@ -72,8 +72,8 @@ func TestBar(t *testing.T) {
 		b.Batch(nil, sim.Counts{Expected: 100, Valid: 95, Invalid: 5}) // all in: drawn
 		b.Start(sim.Layout{Name: "next"})                              // ends the line
 		b.Finish()                                                     // nothing drawn since: no empty line
-		want := "\rstudy [===============               ]  50.0% 50/100 answers  5/s " +
-			"\rstudy [==============================] 100.0% 100/100 answers  10/s \n"
+		want := "\rstudy [===============               ]  50.0% 50/100 answers  5 answers/s " +
+			"\rstudy [==============================] 100.0% 100/100 answers  10 answers/s \n"
 		if got := buf.String(); got != want {
 			t.Errorf("got %q, want %q", got, want)
 		}
@@ -92,7 +92,7 @@ func TestBarStage(t *testing.T) {
 		sim.Stage(sim.Observers{sim.NoObserver{}, b}, sim.StageAnalysing)
 		sim.Stage(b, sim.StageWriting)
 		b.Finish() // nothing drawn since: no empty line
-		want := "\rstudy [==============================] 100.0% 100/100 answers  10/s \n" +
+		want := "\rstudy [==============================] 100.0% 100/100 answers  10 answers/s \n" +
 			"study: analysing\nstudy: writing results\n"
 		if got := buf.String(); got != want {
 			t.Errorf("got %q, want %q", got, want)
@@ -111,8 +111,9 @@ func TestBarNil(t *testing.T) {
 	}
 }
 
-// TestBarPrefetch: while requests are fetched ahead the bar counts them;
-// the answers' line that follows clears the longer line it replaces.
+// TestBarPrefetch: while requests are fetched ahead the bar counts them,
+// at a rate labelled as of requests; the fetch's last count stays on a
+// line of its own, and the answers' line follows.
 func TestBarPrefetch(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var buf bytes.Buffer
@@ -125,9 +126,10 @@ func TestBarPrefetch(t *testing.T) {
 		b.Prefetch(sim.Prefetching{Done: 40, Expected: 40, Ended: true})
 		b.Batch(nil, sim.Counts{Expected: 100, Valid: 100})
 		b.Finish()
-		want := "\rstudy [                              ]   0.0% 0/40 requests answered, 0/0 answers  0/s " +
-			"\rstudy [=======                       ]  25.0% 10/40 requests answered, 0/0 answers  5/s " +
-			"\rstudy [==============================] 100.0% 100/100 answers  50/s \x1b[K\n"
+		want := "\rstudy [                              ]   0.0% 0/40 requests answered, 0/0 answers  0 requests/s " +
+			"\rstudy [=======                       ]  25.0% 10/40 requests answered, 0/0 answers  5 requests/s " +
+			"\rstudy [==============================] 100.0% 40/40 requests answered, 0/0 answers  20 requests/s \n" +
+			"\rstudy [==============================] 100.0% 100/100 answers  50 answers/s \n"
 		if got := buf.String(); got != want {
 			t.Errorf("got %q, want %q", got, want)
 		}
@@ -198,8 +200,41 @@ func TestBarInterruptedRequests(t *testing.T) {
 		b.Batch(nil, sim.Counts{Expected: 2400})
 		b.Finish()
 		got := buf.String()
-		if !strings.HasSuffix(got, "29/216 requests answered, 0/0 answers  7/s  interrupted\n") || strings.Contains(got, "33/216") || strings.Contains(got, "0/2400") {
+		if !strings.HasSuffix(got, "29/216 requests answered, 0/0 answers  7 requests/s  interrupted\n") || strings.Contains(got, "33/216") || strings.Contains(got, "0/2400") {
 			t.Errorf("got %q, want the line of the 29/216 requests answered before the interrupt ended with interrupted, and nothing drawn after the interrupt", got)
 		}
+	})
+}
+
+// TestBarDrawsLastCount: the counts that come too soon after a drawing
+// (the rest of a burst of answers, or of requests) are drawn once
+// barEvery has passed, not only when the next burst comes; the fetch's
+// final count (216/216) is drawn before the answers' line replaces it.
+func TestBarDrawsLastCount(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var buf bytes.Buffer
+		b := NewBar(context.Background(), &buf, "")
+		b.Start(sim.Layout{Name: "study"})
+		b.Prefetch(sim.Prefetching{Done: 1, Expected: 216})
+		b.Prefetch(sim.Prefetching{Done: 8, Expected: 216}) // too soon
+		time.Sleep(time.Second)                             // no further count
+		synctest.Wait()
+		if !strings.HasSuffix(buf.String(), " 8/216 requests answered, 0/0 answers  80 requests/s ") {
+			t.Errorf("got %q, want the last count, 8/216 requests, drawn", buf.String())
+		}
+		b.Prefetch(sim.Prefetching{Done: 209, Expected: 216})
+		b.Prefetch(sim.Prefetching{Done: 216, Expected: 216})
+		b.Batch(nil, sim.Counts{Expected: 2400, Valid: 1})
+		b.Batch(nil, sim.Counts{Expected: 2400, Valid: 8}) // too soon
+		time.Sleep(time.Second)
+		synctest.Wait()
+		got := buf.String()
+		if !strings.Contains(got, " 216/216 requests answered, 0/0 answers  216 requests/s \n") {
+			t.Errorf("got %q, want the fetch's final 216/216 on a line of its own", got)
+		}
+		if !strings.HasSuffix(got, " 8/2400 answers  7 answers/s ") {
+			t.Errorf("got %q, want the last count, 8/2400 answers, drawn", got)
+		}
+		b.Finish()
 	})
 }
