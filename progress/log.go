@@ -56,7 +56,18 @@ type state struct {
 	pre         sim.Prefetching
 	prefetching bool
 	preStart    time.Time
+	// rateFrom is when the answers' rate is measured from, rateDone the
+	// answers in by then: the run's start, then the end of each fetch
+	// ahead, during which few answers can come; averaged over it, the
+	// rate would be too low and the time left absurd.
+	rateFrom time.Time
+	rateDone int64
 }
+
+// rateWindow is the time the answers' rate needs to be measured over: in
+// less, a few answers (those the fetch ahead left ready) would give an
+// absurd rate, and the rate and the time left are unknown.
+const rateWindow = time.Second
 
 // NewLog is a Log writing to w every period, as JSON objects when asJSON.
 // The periodic lines begin with Start.
@@ -132,24 +143,29 @@ func (p *Log) write(periodic bool) {
 	phase := st.Phase
 	var rate, eta, stepEl *float64
 	var req *requests
+	answering := false
 	switch {
 	case !st.stage.IsZero():
 		if phase != "ended" && phase != "interrupted" {
 			stepEl = ptr(now.Sub(st.stage).Seconds())
 		}
-		if phase == "interrupted" && st.pre.Expected > 0 {
-			// The requests the phase made before the interrupt,
-			// paid for although their answers are not all in.
+		if (phase == "interrupted" || phase == "ended") && st.pre.Expected > 0 {
+			// The requests the last phase made (before the interrupt:
+			// paid for although their answers are not all in), as
+			// final, since no periodic line may have shown them.
 			req = &requests{Done: st.pre.Done, Expected: st.pre.Expected}
 		}
 	case !st.answered.IsZero():
 		// All answers in, the next step not yet begun: nothing is left
 		// to estimate.
 	default:
-		r := float64(st.Done) / max(el, 1e-9)
-		rate = &r
-		if r > 0 && st.Done <= st.Expected {
-			eta = ptr(float64(st.Expected-st.Done) / r)
+		answering = true
+		if d := now.Sub(st.rateFrom); d >= rateWindow {
+			r := float64(st.Done-st.rateDone) / d.Seconds()
+			rate = &r
+			if r > 0 && st.Done <= st.Expected {
+				eta = ptr(float64(st.Expected-st.Done) / r)
+			}
 		}
 		if st.prefetching {
 			phase = prefetchPhase(st.Phase)
@@ -184,7 +200,7 @@ func (p *Log) write(periodic bool) {
 		text = fmt.Sprintf("%s: %s: %d/%d requests answered (%.1f%%), %.0f/s, %s; %d/%d answers, %s elapsed",
 			st.Run, phase, req.Done, req.Expected, 100*float64(req.Done)/float64(req.Expected),
 			*req.Rate, left(req.ETA), st.Done, st.Expected, elapsed)
-	case rate == nil:
+	case !answering:
 		if stepEl != nil && seconds(*stepEl) > 0 {
 			phase += " (" + seconds(*stepEl).String() + ")"
 		}
@@ -197,8 +213,12 @@ func (p *Log) write(periodic bool) {
 		if st.Expected > 0 {
 			pct = 100 * float64(st.Done) / float64(st.Expected)
 		}
-		text = fmt.Sprintf("%s: %s: %d/%d answers (%.1f%%), %.0f/s, %s, %s elapsed",
-			st.Run, phase, st.Done, st.Expected, pct, *rate, left(eta), elapsed)
+		r := "rate unknown"
+		if rate != nil {
+			r = fmt.Sprintf("%.0f/s", *rate)
+		}
+		text = fmt.Sprintf("%s: %s: %d/%d answers (%.1f%%), %s, %s, %s elapsed",
+			st.Run, phase, st.Done, st.Expected, pct, r, left(eta), elapsed)
 	}
 	if periodic && text == p.last {
 		return
@@ -291,7 +311,7 @@ func (r *runLog) Start(l sim.Layout) {
 		name = l.Name
 	}
 	r.p.mu.Lock()
-	r.p.st = state{Run: name, Phase: "answering", phases: len(l.Plan.Phases), start: time.Now(), Expected: expectedAnswers(l)}
+	r.p.st = state{Run: name, Phase: "answering", phases: len(l.Plan.Phases), start: time.Now(), rateFrom: time.Now(), Expected: expectedAnswers(l)}
 	r.p.mu.Unlock()
 }
 
@@ -328,7 +348,11 @@ func (r *runLog) Prefetch(pf sim.Prefetching) {
 		st.preStart = time.Now()
 	}
 	st.pre = pf
+	was := st.prefetching
 	st.prefetching = !pf.Ended && pf.Expected > 0 && pf.Done < pf.Expected
+	if was && !st.prefetching {
+		st.rateFrom, st.rateDone = time.Now(), st.Done // answering begins
+	}
 }
 
 // Stage writes a line at once: the run has moved on to name.

@@ -138,7 +138,7 @@ func TestProgressPrefetch(t *testing.T) {
 			if !asJSON {
 				for i, want := range []string{
 					"study: prefetching: 100/400 requests answered (25.0%), 10/s, ETA 30s; 30/1200 answers, 10s elapsed",
-					"study: answering: 600/1200 answers (50.0%), 30/s, ETA 20s, 20s elapsed",
+					"study: answering: 600/1200 answers (50.0%), 57/s, ETA 10s, 20s elapsed", // 570 answers in the 10 s since the fetch ended
 				} {
 					if !strings.Contains(lines[i], want) {
 						t.Errorf("line %d: got %q, want it to contain %q", i, lines[i], want)
@@ -314,4 +314,98 @@ func TestProgressStageOnce(t *testing.T) {
 			t.Errorf("got %d lines of the writing step, want 1:\n%s", n, buf.String())
 		}
 	})
+}
+
+// TestProgressETAAfterPrefetch: the answers' rate is measured from the end
+// of the fetch ahead, during which few answers can come, not from the
+// run's start: just after it the rate and the time left are unknown,
+// rather than an average over the fetch that gives an absurd time left.
+func TestProgressETAAfterPrefetch(t *testing.T) {
+	for _, asJSON := range []bool{false, true} {
+		synctest.Test(t, func(t *testing.T) {
+			var buf bytes.Buffer
+			p := NewLog(&buf, asJSON, 10*time.Second)
+			stop := p.Start(t.Context())
+			obs := p.Observer("")
+			obs.Start(sim.Layout{Name: "study", Plan: &sim.Plan{Phases: make([]sim.Phase, 1)}})
+			obs.Phase(sim.PhaseStart{})
+			pf := obs.(sim.PrefetchObserver)
+			pf.Prefetch(sim.Prefetching{Expected: 216})
+			time.Sleep(99500 * time.Millisecond)
+			obs.Batch(nil, sim.Counts{Expected: 2400, Valid: 300}) // answered during the fetch
+			pf.Prefetch(sim.Prefetching{Done: 216, Expected: 216, Ended: true})
+			time.Sleep(500 * time.Millisecond) // the line at 100 s
+			synctest.Wait()
+			obs.Batch(nil, sim.Counts{Expected: 2400, Valid: 1350})
+			time.Sleep(10 * time.Second) // the line at 110 s
+			synctest.Wait()
+			stop()
+			lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+			if len(lines) < 3 {
+				t.Fatalf("got %d lines, want at least 3:\n%s", len(lines), buf.String())
+			}
+			just, later := lines[len(lines)-3], lines[len(lines)-2]
+			if !asJSON {
+				if want := "study: answering: 300/2400 answers (12.5%), rate unknown, ETA unknown, 1m40s elapsed"; !strings.HasSuffix(just, " "+want) {
+					t.Errorf("got %q, want it to end in %q", just, want)
+				}
+				// 1050 answers in the 10.5 s since the fetch ended.
+				if want := "study: answering: 1350/2400 answers (56.2%), 100/s, ETA 10s, 1m50s elapsed"; !strings.HasSuffix(later, " "+want) {
+					t.Errorf("got %q, want it to end in %q", later, want)
+				}
+				return
+			}
+			var j, l map[string]any
+			if err := json.Unmarshal([]byte(just), &j); err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal([]byte(later), &l); err != nil {
+				t.Fatal(err)
+			}
+			_, rate := j["rate_per_second"]
+			_, eta := j["eta_seconds"]
+			if rate || eta || j["done"] != 300.0 {
+				t.Errorf("got %s, want 300 answers and no rate_per_second nor eta_seconds", just)
+			}
+			if l["rate_per_second"] != 100.0 || l["eta_seconds"] != 10.5 {
+				t.Errorf("got %s, want 100 answers/s and 10.5 s left", later)
+			}
+		})
+	}
+}
+
+// TestProgressEndedRequests: the ended line carries the last phase's
+// requests, final (216/216), not only the last periodic line's (214/216).
+func TestProgressEndedRequests(t *testing.T) {
+	for _, asJSON := range []bool{false, true} {
+		synctest.Test(t, func(t *testing.T) {
+			var buf bytes.Buffer
+			p := NewLog(&buf, asJSON, 10*time.Second)
+			stop := p.Start(t.Context())
+			obs := p.Observer("")
+			obs.Start(sim.Layout{Name: "study", Plan: &sim.Plan{Phases: make([]sim.Phase, 1)}})
+			obs.Phase(sim.PhaseStart{})
+			pf := obs.(sim.PrefetchObserver)
+			pf.Prefetch(sim.Prefetching{Expected: 216})
+			pf.Prefetch(sim.Prefetching{Done: 214, Expected: 216})
+			time.Sleep(10 * time.Second)
+			synctest.Wait()
+			pf.Prefetch(sim.Prefetching{Done: 216, Expected: 216, Ended: true})
+			obs.Batch(nil, sim.Counts{Expected: 2400, Valid: 2400})
+			obs.(sim.Stager).Stage(sim.StageAnalysing)
+			stop()
+			lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+			last := lines[len(lines)-1]
+			want := "study: ended: 216/216 requests answered, 2400/2400 answers, 10s elapsed"
+			if asJSON {
+				want = `"phase":"ended","done":2400,"expected":2400,`
+				if !strings.Contains(last, `"requests":{"done":216,"expected":216}`) {
+					t.Errorf("last line %q, want requests 216 of 216", last)
+				}
+			}
+			if !strings.Contains(last, want) {
+				t.Errorf("last line %q, want it to contain %q", last, want)
+			}
+		})
+	}
 }
