@@ -73,7 +73,7 @@ func (b *Bar) Start(l sim.Layout) {
 }
 
 // Batch redraws the bar, at most every barEvery and when the answers are
-// all in.
+// all in; counts that come sooner are drawn once barEvery has passed.
 func (b *Bar) Batch(_ *agent.Batch, n sim.Counts) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -115,7 +115,8 @@ func (b *Bar) cancelRedraw() {
 
 // Prefetch redraws the bar with the requests of the fetch ahead answered
 // (whoever made them: the fetch or an agent) and planned, at most every
-// barEvery and when the fetch is over.
+// barEvery (counts that come sooner are drawn once it has passed) and
+// when the fetch is over, its final count then left on a line of its own.
 //
 // Once the run is interrupted the bar is no longer redrawn: its last line,
 // the requests answered until then (paid for, whatever the answers) or the
