@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -173,9 +174,8 @@ func (b *Bar) draw(fetch bool) {
 	if p := b.pre; fetch {
 		f := float64(p.Done) / float64(p.Expected)
 		full := int(min(f, 1) * width)
-		rate := float64(p.Done) / max(time.Since(b.preStart).Seconds(), 1e-9)
-		b.s.draw(fmt.Sprintf("%s [%s%s] %5.1f%% %d/%d requests answered, %d/%d answers  %.0f requests/s ", b.name,
-			strings.Repeat("=", full), strings.Repeat(" ", width-full), 100*f, p.Done, p.Expected, done, total, rate))
+		b.s.draw(fmt.Sprintf("%s [%s%s] %5.1f%% %d/%d requests answered, %d/%d answers  %s requests/s ", b.name,
+			strings.Repeat("=", full), strings.Repeat(" ", width-full), 100*f, p.Done, p.Expected, done, total, barRate(p.Done, time.Since(b.preStart))))
 		b.drawn, b.wide = time.Now(), true
 		return
 	}
@@ -184,14 +184,12 @@ func (b *Bar) draw(fetch bool) {
 	}
 	f := float64(done) / float64(total)
 	full := int(f * width)
-	el := time.Since(b.start).Seconds()
-	rate := float64(done) / max(el, 1e-9)
 	clear := ""
 	if b.wide {
 		clear = "\x1b[K" // the fetch's line was longer
 	}
-	b.s.draw(fmt.Sprintf("%s [%s%s] %5.1f%% %d/%d answers  %.0f answers/s %s", b.name,
-		strings.Repeat("=", full), strings.Repeat(" ", width-full), 100*f, done, total, rate, clear))
+	b.s.draw(fmt.Sprintf("%s [%s%s] %5.1f%% %d/%d answers  %s answers/s %s", b.name,
+		strings.Repeat("=", full), strings.Repeat(" ", width-full), 100*f, done, total, barRate(done, time.Since(b.start)), clear))
 	b.drawn, b.wide = time.Now(), false
 }
 
@@ -230,4 +228,13 @@ func (b *Bar) Finish() {
 	b.cancelRedraw()
 	b.s.end(suffix)
 	b.drawn = time.Time{}
+}
+
+// barRate is n counted over el per second, or "-" in the first second,
+// when one early count would read as thousands per second.
+func barRate(n int64, el time.Duration) string {
+	if el < time.Second {
+		return "-"
+	}
+	return strconv.FormatFloat(float64(n)/el.Seconds(), 'f', 0, 64)
 }
