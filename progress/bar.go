@@ -38,6 +38,11 @@ type Bar struct {
 	preDone  bool // the fetch's last count is drawn
 	wide     bool
 	answers  sim.Counts
+	// The answers' rate counts those after ansBase, from ansFrom: the
+	// end of the last fetch ahead (the run's start without one), when the
+	// answers begin to come.
+	ansFrom time.Time
+	ansBase int64
 	// redraw, when not nil, draws the counts that came too soon after
 	// the last drawing once barEvery has passed since it, so that the end
 	// of a burst of answers shows without waiting for the next burst.
@@ -67,6 +72,7 @@ func (b *Bar) Start(l sim.Layout) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.start, b.name = time.Now(), b.label
+	b.ansFrom, b.ansBase = b.start, 0
 	b.pre, b.answers = sim.Prefetching{}, sim.Counts{Expected: expectedAnswers(l)}
 	if b.name == "" {
 		b.name = l.Name
@@ -140,6 +146,7 @@ func (b *Bar) Prefetch(p sim.Prefetching) {
 		// request answered, or those answered when the answers came
 		// first); the answers' line follows.
 		b.preDone = true
+		b.ansFrom, b.ansBase = time.Now(), b.answers.Valid+b.answers.Invalid
 		if b.s != nil {
 			b.draw(true)
 			b.s.end("")
@@ -189,7 +196,7 @@ func (b *Bar) draw(fetch bool) {
 		clear = "\x1b[K" // the fetch's line was longer
 	}
 	b.s.draw(fmt.Sprintf("%s [%s%s] %5.1f%% %d/%d answers  %s answers/s %s", b.name,
-		strings.Repeat("=", full), strings.Repeat(" ", width-full), 100*f, done, total, barRate(done, time.Since(b.start)), clear))
+		strings.Repeat("=", full), strings.Repeat(" ", width-full), 100*f, done, total, barRate(done-b.ansBase, time.Since(b.ansFrom)), clear))
 	b.drawn, b.wide = time.Now(), false
 }
 

@@ -129,7 +129,7 @@ func TestBarPrefetch(t *testing.T) {
 		want := "\rstudy [                              ]   0.0% 0/40 requests answered, 0/0 answers  - requests/s " +
 			"\rstudy [=======                       ]  25.0% 10/40 requests answered, 0/0 answers  5 requests/s " +
 			"\rstudy [==============================] 100.0% 40/40 requests answered, 0/0 answers  20 requests/s \n" +
-			"\rstudy [==============================] 100.0% 100/100 answers  50 answers/s \n"
+			"\rstudy [==============================] 100.0% 100/100 answers  - answers/s \n"
 		if got := buf.String(); got != want {
 			t.Errorf("got %q, want %q", got, want)
 		}
@@ -233,9 +233,48 @@ func TestBarDrawsLastCount(t *testing.T) {
 		if !strings.Contains(got, " 216/216 requests answered, 0/0 answers  216 requests/s \n") {
 			t.Errorf("got %q, want the fetch's final 216/216 on a line of its own", got)
 		}
-		if !strings.HasSuffix(got, " 8/2400 answers  7 answers/s ") {
+		if !strings.HasSuffix(got, " 8/2400 answers  - answers/s ") { // 0.1 s after the fetch: no rate yet
 			t.Errorf("got %q, want the last count, 8/2400 answers, drawn", got)
 		}
 		b.Finish()
 	})
+}
+
+// TestBarAnswersRateAfterFetch: the answers' rate counts from the end of
+// the fetch ahead, when answers can begin to come, not from the run's
+// start: 200 answers 2 s after a 10 s fetch are 100 a second, not 17.
+func TestBarAnswersRateAfterFetch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var buf bytes.Buffer
+		b := NewBar(context.Background(), &buf, "")
+		b.Start(sim.Layout{Name: "study"})
+		b.Prefetch(sim.Prefetching{Expected: 40})
+		time.Sleep(10 * time.Second)
+		b.Prefetch(sim.Prefetching{Done: 40, Expected: 40, Ended: true})
+		time.Sleep(2 * time.Second)
+		b.Batch(nil, sim.Counts{Expected: 400, Valid: 200})
+		if got := buf.String(); !strings.HasSuffix(got, " 200/400 answers  100 answers/s ") {
+			t.Errorf("got %q, want 200 answers at 100 answers/s", got)
+		}
+		b.Finish()
+	})
+}
+
+// TestScreenFitsTheTerminal: a bar line longer than the terminal is cut
+// to its width less one column (a wrapped line could not be redrawn in
+// place), and the suffix that ends it still fits on its row.
+func TestScreenFitsTheTerminal(t *testing.T) {
+	var buf bytes.Buffer
+	s := &Screen{w: &buf, width: func() int { return 20 }}
+	s.draw("study [=====     ]  50.0% 5/10 answers")
+	s.end(" interrupted")
+	want := "\rstudy [=====     ] " + "\rstudy [ interrupted\x1b[K\n"
+	if got := buf.String(); got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	for _, row := range strings.Split(strings.ReplaceAll(buf.String(), "\x1b[K", ""), "\r") {
+		if n := len(strings.TrimSuffix(row, "\n")); n > 19 {
+			t.Errorf("row %q: %d columns, want at most 19", row, n)
+		}
+	}
 }

@@ -12,6 +12,10 @@ import (
 // (NewBar) goes through its lock; so does whatever is written to it.
 type Screen struct {
 	w io.Writer
+	// width is the terminal's columns now (0: unknown, or not a
+	// terminal); a bar line is cut to fit, since a line longer than the
+	// terminal wraps and "\r" then redraws only its last row.
+	width func() int
 
 	mu sync.Mutex
 	// bar is the bar's line as last drawn, without its "\r" ("": none),
@@ -22,7 +26,21 @@ type Screen struct {
 }
 
 // NewScreen is w shared by a bar and other writers.
-func NewScreen(w io.Writer) *Screen { return &Screen{w: w} }
+func NewScreen(w io.Writer) *Screen { return &Screen{w: w, width: func() int { return termWidth(w) }} }
+
+// fit is line cut to leave room for tail within the terminal's width, one
+// column spare (a line that fills the last column wraps on some
+// terminals).
+func (s *Screen) fit(line string, tail int) string {
+	w := s.width()
+	if w <= 0 {
+		return line
+	}
+	if n := w - 1 - tail; len(line) > n {
+		return line[:max(n, 0)]
+	}
+	return line
+}
 
 // Write writes p, a log line or a message. With the bar drawn, p starts
 // on a new line, and the bar is drawn again once p ends its line.
@@ -50,6 +68,7 @@ func (s *Screen) Write(p []byte) (int, error) {
 func (s *Screen) draw(line string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	line = s.fit(line, 0)
 	s.bar = line
 	if !s.open {
 		io.WriteString(s.w, "\r"+line)
@@ -68,7 +87,12 @@ func (s *Screen) end(suffix string) {
 		io.WriteString(s.w, "\n\r"+s.bar)
 		s.open = false
 	}
-	io.WriteString(s.w, suffix+"\n")
+	if bar := s.fit(s.bar, len(suffix)); bar != s.bar {
+		// Redrawn shorter, so that the suffix fits on the bar's row.
+		io.WriteString(s.w, "\r"+bar+suffix+"\x1b[K\n")
+	} else {
+		io.WriteString(s.w, suffix+"\n")
+	}
 	s.bar = ""
 }
 
