@@ -279,18 +279,8 @@ func TestProgressInterruptedRequests(t *testing.T) {
 			pf.Prefetch(sim.Prefetching{Done: 80, Expected: 216})
 			pf.Prefetch(sim.Prefetching{Done: 80, Expected: 216, Ended: true})
 			stop()
-			lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-			last := lines[len(lines)-1]
-			want := "study: interrupted: 72/216 requests answered, 0/2400 answers"
-			if asJSON {
-				want = `"phase":"interrupted","done":0,"expected":2400,`
-				if !strings.Contains(last, `"requests":{"done":72,"expected":216}`) {
-					t.Errorf("last line %q, want requests 72 of 216", last)
-				}
-			}
-			if !strings.Contains(last, want) {
-				t.Errorf("last line %q, want it to contain %q", last, want)
-			}
+			lastLineSays(t, &buf, asJSON, "study: interrupted: 72/216 requests answered, 0/2400 answers",
+				`"phase":"interrupted","done":0,"expected":2400,`, `"requests":{"done":72,"expected":216}`)
 		})
 	}
 }
@@ -394,18 +384,25 @@ func TestProgressEndedRequests(t *testing.T) {
 			obs.Batch(nil, sim.Counts{Expected: 2400, Valid: 2400})
 			obs.(sim.Stager).Stage(sim.StageAnalysing)
 			stop()
-			lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-			last := lines[len(lines)-1]
-			want := "study: ended: 216/216 requests answered, 2400/2400 answers, 10s elapsed"
-			if asJSON {
-				want = `"phase":"ended","done":2400,"expected":2400,`
-				if !strings.Contains(last, `"requests":{"done":216,"expected":216}`) {
-					t.Errorf("last line %q, want requests 216 of 216", last)
-				}
-			}
-			if !strings.Contains(last, want) {
-				t.Errorf("last line %q, want it to contain %q", last, want)
-			}
+			lastLineSays(t, &buf, asJSON, "study: ended: 216/216 requests answered, 2400/2400 answers, 10s elapsed",
+				`"phase":"ended","done":2400,"expected":2400,`, `"requests":{"done":216,"expected":216}`)
 		})
+	}
+}
+
+// lastLineSays checks that the last progress line in buf contains text
+// (lines) or phase and requests (JSON).
+func lastLineSays(t *testing.T, buf *bytes.Buffer, asJSON bool, text, phase, requests string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	last, want := lines[len(lines)-1], text
+	if asJSON {
+		want = phase
+		if !strings.Contains(last, requests) {
+			t.Errorf("last line %q, want it to contain %q", last, requests)
+		}
+	}
+	if !strings.Contains(last, want) {
+		t.Errorf("last line %q, want it to contain %q", last, want)
 	}
 }
