@@ -19,9 +19,9 @@ the cost when the model gives price_per_mtok_in and price_per_mtok_out.
 
 Each endpoint is first asked for its model list (no tokens); one that
 cannot be reached stops the plan within seconds with its URL and the cause.
-The requests are counted by rehearsing the run against the synthetic
-respondents in this process, without the cache: the same prompts, the same
-batching, the same calibration and game rounds. Prompt tokens are
+The requests are counted by rehearsing a first run (a fresh reply cache) on the synthetic
+respondents in this process: the same prompts, batching, calibration and game rounds. A run
+with --no-cache asks a prompt again in each phase that needs it; its own block counts that. Prompt tokens are
 estimated as characters/4 (no tokenizer is bundled); for an endpoint that
 is 'society model-server' they are words, as that server counts them.`
 

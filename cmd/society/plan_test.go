@@ -166,3 +166,59 @@ func TestPlanUnreachable(t *testing.T) {
 		t.Errorf("got exit %d, stderr %q; want 1 naming %s/v1/models and the refused connection", code, stderr, url)
 	}
 }
+
+// TestPlanNoCacheMatchesModelServer: a run with --no-cache asks a prompt
+// again in each phase that needs it (the calibration's, then the main
+// run's), and the block at its top counts those requests, exactly as the
+// server counts them.
+func TestPlanNoCacheMatchesModelServer(t *testing.T) {
+	means, err := population.HumanMeans(syntheticMeans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := modelserver.New(llm.NewSynthetic(1, means), modelserver.Options{Seed: 1})
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	dir := t.TempDir()
+	file := writeScenario(t, dir, "plan", fmt.Sprintf(`name = "plan-no-cache"
+seed = 3
+[population]
+size = 20
+strategies = ["model-specific"]
+calibration = 10
+[[models]]
+name = "dist"
+backend = "openai"
+base_url = %q
+model = "synthetic-respondents"
+mode = "distribution"
+concurrency = 8
+timeout = "10s"
+seed = 7
+[[questionnaires]]
+name = "pvq40"
+items = 20
+[analysis]
+bootstrap_iterations = 5
+null_iterations = 19
+`, hs.URL+"/v1"))
+	stdout, stderr, code := runCLI(t, "plan", file, "--json")
+	if code != 0 {
+		t.Fatalf("plan: exit %d: %s", code, stderr)
+	}
+	var p backend.Plan
+	if err := json.Unmarshal([]byte(stdout), &p); err != nil {
+		t.Fatal(err)
+	}
+	_, runErr, code := runCLI(t, "run", file, "--out", filepath.Join(dir, "out"), "--no-cache", "--progress-every", "1h")
+	if code != 0 {
+		t.Fatalf("run: exit %d: %s", code, runErr)
+	}
+	served := srv.Stats().Requests
+	if served <= p.Models[0].Requests {
+		t.Fatalf("the --no-cache run made %d requests, a first run with a cache %d: the test needs a prompt asked again", served, p.Models[0].Requests)
+	}
+	if !regexp.MustCompile(`(?m)^\s*dist\s+distribution\s+` + strconv.FormatInt(served, 10) + `\s`).MatchString(runErr) {
+		t.Errorf("the --no-cache run's block does not count the %d requests the server counted:\n%s", served, runErr)
+	}
+}

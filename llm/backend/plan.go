@@ -176,8 +176,10 @@ func EstimateCached(ctx context.Context, sc *scenarios.Scenario, latency time.Du
 	}
 	defer os.RemoveAll(cacheDir)
 	// A fresh reply cache, as a first run has: the calibration's replies
-	// serve the main run's equal prompts, as they will.
-	first, err := rehearse(ctx, sc, New(cacheDir, nil, nil))
+	// serve the main run's equal prompts, as they will. A run that writes
+	// no reply it could read again (--no-cache; a read-only cache) asks
+	// such a prompt again each time, and is rehearsed so.
+	first, err := rehearse(ctx, sc, New(cacheDir, nil, nil).WithCache(c.firstMode(), nil))
 	if err != nil {
 		return nil, err
 	}
@@ -229,6 +231,20 @@ func EstimateCached(ctx context.Context, sc *scenarios.Scenario, latency time.Du
 		out.Cost = &total
 	}
 	return out, nil
+}
+
+// firstMode is the cache mode of a first run with c, over an empty
+// cache: the run's own, or off for one that only reads (it finds
+// nothing); read-write without c.
+func (c *ReplyCache) firstMode() llm.CacheMode {
+	switch {
+	case c == nil:
+		return llm.CacheReadWrite
+	case c.Mode == llm.CacheRead:
+		return llm.CacheOff
+	default:
+		return c.Mode
+	}
 }
 
 // read reports the directory of the stores a run with c reads: none when
