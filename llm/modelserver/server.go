@@ -1,12 +1,14 @@
 package modelserver
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -320,8 +322,7 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, chat bool) {
 	ctx := r.Context()
 
 	var body srvRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, srvMaxBody))
-	if err := dec.Decode(&body); err != nil {
+	if err := srvDecode(w, r, &body); err != nil {
 		s.badRequests.Add(1)
 		srvWriteError(w, http.StatusBadRequest, "invalid_request_error", "invalid_json",
 			fmt.Sprintf("decode request body: %v", err))
@@ -448,13 +449,36 @@ func srvWriteError(w http.ResponseWriter, status int, typ, code, msg string) {
 	srvWriteJSON(w, status, srvErrorBody{Error: srvErrorDetail{Message: msg, Type: typ, Code: code}})
 }
 
+// srvBuffers are the bodies being read and the replies being written,
+// reused from request to request.
+var srvBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// srvDecode reads a request body of at most srvMaxBody bytes into v (see
+// srvDecodeRequest).
+func srvDecode(w http.ResponseWriter, r *http.Request, v *srvRequest) error {
+	buf := srvBuffers.Get().(*bytes.Buffer)
+	defer func() {
+		buf.Reset()
+		srvBuffers.Put(buf)
+	}()
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, srvMaxBody)); err != nil {
+		return err
+	}
+	return srvDecodeRequest(buf.Bytes(), v)
+}
+
 func srvWriteJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
+	buf := srvBuffers.Get().(*bytes.Buffer)
+	defer func() {
+		buf.Reset()
+		srvBuffers.Put(buf)
+	}()
+	// Encode writes what json.Marshal returns and a newline.
+	if err := json.NewEncoder(buf).Encode(v); err != nil {
 		// Every value written is built here from finite numbers and strings.
 		panic(fmt.Sprintf("llm server: encode response: %v", err))
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
+	w.Write(buf.Bytes())
 }

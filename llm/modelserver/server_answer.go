@@ -2,13 +2,14 @@ package modelserver
 
 import (
 	"fmt"
-	"hash/fnv"
 	"math"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/society-sim/society/agent"
 )
@@ -40,19 +41,22 @@ type srvChoice struct {
 type srvPrompt struct {
 	q     srvQuestion
 	dist  []float64 // raw probabilities over q.lo..q.hi
-	first []srvTop  // the first position's top log-probabilities, best first
+	first []srvTop  // the first position's top log-probabilities, best first; nil without logprobs
 	base  uint64    // seed of the prompt's random streams
 }
 
 func (s *Server) prepare(req uint64, text string, p srvParams) *srvPrompt {
 	q := s.index.understand(text)
 	dist := s.distribution(q)
-	first := make([]srvTop, 0, len(dist)+1)
-	for k, pk := range dist {
-		first = append(first, srvTop{strconv.Itoa(q.lo + k), srvLog(pk * (1 - srvNonAnswer))})
+	var first []srvTop
+	if p.logprobs {
+		first = make([]srvTop, 0, len(dist)+1)
+		for k, pk := range dist {
+			first = append(first, srvTop{strconv.Itoa(q.lo + k), srvLog(pk * (1 - srvNonAnswer))})
+		}
+		first = append(first, srvTop{srvNonAnswerToken, srvLog(srvNonAnswer)})
+		sort.SliceStable(first, func(i, j int) bool { return first[i].logprob > first[j].logprob })
 	}
-	first = append(first, srvTop{srvNonAnswerToken, srvLog(srvNonAnswer)})
-	sort.SliceStable(first, func(i, j int) bool { return first[i].logprob > first[j].logprob })
 
 	h := promptHash(text)
 	var base uint64
@@ -226,7 +230,14 @@ func (pr *srvPrompt) garbage(u float64) string {
 // with their leading space, punctuation marks.
 var srvToken = regexp.MustCompile(`\s*(?:\d|[\p{L}]+|[^\s\p{L}\d])`)
 
-func srvTokens(text string) []string { return srvToken.FindAllString(text, -1) }
+func srvTokens(text string) []string {
+	if len(text) == 1 && text[0] < utf8.RuneSelf && !strings.ContainsRune("\t\n\f\r ", rune(text[0])) {
+		// A lone ASCII character that is not \s (most replies: a digit)
+		// is its own token.
+		return []string{text}
+	}
+	return srvToken.FindAllString(text, -1)
+}
 
 // tokenLogprobs gives every token a log-probability and the top list of its
 // position. The first position carries the answer distribution; the rest of
@@ -333,13 +344,33 @@ func srvBytes(s string) []int {
 	return out
 }
 
-func srvWords(s string) int { return len(strings.Fields(s)) }
+// srvWords counts the words of s as strings.Fields splits them (runs of
+// characters that are not unicode.IsSpace), without making the slice.
+func srvWords(s string) int {
+	n, inWord := 0, false
+	for i := 0; i < len(s); {
+		var space bool
+		if c := s[i]; c < utf8.RuneSelf {
+			space = c == ' ' || '\t' <= c && c <= '\r'
+			i++
+		} else {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			space = unicode.IsSpace(r)
+			i += size
+		}
+		if !space && !inWord {
+			n++
+		}
+		inWord = !space
+	}
+	return n
+}
 
 func (s *Server) chatResponse(req uint64, model string, p srvParams) *srvChatResponse {
 	text := p.prompts[0]
 	pr := s.prepare(req, text, p)
 	out := &srvChatResponse{
-		ID:                fmt.Sprintf("chatcmpl-%s-%d", syntheticName, req),
+		ID:                "chatcmpl-" + syntheticName + "-" + strconv.FormatUint(req, 10),
 		Object:            "chat.completion",
 		Created:           time.Now().Unix(),
 		Model:             model,
@@ -376,7 +407,7 @@ func (s *Server) chatResponse(req uint64, model string, p srvParams) *srvChatRes
 
 func (s *Server) completionResponse(req uint64, model string, p srvParams) *srvCompletionResponse {
 	out := &srvCompletionResponse{
-		ID:                fmt.Sprintf("cmpl-%s-%d", syntheticName, req),
+		ID:                "cmpl-" + syntheticName + "-" + strconv.FormatUint(req, 10),
 		Object:            "text_completion",
 		Created:           time.Now().Unix(),
 		Model:             model,
@@ -423,7 +454,14 @@ func (s *Server) completionResponse(req uint64, model string, p srvParams) *srvC
 
 // promptHash is the 64-bit FNV-1a hash of a prompt.
 func promptHash(text string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(text))
-	return h.Sum64()
+	const (
+		offset64 = 14695981039346656037
+		prime64  = 1099511628211
+	)
+	h := uint64(offset64)
+	for i := 0; i < len(text); i++ {
+		h ^= uint64(text[i])
+		h *= prime64
+	}
+	return h
 }

@@ -28,6 +28,11 @@ type srvRequest struct {
 		Choice []string `json:"choice"`
 	} `json:"structured_outputs"`
 	GuidedChoice []string `json:"guided_choice"`
+
+	// texts are the messages' contents when every one is a JSON string or
+	// null (srvDecodeRequest's single pass); nil otherwise, when params
+	// reads Messages.
+	texts []string
 }
 
 type srvMessage struct {
@@ -109,7 +114,7 @@ func (r *srvRequest) params(chat bool) (srvParams, error) {
 	}
 
 	if chat {
-		if len(r.Messages) == 0 {
+		if len(r.Messages) == 0 && len(r.texts) == 0 {
 			return p, fmt.Errorf("messages: at least one message is required")
 		}
 		var parts []string
@@ -118,6 +123,11 @@ func (r *srvRequest) params(chat bool) (srvParams, error) {
 			if err != nil {
 				return p, fmt.Errorf("messages[%d].content: %w", i, err)
 			}
+			if text != "" {
+				parts = append(parts, text)
+			}
+		}
+		for _, text := range r.texts {
 			if text != "" {
 				parts = append(parts, text)
 			}
@@ -194,4 +204,33 @@ func srvContent(raw json.RawMessage) (string, error) {
 		}
 	}
 	return strings.Join(texts, "\n\n"), nil
+}
+
+// srvStringMessages is a request whose messages' contents are all strings
+// (or null), as nearly every client sends them: decoded in one pass, where
+// srvRequest keeps each content raw and reads it again.
+type srvStringMessages struct {
+	srvRequest
+	Messages []struct {
+		Role    string `json:"role"` // unread, but a role of another type fails as before
+		Content string `json:"content"`
+	} `json:"messages"`
+}
+
+// srvDecodeRequest decodes a request body into r. A body that is one JSON
+// value whose messages' contents are strings or null takes a single pass of
+// json.Unmarshal; any other goes through json.Decoder and srvRequest's raw
+// contents, for their leniency and their errors.
+func srvDecodeRequest(body []byte, r *srvRequest) error {
+	var fast srvStringMessages
+	if json.Unmarshal(body, &fast) == nil {
+		*r = fast.srvRequest
+		r.Messages = nil
+		r.texts = make([]string, len(fast.Messages))
+		for i, m := range fast.Messages {
+			r.texts[i] = m.Content
+		}
+		return nil
+	}
+	return json.NewDecoder(bytes.NewReader(body)).Decode(r)
 }

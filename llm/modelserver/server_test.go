@@ -30,7 +30,7 @@ import (
 	"github.com/society-sim/society/values"
 )
 
-func srvTestSynthetic(t *testing.T) *llm.Synthetic {
+func srvTestSynthetic(t testing.TB) *llm.Synthetic {
 	t.Helper()
 	means, err := population.HumanMeans("pvq40_smacof")
 	if err != nil {
