@@ -138,10 +138,6 @@ func (h *AgentHost) serveRun(ctx context.Context, rec RunRecord) error {
 		defer wg.Done()
 		st.loop(ctx)
 	}()
-	fetchAhead := map[string]bool{}
-	for _, m := range sc.Models {
-		fetchAhead[m.Name] = m.Mode == scenarios.Distribution
-	}
 	w := &Worker{
 		JS: h.JS, Subjects: Subjects{Run: rec.ID}, Shard: shard,
 		Instrument:  p.Instrument,
@@ -150,19 +146,18 @@ func (h *AgentHost) serveRun(ctx context.Context, rec RunRecord) error {
 		Settle:     func(ctx context.Context, _ TaskMsg) { st.put(ctx) },
 		// Agents ask their items one after another: without a fetch
 		// ahead only their current questions are in flight (one per
-		// persona in distribution mode), however large the models'
-		// concurrency. Each task's distinct questions are fetched ahead
-		// as a single process fetches a phase's, at the model's
-		// concurrency; tasks served at once share their requests, and
-		// hosts share replies through the cache's shared tier. Only in
-		// distribution mode: in sample mode the fetch of a persona's
-		// question takes the samples of every agent of the run holding
-		// it, which other hosts' agents may be the ones to read.
+		// persona in distribution mode, one per agent in sample mode),
+		// however large the models' concurrency. Each task's distinct
+		// questions are fetched ahead as a single process fetches a
+		// phase's, at the model's concurrency: in sample mode only the
+		// samples of the task's agents (a share, sim.SharePrefetcher),
+		// since the persona's other samples are other hosts' agents' to
+		// read. Tasks served at once share their requests, and hosts
+		// share replies through the run's fetch claims (a segment of
+		// samples on the border of two tasks is paid for once) and the
+		// cache's shared tier.
 		Prefetch: func(ctx context.Context, t TaskMsg) func() {
-			if !fetchAhead[t.Model] {
-				return func() {}
-			}
-			return sim.PrefetchTasks(ctx, p, []sim.Task{simTask(t)}, rec.Shards, st.pre.task(), h.Log.With("run", rec.ID))
+			return sim.PrefetchTasks(ctx, p, []sim.Task{simTask(t)}, rec.Shards, true, st.pre.task(), h.Log.With("run", rec.ID))
 		},
 		Served: func(_ TaskMsg, answers int) {
 			h.served.Add(1)

@@ -69,13 +69,14 @@ func (c *Client) Prefetch(ctx context.Context, qs []*agent.Question) error {
 // returns when they are done, with Prefetch's error, and must be called.
 // Planning takes well under a microsecond per question.
 func (c *Client) StartPrefetch(ctx context.Context, qs []*agent.Question) (wait func() error) {
-	return c.startPrefetch(ctx, qs, nil)
+	return c.startPrefetch(ctx, qs, nil, nil)
 }
 
 // startPrefetch is StartPrefetch telling progress, when not nil, how far
-// it is (see StartStartPrefetchCounted).
-func (c *Client) startPrefetch(ctx context.Context, qs []*agent.Question, progress func(done, planned int)) (wait func() error) {
-	jobs, count, err := c.planCounted(qs, progress)
+// it is (see StartPrefetchCounted), and fetching only the samples from
+// first[i] of qs[i] when first is not nil (see StartPrefetchShare).
+func (c *Client) startPrefetch(ctx context.Context, qs []*agent.Question, first []int, progress func(done, planned int)) (wait func() error) {
+	jobs, count, err := c.planCounted(qs, first, progress)
 	done := make(chan error, 1)
 	go func() {
 		if rerr := c.runPrefetch(ctx, jobs, count); rerr != nil {
@@ -133,7 +134,7 @@ func (n *prefetchCount) add() {
 // plan's, those an Ask is fetching or has fetched already among them (a
 // plan made once the agents have begun) included, and counted done when
 // they are answered.
-func (c *Client) planCounted(qs []*agent.Question, progress func(done, planned int)) ([]*prefetchJob, *prefetchCount, error) {
+func (c *Client) planCounted(qs []*agent.Question, first []int, progress func(done, planned int)) ([]*prefetchJob, *prefetchCount, error) {
 	var (
 		errs  []error
 		jobs  []*prefetchJob
@@ -142,7 +143,8 @@ func (c *Client) planCounted(qs []*agent.Question, progress func(done, planned i
 		slab  jobSlab
 	)
 	for i, q := range qs {
-		if q == nil || q.Instrument == nil || q.Item < 0 || q.Item >= len(q.Instrument.Items) || q.Sample < 0 {
+		if q == nil || q.Instrument == nil || q.Item < 0 || q.Item >= len(q.Instrument.Items) || q.Sample < 0 ||
+			first != nil && (i >= len(first) || first[i] < 0 || first[i] > q.Sample) {
 			errs = append(errs, fmt.Errorf("question %d: malformed", i))
 			continue
 		}
@@ -159,13 +161,24 @@ func (c *Client) planCounted(qs []*agent.Question, progress func(done, planned i
 			}
 			continue
 		}
-		n := qq.Sample + 1
-		if c.cfg.Demand != nil {
+		from, n := 0, qq.Sample+1
+		switch {
+		case first != nil:
+			from = first[i]
+		case c.cfg.Demand != nil:
 			n = max(n, c.cfg.Demand(qq.Persona))
 		}
-		// The segments holding samples 0 to max(Sample, Demand-1).
-		for i := 0; i < n; {
+		// The segments holding samples 0 to max(Sample, Demand-1), or
+		// those within first[i] to Sample.
+		for i := from; i < n; {
 			start, end := c.segmentOf(qq.Persona, i)
+			if first != nil && (start < from || end > n) {
+				// A segment on the share's border: its other samples
+				// are other hosts' agents', and so is the fetch
+				// (their Asks, or the run's fetch claims, get it).
+				i = end
+				continue
+			}
 			if key := c.segmentKey(p, start, end); !segs[key] {
 				segs[key] = true
 				jobs = append(jobs, slab.add(prefetchJob{q: qq, p: p, start: start, end: end, key: key}))

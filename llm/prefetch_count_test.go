@@ -77,7 +77,7 @@ func TestPrefetchCountsAsksRequests(t *testing.T) {
 	var log progressLog
 	// The plan is made; its workers have not begun when the agents take
 	// the last question's 3 segments over.
-	jobs, count, err := c.planCounted(qs, log.progress)
+	jobs, count, err := c.planCounted(qs, nil, log.progress)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func TestPrefetchPlanCountsAsksInFlight(t *testing.T) {
 	}()
 	<-first // the Ask's request is in flight
 	var log progressLog
-	wait := c.startPrefetch(context.Background(), qs, log.progress)
+	wait := c.startPrefetch(context.Background(), qs, nil, log.progress)
 	close(release)
 	if err := <-asked; err != nil {
 		t.Fatal(err)

@@ -526,6 +526,66 @@ func TestStartPrefetchPlansFirst(t *testing.T) {
 
 // plan is planCounted without a count: the requests the questions need.
 func (c *Client) plan(qs []*agent.Question) ([]*prefetchJob, error) {
-	jobs, _, err := c.planCounted(qs, nil)
+	jobs, _, err := c.planCounted(qs, nil, nil)
 	return jobs, err
+}
+
+// TestPrefetchShare: a share's fetch plans the segments within its
+// agents' ranks and leaves those on its border (holding other hosts'
+// agents' samples) to the Asks; the whole fetch plans every segment of
+// the persona's demand.
+func TestPrefetchShare(t *testing.T) {
+	in := pvq(t)
+	srv := newOpenAIServer(t, func(r seenReq) (int, any) { return 200, seededReply(r) })
+	cfg := testConfig(srv.URL)
+	// Segments of 3 samples cut at the demand of 10: [0,3) [3,6) [6,9) [9,10).
+	cfg.Samples, cfg.Seed = 3, ptr(uint64(3))
+	cfg.Demand = func(agent.Persona) int { return 10 }
+	c := newClient(t, cfg)
+	q := func(last int) *agent.Question {
+		return &agent.Question{Persona: agent.Persona{Value: values.Power, Style: agent.StyleDescription}, Instrument: in, Item: 1, Sample: last}
+	}
+	segments := func(jobs []*prefetchJob) [][2]int {
+		var out [][2]int
+		for _, j := range jobs {
+			out = append(out, [2]int{j.start, j.end})
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		first, last int
+		want        [][2]int
+	}{
+		{2, 7, [][2]int{{3, 6}}},                          // [0,3) and [6,9) cross the border
+		{3, 8, [][2]int{{3, 6}, {6, 9}}},                  // exactly two segments
+		{0, 9, [][2]int{{0, 3}, {3, 6}, {6, 9}, {9, 10}}}, // the whole demand
+		{4, 5, nil},               // inside one segment, not all of it
+		{9, 9, [][2]int{{9, 10}}}, // the segment cut at the demand
+	} {
+		jobs, _, err := c.planCounted([]*agent.Question{q(tc.last)}, []int{tc.first}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := segments(jobs); !slices.Equal(got, tc.want) {
+			t.Errorf("share %d..%d: planned %v, want %v", tc.first, tc.last, got, tc.want)
+		}
+		c.forgetDists(jobs, nil)
+		c.segMu.Lock()
+		clear(c.fetching)
+		c.segMu.Unlock()
+	}
+	// Without a share, the persona's whole demand, whatever the Sample.
+	jobs, _, err := c.planCounted([]*agent.Question{q(4)}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := segments(jobs), [][2]int{{0, 3}, {3, 6}, {6, 9}, {9, 10}}; !slices.Equal(got, want) {
+		t.Errorf("whole fetch: planned %v, want %v", got, want)
+	}
+	// A share whose first rank is out of its question's range is malformed.
+	for _, first := range [][]int{{5}, {-1}, {}} {
+		if _, _, err := c.planCounted([]*agent.Question{q(4)}, first, nil); err == nil {
+			t.Errorf("first %v for Sample 4: no error", first)
+		}
+	}
 }

@@ -315,7 +315,7 @@ func (l *Loop) phase(runCtx context.Context, ph Phase, col *analysis.Collector, 
 // (PrefetchTasks) and returns what stops it: the phase's answers are all
 // in by then, so what it has not fetched is no longer needed.
 func (l *Loop) prefetch(ctx context.Context, tasks []Task, log *slog.Logger) (stop func()) {
-	return PrefetchTasks(ctx, l.Layout.Plan, tasks, l.Layout.Shards, l.Observer, log.With("run", l.Layout.ID))
+	return PrefetchTasks(ctx, l.Layout.Plan, tasks, l.Layout.Shards, false, l.Observer, log.With("run", l.Layout.ID))
 }
 
 // PrefetchTasks starts, for every model of tasks that is a Prefetcher,
@@ -323,28 +323,44 @@ func (l *Loop) prefetch(ctx context.Context, tasks []Task, log *slog.Logger) (st
 // run split into shards shards; game tasks are left out), and returns
 // what stops it and waits for its goroutines. It is how a single process
 // fetches a phase ahead, and how an agent host fetches the tasks it
-// takes. obs, when it is a PrefetchObserver, is told how far the fetch
-// is; nil tells no one. Errors are logged to log (nil: not logged): the
+// takes. share says that tasks are this process's share of the phase (an
+// agent host's): each model then fetches only the samples of the tasks'
+// agents (SharePrefetcher; a model that is not one fetches nothing), where
+// a single process fetches every sample of each persona its tasks ask.
+// obs, when it is a PrefetchObserver, is told how far the fetch is; nil
+// tells no one. Errors are logged to log (nil: not logged): the
 // agents ask for what it could not fetch and report their own errors.
 // The fetch never changes an answer (see Prefetcher), only how soon it
 // comes.
-func PrefetchTasks(ctx context.Context, p *Plan, tasks []Task, shards int, obs Observer, log *slog.Logger) (stop func()) {
+func PrefetchTasks(ctx context.Context, p *Plan, tasks []Task, shards int, share bool, obs Observer, log *slog.Logger) (stop func()) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	qs := phaseQuestions(p, tasks, shards)
+	qs, first := phaseQuestions(p, tasks, shards)
 	ctx, cancel := context.WithCancel(ctx)
 	tally := newPrefetchTally(obs)
 	var wg sync.WaitGroup
 	for model, q := range qs {
 		var fetch func() error
 		switch pf := p.Models[model].(type) {
+		case SharePrefetcher:
+			if share {
+				fetch = pf.StartPrefetchShare(ctx, q, first[model], tally.progress(model))
+				break
+			}
+			fetch = pf.StartPrefetchCounted(ctx, q, tally.progress(model))
 		case CountingPrefetcher:
+			if share {
+				continue
+			}
 			// Planned here, before the phase's tasks go out: agents
 			// that began first would fetch segments beside the plan,
 			// some twice, and its total would leave theirs out.
 			fetch = pf.StartPrefetchCounted(ctx, q, tally.progress(model))
 		case Prefetcher:
+			if share {
+				continue
+			}
 			fetch = func() error { return pf.Prefetch(ctx, q) }
 		default:
 			continue
@@ -379,50 +395,58 @@ type questionKey struct {
 // phaseQuestions lists, per model, the distinct questions the agents of
 // tasks will ask, as they ask them (the persona's style set to the
 // task's), each with the highest rank (Sample) among the agents asking
-// it. Game tasks are left out.
-func phaseQuestions(p *Plan, tasks []Task, shards int) map[string][]*agent.Question {
+// it, and beside each the lowest (first). Ranks count up with agent id
+// (population.Pool), so the agents of a shard holding a persona have the
+// ranks from its lowest to its highest. Game tasks are left out.
+func phaseQuestions(p *Plan, tasks []Task, shards int) (qs map[string][]*agent.Question, first map[string][]int) {
 	pool := p.Study.Pool
 	n := pool.Size()
-	top := map[string]map[questionKey]int{}
+	type span struct{ lo, hi int }
+	top := map[string]map[questionKey]span{}
 	for _, t := range tasks {
 		if t.Game != nil {
 			continue
 		}
 		lo, hi := ShardBounds(t.Shard, n, shards)
-		ranks := map[values.Value]int{}
+		ranks := map[values.Value]span{}
 		for id := lo; id < hi; id++ {
-			v := pool.Persona[id]
-			if r, ok := ranks[v]; !ok || int(pool.Rank[id]) > r {
-				ranks[v] = int(pool.Rank[id])
+			v, r := pool.Persona[id], int(pool.Rank[id])
+			if s, ok := ranks[v]; !ok {
+				ranks[v] = span{r, r}
+			} else {
+				ranks[v] = span{min(s.lo, r), max(s.hi, r)}
 			}
 		}
 		m := top[t.Model]
 		if m == nil {
-			m = map[questionKey]int{}
+			m = map[questionKey]span{}
 			top[t.Model] = m
 		}
 		for v, r := range ranks {
 			for _, it := range t.Items {
 				k := questionKey{agent.Persona{Value: v, Style: t.Style}, t.Instrument, it, t.Round}
-				if old, ok := m[k]; !ok || r > old {
-					m[k] = r
+				if old, ok := m[k]; ok {
+					r = span{min(old.lo, r.lo), max(old.hi, r.hi)}
 				}
+				m[k] = r
 			}
 		}
 	}
-	out := map[string][]*agent.Question{}
+	qs, first = map[string][]*agent.Question{}, map[string][]int{}
 	for model, m := range top {
-		qs := make([]*agent.Question, 0, len(m))
+		mq := make([]*agent.Question, 0, len(m))
+		mf := make([]int, 0, len(m))
 		for k, r := range m {
 			in, ok := p.Instrument(k.instrument)
 			if !ok {
 				continue
 			}
-			qs = append(qs, &agent.Question{Persona: k.persona, Instrument: in, Item: k.item, Sample: r, Round: k.round})
+			mq = append(mq, &agent.Question{Persona: k.persona, Instrument: in, Item: k.item, Sample: r.hi, Round: k.round})
+			mf = append(mf, r.lo)
 		}
-		out[model] = qs
+		qs[model], first[model] = mq, mf
 	}
-	return out
+	return qs, first
 }
 
 // dispatch hands out the tasks of ph still missing answers.

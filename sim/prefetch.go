@@ -18,6 +18,16 @@ type CountingPrefetcher interface {
 	StartPrefetchCounted(ctx context.Context, qs []*agent.Question, progress func(done, planned int)) (wait func() error)
 }
 
+// SharePrefetcher is a CountingPrefetcher that can fetch a share of a
+// phase (llm.Client): the questions of an agent host's tasks, of each
+// only the samples first[i] to qs[i].Sample (its agents' ranks), where
+// StartPrefetchCounted fetches every sample of the persona that the run
+// will ask. The answers are the same either way.
+type SharePrefetcher interface {
+	CountingPrefetcher
+	StartPrefetchShare(ctx context.Context, qs []*agent.Question, first []int, progress func(done, planned int)) (wait func() error)
+}
+
 // Prefetching is how far the fetch ahead of a phase's questions is, over
 // every model that fetches ahead: requests done and planned. Ended says
 // the fetch is over (every request done, or the phase's answers all in
@@ -119,6 +129,15 @@ func (l prefetchLog) StartPrefetchCounted(ctx context.Context, qs []*agent.Quest
 	done := make(chan error, 1)
 	go func() { done <- l.Prefetch(ctx, qs) }()
 	return func() error { return <-done }
+}
+
+// StartPrefetchShare makes prefetchLog a SharePrefetcher whatever it
+// wraps: a model that cannot fetch a share fetches nothing.
+func (l prefetchLog) StartPrefetchShare(ctx context.Context, qs []*agent.Question, first []int, progress func(done, planned int)) (wait func() error) {
+	if c, ok := l.inner.(SharePrefetcher); ok {
+		return c.StartPrefetchShare(ctx, qs, first, progress)
+	}
+	return func() error { return nil }
 }
 
 // Prefetched tells the PrefetchObservers among o how far a fetch ahead

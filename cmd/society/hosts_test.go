@@ -33,15 +33,19 @@ import (
 // results.json are the single process's, and calls + answers reused
 // reconcile with the answers.
 func TestTwoHostsPayOnce(t *testing.T) {
-	for _, mode := range []string{"sample", "distribution"} {
-		t.Run(mode, func(t *testing.T) {
+	// Sample mode twice: with samples = 50 every segment of samples holds
+	// agents of both hosts (the fetch claims share them), with samples = 1
+	// each host fetches its own agents' samples ahead.
+	for _, tc := range []struct{ mode, samples string }{{"sample", "50"}, {"sample", "1"}, {"distribution", "50"}} {
+		mode := tc.mode
+		t.Run(mode+"-"+tc.samples, func(t *testing.T) {
 			// Each request holds the server a moment, so that both hosts'
 			// agents ask their prompts while the other's are in flight.
 			hs, ms := testModelServer(t, modelserver.Options{Seed: 4, Latency: 20 * time.Millisecond})
 			dir := t.TempDir()
 			name := "twohosts-" + mode
-			file := writeScenario(t, dir, name, openaiScenario(name, hs.URL, mode, 120, "max_tokens = 8\nseed = 3")+
-				"[[questionnaires]]\nname = \"pvq40\"\nitems = 12\n[run]\nshards = 4\n")
+			sc := strings.Replace(openaiScenario(name, hs.URL, mode, 120, "max_tokens = 8\nseed = 3"), "samples = 50", "samples = "+tc.samples, 1)
+			file := writeScenario(t, dir, name, sc+"[[questionnaires]]\nname = \"pvq40\"\nitems = 12\n[run]\nshards = 4\n")
 
 			if _, stderr, code := runCLI(t, "run", file, "--out", filepath.Join(dir, "single"), "--quiet", "--cache", filepath.Join(dir, "single-cache")); code != 0 {
 				t.Fatalf("single-process run: exit %d\n%s", code, stderr)
