@@ -218,16 +218,28 @@ func (s *jobSlab) add(j prefetchJob) *prefetchJob {
 // done) and those in flight (counted when answered). Distributions are
 // registered in c.distPlan, counted by the first fetch that gets one.
 func (c *Client) register(jobs []*prefetchJob, count *prefetchCount) []*prefetchJob {
+	out := c.registerSegments(jobs, count)
+	// Published once count.planned is final: a fetch of another plan (an
+	// agent host plans each task it serves, several at once) may count a
+	// distribution as soon as it finds it here.
 	c.memoMu.Lock()
+	defer c.memoMu.Unlock()
 	if c.distPlan == nil {
 		c.distPlan = map[memoKey]*prefetchCount{}
 	}
-	for _, j := range jobs {
+	for _, j := range out {
 		if j.dist {
 			c.distPlan[memoKey{j.q.Persona, j.q.Instrument, j.q.Item, j.q.Context}] = count
 		}
 	}
-	c.memoMu.Unlock()
+	return out
+}
+
+// registerSegments is register's counting of the plan's requests and
+// registering of its segments in c.fetching, under segMu (endSegment
+// counts a registered segment once it can take segMu, by when planned is
+// final).
+func (c *Client) registerSegments(jobs []*prefetchJob, count *prefetchCount) []*prefetchJob {
 	c.segMu.Lock()
 	defer c.segMu.Unlock()
 	if c.fetching == nil {

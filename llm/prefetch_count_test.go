@@ -133,3 +133,57 @@ func TestPrefetchPlanCountsAsksInFlight(t *testing.T) {
 		t.Errorf("progress %d/%d, server %d requests; want %d/%d, %d", done, planned, sent.Load(), 3*len(qs), 3*len(qs), 3*len(qs))
 	}
 }
+
+// TestPrefetchPlansAtOnce: an agent host serving two tasks at once plans
+// their fetches on one client, and the second plan takes over the first's
+// distributions while the first's requests are answered. A plan's count
+// is published only once its planned requests are counted: a distribution
+// answered for the other plan counted toward this one while its planned
+// requests were still being added up (a data race; the count could show
+// more done than planned).
+func TestPrefetchPlansAtOnce(t *testing.T) {
+	ph := phase{in: pvq(t), perPersona: 1}
+	for i := range ph.in.Items {
+		ph.items = append(ph.items, i)
+	}
+	// Questions under three contexts: a plan of 1,320 distributions,
+	// whose registering is long enough for the other plan's requests to
+	// be answered meanwhile.
+	var qs []*agent.Question
+	for _, ctx := range []string{"", "a", "b"} {
+		for _, q := range ph.distinct() {
+			q.Context = ctx
+			qs = append(qs, q)
+		}
+	}
+	for range 2 {
+		srv := newOpenAIServer(t, func(r seenReq) (int, any) { return 200, seededReply(r) })
+		cfg := testConfig(srv.URL)
+		cfg.Mode, cfg.Seed, cfg.Concurrency = ModeDistribution, ptr(uint64(7)), 32
+		c := newClient(t, cfg)
+		// The second plan is made once the first's requests are being
+		// answered.
+		answered := make(chan struct{})
+		var once sync.Once
+		var wg sync.WaitGroup
+		for i := range 2 {
+			if i == 1 {
+				<-answered
+			}
+			wg.Go(func() {
+				progress := func(done, planned int) {
+					if done > planned {
+						t.Errorf("progress: %d requests done of %d planned", done, planned)
+					}
+					if done > 0 {
+						once.Do(func() { close(answered) })
+					}
+				}
+				if err := c.StartPrefetchCounted(context.Background(), qs, progress)(); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+}
