@@ -7,11 +7,11 @@ import (
 	"net/http/httptest"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/society-sim/society/agent"
+	"github.com/society-sim/society/internal/benchcpu"
 	"github.com/society-sim/society/values"
 )
 
@@ -114,7 +114,7 @@ func BenchmarkClientSample(b *testing.B) {
 			in := pvq(b)
 			var next atomic.Int64
 			b.ReportAllocs()
-			defer reportCPU(b)()
+			defer benchcpu.Report(b)()
 			if !parallel {
 				for i := 0; b.Loop(); i++ {
 					if _, err := c.Ask(context.Background(), question(in, values.Power, i%len(in.Items), i)); err != nil {
@@ -134,24 +134,6 @@ func BenchmarkClientSample(b *testing.B) {
 				}
 			})
 		})
-	}
-}
-
-// reportCPU reports the process's CPU time (user and system) per op from
-// the call to the call of the function it returns: unlike ns/op, it does
-// not grow when other processes hold the cores. The in-process server's
-// share is included.
-func reportCPU(b *testing.B) func() {
-	cpu := func() time.Duration {
-		var ru syscall.Rusage
-		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-			b.Fatal(err)
-		}
-		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
-	start := cpu()
-	return func() {
-		b.ReportMetric(float64(cpu()-start)/float64(b.N), "cpu-ns/op")
 	}
 }
 

@@ -39,8 +39,8 @@ func (f *flat) Ask(_ context.Context, q *agent.Question) (agent.Reply, error) {
 	return agent.Reply{Dist: d}, nil
 }
 
-// fakeBackends makes every model of a scenario the same flat model.
-type fakeBackends struct{ model *flat }
+// fakeBackends makes every model of a scenario the same model (a flat one).
+type fakeBackends struct{ model agent.Model }
 
 func (b fakeBackends) Model(_ *scenarios.Scenario, m scenarios.Model, _ func(values.Value) int) (agent.Model, analysis.ModelInfo, error) {
 	return b.model, analysis.ModelInfo{Name: m.Name, Backend: "fake", Mode: "distribution"}, nil

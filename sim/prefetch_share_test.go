@@ -8,8 +8,6 @@ import (
 	"testing"
 
 	"github.com/society-sim/society/agent"
-	"github.com/society-sim/society/analysis"
-	"github.com/society-sim/society/scenarios"
 	"github.com/society-sim/society/sim"
 	"github.com/society-sim/society/values"
 )
@@ -40,16 +38,6 @@ func (s *sharer) StartPrefetchShare(_ context.Context, qs []*agent.Question, fir
 	return func() error { return nil }
 }
 
-type sharerBackends struct{ m *sharer }
-
-func (b sharerBackends) Model(_ *scenarios.Scenario, m scenarios.Model, _ func(values.Value) int) (agent.Model, analysis.ModelInfo, error) {
-	return b.m, analysis.ModelInfo{Name: m.Name, Backend: "fake", Mode: "sample"}, nil
-}
-func (sharerBackends) Check(context.Context) error { return nil }
-func (sharerBackends) Report(_ context.Context, models []analysis.ModelInfo) sim.Report {
-	return sim.Report{Models: models}
-}
-
 // TestPrefetchTasksShare: an agent host's fetch ahead of a task (share)
 // asks each question for the ranks of the task's agents holding its
 // persona, lowest to highest; a single process's fetch asks for the whole
@@ -58,7 +46,7 @@ func TestPrefetchTasksShare(t *testing.T) {
 	const shards = 4
 	m := &sharer{flat: &flat{contexts: map[string][]string{}}}
 	sc := parse(t, strings.Replace(gameScenario, "[games.paired_charity]\nrounds = 3\n", "", 1))
-	p, err := sim.NewPlan(sc, sharerBackends{m})
+	p, err := sim.NewPlan(sc, fakeBackends{m})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,9 +5,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/society-sim/society/internal/benchcpu"
 )
 
 // srvBenchBody is the body the client sends for one sample-mode answer
@@ -21,7 +21,7 @@ func BenchmarkServeChat(b *testing.B) {
 	body := []byte(srvBenchBody)
 	b.Run("Handler", func(b *testing.B) {
 		b.ReportAllocs()
-		defer srvReportCPU(b)()
+		defer benchcpu.Report(b)()
 		for b.Loop() {
 			w := httptest.NewRecorder()
 			r := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", bytes.NewReader(body))
@@ -35,7 +35,7 @@ func BenchmarkServeChat(b *testing.B) {
 		ts := httptest.NewServer(s)
 		defer ts.Close()
 		b.ReportAllocs()
-		defer srvReportCPU(b)()
+		defer benchcpu.Report(b)()
 		for b.Loop() {
 			resp, err := http.Post(ts.URL+"/v1/chat/completions", "application/json", bytes.NewReader(body))
 			if err != nil {
@@ -45,18 +45,4 @@ func BenchmarkServeChat(b *testing.B) {
 			resp.Body.Close()
 		}
 	})
-}
-
-// srvReportCPU reports the process's CPU time (user and system) per op, which
-// unlike ns/op does not grow when other processes hold the cores.
-func srvReportCPU(b *testing.B) func() {
-	cpu := func() time.Duration {
-		var ru syscall.Rusage
-		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-			b.Fatal(err)
-		}
-		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
-	start := cpu()
-	return func() { b.ReportMetric(float64(cpu()-start)/float64(b.N), "cpu-ns/op") }
 }
