@@ -18,7 +18,10 @@ import (
 //   - absent (its parent is created),
 //   - an empty directory,
 //   - an earlier results directory of the same scenario, which is kept until
-//     the new one is complete and then replaced.
+//     the new one is complete and then replaced; one that also holds
+//     entries its Manifest does not list (the user's own files) is
+//     refused. A directory written before manifests existed cannot be
+//     told apart and is taken as results.
 //
 // Anything else (a file, a directory holding other things or another
 // study's results) would be destroyed, so it is refused unless force is
@@ -53,6 +56,10 @@ func CheckOut(dir, name string, force bool) error {
 			case name != "" && prev != name:
 				return fmt.Errorf("%s: holds the results of scenario %q, not %q; they would be replaced (name a new directory, or pass --force to replace them)",
 					dir, prev, name)
+			}
+			if extra, ok := unlisted(dir); ok && len(extra) > 0 {
+				return fmt.Errorf("%s: holds earlier results of %q and %s, which the run did not write; replacing the results would delete them (move them out, name a new directory, or pass --force)",
+					dir, prev, listSome(extra))
 			}
 		}
 	}

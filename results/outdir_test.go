@@ -4,7 +4,9 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -20,6 +22,23 @@ func writeTree(t *testing.T, dir string, files map[string]string) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// withManifest is the results files with the Manifest a run writes
+// beside them, and extra files the run did not write.
+func withManifest(results, extra map[string]string) map[string]string {
+	out := map[string]string{}
+	var names []string
+	for name, body := range results {
+		out[name] = body
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	out[Manifest] = strings.Join(names, "\n") + "\n"
+	for name, body := range extra {
+		out[name] = body
+	}
+	return out
 }
 
 func TestCheckOut(t *testing.T) {
@@ -41,6 +60,11 @@ func TestCheckOut(t *testing.T) {
 		{"a file", nil, true, "tiny", false, "is a file, not a directory"},
 		{"a file with force", nil, true, "tiny", true, ""},
 		{"a study folder with force", map[string]string{"notes.md": "y"}, false, "tiny", true, ""},
+		{"earlier results with their manifest", withManifest(earlier, nil), false, "tiny", false, ""},
+		{"earlier results and the user's notes", withManifest(earlier, map[string]string{"notes.md": "mine", "drafts/a.md": "x"}), false, "tiny", false,
+			`holds earlier results of "tiny" and drafts/, notes.md, which the run did not write`},
+		{"earlier results and the user's notes, scenario not known yet", withManifest(earlier, map[string]string{"notes.md": "mine"}), false, "", false, "notes.md, which the run did not write"},
+		{"earlier results and the user's notes with force", withManifest(earlier, map[string]string{"notes.md": "mine"}), false, "tiny", true, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -131,5 +155,92 @@ func TestCheckRebuild(t *testing.T) {
 	writeTree(t, other, map[string]string{"notes.md": "y"})
 	if err := CheckRebuild(from, other, false); err == nil || !strings.Contains(err.Error(), "not empty and not a results directory") {
 		t.Errorf("out holding other files: got %v, want CheckOut's refusal", err)
+	}
+}
+
+// TestWriteManifest: a results directory lists what the run wrote, so that
+// a later run refuses to replace it once the user has put notes in it, and
+// takes it while it holds the results alone.
+func TestWriteManifest(t *testing.T) {
+	o := pvqOutput(t, 30)
+	o.Scenario = []byte("name = \"tiny\"\n")
+	dir := filepath.Join(t.TempDir(), "out")
+	if err := Write(t.Context(), dir, o); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, Manifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, e := range entries {
+		if e.Name() != Manifest {
+			want = append(want, entryName(e))
+		}
+	}
+	if got := strings.Fields(string(raw)); !slices.Equal(got, want) || !slices.Contains(got, "results.json") {
+		t.Fatalf("manifest lists %q, the directory holds %q", got, want)
+	}
+	name, ok := DirScenario(dir)
+	if !ok || name != "tiny" {
+		t.Fatalf("DirScenario: %q, %v", name, ok)
+	}
+	if err := CheckOut(dir, name, false); err != nil {
+		t.Fatalf("the results alone: %v", err)
+	}
+	// Written again in place: the new results replace the old.
+	if err := Write(t.Context(), dir, o); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "notes.md"), []byte("my notes"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckOut(dir, name, false); err == nil || !strings.Contains(err.Error(), "notes.md") {
+		t.Fatalf("results and notes.md: got %v, want a refusal naming notes.md", err)
+	}
+}
+
+// TestCleanStalePartials: the folders a killed process was building a
+// results directory in are removed, and the earlier results it had moved
+// aside go back in place; a live process's folders are left alone.
+func TestCleanStalePartials(t *testing.T) {
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Skip("no process to outlive:", err)
+	}
+	dead, live := cmd.Process.Pid, os.Getpid()
+	parent := t.TempDir()
+	mk := func(name string) string {
+		p := filepath.Join(parent, name)
+		writeTree(t, p, map[string]string{"results.json": name})
+		return p
+	}
+	halfWritten := mk(partialPrefix("out", dead) + "111")
+	movedAside := mk(partialPrefix("out", dead) + "222.old")
+	otherRun := mk(partialPrefix("other", dead) + "333")
+	liveRun := mk(partialPrefix("out", live) + "444")
+	cleanStalePartials(parent, "out")
+	for _, gone := range []string{halfWritten, movedAside} {
+		if _, err := os.Stat(gone); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s: got %v, want it gone", filepath.Base(gone), err)
+		}
+	}
+	for _, kept := range []string{otherRun, liveRun} {
+		if _, err := os.Stat(kept); err != nil {
+			t.Errorf("%s: got %v, want it kept", filepath.Base(kept), err)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(parent, "out", "results.json")); err != nil || string(b) != filepath.Base(movedAside) {
+		t.Errorf("out/results.json: got %q, %v; want the earlier results moved back", b, err)
+	}
+	// With the results in place, a stale moved-aside copy is removed.
+	stale := mk(partialPrefix("out", dead) + "555.old")
+	cleanStalePartials(parent, "out")
+	if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a moved-aside copy beside the results: got %v, want it gone", err)
 	}
 }

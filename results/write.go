@@ -37,11 +37,16 @@ func Write(ctx context.Context, dir string, o *analysis.Output) error {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("results dir: %w", err)
 	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".partial-")
+	cleanStalePartials(parent, filepath.Base(dir))
+	tmp, err := os.MkdirTemp(parent, partialPrefix(filepath.Base(dir), os.Getpid()))
 	if err != nil {
 		return fmt.Errorf("results dir: %w", err)
 	}
-	if err := writeAll(ctx, tmp, o); err != nil {
+	err = writeAll(ctx, tmp, o)
+	if err == nil {
+		err = writeManifest(tmp)
+	}
+	if err != nil {
 		os.RemoveAll(tmp)
 		return err
 	}

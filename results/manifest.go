@@ -1,0 +1,126 @@
+package results
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// Manifest is the file of a results directory that lists the entries the
+// run wrote there, one name a line (a folder's with a trailing /), sorted.
+// CheckOut reads it to tell an earlier results directory from one that
+// also holds the user's own files (notes beside the results), which
+// replacing the directory would destroy.
+const Manifest = ".society-files"
+
+// writeManifest lists the entries of the results directory dir in its
+// Manifest.
+func writeManifest(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("results dir: %w", err)
+	}
+	var b bytes.Buffer
+	for _, e := range entries {
+		b.WriteString(entryName(e))
+		b.WriteByte('\n')
+	}
+	if err := os.WriteFile(filepath.Join(dir, Manifest), b.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("results dir: %w", err)
+	}
+	return nil
+}
+
+func entryName(e fs.DirEntry) string {
+	if e.IsDir() {
+		return e.Name() + "/"
+	}
+	return e.Name()
+}
+
+// unlisted returns the entries of the results directory dir that its
+// Manifest does not list: files the run did not write. ok is false when
+// dir has no readable Manifest (a directory written before manifests
+// existed), whose entries cannot be told apart.
+func unlisted(dir string) (extra []os.DirEntry, ok bool) {
+	raw, err := os.ReadFile(filepath.Join(dir, Manifest))
+	if err != nil {
+		return nil, false
+	}
+	var listed []string
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	for sc.Scan() {
+		listed = append(listed, sc.Text())
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, false
+	}
+	for _, e := range entries {
+		if e.Name() != Manifest && !slices.Contains(listed, entryName(e)) {
+			extra = append(extra, e)
+		}
+	}
+	return extra, true
+}
+
+// partialPrefix begins the name of the folder a results directory named
+// base is built in, by process pid, beside it (Write): a folder left by a
+// process that died (kill -9) is known by its pid.
+func partialPrefix(base string, pid int) string {
+	return "." + base + ".partial-" + strconv.Itoa(pid) + "-"
+}
+
+// cleanStalePartials removes, in parent, the folders of results
+// directories named base that processes now gone were building: their
+// half-written results, and the earlier results they had moved aside to
+// replace, which go back in place when the replacement never arrived.
+// Folders of live processes, and of any process where that cannot be
+// told, are left alone.
+func cleanStalePartials(parent, base string) {
+	entries, err := os.ReadDir(parent)
+	if err != nil {
+		return
+	}
+	prefix := "." + base + ".partial-"
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok || !e.IsDir() {
+			continue
+		}
+		pidText, _, ok := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidText)
+		if !ok || err != nil || pid <= 0 || processAlive(pid) {
+			continue
+		}
+		path := filepath.Join(parent, e.Name())
+		if strings.HasSuffix(e.Name(), ".old") {
+			// The earlier results, moved aside just before the new
+			// ones were to take their place.
+			if _, err := os.Lstat(filepath.Join(parent, base)); errors.Is(err, fs.ErrNotExist) {
+				os.Rename(path, filepath.Join(parent, base))
+				continue
+			}
+		}
+		os.RemoveAll(path)
+	}
+}
+
+// processAlive reports whether process pid may exist (signal 0; EPERM:
+// it does, under another user).
+func processAlive(pid int) bool {
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return false
+	}
+	err = p.Signal(syscall.Signal(0))
+	return !errors.Is(err, os.ErrProcessDone) && !errors.Is(err, syscall.ESRCH)
+}
