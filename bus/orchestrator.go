@@ -279,7 +279,9 @@ func (o *Orchestrator) Run(ctx context.Context, sc *scenarios.Scenario, out stri
 		Observer: sim.Observers{obs, pf}, Stall: stall, Log: o.Log}
 	stopFollow := pf.follow()
 	r.col, err = loop.Run(ctx)
-	stopFollow()
+	if err != nil {
+		stopFollow()
+	}
 	if o.Answered != nil {
 		o.Answered(ctx, err)
 	}
@@ -291,6 +293,9 @@ func (o *Orchestrator) Run(ctx context.Context, sc *scenarios.Scenario, out stri
 		if serr := TasksSettled(ctx, o.JS, subj, 2*o.Queue.Backoff()[0]); serr != nil && ctx.Err() == nil {
 			o.Log.Warn("the results may not count every model request", "run", id, "err", serr)
 		}
+		// The hosts' last reports are in: the fetch ahead ends with its
+		// final counts.
+		stopFollow()
 		// Every task is done: the hosts' fetch claims are no longer
 		// needed, and the server reserves storage for their bucket.
 		if derr := deleteFlights(ctx, o.JS, subj); derr != nil {

@@ -88,16 +88,16 @@ func (f *prefetchFollower) hosts() (PrefetchCount, bool) {
 	return n, true
 }
 
-// Phase ends the fetch of the phase before and counts the new phase's
-// from what the hosts have reported so far.
+// Phase ends the fetch of the phase before, with the hosts' counts read
+// now, and counts the new phase's from them.
 func (f *prefetchFollower) Phase(sim.PhaseStart) {
 	n, ok := f.hosts()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.end()
 	if ok {
-		f.last = n
+		f.update(n)
 	}
+	f.end()
 	f.base, f.phase = f.last, true
 }
 
@@ -110,6 +110,12 @@ func (f *prefetchFollower) poll() {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.update(n)
+}
+
+// update takes the hosts' counts n and tells the observer how far the
+// phase's fetch is, when it changed; f.mu is held.
+func (f *prefetchFollower) update(n PrefetchCount) {
 	f.last = n
 	p := sim.Prefetching{Done: n.Done - f.base.Done, Expected: n.Planned - f.base.Planned}
 	if !f.phase || p.Expected <= 0 || p == f.told {
@@ -127,8 +133,11 @@ func (f *prefetchFollower) end() {
 	f.phase, f.told = false, sim.Prefetching{}
 }
 
-// follow polls every second until stop is called; stop ends the last
-// phase's fetch.
+// follow polls every second until stop is called; stop reads the hosts'
+// reports once more and ends the last phase's fetch with them. Hosts
+// report about once a second and once more before each task is
+// acknowledged, so stop, called once every task is settled, ends it with
+// the run's final counts.
 func (f *prefetchFollower) follow() (stop func()) {
 	quit, exited := make(chan struct{}), make(chan struct{})
 	go func() {
@@ -149,8 +158,18 @@ func (f *prefetchFollower) follow() (stop func()) {
 	return func() {
 		close(quit)
 		<-exited
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		f.end()
+		f.finish()
 	}
+}
+
+// finish reads the hosts' reports once more and ends the last phase's
+// fetch with them.
+func (f *prefetchFollower) finish() {
+	n, ok := f.hosts()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if ok {
+		f.update(n)
+	}
+	f.end()
 }
