@@ -90,7 +90,11 @@ func (f *prefetchFollower) hosts() (PrefetchCount, bool) {
 
 // Phase ends the fetch of the phase before, with the hosts' counts read
 // now, and counts the new phase's from them.
-func (f *prefetchFollower) Phase(sim.PhaseStart) {
+func (f *prefetchFollower) Phase(sim.PhaseStart) { f.endPhase(true) }
+
+// endPhase reads the hosts' reports and ends the phase's fetch with them;
+// next starts counting the next phase's from them.
+func (f *prefetchFollower) endPhase(next bool) {
 	n, ok := f.hosts()
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -98,7 +102,9 @@ func (f *prefetchFollower) Phase(sim.PhaseStart) {
 		f.update(n)
 	}
 	f.end()
-	f.base, f.phase = f.last, true
+	if next {
+		f.base, f.phase = f.last, true
+	}
 }
 
 // poll reads the hosts' reports and tells the observer how far the
@@ -164,12 +170,4 @@ func (f *prefetchFollower) follow() (stop func()) {
 
 // finish reads the hosts' reports once more and ends the last phase's
 // fetch with them.
-func (f *prefetchFollower) finish() {
-	n, ok := f.hosts()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if ok {
-		f.update(n)
-	}
-	f.end()
-}
+func (f *prefetchFollower) finish() { f.endPhase(false) }

@@ -1,13 +1,13 @@
 package bus
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
+
+	"github.com/society-sim/society/internal/proc"
 )
 
 // An embedded server without a StoreDir keeps JetStream's files in a
@@ -71,22 +71,9 @@ func RemoveStaleStores() {
 			continue
 		}
 		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-		if err != nil || pid <= 0 || pid == os.Getpid() || alive(pid) {
+		if err != nil || pid <= 0 || pid == os.Getpid() || proc.Alive(pid) {
 			continue
 		}
 		os.RemoveAll(dir)
 	}
-}
-
-// alive reports whether process pid may exist: only a process known to be
-// gone makes its store stale. Signal 0 checks without sending anything
-// (EPERM: it exists under another user); where signals are not supported,
-// every owner counts as alive.
-func alive(pid int) bool {
-	p, err := os.FindProcess(pid)
-	if err != nil {
-		return false
-	}
-	err = p.Signal(syscall.Signal(0))
-	return !errors.Is(err, os.ErrProcessDone) && !errors.Is(err, syscall.ESRCH)
 }

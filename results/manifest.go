@@ -11,7 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
+
+	"github.com/society-sim/society/internal/proc"
 )
 
 // Manifest is the file of a results directory that lists the entries the
@@ -98,7 +99,7 @@ func cleanStalePartials(parent, base string) {
 		}
 		pidText, _, ok := strings.Cut(rest, "-")
 		pid, err := strconv.Atoi(pidText)
-		if !ok || err != nil || pid <= 0 || processAlive(pid) {
+		if !ok || err != nil || pid <= 0 || proc.Alive(pid) {
 			continue
 		}
 		path := filepath.Join(parent, e.Name())
@@ -112,15 +113,4 @@ func cleanStalePartials(parent, base string) {
 		}
 		os.RemoveAll(path)
 	}
-}
-
-// processAlive reports whether process pid may exist (signal 0; EPERM:
-// it does, under another user).
-func processAlive(pid int) bool {
-	p, err := os.FindProcess(pid)
-	if err != nil {
-		return false
-	}
-	err = p.Signal(syscall.Signal(0))
-	return !errors.Is(err, os.ErrProcessDone) && !errors.Is(err, syscall.ESRCH)
 }
