@@ -80,34 +80,36 @@ func partialPrefix(base string, pid int) string {
 	return "." + base + ".partial-" + strconv.Itoa(pid) + "-"
 }
 
-// cleanStalePartials removes, in parent, the folders of results
-// directories named base that processes now gone were building: their
-// half-written results, and the earlier results they had moved aside to
-// replace, which go back in place when the replacement never arrived.
-// Folders of live processes, and of any process where that cannot be
-// told, are left alone.
-func cleanStalePartials(parent, base string) {
+// cleanStalePartials removes, in parent, the folders that processes now
+// gone were building results directories in (Write): their half-written
+// results, and the earlier results they had moved aside to replace, which
+// go back in place when the replacement never arrived. Every results
+// directory of parent is looked at, not only the one being written (the
+// default directories are new for each run, and a killed run's is never
+// written again). Folders of live processes, and of any process where that
+// cannot be told, are left alone.
+func cleanStalePartials(parent string) {
 	entries, err := os.ReadDir(parent)
 	if err != nil {
 		return
 	}
-	prefix := "." + base + ".partial-"
 	for _, e := range entries {
-		rest, ok := strings.CutPrefix(e.Name(), prefix)
-		if !ok || !e.IsDir() {
+		name := e.Name()
+		i := strings.LastIndex(name, ".partial-")
+		if !e.IsDir() || !strings.HasPrefix(name, ".") || i < 2 {
 			continue
 		}
-		pidText, _, ok := strings.Cut(rest, "-")
+		pidText, _, ok := strings.Cut(name[i+len(".partial-"):], "-")
 		pid, err := strconv.Atoi(pidText)
 		if !ok || err != nil || pid <= 0 || proc.Alive(pid) {
 			continue
 		}
-		path := filepath.Join(parent, e.Name())
-		if strings.HasSuffix(e.Name(), ".old") {
+		path, owner := filepath.Join(parent, name), filepath.Join(parent, name[1:i])
+		if strings.HasSuffix(name, ".old") {
 			// The earlier results, moved aside just before the new
 			// ones were to take their place.
-			if _, err := os.Lstat(filepath.Join(parent, base)); errors.Is(err, fs.ErrNotExist) {
-				os.Rename(path, filepath.Join(parent, base))
+			if _, err := os.Lstat(owner); errors.Is(err, fs.ErrNotExist) {
+				os.Rename(path, owner)
 				continue
 			}
 		}

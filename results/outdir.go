@@ -19,9 +19,10 @@ import (
 //   - an empty directory,
 //   - an earlier results directory of the same scenario, which is kept until
 //     the new one is complete and then replaced; one that also holds
-//     entries its Manifest does not list (the user's own files) is
-//     refused. A directory written before manifests existed cannot be
-//     told apart and is taken as results.
+//     entries its Manifest does not list (the user's own files), or that
+//     has no Manifest (written by an older version, or copied without
+//     it, where the user's files cannot be told from the results), is
+//     refused.
 //
 // Anything else (a file, a directory holding other things or another
 // study's results) would be destroyed, so it is refused unless force is
@@ -57,7 +58,12 @@ func CheckOut(dir, name string, force bool) error {
 				return fmt.Errorf("%s: holds the results of scenario %q, not %q; they would be replaced (name a new directory, or pass --force to replace them)",
 					dir, prev, name)
 			}
-			if extra, ok := unlisted(dir); ok && len(extra) > 0 {
+			extra, listed := unlisted(dir)
+			switch {
+			case !listed:
+				return fmt.Errorf("%s: holds earlier results of %q without the list of the files the run wrote (%s: written by an older version, or copied without it), so files of yours in it cannot be told from the results; replacing them could delete yours (name a new directory, or pass --force to replace it)",
+					dir, prev, Manifest)
+			case len(extra) > 0:
 				return fmt.Errorf("%s: holds earlier results of %q and %s, which the run did not write; replacing the results would delete them (move them out, name a new directory, or pass --force)",
 					dir, prev, listSome(extra))
 			}

@@ -53,14 +53,16 @@ func TestCheckOut(t *testing.T) {
 	}{
 		{"absent", nil, false, "tiny", false, ""},
 		{"empty directory", map[string]string{}, false, "tiny", false, ""},
-		{"earlier results of the scenario", earlier, false, "tiny", false, ""},
-		{"earlier results, scenario not known yet", earlier, false, "", false, ""},
+		{"earlier results without their manifest", earlier, false, "tiny", false, "without the list of the files the run wrote"},
+		{"earlier results without their manifest, scenario not known yet", earlier, false, "", false, "without the list of the files the run wrote"},
+		{"earlier results without their manifest with force", earlier, false, "tiny", true, ""},
 		{"results of another scenario", earlier, false, "other", false, `holds the results of scenario "tiny", not "other"`},
 		{"a study folder", map[string]string{"study.toml": "x", "notes.md": "y", "a/b": "c", "d": "e"}, false, "tiny", false, "not empty and not a results directory (it holds a/, d, notes.md, and 1 more)"},
 		{"a file", nil, true, "tiny", false, "is a file, not a directory"},
 		{"a file with force", nil, true, "tiny", true, ""},
 		{"a study folder with force", map[string]string{"notes.md": "y"}, false, "tiny", true, ""},
 		{"earlier results with their manifest", withManifest(earlier, nil), false, "tiny", false, ""},
+		{"earlier results with their manifest, scenario not known yet", withManifest(earlier, nil), false, "", false, ""},
 		{"earlier results and the user's notes", withManifest(earlier, map[string]string{"notes.md": "mine", "drafts/a.md": "x"}), false, "tiny", false,
 			`holds earlier results of "tiny" and drafts/, notes.md, which the run did not write`},
 		{"earlier results and the user's notes, scenario not known yet", withManifest(earlier, map[string]string{"notes.md": "mine"}), false, "", false, "notes.md, which the run did not write"},
@@ -143,7 +145,7 @@ func TestCheckRebuild(t *testing.T) {
 		t.Errorf("new out: got %v, want no error", err)
 	}
 	out := t.TempDir()
-	writeTree(t, out, earlier)
+	writeTree(t, out, withManifest(earlier, nil))
 	err := CheckRebuild(from, out, false)
 	if err == nil || errors.Is(err, ErrBadInput) || !strings.HasPrefix(err.Error(), out+": holds the results of a run of \"tiny\"") {
 		t.Errorf("out with results of the same scenario: got %v, want a refusal beginning with %s", err, out)
@@ -221,15 +223,17 @@ func TestCleanStalePartials(t *testing.T) {
 	}
 	halfWritten := mk(partialPrefix("out", dead) + "111")
 	movedAside := mk(partialPrefix("out", dead) + "222.old")
-	otherRun := mk(partialPrefix("other", dead) + "333")
+	// A default directory's (a new run id each run): never written again.
+	otherRun := mk(partialPrefix("study-1-20261130-221122-87546c25", dead) + "333")
 	liveRun := mk(partialPrefix("out", live) + "444")
-	cleanStalePartials(parent, "out")
-	for _, gone := range []string{halfWritten, movedAside} {
+	notOurs := mk(".out.partial-notapid-555")
+	cleanStalePartials(parent)
+	for _, gone := range []string{halfWritten, movedAside, otherRun} {
 		if _, err := os.Stat(gone); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("%s: got %v, want it gone", filepath.Base(gone), err)
 		}
 	}
-	for _, kept := range []string{otherRun, liveRun} {
+	for _, kept := range []string{liveRun, notOurs} {
 		if _, err := os.Stat(kept); err != nil {
 			t.Errorf("%s: got %v, want it kept", filepath.Base(kept), err)
 		}
@@ -239,7 +243,7 @@ func TestCleanStalePartials(t *testing.T) {
 	}
 	// With the results in place, a stale moved-aside copy is removed.
 	stale := mk(partialPrefix("out", dead) + "555.old")
-	cleanStalePartials(parent, "out")
+	cleanStalePartials(parent)
 	if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("a moved-aside copy beside the results: got %v, want it gone", err)
 	}

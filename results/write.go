@@ -37,7 +37,7 @@ func Write(ctx context.Context, dir string, o *analysis.Output) error {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("results dir: %w", err)
 	}
-	cleanStalePartials(parent, filepath.Base(dir))
+	cleanStalePartials(parent)
 	tmp, err := os.MkdirTemp(parent, partialPrefix(filepath.Base(dir), os.Getpid()))
 	if err != nil {
 		return fmt.Errorf("results dir: %w", err)
