@@ -314,6 +314,11 @@ func (c *Client) runPrefetch(ctx context.Context, jobs []*prefetchJob, count *pr
 	}
 	wg.Wait()
 	if count != nil {
+		// The segments the Asks took over are the plan's requests too:
+		// the fetch is over once they are answered (its count's last
+		// report then says every planned request done), or when ctx
+		// ends.
+		c.awaitTaken(ctx, jobs)
 		// Requests answered from now on are no longer the phase's
 		// fetch: it is over, or the run was interrupted.
 		count.over.Store(true)
@@ -326,6 +331,25 @@ func (c *Client) runPrefetch(ctx context.Context, jobs []*prefetchJob, count *pr
 		return fmt.Errorf("%d of %d requests failed, the first: %w", failed, len(jobs), firstErr)
 	}
 	return nil
+}
+
+// awaitTaken waits until the segments of jobs have ended (those an Ask
+// took over may still be in flight once the workers are done), or ctx
+// ends.
+func (c *Client) awaitTaken(ctx context.Context, jobs []*prefetchJob) {
+	for _, j := range jobs {
+		if j.dist || j.seg == nil {
+			continue
+		}
+		c.segMu.Lock()
+		done := j.seg.wait()
+		c.segMu.Unlock()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // prefetchOne makes one job's request, unless ctx has ended (a queued

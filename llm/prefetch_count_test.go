@@ -2,11 +2,13 @@ package llm
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/society-sim/society/agent"
+	"github.com/society-sim/society/values"
 )
 
 // progressLog keeps the largest count a fetch's progress was told and the
@@ -185,5 +187,56 @@ func TestPrefetchPlansAtOnce(t *testing.T) {
 			})
 		}
 		wg.Wait()
+	}
+}
+
+// TestPrefetchAwaitsTakenSegments: a fetch whose workers are done while a
+// segment an Ask took over is still in flight is over only once that
+// request is answered, and its count's last report says every planned
+// request done (a run's fetch once ended on 155 of the server's 156).
+func TestPrefetchAwaitsTakenSegments(t *testing.T) {
+	in := pvq(t)
+	srv, sent, first, release := heldServer(t)
+	cfg := testConfig(srv.URL)
+	cfg.Seed = ptr(uint64(1))
+	cfg.Demand = func(agent.Persona) int { return 2 }
+	c := newClient(t, cfg)
+	q := &agent.Question{Persona: agent.Persona{Value: values.Power, Style: agent.StyleDescription}, Instrument: in, Item: 0, Sample: 1}
+	var log progressLog
+	jobs, count, err := c.planCounted([]*agent.Question{q}, nil, log.progress)
+	if err != nil || len(jobs) != 2 {
+		t.Fatalf("plan: %d jobs, %v; want 2", len(jobs), err)
+	}
+	// An Ask takes the queued segment of sample 1 over; the server holds
+	// its request.
+	asked := make(chan error, 1)
+	go func() {
+		qq := *q
+		_, err := c.Ask(context.Background(), &qq)
+		asked <- err
+	}()
+	<-first
+	// The workers fetch sample 0's segment and skip the taken one; the
+	// held request is released once sample 0's is counted.
+	go func() {
+		for {
+			if done, _ := log.get(); done >= 1 {
+				close(release)
+				return
+			}
+			runtime.Gosched()
+		}
+	}()
+	if err := c.runPrefetch(context.Background(), jobs, count); err != nil {
+		t.Fatal(err)
+	}
+	if done, planned := log.get(); planned != 2 || done != 2 {
+		t.Errorf("when the fetch returned: progress %d/%d; want 2/2, the taken request answered too", done, planned)
+	}
+	if err := <-asked; err != nil {
+		t.Fatal(err)
+	}
+	if sent.Load() != 2 {
+		t.Errorf("server: %d requests, want 2", sent.Load())
 	}
 }

@@ -329,17 +329,22 @@ func (c *Client) endSegment(key segKey, f *segFetch, replies segReplies, err err
 	}
 	delete(c.fetching, key)
 	f.err = err
-	f.ended = true
-	done := f.done
 	var count *prefetchCount
 	if err == nil {
 		count, f.count = f.count, nil
 	}
 	c.segMu.Unlock()
+	// Counted before the segment ends: a fetch waiting for the segments
+	// the Asks took over (awaitTaken) is over once they have ended, and
+	// counts nothing after.
+	count.add()
+	c.segMu.Lock()
+	f.ended = true
+	done := f.done
+	c.segMu.Unlock()
 	if done != nil {
 		close(done)
 	}
-	count.add()
 }
 
 // countStored counts a sample served from the cache: the calls its entry

@@ -1,5 +1,7 @@
 // Package proc tells whether a process still exists, for the cleanup of
 // what a process that died (kill -9) left behind.
+//
+// It imports only the standard library.
 package proc
 
 import (
