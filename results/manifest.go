@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -74,21 +75,40 @@ func unlisted(dir string) (extra []os.DirEntry, ok bool) {
 }
 
 // partialPrefix begins the name of the folder a results directory named
-// base is built in, by process pid, beside it (Write): a folder left by a
-// process that died (kill -9) is known by its pid.
-func partialPrefix(base string, pid int) string {
-	return "." + base + ".partial-" + strconv.Itoa(pid) + "-"
+// base is built in beside it (Write), by process pid on the host of token
+// host (hostToken): a folder left by a process that died (kill -9) is
+// known by both, so that a results folder shared by several machines is
+// cleaned by each of its own folders only.
+func partialPrefix(base, host string, pid int) string {
+	return "." + base + ".partial-" + host + "-" + strconv.Itoa(pid) + "-"
 }
 
-// cleanStalePartials removes, in parent, the folders that processes now
-// gone were building results directories in (Write): their half-written
-// results, and the earlier results they had moved aside to replace, which
-// go back in place when the replacement never arrived. Every results
-// directory of parent is looked at, not only the one being written (the
-// default directories are new for each run, and a killed run's is never
-// written again). Folders of live processes, and of any process where that
-// cannot be told, are left alone.
-func cleanStalePartials(parent string) {
+// hostToken is this machine's name as partialPrefix writes it: the
+// FNV-1a hash of os.Hostname in hex, or "" when the name is unknown (and
+// nothing is cleaned).
+func hostToken() string {
+	name, err := os.Hostname()
+	if err != nil || name == "" {
+		return ""
+	}
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	return fmt.Sprintf("%08x", h.Sum32())
+}
+
+// cleanStalePartials removes, in parent, the folders that processes of
+// this host (host, from hostToken), now gone, were building results
+// directories in (Write): their half-written results, and the earlier
+// results they had moved aside to replace, which go back in place when the
+// replacement never arrived. Every results directory of parent is looked
+// at, not only the one being written (the default directories are new
+// for each run, and a killed run's is never written again). Folders of
+// other hosts, of live processes, and of any process where that cannot be
+// told, are left alone.
+func cleanStalePartials(parent, host string) {
+	if host == "" {
+		return
+	}
 	entries, err := os.ReadDir(parent)
 	if err != nil {
 		return
@@ -99,9 +119,12 @@ func cleanStalePartials(parent string) {
 		if !e.IsDir() || !strings.HasPrefix(name, ".") || i < 2 {
 			continue
 		}
-		pidText, _, ok := strings.Cut(name[i+len(".partial-"):], "-")
-		pid, err := strconv.Atoi(pidText)
-		if !ok || err != nil || pid <= 0 || proc.Alive(pid) {
+		fields := strings.SplitN(name[i+len(".partial-"):], "-", 3)
+		if len(fields) != 3 || fields[0] != host {
+			continue
+		}
+		pid, err := strconv.Atoi(fields[1])
+		if err != nil || pid <= 0 || proc.Alive(pid) {
 			continue
 		}
 		path, owner := filepath.Join(parent, name), filepath.Join(parent, name[1:i])

@@ -215,25 +215,32 @@ func TestCleanStalePartials(t *testing.T) {
 		t.Skip("no process to outlive:", err)
 	}
 	dead, live := cmd.Process.Pid, os.Getpid()
+	host := hostToken()
+	if host == "" {
+		t.Skip("this machine has no name")
+	}
 	parent := t.TempDir()
 	mk := func(name string) string {
 		p := filepath.Join(parent, name)
 		writeTree(t, p, map[string]string{"results.json": name})
 		return p
 	}
-	halfWritten := mk(partialPrefix("out", dead) + "111")
-	movedAside := mk(partialPrefix("out", dead) + "222.old")
+	halfWritten := mk(partialPrefix("out", host, dead) + "111")
+	movedAside := mk(partialPrefix("out", host, dead) + "222.old")
 	// A default directory's (a new run id each run): never written again.
-	otherRun := mk(partialPrefix("study-1-20261130-221122-87546c25", dead) + "333")
-	liveRun := mk(partialPrefix("out", live) + "444")
+	otherRun := mk(partialPrefix("study-1-20261130-221122-87546c25", host, dead) + "333")
+	liveRun := mk(partialPrefix("out", host, live) + "444")
 	notOurs := mk(".out.partial-notapid-555")
-	cleanStalePartials(parent)
+	// Another machine's, in a folder shared with it: its pid means
+	// nothing here.
+	otherHost := mk(partialPrefix("out", "0badc0de", dead) + "666")
+	cleanStalePartials(parent, host)
 	for _, gone := range []string{halfWritten, movedAside, otherRun} {
 		if _, err := os.Stat(gone); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("%s: got %v, want it gone", filepath.Base(gone), err)
 		}
 	}
-	for _, kept := range []string{liveRun, notOurs} {
+	for _, kept := range []string{liveRun, notOurs, otherHost} {
 		if _, err := os.Stat(kept); err != nil {
 			t.Errorf("%s: got %v, want it kept", filepath.Base(kept), err)
 		}
@@ -242,8 +249,8 @@ func TestCleanStalePartials(t *testing.T) {
 		t.Errorf("out/results.json: got %q, %v; want the earlier results moved back", b, err)
 	}
 	// With the results in place, a stale moved-aside copy is removed.
-	stale := mk(partialPrefix("out", dead) + "555.old")
-	cleanStalePartials(parent)
+	stale := mk(partialPrefix("out", host, dead) + "555.old")
+	cleanStalePartials(parent, host)
 	if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("a moved-aside copy beside the results: got %v, want it gone", err)
 	}

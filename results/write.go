@@ -3,6 +3,7 @@ package results
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"context"
 	"encoding/json"
@@ -37,8 +38,9 @@ func Write(ctx context.Context, dir string, o *analysis.Output) error {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("results dir: %w", err)
 	}
-	cleanStalePartials(parent)
-	tmp, err := os.MkdirTemp(parent, partialPrefix(filepath.Base(dir), os.Getpid()))
+	host := hostToken()
+	cleanStalePartials(parent, host)
+	tmp, err := os.MkdirTemp(parent, partialPrefix(filepath.Base(dir), cmp.Or(host, "unknown"), os.Getpid()))
 	if err != nil {
 		return fmt.Errorf("results dir: %w", err)
 	}
