@@ -45,27 +45,31 @@ import (
 // bytes each.
 //
 // No request is made twice: an Ask for a question whose request is in
-// flight waits for it, and an Ask for a question Prefetch has not reached
-// yet makes the request itself, which Prefetch then skips. Start it before
-// the phase's tasks go out, with StartPrefetch: a segment of samples that
-// Asks already fetched and read in full before Prefetch made its plan is
-// fetched again (the same request, so the same answers; one call wasted).
+// flight waits for it. An Ask for samples Prefetch has not reached yet
+// waits for them too, so that the phase's requests are made by
+// Prefetch's workers alone, each sending its next request as soon as it
+// has read a reply, as a bare client does (see segFetch); an Ask for a
+// distribution Prefetch has not reached yet makes the request itself,
+// which Prefetch then skips. Start it before the phase's tasks go out,
+// with StartPrefetch: a segment of samples that Asks already fetched and
+// read in full before Prefetch made its plan is fetched again (the same
+// request, so the same answers; one call wasted).
 //
 // Prefetch returns when every request is done, or when ctx ends (Asks then
-// fetch what is left themselves). Its error is ctx's, or names the requests
-// that failed: the Asks for those questions make them again and report
-// their own errors, so a caller may log it and go on. Malformed questions
-// are reported and skipped.
+// fetch what is left themselves, those waiting for it included). Its
+// error is ctx's, or names the requests that failed: the Asks for those
+// questions make them again and report their own errors, so a caller may
+// log it and go on. Malformed questions are reported and skipped.
 func (c *Client) Prefetch(ctx context.Context, qs []*agent.Question) error {
 	return c.StartPrefetch(ctx, qs)()
 }
 
 // StartPrefetch is Prefetch with its plan made before it returns: every
 // request of qs is registered, so that an Ask made after StartPrefetch
-// returns waits for Prefetch's request or takes it over, and no segment is
-// fetched twice however soon the agents start (with Prefetch called from a
-// goroutine, Asks that run before its plan is made fetch segments that
-// Prefetch then fetches again). The requests are made in a goroutine; wait
+// returns waits for Prefetch's request, and no segment is fetched twice
+// however soon the agents start (with Prefetch called from a goroutine,
+// Asks that run before its plan is made fetch segments that Prefetch then
+// fetches again). The requests are made in a goroutine; wait
 // returns when they are done, with Prefetch's error, and must be called.
 // Planning takes well under a microsecond per question.
 func (c *Client) StartPrefetch(ctx context.Context, qs []*agent.Question) (wait func() error) {
@@ -102,10 +106,10 @@ type prefetchJob struct {
 }
 
 // prefetchCount counts the requests of a plan answered so far, whoever
-// made them: Prefetch, or an Ask that took a queued segment over or met a
-// planned distribution first. Counting only Prefetch's own requests, a
-// run whose agents take many segments over (sample mode, agents asking in
-// their own order) showed a fraction of the requests the server had
+// made them: Prefetch, an Ask whose request was in flight when the plan
+// was made, or an Ask that met a planned distribution first. Counting
+// only Prefetch's own requests, a run whose agents made many of the
+// plan's requests showed a fraction of the requests the server had
 // answered, and a rate and time left to match. planned is set before any
 // request can be counted; progress, when not nil, is told each count
 // until over.
@@ -264,7 +268,7 @@ func (c *Client) registerSegments(jobs []*prefetchJob, count *prefetchCount) []*
 			if len(slab) == cap(slab) {
 				slab = make([]segFetch, 0, 256)
 			}
-			slab = append(slab, segFetch{prefetched: true, queued: true, count: count})
+			slab = append(slab, segFetch{prefetched: true, count: count})
 			j.seg = &slab[len(slab)-1]
 			c.fetching[j.key] = j.seg
 		}
@@ -314,11 +318,6 @@ func (c *Client) runPrefetch(ctx context.Context, jobs []*prefetchJob, count *pr
 	}
 	wg.Wait()
 	if count != nil {
-		// The segments the Asks took over are the plan's requests too:
-		// the fetch is over once they are answered (its count's last
-		// report then says every planned request done), or when ctx
-		// ends.
-		c.awaitTaken(ctx, jobs)
 		// Requests answered from now on are no longer the phase's
 		// fetch: it is over, or the run was interrupted.
 		count.over.Store(true)
@@ -333,32 +332,11 @@ func (c *Client) runPrefetch(ctx context.Context, jobs []*prefetchJob, count *pr
 	return nil
 }
 
-// awaitTaken waits until the segments of jobs have ended (those an Ask
-// took over may still be in flight once the workers are done), or ctx
-// ends.
-func (c *Client) awaitTaken(ctx context.Context, jobs []*prefetchJob) {
-	for _, j := range jobs {
-		if j.dist || j.seg == nil {
-			continue
-		}
-		c.segMu.Lock()
-		done := j.seg.wait()
-		c.segMu.Unlock()
-		select {
-		case <-done:
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
 // prefetchOne makes one job's request, unless ctx has ended (a queued
-// segment is then handed back to the Asks) or an Ask took the job over.
+// segment is then handed back to the Asks waiting for it) or an Ask
+// fetched the job's distribution first.
 func (c *Client) prefetchOne(ctx context.Context, j *prefetchJob) error {
 	if !j.dist {
-		if !c.startSegment(j.seg) {
-			return nil // an Ask is fetching it
-		}
 		if err := ctx.Err(); err != nil {
 			c.endSegment(j.key, j.seg, segReplies{}, err)
 			return err
@@ -388,16 +366,6 @@ func (c *Client) prefetchOne(ctx context.Context, j *prefetchJob) error {
 	// only now, its samples could already have been fetched and read by
 	// Asks that met the fallback first, and would be fetched twice.
 	return nil
-}
-
-// startSegment takes a queued segment for Prefetch to fetch; false when
-// an Ask took it first.
-func (c *Client) startSegment(f *segFetch) bool {
-	c.segMu.Lock()
-	defer c.segMu.Unlock()
-	ok := f.queued
-	f.queued = false
-	return ok
 }
 
 // distFetched counts the distribution of mk as answered for the plan that

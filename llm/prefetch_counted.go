@@ -7,12 +7,13 @@ import (
 )
 
 // StartPrefetchCounted is StartPrefetch (its plan made before it returns,
-// so that the agents started next meet it) telling progress how far it is: once when
-// its plan is made, then each time one of the plan's requests is answered,
-// whoever made it (Prefetch, or an Ask that took a queued segment over or
-// met a planned distribution first), with the requests answered and
-// planned. planned is every request of the plan, those the agents had
-// already made when it was made included. A request that fails, or is
+// so that the agents started next meet it) telling progress how far it
+// is: once when its plan is made, then each time one of the plan's
+// requests is answered, whoever made it (Prefetch, an Ask whose request
+// was in flight when the plan was made, or an Ask that met a planned
+// distribution first), with the requests answered and planned. planned is
+// every request of the plan, those the agents had already made when it
+// was made included. A request that fails, or is
 // cancelled, is not counted, and nothing is once Prefetch has returned
 // (its context ended: the run was interrupted, or the phase is over).
 // progress is called from the goroutines that make the requests, several

@@ -171,18 +171,21 @@ func (r segReplies) count() int {
 
 // segFetch is a segment being fetched, or queued to be by Prefetch.
 // Whoever registered it (claimSegment, Prefetch) fetches it and ends it
-// with endSegment; everyone else waits for done. A segment still queued
-// is taken over by the first Ask that wants it rather than waited for.
-// prefetched marks a fetch made by Prefetch: its failure is not the
-// waiting Ask's, which then fetches the segment itself. queued and
-// prefetched are guarded by Client.segMu, and so is done, made by the
-// first Ask that waits (a fetch nobody waits for, as most are, costs no
-// channel) and closed by endSegment.
+// with endSegment; everyone else waits for done, a segment still queued
+// by Prefetch included: its workers reach every segment of their plan,
+// and requests made by the agents beside them would each hand a slot of
+// the limiter from one goroutine to another (agents took 22,000 of a
+// sample phase's 40,000 segments over when they could; BENCHMARKS.md
+// gives the rates before and after). prefetched marks a fetch made by
+// Prefetch: its
+// failure is not the waiting Ask's, which then fetches the segment
+// itself. done is guarded by Client.segMu, made by the first Ask that
+// waits (a fetch nobody waits for, as most are, costs no channel) and
+// closed by endSegment.
 type segFetch struct {
 	done       chan struct{}
 	err        error // set before done is closed
 	prefetched bool
-	queued     bool
 	ended      bool // endSegment has run
 	// count is the plan's count of requests answered, when the segment
 	// is one of a Prefetch plan's: whoever fetches it counts it there.
@@ -276,10 +279,6 @@ func (c *Client) claimSegment(key segKey, i int) (ch choice, ok bool, f *segFetc
 		}
 	}
 	if f := c.fetching[key]; f != nil {
-		if f.queued {
-			f.queued, f.prefetched = false, false
-			return choice{}, false, f, nil, true
-		}
 		return choice{}, false, f, f.wait(), false
 	}
 	f = &segFetch{}
@@ -334,9 +333,6 @@ func (c *Client) endSegment(key segKey, f *segFetch, replies segReplies, err err
 		count, f.count = f.count, nil
 	}
 	c.segMu.Unlock()
-	// Counted before the segment ends: a fetch waiting for the segments
-	// the Asks took over (awaitTaken) is over once they have ended, and
-	// counts nothing after.
 	count.add()
 	c.segMu.Lock()
 	f.ended = true
