@@ -1,6 +1,7 @@
 package llm
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -622,5 +623,53 @@ func TestPrefetchShare(t *testing.T) {
 		if _, _, err := c.planCounted([]*agent.Question{q(4)}, first, nil); err == nil {
 			t.Errorf("first %v for Sample 4: no error", first)
 		}
+	}
+}
+
+// A plan lists each segment once, in prefix order (the value's system
+// prompt, then context, instrument and item; a question's segments in
+// sample order), however often the questions repeat a prompt: a question
+// listed twice, with different highest samples, gives the union of their
+// segments.
+func TestPlanOrderAndRepeats(t *testing.T) {
+	in := pvq(t)
+	srv := newOpenAIServer(t, func(r seenReq) (int, any) { return 200, seededReply(r) })
+	cfg := testConfig(srv.URL)
+	cfg.Samples = 2
+	c := newClient(t, cfg)
+	var qs []*agent.Question
+	for _, item := range []int{3, 1} {
+		for _, p := range allPersonas(agent.StyleDescription)[:3] {
+			qs = append(qs, &agent.Question{Persona: p, Instrument: in, Item: item, Sample: 2})
+		}
+	}
+	// The first question again, asking up to sample 5.
+	again := *qs[0]
+	again.Sample = 5
+	qs = append(qs, &again)
+	jobs, err := c.plan(qs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[segKey]bool{}
+	for k, j := range jobs {
+		if seen[j.key] {
+			t.Errorf("job %d: segment %d-%d of %v item %d planned twice", k, j.start, j.end, j.q.Persona.Value, j.q.Item)
+		}
+		seen[j.key] = true
+		if k == 0 {
+			continue
+		}
+		prev := jobs[k-1]
+		order := cmp.Or(cmp.Compare(prev.p.System, j.p.System), cmp.Compare(prev.q.Item, j.q.Item), cmp.Compare(prev.start, j.start))
+		if order >= 0 {
+			t.Errorf("job %d (%v item %d samples %d-%d) after job %d (%v item %d samples %d-%d): not in prefix order",
+				k, j.q.Persona.Value, j.q.Item, j.start, j.end, k-1, prev.q.Persona.Value, prev.q.Item, prev.start, prev.end)
+		}
+	}
+	// Samples 0-2 of six questions (segments 0-1 and 2-3), and samples
+	// 4-5 of the repeated one: 6*2 + 1.
+	if len(jobs) != 13 {
+		t.Errorf("got %d jobs, want 13", len(jobs))
 	}
 }

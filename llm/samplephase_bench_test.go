@@ -85,3 +85,30 @@ func processCPU(b *testing.B) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkPrefetchPlan is the plan of a sample phase of 1,000 agents
+// (11 personas of 91) × PVQ-40, one sample per segment: 40,040 segments
+// listed in prefix order and registered, made before the first request
+// goes out.
+func BenchmarkPrefetchPlan(b *testing.B) {
+	in := pvq(b)
+	var qs []*agent.Question
+	for _, p := range allPersonas(agent.StyleDescription) {
+		for it := range in.Items {
+			qs = append(qs, &agent.Question{Persona: p, Instrument: in, Item: it})
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		cfg := testConfig("http://127.0.0.1:1")
+		cfg.Demand = func(agent.Persona) int { return 91 }
+		c, err := NewClient(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := c.planCounted(qs, nil, nil); err != nil {
+			b.Fatal(err)
+		}
+		c.Close()
+	}
+}
