@@ -27,13 +27,20 @@ import (
 // Anything else (a file, a directory holding other things or another
 // study's results) would be destroyed, so it is refused unless force is
 // set. The parent must be writable: that is where the new directory is
-// built. name "" accepts an earlier results directory of any scenario (a
-// resumed run whose scenario is not known yet). Every error is a refusal
-// that begins with dir; its advice names the society command's --force
-// flag, which sets force.
+// built. dir must not be a symbolic link, even with force: the results
+// would replace the link, not the folder it names, and a dangling link
+// would fail the run only once every answer had been paid for. name ""
+// accepts an earlier results directory of any scenario (a resumed run
+// whose scenario is not known yet). Every error is a refusal that begins
+// with dir; its advice names the society command's --force flag, which
+// sets force.
 func CheckOut(dir, name string, force bool) error {
 	if dir == "" {
 		return nil
+	}
+	if li, err := os.Lstat(filepath.Clean(dir)); err == nil && li.Mode()&fs.ModeSymlink != 0 {
+		target, _ := os.Readlink(filepath.Clean(dir))
+		return fmt.Errorf("%s: is a symbolic link (to %s); results replace the folder they are written to, so they would replace the link, not what it names (name that folder itself, or a new one)", dir, target)
 	}
 	st, err := os.Stat(dir)
 	switch {

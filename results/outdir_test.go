@@ -47,31 +47,44 @@ func TestCheckOut(t *testing.T) {
 		name    string
 		files   map[string]string // made under the directory checked
 		file    bool              // the path checked is a file
+		link    string            // the path checked is a symbolic link to this, relative to it
 		scen    string
 		force   bool
 		wantErr string // "" accepts
 	}{
-		{"absent", nil, false, "tiny", false, ""},
-		{"empty directory", map[string]string{}, false, "tiny", false, ""},
-		{"earlier results without their manifest", earlier, false, "tiny", false, "without the list of the files the run wrote"},
-		{"earlier results without their manifest, scenario not known yet", earlier, false, "", false, "without the list of the files the run wrote"},
-		{"earlier results without their manifest with force", earlier, false, "tiny", true, ""},
-		{"results of another scenario", earlier, false, "other", false, `holds the results of scenario "tiny", not "other"`},
-		{"a study folder", map[string]string{"study.toml": "x", "notes.md": "y", "a/b": "c", "d": "e"}, false, "tiny", false, "not empty and not a results directory (it holds a/, d, notes.md, and 1 more)"},
-		{"a file", nil, true, "tiny", false, "is a file, not a directory"},
-		{"a file with force", nil, true, "tiny", true, ""},
-		{"a study folder with force", map[string]string{"notes.md": "y"}, false, "tiny", true, ""},
-		{"earlier results with their manifest", withManifest(earlier, nil), false, "tiny", false, ""},
-		{"earlier results with their manifest, scenario not known yet", withManifest(earlier, nil), false, "", false, ""},
-		{"earlier results and the user's notes", withManifest(earlier, map[string]string{"notes.md": "mine", "drafts/a.md": "x"}), false, "tiny", false,
+		{"absent", nil, false, "", "tiny", false, ""},
+		{"empty directory", map[string]string{}, false, "", "tiny", false, ""},
+		{"earlier results without their manifest", earlier, false, "", "tiny", false, "without the list of the files the run wrote"},
+		{"earlier results without their manifest, scenario not known yet", earlier, false, "", "", false, "without the list of the files the run wrote"},
+		{"earlier results without their manifest with force", earlier, false, "", "tiny", true, ""},
+		{"results of another scenario", earlier, false, "", "other", false, `holds the results of scenario "tiny", not "other"`},
+		{"a study folder", map[string]string{"study.toml": "x", "notes.md": "y", "a/b": "c", "d": "e"}, false, "", "tiny", false, "not empty and not a results directory (it holds a/, d, notes.md, and 1 more)"},
+		{"a file", nil, true, "", "tiny", false, "is a file, not a directory"},
+		{"a file with force", nil, true, "", "tiny", true, ""},
+		{"a study folder with force", map[string]string{"notes.md": "y"}, false, "", "tiny", true, ""},
+		{"earlier results with their manifest", withManifest(earlier, nil), false, "", "tiny", false, ""},
+		{"earlier results with their manifest, scenario not known yet", withManifest(earlier, nil), false, "", "", false, ""},
+		{"earlier results and the user's notes", withManifest(earlier, map[string]string{"notes.md": "mine", "drafts/a.md": "x"}), false, "", "tiny", false,
 			`holds earlier results of "tiny" and drafts/, notes.md, which the run did not write`},
-		{"earlier results and the user's notes, scenario not known yet", withManifest(earlier, map[string]string{"notes.md": "mine"}), false, "", false, "notes.md, which the run did not write"},
-		{"earlier results and the user's notes with force", withManifest(earlier, map[string]string{"notes.md": "mine"}), false, "tiny", true, ""},
+		{"earlier results and the user's notes, scenario not known yet", withManifest(earlier, map[string]string{"notes.md": "mine"}), false, "", "", false, "notes.md, which the run did not write"},
+		{"earlier results and the user's notes with force", withManifest(earlier, map[string]string{"notes.md": "mine"}), false, "", "tiny", true, ""},
+		// A run through a link replaced the link by a folder; through a
+		// dangling one it failed at the end, after every call was paid.
+		{"a link to earlier results", nil, false, "target", "tiny", false, "is a symbolic link (to target)"},
+		{"a link to earlier results with force", nil, false, "target", "tiny", true, "is a symbolic link"},
+		{"a dangling link", nil, false, "nowhere", "tiny", false, "is a symbolic link (to nowhere)"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "out")
 			switch {
+			case c.link != "":
+				if c.link == "target" {
+					writeTree(t, filepath.Join(filepath.Dir(dir), "target"), withManifest(earlier, nil))
+				}
+				if err := os.Symlink(c.link, dir); err != nil {
+					t.Fatal(err)
+				}
 			case c.file:
 				writeTree(t, filepath.Dir(dir), map[string]string{"out": "draft"})
 			case c.files != nil:

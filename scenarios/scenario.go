@@ -338,9 +338,15 @@ func Load(path string) (*Scenario, error) {
 }
 
 // Open accepts a scenario file path or the name of a built-in scenario. A
-// path wins over a built-in of the same name.
+// file wins over a built-in of the same name; a folder does not, since it
+// is never a scenario (after 'society run paper --out paper', 'paper'
+// still names the built-in).
 func Open(arg string) (*Scenario, error) {
-	if _, err := os.Stat(arg); err == nil || filepath.Ext(arg) != "" || filepath.Base(arg) != arg {
+	st, err := os.Stat(arg)
+	if _, ok := builtinFile(arg); ok && err == nil && st.IsDir() {
+		return Builtin(arg)
+	}
+	if err == nil || filepath.Ext(arg) != "" || filepath.Base(arg) != arg {
 		return Load(arg)
 	}
 	if _, ok := builtinFile(arg); ok {

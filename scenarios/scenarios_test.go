@@ -332,6 +332,39 @@ func TestOpen(t *testing.T) {
 	}
 }
 
+// A folder named as a built-in (the results of 'run paper --out paper')
+// does not hide it: 'run paper' failed with "paper: is a directory". A
+// file of that name still wins.
+func TestOpenBesideFolder(t *testing.T) {
+	minimal, err := filepath.Abs(filepath.Join("testdata", "good", "minimal.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(t.TempDir())
+	if err := os.Mkdir("quickstart", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := Open("quickstart"); err != nil || s.Name != "quickstart" || s.File != "builtin/quickstart.toml" {
+		t.Errorf("beside a folder of its name: got %v; want the built-in quickstart", err)
+	}
+	if err := os.Mkdir("notes", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open("notes"); !errors.Is(err, ErrInvalid) {
+		t.Errorf("a folder that names no built-in: got %v, want an ErrInvalid error", err)
+	}
+	src, err := os.ReadFile(minimal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("paper", src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := Open("paper"); err != nil || s.Name != "minimal" {
+		t.Errorf("a file named as a built-in: got %v, %v; want the file's scenario", s, err)
+	}
+}
+
 func TestProblemFormat(t *testing.T) {
 	for _, tc := range []struct {
 		p    Problem
