@@ -410,13 +410,15 @@ func TestPrefetchAskJoins(t *testing.T) {
 		}
 	})
 
-	t.Run("queued", func(t *testing.T) {
-		srv, c := newPair(t, func(r seenReq) (int, any) { return 200, seededReply(r) })
+	// queued plans the segment and has four Asks wait for it before
+	// Prefetch's workers begin; asked is closed once they are answered.
+	queued := func(t *testing.T) (srv *openAIServer, c *Client, jobs []*prefetchJob, asked chan struct{}) {
+		srv, c = newPair(t, func(r seenReq) (int, any) { return 200, seededReply(r) })
 		jobs, err := c.plan([]*agent.Question{q})
 		if err != nil || len(jobs) != 1 {
 			t.Fatalf("got %d jobs (error %v), want 1", len(jobs), err)
 		}
-		asked := make(chan struct{})
+		asked = make(chan struct{})
 		go func() { askFour(t, c); close(asked) }()
 		for c.segWaiting.Load() < 4 && srv.calls.Load() == 0 {
 			runtime.Gosched()
@@ -424,6 +426,11 @@ func TestPrefetchAskJoins(t *testing.T) {
 		if n := srv.calls.Load(); n != 0 {
 			t.Fatalf("the Asks made %d requests for a segment Prefetch had queued; want them to wait for it", n)
 		}
+		return srv, c, jobs, asked
+	}
+
+	t.Run("queued", func(t *testing.T) {
+		srv, c, jobs, asked := queued(t)
 		if err := c.runPrefetch(context.Background(), jobs, nil); err != nil {
 			t.Fatal(err)
 		}
@@ -436,16 +443,7 @@ func TestPrefetchAskJoins(t *testing.T) {
 	t.Run("queued, then canceled", func(t *testing.T) {
 		// The Asks waiting for a queued segment fetch it themselves when
 		// Prefetch's context ends before its workers reach it.
-		srv, c := newPair(t, func(r seenReq) (int, any) { return 200, seededReply(r) })
-		jobs, err := c.plan([]*agent.Question{q})
-		if err != nil || len(jobs) != 1 {
-			t.Fatalf("got %d jobs (error %v), want 1", len(jobs), err)
-		}
-		asked := make(chan struct{})
-		go func() { askFour(t, c); close(asked) }()
-		for c.segWaiting.Load() < 4 && srv.calls.Load() == 0 {
-			runtime.Gosched()
-		}
+		srv, c, jobs, asked := queued(t)
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		if err := c.runPrefetch(ctx, jobs, nil); !errors.Is(err, context.Canceled) {
