@@ -505,7 +505,7 @@ func (d *decoder) models(top table) []Model {
 		if prev, ok := names[m.Name]; ok {
 			d.add(field, "duplicate model name %q (also %s); give each model its own name", m.Name, prev)
 		} else if i, ok := files[fileKey(m.Name)]; ok {
-			d.add(field, "model name %q would write the same figure and table files as %q (%s); give the models names that differ in more than punctuation and case",
+			d.add(field, "model name %q would write the same figure and table files as %q (%s); give the models names that still differ with capitals made small and every character but a letter, digit, '-' or '_' made '_', as in file names",
 				m.Name, out[i].Name, list[i].path)
 			names[m.Name] = t.path
 		} else {
