@@ -168,6 +168,10 @@ func (p *Log) write(periodic bool) {
 			}
 		}
 		if st.prefetching {
+			// The answers' rate and time left are measured from the end
+			// of the fetch ahead: while it runs, answers come at its pace
+			// and the rest at once when it ends.
+			rate, eta = nil, nil
 			phase = prefetchPhase(st.Phase)
 			req = &requests{Done: st.pre.Done, Expected: st.pre.Expected}
 			req.Rate = ptr(float64(req.Done) / max(now.Sub(st.preStart).Seconds(), 1e-9))

@@ -158,6 +158,14 @@ func TestProgressPrefetch(t *testing.T) {
 				req["rate_per_second"] != 10.0 || req["eta_seconds"] != 30.0 {
 				t.Errorf("first line: got %v, want phase prefetching, 30 answers, requests 100/400 at 10/s, 30 s left", first)
 			}
+			// The answers' rate and time left come once the fetch has
+			// ended: while it runs, answers come at its pace (an ETA of
+			// 28 s was shown for a run that ended 0.7 s later).
+			_, rate := first["rate_per_second"]
+			_, eta := first["eta_seconds"]
+			if rate || eta {
+				t.Errorf("first line: got %v, want no answers' rate_per_second nor eta_seconds while prefetching", first)
+			}
 			if _, ok := second["requests"]; ok || second["phase"] != "answering" {
 				t.Errorf("second line: got %v, want phase answering and no requests", second)
 			}

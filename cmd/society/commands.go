@@ -53,7 +53,7 @@ func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("run", "run [SCENARIO] [--out DIR] [--nats URL [--resume ID]]\n\nSCENARIO is a TOML file or a built-in name (see 'society scenarios'); default quickstart.\nWith --nats the run is the orchestrator of agent hosts ('society agents') and an\nanalysis service ('society analyze') on a NATS cluster.\n\n"+bus.FlagsHelp, stderr)
 	out := fs.String("out", "", "results directory (default results/NAME-SEED-TIME-RANDOM, the run id; with --nats the analysis service writes results/NAME-SEED); refused when it holds anything but an earlier result of the same scenario")
-	force := fs.Bool("force", false, "let --out replace whatever it names (a file, a non-empty directory, another study's results)")
+	force := fs.Bool("force", false, "let --out replace whatever it names (a file, a non-empty directory, another study's results), a symbolic link apart")
 	quiet := fs.Bool("quiet", false, "no progress display")
 	prog := progress.AddFlags(fs)
 	cache := llm.AddCacheFlags(fs, "reruns make no model calls")

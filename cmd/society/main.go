@@ -55,7 +55,7 @@ Usage:
 
 SCENARIO is a TOML file or the name of a built-in scenario.
 Exit status: 0 success, 1 the run failed or was interrupted, 2 bad input.
-An interrupt (Ctrl-C, SIGTERM) stops the command cleanly; a second one exits at once.
+An interrupt (Ctrl-C, SIGTERM) stops the command cleanly (exit status 1); a second one exits at once (130).
 Run 'society COMMAND -h' for a command's options.
 `
 

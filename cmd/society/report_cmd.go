@@ -17,7 +17,7 @@ import (
 func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("report", "report DIR [--out DIR2]\n\nRebuild report.md, the tables and the figures of results directory DIR from its stored answers,\nwithout calling any model. By default the files are replaced in DIR; --out writes a complete\nresults directory elsewhere.", stderr)
 	out := fs.String("out", "", "write the rebuilt results directory here instead of updating DIR; must be new or empty (results there, even of the same scenario, would be lost) unless --force")
-	force := fs.Bool("force", false, "let --out replace whatever it names")
+	force := fs.Bool("force", false, "let --out replace whatever it names, a symbolic link apart")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
