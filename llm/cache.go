@@ -419,6 +419,13 @@ func (t *tiers) lookup(ctx context.Context, key string, promote bool) ([]byte, b
 	}
 	v, ok, err := t.shared.Get(ctx, key)
 	if err != nil {
+		if ctx.Err() != nil {
+			// Not a miss: the caller gave up. Taken for one, a fetch
+			// ahead stopped at its task's end went on to ask the model
+			// for replies the shared tier held (counted as calls,
+			// never sent).
+			return nil, false, ctx.Err()
+		}
 		t.sharedFailed(ctx, "get", err)
 		return nil, false, nil
 	}

@@ -3,6 +3,7 @@ package llm
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -142,5 +143,39 @@ func TestCacheSharedFailing(t *testing.T) {
 	// Two lookups (before the flight and in it) and one write.
 	if got := c.SharedErrors(); got != 3 {
 		t.Errorf("got %d shared failures counted, want 3", got)
+	}
+}
+
+// ctxStore holds one value and fails a lookup whose context has ended,
+// as a JetStream bucket does.
+type ctxStore struct{ MemStore }
+
+func (s *ctxStore) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, false, fmt.Errorf("kv get %s: %w", key, err)
+	}
+	return s.MemStore.Get(ctx, key)
+}
+
+// A shared lookup cut short by the caller's context is that context's
+// error, not a miss: a fetch ahead stopped at its task's end took it for
+// one and asked the model for replies the shared tier held (in a rerun
+// served from the hosts' caches, 1 to 14 calls counted that never
+// reached the server).
+func TestCacheSharedCancelled(t *testing.T) {
+	shared := &ctxStore{MemStore: *NewMemStore()}
+	key := keyHash("k")
+	shared.Put(context.Background(), key, []byte("stored"))
+	c := NewCache(NewMemStore(), WithShared(shared), WithLogger(slog.New(slog.DiscardHandler)))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if v, ok, err := c.Get(ctx, key); !errors.Is(err, context.Canceled) || ok {
+		t.Errorf("Get with its context ended: got %q, %v, %v; want context.Canceled", v, ok, err)
+	}
+	if got := c.SharedErrors(); got != 0 {
+		t.Errorf("got %d shared failures counted, want 0: the store did not fail", got)
+	}
+	if v, ok, err := c.Get(context.Background(), key); err != nil || !ok || string(v) != "stored" {
+		t.Errorf("Get: got %q, %v, %v; want the stored value", v, ok, err)
 	}
 }

@@ -284,6 +284,9 @@ func (o *outage) ok() {
 const failureLogEvery = 10 * time.Second
 
 func (d *doer) Do(req *http.Request) (*http.Response, error) {
+	if err := req.Context().Err(); err != nil {
+		return nil, err // given up before it was made: no call
+	}
 	d.stats.calls.Add(1)
 	if f := d.fatal.Load(); f != nil {
 		d.stats.failures.Add(1)
@@ -309,6 +312,9 @@ func (d *doer) Do(req *http.Request) (*http.Response, error) {
 // getReplyBuf), which the caller gives back with putReplyBuf once it has
 // decoded the body; nothing else keeps it.
 func (d *doer) post(ctx context.Context, tmpl *http.Request, body []byte, buf *[]byte) ([]byte, http.Header, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err // given up before it was made: no call
+	}
 	d.stats.calls.Add(1)
 	if f := d.fatal.Load(); f != nil {
 		d.stats.failures.Add(1)
