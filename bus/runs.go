@@ -241,9 +241,10 @@ func (r *Registry) Delete(ctx context.Context, id string) error {
 // until ctx is done. The registry keeps one revision per run, so a state
 // replaced before the watch delivered it may be passed over (complete,
 // say, when done follows at once): fn must act on the state it is given,
-// not count on seeing each one. A deleted run comes as a record with only ID set and
-// an empty State. Records this version cannot read go to bad and are
-// skipped. When the watch breaks (a server restart), it is opened again.
+// not count on seeing each one. A deleted run comes as a record with only
+// ID set and an empty State. Records this version cannot read go to bad
+// and are skipped. When the watch breaks (a server restart), it is opened
+// again.
 func (r *Registry) Watch(ctx context.Context, fn func(RunRecord), bad func(error)) error {
 	for ctx.Err() == nil {
 		if err := r.watchOnce(ctx, fn, bad); err != nil && ctx.Err() == nil {

@@ -69,8 +69,8 @@ func (c *Client) Prefetch(ctx context.Context, qs []*agent.Question) error {
 // returns waits for Prefetch's request, and no segment is fetched twice
 // however soon the agents start (with Prefetch called from a goroutine,
 // Asks that run before its plan is made fetch segments that Prefetch then
-// fetches again). The requests are made in a goroutine; wait
-// returns when they are done, with Prefetch's error, and must be called.
+// fetches again). The requests are made in a goroutine; wait returns
+// when they are done, with Prefetch's error, and must be called.
 // Planning takes about half a microsecond per segment of samples
 // (BenchmarkPrefetchPlan: 20–25 ms for the 40,040 segments of 1,000
 // agents × PVQ-40 on a loaded 2-core machine).
@@ -289,21 +289,21 @@ func (c *Client) registerSegments(jobs []*prefetchJob, count *prefetchCount) []*
 	out := jobs[:0]
 	var slab []segFetch // in blocks, as the jobs (jobSlab)
 	for _, j := range jobs {
-		if !j.dist && !fresh {
-			if _, fetched := c.segments[j.key]; fetched {
-				count.planned++
-				count.done.Add(1)
-				continue
-			}
-			if f := c.fetching[j.key]; f != nil {
-				if f.count == nil { // an Ask's request in flight
-					f.count = count
-					count.planned++
-				}
-				continue
-			}
-		}
 		if !j.dist {
+			if !fresh {
+				if _, fetched := c.segments[j.key]; fetched {
+					count.planned++
+					count.done.Add(1)
+					continue
+				}
+				if f := c.fetching[j.key]; f != nil {
+					if f.count == nil { // an Ask's request in flight
+						f.count = count
+						count.planned++
+					}
+					continue
+				}
+			}
 			if len(slab) == cap(slab) {
 				slab = make([]segFetch, 0, 256)
 			}

@@ -13,8 +13,8 @@ import (
 // was in flight when the plan was made, or an Ask that met a planned
 // distribution first), with the requests answered and planned. planned is
 // every request of the plan, those the agents had already made when it
-// was made included. A request that fails, or is
-// cancelled, is not counted, and nothing is once Prefetch has returned
+// was made included. A request that fails, or is cancelled, is not
+// counted, and nothing is once Prefetch has returned
 // (its context ended: the run was interrupted, or the phase is over).
 // progress is called from the goroutines that make the requests, several
 // at once, so a count may arrive after a larger one; it must return

@@ -283,14 +283,24 @@ func (o *outage) ok() {
 // without a line per request when hundreds fail together.
 const failureLogEvery = 10 * time.Second
 
-func (d *doer) Do(req *http.Request) (*http.Response, error) {
-	if err := req.Context().Err(); err != nil {
-		return nil, err // given up before it was made: no call
+// begin counts a call about to be made under ctx, or says why none is:
+// ctx has ended (given up before it was made: no call), or the endpoint
+// refused the run for good (a call that failed).
+func (d *doer) begin(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	d.stats.calls.Add(1)
 	if f := d.fatal.Load(); f != nil {
 		d.stats.failures.Add(1)
-		return nil, f
+		return f
+	}
+	return nil
+}
+
+func (d *doer) Do(req *http.Request) (*http.Response, error) {
+	if err := d.begin(req.Context()); err != nil {
+		return nil, err
 	}
 	body, err := readBody(req)
 	if err != nil {
@@ -312,13 +322,8 @@ func (d *doer) Do(req *http.Request) (*http.Response, error) {
 // getReplyBuf), which the caller gives back with putReplyBuf once it has
 // decoded the body; nothing else keeps it.
 func (d *doer) post(ctx context.Context, tmpl *http.Request, body []byte, buf *[]byte) ([]byte, http.Header, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, nil, err // given up before it was made: no call
-	}
-	d.stats.calls.Add(1)
-	if f := d.fatal.Load(); f != nil {
-		d.stats.failures.Add(1)
-		return nil, nil, f
+	if err := d.begin(ctx); err != nil {
+		return nil, nil, err
 	}
 	resp, data, err := d.do(ctx, tmpl, body, buf)
 	if err != nil {
