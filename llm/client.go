@@ -238,6 +238,10 @@ type Client struct {
 	segMu    sync.Mutex
 	segments map[segKey]segment
 	fetching map[segKey]*segFetch
+	// plans are the Prefetch plans whose workers are fetching, which an
+	// Ask for a segment that is neither fetched nor in flight looks
+	// ahead in. Guarded by segMu.
+	plans []*prefetchPlan
 	// refetched holds the segments this client fetched while some of
 	// their samples were stored: their stored requests were made again
 	// (see countStored). Guarded by segMu.

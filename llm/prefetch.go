@@ -40,9 +40,9 @@ import (
 // response cache; sampled replies are kept in memory until their Ask reads
 // them (it parses them, retries an unreadable one with the strict
 // instruction, and stores the answer). A segment whose samples are all in
-// the cache costs no request. The plan holds one entry per request (in
-// sample mode one per segment of up to Samples answers), a few hundred
-// bytes each.
+// the cache costs no request. The plan holds one entry per question, not
+// per request: in memory, a fetch costs the requests in flight and the
+// replies not yet read.
 //
 // No request is made twice: an Ask for a question whose request is in
 // flight waits for it. An Ask for samples Prefetch has not reached yet
@@ -65,15 +65,17 @@ func (c *Client) Prefetch(ctx context.Context, qs []*agent.Question) error {
 }
 
 // StartPrefetch is Prefetch with its plan made before it returns: every
-// request of qs is registered, so that an Ask made after StartPrefetch
+// request of qs is planned, so that an Ask made after StartPrefetch
 // returns waits for Prefetch's request, and no segment is fetched twice
 // however soon the agents start (with Prefetch called from a goroutine,
 // Asks that run before its plan is made fetch segments that Prefetch then
 // fetches again). The requests are made in a goroutine; wait returns
 // when they are done, with Prefetch's error, and must be called.
-// Planning takes about half a microsecond per segment of samples
-// (BenchmarkPrefetchPlan: 20–25 ms for the 40,040 segments of 1,000
-// agents × PVQ-40 on a loaded 2-core machine).
+// A plan holds its questions, not its requests, so the first request
+// goes out at once however many agents ask: BenchmarkPrefetchPlan plans
+// the 40,040 requests of 1,000 agents × PVQ-40 (440 questions) in
+// 1.1–1.4 ms and 1.3 MB, where a plan listing every request took 18–20
+// ms and 16.6 MB, and would have held forty million at a million agents.
 func (c *Client) StartPrefetch(ctx context.Context, qs []*agent.Question) (wait func() error) {
 	return c.startPrefetch(ctx, qs, nil, nil)
 }
@@ -82,10 +84,10 @@ func (c *Client) StartPrefetch(ctx context.Context, qs []*agent.Question) (wait 
 // it is (see StartPrefetchCounted), and fetching only the samples from
 // first[i] of qs[i] when first is not nil (see StartPrefetchShare).
 func (c *Client) startPrefetch(ctx context.Context, qs []*agent.Question, first []int, progress func(done, planned int)) (wait func() error) {
-	jobs, count, err := c.planCounted(qs, first, progress)
+	pl, err := c.newPlan(qs, first, progress)
 	done := make(chan error, 1)
 	go func() {
-		if rerr := c.runPrefetch(ctx, jobs, count); rerr != nil {
+		if rerr := c.runPrefetch(ctx, pl); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
 		if err != nil {
@@ -96,15 +98,107 @@ func (c *Client) startPrefetch(ctx context.Context, qs []*agent.Question, first 
 	return func() error { return <-done }
 }
 
-// prefetchJob is one request Prefetch makes: a distribution (dist), or
-// the samples [start, end) of a prompt.
+// prefetchPlan is a fetch ahead: its questions in prefix order, and how
+// far its workers have gone through their requests. It holds no entry
+// per request: a plan of every answer of a million agents would hold
+// forty million. The workers register each segment as they reach it
+// (takeJob); an Ask for a segment still ahead of them registers it
+// queued for the plan and waits (planAhead), so that the phase's requests
+// are the workers' alone. After newPlan, its fields are guarded by
+// Client.segMu.
+type prefetchPlan struct {
+	qs []plannedQuestion
+	// byPrompt lists the sample questions of each prompt (indexes in
+	// qs): more than one when questions differ only where the prompt does
+	// not, or a question is listed twice.
+	byPrompt map[[2]string][]int
+	// skip holds the segments the workers pass over: fetched or in
+	// flight when the plan was made, or taken already under another
+	// question of the same prompt. nil until needed.
+	skip  map[segKey]bool
+	count *prefetchCount
+	// The cursor: the next request is qs[q]'s segment at or after sample
+	// i.
+	q, i int
+	// waiting is the number of segments Asks have queued for the plan
+	// that its workers have not reached.
+	waiting int
+	over    bool // the plan's workers have stopped
+}
+
+// plannedQuestion is a question of a plan with its prompt, rendered once.
+// A sample question's requests are the segments holding its samples from
+// to n-1 (those wholly within them for a share); demand is its persona's
+// (Demand, 0 when unknown), read once.
+type plannedQuestion struct {
+	q              agent.Question
+	p              agent.Prompt
+	dist           bool
+	share          bool
+	from, n        int
+	demand         int
+	repeatedPrompt bool
+}
+
+// nextSegment returns the first segment of pq's at or after sample i.
+func (c *Client) nextSegment(pq *plannedQuestion, i int) (start, end int, ok bool) {
+	for i = max(i, pq.from); i < pq.n; {
+		start, end := c.segmentAt(pq.demand, i)
+		if pq.share && (start < pq.from || end > pq.n) {
+			// A segment on the share's border: its other samples are
+			// other hosts' agents', and so is the fetch (their Asks, or
+			// the run's fetch claims, get it).
+			i = end
+			continue
+		}
+		return start, end, true
+	}
+	return 0, 0, false
+}
+
+// segmentCount is the number of pq's requests, the segments nextSegment
+// gives: counted, not walked, for a whole demand (tens of millions at a
+// million agents); walked for a share, whose segments are its agents'.
+func (c *Client) segmentCount(pq *plannedQuestion) int {
+	if pq.share {
+		n := 0
+		for i := pq.from; ; n++ {
+			_, end, ok := c.nextSegment(pq, i)
+			if !ok {
+				return n
+			}
+			i = end
+		}
+	}
+	// The blocks of Samples holding samples 0 to n-1 (pq.from is 0),
+	// the one the demand cuts in two counted twice when the cut is
+	// below n.
+	s, d := c.cfg.Samples, pq.demand
+	n := (pq.n + s - 1) / s
+	if d > 0 && d%s != 0 && d < pq.n {
+		n++
+	}
+	return n
+}
+
+// holds tells whether pq's requests include the segment [start, end).
+func (c *Client) holds(pq *plannedQuestion, start, end int) bool {
+	s, e := c.segmentAt(pq.demand, start)
+	return s == start && e == end && start < pq.n && end > pq.from &&
+		(!pq.share || start >= pq.from && end <= pq.n)
+}
+
+// prefetchJob is one request of a plan: a distribution (dist), or the
+// samples [start, end) of a prompt, registered in c.fetching as seg.
 type prefetchJob struct {
-	q          agent.Question
-	p          agent.Prompt
+	pq         *plannedQuestion
 	dist       bool
 	start, end int
-	key        segKey
-	seg        *segFetch // registered in c.fetching
+	seg        *segFetch
+}
+
+func (j prefetchJob) key() segKey {
+	return segKey{j.pq.p.System, j.pq.p.User, j.start, j.end}
 }
 
 // prefetchCount counts the requests of a plan answered so far, whoever
@@ -113,10 +207,11 @@ type prefetchJob struct {
 // only Prefetch's own requests, a run whose agents made many of the
 // plan's requests showed a fraction of the requests the server had
 // answered, and a rate and time left to match. planned is set before any
-// request can be counted; progress, when not nil, is told each count
-// until over.
+// request can be counted, and only goes down after (a segment another
+// plan of the same client fetches, found as the workers reach it);
+// progress, when not nil, is told each count until over.
 type prefetchCount struct {
-	planned  int
+	planned  atomic.Int64
 	done     atomic.Int64
 	over     atomic.Bool
 	progress func(done, planned int)
@@ -129,202 +224,272 @@ func (n *prefetchCount) add() {
 	}
 	d := n.done.Add(1)
 	if n.progress != nil && !n.over.Load() {
-		n.progress(int(d), n.planned)
+		n.progress(int(d), int(n.planned.Load()))
 	}
 }
 
-// planCounted lists the requests the questions need, in prefix order,
-// and registers the segments among them so that Asks meeting one in
-// flight wait for it; it returns them with the count of its requests answered, which
-// tells progress (nil: no one). The count's planned requests are the
-// plan's, those an Ask is fetching or has fetched already among them (a
-// plan made once the agents have begun) included, and counted done when
-// they are answered.
-func (c *Client) planCounted(qs []*agent.Question, first []int, progress func(done, planned int)) ([]*prefetchJob, *prefetchCount, error) {
+// newPlan plans the requests the questions need, in prefix order, and
+// counts them (progress, when not nil, is told the count as it goes). The
+// count's planned requests are the plan's, those an Ask is fetching or
+// has fetched already among them (a plan made once the agents have begun)
+// included, counted done when they are answered. Distributions are
+// registered in c.distPlan, to be counted by the first fetch that gets
+// one; segments are registered as they are reached (prefetchPlan).
+func (c *Client) newPlan(qs []*agent.Question, first []int, progress func(done, planned int)) (*prefetchPlan, error) {
 	var (
 		errs  []error
-		jobs  []*prefetchJob
 		dists = map[memoKey]bool{}
-		slab  jobSlab
-		// segs holds the segments planned so far once a prompt comes a
-		// second time (questions that differ only where the prompt does
-		// not, or a question listed twice); until then every segment is
-		// new, and a plan of 40,000 segments hashes no prompt for it.
-		segs    map[segKey]bool
-		prompts = map[[2]string]bool{}
 	)
 	// The questions in prefix order, each with its prompt, rendered once:
 	// sorting the questions, not their segments, compares a few hundred
 	// prompts instead of every segment's (sample mode has one per answer).
-	type planned struct {
-		i int
-		q agent.Question
-		p agent.Prompt
-	}
-	ordered := make([]planned, 0, len(qs))
+	ordered := make([]plannedQuestion, 0, len(qs))
 	for i, q := range qs {
 		if q == nil || q.Instrument == nil || q.Item < 0 || q.Item >= len(q.Instrument.Items) || q.Sample < 0 ||
 			first != nil && (i >= len(first) || first[i] < 0 || first[i] > q.Sample) {
 			errs = append(errs, fmt.Errorf("question %d: malformed", i))
 			continue
 		}
-		qq := *q
-		ordered = append(ordered, planned{i: i, q: qq, p: c.render(&qq)})
+		pq := plannedQuestion{q: *q}
+		pq.p = c.render(&pq.q)
+		if c.cfg.Mode == ModeDistribution && oneTokenOptions(q.Instrument.Scale) {
+			mk := memoKey{q.Persona, q.Instrument, q.Item, q.Context}
+			if _, ok := c.remembered(mk); ok || dists[mk] {
+				continue
+			}
+			dists[mk] = true
+			pq.dist = true
+		} else {
+			// The segments holding samples 0 to max(Sample,
+			// Demand-1), or those within first[i] to Sample.
+			pq.n = q.Sample + 1
+			if c.cfg.Demand != nil {
+				pq.demand = c.cfg.Demand(q.Persona)
+			}
+			if first != nil {
+				pq.from, pq.share = first[i], true
+			} else {
+				pq.n = max(pq.n, pq.demand)
+			}
+		}
+		ordered = append(ordered, pq)
 	}
-	slices.SortStableFunc(ordered, func(a, b planned) int {
+	slices.SortStableFunc(ordered, func(a, b plannedQuestion) int {
 		return cmp.Or(
 			cmp.Compare(a.p.System, b.p.System),
 			cmp.Compare(a.q.Context, b.q.Context),
 			cmp.Compare(a.q.Instrument.Name, b.q.Instrument.Name),
 			cmp.Compare(a.q.Item, b.q.Item))
 	})
-	for _, o := range ordered {
-		i, qq, p := o.i, o.q, o.p
-		if c.cfg.Mode == ModeDistribution && oneTokenOptions(qq.Instrument.Scale) {
-			mk := memoKey{qq.Persona, qq.Instrument, qq.Item, qq.Context}
-			if dists[mk] {
-				continue
-			}
-			dists[mk] = true
-			if _, ok := c.remembered(mk); !ok {
-				jobs = append(jobs, slab.add(prefetchJob{q: qq, p: p, dist: true}))
-			}
+	pl := &prefetchPlan{qs: ordered, byPrompt: map[[2]string][]int{}, count: &prefetchCount{progress: progress}}
+	planned := 0
+	for k := range pl.qs {
+		pq := &pl.qs[k]
+		if pq.dist {
+			planned++
 			continue
 		}
-		if pk := [2]string{p.System, p.User}; prompts[pk] && segs == nil {
-			segs = map[segKey]bool{}
-			for _, j := range jobs {
-				if !j.dist {
-					segs[j.key] = true
+		pk := [2]string{pq.p.System, pq.p.User}
+		pl.byPrompt[pk] = append(pl.byPrompt[pk], k)
+		planned += c.segmentCount(pq)
+	}
+	// A segment two questions of a prompt share is one request.
+	for _, ks := range pl.byPrompt {
+		if len(ks) < 2 {
+			continue
+		}
+		seen := map[[2]int]bool{}
+		for _, k := range ks {
+			pq := &pl.qs[k]
+			pq.repeatedPrompt = true
+			for i := pq.from; ; {
+				start, end, ok := c.nextSegment(pq, i)
+				if !ok {
+					break
 				}
-			}
-		} else {
-			prompts[pk] = true
-		}
-		from, n := 0, qq.Sample+1
-		switch {
-		case first != nil:
-			from = first[i]
-		case c.cfg.Demand != nil:
-			n = max(n, c.cfg.Demand(qq.Persona))
-		}
-		// The segments holding samples 0 to max(Sample, Demand-1), or
-		// those within first[i] to Sample.
-		for i := from; i < n; {
-			start, end := c.segmentOf(qq.Persona, i)
-			if first != nil && (start < from || end > n) {
-				// A segment on the share's border: its other samples
-				// are other hosts' agents', and so is the fetch
-				// (their Asks, or the run's fetch claims, get it).
+				if seen[[2]int{start, end}] {
+					planned--
+				}
+				seen[[2]int{start, end}] = true
 				i = end
-				continue
 			}
-			key := c.segmentKey(p, start, end)
-			if segs != nil {
-				if segs[key] {
-					i = end
-					continue
-				}
-				segs[key] = true
-			}
-			jobs = append(jobs, slab.add(prefetchJob{q: qq, p: p, start: start, end: end, key: key}))
-			i = end
 		}
 	}
-	count := &prefetchCount{progress: progress}
-	jobs = c.register(jobs, count)
-	return jobs, count, errors.Join(errs...)
-}
-
-// jobSlab allocates a plan's jobs in blocks: a sample-mode plan has one
-// job per segment, 40,000 for 1,000 agents answering PVQ-40 one sample
-// each, and an allocation per job was one per answer.
-type jobSlab []prefetchJob
-
-func (s *jobSlab) add(j prefetchJob) *prefetchJob {
-	if len(*s) == cap(*s) {
-		*s = make([]prefetchJob, 0, 256)
-	}
-	*s = append(*s, j)
-	return &(*s)[len(*s)-1]
-}
-
-// register queues the segments of jobs in c.fetching, leaving out those a
-// request of this run is fetching or has fetched and not yet handed out,
-// and sets count's planned requests: the jobs kept, those fetched (counted
-// done) and those in flight (counted when answered). Distributions are
-// registered in c.distPlan, counted by the first fetch that gets one.
-func (c *Client) register(jobs []*prefetchJob, count *prefetchCount) []*prefetchJob {
-	out := c.registerSegments(jobs, count)
-	// Published once count.planned is final: a fetch of another plan (an
-	// agent host plans each task it serves, several at once) may count a
-	// distribution as soon as it finds it here.
+	pl.count.planned.Store(int64(planned))
+	c.adopt(pl)
+	// Published once the plan's planned requests are counted: a fetch of
+	// another plan (an agent host plans each task it serves, several at
+	// once) may count a distribution as soon as it finds it here.
 	c.memoMu.Lock()
 	defer c.memoMu.Unlock()
 	if c.distPlan == nil {
 		c.distPlan = map[memoKey]*prefetchCount{}
 	}
-	for _, j := range out {
-		if j.dist {
-			c.distPlan[memoKey{j.q.Persona, j.q.Instrument, j.q.Item, j.q.Context}] = count
+	for k := range pl.qs {
+		if q := &pl.qs[k].q; pl.qs[k].dist {
+			c.distPlan[memoKey{q.Persona, q.Instrument, q.Item, q.Context}] = pl.count
 		}
 	}
-	return out
+	return pl, errors.Join(errs...)
 }
 
-// registerSegments is register's counting of the plan's requests and
-// registering of its segments in c.fetching, under segMu (endSegment
-// counts a registered segment once it can take segMu, by when planned is
-// final).
-func (c *Client) registerSegments(jobs []*prefetchJob, count *prefetchCount) []*prefetchJob {
+// adopt sets the plan to pass over the segments among its requests that
+// this client has fetched already (counted done) or is fetching (an Ask's
+// request, counted when answered; another plan's, not planned here), and
+// puts it among the plans Asks look ahead in, at once, so that a segment
+// is either in flight or ahead of the workers for every Ask.
+func (c *Client) adopt(pl *prefetchPlan) {
 	c.segMu.Lock()
 	defer c.segMu.Unlock()
-	// With nothing fetched nor in flight (the first plan of a client, as
-	// a single process's), a plan's segments, distinct, are all new: they
-	// are put in a map made to their number, not looked up first.
-	fresh := len(c.segments) == 0 && len(c.fetching) == 0
-	if fresh {
-		c.fetching = make(map[segKey]*segFetch, len(jobs))
-	}
-	out := jobs[:0]
-	var slab []segFetch // in blocks, as the jobs (jobSlab)
-	for _, j := range jobs {
-		if !j.dist {
-			if !fresh {
-				if _, fetched := c.segments[j.key]; fetched {
-					count.planned++
-					count.done.Add(1)
-					continue
-				}
-				if f := c.fetching[j.key]; f != nil {
-					if f.count == nil { // an Ask's request in flight
-						f.count = count
-						count.planned++
-					}
-					continue
-				}
-			}
-			if len(slab) == cap(slab) {
-				slab = make([]segFetch, 0, 256)
-			}
-			slab = append(slab, segFetch{prefetched: true, count: count})
-			j.seg = &slab[len(slab)-1]
-			c.fetching[j.key] = j.seg
+	for key := range c.segments {
+		if c.covers(pl, key) {
+			pl.skipSegment(key)
+			pl.count.done.Add(1)
 		}
-		out = append(out, j)
-		count.planned++
 	}
-	return out
+	for key, f := range c.fetching {
+		if !c.covers(pl, key) {
+			continue
+		}
+		pl.skipSegment(key)
+		if f.count == nil && f.plan == nil { // an Ask's request in flight
+			f.count = pl.count
+		} else {
+			pl.count.planned.Add(-1)
+		}
+	}
+	c.plans = append(c.plans, pl)
 }
 
-// runPrefetch makes the jobs' requests in order with one worker per slot
-// of the configured concurrency; the adaptive limit (doer.limit) holds the
-// requests actually in flight below it when the endpoint sheds load. Its
-// count (nil: none) tells its progress the requests of the plan answered
+func (pl *prefetchPlan) skipSegment(key segKey) {
+	if pl.skip == nil {
+		pl.skip = map[segKey]bool{}
+	}
+	pl.skip[key] = true
+}
+
+// covers tells whether the segment key is among the plan's requests not
+// yet reached by its workers. The caller holds segMu.
+func (c *Client) covers(pl *prefetchPlan, key segKey) bool {
+	if pl.over || pl.skip[key] {
+		return false
+	}
+	for _, k := range pl.byPrompt[[2]string{key.system, key.user}] {
+		if k < pl.q || k == pl.q && key.start < pl.i {
+			continue // the workers have passed it
+		}
+		if c.holds(&pl.qs[k], key.start, key.end) {
+			return true
+		}
+	}
+	return false
+}
+
+// planAhead returns the plan whose workers will reach the segment key,
+// or nil. The caller holds segMu.
+func (c *Client) planAhead(key segKey) *prefetchPlan {
+	for _, pl := range c.plans {
+		if c.covers(pl, key) {
+			return pl
+		}
+	}
+	return nil
+}
+
+// takeJob moves the plan's cursor to its next request and returns it,
+// its segment registered in c.fetching (taken over from the Asks that
+// queued it, if they did), or false when there is none left. The caller
+// holds segMu.
+func (c *Client) takeJob(pl *prefetchPlan) (prefetchJob, bool) {
+	for pl.q < len(pl.qs) {
+		pq := &pl.qs[pl.q]
+		if pq.dist {
+			pl.q, pl.i = pl.q+1, 0
+			return prefetchJob{pq: pq, dist: true}, true
+		}
+		start, end, ok := c.nextSegment(pq, pl.i)
+		if !ok {
+			pl.q, pl.i = pl.q+1, 0
+			continue
+		}
+		pl.i = end
+		j := prefetchJob{pq: pq, start: start, end: end}
+		key := j.key()
+		if pl.skip[key] {
+			continue
+		}
+		if pq.repeatedPrompt {
+			pl.skipSegment(key) // for the prompt's later questions
+		}
+		if _, fetched := c.segments[key]; fetched {
+			// Another plan fetched it, and its replies wait for
+			// their Asks.
+			pl.count.done.Add(1)
+			continue
+		}
+		if f := c.fetching[key]; f != nil {
+			switch {
+			case f.plan == pl: // queued by Asks waiting for it
+				f.plan = nil
+				pl.waiting--
+				j.seg = f
+				return j, true
+			case f.count == nil && f.plan == nil: // an Ask's request
+				f.count = pl.count
+			default: // another plan's
+				pl.count.planned.Add(-1)
+			}
+			continue
+		}
+		j.seg = &segFetch{prefetched: true, count: pl.count}
+		if c.fetching == nil {
+			c.fetching = map[segKey]*segFetch{}
+		}
+		c.fetching[key] = j.seg
+		return j, true
+	}
+	return prefetchJob{}, false
+}
+
+// endPlan takes the plan out of those Asks look ahead in once its
+// workers have stopped, and hands the segments Asks queued for it that
+// they did not reach (its context ended first) back to those Asks, which
+// fetch them themselves.
+func (c *Client) endPlan(pl *prefetchPlan, err error) {
+	type queued struct {
+		key segKey
+		f   *segFetch
+	}
+	var back []queued
+	c.segMu.Lock()
+	pl.over = true
+	c.plans = slices.DeleteFunc(c.plans, func(p *prefetchPlan) bool { return p == pl })
+	if pl.waiting > 0 {
+		for key, f := range c.fetching {
+			if f.plan == pl {
+				f.plan = nil
+				back = append(back, queued{key, f})
+			}
+		}
+		pl.waiting = 0
+	}
+	c.segMu.Unlock()
+	if err == nil {
+		err = errors.New("the fetch ahead ended before its request") // not reached: its workers take every request
+	}
+	for _, b := range back {
+		c.endSegment(b.key, b.f, segReplies{}, err)
+	}
+}
+
+// runPrefetch makes the plan's requests in order with one worker per
+// slot of the configured concurrency; the adaptive limit (doer.limit)
+// holds the requests actually in flight below it when the endpoint sheds
+// load. Its count tells its progress the requests of the plan answered
 // and planned (see StartPrefetchCounted) until it returns.
-func (c *Client) runPrefetch(ctx context.Context, jobs []*prefetchJob, count *prefetchCount) error {
+func (c *Client) runPrefetch(ctx context.Context, pl *prefetchPlan) error {
 	var (
-		next     atomic.Int64
+		made     atomic.Int64
 		mu       sync.Mutex
 		failed   int
 		firstErr error
@@ -332,12 +497,15 @@ func (c *Client) runPrefetch(ctx context.Context, jobs []*prefetchJob, count *pr
 	)
 	work := func() {
 		defer wg.Done()
-		for {
-			k := int(next.Add(1)) - 1
-			if k >= len(jobs) {
+		for ctx.Err() == nil {
+			c.segMu.Lock()
+			j, ok := c.takeJob(pl)
+			c.segMu.Unlock()
+			if !ok {
 				return
 			}
-			if err := c.prefetchOne(ctx, jobs[k]); err != nil && ctx.Err() == nil {
+			made.Add(1)
+			if err := c.prefetchOne(ctx, j); err != nil && ctx.Err() == nil {
 				mu.Lock()
 				failed++
 				if firstErr == nil {
@@ -347,26 +515,26 @@ func (c *Client) runPrefetch(ctx context.Context, jobs []*prefetchJob, count *pr
 			}
 		}
 	}
-	if count != nil && count.progress != nil {
-		count.progress(int(count.done.Load()), count.planned)
+	count := pl.count
+	if count.progress != nil {
+		count.progress(int(count.done.Load()), int(count.planned.Load()))
 	}
-	workers := min(c.cfg.Concurrency, len(jobs))
+	workers := min(c.cfg.Concurrency, int(count.planned.Load()))
 	wg.Add(workers)
 	for range workers {
 		go work()
 	}
 	wg.Wait()
-	if count != nil {
-		// Requests answered from now on are no longer the phase's
-		// fetch: it is over, or the run was interrupted.
-		count.over.Store(true)
-		c.forgetDists(jobs, count)
-	}
+	c.endPlan(pl, ctx.Err())
+	// Requests answered from now on are no longer the phase's fetch: it
+	// is over, or the run was interrupted.
+	count.over.Store(true)
+	c.forgetDists(pl)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if failed > 0 {
-		return fmt.Errorf("%d of %d requests failed, the first: %w", failed, len(jobs), firstErr)
+		return fmt.Errorf("%d of %d requests failed, the first: %w", failed, made.Load(), firstErr)
 	}
 	return nil
 }
@@ -374,24 +542,25 @@ func (c *Client) runPrefetch(ctx context.Context, jobs []*prefetchJob, count *pr
 // prefetchOne makes one job's request, unless ctx has ended (a queued
 // segment is then handed back to the Asks waiting for it) or an Ask
 // fetched the job's distribution first.
-func (c *Client) prefetchOne(ctx context.Context, j *prefetchJob) error {
+func (c *Client) prefetchOne(ctx context.Context, j prefetchJob) error {
+	q, p := &j.pq.q, j.pq.p
 	if !j.dist {
 		if err := ctx.Err(); err != nil {
-			c.endSegment(j.key, j.seg, segReplies{}, err)
+			c.endSegment(j.key(), j.seg, segReplies{}, err)
 			return err
 		}
-		replies, err := c.fetchSegmentOnce(ctx, &j.q, j.p, j.start, j.end, -1)
-		c.endSegment(j.key, j.seg, replies, err)
+		replies, err := c.fetchSegmentOnce(ctx, q, p, j.start, j.end, -1)
+		c.endSegment(j.key(), j.seg, replies, err)
 		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	mk := memoKey{j.q.Persona, j.q.Instrument, j.q.Item, j.q.Context}
+	mk := memoKey{q.Persona, q.Instrument, q.Item, q.Context}
 	if _, ok := c.remembered(mk); ok {
 		return nil // an Ask fetched it
 	}
-	e, hit, err := c.distOf(ctx, &j.q, j.p)
+	e, hit, err := c.distOf(ctx, q, p)
 	if err != nil {
 		return err
 	}
@@ -399,7 +568,7 @@ func (c *Client) prefetchOne(ctx context.Context, j *prefetchJob) error {
 	if !e.Fallback {
 		// The first Ask to read it from memory counts the call saved
 		// when it came from the store, as without Prefetch.
-		c.remember(mk, &memoEntry{dist: e.Dist, stored: hit, elsewhere: !hit && c.distElsewhere(j.p)})
+		c.remember(mk, &memoEntry{dist: e.Dist, stored: hit, elsewhere: !hit && c.distElsewhere(p)})
 	}
 	// A distribution sampled instead is left to the Asks: registered
 	// only now, its samples could already have been fetched and read by
@@ -423,17 +592,18 @@ func (c *Client) distFetched(mk memoKey) {
 	count.add()
 }
 
-// forgetDists drops the distributions of jobs still registered for count
+// forgetDists drops the plan's distributions still registered for it
 // once its fetch is over (its context ended before they were fetched).
-func (c *Client) forgetDists(jobs []*prefetchJob, count *prefetchCount) {
+func (c *Client) forgetDists(pl *prefetchPlan) {
 	c.memoMu.Lock()
 	defer c.memoMu.Unlock()
-	for _, j := range jobs {
-		if !j.dist {
+	for k := range pl.qs {
+		if !pl.qs[k].dist {
 			continue
 		}
-		mk := memoKey{j.q.Persona, j.q.Instrument, j.q.Item, j.q.Context}
-		if c.distPlan[mk] == count {
+		q := &pl.qs[k].q
+		mk := memoKey{q.Persona, q.Instrument, q.Item, q.Context}
+		if c.distPlan[mk] == pl.count {
 			delete(c.distPlan, mk)
 		}
 	}

@@ -78,7 +78,7 @@ func TestPrefetchCountsAsksRequests(t *testing.T) {
 	var log progressLog
 	// The plan is made; its workers have not begun when the agents ask
 	// for the last question's 3 segments.
-	jobs, count, err := c.planCounted(qs, nil, log.progress)
+	pl, err := c.newPlan(qs, nil, log.progress)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestPrefetchCountsAsksRequests(t *testing.T) {
 	if done, _ := log.get(); done != 0 || sent.Load() != 0 {
 		t.Errorf("Asks for queued segments: progress says %d, the server %d; want 0, 0 (the Asks wait for the fetch)", done, sent.Load())
 	}
-	if err := c.runPrefetch(context.Background(), jobs, count); err != nil {
+	if err := c.runPrefetch(context.Background(), pl); err != nil {
 		t.Fatal(err)
 	}
 	for range 3 {

@@ -175,12 +175,12 @@ func TestPrefetchSameAnswers(t *testing.T) {
 				}
 				// plan, then run: as Prefetch does, with the agents
 				// asking only once the segments are registered.
-				jobs, err := c.plan(ph.distinct())
+				pl, err := c.newPlan(ph.distinct(), nil, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
 				done := make(chan error, 1)
-				go func() { done <- c.runPrefetch(context.Background(), jobs, nil) }()
+				go func() { done <- c.runPrefetch(context.Background(), pl) }()
 				if !v.parallel {
 					if err := <-done; err != nil {
 						t.Fatal(err)
@@ -412,11 +412,11 @@ func TestPrefetchAskJoins(t *testing.T) {
 
 	// queued plans the segment and has four Asks wait for it before
 	// Prefetch's workers begin; asked is closed once they are answered.
-	queued := func(t *testing.T) (srv *openAIServer, c *Client, jobs []*prefetchJob, asked chan struct{}) {
+	queued := func(t *testing.T) (srv *openAIServer, c *Client, pl *prefetchPlan, asked chan struct{}) {
 		srv, c = newPair(t, func(r seenReq) (int, any) { return 200, seededReply(r) })
-		jobs, err := c.plan([]*agent.Question{q})
-		if err != nil || len(jobs) != 1 {
-			t.Fatalf("got %d jobs (error %v), want 1", len(jobs), err)
+		pl, err := c.newPlan([]*agent.Question{q}, nil, nil)
+		if n := pl.count.planned.Load(); err != nil || n != 1 {
+			t.Fatalf("planned %d requests (error %v), want 1", n, err)
 		}
 		asked = make(chan struct{})
 		go func() { askFour(t, c); close(asked) }()
@@ -426,12 +426,12 @@ func TestPrefetchAskJoins(t *testing.T) {
 		if n := srv.calls.Load(); n != 0 {
 			t.Fatalf("the Asks made %d requests for a segment Prefetch had queued; want them to wait for it", n)
 		}
-		return srv, c, jobs, asked
+		return srv, c, pl, asked
 	}
 
 	t.Run("queued", func(t *testing.T) {
-		srv, c, jobs, asked := queued(t)
-		if err := c.runPrefetch(context.Background(), jobs, nil); err != nil {
+		srv, c, pl, asked := queued(t)
+		if err := c.runPrefetch(context.Background(), pl); err != nil {
 			t.Fatal(err)
 		}
 		<-asked
@@ -443,10 +443,10 @@ func TestPrefetchAskJoins(t *testing.T) {
 	t.Run("queued, then canceled", func(t *testing.T) {
 		// The Asks waiting for a queued segment fetch it themselves when
 		// Prefetch's context ends before its workers reach it.
-		srv, c, jobs, asked := queued(t)
+		srv, c, pl, asked := queued(t)
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		if err := c.runPrefetch(ctx, jobs, nil); !errors.Is(err, context.Canceled) {
+		if err := c.runPrefetch(ctx, pl); !errors.Is(err, context.Canceled) {
 			t.Fatalf("got error %v, want context.Canceled", err)
 		}
 		<-asked
@@ -532,14 +532,23 @@ func TestStartPrefetchPlansFirst(t *testing.T) {
 		qs = append(qs, &agent.Question{Persona: p, Instrument: in, Item: 0})
 	}
 	wait := c.StartPrefetch(context.Background(), qs)
-	// No request has been answered yet: every segment is registered, the
-	// first ones in flight and the rest queued.
+	// No request has been answered yet: every segment is in flight, or
+	// ahead of the fetch's workers, who will reach it.
+	var planned int
 	c.segMu.Lock()
-	registered := len(c.fetching)
+	for _, q := range qs {
+		p := c.render(q)
+		for s := range 3 {
+			key := c.segmentKey(p, s, s+1)
+			if c.fetching[key] != nil || c.planAhead(key) != nil {
+				planned++
+			}
+		}
+	}
 	c.segMu.Unlock()
 	close(release)
-	if registered != 3*len(qs) {
-		t.Errorf("StartPrefetch returned with %d segments registered, want %d", registered, 3*len(qs))
+	if planned != 3*len(qs) {
+		t.Errorf("StartPrefetch returned with %d segments planned, want %d", planned, 3*len(qs))
 	}
 	for _, q := range qs {
 		for s := range 3 {
@@ -558,9 +567,31 @@ func TestStartPrefetchPlansFirst(t *testing.T) {
 	}
 }
 
-// plan is planCounted without a count: the requests the questions need.
-func (c *Client) plan(qs []*agent.Question) ([]*prefetchJob, error) {
-	jobs, _, err := c.planCounted(qs, nil, nil)
+// planJobs makes a plan of qs (first as for StartPrefetchShare) and takes
+// its requests in the order its workers would, registering their segments
+// as they do, without fetching them; the plan is then ended and the
+// segments forgotten. It checks that the plan counted as many requests.
+func (c *Client) planJobs(t *testing.T, qs []*agent.Question, first []int) ([]prefetchJob, error) {
+	t.Helper()
+	pl, err := c.newPlan(qs, first, nil)
+	var jobs []prefetchJob
+	c.segMu.Lock()
+	for {
+		j, ok := c.takeJob(pl)
+		if !ok {
+			break
+		}
+		jobs = append(jobs, j)
+	}
+	c.segMu.Unlock()
+	if n := pl.count.planned.Load(); n != int64(len(jobs)) {
+		t.Errorf("planned %d requests, took %d", n, len(jobs))
+	}
+	c.endPlan(pl, nil)
+	c.forgetDists(pl)
+	c.segMu.Lock()
+	clear(c.fetching)
+	c.segMu.Unlock()
 	return jobs, err
 }
 
@@ -579,7 +610,7 @@ func TestPrefetchShare(t *testing.T) {
 	q := func(last int) *agent.Question {
 		return &agent.Question{Persona: agent.Persona{Value: values.Power, Style: agent.StyleDescription}, Instrument: in, Item: 1, Sample: last}
 	}
-	segments := func(jobs []*prefetchJob) [][2]int {
+	segments := func(jobs []prefetchJob) [][2]int {
 		var out [][2]int
 		for _, j := range jobs {
 			out = append(out, [2]int{j.start, j.end})
@@ -596,20 +627,16 @@ func TestPrefetchShare(t *testing.T) {
 		{4, 5, nil},               // inside one segment, not all of it
 		{9, 9, [][2]int{{9, 10}}}, // the segment cut at the demand
 	} {
-		jobs, _, err := c.planCounted([]*agent.Question{q(tc.last)}, []int{tc.first}, nil)
+		jobs, err := c.planJobs(t, []*agent.Question{q(tc.last)}, []int{tc.first})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got := segments(jobs); !slices.Equal(got, tc.want) {
 			t.Errorf("share %d..%d: planned %v, want %v", tc.first, tc.last, got, tc.want)
 		}
-		c.forgetDists(jobs, nil)
-		c.segMu.Lock()
-		clear(c.fetching)
-		c.segMu.Unlock()
 	}
 	// Without a share, the persona's whole demand, whatever the Sample.
-	jobs, _, err := c.planCounted([]*agent.Question{q(4)}, nil, nil)
+	jobs, err := c.planJobs(t, []*agent.Question{q(4)}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -618,7 +645,7 @@ func TestPrefetchShare(t *testing.T) {
 	}
 	// A share whose first rank is out of its question's range is malformed.
 	for _, first := range [][]int{{5}, {-1}, {}} {
-		if _, _, err := c.planCounted([]*agent.Question{q(4)}, first, nil); err == nil {
+		if _, err := c.planJobs(t, []*agent.Question{q(4)}, first); err == nil {
 			t.Errorf("first %v for Sample 4: no error", first)
 		}
 	}
@@ -645,29 +672,141 @@ func TestPlanOrderAndRepeats(t *testing.T) {
 	again := *qs[0]
 	again.Sample = 5
 	qs = append(qs, &again)
-	jobs, err := c.plan(qs)
+	jobs, err := c.planJobs(t, qs, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	seen := map[segKey]bool{}
 	for k, j := range jobs {
-		if seen[j.key] {
-			t.Errorf("job %d: segment %d-%d of %v item %d planned twice", k, j.start, j.end, j.q.Persona.Value, j.q.Item)
+		if seen[j.key()] {
+			t.Errorf("job %d: segment %d-%d of %v item %d planned twice", k, j.start, j.end, j.pq.q.Persona.Value, j.pq.q.Item)
 		}
-		seen[j.key] = true
+		seen[j.key()] = true
 		if k == 0 {
 			continue
 		}
 		prev := jobs[k-1]
-		order := cmp.Or(cmp.Compare(prev.p.System, j.p.System), cmp.Compare(prev.q.Item, j.q.Item), cmp.Compare(prev.start, j.start))
+		order := cmp.Or(cmp.Compare(prev.pq.p.System, j.pq.p.System), cmp.Compare(prev.pq.q.Item, j.pq.q.Item), cmp.Compare(prev.start, j.start))
 		if order >= 0 {
 			t.Errorf("job %d (%v item %d samples %d-%d) after job %d (%v item %d samples %d-%d): not in prefix order",
-				k, j.q.Persona.Value, j.q.Item, j.start, j.end, k-1, prev.q.Persona.Value, prev.q.Item, prev.start, prev.end)
+				k, j.pq.q.Persona.Value, j.pq.q.Item, j.start, j.end, k-1, prev.pq.q.Persona.Value, prev.pq.q.Item, prev.start, prev.end)
 		}
 	}
 	// Samples 0-2 of six questions (segments 0-1 and 2-3), and samples
 	// 4-5 of the repeated one: 6*2 + 1.
 	if len(jobs) != 13 {
 		t.Errorf("got %d jobs, want 13", len(jobs))
+	}
+}
+
+// segmentCount counts, without walking them, the segments nextSegment
+// walks for a whole demand: blocks of Samples, the one the demand cuts in
+// two counted twice.
+func TestSegmentCount(t *testing.T) {
+	for samples := 1; samples <= 4; samples++ {
+		c := &Client{cfg: ClientConfig{Samples: samples}}
+		for demand := -1; demand <= 12; demand++ {
+			for n := 1; n <= 15; n++ {
+				pq := &plannedQuestion{n: n, demand: demand}
+				walked := 0
+				for i := 0; ; walked++ {
+					_, end, ok := c.nextSegment(pq, i)
+					if !ok {
+						break
+					}
+					i = end
+				}
+				if got := c.segmentCount(pq); got != walked {
+					t.Errorf("Samples %d, demand %d, samples 0..%d: counted %d segments, walked %d", samples, demand, n-1, got, walked)
+				}
+			}
+		}
+	}
+}
+
+// A plan costs its questions, not its requests: planning the phase of a
+// million agents allocates what the phase of a hundred does (a plan with
+// an entry per request held forty million of them, gigabytes, before its
+// first request went out).
+func TestPlanCostsQuestions(t *testing.T) {
+	in := pvq(t)
+	var qs []*agent.Question
+	for _, p := range allPersonas(agent.StyleDescription) {
+		qs = append(qs, &agent.Question{Persona: p, Instrument: in, Item: 0})
+	}
+	allocs := func(demand int) (float64, int64) {
+		cfg := testConfig("http://127.0.0.1:1")
+		cfg.Demand = func(agent.Persona) int { return demand }
+		c := newClient(t, cfg)
+		var planned int64
+		a := testing.AllocsPerRun(3, func() {
+			pl, err := c.newPlan(qs, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			planned = pl.count.planned.Load()
+			c.endPlan(pl, nil)
+		})
+		return a, planned
+	}
+	small, n := allocs(10)
+	large, m := allocs(100_000)
+	if n != 10*int64(len(qs)) || m != 100_000*int64(len(qs)) {
+		t.Fatalf("planned %d and %d requests, want %d and %d", n, m, 10*len(qs), 100_000*len(qs))
+	}
+	if large > small+2 {
+		t.Errorf("a plan of %d requests made %.0f allocations, one of %d made %.0f: want as many", m, large, n, small)
+	}
+}
+
+// An Ask for a segment the fetch ahead's workers have passed (a sample
+// asked a second time, its replies read) fetches it itself at once,
+// instead of waiting for a plan that will not come back to it.
+func TestPrefetchPassedSegment(t *testing.T) {
+	in := pvq(t)
+	release := make(chan struct{})
+	srv := newOpenAIServer(t, func(r seenReq) (int, any) {
+		if strings.Contains(string(r.Raw), in.Items[1].Text) {
+			// The plan's second request waits until the test is done.
+			select {
+			case <-release:
+			case <-r.Ctx.Done():
+			}
+		}
+		return 200, seededReply(r)
+	})
+	cfg := testConfig(srv.URL)
+	// Two workers: one has the first item's request, the other the
+	// second's, held; the first's slot is then free for the Ask.
+	cfg.Seed, cfg.Concurrency = ptr(uint64(1)), 2
+	cfg.Demand = func(agent.Persona) int { return 1 }
+	c := newClient(t, cfg)
+	p := agent.Persona{Value: values.Power, Style: agent.StyleDescription}
+	first := &agent.Question{Persona: p, Instrument: in, Item: 0}
+	second := &agent.Question{Persona: p, Instrument: in, Item: 1}
+	wait := c.StartPrefetch(context.Background(), []*agent.Question{first, second})
+	a, err := c.Ask(context.Background(), first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The worker has moved on to the second item, held by the server;
+	// the first's replies have been read. Asked again (no cache), the
+	// first item's segment is fetched by this Ask.
+	again, err := c.Ask(context.Background(), first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if _, err := c.Ask(context.Background(), second); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	if again.Answer != a.Answer {
+		t.Errorf("asked again: %+v, first %+v (the same request, the same seed)", again.Answer, a.Answer)
+	}
+	if got := srv.calls.Load() - c.Stats().StrictRetries; got != 3 {
+		t.Errorf("got %d requests, want 3: the plan's two and the Ask's", got)
 	}
 }

@@ -104,14 +104,22 @@ type sampleKey struct {
 // the demand and the index only, never on which agent asked first, so the
 // same run sends the same requests with the same seeds.
 func (c *Client) segmentOf(persona agent.Persona, i int) (start, end int) {
+	d := 0
+	if c.cfg.Demand != nil {
+		d = c.cfg.Demand(persona)
+	}
+	return c.segmentAt(d, i)
+}
+
+// segmentAt is segmentOf for a persona whose demand is d (0 or less:
+// unknown).
+func (c *Client) segmentAt(d, i int) (start, end int) {
 	s := c.cfg.Samples
 	blockStart := i / s * s
 	blockEnd := blockStart + s
 	cut := blockEnd
-	if c.cfg.Demand != nil {
-		if d := c.cfg.Demand(persona); d > 0 {
-			cut = min(max(d, blockStart), blockEnd)
-		}
+	if d > 0 {
+		cut = min(max(d, blockStart), blockEnd)
 	}
 	if i < cut {
 		return blockStart, cut
@@ -169,19 +177,19 @@ func (r segReplies) count() int {
 	return n
 }
 
-// segFetch is a segment being fetched, or queued to be by Prefetch.
-// Whoever registered it (claimSegment, Prefetch) fetches it and ends it
-// with endSegment; everyone else waits for done, a segment still queued
-// by Prefetch included: its workers reach every segment of their plan,
+// segFetch is a segment being fetched, or queued by the Asks waiting for
+// it to be fetched by a Prefetch plan's workers. An Ask that registered it
+// for itself (claimSegment), or the plan's workers (takeJob), fetch it and
+// end it with endSegment; everyone else waits for done, a segment queued
+// for the plan included: its workers reach every segment of their plan,
 // and requests made by the agents beside them would each hand a slot of
 // the limiter from one goroutine to another (agents took 22,000 of a
 // sample phase's 40,000 segments over when they could; BENCHMARKS.md
-// gives the rates before and after). prefetched marks a fetch made by
-// Prefetch: its
-// failure is not the waiting Ask's, which then fetches the segment
-// itself. done is guarded by Client.segMu, made by the first Ask that
-// waits (a fetch nobody waits for, as most are, costs no channel) and
-// closed by endSegment.
+// gives the rates before and after). prefetched marks a fetch made, or
+// to be made, by Prefetch: its failure is not the waiting Ask's, which
+// then fetches the segment itself. done is guarded by Client.segMu, made
+// by the first Ask that waits (a fetch nobody waits for, as most are,
+// costs no channel) and closed by endSegment.
 type segFetch struct {
 	done       chan struct{}
 	err        error // set before done is closed
@@ -190,6 +198,10 @@ type segFetch struct {
 	// count is the plan's count of requests answered, when the segment
 	// is one of a Prefetch plan's: whoever fetches it counts it there.
 	count *prefetchCount
+	// plan is the Prefetch plan whose workers will fetch the segment,
+	// while it is queued for them by the Asks waiting for it (see
+	// planAhead); nil once they take it.
+	plan *prefetchPlan
 }
 
 // segKey identifies the samples [start, end) of a prompt in memory. The
@@ -281,10 +293,17 @@ func (c *Client) claimSegment(key segKey, i int) (ch choice, ok bool, f *segFetc
 	if f := c.fetching[key]; f != nil {
 		return choice{}, false, f, f.wait(), false
 	}
-	f = &segFetch{}
 	if c.fetching == nil {
 		c.fetching = map[segKey]*segFetch{}
 	}
+	if pl := c.planAhead(key); pl != nil {
+		// Queued for the fetch ahead, whose workers will reach it.
+		f = &segFetch{prefetched: true, count: pl.count, plan: pl}
+		pl.waiting++
+		c.fetching[key] = f
+		return choice{}, false, f, f.wait(), false
+	}
+	f = &segFetch{}
 	c.fetching[key] = f
 	return choice{}, false, f, nil, true
 }

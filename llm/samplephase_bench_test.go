@@ -87,9 +87,9 @@ func processCPU(b *testing.B) time.Duration {
 }
 
 // BenchmarkPrefetchPlan is the plan of a sample phase of 1,000 agents
-// (11 personas of 91) × PVQ-40, one sample per segment: 40,040 segments
-// listed in prefix order and registered, made before the first request
-// goes out.
+// (11 personas of 91) × PVQ-40, one sample per segment: its 440 questions
+// rendered and put in prefix order, its 40,040 segments counted, made
+// before the first request goes out.
 func BenchmarkPrefetchPlan(b *testing.B) {
 	in := pvq(b)
 	var qs []*agent.Question
@@ -106,8 +106,9 @@ func BenchmarkPrefetchPlan(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, _, err := c.planCounted(qs, nil, nil); err != nil {
-			b.Fatal(err)
+		pl, err := c.newPlan(qs, nil, nil)
+		if err != nil || pl.count.planned.Load() != 40_040 {
+			b.Fatal(pl.count.planned.Load(), err)
 		}
 		c.Close()
 	}
