@@ -509,20 +509,29 @@ func TestDistributionFlightLooksFirst(t *testing.T) {
 	}
 }
 
+// releasedServer answers with seededReply, holding the requests held
+// picks until release is closed (or their client gives up).
+func releasedServer(t *testing.T, held func(seenReq) bool) (srv *openAIServer, release chan struct{}) {
+	release = make(chan struct{})
+	srv = newOpenAIServer(t, func(r seenReq) (int, any) {
+		if held(r) {
+			select {
+			case <-release:
+			case <-r.Ctx.Done():
+			}
+		}
+		return 200, seededReply(r)
+	})
+	return srv, release
+}
+
 // Asks made once StartPrefetch has returned find its plan: however soon
 // they run, every segment is requested once (Asks that ran before a
 // Prefetch goroutine made its plan would have their segments fetched
 // again).
 func TestStartPrefetchPlansFirst(t *testing.T) {
 	in := pvq(t)
-	release := make(chan struct{})
-	srv := newOpenAIServer(t, func(r seenReq) (int, any) {
-		select {
-		case <-release:
-		case <-r.Ctx.Done():
-		}
-		return 200, seededReply(r)
-	})
+	srv, release := releasedServer(t, func(seenReq) bool { return true })
 	cfg := testConfig(srv.URL)
 	cfg.Seed, cfg.Concurrency = ptr(uint64(1)), 4
 	cfg.Demand = func(agent.Persona) int { return 3 }
@@ -764,17 +773,8 @@ func TestPlanCostsQuestions(t *testing.T) {
 // instead of waiting for a plan that will not come back to it.
 func TestPrefetchPassedSegment(t *testing.T) {
 	in := pvq(t)
-	release := make(chan struct{})
-	srv := newOpenAIServer(t, func(r seenReq) (int, any) {
-		if strings.Contains(string(r.Raw), in.Items[1].Text) {
-			// The plan's second request waits until the test is done.
-			select {
-			case <-release:
-			case <-r.Ctx.Done():
-			}
-		}
-		return 200, seededReply(r)
-	})
+	// The plan's second request waits until the test is done.
+	srv, release := releasedServer(t, func(r seenReq) bool { return strings.Contains(string(r.Raw), in.Items[1].Text) })
 	cfg := testConfig(srv.URL)
 	// Two workers: one has the first item's request, the other the
 	// second's, held; the first's slot is then free for the Ask.
