@@ -124,6 +124,19 @@ type prefetchPlan struct {
 	// that its workers have not reached.
 	waiting int
 	over    bool // the plan's workers have stopped
+	// slab holds the plan's segment entries, made in blocks (newSegment).
+	slab []segFetch
+}
+
+// newSegment returns a new entry for one of the plan's segments, made in
+// blocks: one allocation per request was one per answer in sample mode.
+// The caller holds segMu.
+func (pl *prefetchPlan) newSegment(f segFetch) *segFetch {
+	if len(pl.slab) == cap(pl.slab) {
+		pl.slab = make([]segFetch, 0, 256)
+	}
+	pl.slab = append(pl.slab, f)
+	return &pl.slab[len(pl.slab)-1]
 }
 
 // plannedQuestion is a question of a plan with its prompt, rendered once.
@@ -441,7 +454,7 @@ func (c *Client) takeJob(pl *prefetchPlan) (prefetchJob, bool) {
 			}
 			continue
 		}
-		j.seg = &segFetch{prefetched: true, count: pl.count}
+		j.seg = pl.newSegment(segFetch{prefetched: true, count: pl.count})
 		if c.fetching == nil {
 			c.fetching = map[segKey]*segFetch{}
 		}

@@ -298,7 +298,7 @@ func (c *Client) claimSegment(key segKey, i int) (ch choice, ok bool, f *segFetc
 	}
 	if pl := c.planAhead(key); pl != nil {
 		// Queued for the fetch ahead, whose workers will reach it.
-		f = &segFetch{prefetched: true, count: pl.count, plan: pl}
+		f = pl.newSegment(segFetch{prefetched: true, count: pl.count, plan: pl})
 		pl.waiting++
 		c.fetching[key] = f
 		return choice{}, false, f, f.wait(), false
