@@ -40,7 +40,7 @@ func (mp *ModelPath) WriteText(w io.Writer) {
 		if c.Society.PeakInFlight < want {
 			verdict = "NOT reached"
 		}
-		fmt.Fprintf(w, "  %-12s society/bare: calls/s %.2f×, wall time %.2f×, client CPU per call %.2f×; peak in flight %d, min(concurrency, calls) = %d %s\n",
+		fmt.Fprintf(w, "  %-12s society/bare: calls/s %.3f×, wall time %.3f×, client CPU per call %.2f×; peak in flight %d, min(concurrency, calls) = %d %s\n",
 			c.Mode, c.RateRatio, c.SecondsRatio, c.CPURatio, c.Society.PeakInFlight, want, verdict)
 	}
 }
