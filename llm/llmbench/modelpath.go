@@ -51,7 +51,12 @@ type ModelPath struct {
 	Items               int     `json:"items"`
 	// Efficiency is sample mode's calls/s through the society client over
 	// S/L, the most the server can do.
-	Efficiency   float64    `json:"efficiency"`
+	Efficiency float64 `json:"efficiency"`
+	// WarmUpCalls are the sample-mode calls each client made, unmeasured,
+	// before the timed phases (a quarter of the phase's items), so that
+	// neither client's phase pays for the process warming up: without
+	// it, whichever client ran first lost about 0.3% of its rate.
+	WarmUpCalls  int64      `json:"warm_up_calls"`
 	Sample       Comparison `json:"sample"`
 	Distribution Comparison `json:"distribution"`
 }
@@ -155,6 +160,9 @@ func MeasureModelPath(ctx context.Context, o Options) (*ModelPath, error) {
 	mp := &ModelPath{Slots: o.Slots, LatencySeconds: o.Latency.Seconds(), IdealCallsPerSecond: float64(o.Slots) / o.Latency.Seconds(),
 		Concurrency: o.Concurrency, Agents: o.Agents, Items: o.Items}
 	ph := phase{pvq: pvq, agents: o.Agents, items: o.Items, concurrency: o.Concurrency}
+	if mp.WarmUpCalls, err = warmUp(ctx, o.Server, ph); err != nil {
+		return nil, err
+	}
 	for _, mode := range []string{llm.ModeSample, llm.ModeDistribution} {
 		ph.mode = mode
 		c := Comparison{Mode: mode}
@@ -200,6 +208,34 @@ func ratio(a, b float64) float64 {
 		return 0
 	}
 	return a / b
+}
+
+// warmUp runs a quarter of ph's items (at least one) in sample mode
+// through the society client and then the bare one against a model server
+// of its own, unmeasured, and returns the calls each made. The process's
+// first phase otherwise pays for what every later one finds ready (heap
+// grown, code paged in, goroutine stacks sized): run first, either client
+// lost about 0.3% of its rate against the same client run second.
+func warmUp(ctx context.Context, server func(context.Context) (*exec.Cmd, error), ph phase) (int64, error) {
+	ph.mode = llm.ModeSample
+	ph.items = max(1, ph.items/4)
+	srv, err := startModelServer(ctx, server)
+	if err != nil {
+		return 0, fmt.Errorf("bench model path, warm-up: %w", err)
+	}
+	defer srv.stop()
+	var calls int64
+	for _, run := range []func(context.Context, string) (Run, error){ph.society, ph.bare} {
+		r, err := run(ctx, srv.url)
+		if err != nil {
+			return 0, fmt.Errorf("bench model path, warm-up: %w", err)
+		}
+		calls = r.Calls
+	}
+	if _, err := srv.stop(); err != nil {
+		return 0, fmt.Errorf("bench model path, warm-up: %w", err)
+	}
+	return calls, nil
 }
 
 // measureOn runs one phase against a model server of its own and adds

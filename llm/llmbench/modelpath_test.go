@@ -60,7 +60,9 @@ func TestMeasureModelPath(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs model server processes")
 	}
+	var servers atomic.Int64
 	server := func(ctx context.Context) (*exec.Cmd, error) {
+		servers.Add(1)
 		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestModelServerProcess$")
 		cmd.Env = append(os.Environ(), "LLMBENCH_SERVER=1")
 		return cmd, nil
@@ -68,6 +70,11 @@ func TestMeasureModelPath(t *testing.T) {
 	mp, err := MeasureModelPath(t.Context(), Options{Slots: 2, Latency: 10 * time.Millisecond, Agents: 13, Items: 3, Server: server})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// One server for the warm-up of both clients (13 agents × 1 item,
+	// a quarter of 3 rounded up to at least one), then one per phase.
+	if n := servers.Load(); n != 5 || mp.WarmUpCalls != 13 {
+		t.Errorf("got %d model servers and %d warm-up calls, want 5 (warm-up and four phases) and 13", n, mp.WarmUpCalls)
 	}
 	if mp.IdealCallsPerSecond != 200 || mp.Concurrency != 4 || mp.Agents != 13 || mp.Items != 3 || mp.Efficiency != mp.Sample.Society.Efficiency {
 		t.Errorf("got ideal %v calls/s, concurrency %d, %d agents × %d items, efficiency %v, want 200, 4, 13 × 3 and sample mode's (%v)",

@@ -15,8 +15,9 @@ import (
 // a warning wherever the client's and the server's counts of calls differ.
 func (mp *ModelPath) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "\nModel path: %d agents × %d PVQ-40 items → client → model server with S = %d slots and L = %v (ideal S/L = %.0f calls/s), "+
-		"client concurrency %d; each phase against a fresh server; the bare client is net/http making the same calls:\n\n",
-		mp.Agents, mp.Items, mp.Slots, time.Duration(mp.LatencySeconds*float64(time.Second)), mp.IdealCallsPerSecond, mp.Concurrency)
+		"client concurrency %d; each phase against a fresh server, after %d unmeasured warm-up calls through each client; "+
+		"the bare client is net/http making the same calls:\n\n",
+		mp.Agents, mp.Items, mp.Slots, time.Duration(mp.LatencySeconds*float64(time.Second)), mp.IdealCallsPerSecond, mp.Concurrency, mp.WarmUpCalls)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "mode\tclient\tcalls\twall s\tleast s\tcalls/s\t% of S/L\tsteady %\tpeak in flight\tin service\tclient CPU µs/call\tserver CPU µs/call\tretries\t")
 	for _, c := range []Comparison{mp.Sample, mp.Distribution} {

@@ -19,7 +19,7 @@ func goldenModelPath() *ModelPath {
 	}
 	s := run("society", 40000, 40000, 512)
 	s.SteadyEfficiency = 0
-	return &ModelPath{Slots: 256, LatencySeconds: 0.1, IdealCallsPerSecond: 2560, Concurrency: 512, Agents: 1000, Items: 40, Efficiency: 0.8,
+	return &ModelPath{Slots: 256, LatencySeconds: 0.1, IdealCallsPerSecond: 2560, Concurrency: 512, Agents: 1000, Items: 40, Efficiency: 0.8, WarmUpCalls: 10000,
 		Sample:       Comparison{Mode: "sample", Society: s, Bare: run("bare", 40000, 39999, 512), RateRatio: 0.98, SecondsRatio: 1.02, CPURatio: 1.5},
 		Distribution: Comparison{Mode: "distribution", Society: run("society", 440, 440, 100), Bare: run("bare", 440, 440, 440), RateRatio: 1, SecondsRatio: 1, CPURatio: 2.25}}
 }
