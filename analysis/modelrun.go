@@ -30,9 +30,11 @@ type ModelTraffic struct {
 	StrictRetries    int64 `json:"strict_retries"`
 	PromptTokens     int64 `json:"prompt_tokens"`
 	CompletionTokens int64 `json:"completion_tokens"`
-	// Distributions counts the answer distributions fetched from the
-	// endpoint in distribution mode, CoverageSum their covered probability
-	// masses, Fallbacks those whose questions were sampled instead.
+	// Distributions counts the answer distributions of distribution mode,
+	// fetched from the endpoint or read from the cache, CoverageSum their
+	// covered probability masses, Fallbacks those whose questions were
+	// sampled instead (results written before replies read from the cache
+	// were counted hold only those fetched).
 	Distributions int64 `json:"distributions"`
 	Fallbacks     int64 `json:"fallbacks"`
 	// Questions counts the questions asked in distribution mode: those
@@ -98,10 +100,11 @@ type ModelRun struct {
 // agents drawing from one distribution, the other samples of a request
 // with n > 1): absent in results written before it was counted, whose
 // cache_hits counted answers. CoveredMass is the mean, over the
-// distributions fetched, of the probability mass the answer options
-// covered among the first token's top log-probabilities (null when none
-// was fetched); Fallbacks counts the questions sampled instead because the
-// mass was too low or the alternatives were missing.
+// distributions the answers came from (fetched or read from the cache),
+// of the probability mass the answer options covered among the first
+// token's top log-probabilities (null when there was none); Fallbacks
+// counts the questions sampled instead because the mass was too low or
+// the alternatives were missing.
 type ModelLLM struct {
 	Calls            int64 `json:"calls"`
 	CacheHits        int64 `json:"cache_hits"`

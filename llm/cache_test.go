@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"hash/fnv"
+	"math"
 	"runtime"
 	"strings"
 	"sync"
@@ -449,6 +451,70 @@ func TestKeyHashStable(t *testing.T) {
 			if got := keyHash(tc.parts...); got != tc.want {
 				t.Errorf("keyHash(%.20q) = %s, want %s", tc.parts, got, tc.want)
 			}
+		}
+	}
+}
+
+// A rerun answered wholly from the reply cache describes its answers as
+// the run that filled the cache did: as many distributions, the same
+// covered mass, the same questions sampled instead (for low coverage and
+// for replies without alternatives), so that its results give the same
+// query mode and covered mass. It reported none of them, as if every
+// answer had been drawn from a distribution of unknown coverage.
+func TestCachedRerunDescribesAnswers(t *testing.T) {
+	in := pvq(t)
+	srv := newOpenAIServer(t, func(r seenReq) (int, any) {
+		if r.dist() {
+			f := fnv.New64a()
+			f.Write([]byte(r.text()))
+			if f.Sum64()%7 == 1 {
+				return 200, textsReply(r, "4") // no top_logprobs
+			}
+		}
+		return 200, seededReply(r)
+	})
+	store := NewMemStore()
+	run := func(prefetch bool) ClientStats {
+		cfg := testConfig(srv.URL)
+		cfg.Mode, cfg.Seed, cfg.Cache = ModeDistribution, ptr(uint64(1)), NewCache(store)
+		c := newClient(t, cfg)
+		var qs []*agent.Question
+		for _, p := range allPersonas(agent.StyleDescription) {
+			for it := range 6 {
+				qs = append(qs, &agent.Question{Persona: p, Instrument: in, Item: it})
+			}
+		}
+		if prefetch {
+			if err := c.Prefetch(context.Background(), qs); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, q := range qs {
+			for s := range 3 { // three agents of each persona
+				qq := *q
+				qq.Sample = s
+				if _, err := c.Ask(context.Background(), &qq); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		return c.Stats()
+	}
+	first := run(false)
+	if first.Calls == 0 || first.Fallbacks <= first.NoAlternatives || first.NoAlternatives == 0 {
+		t.Fatalf("first run: %d calls, %d fallbacks, %d without alternatives; want some of each kind of fallback",
+			first.Calls, first.Fallbacks, first.NoAlternatives)
+	}
+	for _, prefetch := range []bool{false, true} {
+		again := run(prefetch)
+		if again.Calls != 0 {
+			t.Errorf("rerun (fetch ahead %v) made %d calls, want 0: the cache holds every reply", prefetch, again.Calls)
+		}
+		if again.CoverageN != first.CoverageN || math.Abs(again.CoverageSum-first.CoverageSum) > 1e-9 ||
+			again.Fallbacks != first.Fallbacks || again.NoAlternatives != first.NoAlternatives {
+			t.Errorf("rerun (fetch ahead %v): %d distributions, covered mass sum %.6f, %d fallbacks, %d without alternatives; "+
+				"want the first run's %d, %.6f, %d, %d", prefetch, again.CoverageN, again.CoverageSum, again.Fallbacks, again.NoAlternatives,
+				first.CoverageN, first.CoverageSum, first.Fallbacks, first.NoAlternatives)
 		}
 	}
 }

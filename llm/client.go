@@ -165,11 +165,15 @@ func (nopObserver) Coverage(string, float64)               {}
 // answers served by a reply, fetched or stored, beyond the first it served:
 // the other agents of a persona drawing from one distribution, the other
 // samples of a request with n > 1. Failures counts requests that ended in
-// an error, Invalid answers recorded as invalid. Coverage is summed over the distributions fetched from the
-// endpoint; Fallbacks counts the distribution-mode questions sampled
+// an error, Invalid answers recorded as invalid. Coverage is summed over the
+// distributions the answers came from, fetched from the endpoint or read
+// from the cache (each distinct prompt once; past memoLimit distinct
+// prompts, a reply read from the store again counts again, as its calls
+// saved do); Fallbacks counts the distribution-mode questions sampled
 // instead, of which NoAlternatives because the reply had no first-token
 // alternatives and FallbackErrors because the request failed (the others
-// for low coverage).
+// for low coverage). A rerun from the cache has the coverage and
+// fallbacks of the run that filled it.
 type ClientStats struct {
 	Calls, CacheHits, Retries, Failures, Invalid int64
 	AnswersReused                                int64
@@ -275,6 +279,10 @@ type memoEntry struct {
 	dist     []float64
 	stored   bool
 	fallback bool
+	// coverage and noAlternatives describe the reply as fetchDist found
+	// it: the options' covered mass, or no alternatives to read one from.
+	coverage       float64
+	noAlternatives bool
 	// elsewhere: another process of the run fetched the distribution
 	// (Cache.Elsewhere), so even its first answer here is reused.
 	elsewhere bool
@@ -561,11 +569,31 @@ func (c *Client) useDist(e *memoEntry) {
 		if e.stored {
 			c.stats.cacheHits.Add(1)
 			c.doer.obs.CacheLookup(c.doer.model, true)
+			c.stats.describeStored(e)
 		}
 		return
 	}
 	if !e.fallback {
 		c.stats.answersReused.Add(1)
+	}
+}
+
+// describeStored counts a distribution-mode reply read from the store as
+// fetchDist counted it when it was fetched: its covered mass, or its lack
+// of alternatives, and whether its question is sampled instead. The
+// figures that describe a run's answers (results' distributions, covered
+// mass, fallbacks and query mode) are then the same whether the replies
+// came from the model or from the cache: a rerun from the cache reported
+// no distribution, a null covered mass and no fallback, as if every
+// answer had been drawn from a distribution.
+func (s *counters) describeStored(e *memoEntry) {
+	if e.noAlternatives {
+		s.noAlternatives.Add(1)
+	} else {
+		s.addCoverage(e.coverage)
+	}
+	if e.fallback {
+		s.fallbacks.Add(1)
 	}
 }
 

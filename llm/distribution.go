@@ -43,7 +43,8 @@ func (c *Client) askDist(ctx context.Context, q *agent.Question, p agent.Prompt,
 	c.distFetched(mk)
 	// A fallback is kept too: without a cache, the next agent would
 	// otherwise ask for the distribution again.
-	m := c.remember(mk, &memoEntry{dist: e.Dist, stored: hit, fallback: e.Fallback, elsewhere: !hit && c.distElsewhere(p)})
+	m := c.remember(mk, &memoEntry{dist: e.Dist, stored: hit, fallback: e.Fallback, elsewhere: !hit && c.distElsewhere(p),
+		coverage: e.Coverage, noAlternatives: e.Reason == fallbackNoAlternatives})
 	c.useDist(m)
 	if e.Fallback {
 		a, err := c.askSample(ctx, q, p)

@@ -581,7 +581,7 @@ func (c *Client) prefetchOne(ctx context.Context, j prefetchJob) error {
 	if !e.Fallback {
 		// The first Ask to read it from memory counts the call saved
 		// when it came from the store, as without Prefetch.
-		c.remember(mk, &memoEntry{dist: e.Dist, stored: hit, elsewhere: !hit && c.distElsewhere(p)})
+		c.remember(mk, &memoEntry{dist: e.Dist, stored: hit, elsewhere: !hit && c.distElsewhere(p), coverage: e.Coverage})
 	}
 	// A distribution sampled instead is left to the Asks: registered
 	// only now, its samples could already have been fetched and read by

@@ -599,7 +599,7 @@ func writeReport(w io.Writer, o *analysis.Output, figures []string, paper paperF
 		r.LLM.Calls, r.LLM.CacheHits, r.LLM.AnswersReused, r.LLM.Retries)
 	if len(r.ModelRuns) > 0 {
 		b.WriteString("\n## Model runs\n\nWhat each model really did: its query mode (with the questions that fell back from distributions to sampling), " +
-			"traffic, the mean probability mass the answer options covered in the distributions fetched, and its invalid answers with their most frequent reasons.\n\n")
+			"traffic, the mean probability mass the answer options covered in the distributions its answers came from (fetched or read from the cache), and its invalid answers with their most frequent reasons.\n\n")
 		for _, mr := range r.ModelRuns {
 			b.WriteString("- " + analysis.ModelRunLine(mr) + "\n")
 		}
