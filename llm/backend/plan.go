@@ -63,6 +63,9 @@ type Plan struct {
 	// caches that answer them are the agent hosts' and the cluster's reply
 	// bucket, which the plan does not read.
 	NATS bool `json:"over_nats,omitempty"`
+	// unread: the run reads no reply cache (--no-cache, --cache-mode
+	// write or off), so every request of every run goes to the model.
+	unread bool
 }
 
 // OverNATS makes p the plan at the top of a run over NATS, whose requests
@@ -184,6 +187,7 @@ func EstimateCached(ctx context.Context, sc *scenarios.Scenario, latency time.Du
 		return nil, err
 	}
 	sent := first
+	out.unread = c != nil && c.Mode != llm.CacheReadWrite && c.Mode != llm.CacheRead
 	if dir, ok := c.read(); ok {
 		out.CacheDir = dir
 		if sent, err = rehearse(ctx, sc, New(dir, nil, nil).WithCache(llm.CacheRead, nil)); err != nil {
@@ -380,13 +384,18 @@ func (p *Plan) WriteText(w io.Writer, short bool) {
 	switch {
 	case !short:
 		fmt.Fprintf(w, "Tokens: %s.\n", p.Tokenizer)
-		if p.CacheDir == "" && p.StoredRun == "" {
+		switch {
+		case p.unread:
+			fmt.Fprintln(w, "The run reads no reply cache: a rerun of the same scenario and seed makes every request again.")
+		case p.CacheDir == "" && p.StoredRun == "":
 			fmt.Fprintln(w, "Requests of a first run (an empty reply cache): a rerun of the same scenario and seed makes none.")
 		}
 		fmt.Fprintln(w, severalHosts)
 	case p.NATS && p.StoredRun == "":
 		fmt.Fprintln(w, "(A first run's requests, counted with no cache read: over NATS the agent hosts' reply caches and the\n"+
 			"cluster's shared reply bucket answer the prompts they hold, so fewer requests, or none, may go to the model.)")
+	case p.unread:
+		fmt.Fprintln(w, "(The run reads no reply cache: every request goes to the model, in this run and in any rerun.)")
 	case p.CacheDir == "" && p.StoredRun == "":
 		fmt.Fprintln(w, "(A first run's requests: replies in the cache are not asked again.)")
 	}

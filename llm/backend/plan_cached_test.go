@@ -75,4 +75,19 @@ func TestEstimateCached(t *testing.T) {
 	if w.CacheDir != "" || w.Models[0].CachedRequests != 0 || w.Models[0].Requests != all {
 		t.Errorf("write mode: got %+v, want a first run's %d requests", w.Models[0], all)
 	}
+	// A run that reads no cache is not told that the cache answers its
+	// replies, nor that a rerun makes no request.
+	for _, mode := range []llm.CacheMode{llm.CacheWrite, llm.CacheOff} {
+		p, err := EstimateCached(ctx, sc, 0, &ReplyCache{Dir: cacheDir, Mode: mode})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, short := range []bool{true, false} {
+			var b strings.Builder
+			p.WriteText(&b, short)
+			if got := b.String(); !strings.Contains(got, "reads no reply cache") || strings.Contains(got, "not asked again") || strings.Contains(got, "makes none") {
+				t.Errorf("cache mode %v, short %v: got\n%s\nwant it to say the run reads no reply cache", mode, short, got)
+			}
+		}
+	}
 }
