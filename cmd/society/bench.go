@@ -35,9 +35,10 @@ each through the society client and through a bare net/http client making
 the same calls at the same concurrency, with their ratios. Last it counts
 the model calls of the study's design in each query mode.
 
-PARTS (comma-separated, for --skip): pipeline, nobus, nats, model, calls.
-The synthetic respondents are a psychometric model, not a language model:
-these are figures about the program, never about models.`
+PARTS (comma-separated, for --skip): pipeline, nobus, nats, model, calls
+(the model path alone: --skip pipeline,nobus,nats,calls). The synthetic
+respondents are a psychometric model, not a language model: these are
+figures about the program, never about models.`
 
 // benchOptions is what a bench run's wiring needs beyond the child runs.
 type benchOptions struct {
