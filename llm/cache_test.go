@@ -459,7 +459,8 @@ func TestKeyHashStable(t *testing.T) {
 // the run that filled the cache did: as many distributions, the same
 // covered mass, the same questions sampled instead (for low coverage and
 // for replies without alternatives), so that its results give the same
-// query mode and covered mass. It reported none of them, as if every
+// query mode and covered mass, and as many answers reused from a reply
+// (sampled answers retried strictly among them). It reported none of them, as if every
 // answer had been drawn from a distribution of unknown coverage.
 func TestCachedRerunDescribesAnswers(t *testing.T) {
 	in := pvq(t)
@@ -477,6 +478,10 @@ func TestCachedRerunDescribesAnswers(t *testing.T) {
 	run := func(prefetch bool) ClientStats {
 		cfg := testConfig(srv.URL)
 		cfg.Mode, cfg.Seed, cfg.Cache = ModeDistribution, ptr(uint64(1)), NewCache(store)
+		// Three agents of each persona: a question sampled instead is
+		// one request for its three samples, whose second and third
+		// answers reuse its reply (and some are retried strictly).
+		cfg.Demand, cfg.Samples = func(agent.Persona) int { return 3 }, 3
 		c := newClient(t, cfg)
 		var qs []*agent.Question
 		for _, p := range allPersonas(agent.StyleDescription) {
@@ -501,9 +506,9 @@ func TestCachedRerunDescribesAnswers(t *testing.T) {
 		return c.Stats()
 	}
 	first := run(false)
-	if first.Calls == 0 || first.Fallbacks <= first.NoAlternatives || first.NoAlternatives == 0 {
-		t.Fatalf("first run: %d calls, %d fallbacks, %d without alternatives; want some of each kind of fallback",
-			first.Calls, first.Fallbacks, first.NoAlternatives)
+	if first.Calls == 0 || first.Fallbacks <= first.NoAlternatives || first.NoAlternatives == 0 || first.StrictRetries == 0 {
+		t.Fatalf("first run: %d calls, %d fallbacks, %d without alternatives, %d strict retries; want some of each kind of fallback, and strict retries",
+			first.Calls, first.Fallbacks, first.NoAlternatives, first.StrictRetries)
 	}
 	for _, prefetch := range []bool{false, true} {
 		again := run(prefetch)
@@ -511,10 +516,10 @@ func TestCachedRerunDescribesAnswers(t *testing.T) {
 			t.Errorf("rerun (fetch ahead %v) made %d calls, want 0: the cache holds every reply", prefetch, again.Calls)
 		}
 		if again.CoverageN != first.CoverageN || math.Abs(again.CoverageSum-first.CoverageSum) > 1e-9 ||
-			again.Fallbacks != first.Fallbacks || again.NoAlternatives != first.NoAlternatives {
-			t.Errorf("rerun (fetch ahead %v): %d distributions, covered mass sum %.6f, %d fallbacks, %d without alternatives; "+
-				"want the first run's %d, %.6f, %d, %d", prefetch, again.CoverageN, again.CoverageSum, again.Fallbacks, again.NoAlternatives,
-				first.CoverageN, first.CoverageSum, first.Fallbacks, first.NoAlternatives)
+			again.Fallbacks != first.Fallbacks || again.NoAlternatives != first.NoAlternatives || again.AnswersReused != first.AnswersReused {
+			t.Errorf("rerun (fetch ahead %v): %d distributions, covered mass sum %.6f, %d fallbacks, %d without alternatives, %d answers reused; "+
+				"want the first run's %d, %.6f, %d, %d, %d", prefetch, again.CoverageN, again.CoverageSum, again.Fallbacks, again.NoAlternatives, again.AnswersReused,
+				first.CoverageN, first.CoverageSum, first.Fallbacks, first.NoAlternatives, first.AnswersReused)
 		}
 	}
 }

@@ -363,10 +363,13 @@ func (c *Client) endSegment(key segKey, f *segFetch, replies segReplies, err err
 }
 
 // countStored counts a sample served from the cache: the calls its entry
-// cost are calls saved, and an entry that cost none was served by the
-// replies of another sample's calls (an answer reused). An entry without
-// its calls counts one call saved for the first sample of its segment,
-// the one its request was seeded from.
+// cost are calls saved, and an entry whose answer was read from the
+// replies of another sample's request (its own calls, if any, strict
+// retries) is an answer reused, as it was when fetched. (Counted so only
+// when it cost no call, a rerun reported fewer answers reused than the
+// run that filled the cache, by its reused answers retried strictly.)
+// An entry without its calls counts one call saved for the first sample
+// of its segment, the one its request was seeded from.
 //
 // The requests among those calls are saved only when this run never
 // fetches the sample's segment (segmentStored): a run with more agents
@@ -395,8 +398,10 @@ func (c *Client) countStored(ctx context.Context, q *agent.Question, p agent.Pro
 			saved -= requests
 		}
 	}
-	if saved == 0 {
+	if saved == 0 || requests == 0 {
 		c.stats.answersReused.Add(1)
+	}
+	if saved == 0 {
 		return nil
 	}
 	c.stats.cacheHits.Add(int64(saved))
