@@ -64,7 +64,8 @@ type Plan struct {
 	// bucket, which the plan does not read.
 	NATS bool `json:"over_nats,omitempty"`
 	// unread: the run reads no reply cache (--no-cache, --cache-mode
-	// write or off), so every request of every run goes to the model.
+	// write or off), so every request of the run goes to the model (a
+	// later run that reads the cache finds what a write-mode run wrote).
 	unread bool
 }
 
@@ -386,7 +387,7 @@ func (p *Plan) WriteText(w io.Writer, short bool) {
 		fmt.Fprintf(w, "Tokens: %s.\n", p.Tokenizer)
 		switch {
 		case p.unread:
-			fmt.Fprintln(w, "The run reads no reply cache: a rerun of the same scenario and seed makes every request again.")
+			fmt.Fprintln(w, "This run reads no reply cache: every request goes to the model.")
 		case p.CacheDir == "" && p.StoredRun == "":
 			fmt.Fprintln(w, "Requests of a first run (an empty reply cache): a rerun of the same scenario and seed makes none.")
 		}
@@ -395,7 +396,7 @@ func (p *Plan) WriteText(w io.Writer, short bool) {
 		fmt.Fprintln(w, "(A first run's requests, counted with no cache read: over NATS the agent hosts' reply caches and the\n"+
 			"cluster's shared reply bucket answer the prompts they hold, so fewer requests, or none, may go to the model.)")
 	case p.unread:
-		fmt.Fprintln(w, "(The run reads no reply cache: every request goes to the model, in this run and in any rerun.)")
+		fmt.Fprintln(w, "(This run reads no reply cache: every request goes to the model.)")
 	case p.CacheDir == "" && p.StoredRun == "":
 		fmt.Fprintln(w, "(A first run's requests: replies in the cache are not asked again.)")
 	}
