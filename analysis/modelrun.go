@@ -204,7 +204,13 @@ func modelRuns(models []ModelInfo, traffic map[string]ModelTraffic, c *Collector
 // and the terminal summary.
 func ModelRunLine(m ModelRun) string {
 	b := &strings.Builder{}
-	fmt.Fprintf(b, "%s: %s, %s mode", m.Model, BackendLabel(m.Backend, m.Synthetic), m.QueryMode)
+	// "distribution mode (3 of 40 questions fell back to sampling)", not
+	// "distribution (3 of 40 …) mode".
+	mode, fell, _ := strings.Cut(m.QueryMode, " (")
+	if fell != "" {
+		fell = " (" + fell
+	}
+	fmt.Fprintf(b, "%s: %s, %s mode%s", m.Model, BackendLabel(m.Backend, m.Synthetic), mode, fell)
 	if l := m.LLM; l != nil {
 		fmt.Fprintf(b, "; %d calls, %d calls saved by the cache, %d answers reused from a reply, %d retries, %d strict retries, %d prompt + %d completion tokens",
 			l.Calls, l.CacheHits, l.AnswersReused, l.Retries, l.StrictRetries, l.PromptTokens, l.CompletionTokens)

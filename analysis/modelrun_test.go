@@ -96,7 +96,7 @@ func TestModelRuns(t *testing.T) {
 		t.Errorf("half without alternatives: got %q", got)
 	}
 	line := ModelRunLine(good)
-	for _, s := range []string{"good: openai, distribution (3 of 4 questions fell back to sampling) mode", "covered mass 0.300 over 4 distributions, 3 fell back"} {
+	for _, s := range []string{"good: openai, distribution mode (3 of 4 questions fell back to sampling)", "covered mass 0.300 over 4 distributions, 3 fell back"} {
 		if !strings.Contains(line, s) {
 			t.Errorf("line %q: want %q in it", line, s)
 		}

@@ -120,8 +120,9 @@ func TestRunReportsWhatHappened(t *testing.T) {
 		if mr.QueryMode != want {
 			t.Errorf("query mode: got %q, want %q", mr.QueryMode, want)
 		}
-		if !strings.Contains(readReport(t, out), want+" mode") || !strings.Contains(stdout, want) {
-			t.Errorf("report or summary lacks %q:\n%s", want, stdout)
+		line := "distribution mode (all " + itoa(mr.LLM.Fallbacks) + " questions fell back to sampling)"
+		if !strings.Contains(readReport(t, out), line) || !strings.Contains(stdout, line) {
+			t.Errorf("report or summary lacks %q:\n%s", line, stdout)
 		}
 		// A rebuild makes no call: it keeps what the run learnt.
 		if _, stderr, code := runCLI(t, "report", out); code != 0 {
