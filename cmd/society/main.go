@@ -68,6 +68,7 @@ func main() {
 	ctx, cancel := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE) // a reader gone (| head): writes fail (EPIPE), the run still writes its results
 	go watchSignals(sigs, cancel, stderr, func(code int) { bus.RemoveTempStores(); os.Exit(code) })
 	err := protect(func() error { return run(ctx, os.Args[1:], os.Stdout, stderr) })
 	signal.Stop(sigs)
@@ -76,9 +77,8 @@ func main() {
 }
 
 // watchSignals cancels the command at the first SIGINT or SIGTERM, so that
-// every phase stops in order and nothing half-done is written, and exits
-// at once with status 130 at the second: a user pressing Ctrl-C twice
-// wants it to stop now.
+// every phase stops in order and nothing half-done is written, and exits at
+// once with status 130 at the second (a user pressing Ctrl-C twice).
 func watchSignals(sigs <-chan os.Signal, cancel context.CancelFunc, stderr io.Writer, exit func(int)) {
 	if _, ok := <-sigs; !ok {
 		return
