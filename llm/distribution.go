@@ -160,8 +160,9 @@ func (c *Client) fetchDist(ctx context.Context, q *agent.Question, p agent.Promp
 	if !ok {
 		c.stats.fallbacks.Add(1)
 		c.stats.noAlternatives.Add(1)
-		c.warnOnce("no-alternatives", "the server returned no alternatives (top_logprobs) for the answer token; "+
-			"questions are sampled instead (mode = \"sample\" avoids the extra request)")
+		c.warnOnce("no-alternatives", "the server returned no alternatives (top_logprobs) for the answer token of a prompt; "+
+			"each such question is sampled instead, and the results count them as fallbacks (said once; if it is every prompt, "+
+			"mode = \"sample\" avoids the extra request)")
 		return distEntry{Fallback: true, Reason: fallbackNoAlternatives}, nil
 	}
 	temp := 1.0
@@ -173,7 +174,7 @@ func (c *Client) fetchDist(ctx context.Context, q *agent.Question, p agent.Promp
 	c.doer.obs.Coverage(c.doer.model, coverage)
 	if coverage < c.cfg.MinCoverage || dist == nil {
 		c.stats.fallbacks.Add(1)
-		c.warnOnce("low-coverage", "the answer options cover too little of the answer token's probability; questions below the threshold are sampled instead",
+		c.warnOnce("low-coverage", "the answer options cover too little of the answer token's probability for a prompt; each question below the threshold is sampled instead, and the results count them as fallbacks (said once)",
 			"coverage", coverage, "min_coverage", c.cfg.MinCoverage)
 		return distEntry{Coverage: coverage, Fallback: true, Reason: fallbackLowCoverage}, nil
 	}
