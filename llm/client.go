@@ -569,7 +569,7 @@ func (c *Client) useDist(e *memoEntry) {
 		if e.stored {
 			c.stats.cacheHits.Add(1)
 			c.doer.obs.CacheLookup(c.doer.model, true)
-			c.stats.describeStored(e)
+			c.stats.countDist(e.coverage, e.noAlternatives, e.fallback)
 		}
 		return
 	}
@@ -578,21 +578,22 @@ func (c *Client) useDist(e *memoEntry) {
 	}
 }
 
-// describeStored counts a distribution-mode reply read from the store as
-// fetchDist counted it when it was fetched: its covered mass, or its lack
-// of alternatives, and whether its question is sampled instead. The
-// figures that describe a run's answers (results' distributions, covered
-// mass, fallbacks and query mode) are then the same whether the replies
-// came from the model or from the cache: a rerun from the cache reported
-// no distribution, a null covered mass and no fallback, as if every
-// answer had been drawn from a distribution.
-func (s *counters) describeStored(e *memoEntry) {
-	if e.noAlternatives {
+// countDist counts a distribution-mode reply as it describes the answers:
+// its covered mass, or its lack of alternatives to read one from, and
+// whether its question is sampled instead. fetchDist counts each reply it
+// fetches, useDist each read from the store (as it was counted when
+// fetched), so that a run's distributions, covered mass, fallbacks and
+// query mode are the same whether the replies came from the model or
+// from the cache: a rerun from the cache reported no distribution, a null
+// covered mass and no fallback, as if every answer had been drawn from a
+// distribution.
+func (s *counters) countDist(coverage float64, noAlternatives, fallback bool) {
+	if noAlternatives {
 		s.noAlternatives.Add(1)
 	} else {
-		s.addCoverage(e.coverage)
+		s.addCoverage(coverage)
 	}
-	if e.fallback {
+	if fallback {
 		s.fallbacks.Add(1)
 	}
 }

@@ -158,8 +158,7 @@ func (c *Client) fetchDist(ctx context.Context, q *agent.Question, p agent.Promp
 		alts, ok = chatAlternatives(resp)
 	}
 	if !ok {
-		c.stats.fallbacks.Add(1)
-		c.stats.noAlternatives.Add(1)
+		c.stats.countDist(0, true, true)
 		c.warnOnce("no-alternatives", "the server returned no alternatives (top_logprobs) for the answer token of a prompt; "+
 			"each such question is sampled instead, and the results count them as fallbacks (said once; if it is every prompt, "+
 			"mode = \"sample\" avoids the extra request)")
@@ -170,10 +169,10 @@ func (c *Client) fetchDist(ctx context.Context, q *agent.Question, p agent.Promp
 		temp = *c.cfg.Temperature
 	}
 	dist, coverage := optionDist(alts, sc.Min, sc.Max, temp)
-	c.stats.addCoverage(coverage)
+	fallback := coverage < c.cfg.MinCoverage || dist == nil
+	c.stats.countDist(coverage, false, fallback)
 	c.doer.obs.Coverage(c.doer.model, coverage)
-	if coverage < c.cfg.MinCoverage || dist == nil {
-		c.stats.fallbacks.Add(1)
+	if fallback {
 		c.warnOnce("low-coverage", "the answer options cover too little of the answer token's probability for a prompt; each question below the threshold is sampled instead, and the results count them as fallbacks (said once)",
 			"coverage", coverage, "min_coverage", c.cfg.MinCoverage)
 		return distEntry{Coverage: coverage, Fallback: true, Reason: fallbackLowCoverage}, nil
